@@ -1,0 +1,47 @@
+# The two commands of the README: `make test` and `make demo`. Each installs the Debian packages
+# it needs first (apt-get; run as root or with sudo), then builds.
+
+SWIFT ?= swift
+DEB_PACKAGES := libopenblas-dev zlib1g-dev dataset-fashion-mnist
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Benchmarks and the demo choose OpenBLAS's AVX-512 kernels deliberately when the CPU has them and
+# the caller has not chosen: Debian's OpenBLAS 0.3.21 misdetects such CPUs as "Prescott" (SSE3).
+# Tests and CI never set this: they run whatever the machine's environment gives.
+FAST_BLAS := $(if $(OPENBLAS_CORETYPE),,$(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX))
+
+.PHONY: all deps build test demo bench bench-deps bench-foundation clean
+
+all: build
+
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+
+# numpy from PyPI: its bundled OpenBLAS detects this CPU by itself, the reference for GEMM speed.
+bench-deps: deps
+	@python3 -c "import numpy" 2>/dev/null || python3 -m pip install --quiet numpy
+
+bench-foundation: bench-deps
+	$(SWIFT) build -c release --package-path Benchmarks --product dml-bench
+	env $(FAST_BLAS) Benchmarks/.build/release/dml-bench foundation
+
+bench: bench-foundation
+
+# Until the trainer lands (issue 6), the demo shows the foundation: GEMM against numpy, network
+# passes and allocations per training step.
+demo: bench-foundation
+
+clean:
+	rm -rf .build Benchmarks/.build

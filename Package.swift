@@ -1,0 +1,45 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// The manifest reads as a table: one row per library module, with its dependencies.
+// Adding a module is one line; its product and its test target derive from the row.
+let modules: [(name: String, dependencies: [Target.Dependency], hasTests: Bool)] = [
+  ("DMLKernels", ["CBLAS", .product(name: "RealModule", package: "swift-numerics")], true),
+  ("DMLCore", ["DMLKernels"], false),
+  ("DMLNetworks", ["DMLCore"], true),
+  ("DMLTraining", ["DMLCore"], true),
+  ("DMLTesting", ["DMLCore"], false),
+  ("MetricLearning", ["DMLKernels", "DMLCore", "DMLNetworks", "DMLTraining"], false),
+]
+
+let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+
+var targets: [Target] = [
+  .systemLibrary(
+    name: "CBLAS", pkgConfig: "openblas",
+    providers: [.apt(["libopenblas-dev"])])
+]
+targets += modules.map {
+  .target(name: $0.name, dependencies: $0.dependencies, swiftSettings: strict)
+}
+// Test targets whose folder holds a `Golden` directory of reference values.
+let goldenTests: Set<String> = ["DMLNetworks"]
+targets += modules.filter(\.hasTests).map { module in
+  .testTarget(
+    name: "\(module.name)Tests",
+    dependencies: Array(Set([module.name, "DMLTesting", "DMLNetworks", "DMLTraining"])).sorted().map {
+      .target(name: $0)
+    },
+    resources: goldenTests.contains(module.name) ? [.copy("Golden")] : [],
+    swiftSettings: strict)
+}
+
+let package = Package(
+  name: "swift-metric-learning",
+  products: modules.map { .library(name: $0.name, targets: [$0.name]) },
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-numerics", from: "1.1.0")
+  ],
+  targets: targets,
+  swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,128 @@
+/// Whether a pass trains (batch statistics, dropout on) or infers.
+public enum ForwardMode: Sendable, Equatable {
+  case training
+  case inference
+}
+
+/// A differentiable map from a batch (one sample per row) to a batch, with a hand-written
+/// backward pass.
+///
+/// Layers do not cache their input: the caller keeps the input and the output of the forward
+/// pass and hands both back to `backward`. A composed network therefore owns every activation
+/// buffer once, and reuses it from step to step without allocating.
+public protocol Layer<Scalar>: ParameterContainer {
+  /// The number of features of one output row, given that of an input row.
+  func outputFeatures(forInput inputFeatures: Int) -> Int
+
+  /// Computes the output for `input` into `output`, resizing it as needed.
+  mutating func forward(_ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode)
+
+  /// Given the pass's `input` and `output` and the gradient of the loss with respect to the
+  /// output, overwrites the gradients of the parameters and, if `propagate`, writes the gradient
+  /// with respect to the input into `inputGradient`.
+  mutating func backward(
+    input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
+    inputGradient: inout Matrix<Scalar>, propagate: Bool)
+}
+
+extension Layer {
+  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {}
+
+  /// The output for `input`, in a new matrix (inference mode unless told otherwise).
+  public mutating func callAsFunction(_ input: Matrix<Scalar>, mode: ForwardMode = .inference)
+    -> Matrix<Scalar>
+  {
+    var out = Matrix<Scalar>()
+    forward(input, into: &out, mode: mode)
+    return out
+  }
+}
+
+/// A network that maps a batch of inputs to embeddings and, backwards, the gradient with respect
+/// to the embeddings into parameter gradients.
+///
+/// It owns its output and gradient buffers; the embeddings of the last forward pass stay
+/// readable in `embeddings` until the next one.
+public protocol EmbeddingNetwork<Scalar>: ParameterContainer {
+  /// The embeddings of the last forward pass, one row per input row.
+  var embeddings: Matrix<Scalar> { get }
+  /// The embedding dimension for the configured input size.
+  var embeddingDimension: Int { get }
+  /// The number of features of one input row.
+  var inputFeatures: Int { get }
+  /// Runs the forward pass on `input`; the result is in `embeddings`.
+  mutating func forward(_ input: Matrix<Scalar>, mode: ForwardMode)
+  /// Back-propagates `gradient` (d loss / d embeddings of the last forward pass) into the
+  /// parameter gradients.
+  mutating func backward(_ gradient: Matrix<Scalar>)
+}
+
+/// An `EmbeddingNetwork` built from one layer (usually a composed chain), holding the buffers
+/// that the forward and backward passes reuse.
+public struct Network<Body: Layer>: EmbeddingNetwork {
+  public typealias Scalar = Body.Scalar
+  /// The composed layers.
+  public var body: Body
+  /// The number of features of one input row.
+  public let inputFeatures: Int
+  @usableFromInline var lastInput = Matrix<Scalar>()
+  @usableFromInline var output = Matrix<Scalar>()
+  @usableFromInline var inputGradient = Matrix<Scalar>()
+
+  public init(inputFeatures: Int, body: Body) {
+    self.inputFeatures = inputFeatures
+    self.body = body
+  }
+
+  public var embeddings: Matrix<Scalar> { output }
+
+  public var embeddingDimension: Int { body.outputFeatures(forInput: inputFeatures) }
+
+  public mutating func forward(_ input: Matrix<Scalar>, mode: ForwardMode) {
+    precondition(
+      input.columns == inputFeatures,
+      "Network expects \(inputFeatures) features per row, got \(input.columns)")
+    lastInput.assign(input)  // a private copy: the caller may refill its batch buffer
+    body.forward(input, into: &output, mode: mode)
+  }
+
+  public mutating func backward(_ gradient: Matrix<Scalar>) {
+    precondition(
+      gradient.rows == output.rows && gradient.columns == output.columns,
+      "Embedding gradient is \(gradient.rows)x\(gradient.columns), embeddings are "
+        + "\(output.rows)x\(output.columns)")
+    body.backward(
+      input: lastInput, output: output, outputGradient: gradient,
+      inputGradient: &inputGradient, propagate: false)
+  }
+
+  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
+    body.visitParameters(visit)
+  }
+
+  /// Embeds `input` in inference mode, in batches of `batchSize`, into a new matrix.
+  public mutating func embed(_ input: Matrix<Scalar>, batchSize: Int = 1024) -> Matrix<Scalar> {
+    var result = Matrix<Scalar>(rows: input.rows, columns: embeddingDimension)
+    var batch = Matrix<Scalar>()
+    var start = 0
+    while start < input.rows {
+      let end = min(input.rows, start + batchSize)
+      batch.resize(rows: end - start, columns: input.columns)
+      input.withUnsafeBufferPointer { src in
+        batch.withUnsafeMutableBufferPointer { dst in
+          dst.baseAddress!.update(
+            from: src.baseAddress! + start * input.columns, count: (end - start) * input.columns)
+        }
+      }
+      forward(batch, mode: .inference)
+      let d = output.columns
+      output.withUnsafeBufferPointer { src in
+        result.withUnsafeMutableBufferPointer { dst in
+          dst.baseAddress!.advanced(by: start * d).update(from: src.baseAddress!, count: src.count)
+        }
+      }
+      start = end
+    }
+    return result
+  }
+}

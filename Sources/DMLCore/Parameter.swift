@@ -1,0 +1,69 @@
+@_exported import DMLKernels
+
+/// A learned tensor with its gradient, as the optimizer and checkpoints see it.
+///
+/// Layers own their parameters. `backward` overwrites `gradient` (it does not accumulate), so
+/// there is no separate zeroing step.
+public struct Parameter<Scalar: DMLScalar>: Sendable {
+  /// The name within its layer, for example `"weight"` or `"bias"`.
+  public let name: String
+  /// The logical shape, for saving (for example `[out, in]` for a linear weight).
+  public let shape: [Int]
+  /// The values, as a matrix (a bias or a vector is one row).
+  public var value: Matrix<Scalar>
+  /// The gradient of the loss with respect to `value`, written by the last backward pass.
+  public var gradient: Matrix<Scalar>
+  /// The optimizer parameter group: settings are looked up by this index (0 is the default
+  /// group). Proxies, for example, go in a group with their own learning rate.
+  public var group: Int
+  /// Whether weight decay applies. Off for biases and normalisation parameters by default.
+  public var decays: Bool
+
+  /// A parameter with the given logical `shape`, stored as a matrix of the same element count.
+  public init(
+    name: String, shape: [Int], value: Matrix<Scalar>, group: Int = 0, decays: Bool = true
+  ) {
+    precondition(
+      shape.reduce(1, *) == value.count,
+      "Parameter \(name): shape \(shape) does not hold \(value.count) values")
+    self.name = name
+    self.shape = shape
+    self.value = value
+    self.gradient = Matrix(rows: value.rows, columns: value.columns)
+    self.group = group
+    self.decays = decays
+  }
+
+  /// The number of scalars.
+  @inlinable public var count: Int { value.count }
+}
+
+/// Anything that owns parameters: layers, networks, losses with proxies or class weights.
+public protocol ParameterContainer<Scalar> {
+  associatedtype Scalar: DMLScalar
+  /// Calls `visit` on every parameter, always in the same order.
+  mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void)
+}
+
+extension ParameterContainer {
+  /// The number of learned scalars.
+  public var parameterCount: Int {
+    var copy = self
+    var n = 0
+    copy.visitParameters { n += $0.count }
+    return n
+  }
+
+  /// A copy of every parameter, in visiting order.
+  public var parameters: [Parameter<Scalar>] {
+    var copy = self
+    var list: [Parameter<Scalar>] = []
+    copy.visitParameters { list.append($0) }
+    return list
+  }
+
+  /// Moves every parameter into `group` (for an optimizer parameter group).
+  public mutating func assignParameterGroup(_ group: Int) {
+    visitParameters { $0.group = group }
+  }
+}

@@ -1,0 +1,46 @@
+import CBLAS
+import Foundation
+
+/// The BLAS library behind GEMM: which CPU kernels it picked, and how many threads it uses.
+///
+/// Debian's OpenBLAS 0.3.21 does not recognise recent AVX-512 CPUs and falls back to its SSE3
+/// ("Prescott") kernels at about a fifth of the machine's peak. OpenBLAS reads
+/// `OPENBLAS_CORETYPE` once, when the library loads, so the choice must be made in the
+/// environment before the process starts: `OPENBLAS_CORETYPE=SkylakeX dml ...`. The library never
+/// changes that variable itself; it reports the core and says how to get a faster one.
+public enum BLAS {
+  /// The kernel family OpenBLAS chose at load time, for example `"SkylakeX"` or `"Prescott"`.
+  public static var coreName: String {
+    guard let name = openblas_get_corename() else { return "unknown" }
+    return String(cString: name).trimmingCharacters(in: .whitespacesAndNewlines)
+  }
+
+  /// The build configuration string of the loaded OpenBLAS.
+  public static var configuration: String {
+    guard let config = openblas_get_config() else { return "unknown" }
+    return String(cString: config).trimmingCharacters(in: .whitespacesAndNewlines)
+  }
+
+  /// The number of threads OpenBLAS uses for one call.
+  public static var threadCount: Int {
+    get { Int(openblas_get_num_threads()) }
+    set { openblas_set_num_threads(Int32(max(1, newValue))) }
+  }
+
+  /// Whether this CPU supports AVX-512F, read from `/proc/cpuinfo` (Linux only).
+  public static var cpuHasAVX512: Bool {
+    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return false }
+    return info.contains(" avx512f")
+  }
+
+  /// A one-line advice when OpenBLAS runs slower kernels than the CPU supports, else `nil`.
+  public static var advice: String? {
+    let core = coreName.lowercased()
+    let slow = ["prescott", "core2", "penryn", "dunnington", "nehalem", "sandybridge", "haswell",
+                "zen"]
+    guard cpuHasAVX512, slow.contains(core) else { return nil }
+    return "OpenBLAS picked its \(coreName) kernels on a CPU with AVX-512; set "
+      + "OPENBLAS_CORETYPE=SkylakeX in the environment before starting for about 4x faster GEMM."
+  }
+}
+

@@ -1,0 +1,99 @@
+/// The geometry of a 2-D convolution or pooling window over an NHWC batch.
+public struct ConvGeometry: Sendable, Equatable, Codable {
+  /// Images in the batch.
+  public var batch: Int
+  /// Input height, width and channels.
+  public var height: Int, width: Int, channels: Int
+  /// Window height and width.
+  public var kernelHeight: Int, kernelWidth: Int
+  /// Step between windows.
+  public var strideY: Int, strideX: Int
+  /// Zero padding added on each side.
+  public var padY: Int, padX: Int
+
+  public init(
+    batch: Int, height: Int, width: Int, channels: Int,
+    kernelHeight: Int, kernelWidth: Int, strideY: Int = 1, strideX: Int = 1,
+    padY: Int = 0, padX: Int = 0
+  ) {
+    self.batch = batch
+    self.height = height
+    self.width = width
+    self.channels = channels
+    self.kernelHeight = kernelHeight
+    self.kernelWidth = kernelWidth
+    self.strideY = strideY
+    self.strideX = strideX
+    self.padY = padY
+    self.padX = padX
+  }
+
+  /// Output height.
+  @inlinable public var outputHeight: Int { (height + 2 * padY - kernelHeight) / strideY + 1 }
+  /// Output width.
+  @inlinable public var outputWidth: Int { (width + 2 * padX - kernelWidth) / strideX + 1 }
+  /// Rows of the column matrix: one per output pixel of every image.
+  @inlinable public var patchCount: Int { batch * outputHeight * outputWidth }
+  /// Columns of the column matrix: one window, `kernelHeight * kernelWidth * channels`.
+  @inlinable public var patchSize: Int { kernelHeight * kernelWidth * channels }
+}
+
+/// Unfolds NHWC images into a column matrix: row `(b, oy, ox)` holds the window at that output
+/// pixel in `(ky, kx, c)` order, with zeros where the window leaves the padded image.
+///
+/// A convolution is then one GEMM of the column matrix with the `(ky, kx, c)`-ordered weights.
+@inlinable
+public func im2col<T: DMLScalar>(
+  _ input: UnsafePointer<T>, geometry g: ConvGeometry, into columns: UnsafeMutablePointer<T>
+) {
+  let oh = g.outputHeight, ow = g.outputWidth, c = g.channels
+  var dst = columns
+  for b in 0..<g.batch {
+    let image = input + b * g.height * g.width * c
+    for oy in 0..<oh {
+      for ox in 0..<ow {
+        for ky in 0..<g.kernelHeight {
+          let iy = oy * g.strideY - g.padY + ky
+          for kx in 0..<g.kernelWidth {
+            let ix = ox * g.strideX - g.padX + kx
+            if iy >= 0 && iy < g.height && ix >= 0 && ix < g.width {
+              dst.update(from: image + (iy * g.width + ix) * c, count: c)
+            } else {
+              dst.update(repeating: 0, count: c)
+            }
+            dst += c
+          }
+        }
+      }
+    }
+  }
+}
+
+/// The adjoint of `im2col`: folds a column matrix back into NHWC images, summing the entries
+/// that overlapping windows share. The output is overwritten.
+@inlinable
+public func col2im<T: DMLScalar>(
+  _ columns: UnsafePointer<T>, geometry g: ConvGeometry, into output: UnsafeMutablePointer<T>
+) {
+  let oh = g.outputHeight, ow = g.outputWidth, c = g.channels
+  output.update(repeating: 0, count: g.batch * g.height * g.width * c)
+  var src = columns
+  for b in 0..<g.batch {
+    let image = output + b * g.height * g.width * c
+    for oy in 0..<oh {
+      for ox in 0..<ow {
+        for ky in 0..<g.kernelHeight {
+          let iy = oy * g.strideY - g.padY + ky
+          for kx in 0..<g.kernelWidth {
+            let ix = ox * g.strideX - g.padX + kx
+            if iy >= 0 && iy < g.height && ix >= 0 && ix < g.width {
+              let d = image + (iy * g.width + ix) * c
+              for ch in 0..<c { d[ch] += src[ch] }
+            }
+            src += c
+          }
+        }
+      }
+    }
+  }
+}

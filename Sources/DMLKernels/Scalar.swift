@@ -1,0 +1,54 @@
+import CBLAS
+@_exported import RealModule
+
+/// The element type of every matrix: `Float` for training, `Double` for exact tests.
+///
+/// It gathers what the kernels need: real functions (`exp`, `log`, `erf`, …) from swift-numerics,
+/// binary floating-point conversions, SIMD lanes, and a BLAS entry point for GEMM.
+public protocol DMLScalar: Real, BinaryFloatingPoint, SIMDScalar, Sendable, Codable
+where Self.RawSignificand: FixedWidthInteger {
+  /// Row-major GEMM, `C = alpha * op(A) * op(B) + beta * C`, forwarded to BLAS.
+  static func blasGemm(
+    transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+    alpha: Self, a: UnsafePointer<Self>, lda: Int,
+    b: UnsafePointer<Self>, ldb: Int,
+    beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+
+  /// A short name for reports (`"f32"`, `"f64"`).
+  static var typeName: String { get }
+}
+
+@inlinable
+func cblasTranspose(_ t: Bool) -> CBLAS_TRANSPOSE { t ? CblasTrans : CblasNoTrans }
+
+extension Float: DMLScalar {
+  @inlinable
+  public static func blasGemm(
+    transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+    alpha: Float, a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int,
+    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+  ) {
+    cblas_sgemm(
+      CblasRowMajor, cblasTranspose(transposeA), cblasTranspose(transposeB),
+      blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
+      beta, c, blasint(ldc))
+  }
+  public static var typeName: String { "f32" }
+}
+
+extension Double: DMLScalar {
+  @inlinable
+  public static func blasGemm(
+    transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+    alpha: Double, a: UnsafePointer<Double>, lda: Int,
+    b: UnsafePointer<Double>, ldb: Int,
+    beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
+  ) {
+    cblas_dgemm(
+      CblasRowMajor, cblasTranspose(transposeA), cblasTranspose(transposeB),
+      blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
+      beta, c, blasint(ldc))
+  }
+  public static var typeName: String { "f64" }
+}

@@ -1,0 +1,166 @@
+/// Batch normalisation over channels (Ioffe and Szegedy 2015), PyTorch's `BatchNorm1d` and
+/// `BatchNorm2d` in one type.
+///
+/// ```
+/// y = γ (x − μ) / √(σ² + ε) + β
+/// ```
+/// The statistics run over every row and pixel of each channel: for feature rows the channels are
+/// the features (1-D); for NHWC image rows they are the last axis (2-D). Training mode uses the
+/// batch's mean and biased variance and updates the running estimates with `momentum` (the
+/// running variance is unbiased, as in PyTorch); inference mode uses the running estimates.
+public struct BatchNorm<Scalar: DMLScalar>: Layer {
+  /// The scale γ, one per channel (initially 1).
+  public var scale: Parameter<Scalar>
+  /// The shift β, one per channel (initially 0).
+  public var shift: Parameter<Scalar>
+  /// The running mean, used in inference mode.
+  public var runningMean: [Scalar]
+  /// The running (unbiased) variance, used in inference mode.
+  public var runningVariance: [Scalar]
+  /// Channels normalised.
+  public let channels: Int
+  /// Added to the variance for stability.
+  public var epsilon: Scalar
+  /// The weight of the current batch in the running estimates.
+  public var momentum: Scalar
+  @usableFromInline var normalized = Matrix<Scalar>()
+  @usableFromInline var inverseStd: [Scalar]
+  @usableFromInline var lastMode = ForwardMode.training
+
+  public init(channels: Int, epsilon: Scalar = 1e-5, momentum: Scalar = 0.1) {
+    precondition(channels > 0, "BatchNorm needs at least one channel")
+    self.channels = channels
+    self.epsilon = epsilon
+    self.momentum = momentum
+    scale = Parameter(
+      name: "weight", shape: [channels], value: Matrix(rows: 1, columns: channels, repeating: 1),
+      decays: false)
+    shift = Parameter(
+      name: "bias", shape: [channels], value: Matrix(rows: 1, columns: channels), decays: false)
+    runningMean = [Scalar](repeating: 0, count: channels)
+    runningVariance = [Scalar](repeating: 1, count: channels)
+    inverseStd = [Scalar](repeating: 0, count: channels)
+  }
+
+  public func outputFeatures(forInput n: Int) -> Int {
+    precondition(n % channels == 0, "BatchNorm over \(channels) channels got \(n) features")
+    return n
+  }
+
+  @inlinable
+  public mutating func forward(
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+  ) {
+    precondition(
+      input.columns % channels == 0,
+      "BatchNorm over \(channels) channels got \(input.columns) features")
+    let c = channels
+    let n = input.count / c  // values per channel
+    lastMode = mode
+    output.resize(rows: input.rows, columns: input.columns)
+    normalized.resize(rows: input.rows, columns: input.columns)
+    let eps = epsilon, m = momentum, training = mode == .training
+    precondition(!training || n > 1, "BatchNorm in training mode needs more than one value per channel")
+    input.withUnsafeBufferPointer { x in
+      normalized.withUnsafeMutableBufferPointer { xh in
+        inverseStd.withUnsafeMutableBufferPointer { inv in
+          runningMean.withUnsafeMutableBufferPointer { rm in
+            runningVariance.withUnsafeMutableBufferPointer { rv in
+              for ch in 0..<c {
+                let mu: Scalar
+                if training {
+                  // Two passes over the channel, for accuracy.
+                  var s: Scalar = 0
+                  for r in 0..<n { s += x[r * c + ch] }
+                  mu = s / Scalar(n)
+                  var v: Scalar = 0
+                  for r in 0..<n {
+                    let d = x[r * c + ch] - mu
+                    v += d * d
+                  }
+                  inv[ch] = 1 / Scalar.sqrt(v / Scalar(n) + eps)
+                  rm[ch] = (1 - m) * rm[ch] + m * mu
+                  rv[ch] = (1 - m) * rv[ch] + m * v / Scalar(n - 1)
+                } else {
+                  mu = rm[ch]
+                  inv[ch] = 1 / Scalar.sqrt(rv[ch] + eps)
+                }
+                let k = inv[ch]
+                for r in 0..<n { xh[r * c + ch] = (x[r * c + ch] - mu) * k }
+              }
+            }
+          }
+        }
+      }
+    }
+    scale.value.withUnsafeBufferPointer { gamma in
+      shift.value.withUnsafeBufferPointer { beta in
+        normalized.withUnsafeBufferPointer { xh in
+          output.withUnsafeMutableBufferPointer { y in
+            for r in 0..<n {
+              for ch in 0..<c { y[r * c + ch] = gamma[ch] * xh[r * c + ch] + beta[ch] }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  @inlinable
+  public mutating func backward(
+    input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
+    inputGradient: inout Matrix<Scalar>, propagate: Bool
+  ) {
+    let c = channels
+    let n = input.count / c
+    let training = lastMode == .training
+    if propagate { inputGradient.resize(rows: input.rows, columns: input.columns) }
+    outputGradient.withUnsafeBufferPointer { g in
+      normalized.withUnsafeBufferPointer { xh in
+        scale.gradient.withUnsafeMutableBufferPointer { dGamma in
+          shift.gradient.withUnsafeMutableBufferPointer { dBeta in
+            for ch in 0..<c {
+              var sg: Scalar = 0, sgx: Scalar = 0
+              for r in 0..<n {
+                sg += g[r * c + ch]
+                sgx += g[r * c + ch] * xh[r * c + ch]
+              }
+              dGamma[ch] = sgx
+              dBeta[ch] = sg
+            }
+          }
+        }
+      }
+    }
+    guard propagate else { return }
+    outputGradient.withUnsafeBufferPointer { g in
+      normalized.withUnsafeBufferPointer { xh in
+        scale.value.withUnsafeBufferPointer { gamma in
+          scale.gradient.withUnsafeBufferPointer { dGamma in
+            shift.gradient.withUnsafeBufferPointer { dBeta in
+              inputGradient.withUnsafeMutableBufferPointer { gx in
+                for ch in 0..<c {
+                  let k = gamma[ch] * inverseStd[ch]
+                  if training {
+                    let meanG = dBeta[ch] / Scalar(n), meanGX = dGamma[ch] / Scalar(n)
+                    for r in 0..<n {
+                      let i = r * c + ch
+                      gx[i] = k * (g[i] - meanG - xh[i] * meanGX)
+                    }
+                  } else {
+                    for r in 0..<n { gx[r * c + ch] = k * g[r * c + ch] }
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
+    visit(&scale)
+    visit(&shift)
+  }
+}

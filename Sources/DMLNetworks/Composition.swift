@@ -1,0 +1,201 @@
+@_exported import DMLCore
+
+/// Two layers applied one after the other. Nesting chains gives a network whose type spells
+/// out every layer, so the compiler specialises and inlines the whole pass.
+public struct Chain<First: Layer, Second: Layer>: Layer where First.Scalar == Second.Scalar {
+  public typealias Scalar = First.Scalar
+  /// The layer applied first.
+  public var first: First
+  /// The layer applied to the first one's output.
+  public var second: Second
+  @usableFromInline var middle = Matrix<Scalar>()
+  @usableFromInline var middleGradient = Matrix<Scalar>()
+
+  public init(_ first: First, _ second: Second) {
+    self.first = first
+    self.second = second
+  }
+
+  public func outputFeatures(forInput n: Int) -> Int {
+    second.outputFeatures(forInput: first.outputFeatures(forInput: n))
+  }
+
+  @inlinable
+  public mutating func forward(
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+  ) {
+    first.forward(input, into: &middle, mode: mode)
+    second.forward(middle, into: &output, mode: mode)
+  }
+
+  @inlinable
+  public mutating func backward(
+    input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
+    inputGradient: inout Matrix<Scalar>, propagate: Bool
+  ) {
+    second.backward(
+      input: middle, output: output, outputGradient: outputGradient,
+      inputGradient: &middleGradient, propagate: true)
+    first.backward(
+      input: input, output: middle, outputGradient: middleGradient,
+      inputGradient: &inputGradient, propagate: propagate)
+  }
+
+  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
+    first.visitParameters(visit)
+    second.visitParameters(visit)
+  }
+}
+
+/// A run-time number of layers of one type (for example the hidden blocks of an MLP), applied
+/// in order. An empty stack is the identity.
+public struct Stack<Element: Layer>: Layer {
+  public typealias Scalar = Element.Scalar
+  /// The layers, applied first to last.
+  public var layers: [Element]
+  @usableFromInline var activations: [Matrix<Scalar>]
+  @usableFromInline var gradients: [Matrix<Scalar>]
+
+  public init(_ layers: [Element]) {
+    self.layers = layers
+    activations = Array(repeating: Matrix(), count: max(0, layers.count - 1))
+    gradients = activations
+  }
+
+  public func outputFeatures(forInput n: Int) -> Int {
+    layers.reduce(n) { $1.outputFeatures(forInput: $0) }
+  }
+
+  @inlinable
+  public mutating func forward(
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+  ) {
+    let last = layers.count - 1
+    guard last >= 0 else {
+      output.assign(input)
+      return
+    }
+    for i in 0...last {
+      let x = i == 0 ? input : activations[i - 1]
+      if i == last {
+        layers[i].forward(x, into: &output, mode: mode)
+      } else {
+        var y = Matrix<Scalar>()
+        swap(&y, &activations[i])
+        layers[i].forward(x, into: &y, mode: mode)
+        swap(&y, &activations[i])
+      }
+    }
+  }
+
+  @inlinable
+  public mutating func backward(
+    input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
+    inputGradient: inout Matrix<Scalar>, propagate: Bool
+  ) {
+    let last = layers.count - 1
+    guard last >= 0 else {
+      if propagate { inputGradient.assign(outputGradient) }
+      return
+    }
+    for i in stride(from: last, through: 0, by: -1) {
+      let x = i == 0 ? input : activations[i - 1]
+      let y = i == last ? output : activations[i]
+      let g = i == last ? outputGradient : gradients[i]
+      if i == 0 {
+        layers[i].backward(
+          input: x, output: y, outputGradient: g, inputGradient: &inputGradient,
+          propagate: propagate)
+      } else {
+        var gx = Matrix<Scalar>()
+        swap(&gx, &gradients[i - 1])
+        layers[i].backward(
+          input: x, output: y, outputGradient: g, inputGradient: &gx, propagate: true)
+        swap(&gx, &gradients[i - 1])
+      }
+    }
+  }
+
+  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
+    for i in layers.indices { layers[i].visitParameters(visit) }
+  }
+}
+
+/// A layer that can be switched off, becoming the identity, without changing the network's
+/// type (for example an optional BatchNorm or final L2 normalisation).
+public struct Optionally<Wrapped: Layer>: Layer {
+  public typealias Scalar = Wrapped.Scalar
+  /// The layer applied when enabled.
+  public var wrapped: Wrapped
+  /// Whether the layer is applied.
+  public var isEnabled: Bool
+
+  public init(_ wrapped: Wrapped, enabled: Bool) {
+    self.wrapped = wrapped
+    self.isEnabled = enabled
+  }
+
+  public func outputFeatures(forInput n: Int) -> Int {
+    isEnabled ? wrapped.outputFeatures(forInput: n) : n
+  }
+
+  @inlinable
+  public mutating func forward(
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+  ) {
+    if isEnabled {
+      wrapped.forward(input, into: &output, mode: mode)
+    } else {
+      output.assign(input)
+    }
+  }
+
+  @inlinable
+  public mutating func backward(
+    input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
+    inputGradient: inout Matrix<Scalar>, propagate: Bool
+  ) {
+    if isEnabled {
+      wrapped.backward(
+        input: input, output: output, outputGradient: outputGradient,
+        inputGradient: &inputGradient, propagate: propagate)
+    } else if propagate {
+      inputGradient.assign(outputGradient)
+    }
+  }
+
+  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
+    if isEnabled { wrapped.visitParameters(visit) }
+  }
+}
+
+/// Builds nested `Chain`s from a list of layers: `Sequential { Linear(...); ReLU() }`.
+@resultBuilder
+public enum Sequential {
+  public static func buildPartialBlock<L: Layer>(first: L) -> L { first }
+  public static func buildPartialBlock<A: Layer, B: Layer>(accumulated: A, next: B) -> Chain<A, B>
+  where A.Scalar == B.Scalar {
+    Chain(accumulated, next)
+  }
+}
+
+/// Composes layers with the `Sequential` builder into one statically typed layer.
+public func sequential<L: Layer>(@Sequential _ body: () -> L) -> L { body() }
+
+/// Turns image rows into feature rows. Batches are already one row per image (NHWC), so this
+/// copies; it exists so that networks read like their PyTorch counterparts.
+public struct Flatten<Scalar: DMLScalar>: Layer {
+  public init() {}
+  public func outputFeatures(forInput n: Int) -> Int { n }
+  public mutating func forward(
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+  ) {
+    output.assign(input)
+  }
+  public mutating func backward(
+    input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
+    inputGradient: inout Matrix<Scalar>, propagate: Bool
+  ) {
+    if propagate { inputGradient.assign(outputGradient) }
+  }
+}

@@ -1,0 +1,64 @@
+/// Scales each row to unit Euclidean length, `y = x / max(‖x‖, ε)`, as PyTorch's
+/// `F.normalize` does (ε = 1e-12). A zero row stays zero and its gradient stays finite.
+public struct L2Normalize<Scalar: DMLScalar>: Layer {
+  /// The smallest norm divided by.
+  public var epsilon: Scalar
+  @usableFromInline var norms: [Scalar] = []
+
+  public init(epsilon: Scalar = 1e-12) { self.epsilon = epsilon }
+
+  public func outputFeatures(forInput n: Int) -> Int { n }
+
+  @inlinable
+  public mutating func forward(
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+  ) {
+    let (rows, d) = (input.rows, input.columns)
+    output.resize(rows: rows, columns: d)
+    if norms.count < rows { norms = [Scalar](repeating: 0, count: rows) }
+    let eps = epsilon
+    input.withUnsafeBufferPointer { x in
+      output.withUnsafeMutableBufferPointer { y in
+        norms.withUnsafeMutableBufferPointer { nr in
+          for r in 0..<rows {
+            var s: Scalar = 0
+            for j in 0..<d { s += x[r * d + j] * x[r * d + j] }
+            let norm = Swift.max(s.squareRoot(), eps)
+            nr[r] = norm
+            for j in 0..<d { y[r * d + j] = x[r * d + j] / norm }
+          }
+        }
+      }
+    }
+  }
+
+  @inlinable
+  public mutating func backward(
+    input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
+    inputGradient: inout Matrix<Scalar>, propagate: Bool
+  ) {
+    guard propagate else { return }
+    let (rows, d) = (input.rows, input.columns)
+    inputGradient.resize(rows: rows, columns: d)
+    let eps = epsilon
+    output.withUnsafeBufferPointer { y in
+      outputGradient.withUnsafeBufferPointer { g in
+        norms.withUnsafeBufferPointer { nr in
+          inputGradient.withUnsafeMutableBufferPointer { gx in
+            for r in 0..<rows {
+              let norm = nr[r]
+              if norm > eps {
+                // (I − y yᵀ) g / ‖x‖
+                var yg: Scalar = 0
+                for j in 0..<d { yg += y[r * d + j] * g[r * d + j] }
+                for j in 0..<d { gx[r * d + j] = (g[r * d + j] - y[r * d + j] * yg) / norm }
+              } else {
+                for j in 0..<d { gx[r * d + j] = g[r * d + j] / eps }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}

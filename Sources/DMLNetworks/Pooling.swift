@@ -1,0 +1,225 @@
+/// Max pooling over square windows of NHWC images (PyTorch's `MaxPool2d`, no padding). The
+/// gradient goes to the first maximum of each window.
+public struct MaxPool2D<Scalar: DMLScalar>: Layer {
+  /// The shape of one input image.
+  public let inputShape: ImageShape
+  /// Window size and stride (the stride defaults to the window size).
+  public let size: Int, stride: Int
+  @usableFromInline var argmax: [Int32] = []
+
+  public init(input: ImageShape, size: Int = 2, stride: Int? = nil) {
+    precondition(size > 0 && size <= min(input.height, input.width), "MaxPool2D: bad window \(size)")
+    inputShape = input
+    self.size = size
+    self.stride = stride ?? size
+  }
+
+  /// The shape of one output image.
+  public var outputShape: ImageShape {
+    ImageShape(
+      height: (inputShape.height - size) / stride + 1,
+      width: (inputShape.width - size) / stride + 1, channels: inputShape.channels)
+  }
+
+  public func outputFeatures(forInput n: Int) -> Int {
+    precondition(n == inputShape.features, "MaxPool2D expects \(inputShape), got \(n) features")
+    return outputShape.features
+  }
+
+  @inlinable
+  public mutating func forward(
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+  ) {
+    precondition(input.columns == inputShape.features, "MaxPool2D expects \(inputShape)")
+    let out = outputShape
+    let (h, w, c) = (inputShape.height, inputShape.width, inputShape.channels)
+    output.resize(rows: input.rows, columns: out.features)
+    if argmax.count < input.rows * out.features {
+      argmax = [Int32](repeating: 0, count: input.rows * out.features)
+    }
+    let (k, s) = (size, stride)
+    input.withUnsafeBufferPointer { x in
+      output.withUnsafeMutableBufferPointer { y in
+        argmax.withUnsafeMutableBufferPointer { am in
+          for b in 0..<input.rows {
+            let image = b * h * w * c
+            for oy in 0..<out.height {
+              for ox in 0..<out.width {
+                let o = ((b * out.height + oy) * out.width + ox) * c
+                let first = image + ((oy * s) * w + ox * s) * c
+                for ch in 0..<c {
+                  y[o + ch] = x[first + ch]
+                  am[o + ch] = Int32(first + ch - image)
+                }
+                for ky in 0..<k {
+                  for kx in 0..<k where ky > 0 || kx > 0 {
+                    let at = image + ((oy * s + ky) * w + ox * s + kx) * c
+                    for ch in 0..<c where x[at + ch] > y[o + ch] {
+                      y[o + ch] = x[at + ch]
+                      am[o + ch] = Int32(at + ch - image)
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  @inlinable
+  public mutating func backward(
+    input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
+    inputGradient: inout Matrix<Scalar>, propagate: Bool
+  ) {
+    guard propagate else { return }
+    inputGradient.resize(rows: input.rows, columns: input.columns, zeroed: true)
+    let perImageIn = inputShape.features
+    let perImageOut = outputShape.features
+    outputGradient.withUnsafeBufferPointer { g in
+      argmax.withUnsafeBufferPointer { am in
+        inputGradient.withUnsafeMutableBufferPointer { gx in
+          for b in 0..<input.rows {
+            for j in 0..<perImageOut {
+              gx[b * perImageIn + Int(am[b * perImageOut + j])] += g[b * perImageOut + j]
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/// Average pooling over square windows of NHWC images (PyTorch's `AvgPool2d`, no padding).
+public struct AvgPool2D<Scalar: DMLScalar>: Layer {
+  /// The shape of one input image.
+  public let inputShape: ImageShape
+  /// Window size and stride (the stride defaults to the window size).
+  public let size: Int, stride: Int
+
+  public init(input: ImageShape, size: Int = 2, stride: Int? = nil) {
+    precondition(size > 0 && size <= min(input.height, input.width), "AvgPool2D: bad window \(size)")
+    inputShape = input
+    self.size = size
+    self.stride = stride ?? size
+  }
+
+  /// The shape of one output image.
+  public var outputShape: ImageShape {
+    ImageShape(
+      height: (inputShape.height - size) / stride + 1,
+      width: (inputShape.width - size) / stride + 1, channels: inputShape.channels)
+  }
+
+  public func outputFeatures(forInput n: Int) -> Int {
+    precondition(n == inputShape.features, "AvgPool2D expects \(inputShape), got \(n) features")
+    return outputShape.features
+  }
+
+  /// Calls `body(outputIndex, inputIndex)` for every pair of a window (per image offsets).
+  @inlinable
+  func forEachWindowEntry(_ body: (Int, Int) -> Void) {
+    let out = outputShape
+    let (w, c) = (inputShape.width, inputShape.channels)
+    for oy in 0..<out.height {
+      for ox in 0..<out.width {
+        let o = (oy * out.width + ox) * c
+        for ky in 0..<size {
+          for kx in 0..<size {
+            let at = ((oy * stride + ky) * w + ox * stride + kx) * c
+            for ch in 0..<c { body(o + ch, at + ch) }
+          }
+        }
+      }
+    }
+  }
+
+  @inlinable
+  public mutating func forward(
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+  ) {
+    precondition(input.columns == inputShape.features, "AvgPool2D expects \(inputShape)")
+    let nIn = inputShape.features, nOut = outputShape.features
+    output.resize(rows: input.rows, columns: nOut, zeroed: true)
+    let scale = 1 / Scalar(size * size)
+    input.withUnsafeBufferPointer { x in
+      output.withUnsafeMutableBufferPointer { y in
+        for b in 0..<input.rows {
+          forEachWindowEntry { o, i in y[b * nOut + o] += scale * x[b * nIn + i] }
+        }
+      }
+    }
+  }
+
+  @inlinable
+  public mutating func backward(
+    input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
+    inputGradient: inout Matrix<Scalar>, propagate: Bool
+  ) {
+    guard propagate else { return }
+    let nIn = inputShape.features, nOut = outputShape.features
+    inputGradient.resize(rows: input.rows, columns: nIn, zeroed: true)
+    let scale = 1 / Scalar(size * size)
+    outputGradient.withUnsafeBufferPointer { g in
+      inputGradient.withUnsafeMutableBufferPointer { gx in
+        for b in 0..<input.rows {
+          forEachWindowEntry { o, i in gx[b * nIn + i] += scale * g[b * nOut + o] }
+        }
+      }
+    }
+  }
+}
+
+/// Global average pooling: the mean of each channel over all pixels, `H×W×C → C`.
+public struct GlobalAvgPool<Scalar: DMLScalar>: Layer {
+  /// The shape of one input image.
+  public let inputShape: ImageShape
+
+  public init(input: ImageShape) { inputShape = input }
+
+  public func outputFeatures(forInput n: Int) -> Int {
+    precondition(n == inputShape.features, "GlobalAvgPool expects \(inputShape), got \(n) features")
+    return inputShape.channels
+  }
+
+  @inlinable
+  public mutating func forward(
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+  ) {
+    precondition(input.columns == inputShape.features, "GlobalAvgPool expects \(inputShape)")
+    let c = inputShape.channels, pixels = inputShape.height * inputShape.width
+    output.resize(rows: input.rows, columns: c, zeroed: true)
+    let scale = 1 / Scalar(pixels)
+    input.withUnsafeBufferPointer { x in
+      output.withUnsafeMutableBufferPointer { y in
+        for b in 0..<input.rows {
+          for p in 0..<pixels {
+            for ch in 0..<c { y[b * c + ch] += x[(b * pixels + p) * c + ch] }
+          }
+          for ch in 0..<c { y[b * c + ch] *= scale }
+        }
+      }
+    }
+  }
+
+  @inlinable
+  public mutating func backward(
+    input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
+    inputGradient: inout Matrix<Scalar>, propagate: Bool
+  ) {
+    guard propagate else { return }
+    let c = inputShape.channels, pixels = inputShape.height * inputShape.width
+    inputGradient.resize(rows: input.rows, columns: input.columns)
+    let scale = 1 / Scalar(pixels)
+    outputGradient.withUnsafeBufferPointer { g in
+      inputGradient.withUnsafeMutableBufferPointer { gx in
+        for b in 0..<input.rows {
+          for p in 0..<pixels {
+            for ch in 0..<c { gx[(b * pixels + p) * c + ch] = scale * g[b * c + ch] }
+          }
+        }
+      }
+    }
+  }
+}

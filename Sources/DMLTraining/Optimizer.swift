@@ -1,0 +1,222 @@
+@_exported import DMLCore
+
+/// Settings of one optimizer parameter group. A `nil` field falls back to the optimizer's own.
+public struct ParameterGroup: Sendable, Equatable, Codable {
+  /// The group's base learning rate.
+  public var learningRate: Double?
+  /// The group's weight decay.
+  public var weightDecay: Double?
+
+  public init(learningRate: Double? = nil, weightDecay: Double? = nil) {
+    self.learningRate = learningRate
+    self.weightDecay = weightDecay
+  }
+}
+
+/// Updates parameters from their gradients.
+///
+/// An optimizer keeps its state (momenta) per parameter *slot*: the position of the parameter in
+/// the visiting order of one `step`. Several containers (a network and a loss with proxies) are
+/// stepped together so that their slots never collide:
+/// ```swift
+/// optimizer.step { visit in
+///   network.visitParameters(visit)
+///   loss.visitParameters(visit)
+/// }
+/// ```
+/// The effective learning rate of a parameter is its group's rate (or `learningRate`) times
+/// `learningRateScale`, which a schedule sets every step.
+public protocol Optimizer<Scalar> {
+  associatedtype Scalar: DMLScalar
+  /// The base learning rate of the default group.
+  var learningRate: Double { get set }
+  /// The schedule's factor, applied to every group's rate.
+  var learningRateScale: Double { get set }
+  /// Per-group settings, indexed by `Parameter.group`; groups past the end use the defaults.
+  var groups: [ParameterGroup] { get set }
+  /// Updates one parameter, whose state lives in `slot`.
+  mutating func update(_ parameter: inout Parameter<Scalar>, slot: Int)
+}
+
+extension Optimizer {
+  /// Updates every parameter that `visitAll` visits, numbering slots in visiting order.
+  public mutating func step(
+    _ visitAll: (_ visit: (inout Parameter<Scalar>) -> Void) -> Void
+  ) {
+    var slot = 0
+    visitAll { parameter in
+      self.update(&parameter, slot: slot)
+      slot += 1
+    }
+  }
+
+  /// Updates every parameter of `container`.
+  public mutating func step<C: ParameterContainer>(_ container: inout C) where C.Scalar == Scalar {
+    step { container.visitParameters($0) }
+  }
+
+  /// The effective learning rate and weight decay of a parameter in `group`.
+  @inlinable
+  public func settings(forGroup group: Int, defaultDecay: Double) -> (lr: Double, decay: Double) {
+    let g = group < groups.count ? groups[group] : ParameterGroup()
+    return ((g.learningRate ?? learningRate) * learningRateScale, g.weightDecay ?? defaultDecay)
+  }
+}
+
+/// Per-slot buffers of an optimizer, grown on first use and reused afterwards.
+public struct SlotBuffers<Scalar: DMLScalar>: Sendable, Codable, Equatable {
+  /// One buffer per slot.
+  public var buffers: [[Scalar]] = []
+
+  public init() {}
+
+  /// Makes sure slot `slot` has a zeroed buffer of `count` values; returns whether it was new.
+  @inlinable
+  @discardableResult
+  public mutating func prepare(slot: Int, count: Int) -> Bool {
+    while buffers.count <= slot { buffers.append([]) }
+    if buffers[slot].count != count {
+      buffers[slot] = [Scalar](repeating: 0, count: count)
+      return true
+    }
+    return false
+  }
+}
+
+/// Stochastic gradient descent with momentum, Nesterov momentum and L2 weight decay, with
+/// PyTorch's `torch.optim.SGD` update:
+/// ```
+/// g ← ∇ + λ θ;  b ← μ b + (1 − τ) g (b ← g on the first step);
+/// g ← g + μ b (Nesterov) or b;  θ ← θ − η g
+/// ```
+public struct SGD<Scalar: DMLScalar>: Optimizer {
+  /// The learning rate η.
+  public var learningRate: Double
+  /// The schedule's factor on η.
+  public var learningRateScale: Double = 1
+  /// The momentum μ (0 disables it).
+  public var momentum: Double
+  /// The dampening τ of the momentum.
+  public var dampening: Double
+  /// Use Nesterov momentum.
+  public var nesterov: Bool
+  /// The L2 weight decay λ, for parameters with `decays` set.
+  public var weightDecay: Double
+  /// Per-group settings.
+  public var groups: [ParameterGroup]
+  /// The momentum buffers.
+  public var velocity = SlotBuffers<Scalar>()
+
+  public init(
+    learningRate: Double = 0.01, momentum: Double = 0, dampening: Double = 0,
+    nesterov: Bool = false, weightDecay: Double = 0, groups: [ParameterGroup] = []
+  ) {
+    precondition(!nesterov || (momentum > 0 && dampening == 0), "Nesterov needs momentum and no dampening")
+    self.learningRate = learningRate
+    self.momentum = momentum
+    self.dampening = dampening
+    self.nesterov = nesterov
+    self.weightDecay = weightDecay
+    self.groups = groups
+  }
+
+  public mutating func update(_ parameter: inout Parameter<Scalar>, slot: Int) {
+    let (lr, wd) = settings(forGroup: parameter.group, defaultDecay: weightDecay)
+    let eta = Scalar(lr), lambda = Scalar(parameter.decays ? wd : 0)
+    let mu = Scalar(momentum), damp = Scalar(1 - dampening), nest = nesterov
+    let first = momentum != 0 ? velocity.prepare(slot: slot, count: parameter.count) : false
+    parameter.gradient.withUnsafeBufferPointer { grad in
+      parameter.value.withUnsafeMutableBufferPointer { theta in
+        if momentum == 0 {
+          for i in theta.indices { theta[i] -= eta * (grad[i] + lambda * theta[i]) }
+          return
+        }
+        velocity.buffers[slot].withUnsafeMutableBufferPointer { b in
+          for i in theta.indices {
+            let g = grad[i] + lambda * theta[i]
+            b[i] = first ? g : mu * b[i] + damp * g
+            theta[i] -= eta * (nest ? g + mu * b[i] : b[i])
+          }
+        }
+      }
+    }
+  }
+}
+
+/// Adam (Kingma and Ba 2015) with PyTorch's `torch.optim.Adam` update, including its L2 weight
+/// decay added to the gradient; with `decoupled`, AdamW's decay (Loshchilov and Hutter 2019),
+/// `θ ← θ (1 − η λ)` before the Adam step.
+public struct Adam<Scalar: DMLScalar>: Optimizer {
+  /// The learning rate η.
+  public var learningRate: Double
+  /// The schedule's factor on η.
+  public var learningRateScale: Double = 1
+  /// The decay rates of the first and second moments.
+  public var beta1: Double, beta2: Double
+  /// Added to the denominator for stability.
+  public var epsilon: Double
+  /// The weight decay λ, for parameters with `decays` set.
+  public var weightDecay: Double
+  /// Decoupled weight decay (AdamW) instead of L2 in the gradient.
+  public var decoupled: Bool
+  /// Per-group settings.
+  public var groups: [ParameterGroup]
+  /// First and second moments, and the step count, per slot.
+  public var firstMoment = SlotBuffers<Scalar>()
+  public var secondMoment = SlotBuffers<Scalar>()
+  public var stepCounts: [Int] = []
+
+  public init(
+    learningRate: Double = 1e-3, beta1: Double = 0.9, beta2: Double = 0.999,
+    epsilon: Double = 1e-8, weightDecay: Double = 0, decoupled: Bool = false,
+    groups: [ParameterGroup] = []
+  ) {
+    self.learningRate = learningRate
+    self.beta1 = beta1
+    self.beta2 = beta2
+    self.epsilon = epsilon
+    self.weightDecay = weightDecay
+    self.decoupled = decoupled
+    self.groups = groups
+  }
+
+  /// AdamW, with PyTorch's default weight decay of 0.01.
+  public static func adamW(
+    learningRate: Double = 1e-3, beta1: Double = 0.9, beta2: Double = 0.999,
+    epsilon: Double = 1e-8, weightDecay: Double = 0.01, groups: [ParameterGroup] = []
+  ) -> Adam {
+    Adam(
+      learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon,
+      weightDecay: weightDecay, decoupled: true, groups: groups)
+  }
+
+  public mutating func update(_ parameter: inout Parameter<Scalar>, slot: Int) {
+    let (lr, wd) = settings(forGroup: parameter.group, defaultDecay: weightDecay)
+    firstMoment.prepare(slot: slot, count: parameter.count)
+    secondMoment.prepare(slot: slot, count: parameter.count)
+    while stepCounts.count <= slot { stepCounts.append(0) }
+    stepCounts[slot] += 1
+    let t = Double(stepCounts[slot])
+    let bias1 = 1 - Double.pow(beta1, t), bias2 = 1 - Double.pow(beta2, t)
+    let stepSize = Scalar(lr / bias1)
+    let rootBias2 = Scalar(bias2.squareRoot())
+    let b1 = Scalar(beta1), b2 = Scalar(beta2), eps = Scalar(epsilon)
+    let lambda = Scalar(parameter.decays ? wd : 0)
+    let shrink = decoupled ? 1 - Scalar(lr) * lambda : 1
+    let l2 = decoupled ? 0 : lambda
+    parameter.gradient.withUnsafeBufferPointer { grad in
+      parameter.value.withUnsafeMutableBufferPointer { theta in
+        firstMoment.buffers[slot].withUnsafeMutableBufferPointer { m in
+          secondMoment.buffers[slot].withUnsafeMutableBufferPointer { v in
+            for i in theta.indices {
+              let g = grad[i] + l2 * theta[i]
+              m[i] = b1 * m[i] + (1 - b1) * g
+              v[i] = b2 * v[i] + (1 - b2) * g * g
+              theta[i] = theta[i] * shrink - stepSize * m[i] / (v[i].squareRoot() / rootBias2 + eps)
+            }
+          }
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,4 @@
+@_exported import DMLKernels
+@_exported import DMLCore
+@_exported import DMLNetworks
+@_exported import DMLTraining

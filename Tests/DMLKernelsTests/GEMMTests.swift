@@ -1,0 +1,81 @@
+import DMLKernels
+import Testing
+
+/// A naive triple loop, the oracle for every GEMM form.
+func naiveGemm(
+  _ a: Matrix<Double>, _ ta: Bool, _ b: Matrix<Double>, _ tb: Bool, alpha: Double, beta: Double,
+  _ c: Matrix<Double>
+) -> Matrix<Double> {
+  let m = ta ? a.columns : a.rows, k = ta ? a.rows : a.columns
+  let n = tb ? b.rows : b.columns
+  var r = Matrix<Double>(rows: m, columns: n)
+  for i in 0..<m {
+    for j in 0..<n {
+      var s = 0.0
+      for p in 0..<k { s += (ta ? a[p, i] : a[i, p]) * (tb ? b[j, p] : b[p, j]) }
+      r[i, j] = alpha * s + (beta == 0 ? 0 : beta * c[i, j])
+    }
+  }
+  return r
+}
+
+func randomMatrix(_ rows: Int, _ columns: Int, _ rng: inout RandomSource) -> Matrix<Double> {
+  var m = Matrix<Double>(rows: rows, columns: columns)
+  m.apply { _ in rng.normal() }
+  return m
+}
+
+@Suite("GEMM through BLAS")
+struct GEMMTests {
+  @Test(
+    "every transpose and accumulate form matches the naive product",
+    arguments: [(false, false), (true, false), (false, true), (true, true)])
+  func forms(transposes: (Bool, Bool)) {
+    var rng = RandomSource(seed: 7)
+    let (ta, tb) = transposes
+    let (m, n, k) = (5, 7, 3)
+    let a = randomMatrix(ta ? k : m, ta ? m : k, &rng)
+    let b = randomMatrix(tb ? n : k, tb ? k : n, &rng)
+    for (alpha, beta) in [(1.0, 0.0), (0.5, 0.0), (2.0, 1.0), (-1.0, 0.25)] {
+      var c = randomMatrix(m, n, &rng)
+      let expected = naiveGemm(a, ta, b, tb, alpha: alpha, beta: beta, c)
+      gemm(a, transposeA: ta, b, transposeB: tb, alpha: alpha, beta: beta, into: &c)
+      var diff = c
+      diff.add(expected, scaledBy: -1)
+      #expect(c.rows == m && c.columns == n)
+      #expect(diff.maxAbs() < 1e-12, "ta=\(ta) tb=\(tb) alpha=\(alpha) beta=\(beta)")
+    }
+  }
+
+  @Test("Float GEMM agrees with Double")
+  func floatMatchesDouble() {
+    var rng = RandomSource(seed: 3)
+    let a = randomMatrix(33, 17, &rng), b = randomMatrix(17, 9, &rng)
+    let exact = matmul(a, b)
+    let single = matmul(a.converted(to: Float.self), b.converted(to: Float.self))
+    var diff = single.converted(to: Double.self)
+    diff.add(exact, scaledBy: -1)
+    #expect(diff.maxAbs() < 1e-4)
+    #expect(exact.maxAbs() > 1)
+  }
+
+  @Test("an empty inner dimension gives beta * C")
+  func emptyInner() {
+    let a = Matrix<Double>(rows: 2, columns: 0), b = Matrix<Double>(rows: 0, columns: 3)
+    var c = Matrix<Double>(rows: 2, columns: 3, repeating: 4)
+    gemm(a, b, beta: 0.5, into: &c)
+    #expect(c == Matrix(rows: 2, columns: 3, repeating: 2))
+    gemm(a, b, into: &c)
+    #expect(c == Matrix(rows: 2, columns: 3, repeating: 0))
+  }
+
+  @Test("BLAS reports its core and thread count")
+  func blasInfo() {
+    #expect(!BLAS.coreName.isEmpty && BLAS.coreName != "unknown")
+    let before = BLAS.threadCount
+    BLAS.threadCount = 1
+    #expect(BLAS.threadCount == 1)
+    BLAS.threadCount = before
+    #expect(BLAS.threadCount == before)
+  }
+}

@@ -1,0 +1,155 @@
+import DMLNetworks
+import DMLTesting
+import Testing
+
+func randomInput(_ rows: Int, _ columns: Int, seed: UInt64) -> Matrix<Double> {
+  var rng = RandomSource(seed: seed)
+  var m = Matrix<Double>(rows: rows, columns: columns)
+  m.apply { _ in rng.normal() }
+  return m
+}
+
+/// Asserts that a check compared something non-trivial and agreed to `tolerance`.
+func expectPasses(
+  _ report: GradientCheckReport, tolerance: Double = 1e-6, _ what: String,
+  sourceLocation: SourceLocation = #_sourceLocation
+) {
+  #expect(report.checked > 0, "\(what): nothing compared", sourceLocation: sourceLocation)
+  #expect(report.maxMagnitude > 1e-3, "\(what): all derivatives ~0", sourceLocation: sourceLocation)
+  #expect(report.maxError < tolerance, "\(what): \(report)", sourceLocation: sourceLocation)
+}
+
+@Suite("Layer gradients against central differences (Double)")
+struct LayerGradientTests {
+  static let image = ImageShape(height: 6, width: 5, channels: 2)
+
+  @Test func linear() {
+    var rng = RandomSource(seed: 1)
+    let layer = Linear<Double>(6, 4, rng: &rng)
+    expectPasses(GradientCheck.layer(layer, input: randomInput(5, 6, seed: 2)), "Linear")
+  }
+
+  @Test func relu() {
+    expectPasses(GradientCheck.layer(ReLU<Double>(), input: randomInput(4, 7, seed: 3)), "ReLU")
+  }
+
+  @Test func leakyReLU() {
+    expectPasses(
+      GradientCheck.layer(LeakyReLU<Double>(slope: 0.1), input: randomInput(4, 7, seed: 4)),
+      "LeakyReLU")
+  }
+
+  @Test func gelu() {
+    expectPasses(GradientCheck.layer(GELU<Double>(), input: randomInput(4, 7, seed: 5)), "GELU")
+  }
+
+  @Test(
+    "Conv2D", arguments: [(3, 1, 1), (3, 2, 1), (2, 1, 0), (3, 2, 0)])
+  func conv(config: (kernel: Int, stride: Int, padding: Int)) {
+    var rng = RandomSource(seed: 6)
+    let layer = Conv2D<Double>(
+      input: Self.image, outChannels: 3, kernel: config.kernel, stride: config.stride,
+      padding: config.padding, rng: &rng)
+    expectPasses(
+      GradientCheck.layer(layer, input: randomInput(2, Self.image.features, seed: 7)),
+      "Conv2D \(config)")
+  }
+
+  @Test func maxPool() {
+    let layer = MaxPool2D<Double>(input: ImageShape(height: 6, width: 4, channels: 3), size: 2)
+    expectPasses(GradientCheck.layer(layer, input: randomInput(2, 72, seed: 8)), "MaxPool2D")
+  }
+
+  @Test func maxPoolOverlapping() {
+    let layer = MaxPool2D<Double>(input: ImageShape(height: 5, width: 5, channels: 2), size: 3, stride: 2)
+    expectPasses(GradientCheck.layer(layer, input: randomInput(2, 50, seed: 9)), "MaxPool2D 3/2")
+  }
+
+  @Test func avgPool() {
+    let layer = AvgPool2D<Double>(input: ImageShape(height: 6, width: 4, channels: 3), size: 2)
+    expectPasses(GradientCheck.layer(layer, input: randomInput(2, 72, seed: 10)), "AvgPool2D")
+  }
+
+  @Test func globalAvgPool() {
+    let layer = GlobalAvgPool<Double>(input: ImageShape(height: 3, width: 4, channels: 5))
+    expectPasses(GradientCheck.layer(layer, input: randomInput(3, 60, seed: 11)), "GlobalAvgPool")
+  }
+
+  @Test("BatchNorm 1-D and 2-D, training and inference", arguments: [ForwardMode.training, .inference])
+  func batchNorm(mode: ForwardMode) {
+    var bn1 = BatchNorm<Double>(channels: 5)
+    // Non-trivial affine parameters and running statistics.
+    bn1.scale.value.apply { _ in 1.5 }
+    bn1.shift.value.apply { _ in -0.3 }
+    bn1.runningMean = [0.1, -0.2, 0.3, 0, 0.5]
+    bn1.runningVariance = [1.2, 0.8, 2, 1, 0.5]
+    expectPasses(GradientCheck.layer(bn1, input: randomInput(6, 5, seed: 12), mode: mode), "BatchNorm1d")
+    let bn2 = BatchNorm<Double>(channels: 3)
+    expectPasses(GradientCheck.layer(bn2, input: randomInput(2, 4 * 4 * 3, seed: 13), mode: mode), "BatchNorm2d")
+  }
+
+  @Test("BatchNorm normalises each channel and tracks running statistics like PyTorch")
+  func batchNormStatistics() {
+    var bn = BatchNorm<Double>(channels: 2, momentum: 0.1)
+    let x = Matrix<Double>([[1, 10], [2, 20], [3, 30], [6, 40]])
+    let y = bn(x, mode: .training)
+    for c in 0..<2 {
+      let column = (0..<4).map { y[$0, c] }
+      let mean = column.reduce(0, +) / 4
+      let variance = column.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 4
+      #expect(abs(mean) < 1e-12)
+      #expect(abs(variance - 1) < 1e-4)  // ε = 1e-5 in the denominator
+    }
+    // Running mean 0.9·0 + 0.1·3 = 0.3; unbiased variance of (1,2,3,6) is 14/3.
+    #expect(abs(bn.runningMean[0] - 0.3) < 1e-15)
+    #expect(abs(bn.runningVariance[0] - (0.9 + 0.1 * 14.0 / 3.0)) < 1e-15)
+  }
+
+  @Test func dropout() {
+    var rng = RandomSource(seed: 14)
+    let layer = Dropout<Double>(probability: 0.3, rng: &rng)
+    expectPasses(GradientCheck.layer(layer, input: randomInput(4, 10, seed: 15)), "Dropout")
+    var d = layer
+    let x = Matrix<Double>(rows: 100, columns: 100, repeating: 1)
+    let y = d(x, mode: .training)
+    let kept = y.elements.filter { $0 != 0 }
+    #expect(abs(Double(kept.count) / 10000 - 0.7) < 0.03)
+    #expect(kept.allSatisfy { abs($0 - 1 / 0.7) < 1e-12 })
+    #expect(d(x, mode: .inference) == x)
+  }
+
+  @Test func l2Normalize() {
+    expectPasses(GradientCheck.layer(L2Normalize<Double>(), input: randomInput(4, 6, seed: 16)), "L2Normalize")
+    var l = L2Normalize<Double>()
+    let y = l(Matrix([[3, 4], [0, 0]]))
+    #expect(y == Matrix([[0.6, 0.8], [0, 0]]))
+  }
+
+  @Test("zero rows keep a finite L2 gradient")
+  func l2NormalizeZero() {
+    var l = L2Normalize<Double>()
+    let x = Matrix<Double>([[0, 0, 0]])
+    var y = Matrix<Double>(), g = Matrix<Double>()
+    l.forward(x, into: &y, mode: .training)
+    l.backward(input: x, output: y, outputGradient: Matrix([[1, 2, 3]]), inputGradient: &g, propagate: true)
+    #expect(g.isFinite && y.isFinite)
+  }
+
+  @Test("composition: Chain, Stack, Optionally, Sequential, Flatten")
+  func composition() {
+    var rng = RandomSource(seed: 17)
+    let body = sequential {
+      Linear<Double>(5, 8, rng: &rng)
+      GELU<Double>()
+      Stack([Linear<Double>(8, 8, rng: &rng), Linear<Double>(8, 6, rng: &rng)])
+      Optionally(BatchNorm<Double>(channels: 6), enabled: true)
+      Flatten<Double>()
+      Optionally(LeakyReLU<Double>(), enabled: false)
+      L2Normalize<Double>()
+    }
+    #expect(body.outputFeatures(forInput: 5) == 6)
+    #expect(body.parameters.count == 8)
+    expectPasses(GradientCheck.layer(body, input: randomInput(4, 5, seed: 18)), "Sequential")
+    expectPasses(GradientCheck.layer(Stack<ReLU<Double>>([]), input: randomInput(2, 3, seed: 19)), "empty Stack")
+  }
+}
