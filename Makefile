@@ -34,8 +34,8 @@ bench-deps: deps
 	@python3 -c "import numpy" 2>/dev/null || python3 -m pip install --quiet numpy
 
 bench-foundation: bench-deps
-	$(SWIFT) build -c release --package-path Benchmarks --product dml-bench
-	env $(FAST_BLAS) Benchmarks/.build/release/dml-bench foundation
+	$(SWIFT) build -c release --product dml-bench
+	env $(FAST_BLAS) .build/release/dml-bench foundation
 
 bench: bench-foundation
 
@@ -44,4 +44,4 @@ bench: bench-foundation
 demo: bench-foundation
 
 clean:
-	rm -rf .build Benchmarks/.build
+	rm -rf .build

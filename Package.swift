@@ -34,9 +34,19 @@ targets += modules.filter(\.hasTests).map { module in
     swiftSettings: strict)
 }
 
+// Benchmarks: an executable beside the library, never run by the tests. MallocCounter interposes
+// malloc in that executable only, to count allocations per training step.
+targets += [
+  .target(name: "MallocCounter", path: "Benchmarks/Sources/MallocCounter"),
+  .executableTarget(
+    name: "dml-bench", dependencies: ["MallocCounter", "MetricLearning"],
+    path: "Benchmarks/Sources/dml-bench", swiftSettings: strict),
+]
+
 let package = Package(
   name: "swift-metric-learning",
-  products: modules.map { .library(name: $0.name, targets: [$0.name]) },
+  products: modules.map { .library(name: $0.name, targets: [$0.name]) }
+    + [.executable(name: "dml-bench", targets: ["dml-bench"])],
   dependencies: [
     .package(url: "https://github.com/apple/swift-numerics", from: "1.1.0")
   ],

@@ -69,15 +69,17 @@ public struct Network<Body: Layer>: EmbeddingNetwork {
   @usableFromInline var output = Matrix<Scalar>()
   @usableFromInline var inputGradient = Matrix<Scalar>()
 
+  @inlinable
   public init(inputFeatures: Int, body: Body) {
     self.inputFeatures = inputFeatures
     self.body = body
   }
 
-  public var embeddings: Matrix<Scalar> { output }
+  @inlinable public var embeddings: Matrix<Scalar> { output }
 
   public var embeddingDimension: Int { body.outputFeatures(forInput: inputFeatures) }
 
+  @inlinable
   public mutating func forward(_ input: Matrix<Scalar>, mode: ForwardMode) {
     precondition(
       input.columns == inputFeatures,
@@ -86,6 +88,7 @@ public struct Network<Body: Layer>: EmbeddingNetwork {
     body.forward(input, into: &output, mode: mode)
   }
 
+  @inlinable
   public mutating func backward(_ gradient: Matrix<Scalar>) {
     precondition(
       gradient.rows == output.rows && gradient.columns == output.columns,
@@ -96,11 +99,13 @@ public struct Network<Body: Layer>: EmbeddingNetwork {
       inputGradient: &inputGradient, propagate: false)
   }
 
+  @inlinable
   public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
     body.visitParameters(visit)
   }
 
   /// Embeds `input` in inference mode, in batches of `batchSize`, into a new matrix.
+  @inlinable
   public mutating func embed(_ input: Matrix<Scalar>, batchSize: Int = 1024) -> Matrix<Scalar> {
     var result = Matrix<Scalar>(rows: input.rows, columns: embeddingDimension)
     var batch = Matrix<Scalar>()

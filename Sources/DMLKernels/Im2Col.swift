@@ -57,9 +57,9 @@ public func im2col<T: DMLScalar>(
           for kx in 0..<g.kernelWidth {
             let ix = ox * g.strideX - g.padX + kx
             if iy >= 0 && iy < g.height && ix >= 0 && ix < g.width {
-              dst.update(from: image + (iy * g.width + ix) * c, count: c)
+              copyElements(dst, image + (iy * g.width + ix) * c, count: c)
             } else {
-              dst.update(repeating: 0, count: c)
+              for ch in 0..<c { dst[ch] = 0 }
             }
             dst += c
           }

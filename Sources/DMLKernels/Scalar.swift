@@ -14,6 +14,13 @@ where Self.RawSignificand: FixedWidthInteger {
     b: UnsafePointer<Self>, ldb: Int,
     beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
 
+  /// `gx = x > 0 ? g : 0` over `count` elements, vectorised (see Kernels+SIMD.swift).
+  static func reluBackward(
+    _ x: UnsafePointer<Self>, _ g: UnsafePointer<Self>, _ gx: UnsafeMutablePointer<Self>, count: Int)
+
+  /// `y = max(y, x)` over `count` elements, vectorised (see Kernels+SIMD.swift).
+  static func maximumInPlace(_ y: UnsafeMutablePointer<Self>, _ x: UnsafePointer<Self>, count: Int)
+
   /// A short name for reports (`"f32"`, `"f64"`).
   static var typeName: String { get }
 }

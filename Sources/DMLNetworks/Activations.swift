@@ -13,7 +13,7 @@ public struct ReLU<Scalar: DMLScalar>: Layer {
     output.resize(rows: input.rows, columns: input.columns)
     input.withUnsafeBufferPointer { x in
       output.withUnsafeMutableBufferPointer { y in
-        for i in x.indices { y[i] = x[i] > 0 ? x[i] : 0 }
+        reluForward(x.baseAddress!, y.baseAddress!, count: x.count)
       }
     }
   }
@@ -28,7 +28,7 @@ public struct ReLU<Scalar: DMLScalar>: Layer {
     input.withUnsafeBufferPointer { x in
       outputGradient.withUnsafeBufferPointer { g in
         inputGradient.withUnsafeMutableBufferPointer { gx in
-          for i in x.indices { gx[i] = x[i] > 0 ? g[i] : 0 }
+          reluBackward(x.baseAddress!, g.baseAddress!, gx.baseAddress!, count: x.count)
         }
       }
     }

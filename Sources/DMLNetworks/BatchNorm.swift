@@ -159,6 +159,7 @@ public struct BatchNorm<Scalar: DMLScalar>: Layer {
     }
   }
 
+  @inlinable
   public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
     visit(&scale)
     visit(&shift)

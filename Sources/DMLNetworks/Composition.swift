@@ -41,6 +41,7 @@ public struct Chain<First: Layer, Second: Layer>: Layer where First.Scalar == Se
       inputGradient: &inputGradient, propagate: propagate)
   }
 
+  @inlinable
   public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
     first.visitParameters(visit)
     second.visitParameters(visit)
@@ -116,6 +117,7 @@ public struct Stack<Element: Layer>: Layer {
     }
   }
 
+  @inlinable
   public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
     for i in layers.indices { layers[i].visitParameters(visit) }
   }
@@ -164,6 +166,7 @@ public struct Optionally<Wrapped: Layer>: Layer {
     }
   }
 
+  @inlinable
   public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
     if isEnabled { wrapped.visitParameters(visit) }
   }

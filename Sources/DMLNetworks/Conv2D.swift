@@ -72,8 +72,9 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
         im2col(x.baseAddress!, geometry: g, into: c.baseAddress!)
       }
     }
-    gemm(columns, weight.value, transposeB: true, into: &output)
-    bias.value.withUnsafeBufferPointer { output.addToEachRow($0) }
+    output.resize(rows: g.patchCount, columns: outChannels)
+    bias.value.withUnsafeBufferPointer { output.fillRows(with: $0) }
+    gemm(columns, weight.value, transposeB: true, beta: 1, into: &output)
     output.reshape(rows: input.rows, columns: g.outputHeight * g.outputWidth * outChannels)
   }
 
@@ -97,6 +98,7 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
     }
   }
 
+  @inlinable
   public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
     visit(&weight)
     visit(&bias)

@@ -43,8 +43,10 @@ public struct Linear<Scalar: DMLScalar>: Layer {
   ) {
     precondition(
       input.columns == inputs, "Linear(\(inputs), \(outputs)) got \(input.columns) input features")
-    gemm(input, weight.value, transposeB: true, into: &output)
-    bias.value.withUnsafeBufferPointer { output.addToEachRow($0) }
+    // The bias goes in first and GEMM accumulates onto it: one pass over the output, not two.
+    output.resize(rows: input.rows, columns: outputs)
+    bias.value.withUnsafeBufferPointer { output.fillRows(with: $0) }
+    gemm(input, weight.value, transposeB: true, beta: 1, into: &output)
   }
 
   @inlinable
@@ -57,6 +59,7 @@ public struct Linear<Scalar: DMLScalar>: Layer {
     if propagate { gemm(outputGradient, weight.value, into: &inputGradient) }
   }
 
+  @inlinable
   public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
     visit(&weight)
     visit(&bias)

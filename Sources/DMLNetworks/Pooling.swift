@@ -5,7 +5,7 @@ public struct MaxPool2D<Scalar: DMLScalar>: Layer {
   public let inputShape: ImageShape
   /// Window size and stride (the stride defaults to the window size).
   public let size: Int, stride: Int
-  @usableFromInline var argmax: [Int32] = []
+  @usableFromInline var routed: [Bool] = []
 
   public init(input: ImageShape, size: Int = 2, stride: Int? = nil) {
     precondition(size > 0 && size <= min(input.height, input.width), "MaxPool2D: bad window \(size)")
@@ -26,63 +26,72 @@ public struct MaxPool2D<Scalar: DMLScalar>: Layer {
     return outputShape.features
   }
 
+  /// Calls `body(outputOffset, windowOffsets)` for each output pixel; offsets are per image, at
+  /// channel 0, and the window's `size²` input offsets come in row-major order.
   @inlinable
-  public mutating func forward(
-    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
-  ) {
-    precondition(input.columns == inputShape.features, "MaxPool2D expects \(inputShape)")
+  func forEachWindow(_ body: (Int, UnsafeBufferPointer<Int>) -> Void) {
     let out = outputShape
-    let (h, w, c) = (inputShape.height, inputShape.width, inputShape.channels)
-    output.resize(rows: input.rows, columns: out.features)
-    if argmax.count < input.rows * out.features {
-      argmax = [Int32](repeating: 0, count: input.rows * out.features)
-    }
-    let (k, s) = (size, stride)
-    input.withUnsafeBufferPointer { x in
-      output.withUnsafeMutableBufferPointer { y in
-        argmax.withUnsafeMutableBufferPointer { am in
-          for b in 0..<input.rows {
-            let image = b * h * w * c
-            for oy in 0..<out.height {
-              for ox in 0..<out.width {
-                let o = ((b * out.height + oy) * out.width + ox) * c
-                let first = image + ((oy * s) * w + ox * s) * c
-                for ch in 0..<c {
-                  y[o + ch] = x[first + ch]
-                  am[o + ch] = Int32(first + ch - image)
-                }
-                for ky in 0..<k {
-                  for kx in 0..<k where ky > 0 || kx > 0 {
-                    let at = image + ((oy * s + ky) * w + ox * s + kx) * c
-                    for ch in 0..<c where x[at + ch] > y[o + ch] {
-                      y[o + ch] = x[at + ch]
-                      am[o + ch] = Int32(at + ch - image)
-                    }
-                  }
-                }
-              }
-            }
+    let (w, c, k, s) = (inputShape.width, inputShape.channels, size, stride)
+    withUnsafeTemporaryAllocation(of: Int.self, capacity: k * k) { offsets in
+      for oy in 0..<out.height {
+        for ox in 0..<out.width {
+          for ky in 0..<k {
+            for kx in 0..<k { offsets[ky * k + kx] = ((oy * s + ky) * w + ox * s + kx) * c }
           }
+          body((oy * out.width + ox) * c, UnsafeBufferPointer(offsets))
         }
       }
     }
   }
 
   @inlinable
+  public mutating func forward(
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+  ) {
+    precondition(input.columns == inputShape.features, "MaxPool2D expects \(inputShape)")
+    let nIn = inputShape.features, nOut = outputShape.features, c = inputShape.channels
+    output.resize(rows: input.rows, columns: nOut)
+    input.withUnsafeBufferPointer { x in
+      output.withUnsafeMutableBufferPointer { y in
+        for b in 0..<input.rows {
+          let xi = x.baseAddress! + b * nIn, yo = y.baseAddress! + b * nOut
+          forEachWindow { o, window in
+            copyElements(yo + o, xi + window[0], count: c)
+            for i in window.dropFirst() { maximumInPlace(yo + o, xi + i, count: c) }
+          }
+        }
+      }
+    }
+  }
+
+  /// The gradient goes to the first position of each window that holds the maximum, found again
+  /// by comparing the input with the output.
+  @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
     inputGradient: inout Matrix<Scalar>, propagate: Bool
   ) {
     guard propagate else { return }
-    inputGradient.resize(rows: input.rows, columns: input.columns, zeroed: true)
-    let perImageIn = inputShape.features
-    let perImageOut = outputShape.features
-    outputGradient.withUnsafeBufferPointer { g in
-      argmax.withUnsafeBufferPointer { am in
-        inputGradient.withUnsafeMutableBufferPointer { gx in
-          for b in 0..<input.rows {
-            for j in 0..<perImageOut {
-              gx[b * perImageIn + Int(am[b * perImageOut + j])] += g[b * perImageOut + j]
+    let nIn = inputShape.features, nOut = outputShape.features, c = inputShape.channels
+    inputGradient.resize(rows: input.rows, columns: nIn, zeroed: true)
+    input.withUnsafeBufferPointer { x in
+      output.withUnsafeBufferPointer { y in
+        outputGradient.withUnsafeBufferPointer { g in
+          inputGradient.withUnsafeMutableBufferPointer { gx in
+            for b in 0..<input.rows {
+              let xi = x.baseAddress! + b * nIn, gxi = gx.baseAddress! + b * nIn
+              let yo = y.baseAddress! + b * nOut, go = g.baseAddress! + b * nOut
+              withUnsafeTemporaryAllocation(of: Bool.self, capacity: c) { routed in
+                forEachWindow { o, window in
+                  routed.initialize(repeating: false)
+                  for i in window {
+                    for ch in 0..<c where !routed[ch] && xi[i + ch] == yo[o + ch] {
+                      gxi[i + ch] += go[o + ch]
+                      routed[ch] = true
+                    }
+                  }
+                }
+              }
             }
           }
         }

@@ -40,6 +40,7 @@ public protocol Optimizer<Scalar> {
 
 extension Optimizer {
   /// Updates every parameter that `visitAll` visits, numbering slots in visiting order.
+  @inlinable
   public mutating func step(
     _ visitAll: (_ visit: (inout Parameter<Scalar>) -> Void) -> Void
   ) {
@@ -51,6 +52,7 @@ extension Optimizer {
   }
 
   /// Updates every parameter of `container`.
+  @inlinable
   public mutating func step<C: ParameterContainer>(_ container: inout C) where C.Scalar == Scalar {
     step { container.visitParameters($0) }
   }
@@ -120,6 +122,7 @@ public struct SGD<Scalar: DMLScalar>: Optimizer {
     self.groups = groups
   }
 
+  @inlinable
   public mutating func update(_ parameter: inout Parameter<Scalar>, slot: Int) {
     let (lr, wd) = settings(forGroup: parameter.group, defaultDecay: weightDecay)
     let eta = Scalar(lr), lambda = Scalar(parameter.decays ? wd : 0)
@@ -190,6 +193,7 @@ public struct Adam<Scalar: DMLScalar>: Optimizer {
       weightDecay: weightDecay, decoupled: true, groups: groups)
   }
 
+  @inlinable
   public mutating func update(_ parameter: inout Parameter<Scalar>, slot: Int) {
     let (lr, wd) = settings(forGroup: parameter.group, defaultDecay: weightDecay)
     firstMoment.prepare(slot: slot, count: parameter.count)

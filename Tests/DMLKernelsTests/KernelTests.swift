@@ -129,3 +129,33 @@ extension RandomSource {
   /// The first draw of `RandomSource(seed: 0)`; see `randomSource()`.
   static let pinnedFirstDraw: UInt64 = 11_091_344_671_253_066_420
 }
+
+@Suite("Vectorised elementwise kernels")
+struct SIMDKernelTests {
+  static func check<T: DMLScalar>(_: T.Type, count: Int) -> Bool {
+    var rng = RandomSource(seed: UInt64(count))
+    let x = (0..<count).map { _ in T(rng.normal(Double.self)) }
+    let g = (0..<count).map { _ in T(rng.normal(Double.self)) }
+    var y = [T](repeating: 7, count: count), gx = y, m = g
+    reluForward(x, &y, count: count)
+    reluBackward(x, g, &gx, count: count)
+    maximumInPlace(&m, x, count: count)
+    return (0..<count).allSatisfy { i in
+      y[i] == max(x[i], 0) && gx[i] == (x[i] > 0 ? g[i] : 0) && m[i] == max(g[i], x[i])
+    }
+  }
+
+  @Test("ReLU forward/backward and maximum match scalar code, tails included", arguments: [0, 1, 7, 8, 15, 16, 17, 33, 100])
+  func kernels(count: Int) {
+    #expect(Self.check(Float.self, count: count))
+    #expect(Self.check(Double.self, count: count))
+  }
+
+  @Test("fillRows broadcasts a vector into every row")
+  func fillRows() {
+    var m = Matrix<Float>(rows: 3, columns: 20)
+    let v = (0..<20).map(Float.init)
+    v.withUnsafeBufferPointer { m.fillRows(with: $0) }
+    #expect((0..<3).allSatisfy { m.row($0) == v })
+  }
+}

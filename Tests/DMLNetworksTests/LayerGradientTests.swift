@@ -65,6 +65,19 @@ struct LayerGradientTests {
     expectPasses(GradientCheck.layer(layer, input: randomInput(2, 50, seed: 9)), "MaxPool2D 3/2")
   }
 
+  @Test("max pooling routes the gradient to the first maximum of a window, as PyTorch does")
+  func maxPoolTies() {
+    var pool = MaxPool2D<Double>(input: ImageShape(height: 2, width: 4, channels: 1), size: 2)
+    // Windows: [1 3 / 3 0] (tie between positions 1 and 2), [5 5 / 5 5] (all tied).
+    let x = Matrix<Double>([[1, 3, 5, 5, 3, 0, 5, 5]])
+    var y = Matrix<Double>(), gx = Matrix<Double>()
+    pool.forward(x, into: &y, mode: .training)
+    #expect(y == Matrix([[3, 5]]))
+    pool.backward(
+      input: x, output: y, outputGradient: Matrix([[10, 20]]), inputGradient: &gx, propagate: true)
+    #expect(gx == Matrix([[0, 10, 20, 0, 0, 0, 0, 0]]))
+  }
+
   @Test func avgPool() {
     let layer = AvgPool2D<Double>(input: ImageShape(height: 6, width: 4, channels: 3), size: 2)
     expectPasses(GradientCheck.layer(layer, input: randomInput(2, 72, seed: 10)), "AvgPool2D")

@@ -1,0 +1,134 @@
+/// Elementwise kernels that the compiler does not vectorise on its own (branchy selects).
+///
+/// They are `DMLScalar` requirements with a concrete body per type. The standard library's vector
+/// operations on `SIMD16<T>` for a generic `T` resolve to lane-by-lane fallbacks that stay scalar
+/// even after specialisation, while those on the concrete `SIMD16<Float>` and `SIMD8<Double>`
+/// compile to vector compares and blends. The two bodies are the same text with the type changed.
+
+/// `y = max(x, 0)` over `count` elements. (This select form vectorises when generic.)
+@inlinable
+public func reluForward<T: DMLScalar>(
+  _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, count: Int
+) {
+  for i in 0..<count { y[i] = x[i] > 0 ? x[i] : 0 }
+}
+
+/// `gx = x > 0 ? g : 0` over `count` elements.
+@inlinable
+public func reluBackward<T: DMLScalar>(
+  _ x: UnsafePointer<T>, _ g: UnsafePointer<T>, _ gx: UnsafeMutablePointer<T>, count: Int
+) {
+  T.reluBackward(x, g, gx, count: count)
+}
+
+/// `y = max(y, x)` over `count` elements (NaN in `x` is ignored).
+@inlinable
+public func maximumInPlace<T: DMLScalar>(
+  _ y: UnsafeMutablePointer<T>, _ x: UnsafePointer<T>, count: Int
+) {
+  T.maximumInPlace(y, x, count: count)
+}
+
+extension Float {
+  @inlinable
+  public static func reluBackward(
+    _ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ gx: UnsafeMutablePointer<Float>, count: Int
+  ) {
+    typealias V = SIMD16<Float>
+    let zero = V(repeating: 0)
+    var i = 0
+    while i + V.scalarCount <= count {
+      let xv = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
+      let gv = UnsafeRawPointer(g + i).loadUnaligned(as: V.self)
+      UnsafeMutableRawPointer(gx + i).storeBytes(
+        of: zero.replacing(with: gv, where: xv .> zero), as: V.self)
+      i += V.scalarCount
+    }
+    while i < count {
+      gx[i] = x[i] > 0 ? g[i] : 0
+      i += 1
+    }
+  }
+
+  @inlinable
+  public static func maximumInPlace(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int
+  ) {
+    typealias V = SIMD16<Float>
+    var i = 0
+    while i + V.scalarCount <= count {
+      let a = UnsafeRawPointer(y + i).loadUnaligned(as: V.self)
+      let b = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
+      UnsafeMutableRawPointer(y + i).storeBytes(of: a.replacing(with: b, where: b .> a), as: V.self)
+      i += V.scalarCount
+    }
+    while i < count {
+      if x[i] > y[i] { y[i] = x[i] }
+      i += 1
+    }
+  }
+}
+
+extension Double {
+  @inlinable
+  public static func reluBackward(
+    _ x: UnsafePointer<Double>, _ g: UnsafePointer<Double>, _ gx: UnsafeMutablePointer<Double>, count: Int
+  ) {
+    typealias V = SIMD8<Double>
+    let zero = V(repeating: 0)
+    var i = 0
+    while i + V.scalarCount <= count {
+      let xv = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
+      let gv = UnsafeRawPointer(g + i).loadUnaligned(as: V.self)
+      UnsafeMutableRawPointer(gx + i).storeBytes(
+        of: zero.replacing(with: gv, where: xv .> zero), as: V.self)
+      i += V.scalarCount
+    }
+    while i < count {
+      gx[i] = x[i] > 0 ? g[i] : 0
+      i += 1
+    }
+  }
+
+  @inlinable
+  public static func maximumInPlace(
+    _ y: UnsafeMutablePointer<Double>, _ x: UnsafePointer<Double>, count: Int
+  ) {
+    typealias V = SIMD8<Double>
+    var i = 0
+    while i + V.scalarCount <= count {
+      let a = UnsafeRawPointer(y + i).loadUnaligned(as: V.self)
+      let b = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
+      UnsafeMutableRawPointer(y + i).storeBytes(of: a.replacing(with: b, where: b .> a), as: V.self)
+      i += V.scalarCount
+    }
+    while i < count {
+      if x[i] > y[i] { y[i] = x[i] }
+      i += 1
+    }
+  }
+}
+
+/// Copies `count` elements; short runs (a pixel's few channels) avoid a `memmove` call.
+@inlinable @inline(__always)
+public func copyElements<T: DMLScalar>(
+  _ dst: UnsafeMutablePointer<T>, _ src: UnsafePointer<T>, count: Int
+) {
+  if count < 16 {
+    for i in 0..<count { dst[i] = src[i] }
+  } else {
+    dst.update(from: src, count: count)
+  }
+}
+
+extension Matrix {
+  /// Sets every row to `vector` (a broadcast copy). `vector.count` must equal `columns`.
+  @inlinable
+  public mutating func fillRows(with vector: UnsafeBufferPointer<Scalar>) {
+    precondition(vector.count == columns, "fillRows: vector has \(vector.count), need \(columns)")
+    let c = columns, r = rows
+    withUnsafeMutableBufferPointer { p in
+      for i in 0..<r { copyElements(p.baseAddress! + i * c, vector.baseAddress!, count: c) }
+    }
+  }
+}
