@@ -8,8 +8,14 @@ let modules: [(name: String, dependencies: [Target.Dependency], hasTests: Bool)]
   ("DMLCore", ["DMLKernels"], false),
   ("DMLNetworks", ["DMLCore"], true),
   ("DMLTraining", ["DMLCore"], true),
+  ("ContrastiveLosses", ["DMLCore"], false),
+  ("TripletLosses", ["DMLCore"], false),
+  ("CenterLosses", ["DMLCore"], false),
+  ("ProxyLosses", ["DMLCore"], false),
+  ("ClassificationLosses", ["DMLCore"], false),
+  ("DMLLosses", ["ContrastiveLosses", "TripletLosses", "CenterLosses", "ProxyLosses", "ClassificationLosses"], true),
   ("DMLTesting", ["DMLCore"], false),
-  ("MetricLearning", ["DMLKernels", "DMLCore", "DMLNetworks", "DMLTraining"], false),
+  ("MetricLearning", ["DMLKernels", "DMLCore", "DMLNetworks", "DMLTraining", "DMLLosses"], false),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
@@ -23,7 +29,7 @@ targets += modules.map {
   .target(name: $0.name, dependencies: $0.dependencies, swiftSettings: strict)
 }
 // Test targets whose folder holds a `Golden` directory of reference values.
-let goldenTests: Set<String> = ["DMLNetworks"]
+let goldenTests: Set<String> = ["DMLNetworks", "DMLLosses"]
 targets += modules.filter(\.hasTests).map { module in
   .testTarget(
     name: "\(module.name)Tests",

@@ -2,3 +2,4 @@
 @_exported import DMLCore
 @_exported import DMLNetworks
 @_exported import DMLTraining
+@_exported import DMLLosses

@@ -16,13 +16,26 @@ enum FoundationBenchmark {
     let defaultThreads = BLAS.threadCount
     let trials = quick ? 3 : 7
 
-    print("\n-- GEMM, Float32, C = A·B (m×k · k×n), median GFLOP/s")
+    print("\n-- GEMM, Float32, C = A·B (m×k · k×n), GFLOP/s: best of alternating rounds of medians")
     print(pad("m×n×k", 16) + pad("threads", 9) + pad("ours", 9) + pad("numpy", 9) + pad("ratio", 8))
     var ratios: [Double] = []
     for threads in [1, 2] {
       BLAS.threadCount = threads
-      let ours = shapes.map { gemmGflops($0.m, $0.n, $0.k, trials: trials) }
-      let reference = numpyGflops(threads: threads, trials: trials)
+      // Alternate rounds of ours and numpy's and keep each side's best, so that a burst of load
+      // from another tenant of this shared machine does not land on one side only.
+      var ours = [Double](repeating: 0, count: shapes.count)
+      var reference: NumpyResult?
+      for _ in 0..<(quick ? 1 : 3) {
+        for (i, s) in shapes.enumerated() { ours[i] = max(ours[i], gemmGflops(s.m, s.n, s.k, trials: trials)) }
+        if let r = numpyGflops(threads: threads, trials: trials) {
+          if var best = reference {
+            best.gflops = zip(best.gflops, r.gflops).map { max($0, $1) }
+            reference = best
+          } else {
+            reference = r
+          }
+        }
+      }
       for (i, s) in shapes.enumerated() {
         let np = reference?.gflops[i]
         let ratio = np.map { ours[i] / $0 }

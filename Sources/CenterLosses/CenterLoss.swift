@@ -1,0 +1,114 @@
+@_exported import DMLCore
+
+/// Center loss (Wen, Zhang, Li and Qiao 2016): pulls each embedding towards a center for its
+/// class; used with weight λ beside `SoftmaxLoss`, as in the paper.
+///
+/// ```
+/// loss = ½ · mean_i ‖x_i − c_{y_i}‖²
+/// Δc_j = Σ_i [y_i = j] (c_j − x_i) / (1 + n_j);   c_j ← c_j − α Δc_j
+/// ```
+/// The centers are updated by the paper's rule, once per step by `updateReferences()`, with the
+/// embeddings of that step's evaluation; the optimizer never sees them. They start at 0.
+///
+/// - Distance: squared Euclidean between *unnormalised* embeddings and the centers.
+/// - Reduction: the mean over the batch's rows. Terms: `center`, one per row.
+///
+/// ### See Also
+/// `SoftmaxLoss`, `WeightedSum`.
+public struct CenterLoss<Scalar: DMLScalar>: RegisteredLoss {
+  /// The class centers, `classes × dimension`.
+  public var centers: Matrix<Scalar>
+  /// The center learning rate α.
+  public var alpha: Scalar
+  public var distance: Distance { Distance(.squaredEuclidean, normalizesEmbeddings: false) }
+  public var references: Matrix<Scalar>? { centers }
+  /// `∂loss/∂centers` of the last evaluation (the rule above is used instead).
+  public private(set) var centerGradient = Matrix<Scalar>()
+  @usableFromInline var lastEmbeddings = Matrix<Scalar>()
+  @usableFromInline var lastLabels: [Int] = []
+  @usableFromInline var delta = Matrix<Scalar>()
+  @usableFromInline var classCounts: [Int] = []
+
+  /// Centers at zero.
+  public init(classes: Int, dimension: Int, alpha: Scalar = 0.5) {
+    precondition(classes > 0 && dimension > 0, "CenterLoss needs classes and a dimension")
+    centers = Matrix(rows: classes, columns: dimension)
+    self.alpha = alpha
+  }
+
+  /// Given centers (`classes × dimension`).
+  public init(centers: Matrix<Scalar>, alpha: Scalar = 0.5) {
+    self.centers = centers
+    self.alpha = alpha
+  }
+
+  public static var registryName: String { "center" }
+  public static var summary: String { "Center loss (Wen et al. 2016); pair it with softmax" }
+  public static var usesTuples: Bool { false }
+  public static var hyperparameters: [HyperparameterSpec] {
+    [HyperparameterSpec("alpha", .real, default: "0.5", "center update rate α"), .classes]
+  }
+
+  public init(_ v: HyperparameterValues, context: LossContext) throws {
+    let classes = try v.integer("classes")
+    self.init(
+      classes: classes > 0 ? classes : context.classes, dimension: context.embeddingDimension,
+      alpha: Scalar(try v.real("alpha", "in (0, 1]") { $0 > 0 && $0 <= 1 }))
+  }
+
+  @inlinable
+  public mutating func compute(
+    scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>
+  ) -> LossValue<Scalar> {
+    let (n, c) = (scores.rows, scores.columns)
+    checkLabels(labels, classes: c, loss: "CenterLoss")
+    scoreGradient.resize(rows: n, columns: c, zeroed: true)
+    var acc = TermAccumulator<Scalar>()
+    let w = n > 0 ? 1 / (2 * Scalar(n)) : 0
+    for i in 0..<n {
+      acc.add(scores[i, labels[i]] / 2)
+      scoreGradient[i, labels[i]] = w
+    }
+    return LossValue(LossTerm(name: "center", value: Reduction.mean.value(acc), count: acc.count, nonZero: acc.nonZero))
+  }
+
+  public mutating func receiveReferenceGradient(
+    _ gradient: Matrix<Scalar>, embeddings: Matrix<Scalar>, labels: [Int]
+  ) {
+    centerGradient.assign(gradient)
+    lastEmbeddings.assign(embeddings)
+    lastLabels.removeAll(keepingCapacity: true)
+    lastLabels.append(contentsOf: labels)
+  }
+
+  /// Wen et al.'s update with the last evaluation's embeddings: returns `Δc` (also applied).
+  @discardableResult
+  public mutating func updateCenters() -> Matrix<Scalar> {
+    let (c, d) = (centers.rows, centers.columns)
+    delta.resize(rows: c, columns: d, zeroed: true)
+    if classCounts.count != c { classCounts = [Int](repeating: 0, count: c) }
+    for j in 0..<c { classCounts[j] = 0 }
+    for (i, y) in lastLabels.enumerated() {
+      classCounts[y] += 1
+      for k in 0..<d { delta[y, k] += centers[y, k] - lastEmbeddings[i, k] }
+    }
+    for j in 0..<c {
+      let scale = 1 / Scalar(1 + classCounts[j])
+      for k in 0..<d {
+        delta[j, k] *= scale
+        centers[j, k] -= alpha * delta[j, k]
+      }
+    }
+    return delta
+  }
+
+  public mutating func updateReferences() {
+    guard !lastLabels.isEmpty else { return }
+    updateCenters()
+  }
+}
+
+/// The center losses of this module, for a `LossRegistry`.
+public enum CenterLosses {
+  public static var registrations: [LossFactory] { [LossFactory(CenterLoss<Float>.self)] }
+}

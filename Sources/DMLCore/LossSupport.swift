@@ -1,0 +1,91 @@
+/// Helpers that several loss families share: pair masks, `log(1 + Σ exp)`, cross-entropy.
+
+/// The pairs a pair loss uses, as an `n × n` mask reused between steps: `1` positive, `2` negative,
+/// `0` unused. With no tuples, every `(i, j)`, `i ≠ j`, is used by label.
+public struct PairMask: Sendable {
+  /// The mask, row-major.
+  public var values: [UInt8] = []
+  /// Rows (= columns).
+  public var size = 0
+
+  public init() {}
+
+  public static let positive: UInt8 = 1
+  public static let negative: UInt8 = 2
+
+  /// Fills the mask from `labels` and optional `tuples`.
+  @inlinable
+  public mutating func build(labels: [Int], tuples: Tuples?) {
+    let n = labels.count
+    size = n
+    if values.count < n * n { values = [UInt8](repeating: 0, count: n * n) }
+    values.withUnsafeMutableBufferPointer { m in
+      m.baseAddress!.update(repeating: 0, count: n * n)
+      if let tuples {
+        let pairs = tuples.asPairs
+        for p in pairs.positive { m[Int(p.x) * n + Int(p.y)] = PairMask.positive }
+        for p in pairs.negative { m[Int(p.x) * n + Int(p.y)] = PairMask.negative }
+      } else {
+        for i in 0..<n {
+          for j in 0..<n where i != j {
+            m[i * n + j] = labels[i] == labels[j] ? PairMask.positive : PairMask.negative
+          }
+        }
+      }
+    }
+  }
+
+}
+
+/// `log(1 + Σ exp(x_k))` over the `count` values produced by `x(k)` for the `k` where `keep(k)`,
+/// computed stably; 0 when no value is kept (PML's `logsumexp(..., add_one=True)` with a mask).
+/// `weights(k)` then receives `∂/∂x_k = exp(x_k) / (1 + Σ exp)`.
+@inlinable
+public func logOnePlusSumExp<T: DMLScalar>(
+  count: Int, keep: (Int) -> Bool, x: (Int) -> T, weights: ((Int, T) -> Void)? = nil
+) -> T {
+  var largest: T = 0  // the "1" is exp(0)
+  var any = false
+  for k in 0..<count where keep(k) {
+    largest = Swift.max(largest, x(k))
+    any = true
+  }
+  guard any else { return 0 }
+  var sum = T.exp(-largest)
+  for k in 0..<count where keep(k) { sum += T.exp(x(k) - largest) }
+  if let weights {
+    for k in 0..<count where keep(k) { weights(k, T.exp(x(k) - largest) / sum) }
+  }
+  return T.log(sum) + largest
+}
+
+/// Cross-entropy of one row of logits against `label`: returns `−log softmax(logits)[label]` and
+/// writes `∂/∂logits = softmax − onehot`, scaled by `scale`, into `gradient`.
+@inlinable
+public func crossEntropy<T: DMLScalar>(
+  logits: UnsafePointer<T>, count: Int, label: Int, scale: T, gradient: UnsafeMutablePointer<T>
+) -> T {
+  var largest = -T.infinity
+  for j in 0..<count { largest = Swift.max(largest, logits[j]) }
+  var sum: T = 0
+  for j in 0..<count { sum += T.exp(logits[j] - largest) }
+  let logSum = T.log(sum) + largest
+  for j in 0..<count {
+    gradient[j] = scale * (T.exp(logits[j] - logSum) - (j == label ? 1 : 0))
+  }
+  return logSum - logits[label]
+}
+
+/// Checks that every label lies in `0..<classes`, for losses with one reference per class.
+@inlinable
+public func checkLabels(_ labels: [Int], classes: Int, loss: StaticString) {
+  for (i, y) in labels.enumerated() {
+    precondition(y >= 0 && y < classes, "\(loss): label \(y) of row \(i) is outside 0..<\(classes)")
+  }
+}
+
+/// The sign that turns "larger is closer" into the distance's own direction: `+1` for a
+/// similarity, `−1` for a distance. PML writes the same as `distance.margin(x, y)`.
+extension Distance {
+  @inlinable public var closeness: Int { isSimilarity ? 1 : -1 }
+}

@@ -1,0 +1,157 @@
+/// A loss written as a function of a score matrix: distances or similarities between a batch of
+/// embeddings (rows) and a reference set (columns), which is the batch itself or learned vectors
+/// (proxies, class weights, class centers).
+///
+/// A conforming type computes its named terms from the scores, reduces them, and writes
+/// `∂loss/∂scores`; the distance and the `LossEvaluator` do the rest. Most losses are one small
+/// file: the terms and their derivative with respect to each score.
+public protocol PairwiseLoss<Scalar>: ParameterContainer {
+  /// The distance that makes the score matrix.
+  var distance: Distance { get }
+
+  /// The learned reference vectors (one per row), or `nil` to compare the batch with itself.
+  var references: Matrix<Scalar>? { get }
+
+  /// Computes the loss from `scores` (`n × m`), the batch's `labels`, and `tuples` (`nil`: every
+  /// valid pair or triplet), and writes `∂loss/∂scores` into `scoreGradient`.
+  mutating func compute(
+    scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>
+  ) -> LossValue<Scalar>
+
+  /// Receives `∂loss/∂references` after the backward pass through the distance. Losses with
+  /// learned references store it as their parameters' gradient (for the optimizer) or apply their
+  /// own update rule (center loss).
+  mutating func receiveReferenceGradient(_ gradient: Matrix<Scalar>, embeddings: Matrix<Scalar>, labels: [Int])
+
+  /// Applies an update of learned references that is not the optimizer's (center loss's α rule),
+  /// once per training step, after the optimizer.
+  mutating func updateReferences()
+}
+
+extension PairwiseLoss {
+  public var references: Matrix<Scalar>? { nil }
+  public mutating func receiveReferenceGradient(
+    _ gradient: Matrix<Scalar>, embeddings: Matrix<Scalar>, labels: [Int]
+  ) {}
+  public mutating func updateReferences() {}
+  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {}
+}
+
+/// Anything that turns a batch of embeddings and labels into a loss value and `∂loss/∂embeddings`:
+/// a `LossEvaluator` around one `PairwiseLoss`, or a weighted sum of several.
+public protocol EmbeddingLoss<Scalar>: ParameterContainer {
+  /// Evaluates the loss; the gradient with respect to `embeddings` is then in `embeddingGradient`.
+  mutating func evaluate(_ embeddings: Matrix<Scalar>, labels: [Int], tuples: Tuples?)
+    -> LossValue<Scalar>
+  /// `∂loss/∂embeddings` of the last evaluation.
+  var embeddingGradient: Matrix<Scalar> { get }
+  /// Applies reference updates that are not the optimizer's, once per step, after it.
+  mutating func updateReferences()
+}
+
+/// Runs a `PairwiseLoss`: scores from its distance, the loss on the scores, and the backward pass
+/// to the embeddings and to the loss's learned references. It owns every buffer, so evaluating
+/// allocates nothing once the batch size is steady.
+public struct LossEvaluator<Loss: PairwiseLoss>: EmbeddingLoss {
+  public typealias Scalar = Loss.Scalar
+  /// The loss.
+  public var loss: Loss
+  /// The score matrix of the last evaluation.
+  public var scores = Matrix<Scalar>()
+  /// `∂loss/∂scores` of the last evaluation.
+  public var scoreGradient = Matrix<Scalar>()
+  /// `∂loss/∂embeddings` of the last evaluation.
+  public var embeddingGradient = Matrix<Scalar>()
+  /// `∂loss/∂references` of the last evaluation (empty without learned references).
+  public var referenceGradient = Matrix<Scalar>()
+  @usableFromInline var workspace = DistanceWorkspace<Scalar>()
+
+  public init(_ loss: Loss) { self.loss = loss }
+
+  @inlinable
+  public mutating func evaluate(_ embeddings: Matrix<Scalar>, labels: [Int], tuples: Tuples?)
+    -> LossValue<Scalar>
+  {
+    precondition(
+      labels.count == embeddings.rows,
+      "Loss: \(embeddings.rows) embeddings but \(labels.count) labels")
+    let distance = loss.distance
+    if let references = loss.references {
+      distance.scores(embeddings, references, into: &scores, workspace: &workspace)
+      let value = loss.compute(scores: scores, labels: labels, tuples: tuples, scoreGradient: &scoreGradient)
+      distance.backward(
+        embeddings, references, scores: scores, scoreGradient: scoreGradient,
+        workspace: &workspace, queryGradient: &embeddingGradient,
+        referenceGradient: &referenceGradient)
+      loss.receiveReferenceGradient(referenceGradient, embeddings: embeddings, labels: labels)
+      return value
+    }
+    distance.scores(embeddings, embeddings, sameSet: true, into: &scores, workspace: &workspace)
+    let value = loss.compute(scores: scores, labels: labels, tuples: tuples, scoreGradient: &scoreGradient)
+    distance.backward(
+      embeddings, embeddings, scores: scores, scoreGradient: scoreGradient,
+      workspace: &workspace, queryGradient: &embeddingGradient,
+      referenceGradient: &referenceGradient)
+    // The batch is on both sides of its own score matrix.
+    embeddingGradient.add(referenceGradient)
+    return value
+  }
+
+  @inlinable
+  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
+    loss.visitParameters(visit)
+  }
+
+  @inlinable
+  public mutating func updateReferences() { loss.updateReferences() }
+}
+
+/// `a + weight · b`, for example softmax plus 0.01 × center loss. Statically typed: each part
+/// is specialised in the training step.
+public struct WeightedSum<A: EmbeddingLoss, B: EmbeddingLoss>: EmbeddingLoss
+where A.Scalar == B.Scalar {
+  public typealias Scalar = A.Scalar
+  /// The first loss, with weight `firstWeight`.
+  public var first: A
+  /// The second loss, with weight `secondWeight`.
+  public var second: B
+  /// The weights.
+  public var firstWeight: Scalar, secondWeight: Scalar
+  public var embeddingGradient = Matrix<Scalar>()
+
+  public init(_ first: A, weight firstWeight: Scalar = 1, _ second: B, weight secondWeight: Scalar) {
+    self.first = first
+    self.second = second
+    self.firstWeight = firstWeight
+    self.secondWeight = secondWeight
+  }
+
+  @inlinable
+  public mutating func evaluate(_ embeddings: Matrix<Scalar>, labels: [Int], tuples: Tuples?)
+    -> LossValue<Scalar>
+  {
+    let a = first.evaluate(embeddings, labels: labels, tuples: tuples)
+    let b = second.evaluate(embeddings, labels: labels, tuples: tuples)
+    embeddingGradient.resize(rows: embeddings.rows, columns: embeddings.columns, zeroed: true)
+    embeddingGradient.add(first.embeddingGradient, scaledBy: firstWeight)
+    embeddingGradient.add(second.embeddingGradient, scaledBy: secondWeight)
+    let sa = a.scaled(by: firstWeight), sb = b.scaled(by: secondWeight)
+    var value = LossValue(
+      LossTerm(name: "first", value: sa.total, count: sa.first.count, nonZero: sa.first.nonZero),
+      LossTerm(name: "second", value: sb.total, count: sb.first.count, nonZero: sb.first.nonZero))
+    value.total = sa.total + sb.total
+    return value
+  }
+
+  @inlinable
+  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
+    first.visitParameters(visit)
+    second.visitParameters(visit)
+  }
+
+  @inlinable
+  public mutating func updateReferences() {
+    first.updateReferences()
+    second.updateReferences()
+  }
+}

@@ -1,0 +1,116 @@
+/// How a loss's per-element terms become one number (PML's reducers).
+public enum Reduction: String, Sendable, Codable, CaseIterable {
+  /// The mean over all terms, zeros included (`MeanReducer`).
+  case mean
+  /// The mean over the terms that are strictly positive; 0 if none is (`AvgNonZeroReducer`).
+  case nonZeroMean = "nonzero-mean"
+  /// The sum of the terms.
+  case sum
+  /// The sum divided by a divisor that the loss supplies (`DivisorReducer`).
+  case divisor
+}
+
+/// Running statistics of one named term over a pass: everything a reduction needs.
+public struct TermAccumulator<Scalar: DMLScalar>: Sendable {
+  /// The sum of the terms.
+  public var sum: Scalar = 0
+  /// How many terms there were.
+  public var count = 0
+  /// How many were strictly positive.
+  public var nonZero = 0
+
+  public init() {}
+
+  /// Adds one term.
+  @inlinable
+  public mutating func add(_ value: Scalar) {
+    sum += value
+    count += 1
+    if value > 0 { nonZero += 1 }
+  }
+}
+
+extension Reduction {
+  /// The reduced value of the accumulated terms. `divisor` is used by `.divisor` only.
+  @inlinable
+  public func value<T: DMLScalar>(_ a: TermAccumulator<T>, divisor: T = 1) -> T {
+    switch self {
+    case .mean: return a.count > 0 ? a.sum / T(a.count) : 0
+    case .nonZeroMean: return a.nonZero > 0 ? a.sum / T(a.nonZero) : 0
+    case .sum: return a.sum
+    case .divisor: return divisor > 0 ? a.sum / divisor : 0
+    }
+  }
+
+  /// `∂(reduced value)/∂(term)` for a term of value `term`.
+  @inlinable
+  public func weight<T: DMLScalar>(of term: T, _ a: TermAccumulator<T>, divisor: T = 1) -> T {
+    switch self {
+    case .mean: return a.count > 0 ? 1 / T(a.count) : 0
+    case .nonZeroMean: return term > 0 && a.nonZero > 0 ? 1 / T(a.nonZero) : 0
+    case .sum: return 1
+    case .divisor: return divisor > 0 ? 1 / divisor : 0
+    }
+  }
+}
+
+/// One named part of a loss after reduction, for example PML's `pos_loss`.
+public struct LossTerm<Scalar: DMLScalar>: Sendable, CustomStringConvertible {
+  /// The term's name (`"pos_loss"`, `"neg_loss"`, `"triplet"`, `"element"`).
+  public let name: StaticString
+  /// Its value after its reduction.
+  public var value: Scalar
+  /// How many unreduced terms there were (pairs, triplets, rows or proxies).
+  public var count: Int
+  /// How many of them were strictly positive.
+  public var nonZero: Int
+
+  public init(name: StaticString, value: Scalar, count: Int, nonZero: Int) {
+    self.name = name
+    self.value = value
+    self.count = count
+    self.nonZero = nonZero
+  }
+
+  public var description: String { "\(name)=\(value) (\(nonZero)/\(count) > 0)" }
+}
+
+/// A loss's value: the total and up to two named terms, held inline so that no step allocates.
+public struct LossValue<Scalar: DMLScalar>: Sendable, CustomStringConvertible {
+  /// The loss, the sum of its terms.
+  public var total: Scalar
+  /// The first term.
+  public var first: LossTerm<Scalar>
+  /// The second term, for losses that have two (positive and negative parts).
+  public var second: LossTerm<Scalar>?
+
+  public init(_ first: LossTerm<Scalar>, _ second: LossTerm<Scalar>? = nil) {
+    self.first = first
+    self.second = second
+    total = first.value + (second?.value ?? 0)
+  }
+
+  /// A zero loss with no term counted.
+  public static var zero: LossValue { LossValue(LossTerm(name: "loss", value: 0, count: 0, nonZero: 0)) }
+
+  /// The terms as a list.
+  public var terms: [LossTerm<Scalar>] { [first] + (second.map { [$0] } ?? []) }
+
+  /// The term with this name, if any.
+  public func term(_ name: String) -> LossTerm<Scalar>? {
+    terms.first { "\($0.name)" == name }
+  }
+
+  /// This value scaled by `weight` (for weighted sums of losses).
+  public func scaled(by weight: Scalar) -> LossValue {
+    var v = self
+    v.total *= weight
+    v.first.value *= weight
+    v.second?.value *= weight
+    return v
+  }
+
+  public var description: String {
+    "\(total) [" + terms.map(\.description).joined(separator: ", ") + "]"
+  }
+}

@@ -1,0 +1,252 @@
+/// A hyperparameter a component declares: its name, type, default and one line of help. A front
+/// end builds the component from text such as `triplet:margin=0.2,swap=true` with these alone.
+public struct HyperparameterSpec: Sendable, Equatable {
+  /// The value's type.
+  public enum Kind: Sendable, Equatable {
+    case real
+    case integer
+    case boolean
+    case choice([String])
+  }
+
+  public let name: String
+  public let kind: Kind
+  public let defaultValue: String
+  public let help: String
+
+  public init(_ name: String, _ kind: Kind, default defaultValue: String, _ help: String) {
+    self.name = name
+    self.kind = kind
+    self.defaultValue = defaultValue
+    self.help = help
+  }
+
+  /// The distance to use, defaulting to the paper's (and PML's).
+  public static func distance(default d: String) -> HyperparameterSpec {
+    HyperparameterSpec(
+      "distance", .choice(["euclidean", "squared-euclidean", "cosine", "dot"]), default: d,
+      "score between embeddings and references; euclidean variants normalise rows")
+  }
+
+  /// How the loss's terms are reduced.
+  public static func reduction(default r: Reduction) -> HyperparameterSpec {
+    HyperparameterSpec(
+      "reduction", .choice(Reduction.allCases.map(\.rawValue)), default: r.rawValue,
+      "how terms become one number")
+  }
+
+  /// The number of classes (for losses with one learned vector per class).
+  public static let classes = HyperparameterSpec(
+    "classes", .integer, default: "0", "number of training classes (0: taken from the data)")
+}
+
+/// An error in a component specification, naming the value at fault.
+public struct SpecificationError: Error, CustomStringConvertible, Equatable {
+  public let description: String
+  public init(_ description: String) { self.description = description }
+}
+
+/// Values for a component's hyperparameters, parsed from `name:key=value,key=value`.
+public struct HyperparameterValues: Sendable, Equatable {
+  /// The component's name.
+  public let component: String
+  /// The values given, by hyperparameter name.
+  public private(set) var given: [String: String]
+  /// The declarations, once checked against them.
+  public private(set) var specs: [HyperparameterSpec] = []
+
+  /// Parses `name` or `name:key=value,key=value`.
+  public init(parsing text: String) throws {
+    let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+    let name = String(parts[0]).trimmed
+    guard !name.isEmpty else { throw SpecificationError("empty component name in '\(text)'") }
+    component = name
+    given = [:]
+    if parts.count == 2 {
+      for item in parts[1].split(separator: ",", omittingEmptySubsequences: true) {
+        let kv = item.split(separator: "=", maxSplits: 1)
+        guard kv.count == 2, !kv[0].trimmed.isEmpty else {
+          throw SpecificationError("'\(item)' in '\(text)' is not key=value")
+        }
+        let key = String(kv[0]).trimmed
+        guard given[key] == nil else { throw SpecificationError("'\(key)' given twice in '\(text)'") }
+        given[key] = String(kv[1]).trimmed
+      }
+    }
+  }
+
+  /// Values for `component` given directly.
+  public init(component: String, _ given: [String: String] = [:]) {
+    self.component = component
+    self.given = given
+  }
+
+  /// Checks every given key against `specs` (plus the reserved `extraKeys`) and every value
+  /// against its type.
+  public mutating func validate(against specs: [HyperparameterSpec], extraKeys: Set<String> = [])
+    throws
+  {
+    self.specs = specs
+    let known = Set(specs.map(\.name)).union(extraKeys)
+    for key in given.keys.sorted() where !known.contains(key) {
+      throw SpecificationError(
+        "\(component): unknown hyperparameter '\(key)'; known: "
+          + known.sorted().joined(separator: ", "))
+    }
+    for spec in specs { _ = try raw(spec.name) }
+  }
+
+  func raw(_ name: String) throws -> String {
+    guard let spec = specs.first(where: { $0.name == name }) else {
+      if let v = given[name] { return v }
+      throw SpecificationError("\(component): no hyperparameter '\(name)' declared")
+    }
+    let text = given[name] ?? spec.defaultValue
+    switch spec.kind {
+    case .real:
+      guard let v = Double(text), v.isFinite else {
+        throw SpecificationError("\(component): \(name)=\(text) is not a finite number")
+      }
+    case .integer:
+      guard Int(text) != nil else { throw SpecificationError("\(component): \(name)=\(text) is not an integer") }
+    case .boolean:
+      guard ["true", "false", "1", "0", "yes", "no"].contains(text.lowercased()) else {
+        throw SpecificationError("\(component): \(name)=\(text) is not true or false")
+      }
+    case .choice(let options):
+      guard options.contains(text) else {
+        throw SpecificationError(
+          "\(component): \(name)=\(text) is not one of " + options.joined(separator: ", "))
+      }
+    }
+    return text
+  }
+
+  /// A real value.
+  public func real(_ name: String) throws -> Double { Double(try raw(name))! }
+  /// An integer value.
+  public func integer(_ name: String) throws -> Int { Int(try raw(name))! }
+  /// A boolean value.
+  public func boolean(_ name: String) throws -> Bool {
+    ["true", "1", "yes"].contains(try raw(name).lowercased())
+  }
+  /// A string value (choices).
+  public func string(_ name: String) throws -> String { try raw(name) }
+
+  /// A real value that must satisfy `condition`, described by `requirement` in the error.
+  public func real(_ name: String, _ requirement: String, _ condition: (Double) -> Bool) throws
+    -> Double
+  {
+    let v = try real(name)
+    guard condition(v) else { throw SpecificationError("\(component): \(name)=\(v) must be \(requirement)") }
+    return v
+  }
+
+  /// The `distance` hyperparameter as a `Distance`.
+  public func distance() throws -> Distance {
+    switch try string("distance") {
+    case "euclidean": return .euclidean
+    case "squared-euclidean": return .squaredEuclidean
+    case "cosine": return .cosine
+    default: return .dotProduct
+    }
+  }
+
+  /// The `reduction` hyperparameter.
+  public func reduction() throws -> Reduction { Reduction(rawValue: try string("reduction"))! }
+}
+
+extension StringProtocol {
+  fileprivate var trimmed: String {
+    var s = Substring(self)
+    while s.first?.isWhitespace == true { s.removeFirst() }
+    while s.last?.isWhitespace == true { s.removeLast() }
+    return String(s)
+  }
+}
+
+/// What a loss is built from besides its hyperparameters: facts about the data.
+public struct LossContext: Sendable, Equatable {
+  /// The number of training classes (labels are `0..<classes`).
+  public var classes: Int
+  /// The embedding dimension.
+  public var embeddingDimension: Int
+  /// The seed for learned references.
+  public var seed: UInt64
+
+  public init(classes: Int, embeddingDimension: Int, seed: UInt64 = 0) {
+    self.classes = classes
+    self.embeddingDimension = embeddingDimension
+    self.seed = seed
+  }
+}
+
+/// A loss that a registry can build from text: a name, a summary, declared hyperparameters, and an
+/// initialiser from their values.
+public protocol RegisteredLoss: PairwiseLoss {
+  /// The name on the command line (`"triplet"`).
+  static var registryName: String { get }
+  /// One line for listings.
+  static var summary: String { get }
+  /// The declared hyperparameters, with PML's defaults.
+  static var hyperparameters: [HyperparameterSpec] { get }
+  /// Builds the loss from validated values.
+  init(_ values: HyperparameterValues, context: LossContext) throws
+  /// Whether the loss reads tuples from a sampler (pair and triplet losses), or ignores them
+  /// (proxy, classification and center losses).
+  static var usesTuples: Bool { get }
+}
+
+/// A registry entry: how to build one loss, in `Float`, from text.
+public struct LossFactory: Sendable {
+  public let name: String
+  public let summary: String
+  public let hyperparameters: [HyperparameterSpec]
+  public let usesTuples: Bool
+  let build: @Sendable (HyperparameterValues, LossContext) throws -> any EmbeddingLoss<Float>
+
+  /// The entry for `L`.
+  public init<L: RegisteredLoss>(_: L.Type) where L.Scalar == Float {
+    name = L.registryName
+    summary = L.summary
+    hyperparameters = L.hyperparameters
+    usesTuples = L.usesTuples
+    build = { LossEvaluator(try L($0, context: $1)) }
+  }
+}
+
+/// Names to loss factories. Modules contribute their lists (for example
+/// `ContrastiveLosses.registrations`); a program builds one registry from them at startup, and a
+/// researcher's package appends its own.
+public struct LossRegistry: Sendable {
+  public private(set) var factories: [String: LossFactory] = [:]
+
+  public init(_ lists: [LossFactory]...) {
+    for f in lists.joined() { register(f) }
+  }
+
+  /// Adds (or replaces) an entry.
+  public mutating func register(_ factory: LossFactory) { factories[factory.name] = factory }
+
+  /// The registered names, sorted.
+  public var names: [String] { factories.keys.sorted() }
+
+  /// Builds the loss that `text` describes (`name:key=value,...`). The reserved key `weight`
+  /// (default 1) is returned beside it, for weighted sums.
+  public func make(_ text: String, context: LossContext) throws -> (loss: any EmbeddingLoss<Float>, weight: Float) {
+    var values = try HyperparameterValues(parsing: text)
+    guard let factory = factories[values.component] else {
+      throw SpecificationError(
+        "unknown loss '\(values.component)'; known: " + names.joined(separator: ", "))
+    }
+    try values.validate(against: factory.hyperparameters, extraKeys: ["weight"])
+    var weight: Float = 1
+    if let w = values.given["weight"] {
+      guard let v = Float(w), v.isFinite else {
+        throw SpecificationError("\(values.component): weight=\(w) is not a finite number")
+      }
+      weight = v
+    }
+    return (try factory.build(values, context), weight)
+  }
+}

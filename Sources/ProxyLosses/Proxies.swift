@@ -1,0 +1,223 @@
+@_exported import DMLCore
+
+/// Learned proxies, one per class: the family's shared storage, a parameter in its own optimizer
+/// group so that proxies can train with their own learning rate.
+public struct Proxies<Scalar: DMLScalar>: Sendable {
+  /// The proxies, `classes × dimension`.
+  public var parameter: Parameter<Scalar>
+
+  /// Proxies drawn from `N(0, 1)` with `seed` (the losses normalise them, so the scale is moot).
+  public init(classes: Int, dimension: Int, seed: UInt64, group: Int) {
+    precondition(classes > 0 && dimension > 0, "Proxies need classes and a dimension")
+    var rng = RandomSource(seed: seed)
+    var value = Matrix<Scalar>(rows: classes, columns: dimension)
+    value.apply { _ in rng.normal() }
+    parameter = Parameter(name: "proxies", shape: [classes, dimension], value: value, group: group, decays: false)
+  }
+
+  /// Given proxies.
+  public init(_ value: Matrix<Scalar>, group: Int) {
+    parameter = Parameter(
+      name: "proxies", shape: [value.rows, value.columns], value: value, group: group, decays: false)
+  }
+
+  /// The number of classes.
+  public var classes: Int { parameter.value.rows }
+
+  /// The hyperparameters every proxy loss shares.
+  public static var sharedHyperparameters: [HyperparameterSpec] {
+    [
+      .classes,
+      HyperparameterSpec("group", .integer, default: "1", "optimizer parameter group of the proxies"),
+    ]
+  }
+
+  /// Proxies built from a registry's values.
+  public init(_ v: HyperparameterValues, context: LossContext) throws {
+    let classes = try v.integer("classes")
+    self.init(
+      classes: classes > 0 ? classes : context.classes, dimension: context.embeddingDimension,
+      seed: context.seed &+ 0x5052_4F58, group: try v.integer("group"))
+  }
+}
+
+/// ProxyNCA (Movshovitz-Attias et al. 2017): softmax over the negated squared distances to the
+/// class proxies.
+///
+/// ```
+/// loss_i = −log softmax_{y_i}(−scale · ‖x̂_i − p̂_c‖²)      loss = mean_i loss_i
+/// ```
+///
+/// - Default distance: squared Euclidean between normalised rows. Reduction: the mean over rows.
+/// - Terms: `element`, one per row. Unlike PML, a row whose class probability underflows to 0 is
+///   kept (its finite, large loss counts) rather than dropped.
+///
+/// ### See Also
+/// `ProxyAnchorLoss`.
+public struct ProxyNCALoss<Scalar: DMLScalar>: RegisteredLoss {
+  /// The proxies.
+  public var proxies: Proxies<Scalar>
+  /// The softmax scale.
+  public var softmaxScale: Scalar
+  public var distance: Distance
+  public var references: Matrix<Scalar>? { proxies.parameter.value }
+
+  public init(proxies: Proxies<Scalar>, softmaxScale: Scalar = 1, distance: Distance = .squaredEuclidean) {
+    self.proxies = proxies
+    self.softmaxScale = softmaxScale
+    self.distance = distance
+  }
+
+  public static var registryName: String { "proxy-nca" }
+  public static var summary: String { "ProxyNCA (Movshovitz-Attias et al. 2017)" }
+  public static var usesTuples: Bool { false }
+  public static var hyperparameters: [HyperparameterSpec] {
+    Proxies<Scalar>.sharedHyperparameters + [
+      HyperparameterSpec("softmax_scale", .real, default: "1", "scale of the negated distances"),
+      .distance(default: "squared-euclidean"),
+    ]
+  }
+
+  public init(_ v: HyperparameterValues, context: LossContext) throws {
+    self.init(
+      proxies: try Proxies(v, context: context),
+      softmaxScale: Scalar(try v.real("softmax_scale", "positive") { $0 > 0 }), distance: try v.distance())
+  }
+
+  @inlinable
+  public mutating func compute(
+    scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>
+  ) -> LossValue<Scalar> {
+    let (n, c) = (scores.rows, scores.columns)
+    checkLabels(labels, classes: c, loss: "ProxyNCALoss")
+    scoreGradient.resize(rows: n, columns: c)
+    // Logits −sign·scale·s: a distance is negated, a similarity kept.
+    let k = Scalar(distance.closeness) * softmaxScale
+    var acc = TermAccumulator<Scalar>()
+    let inverseN = n > 0 ? 1 / Scalar(n) : 0
+    scores.withUnsafeBufferPointer { s in
+      scoreGradient.withUnsafeMutableBufferPointer { g in
+        withUnsafeTemporaryAllocation(of: Scalar.self, capacity: c) { logits in
+          for i in 0..<n {
+            for j in 0..<c { logits[j] = k * s[i * c + j] }
+            let loss = crossEntropy(
+              logits: logits.baseAddress!, count: c, label: labels[i], scale: inverseN * k,
+              gradient: g.baseAddress! + i * c)
+            acc.add(loss)
+          }
+        }
+      }
+    }
+    return LossValue(LossTerm(name: "element", value: Reduction.mean.value(acc), count: acc.count, nonZero: acc.nonZero))
+  }
+
+  public mutating func receiveReferenceGradient(
+    _ gradient: Matrix<Scalar>, embeddings: Matrix<Scalar>, labels: [Int]
+  ) {
+    proxies.parameter.gradient.assign(gradient)
+  }
+
+  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
+    visit(&proxies.parameter)
+  }
+}
+
+/// Proxy-Anchor (Kim, Kim, Cho and Kwak 2020): each proxy is an anchor against all the batch.
+///
+/// ```
+/// pos_loss = (1/|C⁺|) Σ_{c∈C⁺} log(1 + Σ_{i: y_i = c} exp(−α (s_ic − δ)))
+/// neg_loss = (1/|C|)  Σ_c      log(1 + Σ_{i: y_i ≠ c} exp( α (s_ic + δ)))
+/// ```
+/// where `C⁺` holds the classes present in the batch. Proxies of absent classes still add
+/// negative terms.
+///
+/// - Default distance: cosine similarity. Reduction: PML's `DivisorReducer` as above.
+/// - Terms: `pos_loss` and `neg_loss`, each indexing proxies.
+///
+/// ### See Also
+/// `ProxyNCALoss`.
+public struct ProxyAnchorLoss<Scalar: DMLScalar>: RegisteredLoss {
+  /// The proxies.
+  public var proxies: Proxies<Scalar>
+  /// The margin δ.
+  public var margin: Scalar
+  /// The scale α.
+  public var alpha: Scalar
+  public var distance: Distance
+  public var references: Matrix<Scalar>? { proxies.parameter.value }
+
+  public init(proxies: Proxies<Scalar>, margin: Scalar = 0.1, alpha: Scalar = 32, distance: Distance = .cosine) {
+    self.proxies = proxies
+    self.margin = margin
+    self.alpha = alpha
+    self.distance = distance
+  }
+
+  public static var registryName: String { "proxy-anchor" }
+  public static var summary: String { "Proxy-Anchor (Kim et al. 2020)" }
+  public static var usesTuples: Bool { false }
+  public static var hyperparameters: [HyperparameterSpec] {
+    Proxies<Scalar>.sharedHyperparameters + [
+      HyperparameterSpec("margin", .real, default: "0.1", "margin δ"),
+      HyperparameterSpec("alpha", .real, default: "32", "scale α"),
+      .distance(default: "cosine"),
+    ]
+  }
+
+  public init(_ v: HyperparameterValues, context: LossContext) throws {
+    self.init(
+      proxies: try Proxies(v, context: context), margin: Scalar(try v.real("margin")),
+      alpha: Scalar(try v.real("alpha", "positive") { $0 > 0 }), distance: try v.distance())
+  }
+
+  @inlinable
+  public mutating func compute(
+    scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>
+  ) -> LossValue<Scalar> {
+    let (n, c) = (scores.rows, scores.columns)
+    checkLabels(labels, classes: c, loss: "ProxyAnchorLoss")
+    scoreGradient.resize(rows: n, columns: c, zeroed: true)
+    let sign = Scalar(distance.closeness)
+    let (a, d) = (alpha, margin)
+    var present = 0
+    for j in 0..<c where labels.contains(j) { present += 1 }
+    let posScale = present > 0 ? 1 / Scalar(present) : 0
+    let negScale = 1 / Scalar(c)
+    var pos = TermAccumulator<Scalar>(), neg = TermAccumulator<Scalar>()
+    scores.withUnsafeBufferPointer { s in
+      scoreGradient.withUnsafeMutableBufferPointer { g in
+        for j in 0..<c {
+          // x = α·sign·(δ − s) for positives, α·sign·(s + δ) for negatives.
+          let lp = logOnePlusSumExp(
+            count: n, keep: { labels[$0] == j }, x: { a * sign * (d - s[$0 * c + j]) },
+            weights: { i, w in g[i * c + j] += -a * sign * w * posScale })
+          let ln = logOnePlusSumExp(
+            count: n, keep: { labels[$0] != j }, x: { a * sign * (s[$0 * c + j] + d) },
+            weights: { i, w in g[i * c + j] += a * sign * w * negScale })
+          pos.add(lp)
+          neg.add(ln)
+        }
+      }
+    }
+    return LossValue(
+      LossTerm(name: "pos_loss", value: pos.sum * posScale, count: pos.count, nonZero: pos.nonZero),
+      LossTerm(name: "neg_loss", value: neg.sum * negScale, count: neg.count, nonZero: neg.nonZero))
+  }
+
+  public mutating func receiveReferenceGradient(
+    _ gradient: Matrix<Scalar>, embeddings: Matrix<Scalar>, labels: [Int]
+  ) {
+    proxies.parameter.gradient.assign(gradient)
+  }
+
+  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
+    visit(&proxies.parameter)
+  }
+}
+
+/// The proxy losses of this module, for a `LossRegistry`.
+public enum ProxyLosses {
+  public static var registrations: [LossFactory] {
+    [LossFactory(ProxyNCALoss<Float>.self), LossFactory(ProxyAnchorLoss<Float>.self)]
+  }
+}

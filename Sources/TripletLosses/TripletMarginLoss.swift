@@ -1,0 +1,127 @@
+@_exported import DMLCore
+
+/// Triplet margin loss (Schroff, Kalenichenko and Philbin 2015, FaceNet): each anchor should be
+/// closer to its positive than to its negative by `margin`.
+///
+/// ```
+/// v = d(a, p) − d(a, n) + margin        (similarities: s(a, n) − s(a, p) + margin)
+/// loss = reduce_{(a,p,n)} relu(v)       (softplus(v) with smoothLoss)
+/// ```
+/// With `swap` (Balntas et al. 2016), `d(a, n)` is replaced by the smaller of `d(a, n)` and
+/// `d(p, n)`.
+///
+/// - Default distance: Euclidean between L2-normalised rows. Default reduction: the mean of the
+///   non-zero terms (PML's `AvgNonZeroReducer`); a batch where every triplet is satisfied gives 0.
+/// - Terms: `triplet` indexes triplets. With no tuples every valid triplet of the batch is
+///   enumerated, streamed per anchor without materialising them.
+///
+/// ### See Also
+/// `TripletMarginMiner`, `BatchHardMiner`.
+public struct TripletMarginLoss<Scalar: DMLScalar>: RegisteredLoss {
+  /// The required gap between positive and negative.
+  public var margin: Scalar
+  /// Use the smaller of the anchor–negative and positive–negative distances.
+  public var swap: Bool
+  /// Softplus instead of the hinge.
+  public var smoothLoss: Bool
+  /// The score between embeddings.
+  public var distance: Distance
+  /// The reduction over triplets.
+  public var reduction: Reduction
+
+  public init(
+    margin: Scalar = 0.05, swap: Bool = false, smoothLoss: Bool = false,
+    distance: Distance = .euclidean, reduction: Reduction = .nonZeroMean
+  ) {
+    self.margin = margin
+    self.swap = swap
+    self.smoothLoss = smoothLoss
+    self.distance = distance
+    self.reduction = reduction
+  }
+
+  public static var registryName: String { "triplet" }
+  public static var summary: String { "Triplet margin loss (Schroff et al. 2015)" }
+  public static var usesTuples: Bool { true }
+  public static var hyperparameters: [HyperparameterSpec] {
+    [
+      HyperparameterSpec("margin", .real, default: "0.05", "required gap between positive and negative"),
+      HyperparameterSpec("swap", .boolean, default: "false", "use min(d(a,n), d(p,n)) (Balntas et al.)"),
+      HyperparameterSpec("smooth", .boolean, default: "false", "softplus instead of the hinge"),
+      .distance(default: "euclidean"), .reduction(default: .nonZeroMean),
+    ]
+  }
+
+  public init(_ v: HyperparameterValues, context: LossContext) throws {
+    self.init(
+      margin: Scalar(try v.real("margin")), swap: try v.boolean("swap"),
+      smoothLoss: try v.boolean("smooth"), distance: try v.distance(), reduction: try v.reduction())
+  }
+
+  /// Calls `body(a, p, n)` for every triplet: the given ones, or all valid ones.
+  @inlinable
+  func forEachTriplet(labels: [Int], tuples: Tuples?, _ body: (Int, Int, Int) -> Void) {
+    if let tuples {
+      for t in tuples.asTriplets { body(Int(t.x), Int(t.y), Int(t.z)) }
+      return
+    }
+    let n = labels.count
+    for a in 0..<n {
+      for p in 0..<n where p != a && labels[p] == labels[a] {
+        for q in 0..<n where labels[q] != labels[a] { body(a, p, q) }
+      }
+    }
+  }
+
+  @inlinable
+  public mutating func compute(
+    scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>
+  ) -> LossValue<Scalar> {
+    let n = scores.rows
+    let sign = Scalar(distance.closeness)  // +1 similarity, −1 distance
+    let (m, swap, smooth, similarity) = (margin, swap, smoothLoss, distance.isSimilarity)
+    // v = sign·(s_an − s_ap) + margin, where s_an may be swapped for s_pn when that is closer.
+    @inline(__always) func terms(_ s: UnsafeBufferPointer<Scalar>, _ a: Int, _ p: Int, _ q: Int)
+      -> (value: Scalar, violation: Scalar, negativeIndex: Int)
+    {
+      var negative = a * n + q
+      if swap {
+        let pn = p * n + q
+        if similarity ? s[pn] > s[negative] : s[pn] < s[negative] { negative = pn }
+      }
+      let v = sign * (s[negative] - s[a * n + p]) + m
+      let value = smooth ? softplus(v) : Swift.max(v, 0)
+      return (value, v, negative)
+    }
+    var acc = TermAccumulator<Scalar>()
+    scores.withUnsafeBufferPointer { s in
+      forEachTriplet(labels: labels, tuples: tuples) { a, p, q in acc.add(terms(s, a, p, q).value) }
+    }
+    scoreGradient.resize(rows: n, columns: n, zeroed: true)
+    let r = reduction
+    scores.withUnsafeBufferPointer { s in
+      scoreGradient.withUnsafeMutableBufferPointer { g in
+        forEachTriplet(labels: labels, tuples: tuples) { a, p, q in
+          let t = terms(s, a, p, q)
+          let slope: Scalar = smooth ? 1 / (1 + Scalar.exp(-t.violation)) : (t.violation > 0 ? 1 : 0)
+          guard slope != 0 else { return }
+          let w = r.weight(of: t.value, acc) * slope
+          g[a * n + p] -= sign * w
+          g[t.negativeIndex] += sign * w
+        }
+      }
+    }
+    return LossValue(LossTerm(name: "triplet", value: r.value(acc), count: acc.count, nonZero: acc.nonZero))
+  }
+}
+
+/// `log(1 + exp(x))`, stably.
+@inlinable
+func softplus<T: DMLScalar>(_ x: T) -> T {
+  x > 0 ? x + T.log(1 + T.exp(-x)) : T.log(1 + T.exp(x))
+}
+
+/// The triplet losses of this module, for a `LossRegistry`.
+public enum TripletLosses {
+  public static var registrations: [LossFactory] { [LossFactory(TripletMarginLoss<Float>.self)] }
+}
