@@ -33,7 +33,7 @@ let goldenTests: Set<String> = ["DMLNetworks", "DMLLosses"]
 targets += modules.filter(\.hasTests).map { module in
   .testTarget(
     name: "\(module.name)Tests",
-    dependencies: Array(Set([module.name, "DMLTesting", "DMLNetworks", "DMLTraining"])).sorted().map {
+    dependencies: Array(Set([module.name, "DMLTesting", "DMLNetworks", "DMLTraining", "DMLLosses"])).sorted().map {
       .target(name: $0)
     },
     resources: goldenTests.contains(module.name) ? [.copy("Golden")] : [],

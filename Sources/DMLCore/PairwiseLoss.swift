@@ -119,7 +119,7 @@ where A.Scalar == B.Scalar {
   public var firstWeight: Scalar, secondWeight: Scalar
   public var embeddingGradient = Matrix<Scalar>()
 
-  public init(_ first: A, weight firstWeight: Scalar = 1, _ second: B, weight secondWeight: Scalar) {
+  public init(_ first: A, _ second: B, firstWeight: Scalar = 1, secondWeight: Scalar) {
     self.first = first
     self.second = second
     self.firstWeight = firstWeight

@@ -1,0 +1,168 @@
+/// The conformance suite every `PairwiseLoss` passes, including one written in another package:
+///
+/// ```swift
+/// @Test func myLoss() {
+///   #expect(LossConformance.failures(MyLoss<Double>(), MyLoss<Float>()).isEmpty)
+/// }
+/// ```
+///
+/// It checks, on seeded random batches:
+/// - the gradient with respect to the embeddings and to every learned reference against central
+///   finite differences, in Double;
+/// - equivariance under permuting the batch;
+/// - that an empty tuple set gives a zero loss and an all-zero gradient, never NaN (for losses
+///   that read tuples);
+/// - a non-zero value and gradient on an ordinary batch, so that a loss returning 0 cannot pass;
+/// - finite values and gradients when embeddings are duplicated, or all identical;
+/// - that Float and Double agree within 1e-4.
+public enum LossConformance {
+  /// The batch the suite uses: `rows` embeddings of `dimension`, labels cycling over `classes`.
+  public struct Batch: Sendable {
+    public var embeddings: Matrix<Double>
+    public var labels: [Int]
+
+    public init(rows: Int = 12, dimension: Int = 6, classes: Int = 4, seed: UInt64 = 1) {
+      var rng = RandomSource(seed: seed)
+      embeddings = Matrix(rows: rows, columns: dimension)
+      embeddings.apply { _ in rng.normal() }
+      labels = (0..<rows).map { $0 % classes }
+      rng.shuffle(&labels)
+    }
+  }
+
+  /// Every failed check, described; empty when the loss conforms.
+  ///
+  /// - Parameters:
+  ///   - double: the loss in Double. Its learned references, if any, must be sized for `classes`
+  ///     classes of dimension `dimension`.
+  ///   - float: the same loss in Float; its references are overwritten with the Double ones.
+  ///   - usesTuples: whether the loss reads tuples (pair and triplet losses).
+  public static func failures<D: PairwiseLoss, F: PairwiseLoss>(
+    _ double: D, _ float: F, usesTuples: Bool, classes: Int = 4, dimension: Int = 6
+  ) -> [String] where D.Scalar == Double, F.Scalar == Float {
+    var failures: [String] = []
+    let batch = Batch(dimension: dimension, classes: classes)
+    let (x, y) = (batch.embeddings, batch.labels)
+
+    // 1. Gradients against central differences.
+    var evaluator = LossEvaluator(double)
+    let value = evaluator.evaluate(x, labels: y, tuples: nil)
+    let gradient = evaluator.embeddingGradient
+    let referenceGradients = evaluator.loss.parameters.map(\.gradient)
+    func loss(_ e: Matrix<Double>, _ l: D) -> Double {
+      var ev = LossEvaluator(l)
+      return ev.evaluate(e, labels: y, tuples: nil).total
+    }
+    let h = 1e-6
+    var worst = 0.0, worstAt = ""
+    func record(_ analytic: Double, _ numeric: Double, _ at: @autoclosure () -> String) {
+      let err = abs(analytic - numeric) / max(1, abs(analytic), abs(numeric))
+      if !(err <= worst) {
+        worst = err.isFinite ? err : .infinity
+        worstAt = at()
+      }
+    }
+    var e = x
+    for i in 0..<x.rows {
+      for j in 0..<x.columns {
+        let v = e[i, j]
+        e[i, j] = v + h
+        let plus = loss(e, double)
+        e[i, j] = v - h
+        let minus = loss(e, double)
+        e[i, j] = v
+        record(gradient[i, j], (plus - minus) / (2 * h), "embedding[\(i), \(j)]")
+      }
+    }
+    for (p, g) in referenceGradients.enumerated() {
+      for k in 0..<g.count {
+        func shifted(_ delta: Double) -> Double {
+          var l = double
+          var index = 0
+          l.visitParameters { q in
+            if index == p { q.value.withUnsafeMutableBufferPointer { $0[k] += delta } }
+            index += 1
+          }
+          return loss(x, l)
+        }
+        let analytic = g.withUnsafeBufferPointer { $0[k] }
+        record(analytic, (shifted(h) - shifted(-h)) / (2 * h), "parameter \(p)[\(k)]")
+      }
+    }
+    if !(worst < 1e-6) { failures.append("gradient differs from finite differences: \(worst) at \(worstAt)") }
+
+    // 2. A non-zero value and gradient.
+    if !(abs(value.total) > 1e-6) { failures.append("loss is \(value.total) on an ordinary batch") }
+    if !(gradient.maxAbs() > 1e-6) { failures.append("embedding gradient is all zero on an ordinary batch") }
+    if !value.total.isFinite || !gradient.isFinite { failures.append("non-finite value or gradient") }
+
+    // 3. Permutation equivariance.
+    var rng = RandomSource(seed: 99)
+    let perm = rng.permutation(x.rows)
+    var px = x
+    for (to, from) in perm.enumerated() {
+      for j in 0..<x.columns { px[to, j] = x[from, j] }
+    }
+    var permuted = LossEvaluator(double)
+    let pv = permuted.evaluate(px, labels: perm.map { y[$0] }, tuples: nil)
+    if !(abs(pv.total - value.total) <= 1e-10 * max(1, abs(value.total))) {
+      failures.append("loss changes when the batch is permuted: \(value.total) vs \(pv.total)")
+    }
+    var gradientError = 0.0
+    for (to, from) in perm.enumerated() {
+      for j in 0..<x.columns {
+        gradientError = max(gradientError, abs(permuted.embeddingGradient[to, j] - gradient[from, j]))
+      }
+    }
+    if !(gradientError <= 1e-10) { failures.append("gradient is not permuted with the batch: \(gradientError)") }
+
+    // 4. No tuples: zero loss, zero gradient.
+    if usesTuples {
+      var empty = LossEvaluator(double)
+      let ev = empty.evaluate(x, labels: y, tuples: Tuples.none)
+      if ev.total != 0 || empty.embeddingGradient.maxAbs() != 0 || !empty.embeddingGradient.isFinite {
+        failures.append("no tuples gives loss \(ev.total), gradient max \(empty.embeddingGradient.maxAbs())")
+      }
+      var emptyTriplets = LossEvaluator(double)
+      let et = emptyTriplets.evaluate(x, labels: y, tuples: .triplets([]))
+      if et.total != 0 || emptyTriplets.embeddingGradient.maxAbs() != 0 {
+        failures.append("no triplets gives loss \(et.total)")
+      }
+    }
+
+    // 5. Duplicates and a collapsed batch stay finite.
+    var duplicated = x
+    for j in 0..<x.columns {
+      duplicated[1, j] = x[0, j]
+      duplicated[3, j] = x[2, j]
+    }
+    let collapsed = Matrix<Double>(rows: x.rows, columns: x.columns, repeating: 0.5)
+    for (name, batch) in [("duplicated rows", duplicated), ("identical rows", collapsed)] {
+      var ev = LossEvaluator(double)
+      let v = ev.evaluate(batch, labels: y, tuples: nil)
+      if !v.total.isFinite || !ev.embeddingGradient.isFinite {
+        failures.append("\(name): non-finite loss \(v.total) or gradient")
+      }
+    }
+
+    // 6. Float agrees with Double.
+    var f = float
+    let doubleReferences = double.parameters.map(\.value)
+    var index = 0
+    f.visitParameters { q in
+      if index < doubleReferences.count { q.value = doubleReferences[index].converted() }
+      index += 1
+    }
+    var fe = LossEvaluator(f)
+    let fv = fe.evaluate(x.converted(), labels: y, tuples: nil)
+    if !(abs(Double(fv.total) - value.total) <= 1e-4 * max(1, abs(value.total))) {
+      failures.append("Float loss \(fv.total) vs Double \(value.total)")
+    }
+    var gd = fe.embeddingGradient.converted(to: Double.self)
+    gd.add(gradient, scaledBy: -1)
+    if !(gd.maxAbs() <= 1e-4 * max(1, gradient.maxAbs())) {
+      failures.append("Float gradient differs from Double by \(gd.maxAbs())")
+    }
+    return failures
+  }
+}
