@@ -14,8 +14,9 @@ let modules: [(name: String, dependencies: [Target.Dependency], hasTests: Bool)]
   ("ProxyLosses", ["DMLCore"], false),
   ("ClassificationLosses", ["DMLCore"], false),
   ("DMLLosses", ["ContrastiveLosses", "TripletLosses", "CenterLosses", "ProxyLosses", "ClassificationLosses"], true),
+  ("DMLSamplers", ["DMLCore"], true),
   ("DMLTesting", ["DMLCore"], false),
-  ("MetricLearning", ["DMLKernels", "DMLCore", "DMLNetworks", "DMLTraining", "DMLLosses"], false),
+  ("MetricLearning", ["DMLKernels", "DMLCore", "DMLNetworks", "DMLTraining", "DMLLosses", "DMLSamplers"], false),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
@@ -29,11 +30,11 @@ targets += modules.map {
   .target(name: $0.name, dependencies: $0.dependencies, swiftSettings: strict)
 }
 // Test targets whose folder holds a `Golden` directory of reference values.
-let goldenTests: Set<String> = ["DMLNetworks", "DMLLosses"]
+let goldenTests: Set<String> = ["DMLNetworks", "DMLLosses", "DMLSamplers"]
 targets += modules.filter(\.hasTests).map { module in
   .testTarget(
     name: "\(module.name)Tests",
-    dependencies: Array(Set([module.name, "DMLTesting", "DMLNetworks", "DMLTraining", "DMLLosses"])).sorted().map {
+    dependencies: Array(Set([module.name, "DMLTesting", "DMLNetworks", "DMLTraining", "DMLLosses", "DMLSamplers"])).sorted().map {
       .target(name: $0)
     },
     resources: goldenTests.contains(module.name) ? [.copy("Golden")] : [],

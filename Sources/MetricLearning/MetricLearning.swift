@@ -3,3 +3,4 @@
 @_exported import DMLNetworks
 @_exported import DMLTraining
 @_exported import DMLLosses
+@_exported import DMLSamplers

@@ -43,7 +43,6 @@ struct GoldenCase: CustomStringConvertible, @unchecked Sendable {
 
   static let losses = load("losses")
   static let distances = load("distances")
-  static let miners = load("miners")
 
   static func loss(_ name: String) -> GoldenCase { losses.first { $0.name == name }! }
 }

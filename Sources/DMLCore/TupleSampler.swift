@@ -1,0 +1,93 @@
+/// Picks the pairs or triplets a loss learns from, reading a score matrix and labels (PML's
+/// miners). It has no gradient.
+///
+/// A sampler writes into a `Tuples` value that the caller keeps from step to step, so mining
+/// allocates nothing once the buffers have grown.
+public protocol TupleSampler<Scalar> {
+  associatedtype Scalar: DMLScalar
+  /// The distance whose scores the sampler compares.
+  var distance: Distance { get }
+  /// Mines from `scores` (`n × n`, the batch against itself) into `tuples`, replacing its content.
+  mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples)
+  /// What the sampler has found so far.
+  var statistics: MiningStatistics { get set }
+}
+
+/// Counts kept by a sampler over a run, so a trainer can say "the loss is stuck at zero because
+/// nothing was mined".
+public struct MiningStatistics: Sendable, Equatable, CustomStringConvertible {
+  /// Tuples returned by the last call.
+  public var lastCount = 0
+  /// Batches mined.
+  public var batches = 0
+  /// Batches where nothing was found.
+  public var emptyBatches = 0
+  /// Tuples returned over all batches.
+  public var totalTuples = 0
+
+  public init() {}
+
+  /// Records one batch's result.
+  @inlinable
+  public mutating func record(_ count: Int) {
+    lastCount = count
+    batches += 1
+    totalTuples += count
+    if count == 0 { emptyBatches += 1 }
+  }
+
+  /// The fraction of batches where nothing was mined.
+  public var emptyFraction: Double { batches > 0 ? Double(emptyBatches) / Double(batches) : 0 }
+
+  public var description: String {
+    "\(lastCount) tuples (mean \(batches > 0 ? totalTuples / batches : 0)); nothing mined in "
+      + "\(emptyBatches) of \(batches) batches"
+  }
+}
+
+extension Tuples {
+  /// Empties every list, keeping capacity.
+  @inlinable
+  public mutating func removeAll(pairs: Bool) {
+    positivePairs.removeAll(keepingCapacity: true)
+    negativePairs.removeAll(keepingCapacity: true)
+    triplets.removeAll(keepingCapacity: true)
+    arePairs = pairs
+  }
+
+  /// The number of tuples held.
+  @inlinable public var count: Int { arePairs ? positivePairs.count + negativePairs.count : triplets.count }
+}
+
+/// Keeps a uniform random sample of at most `capacity` items from a stream (reservoir sampling,
+/// Vitter's algorithm R), seeded: it bounds the memory of mining however many tuples qualify.
+public struct Reservoir: Sendable {
+  /// The most items kept (`nil`: keep all).
+  public var capacity: Int?
+  /// The generator for the sample.
+  public var rng: RandomSource
+  /// Items offered so far.
+  public var seen = 0
+
+  public init(capacity: Int?, seed: UInt64) {
+    precondition(capacity.map { $0 > 0 } ?? true, "Reservoir capacity must be positive")
+    self.capacity = capacity
+    rng = RandomSource(seed: seed)
+  }
+
+  /// Starts a new stream.
+  @inlinable public mutating func reset() { seen = 0 }
+
+  /// Offers `item` to `array`: appends while there is room, else replaces a random slot with
+  /// probability `capacity / seen`.
+  @inlinable
+  public mutating func offer<E>(_ item: E, to array: inout [E]) {
+    seen += 1
+    guard let capacity, array.count >= capacity else {
+      array.append(item)
+      return
+    }
+    let slot = rng.index(below: seen)
+    if slot < capacity { array[slot] = item }
+  }
+}

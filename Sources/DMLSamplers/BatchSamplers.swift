@@ -1,0 +1,136 @@
+/// Yields the row indices of each training batch.
+public protocol BatchSampler {
+  /// Batches in one epoch.
+  var batchesPerEpoch: Int { get }
+  /// Fills `batch` with the indices of the next batch (replacing its content).
+  mutating func next(into batch: inout [Int])
+}
+
+/// Plain shuffled batches: every epoch is a fresh permutation, cut into batches; the last
+/// partial batch is dropped unless `dropLast` is false.
+public struct ShuffledBatchSampler: BatchSampler, Sendable {
+  public let count: Int
+  public let batchSize: Int
+  public let dropLast: Bool
+  public var rng: RandomSource
+  @usableFromInline var order: [Int] = []
+  @usableFromInline var position = 0
+
+  public init(count: Int, batchSize: Int, dropLast: Bool = true, seed: UInt64 = 0) {
+    precondition(batchSize > 0, "batch size must be positive")
+    precondition(count >= (dropLast ? batchSize : 1), "\(count) samples cannot fill a batch of \(batchSize)")
+    self.count = count
+    self.batchSize = batchSize
+    self.dropLast = dropLast
+    rng = RandomSource(seed: seed)
+  }
+
+  public var batchesPerEpoch: Int { dropLast ? count / batchSize : (count + batchSize - 1) / batchSize }
+
+  public mutating func next(into batch: inout [Int]) {
+    if order.isEmpty || position >= batchesPerEpoch * batchSize || (dropLast && position + batchSize > count)
+      || position >= count
+    {
+      order = Array(0..<count)
+      rng.shuffle(&order)
+      position = 0
+    }
+    let end = Swift.min(position + batchSize, count)
+    batch.removeAll(keepingCapacity: true)
+    batch.append(contentsOf: order[position..<end])
+    position = end
+  }
+}
+
+/// M-per-class batches, with PML's `MPerClassSampler` semantics: a batch is `batchSize / m`
+/// groups of `m` samples of one class; a class with fewer than `m` samples is drawn with
+/// replacement.
+///
+/// Unlike PML, `batchSize` may exceed `m × classes`: a class then fills several groups of the same
+/// batch (the fmnist-05 recipe has 32 groups of 4 over 5 classes). Classes are dealt round-robin
+/// from a reshuffled order, so every class is visited equally often; within a class, samples are
+/// drawn without replacement from a reshuffled order, so every sample is visited. An epoch is
+/// `⌊samples / batchSize⌋` batches.
+public struct MPerClassSampler: BatchSampler, Sendable {
+  public let m: Int
+  public let batchSize: Int
+  public let sampleCount: Int
+  public var rng: RandomSource
+  @usableFromInline var classes: [[Int]]
+  @usableFromInline var classCursor: [Int]
+  @usableFromInline var classOrder: [Int] = []
+  @usableFromInline var orderPosition = 0
+
+  public init(labels: [Int], m: Int, batchSize: Int, seed: UInt64 = 0) {
+    precondition(m > 0, "m must be positive")
+    precondition(batchSize > 0 && batchSize % m == 0, "batch size \(batchSize) must be a positive multiple of m = \(m)")
+    var byClass: [Int: [Int]] = [:]
+    for (i, y) in labels.enumerated() { byClass[y, default: []].append(i) }
+    precondition(!byClass.isEmpty, "MPerClassSampler needs labelled samples")
+    classes = byClass.keys.sorted().map { byClass[$0]! }
+    classCursor = [Int](repeating: Int.max, count: classes.count)
+    self.m = m
+    self.batchSize = batchSize
+    sampleCount = labels.count
+    rng = RandomSource(seed: seed)
+  }
+
+  public var batchesPerEpoch: Int { Swift.max(1, sampleCount / batchSize) }
+
+  public mutating func next(into batch: inout [Int]) {
+    batch.removeAll(keepingCapacity: true)
+    for _ in 0..<(batchSize / m) {
+      if orderPosition >= classOrder.count {
+        classOrder = Array(classes.indices)
+        rng.shuffle(&classOrder)
+        orderPosition = 0
+      }
+      let c = classOrder[orderPosition]
+      orderPosition += 1
+      let members = classes[c].count
+      if members < m {
+        for _ in 0..<m { batch.append(classes[c][rng.index(below: members)]) }
+        continue
+      }
+      for _ in 0..<m {
+        if classCursor[c] >= members {
+          rng.shuffle(&classes[c])
+          classCursor[c] = 0
+        }
+        batch.append(classes[c][classCursor[c]])
+        classCursor[c] += 1
+      }
+    }
+  }
+}
+
+/// Class-disjoint splits, for open-set protocols (train on some classes, test on others).
+public enum ClassSplit {
+  /// Parses a class list such as `0-4`, `5,7,9` or `0-2,8`.
+  public static func parse(_ text: String) throws -> Set<Int> {
+    var result = Set<Int>()
+    for part in text.split(separator: ",") {
+      let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
+      guard (1...2).contains(bounds.count), let lo = Int(bounds[0]), let hi = Int(bounds.last!), lo >= 0, lo <= hi
+      else { throw SpecificationError("'\(part)' in class list '\(text)' is not a class or a range a-b") }
+      result.formUnion(lo...hi)
+    }
+    guard !result.isEmpty else { throw SpecificationError("class list '\(text)' is empty") }
+    return result
+  }
+
+  /// The indices whose label is in `classes`, in order.
+  public static func indices(of classes: Set<Int>, in labels: [Int]) -> [Int] {
+    labels.indices.filter { classes.contains(labels[$0]) }
+  }
+
+  /// Maps labels to `0..<k` in increasing order of the original label; returns the new labels and
+  /// the original label of each new one.
+  public static func remap(_ labels: [Int]) -> (labels: [Int], original: [Int]) {
+    let original = Set(labels).sorted()
+    let index = Dictionary(uniqueKeysWithValues: original.enumerated().map { ($1, $0) })
+    return (labels.map { index[$0]! }, original)
+  }
+}
+
+/// The samplers of this module (used by the command line to list them).

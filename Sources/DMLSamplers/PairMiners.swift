@@ -1,0 +1,120 @@
+/// Every valid pair (positive: same label, `a ≠ p`; negative: different labels), or every valid
+/// triplet: batch-all mining. With `maxTuples` the result is a seeded uniform sample.
+public struct BatchAllMiner<Scalar: DMLScalar>: TupleSampler {
+  /// Return triplets instead of pairs.
+  public var triplets: Bool
+  public var distance: Distance
+  public var statistics = MiningStatistics()
+  @usableFromInline var reservoir: Reservoir
+  @usableFromInline var negativeReservoir: Reservoir
+
+  public init(triplets: Bool, distance: Distance = .euclidean, maxTuples: Int? = nil, seed: UInt64 = 0) {
+    self.triplets = triplets
+    self.distance = distance
+    reservoir = Reservoir(capacity: maxTuples, seed: seed)
+    negativeReservoir = Reservoir(capacity: maxTuples, seed: seed &+ 1)
+  }
+
+  @inlinable
+  public mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples) {
+    let n = labels.count
+    tuples.removeAll(pairs: !triplets)
+    reservoir.reset()
+    negativeReservoir.reset()
+    for a in 0..<n {
+      for j in 0..<n where j != a {
+        if labels[j] == labels[a] {
+          if triplets {
+            for q in 0..<n where labels[q] != labels[a] {
+              reservoir.offer(SIMD3(Int32(a), Int32(j), Int32(q)), to: &tuples.triplets)
+            }
+          } else {
+            reservoir.offer(SIMD2(Int32(a), Int32(j)), to: &tuples.positivePairs)
+          }
+        } else if !triplets {
+          negativeReservoir.offer(SIMD2(Int32(a), Int32(j)), to: &tuples.negativePairs)
+        }
+      }
+    }
+    statistics.record(tuples.count)
+  }
+}
+
+/// PML's `PairMarginMiner`: positive pairs farther than `positiveMargin` and negative pairs
+/// closer than `negativeMargin` (for similarities: positives below, negatives above).
+public struct PairMarginMiner<Scalar: DMLScalar>: TupleSampler {
+  public var positiveMargin: Scalar
+  public var negativeMargin: Scalar
+  public var distance: Distance
+  public var statistics = MiningStatistics()
+
+  public init(positiveMargin: Scalar = 0.2, negativeMargin: Scalar = 0.8, distance: Distance = .euclidean) {
+    self.positiveMargin = positiveMargin
+    self.negativeMargin = negativeMargin
+    self.distance = distance
+  }
+
+  @inlinable
+  public mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples) {
+    let n = labels.count
+    tuples.removeAll(pairs: true)
+    let sign = Scalar(distance.closeness)
+    for a in 0..<n {
+      for j in 0..<n where j != a {
+        let s = scores[a, j]
+        if labels[j] == labels[a] {
+          // Distance: d > m_pos; similarity: s < m_pos.
+          if sign * (positiveMargin - s) > 0 { tuples.positivePairs.append(SIMD2(Int32(a), Int32(j))) }
+        } else if sign * (s - negativeMargin) > 0 {
+          tuples.negativePairs.append(SIMD2(Int32(a), Int32(j)))
+        }
+      }
+    }
+    statistics.record(tuples.count)
+  }
+}
+
+/// PML's `MultiSimilarityMiner` (Wang et al. 2019): positives less similar than the anchor's
+/// most similar negative plus ε, negatives more similar than its least similar positive minus ε:
+/// `s_ap − ε < max_n s_an` and `s_an + ε > min_p s_ap` (for distances the same with the order
+/// reversed). A batch without positives or without negatives gives nothing.
+public struct MultiSimilarityMiner<Scalar: DMLScalar>: TupleSampler {
+  /// The slack ε.
+  public var epsilon: Scalar
+  public var distance: Distance
+  public var statistics = MiningStatistics()
+
+  public init(epsilon: Scalar = 0.1, distance: Distance = .cosine) {
+    self.epsilon = epsilon
+    self.distance = distance
+  }
+
+  @inlinable
+  public mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples) {
+    let n = labels.count
+    tuples.removeAll(pairs: true)
+    let sign = Scalar(distance.closeness)  // closeness c = sign·s
+    let eps = epsilon
+    scores.withUnsafeBufferPointer { s in
+      for a in 0..<n {
+        var hardestNegative = -Scalar.infinity, hardestPositive = Scalar.infinity
+        for j in 0..<n where j != a {
+          let c = sign * s[a * n + j]
+          if labels[j] == labels[a] { hardestPositive = Swift.min(hardestPositive, c) } else {
+            hardestNegative = Swift.max(hardestNegative, c)
+          }
+        }
+        guard hardestNegative > -Scalar.infinity, hardestPositive < Scalar.infinity else { continue }
+        for j in 0..<n where j != a {
+          let c = sign * s[a * n + j]
+          if labels[j] == labels[a] {
+            if c - eps < hardestNegative { tuples.positivePairs.append(SIMD2(Int32(a), Int32(j))) }
+          } else if c + eps > hardestPositive {
+            tuples.negativePairs.append(SIMD2(Int32(a), Int32(j)))
+          }
+        }
+      }
+    }
+    statistics.record(tuples.count)
+  }
+}

@@ -1,0 +1,82 @@
+/// The conformance suite every `TupleSampler` passes:
+/// - every returned tuple is valid: `label(a) == label(p) ≠ label(n)`, `a ≠ p`, indices in range;
+/// - the result does not depend on the order of the batch, nor on the names of the labels (for
+///   deterministic samplers);
+/// - one-sided batches (one label, or all labels distinct), a single row and an empty batch are
+///   handled without a crash;
+/// - the statistics count every batch.
+public enum SamplerConformance {
+  public static func failures<S: TupleSampler>(_ sampler: S, deterministic: Bool = true) -> [String]
+  where S.Scalar == Double {
+    var failures: [String] = []
+    let batch = LossConformance.Batch(rows: 16, dimension: 5, classes: 4, seed: 3)
+
+    func mine(_ x: Matrix<Double>, _ y: [Int]) -> Tuples {
+      var s = sampler
+      var w = DistanceWorkspace<Double>()
+      var scores = Matrix<Double>()
+      s.distance.scores(x, x, sameSet: true, into: &scores, workspace: &w)
+      var t = Tuples.none
+      s.mine(scores: scores, labels: y, into: &t)
+      if s.statistics.batches != 1 || s.statistics.lastCount != t.count {
+        failures.append("statistics do not count the batch: \(s.statistics)")
+      }
+      return t
+    }
+
+    func invalid(_ t: Tuples, _ y: [Int]) -> String? {
+      let n = y.count
+      func ok(_ i: Int32) -> Bool { i >= 0 && Int(i) < n }
+      for p in t.positivePairs where !(ok(p.x) && ok(p.y) && p.x != p.y && y[Int(p.x)] == y[Int(p.y)]) {
+        return "invalid positive pair \(p)"
+      }
+      for p in t.negativePairs where !(ok(p.x) && ok(p.y) && y[Int(p.x)] != y[Int(p.y)]) {
+        return "invalid negative pair \(p)"
+      }
+      for q in t.triplets
+      where !(ok(q.x) && ok(q.y) && ok(q.z) && q.x != q.y && y[Int(q.x)] == y[Int(q.y)] && y[Int(q.x)] != y[Int(q.z)]) {
+        return "invalid triplet \(q)"
+      }
+      return nil
+    }
+
+    let (x, y) = (batch.embeddings, batch.labels)
+    let base = mine(x, y)
+    if let e = invalid(base, y) { failures.append(e) }
+    if base.count == 0 { failures.append("nothing mined on an ordinary batch") }
+
+    if deterministic {
+      var rng = RandomSource(seed: 5)
+      let perm = rng.permutation(y.count)
+      var px = x
+      for (to, from) in perm.enumerated() {
+        for j in 0..<x.columns { px[to, j] = x[from, j] }
+      }
+      let relabel = [2, 0, 3, 1]  // a bijection of the 4 labels
+      let permuted = mine(px, perm.map { relabel[y[$0]] })
+      func back(_ i: Int32) -> Int32 { Int32(perm[Int(i)]) }
+      let mappedPos = Set(permuted.positivePairs.map { SIMD2(back($0.x), back($0.y)) })
+      let mappedNeg = Set(permuted.negativePairs.map { SIMD2(back($0.x), back($0.y)) })
+      let mappedTriplets = Set(permuted.triplets.map { SIMD3(back($0.x), back($0.y), back($0.z)) })
+      if mappedPos != Set(base.positivePairs) || mappedNeg != Set(base.negativePairs)
+        || mappedTriplets != Set(base.triplets)
+      {
+        failures.append("the tuples depend on the batch order or the label names")
+      }
+    }
+
+    let n = y.count
+    for (name, labels) in [
+      ("one label", [Int](repeating: 0, count: n)), ("all labels distinct", Array(0..<n)),
+    ] {
+      let t = mine(x, labels)
+      if let e = invalid(t, labels) { failures.append("\(name): \(e)") }
+      if !t.triplets.isEmpty { failures.append("\(name): \(t.triplets.count) triplets where none exist") }
+    }
+    var one = Matrix<Double>(rows: 1, columns: x.columns)
+    one.apply { _ in 0.5 }
+    if mine(one, [0]).count != 0 { failures.append("a single row gave tuples") }
+    if mine(Matrix(rows: 0, columns: x.columns), []).count != 0 { failures.append("an empty batch gave tuples") }
+    return failures
+  }
+}

@@ -1,0 +1,197 @@
+import DMLSamplers
+import DMLTesting
+import Foundation
+import Testing
+
+/// The cases of Golden/miners.json (a copy of shared/reference/miners.json, PML 2.9.0, float64).
+struct MinerCase: CustomStringConvertible, @unchecked Sendable {
+  let name: String
+  let inputs: [String: Any]
+  let outputs: [String: Any]
+  var description: String { name }
+
+  static let all: [MinerCase] = {
+    let url = Bundle.module.url(forResource: "Golden/miners", withExtension: "json")!
+    let json = try! JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+    return (json["cases"] as! [[String: Any]]).map {
+      MinerCase(name: $0["name"] as! String, inputs: $0["inputs"] as! [String: Any], outputs: $0["outputs"] as! [String: Any])
+    }
+  }()
+
+  var embeddings: Matrix<Double> {
+    Matrix((inputs["embeddings"] as! [[NSNumber]]).map { $0.map(\.doubleValue) })
+  }
+  var labels: [Int] { (inputs["labels"] as! [NSNumber]).map(\.intValue) }
+  func list(_ key: String) -> [[Int32]] { (outputs[key] as! [[Int]]).map { $0.map(Int32.init) } }
+}
+
+@Suite("Miners reproduce PML's exact index sets (Golden/miners.json)")
+struct GoldenMinerTests {
+  func mine<S: TupleSampler>(_ sampler: S, _ c: MinerCase) -> Tuples where S.Scalar == Double {
+    var s = sampler
+    var w = DistanceWorkspace<Double>()
+    var scores = Matrix<Double>()
+    s.distance.scores(c.embeddings, c.embeddings, sameSet: true, into: &scores, workspace: &w)
+    let expected = Matrix((c.outputs["distance_matrix"] as! [[NSNumber]]).map { $0.map(\.doubleValue) })
+    var diff = scores
+    diff.add(expected, scaledBy: -1)
+    #expect(diff.maxAbs() < 1e-12, "\(c.name): distance matrix")
+    var t = Tuples.none
+    s.mine(scores: scores, labels: c.labels, into: &t)
+    return t
+  }
+
+  func sorted(_ t: [SIMD3<Int32>]) -> [[Int32]] { t.map { [$0.x, $0.y, $0.z] }.sorted { $0.lexicographicallyPrecedes($1) } }
+  func sorted(_ t: [SIMD2<Int32>]) -> [[Int32]] { t.map { [$0.x, $0.y] }.sorted { $0.lexicographicallyPrecedes($1) } }
+
+  @Test("TripletMarginMiner", arguments: TripletType.allCases)
+  func tripletMargin(type: TripletType) {
+    let c = MinerCase.all.first { $0.name == "triplet_margin_miner_\(type.rawValue)" }!
+    let t = mine(TripletMarginMiner<Double>(margin: 0.2, type: type), c)
+    #expect(sorted(t.triplets) == c.list("triplets"), "\(c.name)")
+    #expect(t.triplets.count == c.outputs["num_triplets"] as! Int)
+  }
+
+  @Test("BatchHardMiner")
+  func batchHard() {
+    let c = MinerCase.all.first { $0.name == "batch_hard_miner" }!
+    #expect(sorted(mine(BatchHardMiner<Double>(), c).triplets) == c.list("triplets"))
+  }
+
+  @Test("PairMarginMiner")
+  func pairMargin() {
+    let c = MinerCase.all.first { $0.name == "pair_margin_miner" }!
+    let t = mine(PairMarginMiner<Double>(positiveMargin: 0.2, negativeMargin: 0.8), c)
+    #expect(sorted(t.positivePairs) == c.list("pos_pairs"))
+    #expect(sorted(t.negativePairs) == c.list("neg_pairs"))
+  }
+
+  @Test("MultiSimilarityMiner")
+  func multiSimilarity() {
+    let c = MinerCase.all.first { $0.name == "multi_similarity_miner" }!
+    let t = mine(MultiSimilarityMiner<Double>(epsilon: 0.1), c)
+    #expect(sorted(t.positivePairs) == c.list("pos_pairs"))
+    #expect(sorted(t.negativePairs) == c.list("neg_pairs"))
+    #expect(!t.positivePairs.isEmpty && !t.negativePairs.isEmpty)
+  }
+}
+
+@Suite("Every sampler passes the sampler conformance suite")
+struct SamplerConformanceTests {
+  static func check(_ failures: [String], _ name: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(failures.isEmpty, "\(name): \(failures.joined(separator: "; "))", sourceLocation: sourceLocation)
+  }
+
+  @Test("sampler conformance: batch-all pairs") func batchAllPairs() { Self.check(SamplerConformance.failures(BatchAllMiner<Double>(triplets: false)), "batch-all pairs") }
+  @Test("sampler conformance: batch-all triplets") func batchAllTriplets() { Self.check(SamplerConformance.failures(BatchAllMiner<Double>(triplets: true)), "batch-all triplets") }
+  @Test("sampler conformance: triplet-margin, every type", arguments: TripletType.allCases)
+  func tripletMargin(type: TripletType) {
+    Self.check(SamplerConformance.failures(TripletMarginMiner<Double>(margin: 0.5, type: type)), "triplet-margin \(type)")
+  }
+  @Test("sampler conformance: batch-hard") func batchHard() { Self.check(SamplerConformance.failures(BatchHardMiner<Double>()), "batch-hard") }
+  @Test("sampler conformance: facenet-semihard") func faceNet() { Self.check(SamplerConformance.failures(FaceNetSemiHardMiner<Double>()), "facenet") }
+  @Test("sampler conformance: pair-margin") func pairMargin() { Self.check(SamplerConformance.failures(PairMarginMiner<Double>()), "pair-margin") }
+  @Test("sampler conformance: multi-similarity") func multiSimilarity() { Self.check(SamplerConformance.failures(MultiSimilarityMiner<Double>()), "multi-similarity") }
+  @Test("sampler conformance: distance-weighted (seeded, so order-dependent)")
+  func distanceWeighted() {
+    Self.check(SamplerConformance.failures(DistanceWeightedMiner<Double>(dimension: 5), deterministic: false), "distance-weighted")
+  }
+  @Test("sampler conformance: capped triplet-margin (seeded sample)")
+  func capped() {
+    Self.check(SamplerConformance.failures(TripletMarginMiner<Double>(margin: 0.5, type: .all, maxTuples: 20), deterministic: false), "capped")
+  }
+
+  @Test("a sampler returning an invalid tuple fails the suite")
+  func suiteCanFail() {
+    struct Wrong: TupleSampler {
+      var distance: Distance { .euclidean }
+      var statistics = MiningStatistics()
+      mutating func mine(scores: Matrix<Double>, labels: [Int], into tuples: inout Tuples) {
+        tuples = labels.count > 1 ? .triplets([SIMD3(0, 0, 1)]) : .none
+        statistics.record(tuples.count)
+      }
+    }
+    #expect(!SamplerConformance.failures(Wrong()).isEmpty)
+  }
+}
+
+@Suite("Mining behaviour")
+struct MiningBehaviourTests {
+  func scores(_ x: Matrix<Double>, _ d: Distance = .euclidean) -> Matrix<Double> {
+    var w = DistanceWorkspace<Double>()
+    var s = Matrix<Double>()
+    d.scores(x, x, sameSet: true, into: &s, workspace: &w)
+    return s
+  }
+
+  @Test("a cap keeps a uniform seeded sample of the qualifying triplets")
+  func capIsASample() {
+    let batch = LossConformance.Batch(rows: 24, dimension: 4, classes: 3, seed: 9)
+    let s = scores(batch.embeddings)
+    var all = TripletMarginMiner<Double>(margin: 10, type: .all)
+    var capped = TripletMarginMiner<Double>(margin: 10, type: .all, maxTuples: 100, seed: 4)
+    var everything = Tuples.none, sample = Tuples.none, again = Tuples.none
+    all.mine(scores: s, labels: batch.labels, into: &everything)
+    capped.mine(scores: s, labels: batch.labels, into: &sample)
+    #expect(everything.triplets.count == 24 * 7 * 16)
+    #expect(sample.triplets.count == 100)
+    #expect(Set(sample.triplets).isSubset(of: Set(everything.triplets)))
+    var same = TripletMarginMiner<Double>(margin: 10, type: .all, maxTuples: 100, seed: 4)
+    same.mine(scores: s, labels: batch.labels, into: &again)
+    #expect(again == sample)
+    // Uniform: anchors of the sample spread over the batch.
+    #expect(Set(sample.triplets.map(\.x)).count > 15)
+  }
+
+  @Test("semi-hard mining that finds nothing is reported")
+  func emptyStatistics() {
+    var miner = TripletMarginMiner<Double>(margin: 0.2, type: .semihard)
+    let x = Matrix<Double>([[1, 0], [1, 0.001], [-1, 0], [-1, 0.001]])  // far-apart classes: all easy
+    var t = Tuples.none
+    miner.mine(scores: scores(x), labels: [0, 0, 1, 1], into: &t)
+    miner.mine(scores: scores(x), labels: [0, 0, 1, 1], into: &t)
+    #expect(t.count == 0)
+    #expect(miner.statistics.emptyBatches == 2 && miner.statistics.emptyFraction == 1)
+    #expect("\(miner.statistics)".contains("nothing mined in 2 of 2 batches"))
+  }
+
+  @Test("FaceNet's rule: the nearest negative beyond the positive, else the farthest")
+  func faceNetRule() {
+    // Anchor 0 with positive 1 at distance 1; negatives at 0.5, 1.5 and 3 (on a line).
+    let x = Matrix<Double>([[0], [1], [0.5], [1.5], [3]])
+    var miner = FaceNetSemiHardMiner<Double>(distance: Distance(.squaredEuclidean, normalizesEmbeddings: false))
+    var t = Tuples.none
+    miner.mine(scores: scores(x, Distance(.squaredEuclidean, normalizesEmbeddings: false)), labels: [0, 0, 1, 1, 1], into: &t)
+    #expect(t.triplets.contains(SIMD3(0, 1, 3)))  // 1.5 is the nearest beyond 1
+    #expect(t.triplets.contains(SIMD3(1, 0, 4)))  // from 1: d(1,0)=1; negatives 0.5, 0.5, 2 → 3 at 2
+  }
+
+  @Test("distance-weighted sampling is seeded and never draws beyond the cutoff")
+  func distanceWeighted() {
+    let batch = LossConformance.Batch(rows: 20, dimension: 8, classes: 4, seed: 2)
+    let s = scores(batch.embeddings)
+    var a = DistanceWeightedMiner<Double>(dimension: 8, seed: 1), b = a
+    var ta = Tuples.none, tb = Tuples.none
+    a.mine(scores: s, labels: batch.labels, into: &ta)
+    b.mine(scores: s, labels: batch.labels, into: &tb)
+    #expect(ta == tb && !ta.triplets.isEmpty)
+    #expect(ta.triplets.allSatisfy { s[Int($0.x), Int($0.z)] < 1.4 })
+  }
+
+  @Test("batch 1,024 with 64 classes: capped mining stays bounded")
+  func boundedMemory() {
+    // 15 million triplets are examined; the result holds at most maxTuples of them. (The
+    // benchmark runs the 4,096-row case, 10⁹ triplets, in a release build.)
+    let n = 1024
+    var rng = RandomSource(seed: 1)
+    var s = Matrix<Float>(rows: n, columns: n)
+    s.apply { _ in rng.uniform(Float.self) * 2 }
+    let labels = (0..<n).map { $0 % 64 }
+    var miner = TripletMarginMiner<Float>(margin: 0.2, type: .semihard, maxTuples: 10_000, seed: 1)
+    var t = Tuples.none
+    miner.mine(scores: s, labels: labels, into: &t)
+    #expect(t.triplets.count == 10_000)
+    #expect(t.triplets.capacity < 20_000)
+    #expect(miner.statistics.lastCount == 10_000)
+  }
+}
