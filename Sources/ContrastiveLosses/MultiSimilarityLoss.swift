@@ -63,19 +63,21 @@ public struct MultiSimilarityLoss<Scalar: DMLScalar>: RegisteredLoss {
     scores.withUnsafeBufferPointer { s in
       mask.values.withUnsafeBufferPointer { m in
         scoreGradient.withUnsafeMutableBufferPointer { g in
+          withUnsafeTemporaryAllocation(of: Scalar.self, capacity: n) { scratch in
           for i in 0..<n {
             let row = i * n
             // x = α·sign·(base − s) for positives, β·sign·(s − base) for negatives.
             let lp = logOnePlusSumExp(
               count: n, keep: { m[row + $0] == PairMask.positive },
               x: { a * sign * (base - s[row + $0]) },
-              weights: { j, w in g[row + j] += -sign * w * inverseN })
+              scratch: scratch.baseAddress!, weights: { j, w in g[row + j] += -sign * w * inverseN })
             let ln = logOnePlusSumExp(
               count: n, keep: { m[row + $0] == PairMask.negative },
               x: { b * sign * (s[row + $0] - base) },
-              weights: { j, w in g[row + j] += sign * w * inverseN })
+              scratch: scratch.baseAddress!, weights: { j, w in g[row + j] += sign * w * inverseN })
             pos.add(lp / a)
             neg.add(ln / b)
+          }
           }
         }
       }

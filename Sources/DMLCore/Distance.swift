@@ -7,6 +7,7 @@ public struct DistanceWorkspace<Scalar: DMLScalar>: Sendable {
   @usableFromInline var weights = Matrix<Scalar>()
   @usableFromInline var rowWeights: [Scalar] = []
   @usableFromInline var columnWeights: [Scalar] = []
+  @usableFromInline var lastSameSet = false
   @usableFromInline var querySquares: [Scalar] = []
   @usableFromInline var referenceSquares: [Scalar] = []
 
@@ -81,40 +82,47 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
       query.columns == reference.columns,
       "Distance: query rows have \(query.columns) features, reference rows \(reference.columns)")
     prepare(query, into: &w.query, norms: &w.queryNorms)
+    w.lastSameSet = sameSet
     if sameSet {
-      w.reference.assign(w.query)
-      w.referenceNorms = w.queryNorms
+      gemm(w.query, w.query, transposeB: true, into: &scores)
     } else {
       prepare(reference, into: &w.reference, norms: &w.referenceNorms)
+      gemm(w.query, w.reference, transposeB: true, into: &scores)
     }
-    gemm(w.query, w.reference, transposeB: true, into: &scores)
     guard kind != .dotProduct else { return }
     let n = scores.rows, m = scores.columns, d = query.columns
     let power1 = kind == .euclidean
     squaredNorms(w.query, into: &w.querySquares)
-    squaredNorms(w.reference, into: &w.referenceSquares)
+    if sameSet {
+      w.referenceSquares = w.querySquares
+    } else {
+      squaredNorms(w.reference, into: &w.referenceSquares)
+    }
+    let referenceRows = sameSet ? w.query : w.reference
     w.query.withUnsafeBufferPointer { q in
-      w.reference.withUnsafeBufferPointer { r in
+      referenceRows.withUnsafeBufferPointer { r in
         w.querySquares.withUnsafeBufferPointer { qs in
           w.referenceSquares.withUnsafeBufferPointer { rs in
             scores.withUnsafeMutableBufferPointer { s in
               for i in 0..<n {
-                for j in 0..<m {
-                  var d2 = qs[i] + rs[j] - 2 * s[i * m + j]
-                  if sameSet && i == j {
-                    d2 = 0
-                  } else if d2 < 1e-3 * (qs[i] + rs[j]) {
-                    // Cancellation: recompute this one directly.
-                    d2 = 0
+                T.squaredDistanceRow(
+                  s.baseAddress! + i * m, querySquare: qs[i], referenceSquares: rs.baseAddress!, count: m)
+                for j in 0..<m where s[i * m + j] < 1e-3 * (qs[i] + rs[j]) {
+                  // Cancellation: recompute this one directly (and exactly 0 on the diagonal).
+                  var d2: T = 0
+                  if !(sameSet && i == j) {
                     for k in 0..<d {
                       let diff = q[i * d + k] - r[j * d + k]
                       d2 += diff * diff
                     }
                   }
-                  d2 = Swift.max(d2, 0)
-                  s[i * m + j] = power1 ? d2.squareRoot() : d2
+                  s[i * m + j] = d2
                 }
               }
+              if sameSet {
+                for i in 0..<Swift.min(n, m) { s[i * m + i] = 0 }
+              }
+              if power1 { T.squareRootInPlace(s.baseAddress!, count: n * m) }
             }
           }
         }
@@ -122,8 +130,62 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     }
   }
 
+  /// Given `∂L/∂scores` of within-batch scores (`scores(x, x, sameSet: true)`), writes `∂L/∂x`,
+  /// with `x` on both sides: one GEMM with `G + Gᵀ` instead of two.
+  @inlinable
+  public func backwardSameSet<T: DMLScalar>(
+    _ x: Matrix<T>, scores: Matrix<T>, scoreGradient: Matrix<T>,
+    workspace w: inout DistanceWorkspace<T>, gradient: inout Matrix<T>
+  ) {
+    let n = scores.rows
+    precondition(
+      scores.columns == n && scoreGradient.rows == n && scoreGradient.columns == n,
+      "Distance backward: gradient is \(scoreGradient.rows)x\(scoreGradient.columns), scores \(n)x\(scores.columns)")
+    w.weights.resize(rows: n, columns: n)
+    let power1 = kind == .euclidean
+    scores.withUnsafeBufferPointer { s in
+      scoreGradient.withUnsafeBufferPointer { g in
+        w.weights.withUnsafeMutableBufferPointer { wt in
+          switch kind {
+          case .dotProduct: wt.baseAddress!.update(from: g.baseAddress!, count: n * n)
+          case .euclidean: T.divideWherePositive(g.baseAddress!, s.baseAddress!, wt.baseAddress!, count: n * n)
+          case .squaredEuclidean: for k in 0..<(n * n) { wt[k] = 2 * g[k] }
+          }
+          // Symmetrise: W ← W + Wᵀ, so one product serves both sides.
+          for i in 0..<n {
+            for j in (i + 1)..<Swift.max(n, i + 1) {
+              let v = wt[i * n + j] + wt[j * n + i]
+              wt[i * n + j] = v
+              wt[j * n + i] = v
+            }
+            wt[i * n + i] *= 2
+          }
+        }
+      }
+    }
+    if kind == .dotProduct {
+      // S = X Xᵀ: dX = (G + Gᵀ) X.
+      gemm(w.weights, w.query, into: &gradient)
+    } else {
+      // dX = 2 (rowsum(W') X − W' X) with W' the symmetrised weights (the 2 is folded in).
+      if w.rowWeights.count != n { w.rowWeights = [T](repeating: 0, count: n) }
+      w.weights.withUnsafeBufferPointer { wt in
+        for i in 0..<n {
+          var s: T = 0
+          for j in 0..<n { s += wt[i * n + j] }
+          w.rowWeights[i] = s
+        }
+      }
+      gemm(w.weights, w.query, alpha: -1, into: &gradient)
+      addScaledRows(w.query, scales: w.rowWeights, into: &gradient)
+    }
+    if normalizesEmbeddings {
+      normalizeBackward(&gradient, normalized: w.query, norms: w.queryNorms)
+    }
+  }
+
   /// Given `∂L/∂scores`, writes `∂L/∂query` and `∂L/∂reference` (for the raw, unnormalised rows).
-  /// For within-batch scores, the batch's gradient is the sum of the two.
+  /// For within-batch scores use `backwardSameSet`, or add the two.
   @inlinable
   public func backward<T: DMLScalar>(
     _ query: Matrix<T>, _ reference: Matrix<T>, scores: Matrix<T>, scoreGradient: Matrix<T>,
@@ -131,13 +193,16 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     queryGradient: inout Matrix<T>, referenceGradient: inout Matrix<T>
   ) {
     let n = scores.rows, m = scores.columns
+    // After a within-batch forward pass the reference rows are the query rows.
+    let referenceRows = w.lastSameSet ? w.query : w.reference
+    let referenceNorms = w.lastSameSet ? w.queryNorms : w.referenceNorms
     precondition(
       scoreGradient.rows == n && scoreGradient.columns == m,
       "Distance backward: gradient is \(scoreGradient.rows)x\(scoreGradient.columns), scores \(n)x\(m)")
     switch kind {
     case .dotProduct:
       // S = Q Rᵀ: dQ = G R, dR = Gᵀ Q.
-      gemm(scoreGradient, w.reference, into: &queryGradient)
+      gemm(scoreGradient, referenceRows, into: &queryGradient)
       gemm(scoreGradient, transposeA: true, w.query, into: &referenceGradient)
     case .euclidean, .squaredEuclidean:
       // With W = ∂L/∂(d²) (·2 folded in): dQ = 2(rowsum(W) Q − W R), dR = 2(colsum(W) R − Wᵀ Q).
@@ -146,13 +211,11 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
       scores.withUnsafeBufferPointer { s in
         scoreGradient.withUnsafeBufferPointer { g in
           w.weights.withUnsafeMutableBufferPointer { wt in
-            for k in wt.indices {
-              if power1 {
-                // ∂d/∂(d²) = 1/(2d); the gradient at d = 0 is 0.
-                wt[k] = s[k] > 0 ? g[k] / s[k] : 0
-              } else {
-                wt[k] = 2 * g[k]
-              }
+            if power1 {
+              // ∂d/∂(d²) = 1/(2d), folded with the 2 below; the gradient at d = 0 is 0.
+              T.divideWherePositive(g.baseAddress!, s.baseAddress!, wt.baseAddress!, count: wt.count)
+            } else {
+              for k in wt.indices { wt[k] = 2 * g[k] }
             }
           }
         }
@@ -174,14 +237,14 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
           }
         }
       }
-      gemm(w.weights, w.reference, alpha: -1, into: &queryGradient)
+      gemm(w.weights, referenceRows, alpha: -1, into: &queryGradient)
       addScaledRows(w.query, scales: w.rowWeights, into: &queryGradient)
       gemm(w.weights, transposeA: true, w.query, alpha: -1, into: &referenceGradient)
-      addScaledRows(w.reference, scales: w.columnWeights, into: &referenceGradient)
+      addScaledRows(referenceRows, scales: w.columnWeights, into: &referenceGradient)
     }
     if normalizesEmbeddings {
       normalizeBackward(&queryGradient, normalized: w.query, norms: w.queryNorms)
-      normalizeBackward(&referenceGradient, normalized: w.reference, norms: w.referenceNorms)
+      normalizeBackward(&referenceGradient, normalized: referenceRows, norms: referenceNorms)
     }
   }
 

@@ -39,22 +39,31 @@ public struct PairMask: Sendable {
 
 /// `log(1 + Σ exp(x_k))` over the `count` values produced by `x(k)` for the `k` where `keep(k)`,
 /// computed stably; 0 when no value is kept (PML's `logsumexp(..., add_one=True)` with a mask).
-/// `weights(k)` then receives `∂/∂x_k = exp(x_k) / (1 + Σ exp)`.
+/// `weights(k, w)` then receives `w = ∂/∂x_k = exp(x_k) / (1 + Σ exp)`. `scratch` (`count` values)
+/// keeps each exponential between the two passes, so each is computed once.
 @inlinable
 public func logOnePlusSumExp<T: DMLScalar>(
-  count: Int, keep: (Int) -> Bool, x: (Int) -> T, weights: ((Int, T) -> Void)? = nil
+  count: Int, keep: (Int) -> Bool, x: (Int) -> T, scratch: UnsafeMutablePointer<T>,
+  weights: ((Int, T) -> Void)? = nil
 ) -> T {
   var largest: T = 0  // the "1" is exp(0)
   var any = false
   for k in 0..<count where keep(k) {
-    largest = Swift.max(largest, x(k))
+    let v = x(k)
+    scratch[k] = v
+    largest = Swift.max(largest, v)
     any = true
   }
   guard any else { return 0 }
   var sum = T.exp(-largest)
-  for k in 0..<count where keep(k) { sum += T.exp(x(k) - largest) }
+  for k in 0..<count where keep(k) {
+    let e = T.exp(scratch[k] - largest)
+    scratch[k] = e
+    sum += e
+  }
   if let weights {
-    for k in 0..<count where keep(k) { weights(k, T.exp(x(k) - largest) / sum) }
+    let inverse = 1 / sum
+    for k in 0..<count where keep(k) { weights(k, scratch[k] * inverse) }
   }
   return T.log(sum) + largest
 }

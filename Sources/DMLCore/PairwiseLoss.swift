@@ -65,6 +65,8 @@ public struct LossEvaluator<Loss: PairwiseLoss>: EmbeddingLoss {
   /// `∂loss/∂references` of the last evaluation (empty without learned references).
   public var referenceGradient = Matrix<Scalar>()
   @usableFromInline var workspace = DistanceWorkspace<Scalar>()
+  @usableFromInline var samplerScores = Matrix<Scalar>()
+  @usableFromInline var samplerWorkspace = DistanceWorkspace<Scalar>()
 
   public init(_ loss: Loss) { self.loss = loss }
 
@@ -72,28 +74,55 @@ public struct LossEvaluator<Loss: PairwiseLoss>: EmbeddingLoss {
   public mutating func evaluate(_ embeddings: Matrix<Scalar>, labels: [Int], tuples: Tuples?)
     -> LossValue<Scalar>
   {
+    computeScores(embeddings, labels: labels)
+    return finish(embeddings, labels: labels, tuples: tuples)
+  }
+
+  /// Mines with `sampler`, then evaluates the loss on what it found. When the sampler and the
+  /// loss compare the batch with itself under the same distance, the score matrix is computed
+  /// once and serves both.
+  @inlinable
+  public mutating func evaluate<S: TupleSampler>(
+    _ embeddings: Matrix<Scalar>, labels: [Int], sampler: inout S, tuples: inout Tuples
+  ) -> LossValue<Scalar> where S.Scalar == Scalar {
+    computeScores(embeddings, labels: labels)
+    if loss.references == nil && sampler.distance == loss.distance {
+      sampler.mine(scores: scores, labels: labels, into: &tuples)
+    } else {
+      sampler.distance.scores(
+        embeddings, embeddings, sameSet: true, into: &samplerScores, workspace: &samplerWorkspace)
+      sampler.mine(scores: samplerScores, labels: labels, into: &tuples)
+    }
+    return finish(embeddings, labels: labels, tuples: tuples)
+  }
+
+  @inlinable
+  mutating func computeScores(_ embeddings: Matrix<Scalar>, labels: [Int]) {
     precondition(
       labels.count == embeddings.rows,
       "Loss: \(embeddings.rows) embeddings but \(labels.count) labels")
-    let distance = loss.distance
     if let references = loss.references {
-      distance.scores(embeddings, references, into: &scores, workspace: &workspace)
-      let value = loss.compute(scores: scores, labels: labels, tuples: tuples, scoreGradient: &scoreGradient)
-      distance.backward(
+      loss.distance.scores(embeddings, references, into: &scores, workspace: &workspace)
+    } else {
+      loss.distance.scores(embeddings, embeddings, sameSet: true, into: &scores, workspace: &workspace)
+    }
+  }
+
+  @inlinable
+  mutating func finish(_ embeddings: Matrix<Scalar>, labels: [Int], tuples: Tuples?) -> LossValue<Scalar> {
+    let value = loss.compute(scores: scores, labels: labels, tuples: tuples, scoreGradient: &scoreGradient)
+    if let references = loss.references {
+      loss.distance.backward(
         embeddings, references, scores: scores, scoreGradient: scoreGradient,
         workspace: &workspace, queryGradient: &embeddingGradient,
         referenceGradient: &referenceGradient)
       loss.receiveReferenceGradient(referenceGradient, embeddings: embeddings, labels: labels)
-      return value
+    } else {
+      // The batch is on both sides of its own score matrix.
+      loss.distance.backwardSameSet(
+        embeddings, scores: scores, scoreGradient: scoreGradient, workspace: &workspace,
+        gradient: &embeddingGradient)
     }
-    distance.scores(embeddings, embeddings, sameSet: true, into: &scores, workspace: &workspace)
-    let value = loss.compute(scores: scores, labels: labels, tuples: tuples, scoreGradient: &scoreGradient)
-    distance.backward(
-      embeddings, embeddings, scores: scores, scoreGradient: scoreGradient,
-      workspace: &workspace, queryGradient: &embeddingGradient,
-      referenceGradient: &referenceGradient)
-    // The batch is on both sides of its own score matrix.
-    embeddingGradient.add(referenceGradient)
     return value
   }
 

@@ -250,3 +250,18 @@ public struct LossRegistry: Sendable {
     return (try factory.build(values, context), weight)
   }
 }
+
+extension RegisteredLoss {
+  /// Builds the loss from text such as `"triplet:margin=0.2"` (the name part is optional),
+  /// validating every value against the declared hyperparameters.
+  public static func make(_ text: String = "", context: LossContext) throws -> Self {
+    // Accept "triplet:margin=0.2", "margin=0.2" and "".
+    let spec = text.isEmpty ? registryName : (text.contains("=") && !text.contains(":") ? "\(registryName):\(text)" : text)
+    var values = try HyperparameterValues(parsing: spec)
+    guard values.component == registryName else {
+      throw SpecificationError("'\(values.component)' given to \(registryName)")
+    }
+    try values.validate(against: hyperparameters)
+    return try Self(values, context: context)
+  }
+}

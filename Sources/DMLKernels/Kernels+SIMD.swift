@@ -109,6 +109,125 @@ extension Double {
   }
 }
 
+
+extension Float {
+  @inlinable
+  public static func squaredDistanceRow(
+    _ row: UnsafeMutablePointer<Float>, querySquare: Float, referenceSquares: UnsafePointer<Float>, count: Int
+  ) {
+    typealias V = SIMD16<Float>
+    let q = V(repeating: querySquare), zero = V(repeating: 0)
+    var j = 0
+    while j + V.scalarCount <= count {
+      let dot = UnsafeRawPointer(row + j).loadUnaligned(as: V.self)
+      let r = UnsafeRawPointer(referenceSquares + j).loadUnaligned(as: V.self)
+      let d2 = q + r - 2 * dot
+      UnsafeMutableRawPointer(row + j).storeBytes(of: d2.replacing(with: zero, where: d2 .< zero), as: V.self)
+      j += V.scalarCount
+    }
+    while j < count {
+      row[j] = Swift.max(querySquare + referenceSquares[j] - 2 * row[j], 0)
+      j += 1
+    }
+  }
+
+  @inlinable
+  public static func squareRootInPlace(_ p: UnsafeMutablePointer<Float>, count: Int) {
+    typealias V = SIMD16<Float>
+    var j = 0
+    while j + V.scalarCount <= count {
+      let v = UnsafeRawPointer(p + j).loadUnaligned(as: V.self)
+      UnsafeMutableRawPointer(p + j).storeBytes(of: v.squareRoot(), as: V.self)
+      j += V.scalarCount
+    }
+    while j < count {
+      p[j] = p[j].squareRoot()
+      j += 1
+    }
+  }
+
+  @inlinable
+  public static func divideWherePositive(
+    _ numerator: UnsafePointer<Float>, _ denominator: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+    count: Int
+  ) {
+    typealias V = SIMD16<Float>
+    let zero = V(repeating: 0), one = V(repeating: 1)
+    var j = 0
+    while j + V.scalarCount <= count {
+      let g = UnsafeRawPointer(numerator + j).loadUnaligned(as: V.self)
+      let d = UnsafeRawPointer(denominator + j).loadUnaligned(as: V.self)
+      let positive = d .> zero
+      let q = g / d.replacing(with: one, where: .!positive)
+      UnsafeMutableRawPointer(out + j).storeBytes(of: zero.replacing(with: q, where: positive), as: V.self)
+      j += V.scalarCount
+    }
+    while j < count {
+      out[j] = denominator[j] > 0 ? numerator[j] / denominator[j] : 0
+      j += 1
+    }
+  }
+}
+
+extension Double {
+  @inlinable
+  public static func squaredDistanceRow(
+    _ row: UnsafeMutablePointer<Double>, querySquare: Double, referenceSquares: UnsafePointer<Double>, count: Int
+  ) {
+    typealias V = SIMD8<Double>
+    let q = V(repeating: querySquare), zero = V(repeating: 0)
+    var j = 0
+    while j + V.scalarCount <= count {
+      let dot = UnsafeRawPointer(row + j).loadUnaligned(as: V.self)
+      let r = UnsafeRawPointer(referenceSquares + j).loadUnaligned(as: V.self)
+      let d2 = q + r - 2 * dot
+      UnsafeMutableRawPointer(row + j).storeBytes(of: d2.replacing(with: zero, where: d2 .< zero), as: V.self)
+      j += V.scalarCount
+    }
+    while j < count {
+      row[j] = Swift.max(querySquare + referenceSquares[j] - 2 * row[j], 0)
+      j += 1
+    }
+  }
+
+  @inlinable
+  public static func squareRootInPlace(_ p: UnsafeMutablePointer<Double>, count: Int) {
+    typealias V = SIMD8<Double>
+    var j = 0
+    while j + V.scalarCount <= count {
+      let v = UnsafeRawPointer(p + j).loadUnaligned(as: V.self)
+      UnsafeMutableRawPointer(p + j).storeBytes(of: v.squareRoot(), as: V.self)
+      j += V.scalarCount
+    }
+    while j < count {
+      p[j] = p[j].squareRoot()
+      j += 1
+    }
+  }
+
+  @inlinable
+  public static func divideWherePositive(
+    _ numerator: UnsafePointer<Double>, _ denominator: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>,
+    count: Int
+  ) {
+    typealias V = SIMD8<Double>
+    let zero = V(repeating: 0), one = V(repeating: 1)
+    var j = 0
+    while j + V.scalarCount <= count {
+      let g = UnsafeRawPointer(numerator + j).loadUnaligned(as: V.self)
+      let d = UnsafeRawPointer(denominator + j).loadUnaligned(as: V.self)
+      let positive = d .> zero
+      let q = g / d.replacing(with: one, where: .!positive)
+      UnsafeMutableRawPointer(out + j).storeBytes(of: zero.replacing(with: q, where: positive), as: V.self)
+      j += V.scalarCount
+    }
+    while j < count {
+      out[j] = denominator[j] > 0 ? numerator[j] / denominator[j] : 0
+      j += 1
+    }
+  }
+}
+
 /// Copies `count` elements; short runs (a pixel's few channels) avoid a `memmove` call.
 @inlinable @inline(__always)
 public func copyElements<T: DMLScalar>(

@@ -21,6 +21,20 @@ where Self.RawSignificand: FixedWidthInteger {
   /// `y = max(y, x)` over `count` elements, vectorised (see Kernels+SIMD.swift).
   static func maximumInPlace(_ y: UnsafeMutablePointer<Self>, _ x: UnsafePointer<Self>, count: Int)
 
+  /// `row[j] = max(querySquare + referenceSquares[j] − 2 row[j], 0)`: a row of squared distances
+  /// from a row of dot products, vectorised.
+  static func squaredDistanceRow(
+    _ row: UnsafeMutablePointer<Self>, querySquare: Self, referenceSquares: UnsafePointer<Self>,
+    count: Int)
+
+  /// `p[j] = √p[j]`, vectorised (the scalar form calls libm for its errno branch).
+  static func squareRootInPlace(_ p: UnsafeMutablePointer<Self>, count: Int)
+
+  /// `out[j] = denominator[j] > 0 ? numerator[j] / denominator[j] : 0`, vectorised.
+  static func divideWherePositive(
+    _ numerator: UnsafePointer<Self>, _ denominator: UnsafePointer<Self>,
+    _ out: UnsafeMutablePointer<Self>, count: Int)
+
   /// A short name for reports (`"f32"`, `"f64"`).
   static var typeName: String { get }
 }

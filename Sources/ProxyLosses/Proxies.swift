@@ -186,16 +186,18 @@ public struct ProxyAnchorLoss<Scalar: DMLScalar>: RegisteredLoss {
     var pos = TermAccumulator<Scalar>(), neg = TermAccumulator<Scalar>()
     scores.withUnsafeBufferPointer { s in
       scoreGradient.withUnsafeMutableBufferPointer { g in
+        withUnsafeTemporaryAllocation(of: Scalar.self, capacity: n) { scratch in
         for j in 0..<c {
           // x = α·sign·(δ − s) for positives, α·sign·(s + δ) for negatives.
           let lp = logOnePlusSumExp(
             count: n, keep: { labels[$0] == j }, x: { a * sign * (d - s[$0 * c + j]) },
-            weights: { i, w in g[i * c + j] += -a * sign * w * posScale })
+            scratch: scratch.baseAddress!, weights: { i, w in g[i * c + j] += -a * sign * w * posScale })
           let ln = logOnePlusSumExp(
             count: n, keep: { labels[$0] != j }, x: { a * sign * (s[$0 * c + j] + d) },
-            weights: { i, w in g[i * c + j] += a * sign * w * negScale })
+            scratch: scratch.baseAddress!, weights: { i, w in g[i * c + j] += a * sign * w * negScale })
           pos.add(lp)
           neg.add(ln)
+        }
         }
       }
     }

@@ -25,6 +25,9 @@ struct GoldenDistanceTests {
       queryGradient: &gq, referenceGradient: &gr)
     gq.add(gr)  // the query is on both sides
     expectClose(gq, c.output("grad_self"), "\(name) self gradient")
+    var combined = Matrix<Double>()
+    distance.backwardSameSet(q, scores: scores, scoreGradient: c.matrix("cotangent_self"), workspace: &w, gradient: &combined)
+    expectClose(combined, c.output("grad_self"), "\(name) self gradient, one GEMM")
 
     distance.scores(q, r, into: &scores, workspace: &w)
     expectClose(scores, c.output("matrix_ref"), "\(name) reference matrix")

@@ -46,9 +46,9 @@ struct RegistryTests {
     #expect(t.margin == 0.3 && t.swap && !t.smoothLoss && t.distance == .cosine && t.reduction == .nonZeroMean)
     let (_, weight) = try registry.make("center:weight=0.01,alpha=0.3", context: context)
     #expect(weight == 0.01)
-    let anchor = try ProxyAnchorLoss<Float>(
-      { var h = try HyperparameterValues(parsing: "proxy-anchor:classes=7,group=2"); try h.validate(against: ProxyAnchorLoss<Float>.hyperparameters); return h }(),
-      context: context)
+    let anchor = try ProxyAnchorLoss<Float>.make("classes=7,group=2", context: context)
+    #expect(try CenterLoss<Float>.make(context: context).alpha == 0.5)
+    #expect(throws: SpecificationError.self) { try CenterLoss<Float>.make("triplet:margin=1", context: context) }
     #expect(anchor.proxies.classes == 7 && anchor.proxies.parameter.group == 2)
   }
 

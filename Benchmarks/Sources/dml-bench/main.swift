@@ -5,9 +5,13 @@ let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first ?? "foundation" {
 case "foundation":
   FoundationBenchmark.run(quick: arguments.contains("--quick"))
+case "losses":
+  LossBenchmark.run(quick: arguments.contains("--quick"), large: !arguments.contains("--no-large"))
+case "distance":
+  DistanceProfile.run()
 case "layers":
   LayerProfile.run()
 default:
-  FileHandle.standardError.write(Data("usage: dml-bench foundation [--quick] | layers\n".utf8))
+  FileHandle.standardError.write(Data("usage: dml-bench foundation|losses [--quick] | layers\n".utf8))
   exit(2)
 }
