@@ -15,8 +15,9 @@ let modules: [(name: String, dependencies: [Target.Dependency], hasTests: Bool)]
   ("ClassificationLosses", ["DMLCore"], false),
   ("DMLLosses", ["ContrastiveLosses", "TripletLosses", "CenterLosses", "ProxyLosses", "ClassificationLosses"], true),
   ("DMLSamplers", ["DMLCore"], true),
+  ("DMLEvaluation", ["DMLCore"], true),
   ("DMLTesting", ["DMLCore"], false),
-  ("MetricLearning", ["DMLKernels", "DMLCore", "DMLNetworks", "DMLTraining", "DMLLosses", "DMLSamplers"], false),
+  ("MetricLearning", ["DMLKernels", "DMLCore", "DMLNetworks", "DMLTraining", "DMLLosses", "DMLSamplers", "DMLEvaluation"], false),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
@@ -30,11 +31,11 @@ targets += modules.map {
   .target(name: $0.name, dependencies: $0.dependencies, swiftSettings: strict)
 }
 // Test targets whose folder holds a `Golden` directory of reference values.
-let goldenTests: Set<String> = ["DMLNetworks", "DMLLosses", "DMLSamplers"]
+let goldenTests: Set<String> = ["DMLNetworks", "DMLLosses", "DMLSamplers", "DMLEvaluation"]
 targets += modules.filter(\.hasTests).map { module in
   .testTarget(
     name: "\(module.name)Tests",
-    dependencies: Array(Set([module.name, "DMLTesting", "DMLNetworks", "DMLTraining", "DMLLosses", "DMLSamplers"])).sorted().map {
+    dependencies: Array(Set([module.name, "DMLTesting", "DMLNetworks", "DMLTraining", "DMLLosses", "DMLSamplers", "DMLEvaluation"])).sorted().map {
       .target(name: $0)
     },
     resources: goldenTests.contains(module.name) ? [.copy("Golden")] : [],

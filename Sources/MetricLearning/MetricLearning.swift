@@ -4,3 +4,4 @@
 @_exported import DMLTraining
 @_exported import DMLLosses
 @_exported import DMLSamplers
+@_exported import DMLEvaluation

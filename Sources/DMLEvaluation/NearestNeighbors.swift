@@ -1,0 +1,180 @@
+@_exported import DMLCore
+
+/// The result of a k-nearest-neighbour search: for each query, `k` reference indices and their
+/// scores, nearest first.
+public struct Neighbors<Scalar: DMLScalar>: Sendable {
+  /// Reference indices, `queries × k`, row-major, nearest first.
+  public var indices: [Int32]
+  /// Scores at those indices (distances, or similarities for a similarity), `queries × k`.
+  public var scores: Matrix<Scalar>
+  /// Neighbours per query.
+  public var k: Int
+
+  /// The neighbours of query `i`.
+  public func row(_ i: Int) -> ArraySlice<Int32> { indices[(i * k)..<((i + 1) * k)] }
+}
+
+/// An error in evaluation input, naming what is wrong.
+public struct EvaluationError: Error, CustomStringConvertible, Equatable {
+  public let description: String
+  public init(_ description: String) { self.description = description }
+}
+
+/// Exact k-nearest-neighbour search.
+///
+/// Query blocks are scored against reference blocks by GEMM, and each block's best `k` are merged
+/// into a running top-k per query, so memory is `O(queryBlock × referenceBlock)` whatever the
+/// sizes: the full `queries × references` matrix is never built. Ties go to the lower reference
+/// index. Euclidean distances are ranked by their squares and rooted only for the `k` kept.
+///
+/// - Parameters:
+///   - queries: `q × d`.
+///   - references: `r × d`.
+///   - k: neighbours per query, at most `r` (`r − 1` with `excludeSelf`).
+///   - distance: any library distance; unnormalised Euclidean by default, as faiss's IndexFlatL2.
+///   - excludeSelf: `queries` *are* `references`, and a query is not its own neighbour.
+public func nearestNeighbors<T: DMLScalar>(
+  queries: Matrix<T>, references: Matrix<T>, k: Int,
+  distance: Distance = Distance(.euclidean, normalizesEmbeddings: false), excludeSelf: Bool = false,
+  queryBlock: Int = 1024, referenceBlock: Int = 4096
+) throws -> Neighbors<T> {
+  let (q, r, d) = (queries.rows, references.rows, queries.columns)
+  guard references.columns == d else {
+    throw EvaluationError("queries have \(d) dimensions, references \(references.columns)")
+  }
+  guard r > 0 else { throw EvaluationError("the reference set is empty") }
+  guard excludeSelf ? q == r : true else {
+    throw EvaluationError("excluding self needs the same set on both sides (\(q) vs \(r) rows)")
+  }
+  let available = excludeSelf ? r - 1 : r
+  guard k > 0 && k <= available else {
+    throw EvaluationError("k = \(k) must lie in 1...\(available) for \(r) references\(excludeSelf ? " (self excluded)" : "")")
+  }
+  guard queries.isFinite && references.isFinite else {
+    throw EvaluationError("embeddings contain NaN or infinite values")
+  }
+  let largest = distance.isSimilarity
+  // Prepared copies: rows normalised when the distance says so; squared norms for Euclidean.
+  let qn = distance.normalizesEmbeddings ? normalizedRows(queries) : queries
+  let rn = distance.normalizesEmbeddings ? normalizedRows(references) : references
+  let euclidean = distance.kind != .dotProduct
+  var qs = [T](), rs = [T]()
+  if euclidean {
+    qs = rowSquares(qn)
+    rs = rowSquares(rn)
+  }
+  let kk = k + (excludeSelf ? 1 : 0)  // one extra, in case self is among the best
+  var bestIndex = [Int32](repeating: -1, count: q * kk)
+  var bestScore = [T](repeating: largest ? -T.infinity : T.infinity, count: q * kk)
+  var block = Matrix<T>()
+  var qBlock = Matrix<T>(), rBlock = Matrix<T>()
+  var candIndex = [Int32](repeating: 0, count: kk), candScore = [T](repeating: 0, count: kk)
+  var mergedIndex = [Int32](repeating: 0, count: kk), mergedScore = [T](repeating: 0, count: kk)
+
+  var q0 = 0
+  while q0 < q {
+    let q1 = Swift.min(q, q0 + queryBlock)
+    copyRows(qn, q0..<q1, into: &qBlock)
+    var r0 = 0
+    while r0 < r {
+      let r1 = Swift.min(r, r0 + referenceBlock)
+      copyRows(rn, r0..<r1, into: &rBlock)
+      gemm(qBlock, rBlock, transposeB: true, into: &block)
+      let m = r1 - r0
+      let take = Swift.min(kk, m)
+      block.withUnsafeMutableBufferPointer { b in
+        for i in 0..<(q1 - q0) {
+          let row = b.baseAddress! + i * m
+          if euclidean {
+            // Squared distances; the query's own norm is constant along the row, so only the
+            // reference part decides the order — but it is kept to return true distances.
+            T.squaredDistanceRow(row, querySquare: qs[q0 + i], referenceSquares: rs.withUnsafeBufferPointer { $0.baseAddress! + r0 }, count: m)
+          }
+          candIndex.withUnsafeMutableBufferPointer { ci in
+            candScore.withUnsafeMutableBufferPointer { cs in
+              selectTopK(row: row, count: m, k: take, largest: largest, indices: ci.baseAddress!, values: cs.baseAddress!)
+            }
+          }
+          // Merge the block's best (indices offset by r0) into the running best.
+          let base = (q0 + i) * kk
+          var a = 0, c = 0
+          for slot in 0..<kk {
+            let aValid = a < kk && bestIndex[base + a] >= 0
+            let cValid = c < take
+            let takeCandidate: Bool
+            if !aValid {
+              takeCandidate = cValid
+            } else if !cValid {
+              takeCandidate = false
+            } else {
+              let av = bestScore[base + a], cv = candScore[c]
+              let ci = candIndex[c] + Int32(r0)
+              takeCandidate = largest ? (cv > av || (cv == av && ci < bestIndex[base + a]))
+                : (cv < av || (cv == av && ci < bestIndex[base + a]))
+            }
+            if takeCandidate {
+              mergedIndex[slot] = candIndex[c] + Int32(r0)
+              mergedScore[slot] = candScore[c]
+              c += 1
+            } else if aValid {
+              mergedIndex[slot] = bestIndex[base + a]
+              mergedScore[slot] = bestScore[base + a]
+              a += 1
+            } else {
+              mergedIndex[slot] = -1
+              mergedScore[slot] = largest ? -T.infinity : T.infinity
+            }
+          }
+          for slot in 0..<kk {
+            bestIndex[base + slot] = mergedIndex[slot]
+            bestScore[base + slot] = mergedScore[slot]
+          }
+        }
+      }
+      r0 = r1
+    }
+    q0 = q1
+  }
+
+  var result = Neighbors<T>(indices: [Int32](repeating: 0, count: q * k), scores: Matrix<T>(rows: q, columns: k), k: k)
+  for i in 0..<q {
+    var out = 0
+    for slot in 0..<kk where out < k {
+      let j = bestIndex[i * kk + slot]
+      if excludeSelf && Int(j) == i { continue }
+      result.indices[i * k + out] = j
+      let s = bestScore[i * kk + slot]
+      result.scores[i, out] = distance.kind == .euclidean ? s.squareRoot() : s
+      out += 1
+    }
+  }
+  return result
+}
+
+func normalizedRows<T: DMLScalar>(_ x: Matrix<T>) -> Matrix<T> {
+  var y = x
+  let norms = x.rowNorms()
+  for i in 0..<x.rows {
+    let n = Swift.max(norms[i], 1e-12)
+    for j in 0..<x.columns { y[i, j] /= n }
+  }
+  return y
+}
+
+func rowSquares<T: DMLScalar>(_ x: Matrix<T>) -> [T] {
+  (0..<x.rows).map { i in
+    var s: T = 0
+    for j in 0..<x.columns { s += x[i, j] * x[i, j] }
+    return s
+  }
+}
+
+func copyRows<T: DMLScalar>(_ x: Matrix<T>, _ range: Range<Int>, into out: inout Matrix<T>) {
+  out.resize(rows: range.count, columns: x.columns)
+  let d = x.columns
+  x.withUnsafeBufferPointer { src in
+    out.withUnsafeMutableBufferPointer { dst in
+      dst.baseAddress!.update(from: src.baseAddress! + range.lowerBound * d, count: range.count * d)
+    }
+  }
+}
