@@ -3,6 +3,7 @@
 ///
 /// The scores are computed in blocks of `block × block`, so memory stays `O(block²)` however many
 /// items there are; no `N × N` matrix is built.
+@inlinable
 public func nearDuplicateGroups<T: DMLScalar>(
   _ embeddings: Matrix<T>, threshold: Double, distance: Distance = .cosine, block: Int = 2048
 ) throws -> [[Int]] {

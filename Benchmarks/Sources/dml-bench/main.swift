@@ -7,11 +7,13 @@ case "foundation":
   FoundationBenchmark.run(quick: arguments.contains("--quick"))
 case "losses":
   LossBenchmark.run(quick: arguments.contains("--quick"), large: !arguments.contains("--no-large"))
+case "search":
+  SearchBenchmark.run(large: !arguments.contains("--no-large"))
 case "distance":
   DistanceProfile.run()
 case "layers":
   LayerProfile.run()
 default:
-  FileHandle.standardError.write(Data("usage: dml-bench foundation|losses [--quick] | layers\n".utf8))
+  FileHandle.standardError.write(Data("usage: dml-bench foundation|losses [--quick] | search [--no-large] | layers | distance\n".utf8))
   exit(2)
 }
