@@ -16,8 +16,9 @@ let modules: [(name: String, dependencies: [Target.Dependency], hasTests: Bool)]
   ("DMLLosses", ["ContrastiveLosses", "TripletLosses", "CenterLosses", "ProxyLosses", "ClassificationLosses"], true),
   ("DMLSamplers", ["DMLCore"], true),
   ("DMLEvaluation", ["DMLCore"], true),
+  ("DMLData", ["DMLCore", "CZlib"], true),
   ("DMLTesting", ["DMLCore"], false),
-  ("MetricLearning", ["DMLKernels", "DMLCore", "DMLNetworks", "DMLTraining", "DMLLosses", "DMLSamplers", "DMLEvaluation"], false),
+  ("MetricLearning", ["DMLKernels", "DMLCore", "DMLNetworks", "DMLTraining", "DMLLosses", "DMLSamplers", "DMLEvaluation", "DMLData"], false),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
@@ -25,7 +26,8 @@ let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
 var targets: [Target] = [
   .systemLibrary(
     name: "CBLAS", pkgConfig: "openblas",
-    providers: [.apt(["libopenblas-dev"])])
+    providers: [.apt(["libopenblas-dev"])]),
+  .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
 ]
 targets += modules.map {
   .target(name: $0.name, dependencies: $0.dependencies, swiftSettings: strict)
@@ -35,7 +37,7 @@ let goldenTests: Set<String> = ["DMLNetworks", "DMLLosses", "DMLSamplers", "DMLE
 targets += modules.filter(\.hasTests).map { module in
   .testTarget(
     name: "\(module.name)Tests",
-    dependencies: Array(Set([module.name, "DMLTesting", "DMLNetworks", "DMLTraining", "DMLLosses", "DMLSamplers", "DMLEvaluation"])).sorted().map {
+    dependencies: Array(Set([module.name, "DMLTesting", "DMLNetworks", "DMLTraining", "DMLLosses", "DMLSamplers", "DMLEvaluation", "DMLData"])).sorted().map {
       .target(name: $0)
     },
     resources: goldenTests.contains(module.name) ? [.copy("Golden")] : [],

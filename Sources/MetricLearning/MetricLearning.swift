@@ -5,3 +5,4 @@
 @_exported import DMLLosses
 @_exported import DMLSamplers
 @_exported import DMLEvaluation
+@_exported import DMLData

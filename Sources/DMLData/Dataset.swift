@@ -1,0 +1,74 @@
+@_exported import DMLCore
+import CZlib
+import Foundation
+
+/// A labelled dataset in memory: one sample per row of `features`.
+public struct Dataset: Sendable {
+  /// The samples, one per row, as Float.
+  public var features: Matrix<Float>
+  /// One label per row.
+  public var labels: [Int]
+  /// The image shape of a row, for image data (`nil` for flat features).
+  public var imageShape: (height: Int, width: Int, channels: Int)?
+
+  public init(features: Matrix<Float>, labels: [Int], imageShape: (height: Int, width: Int, channels: Int)? = nil) {
+    precondition(features.rows == labels.count, "Dataset: \(features.rows) rows but \(labels.count) labels")
+    self.features = features
+    self.labels = labels
+    self.imageShape = imageShape
+  }
+
+  /// The samples at `indices`, in that order.
+  public func subset(_ indices: [Int]) -> Dataset {
+    var f = Matrix<Float>(rows: indices.count, columns: features.columns)
+    let d = features.columns
+    features.withUnsafeBufferPointer { src in
+      f.withUnsafeMutableBufferPointer { dst in
+        for (r, i) in indices.enumerated() {
+          dst.baseAddress!.advanced(by: r * d).update(from: src.baseAddress! + i * d, count: d)
+        }
+      }
+    }
+    return Dataset(features: f, labels: indices.map { labels[$0] }, imageShape: imageShape)
+  }
+
+  /// The samples whose label is in `classes`.
+  public func restricted(to classes: Set<Int>) -> Dataset {
+    subset(labels.indices.filter { classes.contains(labels[$0]) })
+  }
+
+  /// `(x − mean) / std`, elementwise.
+  public mutating func normalize(mean: Float, std: Float) {
+    let inverse = 1 / std
+    features.apply { ($0 - mean) * inverse }
+  }
+
+  /// The distinct labels, sorted.
+  public var classes: [Int] { Set(labels).sorted() }
+}
+
+/// An error reading data, naming the file and what is wrong.
+public struct DataError: Error, CustomStringConvertible, Equatable {
+  public let description: String
+  public init(_ description: String) { self.description = description }
+}
+
+/// Reads a whole file, transparently gunzipping `.gz` files (zlib).
+public func readFileBytes(_ path: String) throws -> [UInt8] {
+  guard FileManager.default.fileExists(atPath: path) else { throw DataError("\(path): no such file") }
+  if path.hasSuffix(".gz") {
+    guard let file = gzopen(path, "rb") else { throw DataError("\(path): cannot open") }
+    defer { gzclose(file) }
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+      let n = chunk.withUnsafeMutableBytes { gzread(file, $0.baseAddress, UInt32($0.count)) }
+      if n < 0 { throw DataError("\(path): corrupt gzip data") }
+      if n == 0 { break }
+      out.append(contentsOf: chunk[0..<Int(n)])
+    }
+    return out
+  }
+  guard let data = FileManager.default.contents(atPath: path) else { throw DataError("\(path): cannot read") }
+  return [UInt8](data)
+}

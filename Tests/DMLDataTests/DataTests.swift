@@ -1,0 +1,77 @@
+import DMLData
+import Foundation
+import Testing
+
+func temporaryPath(_ name: String) -> String {
+  let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dml-tests-\(getpid())")
+  try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+  return dir.appendingPathComponent(name).path
+}
+
+func write(_ text: String, _ name: String) -> String {
+  let p = temporaryPath(name)
+  FileManager.default.createFile(atPath: p, contents: Data(text.utf8))
+  return p
+}
+
+@Suite("Data loaders")
+struct DataTests {
+  @Test("Fashion-MNIST from Debian's dataset-fashion-mnist, gunzipped and normalised")
+  func fashionMNIST() throws {
+    let train = try FashionMNIST.load(train: true)
+    #expect(train.features.rows == 60000 && train.features.columns == 784)
+    #expect(train.imageShape?.height == 28 && train.classes == Array(0...9))
+    let test = try FashionMNIST.load(train: false, normalized: false)
+    #expect(test.features.rows == 10000)
+    #expect(test.features.maxAbs() <= 1 && test.features.maxAbs() > 0.99)
+    // The benchmarks' normalisation gives roughly zero mean and unit variance.
+    let mean = Double(train.features.sum()) / Double(train.features.count)
+    #expect(abs(mean) < 0.01)
+    #expect(train.labels.filter { $0 == 3 }.count == 6000)
+  }
+
+  @Test("IDX errors name the file and the fault")
+  func idxErrors() {
+    #expect(throws: DataError("/nonexistent.gz: no such file")) { try IDX.read("/nonexistent.gz") }
+    let bad = write("not idx", "bad.idx")
+    #expect(throws: DataError("\(bad): not an IDX file (bad magic)")) { try IDX.read(bad) }
+    let short = temporaryPath("short.idx")
+    FileManager.default.createFile(atPath: short, contents: Data([0, 0, 8, 1, 0, 0, 0, 5, 1, 2]))
+    #expect(throws: DataError("\(short): header says [5] = 5 values, file holds 2")) { try IDX.read(short) }
+  }
+
+  @Test("CSV with a header, and its errors with line numbers")
+  func csv() throws {
+    let ok = write("label,a,b\n1,0.5,2\n0,1e-3,-4\n", "ok.csv")
+    let d = try CSV.dataset(ok)
+    #expect(d.labels == [1, 0] && d.features == Matrix([[0.5, 2], [0.001, -4]]))
+    let noHeader = write("2,1,1\n3,4,4\n", "noheader.csv")
+    #expect(try CSV.dataset(noHeader).labels == [2, 3])
+    for (text, message) in [
+      ("1,2,3\n4,5\n", ":2: 2 columns, expected 3"),
+      ("1,2\nx,3\n", ":2: label 'x' is not an integer"),
+      ("1,2\n2,nan\n", ":2: column 2 value 'nan' is not a finite number"),
+      ("-1,2\n", ":1: label -1 is negative"),
+      ("a,b\n", ": no data rows"),
+    ] {
+      let p = write(text, "bad\(message.count).csv")
+      #expect(throws: DataError(p + message)) { try CSV.dataset(p) }
+    }
+  }
+
+  @Test("NPY round trip and errors")
+  func npy() throws {
+    let m = Matrix<Float>([[1, 2, 3], [4, 5, 6]])
+    let p = temporaryPath("m.npy")
+    try NPY.write(m, to: p)
+    let (shape, values) = try NPY.read(p)
+    #expect(shape == [2, 3] && values == [1, 2, 3, 4, 5, 6])
+    let labels = write("0\n1\n", "labels.csv")
+    let d = try NPY.dataset(features: p, labels: labels)
+    #expect(d.features == m && d.labels == [0, 1])
+    let wrong = write("0\n1\n2\n", "labels3.csv")
+    #expect(throws: DataError("\(wrong): 3 labels for 2 rows of \(p)")) { try NPY.dataset(features: p, labels: wrong) }
+    let garbage = write("garbage", "g.npy")
+    #expect(throws: DataError("\(garbage): not an NPY file (bad magic)")) { try NPY.read(garbage) }
+  }
+}
