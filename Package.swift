@@ -44,6 +44,17 @@ targets += modules.filter(\.hasTests).map { module in
     swiftSettings: strict)
 }
 
+// The command line: a command library (reusable with another registry) and a thin executable,
+// the only targets that import ArgumentParser.
+targets += [
+  .target(
+    name: "DMLCommands",
+    dependencies: ["MetricLearning", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+    swiftSettings: strict),
+  .executableTarget(name: "dml", dependencies: ["DMLCommands"], swiftSettings: strict),
+  .testTarget(name: "DMLCommandsTests", dependencies: ["DMLCommands"], swiftSettings: strict),
+]
+
 // Benchmarks: an executable beside the library, never run by the tests. MallocCounter interposes
 // malloc in that executable only, to count allocations per training step.
 targets += [
@@ -56,9 +67,14 @@ targets += [
 let package = Package(
   name: "swift-metric-learning",
   products: modules.map { .library(name: $0.name, targets: [$0.name]) }
-    + [.executable(name: "dml-bench", targets: ["dml-bench"])],
+    + [
+      .library(name: "DMLCommands", targets: ["DMLCommands"]),
+      .executable(name: "dml", targets: ["dml"]),
+      .executable(name: "dml-bench", targets: ["dml-bench"]),
+    ],
   dependencies: [
-    .package(url: "https://github.com/apple/swift-numerics", from: "1.1.0")
+    .package(url: "https://github.com/apple/swift-numerics", from: "1.1.0"),
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
   ],
   targets: targets,
   swiftLanguageModes: [.v6]

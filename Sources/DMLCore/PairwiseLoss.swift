@@ -184,3 +184,39 @@ where A.Scalar == B.Scalar {
     second.updateReferences()
   }
 }
+
+/// A loss whose concrete type is erased, for components chosen at run time (the registry, the
+/// command line). The closures are created where the concrete type is known, so the work they do
+/// is specialised there; a call through the wrapper costs one indirect call per step, where an
+/// existential (`any EmbeddingLoss`) would run every inner loop as unspecialised generic code.
+public struct AnyEmbeddingLoss<Scalar: DMLScalar>: EmbeddingLoss {
+  @usableFromInline let _evaluate: (Matrix<Scalar>, [Int], Tuples?) -> LossValue<Scalar>
+  @usableFromInline let _gradient: () -> Matrix<Scalar>
+  @usableFromInline let _visit: (_ visit: (inout Parameter<Scalar>) -> Void) -> Void
+  @usableFromInline let _update: () -> Void
+
+  /// Wraps `loss`; its state lives in a box that copies of this wrapper share.
+  @inlinable
+  public init<L: EmbeddingLoss>(_ loss: L) where L.Scalar == Scalar {
+    let box = Box(loss)
+    _evaluate = { box.value.evaluate($0, labels: $1, tuples: $2) }
+    _gradient = { box.value.embeddingGradient }
+    _visit = { visit in box.value.visitParameters(visit) }
+    _update = { box.value.updateReferences() }
+  }
+
+  @inlinable
+  public mutating func evaluate(_ embeddings: Matrix<Scalar>, labels: [Int], tuples: Tuples?) -> LossValue<Scalar> {
+    _evaluate(embeddings, labels, tuples)
+  }
+  @inlinable public var embeddingGradient: Matrix<Scalar> { _gradient() }
+  @inlinable public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) { _visit(visit) }
+  @inlinable public mutating func updateReferences() { _update() }
+}
+
+/// A mutable box for the state of a type-erased component.
+@usableFromInline
+final class Box<Value> {
+  @usableFromInline var value: Value
+  @usableFromInline init(_ value: Value) { self.value = value }
+}

@@ -203,15 +203,25 @@ public struct LossFactory: Sendable {
   public let summary: String
   public let hyperparameters: [HyperparameterSpec]
   public let usesTuples: Bool
-  let build: @Sendable (HyperparameterValues, LossContext) throws -> any EmbeddingLoss<Float>
 
-  /// The entry for `L`.
+  @usableFromInline
+  init(name: String, summary: String, hyperparameters: [HyperparameterSpec], usesTuples: Bool,
+       build: @escaping @Sendable (HyperparameterValues, LossContext) throws -> AnyEmbeddingLoss<Float>) {
+    self.name = name
+    self.summary = summary
+    self.hyperparameters = hyperparameters
+    self.usesTuples = usesTuples
+    self.build = build
+  }
+  @usableFromInline let build: @Sendable (HyperparameterValues, LossContext) throws -> AnyEmbeddingLoss<Float>
+
+  /// The entry for `L`. Called with a concrete `L` (as each loss module does), the loss's work is
+  /// specialised there.
+  @inlinable
   public init<L: RegisteredLoss>(_: L.Type) where L.Scalar == Float {
-    name = L.registryName
-    summary = L.summary
-    hyperparameters = L.hyperparameters
-    usesTuples = L.usesTuples
-    build = { LossEvaluator(try L($0, context: $1)) }
+    self.init(
+      name: L.registryName, summary: L.summary, hyperparameters: L.hyperparameters, usesTuples: L.usesTuples,
+      build: { AnyEmbeddingLoss(LossEvaluator(try L($0, context: $1))) })
   }
 }
 
@@ -233,7 +243,7 @@ public struct LossRegistry: Sendable {
 
   /// Builds the loss that `text` describes (`name:key=value,...`). The reserved key `weight`
   /// (default 1) is returned beside it, for weighted sums.
-  public func make(_ text: String, context: LossContext) throws -> (loss: any EmbeddingLoss<Float>, weight: Float) {
+  public func make(_ text: String, context: LossContext) throws -> (loss: AnyEmbeddingLoss<Float>, weight: Float) {
     var values = try HyperparameterValues(parsing: text)
     guard let factory = factories[values.component] else {
       throw SpecificationError(

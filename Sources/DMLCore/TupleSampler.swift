@@ -11,6 +11,13 @@ public protocol TupleSampler<Scalar> {
   mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples)
   /// What the sampler has found so far.
   var statistics: MiningStatistics { get set }
+  /// Whether the sampler produces tuples; a "no mining" sampler does not, and the loss then uses
+  /// every pair or triplet.
+  var providesTuples: Bool { get }
+}
+
+extension TupleSampler {
+  public var providesTuples: Bool { true }
 }
 
 /// Counts kept by a sampler over a run, so a trainer can say "the loss is stuck at zero because
@@ -89,5 +96,35 @@ public struct Reservoir: Sendable {
     }
     let slot = rng.index(below: seen)
     if slot < capacity { array[slot] = item }
+  }
+}
+
+/// A sampler whose concrete type is erased, with its work specialised where it was wrapped (see
+/// `AnyEmbeddingLoss`).
+public struct AnyTupleSampler<Scalar: DMLScalar>: TupleSampler {
+  @usableFromInline let _mine: (Matrix<Scalar>, [Int], inout Tuples) -> Void
+  @usableFromInline let _statistics: () -> MiningStatistics
+  @usableFromInline let _setStatistics: (MiningStatistics) -> Void
+  public let distance: Distance
+  public let providesTuples: Bool
+
+  @inlinable
+  public init<S: TupleSampler>(_ sampler: S) where S.Scalar == Scalar {
+    let box = Box(sampler)
+    _mine = { box.value.mine(scores: $0, labels: $1, into: &$2) }
+    _statistics = { box.value.statistics }
+    _setStatistics = { box.value.statistics = $0 }
+    distance = sampler.distance
+    providesTuples = sampler.providesTuples
+  }
+
+  @inlinable
+  public mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples) {
+    _mine(scores, labels, &tuples)
+  }
+
+  public var statistics: MiningStatistics {
+    get { _statistics() }
+    set { _setStatistics(newValue) }
   }
 }

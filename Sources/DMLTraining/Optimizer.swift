@@ -36,6 +36,19 @@ public protocol Optimizer<Scalar> {
   var groups: [ParameterGroup] { get set }
   /// Updates one parameter, whose state lives in `slot`.
   mutating func update(_ parameter: inout Parameter<Scalar>, slot: Int)
+  /// The per-slot state (momenta, step counts), for checkpoints.
+  var state: OptimizerState<Scalar> { get set }
+}
+
+/// An optimizer's state: named per-slot buffers and per-slot step counts.
+public struct OptimizerState<Scalar: DMLScalar>: Sendable, Equatable {
+  public var buffers: [String: SlotBuffers<Scalar>]
+  public var stepCounts: [Int]
+
+  public init(buffers: [String: SlotBuffers<Scalar>] = [:], stepCounts: [Int] = []) {
+    self.buffers = buffers
+    self.stepCounts = stepCounts
+  }
 }
 
 extension Optimizer {
@@ -109,6 +122,11 @@ public struct SGD<Scalar: DMLScalar>: Optimizer {
   /// The momentum buffers.
   public var velocity = SlotBuffers<Scalar>()
 
+  public var state: OptimizerState<Scalar> {
+    get { OptimizerState(buffers: ["velocity": velocity]) }
+    set { velocity = newValue.buffers["velocity"] ?? SlotBuffers() }
+  }
+
   public init(
     learningRate: Double = 0.01, momentum: Double = 0, dampening: Double = 0,
     nesterov: Bool = false, weightDecay: Double = 0, groups: [ParameterGroup] = []
@@ -168,6 +186,15 @@ public struct Adam<Scalar: DMLScalar>: Optimizer {
   public var firstMoment = SlotBuffers<Scalar>()
   public var secondMoment = SlotBuffers<Scalar>()
   public var stepCounts: [Int] = []
+
+  public var state: OptimizerState<Scalar> {
+    get { OptimizerState(buffers: ["m": firstMoment, "v": secondMoment], stepCounts: stepCounts) }
+    set {
+      firstMoment = newValue.buffers["m"] ?? SlotBuffers()
+      secondMoment = newValue.buffers["v"] ?? SlotBuffers()
+      stepCounts = newValue.stepCounts
+    }
+  }
 
   public init(
     learningRate: Double = 1e-3, beta1: Double = 0.9, beta2: Double = 0.999,

@@ -1,0 +1,142 @@
+import ArgumentParser
+import Foundation
+import MetricLearning
+
+/// Builds the components the specifications name.
+enum Builders {
+  /// The built-in networks, as their concrete types.
+  enum AnyNetwork {
+    case mlp(MLP<Float>)
+    case convNet(ConvNetS<Float>)
+
+    var embeddingDimension: Int {
+      switch self {
+      case .mlp(let n): return n.embeddingDimension
+      case .convNet(let n): return n.embeddingDimension
+      }
+    }
+  }
+
+  static func network(_ text: String, inputFeatures: Int, imageShape: (height: Int, width: Int, channels: Int)?, seed: UInt64)
+    throws -> AnyNetwork
+  {
+    let (spec, v) = try Components.find(Components.networks, text, kind: "network")
+    let embedding = try v.integer("embedding")
+    guard embedding > 0 else { throw ValidationError("--network \(text): embedding must be positive") }
+    switch spec.name {
+    case "mlp":
+      let hidden = try v.integer("hidden"), depth = try v.integer("depth")
+      guard hidden >= 0, depth >= 0 else { throw ValidationError("--network \(text): hidden and depth must be ≥ 0") }
+      return .mlp(MLP<Float>.mlp(
+        inputFeatures: inputFeatures, hidden: hidden == 0 ? [] : Array(repeating: hidden, count: depth),
+        embeddingDimension: embedding, normalize: try v.boolean("normalize"), batchNorm: try v.boolean("batchnorm"), seed: seed))
+    default:
+      guard let s = imageShape, s.height * s.width * s.channels == inputFeatures, s.height >= 4, s.width >= 4 else {
+        throw ValidationError("--network convnet-s needs image data (Fashion-MNIST); this data has \(inputFeatures) flat features")
+      }
+      let width = try v.integer("width")
+      guard width > 0 else { throw ValidationError("--network \(text): width must be positive") }
+      return .convNet(ConvNetS<Float>.convNetS(
+        input: ImageShape(height: s.height, width: s.width, channels: s.channels), channels: [width, 2 * width],
+        embeddingDimension: embedding, normalize: try v.boolean("normalize"), batchNorm: try v.boolean("batchnorm"), seed: seed))
+    }
+  }
+
+  static func loss(_ texts: [String], context: LossContext) throws -> (AnyEmbeddingLoss<Float>, usesTuples: Bool) {
+    let registry = CommandRegistry.losses
+    var parts: [(AnyEmbeddingLoss<Float>, Float)] = []
+    var usesTuples = false
+    for text in texts {
+      parts.append(try registry.make(text, context: context))
+      let name = try HyperparameterValues(parsing: text).component
+      usesTuples = usesTuples || (registry.factories[name]?.usesTuples ?? false)
+    }
+    guard var total = parts.first else { throw ValidationError("at least one --loss is needed") }
+    if parts.count == 1 && total.1 == 1 { return (total.0, usesTuples) }
+    // Fold into weighted sums, each wrapped where its type is concrete.
+    func combine(_ a: AnyEmbeddingLoss<Float>, _ wa: Float, _ b: AnyEmbeddingLoss<Float>, _ wb: Float) -> AnyEmbeddingLoss<Float> {
+      AnyEmbeddingLoss(WeightedSum(a, b, firstWeight: wa, secondWeight: wb))
+    }
+    if parts.count == 1 {
+      return (combine(total.0, total.1, AnyEmbeddingLoss(LossEvaluator(ZeroLoss<Float>())), 0), usesTuples)
+    }
+    for next in parts.dropFirst() {
+      total = (combine(total.0, total.1, next.0, next.1), 1)
+    }
+    return (total.0, usesTuples)
+  }
+
+  static func sampler(_ text: String, embedding: Int, seed: UInt64) throws -> AnyTupleSampler<Float> {
+    let (spec, v) = try Components.find(Components.miners, text, kind: "miner")
+    func cap() throws -> Int? { let m = try v.integer("max"); return m > 0 ? m : nil }
+    switch spec.name {
+    case "none": return AnyTupleSampler(NoMining<Float>())
+    case "semihard": return AnyTupleSampler(TripletMarginMiner<Float>(margin: Float(try v.real("margin")), type: .semihard, maxTuples: try cap(), seed: seed))
+    case "triplet-margin":
+      return AnyTupleSampler(TripletMarginMiner<Float>(
+        margin: Float(try v.real("margin")), type: TripletType(rawValue: try v.string("type"))!, maxTuples: try cap(), seed: seed))
+    case "batch-hard": return AnyTupleSampler(BatchHardMiner<Float>())
+    case "facenet-semihard": return AnyTupleSampler(FaceNetSemiHardMiner<Float>())
+    case "multi-similarity": return AnyTupleSampler(MultiSimilarityMiner<Float>(epsilon: Float(try v.real("epsilon"))))
+    case "pair-margin":
+      return AnyTupleSampler(PairMarginMiner<Float>(positiveMargin: Float(try v.real("pos_margin")), negativeMargin: Float(try v.real("neg_margin"))))
+    default:
+      guard embedding > 3 else { throw ValidationError("--miner distance-weighted needs an embedding dimension above 3") }
+      return AnyTupleSampler(DistanceWeightedMiner<Float>(
+        dimension: embedding, cutoff: Float(try v.real("cutoff")), nonzeroLossCutoff: Float(try v.real("nonzero_loss_cutoff")), seed: seed))
+    }
+  }
+
+  enum AnyOptimizer {
+    case adam(Adam<Float>)
+    case sgd(SGD<Float>)
+  }
+
+  static func optimizer(_ text: String) throws -> AnyOptimizer {
+    let (spec, v) = try Components.find(Components.optimizers, text, kind: "optimizer")
+    let lr = try v.real("lr", "positive") { $0 > 0 }
+    let proxy = try v.real("proxy_lr", "positive") { $0 > 0 }
+    let decay = try v.real("weight_decay", "non-negative") { $0 >= 0 }
+    let groups = [ParameterGroup(), ParameterGroup(learningRate: proxy)]
+    switch spec.name {
+    case "adam": return .adam(Adam(learningRate: lr, weightDecay: decay, groups: groups))
+    case "adamw": return .adam(Adam.adamW(learningRate: lr, weightDecay: decay, groups: groups))
+    default:
+      return .sgd(SGD(learningRate: lr, momentum: try v.real("momentum", "in [0, 1)") { $0 >= 0 && $0 < 1 },
+        nesterov: try v.boolean("nesterov"), weightDecay: decay, groups: groups))
+    }
+  }
+
+  static func batchSampler(_ text: String, labels: [Int], seed: UInt64) throws -> any BatchSampler {
+    let (spec, v) = try Components.find(Components.batches, text, kind: "batch sampler")
+    let size = try v.integer("size")
+    guard size >= 2 else { throw ValidationError("--batch \(text): size must be at least 2") }
+    guard size <= labels.count else { throw ValidationError("--batch \(text): size \(size) exceeds the \(labels.count) training samples") }
+    if spec.name == "shuffled" { return ShuffledBatchSampler(count: labels.count, batchSize: size, seed: seed) }
+    let m = try v.integer("m")
+    guard m >= 1, size % m == 0 else { throw ValidationError("--batch \(text): size \(size) must be a multiple of m = \(m)") }
+    return MPerClassSampler(labels: labels, m: m, batchSize: size, seed: seed)
+  }
+
+  static func schedule(_ text: String, stepsPerEpoch: Int, epochs: Int) throws -> @Sendable (Int) -> Double {
+    let (spec, v) = try Components.find(Components.schedules, text, kind: "schedule")
+    switch spec.name {
+    case "constant": return { _ in 1 }
+    case "cosine":
+      let c = CosineSchedule(totalSteps: Swift.max(1, stepsPerEpoch * epochs), minimumFactor: try v.real("min"))
+      return { c.factor(at: $0) }
+    default:
+      let s = StepSchedule(stepSize: Swift.max(1, try v.integer("every") * stepsPerEpoch), gamma: try v.real("gamma"))
+      return { s.factor(at: $0) }
+    }
+  }
+}
+
+/// A loss that is always zero, to carry the weight of a single weighted loss.
+struct ZeroLoss<Scalar: DMLScalar>: PairwiseLoss {
+  var distance: Distance { .dotProduct }
+  mutating func compute(scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>) -> LossValue<Scalar> {
+    scoreGradient.resize(rows: scores.rows, columns: scores.columns, zeroed: true)
+    return .zero
+  }
+}

@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import MetricLearning
+
+/// The `dml` command tree.
+public struct DML: ParsableCommand {
+  public static let configuration = CommandConfiguration(
+    commandName: "dml",
+    abstract: "Deep metric learning: train, evaluate and use embedding networks.",
+    subcommands: [Train.self, Evaluate.self, Embed.self, List.self])
+
+  public init() {}
+}
+
+/// Writes a line to standard error.
+func warn(_ text: String) { FileHandle.standardError.write(Data((text + "\n").utf8)) }
+
+/// One JSON object on a line.
+func jsonLine(_ object: [String: Any]) -> String {
+  let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+  return String(decoding: data, as: UTF8.self)
+}
+
+/// Embeds every row of `x` in inference mode, in batches.
+func embedAll<N: EmbeddingNetwork>(_ network: inout N, _ x: Matrix<Float>, batch: Int = 1000) -> Matrix<Float>
+where N.Scalar == Float {
+  var out = Matrix<Float>(rows: x.rows, columns: 0)
+  var chunk = Matrix<Float>()
+  var start = 0
+  while start < x.rows {
+    let end = Swift.min(x.rows, start + batch)
+    chunk.resize(rows: end - start, columns: x.columns)
+    for i in start..<end { for j in 0..<x.columns { chunk[i - start, j] = x[i, j] } }
+    network.forward(chunk, mode: .inference)
+    let e = network.embeddings
+    if out.columns == 0 { out = Matrix(rows: x.rows, columns: e.columns) }
+    for i in 0..<e.rows { for j in 0..<e.columns { out[start + i, j] = e[i, j] } }
+    start = end
+  }
+  return out
+}
+
+/// L2-normalised rows: the raw-input baseline of the benchmarks.
+func l2Normalized(_ x: Matrix<Float>) -> Matrix<Float> {
+  var y = x
+  let norms = x.rowNorms()
+  for i in 0..<x.rows {
+    let n = Swift.max(norms[i], 1e-12)
+    for j in 0..<x.columns { y[i, j] /= n }
+  }
+  return y
+}
+
+func metricsRow(_ name: String, _ m: RetrievalMetrics) -> String {
+  func f(_ v: Double) -> String { String(format: "%.4f", v) }
+  return name.padding(toLength: 24, withPad: " ", startingAt: 0) + "  " + [m.precisionAt1, m.rPrecision, m.mapAtR].map(f).joined(separator: "   ")
+}
+
+struct List: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "List every registered network, loss, miner, batch sampler, optimizer and schedule with its hyperparameters.")
+
+  func run() throws {
+    func show(_ title: String, _ items: [(String, String, [HyperparameterSpec])]) {
+      print("\(title):")
+      for (name, summary, hyper) in items {
+        print("  \(name) — \(summary)")
+        for h in hyper { print("      \(h.name)=\(h.defaultValue)  \(h.help)") }
+      }
+    }
+    show("networks (--network)", Components.networks.map { ($0.name, $0.summary, $0.hyperparameters) })
+    let registry = CommandRegistry.losses
+    show("losses (--loss, repeatable; weight=W scales one)", registry.names.map { n in
+      let f = registry.factories[n]!
+      return (n, f.summary, f.hyperparameters)
+    })
+    show("miners (--miner)", Components.miners.map { ($0.name, $0.summary, $0.hyperparameters) })
+    show("batch samplers (--batch)", Components.batches.map { ($0.name, $0.summary, $0.hyperparameters) })
+    show("optimizers (--optimizer)", Components.optimizers.map { ($0.name, $0.summary, $0.hyperparameters) })
+    show("schedules (--schedule)", Components.schedules.map { ($0.name, $0.summary, $0.hyperparameters) })
+  }
+}

@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import MetricLearning
+
+/// Options shared by commands that load a trained network from a checkpoint.
+struct CheckpointOptions: ParsableArguments {
+  @Option(help: "A checkpoint folder written by `dml train --checkpoint`.") var checkpoint: String
+
+  /// The network of the latest checkpoint, rebuilt from its configuration and loaded.
+  func network(inputFeatures: Int, imageShape: (height: Int, width: Int, channels: Int)?) throws -> Builders.AnyNetwork {
+    let dir = try Checkpoint.latest(in: checkpoint)
+    guard let data = FileManager.default.contents(atPath: "\(dir)/state.json"),
+      let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+      let config = json["configuration"] as? [String: String], let spec = config["network"]
+    else { throw ValidationError("--checkpoint \(checkpoint): no readable state.json in \(dir)") }
+    let built = try Builders.network(spec, inputFeatures: inputFeatures, imageShape: imageShape, seed: 0)
+    let params = try Checkpoint.readSafetensors("\(dir)/parameters.safetensors")
+    var own: [String: (shape: [Int], values: [Float])] = [:]
+    for (k, v) in params where k.hasPrefix("network.") { own[String(k.dropFirst(8))] = v }
+    // Prefer the best parameters when the run validated.
+    let best = (try? Checkpoint.readSafetensors("\(dir)/best.safetensors")) ?? [:]
+    func load<N: EmbeddingNetwork>(_ n: N) throws -> N where N.Scalar == Float {
+      var net = n
+      for (index, p) in net.parameters.enumerated() {
+        if let t = best["best.\(index)"] { own["p\(index).\(p.name)"] = (p.shape, t.values) }
+      }
+      try net.load(own, from: "\(dir)/parameters.safetensors")
+      return net
+    }
+    switch built {
+    case .mlp(let n): return .mlp(try load(n))
+    case .convNet(let n): return .convNet(try load(n))
+    }
+  }
+
+  /// Embeddings of `x` by the checkpoint's network.
+  func embed(_ x: Matrix<Float>, imageShape: (height: Int, width: Int, channels: Int)?) throws -> Matrix<Float> {
+    switch try network(inputFeatures: x.columns, imageShape: imageShape) {
+    case .mlp(var n): return embedAll(&n, x)
+    case .convNet(var n): return embedAll(&n, x)
+    }
+  }
+}
+
+struct Evaluate: ParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "Evaluate a checkpoint on test classes: retrieval metrics, NMI and AMI.")
+
+  @OptionGroup var checkpointOptions: CheckpointOptions
+  @OptionGroup(title: "Data") var dataOptions: DataOptions
+  @Flag(help: "Print one JSON object.") var json = false
+
+  func run() throws {
+    let (_, _, test) = try dataOptions.splits()
+    let e = try checkpointOptions.embed(test.features, imageShape: test.imageShape)
+    let m = try retrievalMetrics(queries: e, queryLabels: test.labels)
+    let c = try clusteringScores(e, labels: test.labels)
+    if json {
+      print(jsonLine([
+        "precision_at_1": m.precisionAt1, "r_precision": m.rPrecision, "map_at_r": m.mapAtR, "map": m.meanAveragePrecision,
+        "mrr": m.meanReciprocalRank, "recall_at_1": m.recallAt[1]!, "recall_at_8": m.recallAt[8]!, "nmi": c.nmi, "ami": c.ami,
+        "queries": m.queries,
+      ]))
+    } else {
+      print("\(m.queries) queries: \(m)  NMI \(String(format: "%.4f", c.nmi))  AMI \(String(format: "%.4f", c.ami))")
+    }
+  }
+}
+
+struct Embed: ParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "Write the embeddings of a checkpoint's network for a data split (NPY or CSV).")
+
+  @OptionGroup var checkpointOptions: CheckpointOptions
+  @OptionGroup(title: "Data") var dataOptions: DataOptions
+  @Option(help: "Output file: .npy (float32) or .csv (label, then the embedding).") var output: String
+  @Option(help: "train or test.") var split = "test"
+
+  func validate() throws {
+    guard output.hasSuffix(".npy") || output.hasSuffix(".csv") else { throw ValidationError("--output \(output) must end in .npy or .csv") }
+    guard split == "train" || split == "test" else { throw ValidationError("--split \(split) must be train or test") }
+  }
+
+  func run() throws {
+    let (train, _, test) = try dataOptions.splits()
+    let data = split == "train" ? train : test
+    let e = try checkpointOptions.embed(data.features, imageShape: data.imageShape)
+    if output.hasSuffix(".npy") {
+      try NPY.write(e, to: output)
+    } else {
+      var text = ""
+      for i in 0..<e.rows { text += "\(data.labels[i])," + e.row(i).map { "\($0)" }.joined(separator: ",") + "\n" }
+      try atomicWrite(Data(text.utf8), to: output)
+    }
+    print("wrote \(e.rows) embeddings of dimension \(e.columns) to \(output)")
+  }
+}

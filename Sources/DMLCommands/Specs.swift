@@ -1,0 +1,112 @@
+import Foundation
+import MetricLearning
+
+/// What the commands build components from: the loss registry (set once at startup; a
+/// researcher's package adds its own losses before calling `DML.main()`).
+public enum CommandRegistry {
+  private static let lock = NSLock()
+  nonisolated(unsafe) private static var _losses = LossRegistry.standard
+
+  /// The registry the commands use.
+  public static var losses: LossRegistry {
+    get { lock.withLock { _losses } }
+    set { lock.withLock { _losses = newValue } }
+  }
+}
+
+/// A declared component (network, miner, batch sampler, optimizer, schedule) for `dml list` and
+/// for validation of `name:key=value` specifications.
+struct ComponentSpec {
+  let name: String
+  let summary: String
+  let hyperparameters: [HyperparameterSpec]
+
+  func values(_ text: String) throws -> HyperparameterValues {
+    var v = try HyperparameterValues(parsing: text)
+    try v.validate(against: hyperparameters)
+    return v
+  }
+}
+
+enum Components {
+  static let networks = [
+    ComponentSpec(name: "mlp", summary: "Linear → ReLU blocks → Linear (784 → 512 → 128)", hyperparameters: [
+      HyperparameterSpec("hidden", .integer, default: "512", "width of the hidden layer (0: none)"),
+      HyperparameterSpec("depth", .integer, default: "1", "number of hidden layers"),
+      HyperparameterSpec("embedding", .integer, default: "128", "embedding dimension"),
+      HyperparameterSpec("normalize", .boolean, default: "true", "L2-normalise the embeddings"),
+      HyperparameterSpec("batchnorm", .boolean, default: "false", "BatchNorm before each ReLU"),
+    ]),
+    ComponentSpec(name: "convnet-s", summary: "2 × (Conv3×3 → ReLU → MaxPool2) → Linear (1→32→64, 3136 → 128)", hyperparameters: [
+      HyperparameterSpec("width", .integer, default: "32", "channels of the first block (doubled after)"),
+      HyperparameterSpec("embedding", .integer, default: "128", "embedding dimension"),
+      HyperparameterSpec("normalize", .boolean, default: "true", "L2-normalise the embeddings"),
+      HyperparameterSpec("batchnorm", .boolean, default: "false", "BatchNorm after each convolution"),
+    ]),
+  ]
+
+  static let miners = [
+    ComponentSpec(name: "none", summary: "no mining: every pair or triplet", hyperparameters: []),
+    ComponentSpec(name: "semihard", summary: "PML TripletMarginMiner(type=semihard): 0 < d(a,n) − d(a,p) ≤ margin", hyperparameters: [
+      HyperparameterSpec("margin", .real, default: "0.2", "window width"), HyperparameterSpec("max", .integer, default: "0", "cap on triplets (0: none)"),
+    ]),
+    ComponentSpec(name: "triplet-margin", summary: "PML TripletMarginMiner", hyperparameters: [
+      HyperparameterSpec("margin", .real, default: "0.2", "window width"),
+      HyperparameterSpec("type", .choice(["all", "hard", "semihard", "easy"]), default: "all", "which triplets"),
+      HyperparameterSpec("max", .integer, default: "0", "cap on triplets (0: none)"),
+    ]),
+    ComponentSpec(name: "batch-hard", summary: "hardest positive and negative per anchor (Hermans et al. 2017)", hyperparameters: []),
+    ComponentSpec(name: "facenet-semihard", summary: "FaceNet's rule: nearest negative beyond the positive", hyperparameters: []),
+    ComponentSpec(name: "multi-similarity", summary: "PML MultiSimilarityMiner", hyperparameters: [HyperparameterSpec("epsilon", .real, default: "0.1", "slack ε")]),
+    ComponentSpec(name: "pair-margin", summary: "PML PairMarginMiner", hyperparameters: [
+      HyperparameterSpec("pos_margin", .real, default: "0.2", "positives farther than this"),
+      HyperparameterSpec("neg_margin", .real, default: "0.8", "negatives closer than this"),
+    ]),
+    ComponentSpec(name: "distance-weighted", summary: "Wu et al. 2017 distance-weighted sampling (seeded)", hyperparameters: [
+      HyperparameterSpec("cutoff", .real, default: "0.5", "distances clipped below"),
+      HyperparameterSpec("nonzero_loss_cutoff", .real, default: "1.4", "negatives beyond never drawn"),
+    ]),
+  ]
+
+  static let batches = [
+    ComponentSpec(name: "m-per-class", summary: "groups of m samples per class (PML MPerClassSampler, larger batches allowed)", hyperparameters: [
+      HyperparameterSpec("m", .integer, default: "4", "samples per class group"), HyperparameterSpec("size", .integer, default: "128", "batch size"),
+    ]),
+    ComponentSpec(name: "shuffled", summary: "plain shuffled batches, last partial one dropped", hyperparameters: [
+      HyperparameterSpec("size", .integer, default: "128", "batch size"),
+    ]),
+  ]
+
+  static let optimizers = [
+    ComponentSpec(name: "adam", summary: "Adam (PyTorch's update)", hyperparameters: [
+      HyperparameterSpec("lr", .real, default: "0.001", "learning rate"), HyperparameterSpec("weight_decay", .real, default: "0", "L2 weight decay"),
+      HyperparameterSpec("proxy_lr", .real, default: "0.01", "learning rate of proxies and class weights (group 1)"),
+    ]),
+    ComponentSpec(name: "adamw", summary: "AdamW (decoupled weight decay)", hyperparameters: [
+      HyperparameterSpec("lr", .real, default: "0.001", "learning rate"), HyperparameterSpec("weight_decay", .real, default: "0.01", "decoupled weight decay"),
+      HyperparameterSpec("proxy_lr", .real, default: "0.01", "learning rate of group 1"),
+    ]),
+    ComponentSpec(name: "sgd", summary: "SGD with momentum", hyperparameters: [
+      HyperparameterSpec("lr", .real, default: "0.01", "learning rate"), HyperparameterSpec("momentum", .real, default: "0.9", "momentum"),
+      HyperparameterSpec("nesterov", .boolean, default: "false", "Nesterov momentum"),
+      HyperparameterSpec("weight_decay", .real, default: "0", "L2 weight decay"),
+      HyperparameterSpec("proxy_lr", .real, default: "0.01", "learning rate of group 1"),
+    ]),
+  ]
+
+  static let schedules = [
+    ComponentSpec(name: "constant", summary: "the base rate throughout", hyperparameters: []),
+    ComponentSpec(name: "cosine", summary: "cosine annealing over the run", hyperparameters: [HyperparameterSpec("min", .real, default: "0", "final factor")]),
+    ComponentSpec(name: "step", summary: "multiply by gamma every `every` epochs", hyperparameters: [
+      HyperparameterSpec("every", .integer, default: "10", "epochs between decays"), HyperparameterSpec("gamma", .real, default: "0.1", "factor"),
+    ]),
+  ]
+
+  static func find(_ list: [ComponentSpec], _ text: String, kind: String) throws -> (ComponentSpec, HyperparameterValues) {
+    let name = try HyperparameterValues(parsing: text).component
+    guard let spec = list.first(where: { $0.name == name }) else {
+      throw SpecificationError("unknown \(kind) '\(name)'; known: " + list.map(\.name).joined(separator: ", "))
+    }
+    return (spec, try spec.values(text))
+  }
+}

@@ -1,0 +1,286 @@
+import ArgumentParser
+import Foundation
+import MetricLearning
+
+/// `dml train`: trains a network with a loss, evaluates it on the test classes, and prints the
+/// metrics beside the raw-input and untrained baselines.
+struct Train: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Train an embedding network and evaluate it on (unseen) test classes.",
+    discussion: """
+      Components are given as name:key=value,... (see `dml list`). Example, the open-set protocol
+      fmnist-05: dml train --train-classes 0-4 --test-classes 5-9 --network mlp \\
+        --loss triplet:margin=0.2 --miner semihard:margin=0.2 --batch m-per-class:m=4,size=128
+      """)
+
+  @OptionGroup(title: "Data") var dataOptions: DataOptions
+  @Option(help: "The network, e.g. mlp:hidden=512 or convnet-s.") var network = "mlp"
+  @Option(help: "A loss (repeatable; several are summed, weight=W scales one).") var loss: [String] = ["contrastive"]
+  @Option(help: "The tuple miner, e.g. semihard:margin=0.2 (default: none).") var miner = "none"
+  @Option(help: "The batch sampler: m-per-class:m=4,size=128 or shuffled:size=128.") var batch = "m-per-class:m=4,size=128"
+  @Option(help: "The optimizer: adam:lr=1e-3, adamw:..., sgd:lr=0.01,momentum=0.9.") var optimizer = "adam:lr=0.001"
+  @Option(help: "The learning-rate schedule: constant, cosine, step:every=10,gamma=0.1.") var schedule = "constant"
+  @Option(help: "Epochs.") var epochs = 5
+  @Option(help: "Stop after this many epochs without a better validation MAP@R (needs --validation-classes).") var patience: Int?
+  @Option(help: "The seed of every random choice.") var seed: UInt64 = 0
+  @Option(help: "OpenBLAS threads (default: as the environment sets).") var threads: Int?
+  @Option(help: "Write a checkpoint into this folder after each epoch.") var checkpoint: String?
+  @Flag(help: "Continue the run whose checkpoints are in --checkpoint.") var resume = false
+  @Option(help: "text or json (default: text on a terminal, json otherwise).") var log: String?
+  @Option(help: "Log every this many steps (0: epochs only).") var logEvery = 50
+
+  func validate() throws {
+    guard epochs >= 1 else { throw ValidationError("--epochs \(epochs) must be at least 1") }
+    if let patience, patience < 1 { throw ValidationError("--patience \(patience) must be at least 1") }
+    if let threads, threads < 1 { throw ValidationError("--threads \(threads) must be at least 1") }
+    if let log, log != "text" && log != "json" { throw ValidationError("--log \(log) must be text or json") }
+    if resume && checkpoint == nil { throw ValidationError("--resume needs --checkpoint FOLDER") }
+    if patience != nil && dataOptions.validationClasses == nil {
+      throw ValidationError("--patience needs --validation-classes (held-out training classes to validate on)")
+    }
+    guard logEvery >= 0 else { throw ValidationError("--log-every must be ≥ 0") }
+  }
+
+  /// The settings that must match for --resume, in a fixed order.
+  var configuration: [String: String] {
+    [
+      "network": network, "loss": loss.joined(separator: " "), "miner": miner, "batch": batch, "optimizer": optimizer,
+      "schedule": schedule, "seed": "\(seed)", "data": dataOptions.data, "train_classes": dataOptions.trainClasses ?? "all",
+      "validation_classes": dataOptions.validationClasses ?? "", "epochs": "\(epochs)",
+    ]
+  }
+
+  func run() throws {
+    if let threads { BLAS.threadCount = threads }
+    let json = log == "json" || (log == nil && isatty(STDOUT_FILENO) == 0)
+    if let advice = BLAS.advice { warn("note: \(advice)") }
+    let (train, validation, test) = try dataOptions.splits()
+    let classes = Set(train.labels).count
+    let net = try Builders.network(network, inputFeatures: train.features.columns, imageShape: train.imageShape, seed: seed)
+    let context = LossContext(classes: classes, embeddingDimension: net.embeddingDimension, seed: seed)
+    let (lossValue, usesTuples) = try Builders.loss(loss, context: context)
+    let sampler = try Builders.sampler(miner, embedding: net.embeddingDimension, seed: seed &+ 7)
+    if miner != "none" && !usesTuples { warn("note: --miner \(miner) is ignored by losses that read no tuples") }
+    let opt = try Builders.optimizer(optimizer)
+    // Concrete types throughout: the step below is compiled specialised for each of these four
+    // combinations; the loss and the sampler run code specialised where they were wrapped.
+    switch (net, opt) {
+    case (.mlp(let n), .adam(let o)):
+      var t = Trainer(network: n, loss: lossValue, sampler: sampler, optimizer: o)
+      try fit(&t, train: train, validation: validation, test: test, json: json)
+    case (.mlp(let n), .sgd(let o)):
+      var t = Trainer(network: n, loss: lossValue, sampler: sampler, optimizer: o)
+      try fit(&t, train: train, validation: validation, test: test, json: json)
+    case (.convNet(let n), .adam(let o)):
+      var t = Trainer(network: n, loss: lossValue, sampler: sampler, optimizer: o)
+      try fit(&t, train: train, validation: validation, test: test, json: json)
+    case (.convNet(let n), .sgd(let o)):
+      var t = Trainer(network: n, loss: lossValue, sampler: sampler, optimizer: o)
+      try fit(&t, train: train, validation: validation, test: test, json: json)
+    }
+  }
+
+  func fit<N, L, S, O>(
+    _ trainer: inout Trainer<N, L, S, O>, train: Dataset, validation: Dataset?, test: Dataset, json: Bool
+  ) throws where N.Scalar == Float {
+    var batches = try Builders.batchSampler(batch, labels: train.labels, seed: seed &+ 1)
+    let perEpoch = batches.batchesPerEpoch
+    let factor = try Builders.schedule(schedule, stepsPerEpoch: perEpoch, epochs: epochs)
+    let untrained = trainer.network
+    var state = RunState()
+    if resume, let folder = checkpoint {
+      state = try RunState.load(folder, into: &trainer, configuration: configuration)
+      var skip: [Int] = []
+      for _ in 0..<(state.epoch * perEpoch) { batches.next(into: &skip) }
+      if !json { print("resumed \(folder) at epoch \(state.epoch), step \(trainer.step)") }
+    }
+    var indices: [Int] = [], labels: [Int] = []
+    var x = Matrix<Float>(rows: 0, columns: train.features.columns)
+    let d = train.features.columns
+    var best = state.best
+    var stale = state.stale
+    for epoch in state.epoch..<epochs {
+      var lossSum = 0.0, emptyMined = 0, minedTotal = 0
+      let start = Date()
+      for b in 0..<perEpoch {
+        batches.next(into: &indices)
+        x.resize(rows: indices.count, columns: d)
+        labels.removeAll(keepingCapacity: true)
+        train.features.withUnsafeBufferPointer { src in
+          x.withUnsafeMutableBufferPointer { dst in
+            for (r, i) in indices.enumerated() {
+              dst.baseAddress!.advanced(by: r * d).update(from: src.baseAddress! + i * d, count: d)
+            }
+          }
+        }
+        for i in indices { labels.append(train.labels[i]) }
+        trainer.optimizer.learningRateScale = factor(trainer.step)
+        let result = try trainer.train(x, labels: labels)
+        lossSum += Double(result.loss.total)
+        if let mined = result.mined {
+          minedTotal += mined
+          if mined == 0 { emptyMined += 1 }
+        }
+        if logEvery > 0 && (b + 1) % logEvery == 0 {
+          let rate = Double((b + 1) * indices.count) / Date().timeIntervalSince(start)
+          if json {
+            var o: [String: Any] = ["event": "step", "epoch": epoch + 1, "step": trainer.step, "loss": Double(result.loss.total), "images_per_second": rate.rounded()]
+            if let m = result.mined { o["mined"] = m }
+            print(jsonLine(o))
+          } else if isatty(STDOUT_FILENO) != 0 {
+            let eta = Double(perEpoch - b - 1) * Double(indices.count) / rate
+            print(String(format: "\repoch %d/%d  [%3d%%]  loss %.4f  %6.0f img/s%@  eta %.0fs   ", epoch + 1, epochs, 100 * (b + 1) / perEpoch,
+              result.loss.total, rate, result.mined.map { "  mined \($0)" } ?? "", eta), terminator: "")
+            fflush(nil)
+          }
+        }
+      }
+      let seconds = Date().timeIntervalSince(start)
+      var record: [String: Any] = [
+        "event": "epoch", "epoch": epoch + 1, "step": trainer.step, "mean_loss": lossSum / Double(perEpoch),
+        "images_per_second": (Double(perEpoch * indices.count) / seconds).rounded(),
+      ]
+      if trainer.mines {
+        record["mean_mined"] = minedTotal / Swift.max(1, perEpoch)
+        record["batches_with_nothing_mined"] = emptyMined
+      }
+      if let validation {
+        let e = embedAll(&trainer.network, validation.features)
+        let m = try retrievalMetrics(queries: e, queryLabels: validation.labels)
+        record["validation_map_at_r"] = m.mapAtR
+        record["validation_precision_at_1"] = m.precisionAt1
+        if m.mapAtR > best.map {
+          best = (m.mapAtR, epoch + 1, trainer.network.parameters.map(\.value))
+          stale = 0
+        } else {
+          stale += 1
+        }
+      }
+      if json { print(jsonLine(record)) } else {
+        if isatty(STDOUT_FILENO) != 0 { print("\r", terminator: "") }
+        var line = String(format: "epoch %d/%d  loss %.4f  %.0f img/s", epoch + 1, epochs, lossSum / Double(perEpoch), Double(perEpoch * indices.count) / seconds)
+        if trainer.mines { line += "  mined \(minedTotal / Swift.max(1, perEpoch))/batch" }
+        if let v = record["validation_map_at_r"] as? Double { line += String(format: "  validation MAP@R %.4f", v) }
+        print(line)
+      }
+      if trainer.mines && emptyMined > perEpoch / 2 {
+        warn("warning: the miner found nothing in \(emptyMined) of \(perEpoch) batches: the loss is stuck at zero there")
+      }
+      if let folder = checkpoint {
+        var s = RunState()
+        s.epoch = epoch + 1
+        s.best = best
+        s.stale = stale
+        try s.save(folder, trainer: trainer, configuration: configuration)
+      }
+      if let patience, stale >= patience {
+        if !json { print("early stop: no better validation MAP@R for \(patience) epochs (best \(String(format: "%.4f", best.map)) at epoch \(best.epoch))") }
+        break
+      }
+    }
+    if validation != nil, !best.values.isEmpty {
+      var index = 0
+      trainer.network.visitParameters { p in
+        p.value = best.values[index]
+        index += 1
+      }
+      if !json { print("restored the parameters of epoch \(best.epoch) (best validation MAP@R)") }
+    }
+    try report(&trainer.network, untrained: untrained, test: test, json: json)
+  }
+
+  func report<N: EmbeddingNetwork>(_ network: inout N, untrained: N, test: Dataset, json: Bool) throws where N.Scalar == Float {
+    var fresh = untrained
+    let trained = try retrievalMetrics(queries: embedAll(&network, test.features), queryLabels: test.labels)
+    let random = try retrievalMetrics(queries: embedAll(&fresh, test.features), queryLabels: test.labels)
+    let raw = try retrievalMetrics(queries: l2Normalized(test.features), queryLabels: test.labels)
+    let classes = Set(test.labels).sorted().map(String.init).joined(separator: ",")
+    if json {
+      func obj(_ m: RetrievalMetrics) -> [String: Any] {
+        ["precision_at_1": m.precisionAt1, "r_precision": m.rPrecision, "map_at_r": m.mapAtR]
+      }
+      print(jsonLine(["event": "test", "classes": classes, "queries": trained.queries, "trained": obj(trained), "untrained": obj(random), "raw_input": obj(raw)]))
+      return
+    }
+    print("\ntest classes \(classes): \(trained.queries) queries against the others (self excluded)")
+    print("".padding(toLength: 24, withPad: " ", startingAt: 0) + "  P@1      R-Prec   MAP@R")
+    print(metricsRow("trained", trained))
+    print(metricsRow("untrained (same seed)", random))
+    print(metricsRow("raw input, L2-normalised", raw))
+  }
+}
+
+/// Progress kept in checkpoints.
+struct RunState {
+  var epoch = 0
+  var stale = 0
+  var best: (map: Double, epoch: Int, values: [Matrix<Float>]) = (-1, 0, [])
+
+  func save<N, L, S, O>(_ folder: String, trainer: Trainer<N, L, S, O>, configuration: [String: String]) throws
+  where N.Scalar == Float {
+    var params = trainer.network.namedTensors.map { ("network.\($0.name)", $0.shape, $0.values) }
+    params += trainer.loss.namedTensors.map { ("loss.\($0.name)", $0.shape, $0.values) }
+    var optimizer: [(String, [Int], [Float])] = []
+    let st = trainer.optimizer.state
+    for (name, buffers) in st.buffers {
+      for (slot, b) in buffers.buffers.enumerated() { optimizer.append(("\(name).\(slot)", [b.count], b)) }
+    }
+    var bestTensors: [(String, [Int], [Float])] = []
+    for (i, v) in best.values.enumerated() { bestTensors.append(("best.\(i)", [v.count], v.elements)) }
+    let stateJSON: [String: Any] = [
+      "version": 1, "epoch": epoch, "step": trainer.step, "stale": stale, "best_map_at_r": best.map, "best_epoch": best.epoch,
+      "step_counts": st.stepCounts, "configuration": configuration,
+    ]
+    try Checkpoint.save(
+      [
+        "parameters.safetensors": Checkpoint.safetensors(params.map { (name: $0.0, shape: $0.1, values: $0.2) }),
+        "optimizer.safetensors": Checkpoint.safetensors(optimizer.map { (name: $0.0, shape: $0.1, values: $0.2) }),
+        "best.safetensors": Checkpoint.safetensors(bestTensors.map { (name: $0.0, shape: $0.1, values: $0.2) }),
+        "state.json": try JSONSerialization.data(withJSONObject: stateJSON, options: [.sortedKeys, .prettyPrinted]),
+      ], in: folder, step: trainer.step)
+  }
+
+  static func load<N, L, S, O>(_ folder: String, into trainer: inout Trainer<N, L, S, O>, configuration: [String: String]) throws
+    -> RunState where N.Scalar == Float
+  {
+    let dir = try Checkpoint.latest(in: folder)
+    guard let data = FileManager.default.contents(atPath: "\(dir)/state.json"),
+      let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+      let saved = json["configuration"] as? [String: String]
+    else { throw TrainingError("\(dir)/state.json: missing or unreadable") }
+    for key in configuration.keys.sorted() where saved[key] != configuration[key] && key != "epochs" {
+      throw ValidationError("--resume: --\(key.replacingOccurrences(of: "_", with: "-")) is '\(configuration[key]!)' but the checkpoint was made with '\(saved[key] ?? "")'")
+    }
+    let params = try Checkpoint.readSafetensors("\(dir)/parameters.safetensors")
+    func strip(_ prefix: String) -> [String: (shape: [Int], values: [Float])] {
+      var out: [String: (shape: [Int], values: [Float])] = [:]
+      for (k, v) in params where k.hasPrefix(prefix) { out[String(k.dropFirst(prefix.count))] = v }
+      return out
+    }
+    try trainer.network.load(strip("network."), from: "\(dir)/parameters.safetensors")
+    try trainer.loss.load(strip("loss."), from: "\(dir)/parameters.safetensors")
+    let opt = try Checkpoint.readSafetensors("\(dir)/optimizer.safetensors")
+    var st = OptimizerState<Float>(stepCounts: json["step_counts"] as? [Int] ?? [])
+    for (key, value) in opt {
+      let parts = key.split(separator: ".")
+      guard parts.count == 2, let slot = Int(parts[1]) else { continue }
+      var b = st.buffers[String(parts[0])] ?? SlotBuffers()
+      while b.buffers.count <= slot { b.buffers.append([]) }
+      b.buffers[slot] = value.values
+      st.buffers[String(parts[0])] = b
+    }
+    trainer.optimizer.state = st
+    trainer.step = json["step"] as? Int ?? 0
+    var s = RunState()
+    s.epoch = json["epoch"] as? Int ?? 0
+    s.stale = json["stale"] as? Int ?? 0
+    let bestTensors = try Checkpoint.readSafetensors("\(dir)/best.safetensors")
+    let shapes = trainer.network.parameters.map { ($0.value.rows, $0.value.columns) }
+    var values: [Matrix<Float>] = []
+    for (i, shape) in shapes.enumerated() {
+      if let t = bestTensors["best.\(i)"] { values.append(Matrix(rows: shape.0, columns: shape.1, elements: t.values)) }
+    }
+    s.best = (json["best_map_at_r"] as? Double ?? -1, json["best_epoch"] as? Int ?? 0, values.count == shapes.count ? values : [])
+    return s
+  }
+}

@@ -1,0 +1,112 @@
+import Foundation
+
+/// Checkpoints: a directory holding `parameters.safetensors` (every learned tensor, readable by
+/// Python's `safetensors`), `optimizer.safetensors` (the optimizer's per-slot state) and
+/// `state.json` (configuration, progress, history).
+///
+/// Each checkpoint is written in full into a fresh directory `step-NNNNNNNN`, its files fsynced;
+/// then a symbolic link `latest` is replaced atomically (`rename`) to point at it, and older ones
+/// are removed. A crash at any moment leaves `latest` pointing at a complete checkpoint.
+public enum Checkpoint {
+  /// Writes named Float tensors in the safetensors format.
+  public static func safetensors(_ tensors: [(name: String, shape: [Int], values: [Float])], metadata: [String: String] = [:]) -> Data {
+    var header: [String: Any] = [:]
+    var offset = 0
+    for t in tensors {
+      header[t.name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + 4 * t.values.count]]
+      offset += 4 * t.values.count
+    }
+    if !metadata.isEmpty { header["__metadata__"] = metadata }
+    var json = try! JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+    while json.count % 8 != 0 { json.append(0x20) }
+    var data = Data()
+    var length = UInt64(json.count).littleEndian
+    withUnsafeBytes(of: &length) { data.append(contentsOf: $0) }
+    data.append(json)
+    for t in tensors { t.values.withUnsafeBytes { data.append(contentsOf: $0) } }
+    return data
+  }
+
+  /// Reads a safetensors file of F32 tensors.
+  public static func readSafetensors(_ path: String) throws -> [String: (shape: [Int], values: [Float])] {
+    guard let data = FileManager.default.contents(atPath: path), data.count >= 8 else {
+      throw TrainingError("\(path): missing or truncated")
+    }
+    let length = data.prefix(8).withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
+    guard length > 0, 8 + length <= data.count,
+      let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + length))) as? [String: Any]
+    else { throw TrainingError("\(path): not a safetensors file") }
+    var result: [String: (shape: [Int], values: [Float])] = [:]
+    let body = data.subdata(in: (8 + length)..<data.count)
+    for (name, entry) in header where name != "__metadata__" {
+      guard let e = entry as? [String: Any], e["dtype"] as? String == "F32", let shape = e["shape"] as? [Int],
+        let offsets = e["data_offsets"] as? [Int], offsets.count == 2, offsets[1] <= body.count,
+        offsets[1] - offsets[0] == 4 * shape.reduce(1, *)
+      else { throw TrainingError("\(path): tensor \(name) is malformed") }
+      let values = body.subdata(in: offsets[0]..<offsets[1]).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+      result[name] = (shape, values)
+    }
+    return result
+  }
+
+  /// Writes `files` as a new checkpoint under `directory` and points `latest` at it.
+  public static func save(_ files: [String: Data], in directory: String, step: Int, keep: Int = 2) throws {
+    let fm = FileManager.default
+    try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    let name = String(format: "step-%08d", step)
+    let final = "\(directory)/\(name)"
+    let staging = "\(directory)/.\(name).partial"
+    try? fm.removeItem(atPath: staging)
+    try fm.createDirectory(atPath: staging, withIntermediateDirectories: false)
+    for (file, data) in files {
+      let path = "\(staging)/\(file)"
+      guard fm.createFile(atPath: path, contents: data) else { throw TrainingError("\(path): cannot write") }
+      let fd = open(path, O_RDONLY)
+      if fd >= 0 { fsync(fd); close(fd) }
+    }
+    try? fm.removeItem(atPath: final)
+    guard rename(staging, final) == 0 else { throw TrainingError("\(final): cannot rename into place") }
+    let link = "\(directory)/.latest.tmp"
+    try? fm.removeItem(atPath: link)
+    try fm.createSymbolicLink(atPath: link, withDestinationPath: name)
+    guard rename(link, "\(directory)/latest") == 0 else { throw TrainingError("\(directory)/latest: cannot update") }
+    let dirfd = open(directory, O_RDONLY)
+    if dirfd >= 0 { fsync(dirfd); close(dirfd) }
+    // Remove older checkpoints beyond `keep`.
+    let steps = (try? fm.contentsOfDirectory(atPath: directory))?.filter { $0.hasPrefix("step-") }.sorted() ?? []
+    for old in steps.dropLast(keep) { try? fm.removeItem(atPath: "\(directory)/\(old)") }
+  }
+
+  /// The directory of the latest complete checkpoint under `directory`.
+  public static func latest(in directory: String) throws -> String {
+    let link = "\(directory)/latest"
+    guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link) else {
+      if FileManager.default.fileExists(atPath: "\(directory)/state.json") { return directory }
+      throw TrainingError("\(directory): no checkpoint (no 'latest' link)")
+    }
+    return target.hasPrefix("/") ? target : "\(directory)/\(target)"
+  }
+}
+
+extension ParameterContainer where Scalar == Float {
+  /// Every parameter as a named tensor (`p<index>.<name>`), for safetensors.
+  public var namedTensors: [(name: String, shape: [Int], values: [Float])] {
+    parameters.enumerated().map { ("p\($0.offset).\($0.element.name)", $0.element.shape, $0.element.value.elements) }
+  }
+
+  /// Loads parameters written by `namedTensors`, checking every name and shape.
+  public mutating func load(_ tensors: [String: (shape: [Int], values: [Float])], from path: String) throws {
+    var index = 0
+    var failure: String?
+    visitParameters { p in
+      let key = "p\(index).\(p.name)"
+      index += 1
+      guard failure == nil else { return }
+      guard let t = tensors[key] else { failure = "\(path): no tensor \(key)"; return }
+      guard t.shape == p.shape else { failure = "\(path): \(key) has shape \(t.shape), the model needs \(p.shape)"; return }
+      p.value = Matrix(rows: p.value.rows, columns: p.value.columns, elements: t.values)
+    }
+    if let failure { throw TrainingError(failure) }
+    if tensors.count < index { throw TrainingError("\(path): \(tensors.count) tensors for \(index) parameters") }
+  }
+}

@@ -1,0 +1,85 @@
+import Foundation
+
+/// No mining: the loss uses every pair or triplet of the batch (or ignores tuples).
+public struct NoMining<Scalar: DMLScalar>: TupleSampler {
+  public var distance: Distance { .euclidean }
+  public var providesTuples: Bool { false }
+  public var statistics = MiningStatistics()
+  public init() {}
+  public mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples) {
+    tuples = .none
+  }
+}
+
+/// What one training step produced.
+public struct StepResult<Scalar: DMLScalar>: Sendable {
+  public var loss: LossValue<Scalar>
+  /// Tuples the sampler mined (`nil` without mining).
+  public var mined: Int?
+
+  @inlinable
+  public init(loss: LossValue<Scalar>, mined: Int?) {
+    self.loss = loss
+    self.mined = mined
+  }
+}
+
+/// A non-finite value stopped training.
+public struct TrainingError: Error, CustomStringConvertible, Equatable {
+  public let description: String
+  public init(_ description: String) { self.description = description }
+}
+
+/// The training step, specialised at compile time for one network, loss, sampler and optimizer:
+/// batch → embeddings → (mining) → loss → backward → optimizer → reference updates. Nothing in
+/// the step goes through an existential or a dictionary, and after warm-up it allocates nothing.
+public struct Trainer<
+  Network: EmbeddingNetwork, Loss: EmbeddingLoss, Sampler: TupleSampler, Opt: Optimizer
+> where Network.Scalar == Loss.Scalar, Loss.Scalar == Sampler.Scalar, Sampler.Scalar == Opt.Scalar {
+  public typealias Scalar = Network.Scalar
+  public var network: Network
+  public var loss: Loss
+  public var sampler: Sampler
+  public var optimizer: Opt
+  /// Whether `sampler` mines (false for `NoMining`).
+  public let mines: Bool
+  /// Optimizer steps taken.
+  public var step = 0
+  @usableFromInline var tuples = Tuples.none
+  @usableFromInline var scores = Matrix<Scalar>()
+  @usableFromInline var workspace = DistanceWorkspace<Scalar>()
+
+  public init(network: Network, loss: Loss, sampler: Sampler, optimizer: Opt) {
+    self.network = network
+    self.loss = loss
+    self.sampler = sampler
+    self.optimizer = optimizer
+    mines = sampler.providesTuples
+  }
+
+  /// One optimisation step on a batch. Throws, before touching the parameters, if the loss or a
+  /// gradient is not finite.
+  @inlinable
+  public mutating func train(_ batch: Matrix<Scalar>, labels: [Int]) throws -> StepResult<Scalar> {
+    network.forward(batch, mode: .training)
+    var mined: Int?
+    if mines {
+      let e = network.embeddings
+      sampler.distance.scores(e, e, sameSet: true, into: &scores, workspace: &workspace)
+      sampler.mine(scores: scores, labels: labels, into: &tuples)
+      mined = tuples.count
+    }
+    let value = loss.evaluate(network.embeddings, labels: labels, tuples: mines ? tuples : nil)
+    guard value.total.isFinite, loss.embeddingGradient.isFinite else {
+      throw TrainingError("step \(step + 1): the loss is \(value.total) (non-finite loss or gradient); parameters left as they were")
+    }
+    network.backward(loss.embeddingGradient)
+    optimizer.step { visit in
+      network.visitParameters(visit)
+      loss.visitParameters(visit)
+    }
+    loss.updateReferences()
+    step += 1
+    return StepResult(loss: value, mined: mined)
+  }
+}
