@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests and CI never set this: they run whatever the machine's environment gives.
 FAST_BLAS := $(if $(OPENBLAS_CORETYPE),,$(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX))
 
-.PHONY: all deps build test demo bench bench-deps bench-foundation clean
+.PHONY: all deps build test demo bench bench-deps bench-foundation bench-losses bench-search clean
 
 all: build
 
@@ -37,11 +37,26 @@ bench-foundation: bench-deps
 	$(SWIFT) build -c release --product dml-bench
 	env $(FAST_BLAS) .build/release/dml-bench foundation
 
-bench: bench-foundation
+bench-losses: deps
+	$(SWIFT) build -c release --product dml-bench
+	env $(FAST_BLAS) .build/release/dml-bench losses
 
-# Until the trainer lands (issue 6), the demo shows the foundation: GEMM against numpy, network
-# passes and allocations per training step.
-demo: bench-foundation
+bench-search: deps
+	$(SWIFT) build -c release --product dml-bench
+	env $(FAST_BLAS) .build/release/dml-bench search --no-large
+
+bench: bench-foundation bench-losses bench-search
+
+# The open-set protocol fmnist-05: train on Fashion-MNIST classes 0-4 (3-4 held out for
+# validation and early stopping on MAP@R), evaluate on the unseen classes 5-9, beside the
+# untrained network and the raw pixels.
+DEMO_FLAGS ?= --train-classes 0-4 --validation-classes 3-4 --test-classes 5-9 --patience 2 \
+  --network mlp --loss contrastive --optimizer adam:lr=0.0001 --batch m-per-class:m=4,size=128 \
+  --epochs 8 --log text
+
+demo: deps
+	$(SWIFT) build -c release --product dml
+	env $(FAST_BLAS) .build/release/dml train $(DEMO_FLAGS)
 
 clean:
 	rm -rf .build

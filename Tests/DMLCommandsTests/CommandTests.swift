@@ -1,0 +1,161 @@
+import Foundation
+import Testing
+
+/// Runs the built `dml` binary (next to this test bundle) and returns its exit code and output.
+func dml(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+  let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+  let binary = bundle.appendingPathComponent("dml")
+  let process = Process()
+  process.executableURL = binary
+  process.arguments = arguments
+  let out = Pipe(), err = Pipe()
+  process.standardOutput = out
+  process.standardError = err
+  try process.run()
+  let o = out.fileHandleForReading.readDataToEndOfFile()
+  let e = err.fileHandleForReading.readDataToEndOfFile()
+  process.waitUntilExit()
+  return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+/// A small synthetic CSV dataset: 6 classes of 40 points around random centres in 8 dimensions.
+func syntheticCSV() -> String {
+  let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dml-cli-\(getpid())")
+  try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+  let path = dir.appendingPathComponent("data.csv").path
+  if FileManager.default.fileExists(atPath: path) { return path }
+  var state: UInt64 = 42
+  func uniform() -> Double {
+    state = state &* 6364136223846793005 &+ 1442695040888963407
+    return Double(state >> 11) / Double(1 << 53)
+  }
+  var text = "label," + (0..<8).map { "f\($0)" }.joined(separator: ",") + "\n"
+  let centres = (0..<6).map { _ in (0..<8).map { _ in 4 * uniform() - 2 } }
+  for i in 0..<240 {
+    let c = i % 6
+    text += "\(c)," + (0..<8).map { String(centres[c][$0] + 0.8 * (uniform() - 0.5)) }.joined(separator: ",") + "\n"
+  }
+  FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+  return path
+}
+
+func temporaryFolder(_ name: String) -> String {
+  let p = FileManager.default.temporaryDirectory.appendingPathComponent("dml-cli-\(getpid())-\(name)").path
+  try? FileManager.default.removeItem(atPath: p)
+  return p
+}
+
+@Suite("The dml command line", .serialized)
+struct CommandTests {
+  @Test("help text is pinned")
+  func help() throws {
+    let r = try dml(["--help"])
+    #expect(r.status == 0)
+    #expect(r.stdout.contains("OVERVIEW: Deep metric learning: train, evaluate and use embedding networks."))
+    for command in ["train", "evaluate", "embed", "list"] { #expect(r.stdout.contains("  \(command) ")) }
+    let train = try dml(["train", "--help"])
+    for flag in ["--train-classes", "--test-classes", "--validation-classes", "--network", "--loss", "--miner", "--batch",
+      "--optimizer", "--epochs", "--patience", "--checkpoint", "--resume", "--log"] {
+      #expect(train.stdout.contains(flag), "train --help lacks \(flag)")
+    }
+  }
+
+  @Test("list shows every component with its hyperparameters")
+  func list() throws {
+    let r = try dml(["list"])
+    #expect(r.status == 0)
+    for name in ["mlp", "convnet-s", "triplet", "contrastive", "proxy-anchor", "semihard", "batch-hard", "m-per-class", "adam", "cosine"] {
+      #expect(r.stdout.contains("  \(name) — "), "list lacks \(name)")
+    }
+    #expect(r.stdout.contains("margin=0.05  required gap between positive and negative"))
+  }
+
+  @Test(
+    "bad input is a clear error, not a crash",
+    arguments: [
+      (["train", "--loss", "tripplet"], "unknown loss 'tripplet'; known: arcface"),
+      (["train", "--loss", "triplet:margin=x"], "triplet: margin=x is not a finite number"),
+      (["train", "--network", "resnet"], "unknown network 'resnet'; known: mlp, convnet-s"),
+      (["train", "--miner", "semihard:margin=0.2,foo=1"], "semihard: unknown hyperparameter 'foo'"),
+      (["train", "--batch", "m-per-class:m=3,size=128"], "size 128 must be a multiple of m = 3"),
+      (["train", "--optimizer", "adam:lr=-1"], "adam: lr=-1.0 must be positive"),
+      (["train", "--epochs", "0"], "--epochs 0 must be at least 1"),
+      (["train", "--train-classes", "4-2"], "'4-2' in class list '4-2' is not a class or a range a-b"),
+      (["train", "--data", "/nonexistent.csv"], "/nonexistent.csv: no such file"),
+      (["train", "--data", "x.txt"], "--data x.txt: expected fashion-mnist, a .csv or a .npy file"),
+      (["train", "--patience", "2"], "--patience needs --validation-classes"),
+      (["train", "--resume"], "--resume needs --checkpoint FOLDER"),
+      (["evaluate", "--checkpoint", "/nonexistent"], "/nonexistent: no checkpoint"),
+      (["embed", "--checkpoint", "x", "--output", "out.txt"], "--output out.txt must end in .npy or .csv"),
+    ])
+  func badInput(arguments: [String], message: String) throws {
+    var args = arguments
+    if !args.contains("--data") && args.first == "train" {
+      args += ["--data", syntheticCSV()]
+      if !args.contains("--batch") { args += ["--batch", "shuffled:size=32"] }
+    }
+    let r = try dml(args)
+    #expect(r.status != 0, "\(arguments) succeeded")
+    #expect((r.stderr + r.stdout).contains(message), "\(arguments): \(r.stderr)")
+    #expect(!r.stderr.contains("Fatal error") && !r.stderr.contains("Backtrace"), "\(arguments) crashed")
+  }
+
+  @Test("a malformed CSV names the file and line")
+  func badCSV() throws {
+    let path = temporaryFolder("bad") + ".csv"
+    FileManager.default.createFile(atPath: path, contents: Data("0,1,2\n1,2\n".utf8))
+    let r = try dml(["train", "--data", path])
+    #expect(r.status != 0 && r.stderr.contains("\(path):2: 2 columns, expected 3"))
+  }
+
+  static func trainArguments(_ data: String, epochs: Int, checkpoint: String) -> [String] {
+    ["train", "--data", data, "--train-classes", "0-3", "--test-classes", "4-5", "--network", "mlp:hidden=16,embedding=4",
+     "--loss", "triplet:margin=0.2", "--miner", "semihard:margin=0.3", "--batch", "m-per-class:m=4,size=32",
+     "--epochs", "\(epochs)", "--seed", "3", "--checkpoint", checkpoint, "--log", "json", "--log-every", "0"]
+  }
+
+  @Test("train → checkpoint → resume equals an uninterrupted run")
+  func resume() throws {
+    let data = syntheticCSV()
+    let straight = temporaryFolder("straight"), split = temporaryFolder("split")
+    let a = try dml(Self.trainArguments(data, epochs: 4, checkpoint: straight))
+    #expect(a.status == 0, "\(a.stderr)")
+    let b = try dml(Self.trainArguments(data, epochs: 2, checkpoint: split))
+    #expect(b.status == 0, "\(b.stderr)")
+    let c = try dml(Self.trainArguments(data, epochs: 4, checkpoint: split) + ["--resume"])
+    #expect(c.status == 0, "\(c.stderr)")
+    func final(_ folder: String) throws -> Data {
+      let link = try FileManager.default.destinationOfSymbolicLink(atPath: "\(folder)/latest")
+      return try Data(contentsOf: URL(fileURLWithPath: "\(folder)/\(link)/parameters.safetensors"))
+    }
+    #expect(try final(straight) == final(split), "resumed parameters differ from the uninterrupted run")
+    let lastA = a.stdout.split(separator: "\n").last { $0.contains("\"test\"") }
+    let lastC = c.stdout.split(separator: "\n").last { $0.contains("\"test\"") }
+    #expect(lastA != nil && lastA == lastC)
+    // A resume with a different recipe is refused, naming the flag.
+    var other = Self.trainArguments(data, epochs: 4, checkpoint: split) + ["--resume"]
+    other[other.firstIndex(of: "triplet:margin=0.2")!] = "triplet:margin=0.3"
+    let d = try dml(other)
+    #expect(d.status != 0 && d.stderr.contains("--loss is 'triplet:margin=0.3' but the checkpoint was made with 'triplet:margin=0.2'"))
+  }
+
+  @Test("train → embed → evaluate round-trips")
+  func roundTrip() throws {
+    let data = syntheticCSV()
+    let folder = temporaryFolder("roundtrip")
+    let t = try dml(Self.trainArguments(data, epochs: 2, checkpoint: folder))
+    #expect(t.status == 0, "\(t.stderr)")
+    let out = folder + "/embeddings.csv"
+    let e = try dml(["embed", "--checkpoint", folder, "--data", data, "--test-classes", "4-5", "--output", out])
+    #expect(e.status == 0, "\(e.stderr)")
+    let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n")
+    #expect(lines.count == 80 && lines[0].split(separator: ",").count == 5)
+    let v = try dml(["evaluate", "--checkpoint", folder, "--data", data, "--test-classes", "4-5", "--json"])
+    #expect(v.status == 0, "\(v.stderr)")
+    let metrics = try JSONSerialization.jsonObject(with: Data(v.stdout.utf8)) as! [String: Any]
+    let trained = (t.stdout.split(separator: "\n").last { $0.contains("\"test\"") }).map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+    let trainedMap = (trained?["trained"] as? [String: Any])?["map_at_r"] as? Double
+    #expect(trainedMap != nil && abs((metrics["map_at_r"] as! Double) - trainedMap!) < 1e-12)
+    #expect((metrics["nmi"] as! Double) > 0)
+  }
+}
