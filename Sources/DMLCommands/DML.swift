@@ -7,7 +7,7 @@ public struct DML: ParsableCommand {
   public static let configuration = CommandConfiguration(
     commandName: "dml",
     abstract: "Deep metric learning: train, evaluate and use embedding networks.",
-    subcommands: [Train.self, Evaluate.self, Embed.self, List.self])
+    subcommands: [Train.self, Evaluate.self, Embed.self, Search.self, Verify.self, Dedup.self, FewShot.self, List.self])
 
   public init() {}
 }
@@ -38,17 +38,6 @@ where N.Scalar == Float {
     start = end
   }
   return out
-}
-
-/// L2-normalised rows: the raw-input baseline of the benchmarks.
-func l2Normalized(_ x: Matrix<Float>) -> Matrix<Float> {
-  var y = x
-  let norms = x.rowNorms()
-  for i in 0..<x.rows {
-    let n = Swift.max(norms[i], 1e-12)
-    for j in 0..<x.columns { y[i, j] /= n }
-  }
-  return y
 }
 
 func metricsRow(_ name: String, _ m: RetrievalMetrics) -> String {

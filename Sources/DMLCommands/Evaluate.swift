@@ -4,7 +4,11 @@ import MetricLearning
 
 /// Options shared by commands that load a trained network from a checkpoint.
 struct CheckpointOptions: ParsableArguments {
-  @Option(help: "A checkpoint folder written by `dml train --checkpoint`.") var checkpoint: String
+  @Option(help: "A checkpoint folder written by `dml train --checkpoint`.") var checkpoint: String = ""
+
+  func validate() throws {
+    guard !checkpoint.isEmpty else { throw ValidationError("--checkpoint FOLDER is required") }
+  }
 
   /// The network of the latest checkpoint, rebuilt from its configuration and loaded.
   func network(inputFeatures: Int, imageShape: (height: Int, width: Int, channels: Int)?) throws -> Builders.AnyNetwork {

@@ -193,7 +193,7 @@ struct Train: ParsableCommand {
     var fresh = untrained
     let trained = try retrievalMetrics(queries: embedAll(&network, test.features), queryLabels: test.labels)
     let random = try retrievalMetrics(queries: embedAll(&fresh, test.features), queryLabels: test.labels)
-    let raw = try retrievalMetrics(queries: l2Normalized(test.features), queryLabels: test.labels)
+    let raw = try retrievalMetrics(queries: test.features.rowsNormalized(), queryLabels: test.labels)
     let classes = Set(test.labels).sorted().map(String.init).joined(separator: ",")
     if json {
       func obj(_ m: RetrievalMetrics) -> [String: Any] {

@@ -66,8 +66,8 @@ public func nearestNeighbors<T: DMLScalar>(
   }
   let largest = distance.isSimilarity
   // Prepared copies: rows normalised when the distance says so; squared norms for Euclidean.
-  let qn = distance.normalizesEmbeddings ? normalizedRows(queries) : queries
-  let rn = distance.normalizesEmbeddings ? normalizedRows(references) : references
+  let qn = distance.normalizesEmbeddings ? queries.rowsNormalized() : queries
+  let rn = distance.normalizesEmbeddings ? references.rowsNormalized() : references
   let euclidean = distance.kind != .dotProduct
   var qs = [T](), rs = [T]()
   if euclidean {
@@ -160,17 +160,6 @@ public func nearestNeighbors<T: DMLScalar>(
     }
   }
   return result
-}
-
-@usableFromInline
-func normalizedRows<T: DMLScalar>(_ x: Matrix<T>) -> Matrix<T> {
-  var y = x
-  let norms = x.rowNorms()
-  for i in 0..<x.rows {
-    let n = Swift.max(norms[i], 1e-12)
-    for j in 0..<x.columns { y[i, j] /= n }
-  }
-  return y
 }
 
 @usableFromInline

@@ -92,6 +92,22 @@ extension Matrix {
     return r
   }
 
+  /// A copy with every row scaled to unit length (`x / max(‖x‖, 1e-12)`, as PyTorch's
+  /// `F.normalize`).
+  @inlinable
+  public func rowsNormalized() -> Matrix {
+    var y = self
+    let norms = rowNorms()
+    let c = columns
+    y.withUnsafeMutableBufferPointer { p in
+      for i in 0..<rows {
+        let n = Swift.max(norms[i], 1e-12)
+        for j in 0..<c { p[i * c + j] /= n }
+      }
+    }
+    return y
+  }
+
   /// The column index of the largest element of each row (the first one on ties).
   @inlinable
   public func argmaxPerRow() -> [Int] {

@@ -41,6 +41,27 @@ public struct Proxies<Scalar: DMLScalar>: Sendable {
   }
 }
 
+/// A loss of this family: its references are its proxies, trained by the optimizer in their own
+/// parameter group.
+public protocol ProxyLoss: PairwiseLoss {
+  /// The proxies.
+  var proxies: Proxies<Scalar> { get set }
+}
+
+extension ProxyLoss {
+  public var references: Matrix<Scalar>? { proxies.parameter.value }
+
+  public mutating func receiveReferenceGradient(
+    _ gradient: Matrix<Scalar>, embeddings: Matrix<Scalar>, labels: [Int]
+  ) {
+    proxies.parameter.gradient.assign(gradient)
+  }
+
+  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
+    visit(&proxies.parameter)
+  }
+}
+
 /// ProxyNCA (Movshovitz-Attias et al. 2017): softmax over the negated squared distances to the
 /// class proxies.
 ///
@@ -54,13 +75,12 @@ public struct Proxies<Scalar: DMLScalar>: Sendable {
 ///
 /// ### See Also
 /// `ProxyAnchorLoss`.
-public struct ProxyNCALoss<Scalar: DMLScalar>: RegisteredLoss {
+public struct ProxyNCALoss<Scalar: DMLScalar>: RegisteredLoss, ProxyLoss {
   /// The proxies.
   public var proxies: Proxies<Scalar>
   /// The softmax scale.
   public var softmaxScale: Scalar
   public var distance: Distance
-  public var references: Matrix<Scalar>? { proxies.parameter.value }
 
   public init(proxies: Proxies<Scalar>, softmaxScale: Scalar = 1, distance: Distance = .squaredEuclidean) {
     self.proxies = proxies
@@ -111,15 +131,6 @@ public struct ProxyNCALoss<Scalar: DMLScalar>: RegisteredLoss {
     return LossValue(LossTerm(name: "element", value: Reduction.mean.value(acc), count: acc.count, nonZero: acc.nonZero))
   }
 
-  public mutating func receiveReferenceGradient(
-    _ gradient: Matrix<Scalar>, embeddings: Matrix<Scalar>, labels: [Int]
-  ) {
-    proxies.parameter.gradient.assign(gradient)
-  }
-
-  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
-    visit(&proxies.parameter)
-  }
 }
 
 /// Proxy-Anchor (Kim, Kim, Cho and Kwak 2020): each proxy is an anchor against all the batch.
@@ -136,7 +147,7 @@ public struct ProxyNCALoss<Scalar: DMLScalar>: RegisteredLoss {
 ///
 /// ### See Also
 /// `ProxyNCALoss`.
-public struct ProxyAnchorLoss<Scalar: DMLScalar>: RegisteredLoss {
+public struct ProxyAnchorLoss<Scalar: DMLScalar>: RegisteredLoss, ProxyLoss {
   /// The proxies.
   public var proxies: Proxies<Scalar>
   /// The margin δ.
@@ -144,7 +155,6 @@ public struct ProxyAnchorLoss<Scalar: DMLScalar>: RegisteredLoss {
   /// The scale α.
   public var alpha: Scalar
   public var distance: Distance
-  public var references: Matrix<Scalar>? { proxies.parameter.value }
 
   public init(proxies: Proxies<Scalar>, margin: Scalar = 0.1, alpha: Scalar = 32, distance: Distance = .cosine) {
     self.proxies = proxies
@@ -206,15 +216,6 @@ public struct ProxyAnchorLoss<Scalar: DMLScalar>: RegisteredLoss {
       LossTerm(name: "neg_loss", value: neg.sum * negScale, count: neg.count, nonZero: neg.nonZero))
   }
 
-  public mutating func receiveReferenceGradient(
-    _ gradient: Matrix<Scalar>, embeddings: Matrix<Scalar>, labels: [Int]
-  ) {
-    proxies.parameter.gradient.assign(gradient)
-  }
-
-  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
-    visit(&proxies.parameter)
-  }
 }
 
 /// The proxy losses of this module, for a `LossRegistry`.

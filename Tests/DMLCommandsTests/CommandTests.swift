@@ -158,4 +158,24 @@ struct CommandTests {
     #expect(trainedMap != nil && abs((metrics["map_at_r"] as! Double) - trainedMap!) < 1e-12)
     #expect((metrics["nmi"] as! Double) > 0)
   }
+
+  @Test("search (with a saved index), verify, dedup and fewshot run on raw features")
+  func retrievalCommands() throws {
+    let data = syntheticCSV()
+    let folder = temporaryFolder("retrieval")
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    let s = try dml(["search", "--data", data, "--k", "3", "--limit", "2", "--save-index", folder + "/index.st"])
+    #expect(s.status == 0, "\(s.stderr)")
+    #expect(s.stdout.hasPrefix("query,rank,id,label,distance\n0,1,") && s.stdout.split(separator: "\n").count == 7)
+    let again = try dml(["search", "--index", folder + "/index.st", "--k", "3", "--limit", "2"])
+    #expect(again.stdout == s.stdout)
+    let v = try dml(["verify", "--data", data, "--target", "precision=0.9"])
+    #expect(v.status == 0 && v.stdout.contains("AUC") && v.stdout.contains("calibrated for precision=0.9"), "\(v.stderr)")
+    let bad = try dml(["verify", "--data", data, "--target", "accuracy"])
+    #expect(bad.status != 0 && bad.stderr.contains("--target accuracy: expected f1, precision=P or far=F"))
+    let f = try dml(["fewshot", "--data", data, "--ways", "3", "--shots", "1,5", "--queries", "5", "--episodes", "50"])
+    #expect(f.status == 0 && f.stdout.contains("3-way 1-shot") && f.stdout.contains("3-way 5-shot"), "\(f.stderr)")
+    let d = try dml(["dedup", "--data", data, "--threshold", "0.9999", "--output", folder + "/groups.csv"])
+    #expect(d.status == 0 && d.stderr.contains("groups of near-duplicates among 240 items"), "\(d.stderr)")
+  }
 }
