@@ -18,10 +18,14 @@ public struct Parameter<Scalar: DMLScalar>: Sendable {
   public var group: Int
   /// Whether weight decay applies. Off for biases and normalisation parameters by default.
   public var decays: Bool
+  /// Whether the optimizer updates it. State that a layer updates itself (BatchNorm's running
+  /// statistics) is a non-trainable parameter, so that checkpoints save it with the weights.
+  public var trainable: Bool
 
   /// A parameter with the given logical `shape`, stored as a matrix of the same element count.
   public init(
-    name: String, shape: [Int], value: Matrix<Scalar>, group: Int = 0, decays: Bool = true
+    name: String, shape: [Int], value: Matrix<Scalar>, group: Int = 0, decays: Bool = true,
+    trainable: Bool = true
   ) {
     precondition(
       shape.reduce(1, *) == value.count,
@@ -32,6 +36,7 @@ public struct Parameter<Scalar: DMLScalar>: Sendable {
     self.gradient = Matrix(rows: value.rows, columns: value.columns)
     self.group = group
     self.decays = decays
+    self.trainable = trainable
   }
 
   /// The number of scalars.

@@ -13,10 +13,20 @@ public struct BatchNorm<Scalar: DMLScalar>: Layer {
   public var scale: Parameter<Scalar>
   /// The shift β, one per channel (initially 0).
   public var shift: Parameter<Scalar>
-  /// The running mean, used in inference mode.
-  public var runningMean: [Scalar]
-  /// The running (unbiased) variance, used in inference mode.
-  public var runningVariance: [Scalar]
+  /// The running mean and (unbiased) variance, used in inference mode: non-trainable parameters,
+  /// so that checkpoints keep them.
+  public var runningMeanParameter: Parameter<Scalar>
+  public var runningVarianceParameter: Parameter<Scalar>
+  /// The running mean.
+  public var runningMean: [Scalar] {
+    get { runningMeanParameter.value.elements }
+    set { runningMeanParameter.value = Matrix(rows: 1, columns: newValue.count, elements: newValue) }
+  }
+  /// The running (unbiased) variance.
+  public var runningVariance: [Scalar] {
+    get { runningVarianceParameter.value.elements }
+    set { runningVarianceParameter.value = Matrix(rows: 1, columns: newValue.count, elements: newValue) }
+  }
   /// Channels normalised.
   public let channels: Int
   /// Added to the variance for stability.
@@ -37,8 +47,12 @@ public struct BatchNorm<Scalar: DMLScalar>: Layer {
       decays: false)
     shift = Parameter(
       name: "bias", shape: [channels], value: Matrix(rows: 1, columns: channels), decays: false)
-    runningMean = [Scalar](repeating: 0, count: channels)
-    runningVariance = [Scalar](repeating: 1, count: channels)
+    runningMeanParameter = Parameter(
+      name: "running_mean", shape: [channels], value: Matrix(rows: 1, columns: channels), decays: false,
+      trainable: false)
+    runningVarianceParameter = Parameter(
+      name: "running_var", shape: [channels], value: Matrix(rows: 1, columns: channels, repeating: 1),
+      decays: false, trainable: false)
     inverseStd = [Scalar](repeating: 0, count: channels)
   }
 
@@ -64,8 +78,8 @@ public struct BatchNorm<Scalar: DMLScalar>: Layer {
     input.withUnsafeBufferPointer { x in
       normalized.withUnsafeMutableBufferPointer { xh in
         inverseStd.withUnsafeMutableBufferPointer { inv in
-          runningMean.withUnsafeMutableBufferPointer { rm in
-            runningVariance.withUnsafeMutableBufferPointer { rv in
+          runningMeanParameter.value.withUnsafeMutableBufferPointer { rm in
+            runningVarianceParameter.value.withUnsafeMutableBufferPointer { rv in
               for ch in 0..<c {
                 let mu: Scalar
                 if training {
@@ -163,5 +177,7 @@ public struct BatchNorm<Scalar: DMLScalar>: Layer {
   public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
     visit(&scale)
     visit(&shift)
+    visit(&runningMeanParameter)
+    visit(&runningVarianceParameter)
   }
 }

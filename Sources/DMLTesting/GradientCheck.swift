@@ -81,7 +81,7 @@ public enum GradientCheck {
       }
     }
     let analyticParameters = analytic.parameters
-    for (p, parameter) in analyticParameters.enumerated() {
+    for (p, parameter) in analyticParameters.enumerated() where parameter.trainable {
       for e in 0..<parameter.count {
         func perturbed(_ delta: Double) -> Double {
           var l = layer
@@ -117,13 +117,14 @@ public enum GradientCheck {
     var analytic = network
     analytic.forward(input, mode: mode)
     analytic.backward(upstream)
+    let trainable = analytic.parameters.map(\.trainable)
     let gradients = analytic.parameters.map(\.gradient)
 
     var report = GradientCheckReport()
     for d in 0..<directions {
-      let direction = gradients.map { g in
+      let direction = zip(gradients, trainable).map { g, isTrainable in
         var v = g
-        v.apply { _ in rng.normal() }
+        v.apply { _ in isTrainable ? rng.normal() : 0 }
         return v
       }
       var directional = 0.0

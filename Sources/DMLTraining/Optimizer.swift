@@ -59,7 +59,7 @@ extension Optimizer {
   ) {
     var slot = 0
     visitAll { parameter in
-      self.update(&parameter, slot: slot)
+      if parameter.trainable { self.update(&parameter, slot: slot) }
       slot += 1
     }
   }

@@ -108,8 +108,8 @@ struct CommandTests {
     #expect(r.status != 0 && r.stderr.contains("\(path):2: 2 columns, expected 3"))
   }
 
-  static func trainArguments(_ data: String, epochs: Int, checkpoint: String) -> [String] {
-    ["train", "--data", data, "--train-classes", "0-3", "--test-classes", "4-5", "--network", "mlp:hidden=16,embedding=4",
+  static func trainArguments(_ data: String, epochs: Int, checkpoint: String, network: String = "mlp:hidden=16,embedding=4") -> [String] {
+    ["train", "--data", data, "--train-classes", "0-3", "--test-classes", "4-5", "--network", network,
      "--loss", "triplet:margin=0.2", "--miner", "semihard:margin=0.3", "--batch", "m-per-class:m=4,size=32",
      "--epochs", "\(epochs)", "--seed", "3", "--checkpoint", checkpoint, "--log", "json", "--log-every", "0"]
   }
@@ -139,11 +139,11 @@ struct CommandTests {
     #expect(d.status != 0 && d.stderr.contains("--loss is 'triplet:margin=0.3' but the checkpoint was made with 'triplet:margin=0.2'"))
   }
 
-  @Test("train → embed → evaluate round-trips")
+  @Test("train → embed → evaluate round-trips, BatchNorm's running statistics included")
   func roundTrip() throws {
     let data = syntheticCSV()
     let folder = temporaryFolder("roundtrip")
-    let t = try dml(Self.trainArguments(data, epochs: 2, checkpoint: folder))
+    let t = try dml(Self.trainArguments(data, epochs: 2, checkpoint: folder, network: "mlp:hidden=16,embedding=4,batchnorm=true"))
     #expect(t.status == 0, "\(t.stderr)")
     let out = folder + "/embeddings.csv"
     let e = try dml(["embed", "--checkpoint", folder, "--data", data, "--test-classes", "4-5", "--output", out])
