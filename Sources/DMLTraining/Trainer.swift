@@ -70,8 +70,12 @@ public struct Trainer<
       mined = tuples.count
     }
     let value = loss.evaluate(network.embeddings, labels: labels, tuples: mines ? tuples : nil)
-    guard value.total.isFinite, loss.embeddingGradient.isFinite else {
-      throw TrainingError("step \(step + 1): the loss is \(value.total) (non-finite loss or gradient); parameters left as they were")
+    guard value.total.isFinite else {
+      throw TrainingError("step \(step + 1): the loss is \(value.total); parameters left as they were")
+    }
+    guard loss.embeddingGradient.isFinite, network.embeddings.isFinite else {
+      throw TrainingError(
+        "step \(step + 1): the embeddings or the loss's gradient are not finite (loss \(value.total)); parameters left as they were")
     }
     network.backward(loss.embeddingGradient)
     optimizer.step { visit in

@@ -100,6 +100,22 @@ struct CommandTests {
     #expect(!r.stderr.contains("Fatal error") && !r.stderr.contains("Backtrace"), "\(arguments) crashed")
   }
 
+  @Test("a non-finite loss stops training, naming the step, and keeps the last good checkpoint")
+  func nonFinite() throws {
+    // Features near Float's limit overflow the first layer: the loss becomes NaN at once.
+    let path = temporaryFolder("huge") + ".csv"
+    var text = ""
+    for i in 0..<64 { text += "\(i % 4)," + (0..<8).map { _ in "3e38" }.joined(separator: ",") + "\n" }
+    FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+    let folder = temporaryFolder("nonfinite")
+    let r = try dml(["train", "--data", path, "--batch", "shuffled:size=16", "--checkpoint", folder, "--log", "json"])
+    #expect(r.status != 0)
+    #expect(r.stderr.contains("step 1: the embeddings or the loss's gradient are not finite"), "\(r.stderr)")
+    #expect(r.stderr.contains("parameters left as they were"))
+    #expect(!r.stderr.contains("Backtrace"))
+    #expect(!FileManager.default.fileExists(atPath: folder + "/latest"))  // nothing bad was saved
+  }
+
   @Test("a malformed CSV names the file and line")
   func badCSV() throws {
     let path = temporaryFolder("bad") + ".csv"
