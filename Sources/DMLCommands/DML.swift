@@ -21,25 +21,6 @@ func jsonLine(_ object: [String: Any]) -> String {
   return String(decoding: data, as: UTF8.self)
 }
 
-/// Embeds every row of `x` in inference mode, in batches.
-func embedAll<N: EmbeddingNetwork>(_ network: inout N, _ x: Matrix<Float>, batch: Int = 1000) -> Matrix<Float>
-where N.Scalar == Float {
-  var out = Matrix<Float>(rows: x.rows, columns: 0)
-  var chunk = Matrix<Float>()
-  var start = 0
-  while start < x.rows {
-    let end = Swift.min(x.rows, start + batch)
-    chunk.resize(rows: end - start, columns: x.columns)
-    for i in start..<end { for j in 0..<x.columns { chunk[i - start, j] = x[i, j] } }
-    network.forward(chunk, mode: .inference)
-    let e = network.embeddings
-    if out.columns == 0 { out = Matrix(rows: x.rows, columns: e.columns) }
-    for i in 0..<e.rows { for j in 0..<e.columns { out[start + i, j] = e[i, j] } }
-    start = end
-  }
-  return out
-}
-
 func metricsRow(_ name: String, _ m: RetrievalMetrics) -> String {
   func f(_ v: Double) -> String { String(format: "%.4f", v) }
   return name.padding(toLength: 24, withPad: " ", startingAt: 0) + "  " + [m.precisionAt1, m.rPrecision, m.mapAtR].map(f).joined(separator: "   ")

@@ -40,8 +40,8 @@ struct CheckpointOptions: ParsableArguments {
   /// Embeddings of `x` by the checkpoint's network.
   func embed(_ x: Matrix<Float>, imageShape: (height: Int, width: Int, channels: Int)?) throws -> Matrix<Float> {
     switch try network(inputFeatures: x.columns, imageShape: imageShape) {
-    case .mlp(var n): return embedAll(&n, x)
-    case .convNet(var n): return embedAll(&n, x)
+    case .mlp(var n): return n.embed(x)
+    case .convNet(var n): return n.embed(x)
     }
   }
 }

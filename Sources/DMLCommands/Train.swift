@@ -145,7 +145,7 @@ struct Train: ParsableCommand {
         record["batches_with_nothing_mined"] = emptyMined
       }
       if let validation {
-        let e = embedAll(&trainer.network, validation.features)
+        let e = trainer.network.embed(validation.features)
         let m = try retrievalMetrics(queries: e, queryLabels: validation.labels)
         record["validation_map_at_r"] = m.mapAtR
         record["validation_precision_at_1"] = m.precisionAt1
@@ -191,8 +191,8 @@ struct Train: ParsableCommand {
 
   func report<N: EmbeddingNetwork>(_ network: inout N, untrained: N, test: Dataset, json: Bool) throws where N.Scalar == Float {
     var fresh = untrained
-    let trained = try retrievalMetrics(queries: embedAll(&network, test.features), queryLabels: test.labels)
-    let random = try retrievalMetrics(queries: embedAll(&fresh, test.features), queryLabels: test.labels)
+    let trained = try retrievalMetrics(queries: network.embed(test.features), queryLabels: test.labels)
+    let random = try retrievalMetrics(queries: fresh.embed(test.features), queryLabels: test.labels)
     let raw = try retrievalMetrics(queries: test.features.rowsNormalized(), queryLabels: test.labels)
     let classes = Set(test.labels).sorted().map(String.init).joined(separator: ",")
     if json {

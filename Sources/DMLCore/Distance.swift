@@ -92,11 +92,11 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     guard kind != .dotProduct else { return }
     let n = scores.rows, m = scores.columns, d = query.columns
     let power1 = kind == .euclidean
-    squaredNorms(w.query, into: &w.querySquares)
+    w.query.rowSquaredNorms(into: &w.querySquares)
     if sameSet {
       w.referenceSquares = w.querySquares
     } else {
-      squaredNorms(w.reference, into: &w.referenceSquares)
+      w.reference.rowSquaredNorms(into: &w.referenceSquares)
     }
     let referenceRows = sameSet ? w.query : w.reference
     w.query.withUnsafeBufferPointer { q in
@@ -264,22 +264,6 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
           nr[i] = norm
           for k in 0..<d { p[i * d + k] /= norm }
         }
-      }
-    }
-  }
-}
-
-/// The squared norm of each row.
-@inlinable
-func squaredNorms<T: DMLScalar>(_ x: Matrix<T>, into out: inout [T]) {
-  let (n, d) = (x.rows, x.columns)
-  if out.count != n { out = [T](repeating: 0, count: n) }
-  x.withUnsafeBufferPointer { p in
-    out.withUnsafeMutableBufferPointer { o in
-      for i in 0..<n {
-        var s: T = 0
-        for k in 0..<d { s += p[i * d + k] * p[i * d + k] }
-        o[i] = s
       }
     }
   }

@@ -103,27 +103,30 @@ public struct Network<Body: Layer>: EmbeddingNetwork {
   public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
     body.visitParameters(visit)
   }
+}
 
-  /// Embeds `input` in inference mode, in batches of `batchSize`, into a new matrix.
+extension EmbeddingNetwork {
+  /// Embeds every row of `input` in inference mode, in batches of `batchSize`, into a new matrix.
   @inlinable
   public mutating func embed(_ input: Matrix<Scalar>, batchSize: Int = 1024) -> Matrix<Scalar> {
     var result = Matrix<Scalar>(rows: input.rows, columns: embeddingDimension)
     var batch = Matrix<Scalar>()
+    let d = input.columns
     var start = 0
     while start < input.rows {
-      let end = min(input.rows, start + batchSize)
-      batch.resize(rows: end - start, columns: input.columns)
+      let end = Swift.min(input.rows, start + batchSize)
+      batch.resize(rows: end - start, columns: d)
       input.withUnsafeBufferPointer { src in
         batch.withUnsafeMutableBufferPointer { dst in
-          dst.baseAddress!.update(
-            from: src.baseAddress! + start * input.columns, count: (end - start) * input.columns)
+          dst.baseAddress!.update(from: src.baseAddress! + start * d, count: (end - start) * d)
         }
       }
       forward(batch, mode: .inference)
-      let d = output.columns
-      output.withUnsafeBufferPointer { src in
+      let e = embeddings
+      let k = e.columns
+      e.withUnsafeBufferPointer { src in
         result.withUnsafeMutableBufferPointer { dst in
-          dst.baseAddress!.advanced(by: start * d).update(from: src.baseAddress!, count: src.count)
+          dst.baseAddress!.advanced(by: start * k).update(from: src.baseAddress!, count: src.count)
         }
       }
       start = end

@@ -71,8 +71,8 @@ public func nearestNeighbors<T: DMLScalar>(
   let euclidean = distance.kind != .dotProduct
   var qs = [T](), rs = [T]()
   if euclidean {
-    qs = rowSquares(qn)
-    rs = rowSquares(rn)
+    qn.rowSquaredNorms(into: &qs)
+    rn.rowSquaredNorms(into: &rs)
   }
   let kk = k + (excludeSelf ? 1 : 0)  // one extra, in case self is among the best
   var bestIndex = [Int32](repeating: -1, count: q * kk)
@@ -160,15 +160,6 @@ public func nearestNeighbors<T: DMLScalar>(
     }
   }
   return result
-}
-
-@usableFromInline
-func rowSquares<T: DMLScalar>(_ x: Matrix<T>) -> [T] {
-  (0..<x.rows).map { i in
-    var s: T = 0
-    for j in 0..<x.columns { s += x[i, j] * x[i, j] }
-    return s
-  }
 }
 
 @usableFromInline

@@ -77,6 +77,22 @@ extension Matrix {
     return r
   }
 
+  /// The squared Euclidean norm of each row, into `out` (resized to `rows`).
+  @inlinable
+  public func rowSquaredNorms(into out: inout [Scalar]) {
+    if out.count != rows { out = [Scalar](repeating: 0, count: rows) }
+    let c = columns
+    withUnsafeBufferPointer { p in
+      out.withUnsafeMutableBufferPointer { o in
+        for i in o.indices {
+          var s: Scalar = 0
+          for j in 0..<c { s += p[i * c + j] * p[i * c + j] }
+          o[i] = s
+        }
+      }
+    }
+  }
+
   /// The Euclidean norm of each row, as a new array.
   @inlinable
   public func rowNorms() -> [Scalar] {

@@ -17,9 +17,7 @@ enum LossBenchmark {
     var rng = RandomSource(seed: seed)
     var x = Matrix<Float>(rows: n, columns: d)
     x.apply { _ in rng.normal() }
-    let norms = x.rowNorms()
-    for i in 0..<n { for j in 0..<d { x[i, j] /= norms[i] } }
-    return x
+    return x.rowsNormalized()
   }
 
   static func run(quick: Bool, large: Bool = true) {
