@@ -54,14 +54,7 @@ public enum LossConformance {
       return ev.evaluate(e, labels: y, tuples: nil).total
     }
     let h = 1e-6
-    var worst = 0.0, worstAt = ""
-    func record(_ analytic: Double, _ numeric: Double, _ at: @autoclosure () -> String) {
-      let err = abs(analytic - numeric) / max(1, abs(analytic), abs(numeric))
-      if !(err <= worst) {
-        worst = err.isFinite ? err : .infinity
-        worstAt = at()
-      }
-    }
+    var report = GradientCheckReport()
     var e = x
     for i in 0..<x.rows {
       for j in 0..<x.columns {
@@ -71,7 +64,7 @@ public enum LossConformance {
         e[i, j] = v - h
         let minus = loss(e, double)
         e[i, j] = v
-        record(gradient[i, j], (plus - minus) / (2 * h), "embedding[\(i), \(j)]")
+        report.record(analytic: gradient[i, j], numeric: (plus - minus) / (2 * h), at: "embedding[\(i), \(j)]")
       }
     }
     for (p, g) in referenceGradients.enumerated() {
@@ -86,10 +79,10 @@ public enum LossConformance {
           return loss(x, l)
         }
         let analytic = g.withUnsafeBufferPointer { $0[k] }
-        record(analytic, (shifted(h) - shifted(-h)) / (2 * h), "parameter \(p)[\(k)]")
+        report.record(analytic: analytic, numeric: (shifted(h) - shifted(-h)) / (2 * h), at: "parameter \(p)[\(k)]")
       }
     }
-    if !(worst < 1e-6) { failures.append("gradient differs from finite differences: \(worst) at \(worstAt)") }
+    if !(report.maxError < 1e-6) { failures.append("gradient differs from finite differences: \(report)") }
 
     // 2. A non-zero value and gradient.
     if !(abs(value.total) > 1e-6) { failures.append("loss is \(value.total) on an ordinary batch") }
