@@ -157,7 +157,7 @@ struct Train: ParsableCommand {
         }
       }
       if json { print(jsonLine(record)) } else {
-        if isatty(STDOUT_FILENO) != 0 { print("\r", terminator: "") }
+        if isatty(STDOUT_FILENO) != 0 { print("\r\u{1B}[2K", terminator: "") }  // erase the progress line
         var line = String(format: "epoch %d/%d  loss %.4f  %.0f img/s", epoch + 1, epochs, lossSum / Double(perEpoch), Double(perEpoch * indices.count) / seconds)
         if trainer.mines { line += "  mined \(minedTotal / Swift.max(1, perEpoch))/batch" }
         if let v = record["validation_map_at_r"] as? Double { line += String(format: "  validation MAP@R %.4f", v) }
