@@ -228,6 +228,66 @@ extension Double {
   }
 }
 
+extension Float {
+  @inlinable
+  public static func routeMaximum(
+    _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ g: UnsafePointer<Float>,
+    _ gx: UnsafeMutablePointer<Float>, _ done: UnsafeMutablePointer<Float>, count: Int
+  ) {
+    typealias V = SIMD16<Float>
+    let zero = V(repeating: 0), one = V(repeating: 1)
+    var i = 0
+    while i + V.scalarCount <= count {
+      let xv = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
+      let yv = UnsafeRawPointer(y + i).loadUnaligned(as: V.self)
+      let dv = UnsafeRawPointer(done + i).loadUnaligned(as: V.self)
+      let m = (xv .== yv) .& (dv .== zero)
+      let gv = UnsafeRawPointer(g + i).loadUnaligned(as: V.self)
+      let acc = UnsafeRawPointer(gx + i).loadUnaligned(as: V.self)
+      UnsafeMutableRawPointer(gx + i).storeBytes(of: acc + zero.replacing(with: gv, where: m), as: V.self)
+      UnsafeMutableRawPointer(done + i).storeBytes(of: dv.replacing(with: one, where: m), as: V.self)
+      i += V.scalarCount
+    }
+    while i < count {
+      if done[i] == 0 && x[i] == y[i] {
+        gx[i] += g[i]
+        done[i] = 1
+      }
+      i += 1
+    }
+  }
+}
+
+extension Double {
+  @inlinable
+  public static func routeMaximum(
+    _ x: UnsafePointer<Double>, _ y: UnsafePointer<Double>, _ g: UnsafePointer<Double>,
+    _ gx: UnsafeMutablePointer<Double>, _ done: UnsafeMutablePointer<Double>, count: Int
+  ) {
+    typealias V = SIMD8<Double>
+    let zero = V(repeating: 0), one = V(repeating: 1)
+    var i = 0
+    while i + V.scalarCount <= count {
+      let xv = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
+      let yv = UnsafeRawPointer(y + i).loadUnaligned(as: V.self)
+      let dv = UnsafeRawPointer(done + i).loadUnaligned(as: V.self)
+      let m = (xv .== yv) .& (dv .== zero)
+      let gv = UnsafeRawPointer(g + i).loadUnaligned(as: V.self)
+      let acc = UnsafeRawPointer(gx + i).loadUnaligned(as: V.self)
+      UnsafeMutableRawPointer(gx + i).storeBytes(of: acc + zero.replacing(with: gv, where: m), as: V.self)
+      UnsafeMutableRawPointer(done + i).storeBytes(of: dv.replacing(with: one, where: m), as: V.self)
+      i += V.scalarCount
+    }
+    while i < count {
+      if done[i] == 0 && x[i] == y[i] {
+        gx[i] += g[i]
+        done[i] = 1
+      }
+      i += 1
+    }
+  }
+}
+
 /// Copies `count` elements; short runs (a pixel's few channels) avoid a `memmove` call.
 @inlinable @inline(__always)
 public func copyElements<T: DMLScalar>(

@@ -35,6 +35,13 @@ where Self.RawSignificand: FixedWidthInteger {
     _ numerator: UnsafePointer<Self>, _ denominator: UnsafePointer<Self>,
     _ out: UnsafeMutablePointer<Self>, count: Int)
 
+  /// Max-pooling's gradient routing for one window position over `count` channels: where
+  /// `x == y` (the window's maximum) and `done` is still 0, adds `g` to `gx` and sets `done` to 1,
+  /// so the first maximum of each window gets the gradient. Vectorised.
+  static func routeMaximum(
+    _ x: UnsafePointer<Self>, _ y: UnsafePointer<Self>, _ g: UnsafePointer<Self>,
+    _ gx: UnsafeMutablePointer<Self>, _ done: UnsafeMutablePointer<Self>, count: Int)
+
   /// A short name for reports (`"f32"`, `"f64"`).
   static var typeName: String { get }
 }

@@ -81,14 +81,11 @@ public struct MaxPool2D<Scalar: DMLScalar>: Layer {
             for b in 0..<input.rows {
               let xi = x.baseAddress! + b * nIn, gxi = gx.baseAddress! + b * nIn
               let yo = y.baseAddress! + b * nOut, go = g.baseAddress! + b * nOut
-              withUnsafeTemporaryAllocation(of: Bool.self, capacity: c) { routed in
+              withUnsafeTemporaryAllocation(of: Scalar.self, capacity: c) { routed in
                 forEachWindow { o, window in
-                  routed.initialize(repeating: false)
+                  routed.initialize(repeating: 0)
                   for i in window {
-                    for ch in 0..<c where !routed[ch] && xi[i + ch] == yo[o + ch] {
-                      gxi[i + ch] += go[o + ch]
-                      routed[ch] = true
-                    }
+                    Scalar.routeMaximum(xi + i, yo + o, go + o, gxi + i, routed.baseAddress!, count: c)
                   }
                 }
               }

@@ -60,6 +60,23 @@ struct LayerGradientTests {
     expectPasses(GradientCheck.layer(layer, input: randomInput(2, 72, seed: 8)), "MaxPool2D")
   }
 
+  @Test("max pooling over 16 channels (the vector path), with ties in every lane")
+  func maxPoolWide() {
+    let layer = MaxPool2D<Double>(input: ImageShape(height: 4, width: 4, channels: 16), size: 2)
+    expectPasses(GradientCheck.layer(layer, input: randomInput(2, 256, seed: 20)), "MaxPool2D 16 channels")
+    var pool = layer
+    let zeros = Matrix<Double>(rows: 1, columns: 256)  // all tied: each window's first pixel wins
+    var y = Matrix<Double>(), gx = Matrix<Double>()
+    pool.forward(zeros, into: &y, mode: .training)
+    pool.backward(input: zeros, output: y, outputGradient: Matrix(rows: 1, columns: 64, repeating: 1), inputGradient: &gx, propagate: true)
+    for py in 0..<4 {
+      for px in 0..<4 {
+        let first = py % 2 == 0 && px % 2 == 0
+        #expect((0..<16).allSatisfy { gx[0, (py * 4 + px) * 16 + $0] == (first ? 1 : 0) }, "pixel \(py),\(px)")
+      }
+    }
+  }
+
   @Test func maxPoolOverlapping() {
     let layer = MaxPool2D<Double>(input: ImageShape(height: 5, width: 5, channels: 2), size: 3, stride: 2)
     expectPasses(GradientCheck.layer(layer, input: randomInput(2, 50, seed: 9)), "MaxPool2D 3/2")
