@@ -64,19 +64,15 @@ struct Train: ParsableCommand {
     let opt = try Builders.optimizer(optimizer)
     // Concrete types throughout: the step below is compiled specialised for each of these four
     // combinations; the loss and the sampler run code specialised where they were wrapped.
+    func run<N: EmbeddingNetwork, O: Optimizer>(_ n: N, _ o: O) throws where N.Scalar == Float, O.Scalar == Float {
+      var t = Trainer(network: n, loss: lossValue, sampler: sampler, optimizer: o)
+      try fit(&t, train: train, validation: validation, test: test, json: json)
+    }
     switch (net, opt) {
-    case (.mlp(let n), .adam(let o)):
-      var t = Trainer(network: n, loss: lossValue, sampler: sampler, optimizer: o)
-      try fit(&t, train: train, validation: validation, test: test, json: json)
-    case (.mlp(let n), .sgd(let o)):
-      var t = Trainer(network: n, loss: lossValue, sampler: sampler, optimizer: o)
-      try fit(&t, train: train, validation: validation, test: test, json: json)
-    case (.convNet(let n), .adam(let o)):
-      var t = Trainer(network: n, loss: lossValue, sampler: sampler, optimizer: o)
-      try fit(&t, train: train, validation: validation, test: test, json: json)
-    case (.convNet(let n), .sgd(let o)):
-      var t = Trainer(network: n, loss: lossValue, sampler: sampler, optimizer: o)
-      try fit(&t, train: train, validation: validation, test: test, json: json)
+    case (.mlp(let n), .adam(let o)): try run(n, o)
+    case (.mlp(let n), .sgd(let o)): try run(n, o)
+    case (.convNet(let n), .adam(let o)): try run(n, o)
+    case (.convNet(let n), .sgd(let o)): try run(n, o)
     }
   }
 

@@ -141,26 +141,16 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     precondition(
       scores.columns == n && scoreGradient.rows == n && scoreGradient.columns == n,
       "Distance backward: gradient is \(scoreGradient.rows)x\(scoreGradient.columns), scores \(n)x\(scores.columns)")
-    w.weights.resize(rows: n, columns: n)
-    let power1 = kind == .euclidean
-    scores.withUnsafeBufferPointer { s in
-      scoreGradient.withUnsafeBufferPointer { g in
-        w.weights.withUnsafeMutableBufferPointer { wt in
-          switch kind {
-          case .dotProduct: wt.baseAddress!.update(from: g.baseAddress!, count: n * n)
-          case .euclidean: T.divideWherePositive(g.baseAddress!, s.baseAddress!, wt.baseAddress!, count: n * n)
-          case .squaredEuclidean: for k in 0..<(n * n) { wt[k] = 2 * g[k] }
-          }
-          // Symmetrise: W ← W + Wᵀ, so one product serves both sides.
-          for i in 0..<n {
-            for j in (i + 1)..<Swift.max(n, i + 1) {
-              let v = wt[i * n + j] + wt[j * n + i]
-              wt[i * n + j] = v
-              wt[j * n + i] = v
-            }
-            wt[i * n + i] *= 2
-          }
+    scoreWeights(scores, scoreGradient, into: &w.weights)
+    w.weights.withUnsafeMutableBufferPointer { wt in
+      // Symmetrise: W ← W + Wᵀ, so one product serves both sides.
+      for i in 0..<n {
+        for j in (i + 1)..<Swift.max(n, i + 1) {
+          let v = wt[i * n + j] + wt[j * n + i]
+          wt[i * n + j] = v
+          wt[j * n + i] = v
         }
+        wt[i * n + i] *= 2
       }
     }
     if kind == .dotProduct {
@@ -206,20 +196,7 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
       gemm(scoreGradient, transposeA: true, w.query, into: &referenceGradient)
     case .euclidean, .squaredEuclidean:
       // With W = ∂L/∂(d²) (·2 folded in): dQ = 2(rowsum(W) Q − W R), dR = 2(colsum(W) R − Wᵀ Q).
-      w.weights.resize(rows: n, columns: m)
-      let power1 = kind == .euclidean
-      scores.withUnsafeBufferPointer { s in
-        scoreGradient.withUnsafeBufferPointer { g in
-          w.weights.withUnsafeMutableBufferPointer { wt in
-            if power1 {
-              // ∂d/∂(d²) = 1/(2d), folded with the 2 below; the gradient at d = 0 is 0.
-              T.divideWherePositive(g.baseAddress!, s.baseAddress!, wt.baseAddress!, count: wt.count)
-            } else {
-              for k in wt.indices { wt[k] = 2 * g[k] }
-            }
-          }
-        }
-      }
+      scoreWeights(scores, scoreGradient, into: &w.weights)
       if w.rowWeights.count != n { w.rowWeights = [T](repeating: 0, count: n) }
       if w.columnWeights.count != m { w.columnWeights = [T](repeating: 0, count: m) }
       w.weights.withUnsafeBufferPointer { wt in
@@ -245,6 +222,26 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     if normalizesEmbeddings {
       normalizeBackward(&queryGradient, normalized: w.query, norms: w.queryNorms)
       normalizeBackward(&referenceGradient, normalized: referenceRows, norms: referenceNorms)
+    }
+  }
+
+  /// The weights both backward passes multiply the rows by: `G` for a dot product, and for
+  /// Euclidean distances `∂L/∂(d²)` with the factor 2 of `∂(d²)/∂x` folded in: `2G` for squared
+  /// distances, `G / d` for distances (`∂d/∂(d²) = 1/(2d)`; the gradient at `d = 0` is 0).
+  @inlinable
+  func scoreWeights<T: DMLScalar>(_ scores: Matrix<T>, _ scoreGradient: Matrix<T>, into weights: inout Matrix<T>) {
+    weights.resize(rows: scores.rows, columns: scores.columns)
+    let kind = self.kind
+    scores.withUnsafeBufferPointer { s in
+      scoreGradient.withUnsafeBufferPointer { g in
+        weights.withUnsafeMutableBufferPointer { wt in
+          switch kind {
+          case .dotProduct: wt.baseAddress!.update(from: g.baseAddress!, count: wt.count)
+          case .euclidean: T.divideWherePositive(g.baseAddress!, s.baseAddress!, wt.baseAddress!, count: wt.count)
+          case .squaredEuclidean: for k in wt.indices { wt[k] = 2 * g[k] }
+          }
+        }
+      }
     }
   }
 
