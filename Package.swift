@@ -18,7 +18,8 @@ let modules: [(name: String, dependencies: [Target.Dependency], hasTests: Bool)]
   ("DMLEvaluation", ["DMLCore"], true),
   ("DMLData", ["DMLCore", "CZlib"], true),
   ("DMLTesting", ["DMLCore"], false),
-  ("MetricLearning", ["DMLKernels", "DMLCore", "DMLNetworks", "DMLTraining", "DMLLosses", "DMLSamplers", "DMLEvaluation", "DMLData"], false),
+  ("DMLPlot", ["DMLCore", "DMLEvaluation", "DMLData", "CBLAS", "CZlib", "CFreeType"], true),
+  ("MetricLearning", ["DMLKernels", "DMLCore", "DMLNetworks", "DMLTraining", "DMLLosses", "DMLSamplers", "DMLEvaluation", "DMLData", "DMLPlot"], false),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
@@ -28,6 +29,7 @@ var targets: [Target] = [
     name: "CBLAS", pkgConfig: "openblas",
     providers: [.apt(["libopenblas-dev"])]),
   .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+  .systemLibrary(name: "CFreeType", pkgConfig: "freetype2", providers: [.apt(["libfreetype-dev"])]),
 ]
 targets += modules.map {
   .target(name: $0.name, dependencies: $0.dependencies, swiftSettings: strict)

@@ -12,6 +12,16 @@ struct CheckpointOptions: ParsableArguments {
 
   /// The network of the latest checkpoint, rebuilt from its configuration and loaded.
   func network(inputFeatures: Int, imageShape: (height: Int, width: Int, channels: Int)?) throws -> Builders.AnyNetwork {
+    try Self.network(checkpoint, inputFeatures: inputFeatures, imageShape: imageShape)
+  }
+
+  /// Embeddings of `x` by the checkpoint's network.
+  func embed(_ x: Matrix<Float>, imageShape: (height: Int, width: Int, channels: Int)?) throws -> Matrix<Float> {
+    try Self.embed(checkpoint, x, imageShape: imageShape)
+  }
+
+  /// The network of the latest checkpoint in `folder`, rebuilt from its configuration and loaded.
+  static func network(_ checkpoint: String, inputFeatures: Int, imageShape: (height: Int, width: Int, channels: Int)?) throws -> Builders.AnyNetwork {
     let dir = try Checkpoint.latest(in: checkpoint)
     guard let data = FileManager.default.contents(atPath: "\(dir)/state.json"),
       let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
@@ -37,9 +47,9 @@ struct CheckpointOptions: ParsableArguments {
     }
   }
 
-  /// Embeddings of `x` by the checkpoint's network.
-  func embed(_ x: Matrix<Float>, imageShape: (height: Int, width: Int, channels: Int)?) throws -> Matrix<Float> {
-    switch try network(inputFeatures: x.columns, imageShape: imageShape) {
+  /// Embeddings of `x` by the network of the checkpoint in `folder`.
+  static func embed(_ checkpoint: String, _ x: Matrix<Float>, imageShape: (height: Int, width: Int, channels: Int)?) throws -> Matrix<Float> {
+    switch try network(checkpoint, inputFeatures: x.columns, imageShape: imageShape) {
     case .mlp(var n): return n.embed(x)
     case .convNet(var n): return n.embed(x)
     }

@@ -28,6 +28,8 @@ struct Train: ParsableCommand {
   @Flag(help: "Continue the run whose checkpoints are in --checkpoint.") var resume = false
   @Option(help: "text or json (default: text on a terminal, json otherwise).") var log: String?
   @Option(help: "Log every this many steps (0: epochs only).") var logEvery = 50
+  @Option(help: "Write curves.png, embeddings.png (t-SNE of the test split) and, for images, retrieval.png into this folder at the end.")
+  var plots: String?
 
   func validate() throws {
     guard epochs >= 1 else { throw ValidationError("--epochs \(epochs) must be at least 1") }
@@ -95,6 +97,7 @@ struct Train: ParsableCommand {
     let d = train.features.columns
     var best = state.best
     var stale = state.stale
+    var history: [[String: Any]] = []  // the log's records, for --plots
     for epoch in state.epoch..<epochs {
       var lossSum = 0.0, emptyMined = 0, minedTotal = 0
       let start = Date()
@@ -119,9 +122,10 @@ struct Train: ParsableCommand {
         }
         if logEvery > 0 && (b + 1) % logEvery == 0 {
           let rate = Double((b + 1) * indices.count) / Date().timeIntervalSince(start)
+          var o: [String: Any] = ["event": "step", "epoch": epoch + 1, "step": trainer.step, "loss": Double(result.loss.total), "images_per_second": rate.rounded()]
+          if let m = result.mined { o["mined"] = m }
+          history.append(o)
           if json {
-            var o: [String: Any] = ["event": "step", "epoch": epoch + 1, "step": trainer.step, "loss": Double(result.loss.total), "images_per_second": rate.rounded()]
-            if let m = result.mined { o["mined"] = m }
             print(jsonLine(o))
           } else if isatty(STDOUT_FILENO) != 0 {
             let eta = Double(perEpoch - b - 1) * Double(indices.count) / rate
@@ -152,6 +156,7 @@ struct Train: ParsableCommand {
           stale += 1
         }
       }
+      history.append(record)
       if json { print(jsonLine(record)) } else {
         if isatty(STDOUT_FILENO) != 0 { print("\r\u{1B}[2K", terminator: "") }  // erase the progress line
         var line = String(format: "epoch %d/%d  loss %.4f  %.0f img/s", epoch + 1, epochs, lossSum / Double(perEpoch), Double(perEpoch * indices.count) / seconds)
@@ -183,6 +188,34 @@ struct Train: ParsableCommand {
       if !json { print("restored the parameters of epoch \(best.epoch) (best validation MAP@R)") }
     }
     try report(&trainer.network, untrained: untrained, test: test, json: json)
+    if let plots { try drawPlots(plots, network: &trainer.network, test: test, history: history, json: json) }
+  }
+
+  /// `--plots`: the training curves, a t-SNE map of the test embeddings and, for image data, a
+  /// retrieval grid.
+  func drawPlots<N: EmbeddingNetwork>(_ folder: String, network: inout N, test: Dataset, history: [[String: Any]], json: Bool) throws
+  where N.Scalar == Float {
+    do {
+      try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    } catch { throw ValidationError("--plots \(folder): cannot create the folder (\(error.localizedDescription))") }
+    let names = dataOptions.data == "fashion-mnist" ? Pictures.fashionNames : [:]
+    let embeddings = network.embed(test.features)
+    var written = ["\(folder)/curves.png", "\(folder)/embeddings.png"]
+    if history.contains(where: { $0["event"] as? String == "epoch" }) {
+      try PNG.write(try Pictures.curves(history).image, to: written[0])
+    } else {
+      written.removeFirst()  // resumed after the last epoch: nothing new to draw
+    }
+    var options = Pictures.MapOptions()
+    options.seed = seed
+    let map = try Pictures.embeddingMap(embeddings, data: test, names: names, title: "trained embeddings, test classes", options: options)
+    try PNG.write(map.image, to: "\(folder)/embeddings.png")
+    if test.imageShape?.channels == 1 {
+      let grid = try Pictures.retrievalGrid(embeddings, data: test, names: names, queries: 8, k: 8, seed: seed)
+      try PNG.write(grid.image, to: "\(folder)/retrieval.png")
+      written.append("\(folder)/retrieval.png")
+    }
+    if json { print(jsonLine(["event": "plots", "files": written])) } else { print("plots: " + written.joined(separator: ", ")) }
   }
 
   func report<N: EmbeddingNetwork>(_ network: inout N, untrained: N, test: Dataset, json: Bool) throws where N.Scalar == Float {

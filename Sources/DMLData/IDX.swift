@@ -46,6 +46,10 @@ public enum FashionMNIST {
   public static let defaultDirectory = "/usr/share/datasets/fashion-mnist"
   /// The normalisation of the benchmarks: `(x − 0.2860) / 0.3530`.
   public static let mean: Float = 0.2860, std: Float = 0.3530
+  /// The names of the ten classes, by label.
+  public static let classNames = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+  ]
 
   /// The training (60,000) or test (10,000) split, normalised.
   public static func load(train: Bool, directory: String = defaultDirectory, normalized: Bool = true) throws -> Dataset {

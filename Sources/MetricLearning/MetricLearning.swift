@@ -6,3 +6,4 @@
 @_exported import DMLSamplers
 @_exported import DMLEvaluation
 @_exported import DMLData
+@_exported import DMLPlot

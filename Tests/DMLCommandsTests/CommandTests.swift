@@ -1,4 +1,5 @@
 import Foundation
+import MetricLearning
 import Testing
 
 /// Runs the built `dml` binary (next to this test bundle) and returns its exit code and output.
@@ -52,7 +53,7 @@ struct CommandTests {
     let r = try dml(["--help"])
     #expect(r.status == 0)
     #expect(r.stdout.contains("OVERVIEW: Deep metric learning: train, evaluate and use embedding networks."))
-    for command in ["train", "evaluate", "embed", "list"] { #expect(r.stdout.contains("  \(command) ")) }
+    for command in ["train", "evaluate", "embed", "plot", "list"] { #expect(r.stdout.contains("  \(command) ")) }
     let train = try dml(["train", "--help"])
     for flag in ["--train-classes", "--test-classes", "--validation-classes", "--network", "--loss", "--miner", "--batch",
       "--optimizer", "--epochs", "--patience", "--checkpoint", "--resume", "--log"] {
@@ -193,5 +194,45 @@ struct CommandTests {
     #expect(f.status == 0 && f.stdout.contains("3-way 1-shot") && f.stdout.contains("3-way 5-shot"), "\(f.stderr)")
     let d = try dml(["dedup", "--data", data, "--threshold", "0.9999", "--output", folder + "/groups.csv"])
     #expect(d.status == 0 && d.stderr.contains("groups of near-duplicates among 240 items"), "\(d.stderr)")
+  }
+
+  @Test("plot: an embedding map, curves from a training log, and train --plots write valid PNGs")
+  func plots() throws {
+    let data = syntheticCSV()
+    let folder = temporaryFolder("plots")
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    for method in ["pca", "tsne"] {
+      let out = "\(folder)/map-\(method).png"
+      let r = try dml(["plot", "embeddings", "--data", data, "--method", method, "--output", out])
+      #expect(r.status == 0 && r.stdout.contains("240 points of 6 classes"), "\(r.stderr)")
+      let image = try PNG.read(out)
+      #expect(image.width == 900 && image.height == 700)
+      let colors = image.distinctColors
+      #expect((0..<6).allSatisfy { colors.contains(Palette.color($0)) }, "a class colour is missing from the \(method) map")
+    }
+    // Retrieval grids need images; a CSV has none.
+    let g = try dml(["plot", "retrieval", "--data", data, "--output", "\(folder)/grid.png"])
+    #expect(g.status != 0 && g.stderr.contains("needs grayscale image data"), "\(g.stderr)")
+    // train --plots, then the same curves from the JSON log.
+    let run = "\(folder)/run"
+    var arguments = Self.trainArguments(data, epochs: 3, checkpoint: "\(folder)/ck")
+    arguments[arguments.firstIndex(of: "--log-every")! + 1] = "2"
+    arguments += ["--validation-classes", "3", "--plots", run]
+    let t = try dml(arguments)
+    #expect(t.status == 0, "\(t.stderr)")
+    #expect(t.stdout.contains("\"event\":\"plots\""))
+    for name in ["curves", "embeddings"] { #expect(try PNG.read("\(run)/\(name).png").width > 0) }
+    #expect(!FileManager.default.fileExists(atPath: "\(run)/retrieval.png"))
+    let log = "\(folder)/train.jsonl"
+    FileManager.default.createFile(atPath: log, contents: Data(t.stdout.utf8))
+    let c = try dml(["plot", "curves", "--log", log, "--output", "\(folder)/curves.png"])
+    #expect(c.status == 0 && c.stdout.contains("3 epochs"), "\(c.stderr)")
+    #expect(try PNG.read("\(folder)/curves.png") == PNG.read("\(run)/curves.png"))
+    // A log with a broken line names the file and line.
+    FileManager.default.createFile(atPath: log, contents: Data((t.stdout + "{oops\n").utf8))
+    let bad = try dml(["plot", "curves", "--log", log, "--output", "\(folder)/bad.png"])
+    let lines = t.stdout.split(separator: "\n", omittingEmptySubsequences: false).count
+    #expect(bad.status != 0 && bad.stderr.contains("\(log):\(lines): not a JSON object"), "\(bad.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: "\(folder)/bad.png"))
   }
 }

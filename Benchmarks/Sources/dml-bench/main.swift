@@ -13,7 +13,9 @@ case "distance":
   DistanceProfile.run()
 case "layers":
   LayerProfile.run()
+case "plots":
+  PlotBenchmark.run()
 default:
-  FileHandle.standardError.write(Data("usage: dml-bench foundation|losses [--quick] | search [--no-large] | layers | distance\n".utf8))
+  FileHandle.standardError.write(Data("usage: dml-bench foundation|losses [--quick] | search [--no-large] | plots | layers | distance\n".utf8))
   exit(2)
 }
