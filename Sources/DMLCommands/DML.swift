@@ -7,7 +7,7 @@ public struct DML: ParsableCommand {
   public static let configuration = CommandConfiguration(
     commandName: "dml",
     abstract: "Deep metric learning: train, evaluate and use embedding networks.",
-    subcommands: [Train.self, Evaluate.self, Embed.self, Search.self, Verify.self, Dedup.self, FewShot.self, Plot.self, List.self])
+    subcommands: [Train.self, Tune.self, Evaluate.self, Embed.self, Search.self, Verify.self, Dedup.self, FewShot.self, Plot.self, List.self])
 
   public init() {}
 }

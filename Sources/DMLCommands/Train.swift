@@ -20,6 +20,8 @@ struct Train: ParsableCommand {
   @Option(help: "The batch sampler: m-per-class:m=4,size=128 or shuffled:size=128.") var batch = "m-per-class:m=4,size=128"
   @Option(help: "The optimizer: adam:lr=1e-3, adamw:..., sgd:lr=0.01,momentum=0.9.") var optimizer = "adam:lr=0.001"
   @Option(help: "The learning-rate schedule: constant, cosine, step:every=10,gamma=0.1.") var schedule = "constant"
+  @Option(help: "Image augmentation, e.g. crop:pad=2,flip,affine:shift=2,rotate=10,erase:p=0.5 (default: none).")
+  var augment = "none"
   @Option(help: "Epochs.") var epochs = 5
   @Option(help: "Stop after this many epochs without a better validation MAP@R (needs --validation-classes).") var patience: Int?
   @Option(help: "The seed of every random choice.") var seed: UInt64 = 0
@@ -30,6 +32,8 @@ struct Train: ParsableCommand {
   @Option(help: "Log every this many steps (0: epochs only).") var logEvery = 50
   @Option(help: "Write curves.png, embeddings.png (t-SNE of the test split) and, for images, retrieval.png into this folder at the end.")
   var plots: String?
+  /// `dml tune`'s trials: print nothing and skip the test classes (the caller reads the summary).
+  @Flag(help: .hidden) var trial = false
 
   func validate() throws {
     guard epochs >= 1 else { throw ValidationError("--epochs \(epochs) must be at least 1") }
@@ -41,6 +45,7 @@ struct Train: ParsableCommand {
       throw ValidationError("--patience needs --validation-classes (held-out training classes to validate on)")
     }
     guard logEvery >= 0 else { throw ValidationError("--log-every must be ≥ 0") }
+    do { _ = try ImageAugmentation(parsing: augment) } catch { throw ValidationError("--augment: \(error)") }
   }
 
   /// The settings that must match for --resume, in a fixed order.
@@ -48,11 +53,22 @@ struct Train: ParsableCommand {
     [
       "network": network, "loss": loss.joined(separator: " "), "miner": miner, "batch": batch, "optimizer": optimizer,
       "schedule": schedule, "seed": "\(seed)", "data": dataOptions.data, "train_classes": dataOptions.trainClasses ?? "all",
-      "validation_classes": dataOptions.validationClasses ?? "", "epochs": "\(epochs)",
+      "validation_classes": dataOptions.validationClasses ?? "", "epochs": "\(epochs)", "augment": augment,
     ]
   }
 
-  func run() throws {
+  /// What a run found, for `dml tune`.
+  struct Summary {
+    var bestValidationMapAtR: Double?
+    var bestEpoch = 0
+    var epochsRun = 0
+    var validationRawMapAtR: Double?
+    var validationUntrainedMapAtR: Double?
+  }
+
+  func run() throws { _ = try execute() }
+
+  func execute() throws -> Summary {
     if let threads { BLAS.threadCount = threads }
     let json = log == "json" || (log == nil && isatty(STDOUT_FILENO) == 0)
     if let advice = BLAS.advice { warn("note: \(advice)") }
@@ -66,21 +82,27 @@ struct Train: ParsableCommand {
     let opt = try Builders.optimizer(optimizer)
     // Concrete types throughout: the step below is compiled specialised for each of these four
     // combinations; the loss and the sampler run code specialised where they were wrapped.
-    func run<N: EmbeddingNetwork, O: Optimizer>(_ n: N, _ o: O) throws where N.Scalar == Float, O.Scalar == Float {
+    func run<N: EmbeddingNetwork, O: Optimizer>(_ n: N, _ o: O) throws -> Summary where N.Scalar == Float, O.Scalar == Float {
       var t = Trainer(network: n, loss: lossValue, sampler: sampler, optimizer: o)
-      try fit(&t, train: train, validation: validation, test: test, json: json)
+      return try fit(&t, train: train, validation: validation, test: test, json: json)
     }
     switch (net, opt) {
-    case (.mlp(let n), .adam(let o)): try run(n, o)
-    case (.mlp(let n), .sgd(let o)): try run(n, o)
-    case (.convNet(let n), .adam(let o)): try run(n, o)
-    case (.convNet(let n), .sgd(let o)): try run(n, o)
+    case (.mlp(let n), .adam(let o)): return try run(n, o)
+    case (.mlp(let n), .sgd(let o)): return try run(n, o)
+    case (.convNet(let n), .adam(let o)): return try run(n, o)
+    case (.convNet(let n), .sgd(let o)): return try run(n, o)
     }
+  }
+
+  /// Prints unless this is one of `dml tune`'s trials.
+  func say(_ text: String, terminator: String = "\n") {
+    if !trial { print(text, terminator: terminator) }
   }
 
   func fit<N, L, S, O>(
     _ trainer: inout Trainer<N, L, S, O>, train: Dataset, validation: Dataset?, test: Dataset, json: Bool
-  ) throws where N.Scalar == Float {
+  ) throws -> Summary where N.Scalar == Float {
+    var summary = Summary()
     var batches = try Builders.batchSampler(batch, labels: train.labels, seed: seed &+ 1)
     let perEpoch = batches.batchesPerEpoch
     let factor = try Builders.schedule(schedule, stepsPerEpoch: perEpoch, epochs: epochs)
@@ -90,7 +112,27 @@ struct Train: ParsableCommand {
       state = try RunState.load(folder, into: &trainer, configuration: configuration)
       var skip: [Int] = []
       for _ in 0..<(state.epoch * perEpoch) { batches.next(into: &skip) }
-      if !json { print("resumed \(folder) at epoch \(state.epoch), step \(trainer.step)") }
+      if !json { say("resumed \(folder) at epoch \(state.epoch), step \(trainer.step)") }
+    }
+    let augmentation = try ImageAugmentation(parsing: augment)
+    var augmenter: ImageAugmenter?
+    if !augmentation.operations.isEmpty {
+      guard let shape = train.imageShape else { throw ValidationError("--augment \(augment) needs image data (such as fashion-mnist)") }
+      augmenter = ImageAugmenter(augmentation, height: shape.height, width: shape.width, channels: shape.channels)
+    }
+    var validationBaselines: (raw: Double, untrained: Double)?
+    if let validation {
+      var fresh = untrained
+      let raw = try retrievalMetrics(queries: validation.features.rowsNormalized(), queryLabels: validation.labels).mapAtR
+      let initial = try retrievalMetrics(queries: fresh.embed(validation.features), queryLabels: validation.labels).mapAtR
+      validationBaselines = (raw, initial)
+      summary.validationRawMapAtR = raw
+      summary.validationUntrainedMapAtR = initial
+      if json {
+        say(jsonLine(["event": "validation_baselines", "raw_input_map_at_r": raw, "untrained_map_at_r": initial]))
+      } else {
+        say(String(format: "validation classes %@: MAP@R of the raw input %.4f, of the untrained network %.4f", dataOptions.validationClasses ?? "", raw, initial))
+      }
     }
     var indices: [Int] = [], labels: [Int] = []
     var x = Matrix<Float>(rows: 0, columns: train.features.columns)
@@ -99,6 +141,7 @@ struct Train: ParsableCommand {
     var stale = state.stale
     var history: [[String: Any]] = []  // the log's records, for --plots
     for epoch in state.epoch..<epochs {
+      summary.epochsRun = epoch + 1
       var lossSum = 0.0, emptyMined = 0, minedTotal = 0
       let start = Date()
       for b in 0..<perEpoch {
@@ -113,6 +156,11 @@ struct Train: ParsableCommand {
           }
         }
         for i in indices { labels.append(train.labels[i]) }
+        if augmenter != nil {
+          // Drawn from the seed and the step alone, so a resumed run augments identically.
+          var rng = RandomSource(seed: seed).derived(stream: 0xA064_0000 &+ UInt64(trainer.step))
+          augmenter!.apply(to: &x, rng: &rng)
+        }
         trainer.optimizer.learningRateScale = factor(trainer.step)
         let result = try trainer.train(x, labels: labels)
         lossSum += Double(result.loss.total)
@@ -126,10 +174,10 @@ struct Train: ParsableCommand {
           if let m = result.mined { o["mined"] = m }
           history.append(o)
           if json {
-            print(jsonLine(o))
+            say(jsonLine(o))
           } else if isatty(STDOUT_FILENO) != 0 {
             let eta = Double(perEpoch - b - 1) * Double(indices.count) / rate
-            print(String(format: "\repoch %d/%d  [%3d%%]  loss %.4f  %6.0f img/s%@  eta %.0fs   ", epoch + 1, epochs, 100 * (b + 1) / perEpoch,
+            say(String(format: "\repoch %d/%d  [%3d%%]  loss %.4f  %6.0f img/s%@  eta %.0fs   ", epoch + 1, epochs, 100 * (b + 1) / perEpoch,
               result.loss.total, rate, result.mined.map { "  mined \($0)" } ?? "", eta), terminator: "")
             fflush(nil)
           }
@@ -157,12 +205,12 @@ struct Train: ParsableCommand {
         }
       }
       history.append(record)
-      if json { print(jsonLine(record)) } else {
-        if isatty(STDOUT_FILENO) != 0 { print("\r\u{1B}[2K", terminator: "") }  // erase the progress line
+      if json { say(jsonLine(record)) } else {
+        if isatty(STDOUT_FILENO) != 0 { say("\r\u{1B}[2K", terminator: "") }  // erase the progress line
         var line = String(format: "epoch %d/%d  loss %.4f  %.0f img/s", epoch + 1, epochs, lossSum / Double(perEpoch), Double(perEpoch * indices.count) / seconds)
         if trainer.mines { line += "  mined \(minedTotal / Swift.max(1, perEpoch))/batch" }
         if let v = record["validation_map_at_r"] as? Double { line += String(format: "  validation MAP@R %.4f", v) }
-        print(line)
+        say(line)
       }
       if trainer.mines && emptyMined > perEpoch / 2 {
         warn("warning: the miner found nothing in \(emptyMined) of \(perEpoch) batches: the loss is stuck at zero there")
@@ -175,7 +223,7 @@ struct Train: ParsableCommand {
         try s.save(folder, trainer: trainer, configuration: configuration)
       }
       if let patience, stale >= patience {
-        if !json { print("early stop: no better validation MAP@R for \(patience) epochs (best \(String(format: "%.4f", best.map)) at epoch \(best.epoch))") }
+        if !json { say("early stop: no better validation MAP@R for \(patience) epochs (best \(String(format: "%.4f", best.map)) at epoch \(best.epoch))") }
         break
       }
     }
@@ -185,10 +233,19 @@ struct Train: ParsableCommand {
         p.value = best.values[index]
         index += 1
       }
-      if !json { print("restored the parameters of epoch \(best.epoch) (best validation MAP@R)") }
+      if !json { say("restored the parameters of epoch \(best.epoch) (best validation MAP@R)") }
+      if !trial, let baseline = validationBaselines, best.map <= Swift.max(baseline.raw, baseline.untrained) {
+        warn(String(format: "warning: on the validation classes, training did not help: best MAP@R %.4f, raw input %.4f, untrained %.4f", best.map, baseline.raw, baseline.untrained))
+      }
     }
+    if validation != nil {
+      summary.bestValidationMapAtR = best.map
+      summary.bestEpoch = best.epoch
+    }
+    if trial { return summary }
     try report(&trainer.network, untrained: untrained, test: test, json: json)
     if let plots { try drawPlots(plots, network: &trainer.network, test: test, history: history, json: json) }
+    return summary
   }
 
   /// `--plots`: the training curves, a t-SNE map of the test embeddings and, for image data, a
@@ -215,7 +272,7 @@ struct Train: ParsableCommand {
       try PNG.write(grid.image, to: "\(folder)/retrieval.png")
       written.append("\(folder)/retrieval.png")
     }
-    if json { print(jsonLine(["event": "plots", "files": written])) } else { print("plots: " + written.joined(separator: ", ")) }
+    if json { say(jsonLine(["event": "plots", "files": written])) } else { say("plots: " + written.joined(separator: ", ")) }
   }
 
   func report<N: EmbeddingNetwork>(_ network: inout N, untrained: N, test: Dataset, json: Bool) throws where N.Scalar == Float {
@@ -224,18 +281,23 @@ struct Train: ParsableCommand {
     let random = try retrievalMetrics(queries: fresh.embed(test.features), queryLabels: test.labels)
     let raw = try retrievalMetrics(queries: test.features.rowsNormalized(), queryLabels: test.labels)
     let classes = Set(test.labels).sorted().map(String.init).joined(separator: ",")
+    defer {
+      if trained.mapAtR <= Swift.max(raw.mapAtR, random.mapAtR) {
+        warn(String(format: "warning: training did not help on the test classes: MAP@R %.4f against %.4f for the raw input and %.4f untrained", trained.mapAtR, raw.mapAtR, random.mapAtR))
+      }
+    }
     if json {
       func obj(_ m: RetrievalMetrics) -> [String: Any] {
         ["precision_at_1": m.precisionAt1, "r_precision": m.rPrecision, "map_at_r": m.mapAtR]
       }
-      print(jsonLine(["event": "test", "classes": classes, "queries": trained.queries, "trained": obj(trained), "untrained": obj(random), "raw_input": obj(raw)]))
+      say(jsonLine(["event": "test", "classes": classes, "queries": trained.queries, "trained": obj(trained), "untrained": obj(random), "raw_input": obj(raw)]))
       return
     }
-    print("\ntest classes \(classes): \(trained.queries) queries against the others (self excluded)")
-    print("".padding(toLength: 24, withPad: " ", startingAt: 0) + "  P@1      R-Prec   MAP@R")
-    print(metricsRow("trained", trained))
-    print(metricsRow("untrained (same seed)", random))
-    print(metricsRow("raw input, L2-normalised", raw))
+    say("\ntest classes \(classes): \(trained.queries) queries against the others (self excluded)")
+    say("".padding(toLength: 24, withPad: " ", startingAt: 0) + "  P@1      R-Prec   MAP@R")
+    say(metricsRow("trained", trained))
+    say(metricsRow("untrained (same seed)", random))
+    say(metricsRow("raw input, L2-normalised", raw))
   }
 }
 

@@ -236,3 +236,50 @@ struct CommandTests {
     #expect(!FileManager.default.fileExists(atPath: "\(folder)/bad.png"))
   }
 }
+
+@Suite("dml tune", .serialized)
+struct TuneTests {
+  static func arguments(_ data: String, output: String, trials: Int) -> [String] {
+    ["tune", "--data", data, "--train-classes", "0-3", "--folds", "2", "--network", "mlp:hidden=16,embedding={4|8}",
+     "--loss", "triplet:margin={0.1..0.3}", "--loss", "contrastive+softmax:weight={0.01..1 log}",
+     "--optimizer", "adam:lr={1e-3..1e-2 log}", "--batch", "m-per-class:m=4,size=32", "--epochs", "2", "--patience", "1",
+     "--trials", "\(trials)", "--output", output]
+  }
+
+  @Test("tune runs its trials on class-disjoint folds, writes the table and the choice, and resumes")
+  func tune() throws {
+    let data = syntheticCSV()
+    let folder = temporaryFolder("tune")
+    let first = try dml(Self.arguments(data, output: folder, trials: 3))
+    #expect(first.status == 0, "\(first.stderr)")
+    #expect(first.stdout.contains("tuning over 2 fold(s)"))
+    let table = try String(contentsOfFile: folder + "/trials.csv", encoding: .utf8).split(separator: "\n")
+    #expect(table.count == 4 && table[0].hasPrefix("trial,mean_validation_map_at_r"))
+    // Every drawn value lies in its range.
+    for row in table.dropFirst() {
+      let text = String(row)
+      #expect(text.contains("embedding=4") || text.contains("embedding=8"))
+      if let r = text.range(of: "lr=") {
+        let lr = Double(text[r.upperBound...].prefix { "0123456789.e-".contains($0) })!
+        #expect(lr >= 1e-3 && lr <= 1e-2, "lr \(lr) out of range")
+      }
+    }
+    let best = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/best.json"))) as! [String: Any]
+    #expect((best["mean_validation_map_at_r"] as! Double) > 0)
+    #expect((best["command"] as! String).hasPrefix("dml train --data"))
+    // Resume: the three trials are kept, one more is run.
+    let second = try dml(Self.arguments(data, output: folder, trials: 4))
+    #expect(second.status == 0 && second.stdout.contains("resuming after 3 trial(s)"), "\(second.stderr)")
+    #expect(second.stdout.components(separatedBy: "trial 4/4").count == 2 && !second.stdout.contains("trial 1/4"))
+    let table2 = try String(contentsOfFile: folder + "/trials.csv", encoding: .utf8).split(separator: "\n")
+    #expect(table2.count == 5 && Array(table2.prefix(4)) == Array(table))
+    // A different search space refuses the folder.
+    var changed = Self.arguments(data, output: folder, trials: 4)
+    changed[changed.firstIndex(of: "--epochs")! + 1] = "3"
+    let refused = try dml(changed)
+    #expect(refused.status != 0 && refused.stderr.contains("holds a search with --epochs '2', not '3'"), "\(refused.stderr)")
+    // Test classes are refused outright.
+    let peek = try dml(Self.arguments(data, output: folder, trials: 4) + ["--test-classes", "4-5"])
+    #expect(peek.status != 0 && peek.stderr.contains("tuning never looks at test classes"))
+  }
+}

@@ -1,0 +1,296 @@
+import ArgumentParser
+import Foundation
+import MetricLearning
+
+/// `dml tune`: random search over recipes, scored by class-disjoint cross-validation on the
+/// training classes (MAP@R on held-out training classes, as in Musgrave et al. 2020). The test
+/// classes are never loaded.
+struct Tune: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Search recipes by class-disjoint cross-validation on the training classes, within a budget; resumable.",
+    discussion: """
+      Each component flag takes a template; placeholders are drawn per trial: {a..b} uniform,
+      {a..b log} log-uniform (whole numbers when both ends are), {x|y|z} a choice. A repeated flag
+      lists alternatives; in --loss, + sums losses. Example:
+        dml tune --train-classes 0-4 --folds 2 --network mlp:embedding={64|128|256} \\
+          --loss proxy-anchor:margin={0.05..0.2} --loss "contrastive+softmax:weight={0.01..1 log}" \\
+          --optimizer "adamw:lr={1e-5..1e-3 log},weight_decay={0..0.2}" --trials 20 --output runs/tune
+      """)
+
+  @OptionGroup(title: "Data") var dataOptions: DataOptions
+  @Option(help: "Class-disjoint folds of the training classes (1: use --validation-classes).") var folds = 2
+  @Option(help: "Network templates (alternatives).") var network: [String] = ["mlp"]
+  @Option(help: "Loss templates (alternatives; + sums losses).") var loss: [String] = ["contrastive"]
+  @Option(help: "Miner templates (alternatives).") var miner: [String] = ["none"]
+  @Option(help: "Batch sampler templates (alternatives).") var batch: [String] = ["m-per-class:m=4,size=128"]
+  @Option(help: "Optimizer templates (alternatives).") var optimizer: [String] = ["adam:lr={1e-5..1e-3 log}"]
+  @Option(help: "Schedule templates (alternatives).") var schedule: [String] = ["constant"]
+  @Option(help: "Augmentation templates (alternatives), e.g. none or crop:pad={1..3}.") var augment: [String] = ["none"]
+  @Option(help: "Epochs per trial and fold (early stopping with --patience inside).") var epochs = 8
+  @Option(help: "Epochs without a better validation MAP@R before a fold stops.") var patience = 2
+  @Option(help: "Trials in all (a resumed search counts those done).") var trials = 20
+  @Option(help: "Start no new trial after this many minutes.") var minutes: Double?
+  @Option(help: "The seed of the search and of every trial.") var seed: UInt64 = 0
+  @Option(help: "Folder of the trial table (trials.csv) and the choice (best.json); an existing one is resumed.") var output: String
+
+  func validate() throws {
+    guard folds >= 1 else { throw ValidationError("--folds \(folds) must be at least 1") }
+    if folds == 1 && dataOptions.validationClasses == nil { throw ValidationError("--folds 1 needs --validation-classes") }
+    if folds > 1 && dataOptions.validationClasses != nil {
+      throw ValidationError("--validation-classes is for --folds 1; with --folds \(folds) the folds are drawn from --train-classes")
+    }
+    guard dataOptions.testClasses == nil else { throw ValidationError("--test-classes: tuning never looks at test classes; evaluate the chosen recipe with dml train") }
+    guard epochs >= 1, patience >= 1, trials >= 1 else { throw ValidationError("--epochs, --patience and --trials must be at least 1") }
+    if let minutes, !(minutes > 0) { throw ValidationError("--minutes \(minutes) must be positive") }
+    for (flag, list) in [("network", network), ("loss", loss), ("miner", miner), ("batch", batch), ("optimizer", optimizer), ("schedule", schedule), ("augment", augment)] {
+      for template in list {
+        do { _ = try Template(template) } catch { throw ValidationError("--\(flag) \(template): \(error)") }
+      }
+    }
+  }
+
+  /// The search space and data, which must match to resume.
+  var signature: [String: String] {
+    [
+      "network": network.joined(separator: " | "), "loss": loss.joined(separator: " | "), "miner": miner.joined(separator: " | "),
+      "batch": batch.joined(separator: " | "), "optimizer": optimizer.joined(separator: " | "), "schedule": schedule.joined(separator: " | "),
+      "augment": augment.joined(separator: " | "), "epochs": "\(epochs)", "patience": "\(patience)", "folds": "\(folds)", "seed": "\(seed)",
+      "data": dataOptions.data, "train_classes": dataOptions.trainClasses ?? "all", "validation_classes": dataOptions.validationClasses ?? "",
+    ]
+  }
+
+  /// A trial's settings, one per flag.
+  struct Settings: Equatable {
+    var network, loss, miner, batch, optimizer, schedule, augment: String
+
+    var arguments: [String] {
+      var a = ["--network", network]
+      for l in loss.split(separator: "+") { a += ["--loss", String(l)] }
+      a += ["--miner", miner, "--batch", batch, "--optimizer", optimizer, "--schedule", schedule, "--augment", augment]
+      return a
+    }
+  }
+
+  func draw(_ trial: Int) throws -> Settings {
+    var rng = RandomSource(seed: seed).derived(stream: 0x7475_6E65 &+ UInt64(trial))
+    func pick(_ list: [String]) throws -> String { try Template(list[rng.index(below: list.count)]).sample(&rng) }
+    return Settings(
+      network: try pick(network), loss: try pick(loss), miner: try pick(miner), batch: try pick(batch),
+      optimizer: try pick(optimizer), schedule: try pick(schedule), augment: try pick(augment))
+  }
+
+  /// The folds: validation classes of each (strings for --validation-classes).
+  func foldClasses() throws -> [String] {
+    if folds == 1 { return [dataOptions.validationClasses!] }
+    let all = try dataOptions.trainClasses.map { try ClassSplit.parse($0) }
+      ?? Set(try dataOptions.load(dataOptions.data, labels: dataOptions.labels, train: true).labels)
+    var classes = all.sorted()
+    var rng = RandomSource(seed: seed).derived(stream: 0x666F_6C64)
+    rng.shuffle(&classes)
+    var groups = [[Int]](repeating: [], count: folds)
+    for (i, c) in classes.enumerated() { groups[i % folds].append(c) }
+    for g in groups where g.count < 2 || classes.count - g.count < 2 {
+      throw ValidationError("--folds \(folds) over \(classes.count) training classes leaves a fold with \(g.count) validation and \(classes.count - g.count) training classes; each needs at least 2")
+    }
+    return groups.map { $0.sorted().map(String.init).joined(separator: ",") }
+  }
+
+  struct Row {
+    var trial: Int
+    var score: Double
+    var foldScores: [Double]
+    var bestEpochs: [Int]
+    var seconds: Double
+    var settings: Settings
+  }
+
+  static let header = "trial,mean_validation_map_at_r,fold_map_at_r,best_epochs,seconds,network,loss,miner,batch,optimizer,schedule,augment"
+
+  func run() throws {
+    let fm = FileManager.default
+    try fm.createDirectory(atPath: output, withIntermediateDirectories: true)
+    let signaturePath = "\(output)/search.json"
+    if let data = fm.contents(atPath: signaturePath) {
+      guard let saved = try? JSONSerialization.jsonObject(with: data) as? [String: String] else {
+        throw ValidationError("\(signaturePath): unreadable; remove the folder to start afresh")
+      }
+      for key in signature.keys.sorted() where saved[key] != signature[key] {
+        throw ValidationError("--output \(output) holds a search with --\(key.replacingOccurrences(of: "_", with: "-")) '\(saved[key] ?? "")', not '\(signature[key]!)'")
+      }
+    } else {
+      try atomicWrite(try JSONSerialization.data(withJSONObject: signature, options: [.sortedKeys, .prettyPrinted]), to: signaturePath)
+    }
+    let tablePath = "\(output)/trials.csv"
+    var rows = try Self.readTable(tablePath)
+    let done = Set(rows.map(\.trial))
+    let validationSets = try foldClasses()
+    print("tuning over \(validationSets.count) fold(s) of validation classes: " + validationSets.map { "{\($0)}" }.joined(separator: " ")
+      + (done.isEmpty ? "" : "; resuming after \(done.count) trial(s)"))
+    let start = Date()
+    var baselines: [Double] = []
+    for trial in 0..<trials where !done.contains(trial) {
+      if let minutes, Date().timeIntervalSince(start) > minutes * 60 {
+        print("budget of \(minutes) minutes spent: stopping before trial \(trial + 1)")
+        break
+      }
+      let settings = try draw(trial)
+      let t0 = Date()
+      var scores: [Double] = [], bestEpochs: [Int] = []
+      for validation in validationSets {
+        var arguments = dataOptionsArguments() + ["--validation-classes", validation, "--test-classes", validation]
+        arguments += settings.arguments + ["--epochs", "\(epochs)", "--patience", "\(patience)", "--seed", "\(seed)", "--log", "json", "--log-every", "0", "--trial"]
+        let summary: Train.Summary
+        do {
+          summary = try Train.parse(arguments).execute()
+        } catch {
+          // A recipe that diverges or is invalid scores nothing; the search goes on.
+          warn("trial \(trial + 1): \(Train.message(for: error)); scored 0")
+          summary = Train.Summary(bestValidationMapAtR: 0)
+        }
+        scores.append(summary.bestValidationMapAtR ?? 0)
+        bestEpochs.append(summary.bestEpoch)
+        if baselines.count < validationSets.count, let raw = summary.validationRawMapAtR { baselines.append(raw) }
+      }
+      let row = Row(trial: trial, score: scores.reduce(0, +) / Double(scores.count), foldScores: scores, bestEpochs: bestEpochs,
+        seconds: Date().timeIntervalSince(t0), settings: settings)
+      rows.append(row)
+      try Self.writeTable(rows, to: tablePath)
+      print(String(format: "trial %d/%d  validation MAP@R %.4f  (%.0f s)  ", trial + 1, trials, row.score, row.seconds) + settings.arguments.joined(separator: " "))
+    }
+    guard let best = rows.max(by: { $0.score < $1.score }) else { return }
+    if baselines.count == validationSets.count {
+      print(String(format: "raw input on the same folds: validation MAP@R %.4f", baselines.reduce(0, +) / Double(baselines.count)))
+    }
+    // The final run trains on every training class for the epochs the folds chose.
+    let finalEpochs = Swift.max(1, best.bestEpochs.sorted()[best.bestEpochs.count / 2])
+    var command = ["dml", "train"] + dataOptionsArguments() + best.settings.arguments + ["--epochs", "\(finalEpochs)", "--seed", "\(seed)"]
+    command = command.map { $0.contains(where: { " {}|+,:=".contains($0) }) && !$0.hasPrefix("--") ? "'\($0)'" : $0 }
+    let choice: [String: Any] = [
+      "trial": best.trial + 1, "mean_validation_map_at_r": best.score, "fold_map_at_r": best.foldScores, "epochs": finalEpochs,
+      "network": best.settings.network, "loss": best.settings.loss, "miner": best.settings.miner, "batch": best.settings.batch,
+      "optimizer": best.settings.optimizer, "schedule": best.settings.schedule, "augment": best.settings.augment,
+      "command": command.joined(separator: " ") + " --test-classes ...",
+    ]
+    try atomicWrite(try JSONSerialization.data(withJSONObject: choice, options: [.sortedKeys, .prettyPrinted]), to: "\(output)/best.json")
+    print("\nbest of \(rows.count) trials: #\(best.trial + 1), validation MAP@R \(String(format: "%.4f", best.score))")
+    print("train it on every training class with:\n  " + command.joined(separator: " ") + " --test-classes ...")
+    print("table: \(tablePath); choice: \(output)/best.json")
+  }
+
+  /// The data flags to pass on to each trial.
+  func dataOptionsArguments() -> [String] {
+    var a = ["--data", dataOptions.data, "--data-dir", dataOptions.dataDir]
+    if let l = dataOptions.labels { a += ["--labels", l] }
+    if let t = dataOptions.trainClasses { a += ["--train-classes", t] }
+    return a
+  }
+
+  static func quote(_ field: String) -> String { "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+
+  static func writeTable(_ rows: [Row], to path: String) throws {
+    var text = header + "\n"
+    for r in rows.sorted(by: { $0.trial < $1.trial }) {
+      let s = r.settings
+      text += ["\(r.trial + 1)", String(format: "%.6f", r.score), quote(r.foldScores.map { String(format: "%.6f", $0) }.joined(separator: " ")),
+        quote(r.bestEpochs.map(String.init).joined(separator: " ")), String(format: "%.1f", r.seconds),
+        quote(s.network), quote(s.loss), quote(s.miner), quote(s.batch), quote(s.optimizer), quote(s.schedule), quote(s.augment)].joined(separator: ",") + "\n"
+    }
+    try atomicWrite(Data(text.utf8), to: path)
+  }
+
+  /// Reads a table written by ``writeTable(_:to:)``; a missing file is an empty table.
+  static func readTable(_ path: String) throws -> [Row] {
+    guard let data = FileManager.default.contents(atPath: path) else { return [] }
+    var rows: [Row] = []
+    for (n, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated().dropFirst() {
+      // Fields: unquoted, or quoted with "" escapes.
+      var fields: [String] = [], current = "", inQuotes = false
+      var chars = Array(line)
+      chars.append(",")
+      var i = 0
+      while i < chars.count {
+        let c = chars[i]
+        if inQuotes {
+          if c == "\"" {
+            if i + 1 < chars.count && chars[i + 1] == "\"" {
+              current.append("\"")
+              i += 1
+            } else { inQuotes = false }
+          } else { current.append(c) }
+        } else if c == "\"" {
+          inQuotes = true
+        } else if c == "," {
+          fields.append(current)
+          current = ""
+        } else { current.append(c) }
+        i += 1
+      }
+      guard fields.count == 12, let trial = Int(fields[0]), let score = Double(fields[1]), let seconds = Double(fields[4]) else {
+        throw ValidationError("\(path):\(n + 1): not a row of the trial table; remove the folder to start afresh")
+      }
+      rows.append(Row(
+        trial: trial - 1, score: score, foldScores: fields[2].split(separator: " ").compactMap { Double($0) },
+        bestEpochs: fields[3].split(separator: " ").compactMap { Int($0) }, seconds: seconds,
+        settings: Settings(network: fields[5], loss: fields[6], miner: fields[7], batch: fields[8], optimizer: fields[9], schedule: fields[10], augment: fields[11])))
+    }
+    return rows
+  }
+}
+
+/// A component specification with placeholders: `{a..b}`, `{a..b log}`, `{x|y|z}`.
+struct Template {
+  enum Part {
+    case text(String)
+    case uniform(Double, Double, log: Bool, integer: Bool)
+    case choice([String])
+  }
+  var parts: [Part] = []
+
+  init(_ text: String) throws {
+    var rest = Substring(text)
+    while let open = rest.firstIndex(of: "{") {
+      parts.append(.text(String(rest[..<open])))
+      guard let close = rest[open...].firstIndex(of: "}") else { throw SpecificationError("'{' without '}'") }
+      let inner = rest[rest.index(after: open)..<close].trimmingCharacters(in: .whitespaces)
+      if inner.contains("..") {
+        var body = inner
+        let log = body.hasSuffix(" log")
+        if log { body = String(body.dropLast(4)).trimmingCharacters(in: .whitespaces) }
+        let ends = body.components(separatedBy: "..")
+        guard ends.count == 2, let a = Double(ends[0]), let b = Double(ends[1]), a.isFinite, b.isFinite, a <= b else {
+          throw SpecificationError("{\(inner)}: expected {low..high} or {low..high log} with low ≤ high")
+        }
+        if log && !(a > 0) { throw SpecificationError("{\(inner)}: a log range needs positive ends") }
+        let integer = !ends[0].contains(where: { ".eE".contains($0) }) && !ends[1].contains(where: { ".eE".contains($0) })
+        parts.append(.uniform(a, b, log: log, integer: integer))
+      } else {
+        let options = inner.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard options.count >= 2 || !inner.isEmpty, !options.contains("") else { throw SpecificationError("{\(inner)}: expected {x|y|...}") }
+        parts.append(.choice(options))
+      }
+      rest = rest[rest.index(after: close)...]
+    }
+    if rest.contains("}") { throw SpecificationError("'}' without '{'") }
+    parts.append(.text(String(rest)))
+  }
+
+  func sample(_ rng: inout RandomSource) -> String {
+    var out = ""
+    for part in parts {
+      switch part {
+      case .text(let t): out += t
+      case .choice(let options): out += options[rng.index(below: options.count)]
+      case .uniform(let a, let b, let log, let integer):
+        let u = rng.uniform(Double.self)
+        var v = log ? Foundation.exp(Foundation.log(a) + u * (Foundation.log(b) - Foundation.log(a))) : a + u * (b - a)
+        if integer {
+          v = v.rounded()
+          out += "\(Int(v))"
+        } else {
+          out += String(format: "%.3g", v)
+        }
+      }
+    }
+    return out
+  }
+}
