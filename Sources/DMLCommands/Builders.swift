@@ -97,7 +97,9 @@ enum Builders {
     let lr = try v.real("lr", "positive") { $0 > 0 }
     let proxy = try v.real("proxy_lr", "positive") { $0 > 0 }
     let decay = try v.real("weight_decay", "non-negative") { $0 >= 0 }
-    let groups = [ParameterGroup(), ParameterGroup(learningRate: proxy)]
+    let first = try v.real("first_lr", "in [0, 1]") { $0 >= 0 && $0 <= 1 }
+    // Group 0: the network; 1: proxies and class weights; 2: the network's first layer.
+    let groups = [ParameterGroup(), ParameterGroup(learningRate: proxy), ParameterGroup(learningRate: lr * first)]
     switch spec.name {
     case "adam": return .adam(Adam(learningRate: lr, weightDecay: decay, groups: groups))
     case "adamw": return .adam(Adam.adamW(learningRate: lr, weightDecay: decay, groups: groups))
@@ -113,6 +115,11 @@ enum Builders {
     guard size >= 2 else { throw ValidationError("--batch \(text): size must be at least 2") }
     guard size <= labels.count else { throw ValidationError("--batch \(text): size \(size) exceeds the \(labels.count) training samples") }
     if spec.name == "shuffled" { return ShuffledBatchSampler(count: labels.count, batchSize: size, seed: seed) }
+    if spec.name == "views" {
+      let views = try v.integer("views")
+      guard views >= 2, size % views == 0 else { throw ValidationError("--batch \(text): size \(size) must be a multiple of views = \(views) ≥ 2") }
+      return ViewsBatchSampler(count: labels.count, batchSize: size, views: views, seed: seed)
+    }
     let m = try v.integer("m")
     guard m >= 1, size % m == 0 else { throw ValidationError("--batch \(text): size \(size) must be a multiple of m = \(m)") }
     return MPerClassSampler(labels: labels, m: m, batchSize: size, seed: seed)

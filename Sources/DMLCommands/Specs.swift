@@ -75,22 +75,29 @@ enum Components {
     ComponentSpec(name: "shuffled", summary: "plain shuffled batches, last partial one dropped", hyperparameters: [
       HyperparameterSpec("size", .integer, default: "128", "batch size"),
     ]),
+    ComponentSpec(name: "views", summary: "size/views samples, each repeated views times (differently with --augment): SimCLR/SupCon batches", hyperparameters: [
+      HyperparameterSpec("size", .integer, default: "128", "batch size"), HyperparameterSpec("views", .integer, default: "2", "views per sample"),
+      HyperparameterSpec("labels", .choice(["class", "instance"]), default: "class", "positives: same class (SupCon) or same sample only (SimCLR)"),
+    ]),
   ]
 
   static let optimizers = [
     ComponentSpec(name: "adam", summary: "Adam (PyTorch's update)", hyperparameters: [
       HyperparameterSpec("lr", .real, default: "0.001", "learning rate"), HyperparameterSpec("weight_decay", .real, default: "0", "L2 weight decay"),
       HyperparameterSpec("proxy_lr", .real, default: "0.01", "learning rate of proxies and class weights (group 1)"),
+      HyperparameterSpec("first_lr", .real, default: "1", "factor on the first layer\'s learning rate (0 freezes it)"),
     ]),
     ComponentSpec(name: "adamw", summary: "AdamW (decoupled weight decay)", hyperparameters: [
       HyperparameterSpec("lr", .real, default: "0.001", "learning rate"), HyperparameterSpec("weight_decay", .real, default: "0.01", "decoupled weight decay"),
       HyperparameterSpec("proxy_lr", .real, default: "0.01", "learning rate of group 1"),
+      HyperparameterSpec("first_lr", .real, default: "1", "factor on the first layer\'s learning rate (0 freezes it)"),
     ]),
     ComponentSpec(name: "sgd", summary: "SGD with momentum", hyperparameters: [
       HyperparameterSpec("lr", .real, default: "0.01", "learning rate"), HyperparameterSpec("momentum", .real, default: "0.9", "momentum"),
       HyperparameterSpec("nesterov", .boolean, default: "false", "Nesterov momentum"),
       HyperparameterSpec("weight_decay", .real, default: "0", "L2 weight decay"),
       HyperparameterSpec("proxy_lr", .real, default: "0.01", "learning rate of group 1"),
+      HyperparameterSpec("first_lr", .real, default: "1", "factor on the first layer\'s learning rate (0 freezes it)"),
     ]),
   ]
 

@@ -22,6 +22,8 @@ struct Train: ParsableCommand {
   @Option(help: "The learning-rate schedule: constant, cosine, step:every=10,gamma=0.1.") var schedule = "constant"
   @Option(help: "Image augmentation, e.g. crop:pad=2,flip,affine:shift=2,rotate=10,erase:p=0.5 (default: none).")
   var augment = "none"
+  @Option(help: "Split each training class into this many k-means clusters of its inputs and train on those as classes (1: off).")
+  var subclasses = 1
   @Option(help: "Epochs.") var epochs = 5
   @Option(help: "Stop after this many epochs without a better validation MAP@R (needs --validation-classes).") var patience: Int?
   @Option(help: "The seed of every random choice.") var seed: UInt64 = 0
@@ -45,6 +47,7 @@ struct Train: ParsableCommand {
       throw ValidationError("--patience needs --validation-classes (held-out training classes to validate on)")
     }
     guard logEvery >= 0 else { throw ValidationError("--log-every must be ≥ 0") }
+    guard subclasses >= 1 else { throw ValidationError("--subclasses \(subclasses) must be at least 1") }
     do { _ = try ImageAugmentation(parsing: augment) } catch { throw ValidationError("--augment: \(error)") }
   }
 
@@ -53,7 +56,7 @@ struct Train: ParsableCommand {
     [
       "network": network, "loss": loss.joined(separator: " "), "miner": miner, "batch": batch, "optimizer": optimizer,
       "schedule": schedule, "seed": "\(seed)", "data": dataOptions.data, "train_classes": dataOptions.trainClasses ?? "all",
-      "validation_classes": dataOptions.validationClasses ?? "", "epochs": "\(epochs)", "augment": augment,
+      "validation_classes": dataOptions.validationClasses ?? "", "epochs": "\(epochs)", "augment": augment, "subclasses": "\(subclasses)",
     ]
   }
 
@@ -72,11 +75,33 @@ struct Train: ParsableCommand {
     if let threads { BLAS.threadCount = threads }
     let json = log == "json" || (log == nil && isatty(STDOUT_FILENO) == 0)
     if let advice = BLAS.advice { warn("note: \(advice)") }
-    let (train, validation, test) = try dataOptions.splits()
+    var (train, validation, test) = try dataOptions.splits()
+    if subclasses > 1 { train.labels = try Self.subclassLabels(train, per: subclasses, seed: seed) }
     let classes = Set(train.labels).count
-    let net = try Builders.network(network, inputFeatures: train.features.columns, imageShape: train.imageShape, seed: seed)
+    var net = try Builders.network(network, inputFeatures: train.features.columns, imageShape: train.imageShape, seed: seed)
+    // The first layer's weight and bias (the first two parameters) learn at first_lr × lr.
+    func firstLayerToGroup2<N: EmbeddingNetwork>(_ n: inout N) {
+      var index = 0
+      n.visitParameters { p in
+        if index < 2 { p.group = 2 }
+        index += 1
+      }
+    }
+    switch net {
+    case .mlp(var n):
+      firstLayerToGroup2(&n)
+      net = .mlp(n)
+    case .convNet(var n):
+      firstLayerToGroup2(&n)
+      net = .convNet(n)
+    }
     let context = LossContext(classes: classes, embeddingDimension: net.embeddingDimension, seed: seed)
     let (lossValue, usesTuples) = try Builders.loss(loss, context: context)
+    if try instanceLabels() {
+      guard usesTuples else {
+        throw ValidationError("--batch \(batch): instance labels need pair losses (contrastive, triplet, multi-similarity), not class-based ones")
+      }
+    }
     let sampler = try Builders.sampler(miner, embedding: net.embeddingDimension, seed: seed &+ 7)
     if miner != "none" && !usesTuples { warn("note: --miner \(miner) is ignored by losses that read no tuples") }
     let opt = try Builders.optimizer(optimizer)
@@ -92,6 +117,27 @@ struct Train: ParsableCommand {
     case (.convNet(let n), .adam(let o)): return try run(n, o)
     case (.convNet(let n), .sgd(let o)): return try run(n, o)
     }
+  }
+
+  /// Sub-class labels: each class's samples clustered by k-means on their inputs (seeded), so
+  /// that the loss separates the modes within a class as well as the classes, which keeps
+  /// features that the seen classes alone would not need (as MIC, Roth et al. 2019, argues).
+  static func subclassLabels(_ data: Dataset, per k: Int, seed: UInt64) throws -> [Int] {
+    var labels = data.labels
+    for c in data.classes {
+      let members = data.labels.indices.filter { data.labels[$0] == c }
+      guard members.count >= k else { throw ValidationError("--subclasses \(k): class \(c) has only \(members.count) samples") }
+      let clusters = try KMeans.fit(data.subset(members).features, k: k, iterations: 20, restarts: 1, seed: seed &+ UInt64(c))
+      for (i, m) in members.enumerated() { labels[m] = c * k + clusters.assignments[i] }
+    }
+    return labels
+  }
+
+  /// Whether `--batch` asks for SimCLR-style labels (views:labels=instance).
+  func instanceLabels() throws -> Bool {
+    let (spec, values) = try Components.find(Components.batches, batch, kind: "batch sampler")
+    guard spec.name == "views" else { return false }
+    return try values.string("labels") == "instance"
   }
 
   /// Prints unless this is one of `dml tune`'s trials.
@@ -114,6 +160,8 @@ struct Train: ParsableCommand {
       for _ in 0..<(state.epoch * perEpoch) { batches.next(into: &skip) }
       if !json { say("resumed \(folder) at epoch \(state.epoch), step \(trainer.step)") }
     }
+    // SimCLR-style batches: a sample's views are its only positives.
+    let instanceLabels = try self.instanceLabels()
     let augmentation = try ImageAugmentation(parsing: augment)
     var augmenter: ImageAugmenter?
     if !augmentation.operations.isEmpty {
@@ -155,7 +203,7 @@ struct Train: ParsableCommand {
             }
           }
         }
-        for i in indices { labels.append(train.labels[i]) }
+        if instanceLabels { labels.append(contentsOf: indices) } else { for i in indices { labels.append(train.labels[i]) } }
         if augmenter != nil {
           // Drawn from the seed and the step alone, so a resumed run augments identically.
           var rng = RandomSource(seed: seed).derived(stream: 0xA064_0000 &+ UInt64(trainer.step))

@@ -23,6 +23,9 @@ public struct ImageAugmentation: Sendable, Equatable, CustomStringConvertible {
     /// With probability `p`, replaces a random rectangle covering `minArea...maxArea` of the image
     /// (aspect ratio 0.3–3.3) with uniform noise over the image's range.
     case erase(p: Double, minArea: Double, maxArea: Double)
+    /// Raises the image, rescaled to 0...1 over its own range, to a power drawn log-uniformly
+    /// from `1/range...range`: darker or lighter mid-tones with the same silhouette.
+    case gamma(range: Double)
   }
 
   public var operations: [Operation]
@@ -35,6 +38,7 @@ public struct ImageAugmentation: Sendable, Equatable, CustomStringConvertible {
     ("flip", [("p", "0.5", "probability of a left-right mirror")]),
     ("affine", [("shift", "2", "largest shift in pixels"), ("rotate", "10", "largest rotation in degrees")]),
     ("erase", [("p", "0.5", "probability of erasing"), ("min_area", "0.02", "smallest erased fraction"), ("max_area", "0.2", "largest erased fraction")]),
+    ("gamma", [("range", "2", "largest gamma (and 1/range the smallest)")]),
   ]
 
   /// Parses `crop:pad=2,flip,...`; "none" or "" gives no operation.
@@ -81,6 +85,7 @@ public struct ImageAugmentation: Sendable, Equatable, CustomStringConvertible {
         operations.append(.crop(pad: Int(pad)))
       case "flip": operations.append(.flip(p: try value("p", 0...1)))
       case "affine": operations.append(.affine(shift: try value("shift", 0...64), rotate: try value("rotate", 0...180)))
+      case "gamma": operations.append(.gamma(range: try value("range", 1...10)))
       default:
         let minArea = try value("min_area", 0...1), maxArea = try value("max_area", 0...1)
         guard minArea <= maxArea else { throw DataError("augmentation erase: min_area \(minArea) exceeds max_area \(maxArea)") }
@@ -98,6 +103,7 @@ public struct ImageAugmentation: Sendable, Equatable, CustomStringConvertible {
       case .flip(let p): return "flip:p=\(p)"
       case .affine(let shift, let rotate): return "affine:shift=\(shift),rotate=\(rotate)"
       case .erase(let p, let lo, let hi): return "erase:p=\(p),min_area=\(lo),max_area=\(hi)"
+      case .gamma(let range): return "gamma:range=\(range)"
       }
     }.joined(separator: ",")
   }
@@ -187,6 +193,13 @@ public struct ImageAugmenter: Sendable {
           }
         }
       }
+    case .gamma(let range):
+      let g = Float(exp((2 * rng.uniform(Double.self) - 1) * log(range)))
+      var high = -Float.infinity
+      for v in image { high = Swift.max(high, v) }
+      guard high > background else { return }
+      let span = high - background
+      for i in image.indices { image[i] = background + span * pow((image[i] - background) / span, g) }
     case .erase(let p, let minArea, let maxArea):
       guard rng.uniform(Double.self) < p else { return }
       var high = -Float.infinity

@@ -134,3 +134,27 @@ public enum ClassSplit {
 }
 
 /// The samplers of this module (used by the command line to list them).
+
+/// Batches of augmented views: `batchSize / views` samples from a reshuffled order, each repeated
+/// `views` times in a row, so that with on-the-fly augmentation every sample appears as `views`
+/// different images (SimCLR, Chen et al. 2020; with class labels, SupCon, Khosla et al. 2020). An
+/// epoch covers every sample once.
+public struct ViewsBatchSampler: BatchSampler, Sendable {
+  public let views: Int
+  var base: ShuffledBatchSampler
+  var picked: [Int] = []
+
+  public init(count: Int, batchSize: Int, views: Int, seed: UInt64 = 0) {
+    precondition(views >= 1 && batchSize % views == 0, "batch size \(batchSize) must be a multiple of views = \(views)")
+    self.views = views
+    base = ShuffledBatchSampler(count: count, batchSize: batchSize / views, seed: seed)
+  }
+
+  public var batchesPerEpoch: Int { base.batchesPerEpoch }
+
+  public mutating func next(into batch: inout [Int]) {
+    base.next(into: &picked)
+    batch.removeAll(keepingCapacity: true)
+    for i in picked { for _ in 0..<views { batch.append(i) } }
+  }
+}

@@ -237,6 +237,42 @@ struct CommandTests {
   }
 }
 
+@Suite("dml train's recipe options", .serialized)
+struct RecipeTests {
+  @Test("first_lr=0 freezes the first layer; sub-classes and SimCLR views train; instance labels refuse proxy losses")
+  func recipes() throws {
+    let data = syntheticCSV()
+    let folder = temporaryFolder("frozen")
+    var arguments = CommandTests.trainArguments(data, epochs: 2, checkpoint: folder)
+    arguments += ["--optimizer", "adam:lr=0.01,first_lr=0"]
+    let t = try dml(arguments)
+    #expect(t.status == 0, "\(t.stderr)")
+    let saved = try Checkpoint.readSafetensors(try Checkpoint.latest(in: folder) + "/parameters.safetensors")
+    var fresh: MLP<Float> = .mlp(inputFeatures: 8, hidden: [16], embeddingDimension: 4, seed: 3)
+    var initial: [String: [Float]] = [:]
+    var index = 0
+    fresh.visitParameters { p in
+      initial["network.p\(index).\(p.name)"] = p.value.elements
+      index += 1
+    }
+    let names = initial.keys.sorted { Int($0.dropFirst(9).prefix { $0.isNumber })! < Int($1.dropFirst(9).prefix { $0.isNumber })! }
+    #expect(names.count >= 4)
+    #expect(saved[names[0]]?.values == initial[names[0]] && saved[names[1]]?.values == initial[names[1]], "the first layer moved")
+    #expect(saved[names[2]]?.values != initial[names[2]], "the second layer did not train")
+    for extra in [["--subclasses", "2"], ["--batch", "views:size=32,views=2,labels=instance", "--loss", "contrastive"],
+      ["--batch", "views:size=32,views=2,labels=class"]] {
+      var a = CommandTests.trainArguments(data, epochs: 1, checkpoint: temporaryFolder("recipe"))
+      for pair in stride(from: 0, to: extra.count, by: 2) {
+        if let i = a.firstIndex(of: extra[pair]) { a[i + 1] = extra[pair + 1] } else { a += [extra[pair], extra[pair + 1]] }
+      }
+      let r = try dml(a)
+      #expect(r.status == 0 && r.stdout.contains("\"event\":\"test\""), "\(extra): \(r.stderr)")
+    }
+    let refused = try dml(["train", "--data", data, "--batch", "views:size=32,labels=instance", "--loss", "proxy-anchor"])
+    #expect(refused.status != 0 && refused.stderr.contains("instance labels need pair losses"), "\(refused.stderr)")
+  }
+}
+
 @Suite("dml tune", .serialized)
 struct TuneTests {
   static func arguments(_ data: String, output: String, trials: Int) -> [String] {

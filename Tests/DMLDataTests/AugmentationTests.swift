@@ -97,9 +97,25 @@ struct AugmentationTests {
     for v in x.row(0) { #expect(v >= -1 && v <= 1) }
   }
 
+  @Test("Gamma keeps each image's minimum, maximum and pixel order")
+  func gamma() {
+    var aug = ImageAugmenter(ImageAugmentation([.gamma(range: 3)]), height: 6, width: 5, channels: 1)
+    var x = images(6)
+    for i in 0..<6 { x[i, 7] = Float(i) * 0.3 - 0.5 }  // a mid-tone pixel
+    let original = x
+    var rng = RandomSource(seed: 5)
+    aug.apply(to: &x, rng: &rng)
+    #expect(x != original)
+    for i in 0..<6 {
+      let a = x.row(i), b = original.row(i)
+      #expect(a.min() == b.min() && abs(a.max()! - b.max()!) < 1e-5)
+      for j in 0..<30 { for k in 0..<30 where b[j] < b[k] { #expect(a[j] <= a[k]) } }
+    }
+  }
+
   @Test("The same seed gives the same batch; another seed another")
   func determinism() throws {
-    let spec = try ImageAugmentation(parsing: "crop:pad=2,flip,affine,erase")
+    let spec = try ImageAugmentation(parsing: "crop:pad=2,flip,affine,erase,gamma")
     var a = ImageAugmenter(spec, height: 6, width: 5, channels: 1), b = a
     var x = images(8), y = images(8), z = images(8)
     var r1 = RandomSource(seed: 7), r2 = RandomSource(seed: 7), r3 = RandomSource(seed: 8)

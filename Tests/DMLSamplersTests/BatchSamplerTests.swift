@@ -90,4 +90,20 @@ struct BatchSamplerTests {
     let remapped = ClassSplit.remap(test.map { labels[$0] })
     #expect(remapped.labels == [0, 2, 0, 1] && remapped.original == [5, 7, 9])
   }
+
+  @Test("Views batches repeat each sample views times in a row and cover the epoch once")
+  func views() {
+    var sampler = ViewsBatchSampler(count: 100, batchSize: 12, views: 3, seed: 4)
+    #expect(sampler.batchesPerEpoch == 25)
+    var seen: [Int] = []
+    var batch: [Int] = []
+    for _ in 0..<sampler.batchesPerEpoch {
+      sampler.next(into: &batch)
+      #expect(batch.count == 12)
+      for g in stride(from: 0, to: 12, by: 3) { #expect(batch[g] == batch[g + 1] && batch[g] == batch[g + 2]) }
+      seen += stride(from: 0, to: 12, by: 3).map { batch[$0] }
+    }
+    #expect(Set(seen).count == 100 && seen.count == 100)
+  }
 }
+
