@@ -91,6 +91,6 @@ public struct MultiSimilarityLoss<Scalar: DMLScalar>: RegisteredLoss {
 /// The pair losses of this module, for a `LossRegistry`.
 public enum ContrastiveLosses {
   public static var registrations: [LossFactory] {
-    [LossFactory(ContrastiveLoss<Float>.self), LossFactory(MultiSimilarityLoss<Float>.self)]
+    [LossFactory(ContrastiveLoss<Float>.self), LossFactory(MultiSimilarityLoss<Float>.self), LossFactory(UniformityLoss<Float>.self)]
   }
 }

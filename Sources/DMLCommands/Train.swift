@@ -382,7 +382,8 @@ struct RunState {
   static func load<N, L, S, O>(_ folder: String, into trainer: inout Trainer<N, L, S, O>, configuration: [String: String]) throws
     -> RunState where N.Scalar == Float
   {
-    let dir = try Checkpoint.latest(in: folder)
+    let (dir, rejected) = try Checkpoint.verifiedLatest(in: folder)
+    for r in rejected { warn("warning: \(r); using the previous checkpoint \(dir)") }
     guard let data = FileManager.default.contents(atPath: "\(dir)/state.json"),
       let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
       let saved = json["configuration"] as? [String: String]

@@ -58,7 +58,12 @@ public enum Checkpoint {
     let staging = "\(directory)/.\(name).partial"
     try? fm.removeItem(atPath: staging)
     try fm.createDirectory(atPath: staging, withIntermediateDirectories: false)
-    for (file, data) in files {
+    // The manifest of CRC-32s and sizes, which `verifiedLatest` checks before a load.
+    var manifest: [String: Any] = [:]
+    for (file, data) in files { manifest[file] = ["crc32": String(format: "%08x", CRC32.checksum(data)), "bytes": data.count] }
+    var all = files
+    all[manifestName] = try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys, .prettyPrinted])
+    for (file, data) in all {
       let path = "\(staging)/\(file)"
       guard fm.createFile(atPath: path, contents: data) else { throw TrainingError("\(path): cannot write") }
       let fd = open(path, O_RDONLY)
@@ -75,6 +80,46 @@ public enum Checkpoint {
     // Remove older checkpoints beyond `keep`.
     let steps = (try? fm.contentsOfDirectory(atPath: directory))?.filter { $0.hasPrefix("step-") }.sorted() ?? []
     for old in steps.dropLast(keep) { try? fm.removeItem(atPath: "\(directory)/\(old)") }
+  }
+
+  /// The name of a checkpoint's manifest of checksums.
+  public static let manifestName = "checksums.json"
+
+  /// Checks every file of the checkpoint directory `path` against its manifest; throws an error
+  /// naming the file at fault.
+  public static func verify(_ path: String) throws {
+    guard let data = FileManager.default.contents(atPath: "\(path)/\(manifestName)"),
+      let manifest = try? JSONSerialization.jsonObject(with: data) as? [String: [String: Any]], !manifest.isEmpty
+    else { throw TrainingError("\(path): no readable \(manifestName); the checkpoint is incomplete or was altered") }
+    for (file, entry) in manifest.sorted(by: { $0.key < $1.key }) {
+      guard let content = FileManager.default.contents(atPath: "\(path)/\(file)") else { throw TrainingError("\(path)/\(file): missing") }
+      guard content.count == entry["bytes"] as? Int else {
+        throw TrainingError("\(path)/\(file): \(content.count) bytes, the manifest says \(entry["bytes"] ?? "?")")
+      }
+      guard String(format: "%08x", CRC32.checksum(content)) == entry["crc32"] as? String else {
+        throw TrainingError("\(path)/\(file): checksum mismatch (corrupted)")
+      }
+    }
+  }
+
+  /// The newest checkpoint under `directory` that passes its checksums, and the errors of newer
+  /// ones that did not (so the caller can report them). `latest` is tried first, then the
+  /// `step-*` directories from the newest.
+  public static func verifiedLatest(in directory: String) throws -> (directory: String, rejected: [String]) {
+    var rejected: [String] = []
+    var candidates: [String] = []
+    if let first = try? latest(in: directory) { candidates.append(first) }
+    let steps = (try? FileManager.default.contentsOfDirectory(atPath: directory))?.filter { $0.hasPrefix("step-") }.sorted().reversed() ?? []
+    for s in steps where !candidates.contains("\(directory)/\(s)") { candidates.append("\(directory)/\(s)") }
+    guard !candidates.isEmpty else { throw TrainingError("\(directory): no checkpoint (no 'latest' link)") }
+    for c in candidates {
+      if c == directory { return (c, rejected) }  // a bare folder of files (written by hand): nothing to verify
+      do {
+        try verify(c)
+        return (c, rejected)
+      } catch { rejected.append("\(error)") }
+    }
+    throw TrainingError("\(directory): no checkpoint passes its checksums: " + rejected.joined(separator: "; "))
   }
 
   /// The directory of the latest complete checkpoint under `directory`.
@@ -108,5 +153,25 @@ extension ParameterContainer where Scalar == Float {
     }
     if let failure { throw TrainingError(failure) }
     if tensors.count < index { throw TrainingError("\(path): \(tensors.count) tensors for \(index) parameters") }
+  }
+}
+
+/// CRC-32 (the polynomial of zlib, PNG and gzip), table-driven.
+public enum CRC32 {
+  static let table: [UInt32] = (0..<256).map { n -> UInt32 in
+    var c = UInt32(n)
+    for _ in 0..<8 { c = (c & 1) != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+    return c
+  }
+
+  /// The CRC-32 of `data`.
+  public static func checksum(_ data: Data) -> UInt32 {
+    var c: UInt32 = 0xFFFF_FFFF
+    data.withUnsafeBytes { bytes in
+      table.withUnsafeBufferPointer { t in
+        for b in bytes { c = t[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
+      }
+    }
+    return c ^ 0xFFFF_FFFF
   }
 }

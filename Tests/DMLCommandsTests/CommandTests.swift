@@ -273,6 +273,30 @@ struct RecipeTests {
   }
 }
 
+@Suite("Checkpoint integrity", .serialized)
+struct IntegrityTests {
+  @Test("--resume refuses a corrupted latest checkpoint, names it, and continues from the previous one")
+  func corruptedResume() throws {
+    let data = syntheticCSV()
+    let folder = temporaryFolder("corrupt")
+    let t = try dml(CommandTests.trainArguments(data, epochs: 2, checkpoint: folder))
+    #expect(t.status == 0, "\(t.stderr)")
+    let latest = try Checkpoint.latest(in: folder)
+    let path = latest + "/optimizer.safetensors"
+    var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
+    bytes[bytes.count / 2] ^= 0xFF
+    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    var arguments = CommandTests.trainArguments(data, epochs: 3, checkpoint: folder) + ["--resume"]
+    arguments[arguments.firstIndex(of: "--log")! + 1] = "text"
+    let r = try dml(arguments)
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(r.stderr.contains("optimizer.safetensors: checksum mismatch (corrupted); using the previous checkpoint"), "\(r.stderr)")
+    #expect(r.stdout.contains("at epoch 1,"), "\(r.stdout)")
+    let e = try dml(["evaluate", "--checkpoint", folder, "--data", data, "--test-classes", "4-5"])
+    #expect(e.status == 0, "\(e.stderr)")
+  }
+}
+
 @Suite("dml tune", .serialized)
 struct TuneTests {
   static func arguments(_ data: String, output: String, trials: Int) -> [String] {

@@ -35,6 +35,9 @@ struct ConformanceTests {
         TripletMarginLoss<Double>(margin: 0.1, distance: .cosine, reduction: .mean),
         TripletMarginLoss<Float>(margin: 0.1, distance: .cosine, reduction: .mean), usesTuples: true)
     },
+    ConformanceCase(description: "uniformity") {
+      LossConformance.failures(UniformityLoss<Double>(t: 2), UniformityLoss<Float>(t: 2), usesTuples: false)
+    },
     ConformanceCase(description: "multi-similarity") {
       LossConformance.failures(MultiSimilarityLoss<Double>(), MultiSimilarityLoss<Float>(), usesTuples: true)
     },
