@@ -297,6 +297,79 @@ struct IntegrityTests {
   }
 }
 
+/// A CSV of `n` rows of `d` features per class for `classes` classes, all rows identical when
+/// `identical` is set.
+func stressCSV(_ name: String, classes: Int = 4, perClass: Int = 16, identical: Bool = false) -> String {
+  let path = temporaryFolder(name) + ".csv"
+  var text = ""
+  var state: UInt64 = 7
+  for i in 0..<(classes * perClass) {
+    let c = i % classes
+    text += "\(c)," + (0..<6).map { j -> String in
+      if identical { return "0.5" }
+      state = state &* 6364136223846793005 &+ 1442695040888963407
+      return String(Double(c == j ? 2 : 0) + Double(state >> 11) / Double(1 << 53))
+    }.joined(separator: ",") + "\n"
+  }
+  FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+  return path
+}
+
+@Suite("Numerical stress: extreme settings end finite, or in the clear non-finite stop", .serialized)
+struct StressTests {
+  static func run(_ data: String, _ extra: [String], train: String = "0-3", test: String = "0-3") throws -> (status: Int32, stdout: String, stderr: String) {
+    var a = ["train", "--data", data, "--train-classes", train, "--test-classes", test, "--network", "mlp:hidden=8,embedding=4",
+      "--batch", "shuffled:size=8", "--epochs", "2", "--log", "json", "--log-every", "1"]
+    for i in stride(from: 0, to: extra.count, by: 2) {
+      if let k = a.firstIndex(of: extra[i]) { a[k + 1] = extra[i + 1] } else { a += [extra[i], extra[i + 1]] }
+    }
+    return try dml(a)
+  }
+
+  /// Every number in the JSON log is finite and the run reached its test report.
+  static func finished(_ r: (status: Int32, stdout: String, stderr: String)) -> Bool {
+    r.status == 0 && r.stdout.contains("\"event\":\"test\"") && !r.stdout.lowercased().contains("nan") && !r.stdout.contains("inf")
+      && !r.stderr.contains("Backtrace")
+  }
+
+  /// The clear non-finite stop: exit status 1 and a message naming the step.
+  static func stopped(_ r: (status: Int32, stdout: String, stderr: String)) -> Bool {
+    r.status == 1 && r.stderr.contains("step ") && (r.stderr.contains("not finite") || r.stderr.contains("the loss is"))
+      && !r.stderr.contains("Backtrace")
+  }
+
+  @Test("learning rate 10: finite to the end or the clear stop")
+  func hugeLearningRate() throws {
+    let r = try Self.run(stressCSV("lr10"), ["--optimizer", "sgd:lr=10", "--loss", "contrastive", "--batch", "m-per-class:m=4,size=8"])
+    #expect(Self.finished(r) || Self.stopped(r), "\(r.status) \(r.stderr)")
+  }
+
+  @Test("proxy scale 1000 (Proxy-Anchor alpha=1000): finite to the end or the clear stop")
+  func proxyScale() throws {
+    let r = try Self.run(stressCSV("alpha"), ["--loss", "proxy-anchor:alpha=1000"])
+    #expect(Self.finished(r) || Self.stopped(r), "\(r.status) \(r.stderr)")
+  }
+
+  @Test("must finish finite", arguments: [
+    ("identical inputs", ["--loss", "contrastive", "--batch", "m-per-class:m=4,size=8"], true, "0-3", "0-3"),
+    ("identical inputs, proxy-anchor", ["--loss", "proxy-anchor"], true, "0-3", "0-3"),
+    ("identical inputs, triplet + semihard", ["--loss", "triplet:margin=0.2", "--miner", "semihard", "--batch", "m-per-class:m=4,size=8"], true, "0-3", "0-3"),
+    ("one class only", ["--loss", "contrastive"], false, "0", "1-3"),
+    ("one class only, proxy-anchor", ["--loss", "proxy-anchor"], false, "0", "1-3"),
+    ("one class only, softmax + center", ["--loss", "softmax", "--loss", "center:weight=0.01"], false, "0", "1-3"),
+    ("embedding dimension 1", ["--network", "mlp:hidden=8,embedding=1", "--loss", "triplet:margin=0.2", "--batch", "m-per-class:m=2,size=8"], false, "0-3", "0-3"),
+    ("batch of 2", ["--batch", "shuffled:size=2", "--loss", "contrastive"], false, "0-3", "0-3"),
+    ("batch of 2, multi-similarity + miner", ["--batch", "m-per-class:m=2,size=2", "--loss", "multi-similarity", "--miner", "multi-similarity"], false, "0-3", "0-3"),
+    ("margin 0", ["--loss", "triplet:margin=0", "--miner", "semihard:margin=0", "--batch", "m-per-class:m=4,size=8"], false, "0-3", "0-3"),
+    ("margin 100", ["--loss", "triplet:margin=100", "--batch", "m-per-class:m=4,size=8"], false, "0-3", "0-3"),
+    ("contrastive margins 0 and 100", ["--loss", "contrastive:pos_margin=0,neg_margin=100"], false, "0-3", "0-3"),
+  ])
+  func mustFinish(name: String, extra: [String], identical: Bool, train: String, test: String) throws {
+    let r = try Self.run(stressCSV("stress-\(name.hashValue & 0xFFFF)", identical: identical), extra, train: train, test: test)
+    #expect(Self.finished(r), "\(name): status \(r.status)\n\(r.stderr)\n\(r.stdout.suffix(400))")
+  }
+}
+
 @Suite("dml tune", .serialized)
 struct TuneTests {
   static func arguments(_ data: String, output: String, trials: Int) -> [String] {
