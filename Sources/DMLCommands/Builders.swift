@@ -8,11 +8,13 @@ enum Builders {
   enum AnyNetwork {
     case mlp(MLP<Float>)
     case convNet(ConvNetS<Float>)
+    case local(LocalNet<Float>)
 
     var embeddingDimension: Int {
       switch self {
       case .mlp(let n): return n.embeddingDimension
       case .convNet(let n): return n.embeddingDimension
+      case .local(let n): return n.embeddingDimension
       }
     }
   }
@@ -21,7 +23,7 @@ enum Builders {
     throws -> AnyNetwork
   {
     let (spec, v) = try Components.find(Components.networks, text, kind: "network")
-    let embedding = try v.integer("embedding")
+    let embedding = spec.name == "local" ? 1 : try v.integer("embedding")
     guard embedding > 0 else { throw ValidationError("--network \(text): embedding must be positive") }
     switch spec.name {
     case "mlp":
@@ -32,7 +34,16 @@ enum Builders {
         embeddingDimension: embedding, normalize: try v.boolean("normalize"), batchNorm: try v.boolean("batchnorm"), seed: seed))
     default:
       guard let s = imageShape, s.height * s.width * s.channels == inputFeatures, s.height >= 4, s.width >= 4 else {
-        throw ValidationError("--network convnet-s needs image data (Fashion-MNIST); this data has \(inputFeatures) flat features")
+        throw ValidationError("--network \(spec.name) needs image data (Fashion-MNIST); this data has \(inputFeatures) flat features")
+      }
+      if spec.name == "local" {
+        let channels = try v.integer("channels"), kernel = try v.integer("kernel"), out = try v.integer("out")
+        guard channels > 0, out > 0, kernel > 0, kernel % 2 == 1, kernel <= Swift.min(s.height, s.width) else {
+          throw ValidationError("--network \(text): channels and out must be positive and kernel odd and at most the image size")
+        }
+        return .local(LocalNet<Float>.localNet(
+          input: ImageShape(height: s.height, width: s.width, channels: s.channels), channels: channels, kernel: kernel, outChannels: out,
+          normalize: try v.boolean("normalize"), identity: try v.string("init") == "identity", seed: seed))
       }
       let width = try v.integer("width")
       guard width > 0 else { throw ValidationError("--network \(text): width must be positive") }

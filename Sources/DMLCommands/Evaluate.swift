@@ -45,6 +45,7 @@ struct CheckpointOptions: ParsableArguments {
     switch built {
     case .mlp(let n): return .mlp(try load(n))
     case .convNet(let n): return .convNet(try load(n))
+    case .local(let n): return .local(try load(n))
     }
   }
 
@@ -53,6 +54,7 @@ struct CheckpointOptions: ParsableArguments {
     switch try network(checkpoint, inputFeatures: x.columns, imageShape: imageShape) {
     case .mlp(var n): return n.embed(x)
     case .convNet(var n): return n.embed(x)
+    case .local(var n): return n.embed(x)
     }
   }
 }

@@ -94,6 +94,9 @@ struct Train: ParsableCommand {
     case .convNet(var n):
       firstLayerToGroup2(&n)
       net = .convNet(n)
+    case .local(var n):
+      firstLayerToGroup2(&n)
+      net = .local(n)
     }
     let context = LossContext(classes: classes, embeddingDimension: net.embeddingDimension, seed: seed)
     let (lossValue, usesTuples) = try Builders.loss(loss, context: context)
@@ -116,6 +119,8 @@ struct Train: ParsableCommand {
     case (.mlp(let n), .sgd(let o)): return try run(n, o)
     case (.convNet(let n), .adam(let o)): return try run(n, o)
     case (.convNet(let n), .sgd(let o)): return try run(n, o)
+    case (.local(let n), .adam(let o)): return try run(n, o)
+    case (.local(let n), .sgd(let o)): return try run(n, o)
     }
   }
 

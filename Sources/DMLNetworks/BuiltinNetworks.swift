@@ -84,3 +84,44 @@ extension Network {
     return Network(inputFeatures: input.features, body: Chain(Stack(blocks), head))
   }
 }
+
+/// LocalNet's layers: `Conv k×k (1 → C) → ReLU → Conv 1×1 (C → out) → [L2Normalize]`, at full
+/// resolution, with no projection.
+public typealias LocalNetBody<T: DMLScalar> = Chain<Chain<Chain<Conv2D<T>, ReLU<T>>, Conv2D<T>>, Optionally<L2Normalize<T>>>
+
+/// A shallow, full-resolution convolutional embedding: a bank of `C` local filters with their
+/// thresholds, mixed per pixel into `out` maps, flattened (`height × width × out` dimensions).
+///
+/// It can only learn local, class-agnostic transforms (smoothing, edge and intensity curves), not
+/// a projection onto the training classes: the low-capacity end of the trade-off between fitting
+/// the seen classes and generalising to unseen ones.
+public typealias LocalNet<T: DMLScalar> = Network<LocalNetBody<T>>
+
+extension Network {
+  /// LocalNet with `channels` filters of size `kernel` (odd, zero-padded to keep the size) and
+  /// `outChannels` output maps.
+  ///
+  /// With `identity`, the first filter starts as a centred delta with bias `shift` (a pass-through
+  /// of inputs above `−shift`) and the mix reads only that filter, while the other weights start
+  /// at a tenth of their He scale: the untrained network is then the input itself, shifted, and
+  /// training starts from the raw pixels' retrieval rather than from a random projection.
+  public static func localNet<T: DMLScalar>(
+    input: ImageShape = ImageShape(height: 28, width: 28, channels: 1), channels: Int = 8, kernel: Int = 5,
+    outChannels: Int = 1, normalize: Bool = true, identity: Bool = false, shift: T = 1, seed: UInt64 = 0
+  ) -> LocalNet<T> where Body == LocalNetBody<T> {
+    precondition(channels > 0 && outChannels > 0 && kernel > 0 && kernel % 2 == 1, "LocalNet: channels, outChannels > 0 and an odd kernel")
+    var rng = RandomSource(seed: seed)
+    var filters = Conv2D<T>(input: input, outChannels: channels, kernel: kernel, padding: kernel / 2, rng: &rng)
+    var mix = Conv2D<T>(input: filters.outputShape, outChannels: outChannels, kernel: 1, rng: &rng)
+    if identity {
+      filters.weight.value.apply { $0 / 10 }
+      mix.weight.value.apply { $0 / 10 }
+      // Weight rows are (ky, kx, c); filter 0 is a delta: its centre tap for every input channel.
+      for j in 0..<filters.weight.value.columns { filters.weight.value[0, j] = 0 }
+      for c in 0..<input.channels { filters.weight.value[0, ((kernel / 2) * kernel + kernel / 2) * input.channels + c] = 1 }
+      filters.bias.value[0, 0] = shift
+      for o in 0..<outChannels { mix.weight.value[o, 0] = 1 }
+    }
+    return Network(inputFeatures: input.features, body: Chain(Chain(Chain(filters, ReLU()), mix), Optionally(L2Normalize<T>(), enabled: normalize)))
+  }
+}

@@ -46,6 +46,22 @@ struct NetworkTests {
     expectPasses(r2, "ConvNet-S batchNorm=\(batchNorm)")
   }
 
+  @Test("LocalNet passes the directional derivative check; with identity it starts as the shifted input")
+  func localNet() {
+    let net = LocalNet<Double>.localNet(input: ImageShape(height: 6, width: 5, channels: 1), channels: 3, kernel: 3, outChannels: 2, seed: 7)
+    #expect(net.embeddingDimension == 60)
+    expectPasses(GradientCheck.network(net, input: randomInput(3, 30, seed: 8)), "LocalNet")
+    var identity = LocalNet<Double>.localNet(
+      input: ImageShape(height: 6, width: 5, channels: 1), channels: 3, kernel: 3, normalize: false, identity: true, shift: 1, seed: 7)
+    var x = randomInput(2, 30, seed: 9)
+    x.apply { abs($0) * 0.5 }  // inputs ≥ 0, so filter 0's ReLU passes them all
+    let e = identity.embed(x)
+    // Filter 0 passes x + 1 through (inputs are above −1 here); the others add a tenth-scale part.
+    var worst = 0.0
+    for i in 0..<2 { for j in 0..<30 { worst = max(worst, abs(e[i, j] - (x[i, j] + 1))) } }
+    #expect(worst < 0.1, "identity start off by \(worst)")
+  }
+
   @Test("Float and Double networks agree")
   func floatDouble() {
     var d = ConvNetS<Double>.convNetS(input: ImageShape(height: 8, width: 8, channels: 1), channels: [4, 4], embeddingDimension: 6, seed: 5)
