@@ -370,6 +370,59 @@ struct StressTests {
   }
 }
 
+@Suite("Crash safety", .serialized)
+struct CrashTests {
+  @Test("kill -9 at 20 random moments: each resume starts from a verified checkpoint; the end equals an uninterrupted run")
+  func killNine() throws {
+    let data = syntheticCSV()
+    let epochs = 200
+    let straight = temporaryFolder("kill-straight"), killed = temporaryFolder("kill-killed")
+    let a = try dml(CommandTests.trainArguments(data, epochs: epochs, checkpoint: straight))
+    #expect(a.status == 0, "\(a.stderr)")
+    let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    var rng = RandomSource(seed: 20)
+    var kills = 0, launches = 0
+    var finished = false
+    while !finished && launches < 200 {
+      launches += 1
+      var arguments = CommandTests.trainArguments(data, epochs: epochs, checkpoint: killed)
+      if FileManager.default.fileExists(atPath: killed + "/latest") { arguments.append("--resume") }
+      let process = Process()
+      process.executableURL = bundle.appendingPathComponent("dml")
+      process.arguments = arguments
+      let err = Pipe()
+      process.standardOutput = FileHandle.nullDevice
+      process.standardError = err
+      try process.run()
+      if kills < 20 {
+        // A random moment in the first 0.03–0.4 s of the run (start-up, training or a checkpoint write).
+        usleep(UInt32(30_000 + rng.index(below: 370_000)))
+        if process.isRunning {
+          kill(process.processIdentifier, SIGKILL)
+          kills += 1
+        }
+      }
+      let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+      process.waitUntilExit()
+      #expect(!stderr.contains("checksum") && !stderr.contains("Backtrace"), "launch \(launches): \(stderr)")
+      if process.terminationReason == .exit {
+        #expect(process.terminationStatus == 0, "launch \(launches): \(stderr)")
+        finished = process.terminationStatus == 0
+      }
+    }
+    #expect(kills >= 20 && finished, "\(kills) kills, finished: \(finished)")
+    let dir = try Checkpoint.verifiedLatest(in: killed)
+    #expect(dir.rejected.isEmpty)
+    func parameters(_ folder: String) throws -> Data {
+      try Data(contentsOf: URL(fileURLWithPath: try Checkpoint.latest(in: folder) + "/parameters.safetensors"))
+    }
+    #expect(try parameters(straight) == parameters(killed), "the killed and resumed run ends elsewhere")
+    // No partial directory is left to confuse a later run.
+    let leftovers = try FileManager.default.contentsOfDirectory(atPath: killed).filter { $0.hasSuffix(".partial") }
+    #expect(leftovers.count <= 1)
+  }
+}
+
 @Suite("dml tune", .serialized)
 struct TuneTests {
   static func arguments(_ data: String, output: String, trials: Int) -> [String] {
