@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests and CI never set this: they run whatever the machine's environment gives.
 FAST_BLAS := $(if $(OPENBLAS_CORETYPE),,$(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX))
 
-.PHONY: all deps build test demo bench bench-deps bench-foundation bench-losses bench-search bench-plots clean
+.PHONY: all deps build test demo bench bench-deps bench-foundation bench-losses bench-search bench-plots fuzz report clean
 
 all: build
 
@@ -65,6 +65,18 @@ DEMO_FLAGS ?= --train-classes 0-4 --validation-classes 3-4 --test-classes 5-9 --
 demo: deps
 	$(SWIFT) build -c release --product dml
 	env $(FAST_BLAS) .build/release/dml train $(DEMO_FLAGS)
+
+# Issue 10: 100,000 mutated inputs for each loader and parser (IDX, CSV, NPY, safetensors, the
+# search index, the hyperparameter syntax); any crash, hang or runaway allocation stops it.
+fuzz: deps
+	$(SWIFT) build -c release --product dml-fuzz
+	.build/release/dml-fuzz 100000 1
+
+# Issue 11: the fmnist-05 generalisation table (Docs/Generalisation.md). Long: about an hour on 2 cores.
+report: deps
+	$(SWIFT) build -c release --product dml
+	python3 Benchmarks/Scripts/fmnist05_report.py .build/release/dml Docs/fmnist05-table.md --tune
+	python3 Benchmarks/Scripts/fmnist05_report.py .build/release/dml Docs/fmnist05-table.md
 
 clean:
 	rm -rf .build

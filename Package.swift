@@ -64,6 +64,9 @@ targets += [
   .executableTarget(
     name: "dml-bench", dependencies: ["MallocCounter", "MetricLearning"],
     path: "Benchmarks/Sources/dml-bench", swiftSettings: strict),
+  .executableTarget(
+    name: "dml-fuzz", dependencies: ["MetricLearning", "DMLCommands", "CZlib"],
+    path: "Benchmarks/Sources/dml-fuzz", swiftSettings: strict),
 ]
 
 let package = Package(
@@ -73,6 +76,7 @@ let package = Package(
       .library(name: "DMLCommands", targets: ["DMLCommands"]),
       .executable(name: "dml", targets: ["dml"]),
       .executable(name: "dml-bench", targets: ["dml-bench"]),
+      .executable(name: "dml-fuzz", targets: ["dml-fuzz"]),
     ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-numerics", from: "1.1.0"),

@@ -15,8 +15,8 @@ struct EmbeddingSource: ParsableArguments {
 }
 
 /// A saved search index: embeddings, labels and ids, in safetensors.
-enum SearchIndex {
-  static func save(_ e: Matrix<Float>, labels: [Int], ids: [Int], to path: String) throws {
+public enum SearchIndex {
+  public static func save(_ e: Matrix<Float>, labels: [Int], ids: [Int], to path: String) throws {
     let data = Checkpoint.safetensors([
       (name: "embeddings", shape: [e.rows, e.columns], values: e.elements),
       (name: "labels", shape: [labels.count], values: labels.map(Float.init)),
@@ -25,11 +25,16 @@ enum SearchIndex {
     try atomicWrite(data, to: path)
   }
 
-  static func load(_ path: String) throws -> (Matrix<Float>, [Int], [Int]) {
+  public static func load(_ path: String) throws -> (Matrix<Float>, [Int], [Int]) {
     let t = try Checkpoint.readSafetensors(path)
     guard let e = t["embeddings"], e.shape.count == 2, let l = t["labels"], let i = t["ids"],
       l.values.count == e.shape[0], i.values.count == e.shape[0]
     else { throw ValidationError("--index \(path): not a search index (embeddings, labels, ids)") }
+    // Labels and ids are whole numbers stored as F32; anything else is a damaged or foreign file.
+    for v in l.values + i.values where !(v.isFinite && v == v.rounded() && abs(v) <= 16_777_216) {
+      throw ValidationError("--index \(path): label or id \(v) is not a whole number")
+    }
+    guard e.values.allSatisfy(\.isFinite) else { throw ValidationError("--index \(path): embeddings contain NaN or infinite values") }
     return (Matrix(rows: e.shape[0], columns: e.shape[1], elements: e.values), l.values.map { Int($0) }, i.values.map { Int($0) })
   }
 }

@@ -275,3 +275,16 @@ extension RegisteredLoss {
     return try Self(values, context: context)
   }
 }
+
+/// The number of elements of a shape read from a file: `nil` when a size is negative or the
+/// product overflows, so that loaders refuse hostile headers before allocating.
+public func checkedElementCount(_ shape: [Int], limit: Int = 1 << 40) -> Int? {
+  var count = 1
+  for d in shape {
+    guard d >= 0 else { return nil }
+    let (p, overflow) = count.multipliedReportingOverflow(by: d)
+    guard !overflow, p <= limit else { return nil }
+    count = p
+  }
+  return count
+}

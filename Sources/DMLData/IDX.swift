@@ -13,7 +13,7 @@ public enum IDX {
       let o = 4 + 4 * d
       shape.append(Int(b[o]) << 24 | Int(b[o + 1]) << 16 | Int(b[o + 2]) << 8 | Int(b[o + 3]))
     }
-    let count = shape.reduce(1, *)
+    guard let count = checkedElementCount(shape) else { throw DataError("\(path): header sizes \(shape) are out of range") }
     let start = 4 + 4 * dims
     guard b.count - start == count else {
       throw DataError("\(path): header says \(shape) = \(count) values, file holds \(b.count - start)")

@@ -31,13 +31,15 @@ public enum NPY {
     if field("fortran_order")?.hasPrefix("True") == true {
       throw DataError("\(path): Fortran-ordered arrays are not supported; save with np.ascontiguousarray")
     }
-    guard let shapeText = field("shape"), let open = shapeText.firstIndex(of: "("), let close = shapeText.firstIndex(of: ")") else {
+    guard let shapeText = field("shape"), let open = shapeText.firstIndex(of: "("), let close = shapeText.firstIndex(of: ")"), open < close else {
       throw DataError("\(path): no shape in header")
     }
     let shape = shapeText[shapeText.index(after: open)..<close].split(separator: ",").compactMap {
       Int($0.trimmingCharacters(in: .whitespaces))
     }
-    let count = shape.reduce(1, *)
+    guard let count = checkedElementCount(shape), count <= b.count else {
+      throw DataError("\(path): shape \(shape) is out of range for a file of \(b.count) bytes")
+    }
     let data = b[(start + headerLength)...]
     let size: Int
     switch descr {
@@ -79,7 +81,7 @@ public enum NPY {
       let (ls, lv) = try read(labelPath)
       guard ls.count == 1 else { throw DataError("\(labelPath): labels must be one-dimensional, got \(ls)") }
       labels = try lv.enumerated().map { i, v in
-        guard v >= 0, v == v.rounded() else { throw DataError("\(labelPath): label \(v) at \(i) is not a non-negative integer") }
+        guard v.isFinite, v >= 0, v == v.rounded(), v < 2_147_483_648 else { throw DataError("\(labelPath): label \(v) at \(i) is not a non-negative integer") }
         return Int(v)
       }
     }

@@ -32,16 +32,18 @@ public enum Checkpoint {
     guard let data = FileManager.default.contents(atPath: path), data.count >= 8 else {
       throw TrainingError("\(path): missing or truncated")
     }
-    let length = data.prefix(8).withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
-    guard length > 0, 8 + length <= data.count,
+    let header = data.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+    guard header > 0, header <= UInt64(data.count - 8) else { throw TrainingError("\(path): not a safetensors file (header length \(header))") }
+    let length = Int(header)
+    guard 8 + length <= data.count,
       let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + length))) as? [String: Any]
     else { throw TrainingError("\(path): not a safetensors file") }
     var result: [String: (shape: [Int], values: [Float])] = [:]
     let body = data.subdata(in: (8 + length)..<data.count)
     for (name, entry) in header where name != "__metadata__" {
       guard let e = entry as? [String: Any], e["dtype"] as? String == "F32", let shape = e["shape"] as? [Int],
-        let offsets = e["data_offsets"] as? [Int], offsets.count == 2, offsets[1] <= body.count,
-        offsets[1] - offsets[0] == 4 * shape.reduce(1, *)
+        let offsets = e["data_offsets"] as? [Int], offsets.count == 2, offsets[0] >= 0, offsets[0] <= offsets[1],
+        offsets[1] <= body.count, let count = checkedElementCount(shape), offsets[1] - offsets[0] == 4 * count
       else { throw TrainingError("\(path): tensor \(name) is malformed") }
       let values = body.subdata(in: offsets[0]..<offsets[1]).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
       result[name] = (shape, values)

@@ -370,6 +370,22 @@ struct StressTests {
   }
 }
 
+@Suite("Hostile index files")
+struct HostileIndexTests {
+  @Test("an index whose labels are NaN or infinite is refused by name, not trapped on")
+  func nanLabels() throws {
+    let path = temporaryFolder("nan-index") + ".st"
+    let data = Checkpoint.safetensors([
+      (name: "embeddings", shape: [2, 2], values: [1, 0, 0, 1]), (name: "labels", shape: [2], values: [0, .nan]),
+      (name: "ids", shape: [2], values: [0, .infinity]),
+    ])
+    FileManager.default.createFile(atPath: path, contents: data)
+    let r = try dml(["search", "--index", path, "--k", "1"])
+    #expect(r.status != 0 && r.stderr.contains("--index \(path): label or id nan is not a whole number"), "\(r.stderr)")
+    #expect(!r.stderr.contains("Backtrace"))
+  }
+}
+
 @Suite("Crash safety", .serialized)
 struct CrashTests {
   @Test("kill -9 at 20 random moments: each resume starts from a verified checkpoint; the end equals an uninterrupted run")
