@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests and CI never set this: they run whatever the machine's environment gives.
 FAST_BLAS := $(if $(OPENBLAS_CORETYPE),,$(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX))
 
-.PHONY: all deps build test demo bench bench-deps bench-foundation bench-losses bench-search bench-plots fuzz report clean
+.PHONY: all deps build test demo bench bench-deps bench-foundation bench-losses bench-search bench-plots fuzz reliability report clean
 
 all: build
 
@@ -71,6 +71,13 @@ demo: deps
 fuzz: deps
 	$(SWIFT) build -c release --product dml-fuzz
 	.build/release/dml-fuzz 100000 1
+
+# Issue 10: kill -9 and resume 25 times, fuzz every loader, check peak memory; writes Docs/RELIABILITY.md.
+reliability: deps
+	$(SWIFT) build -c release --product dml
+	$(SWIFT) build -c release --product dml-fuzz
+	$(SWIFT) build -c release --product dml-bench
+	Benchmarks/Scripts/reliability.sh
 
 # Issue 11: the fmnist-05 generalisation table (Docs/Generalisation.md). Long: about an hour on 2 cores.
 report: deps

@@ -15,7 +15,9 @@ case "layers":
   LayerProfile.run()
 case "plots":
   PlotBenchmark.run()
+case "resources":
+  exit(ResourceCheck.run(arguments.count > 1 ? arguments[1] : "mining:semihard") ? 0 : 1)
 default:
-  FileHandle.standardError.write(Data("usage: dml-bench foundation|losses [--quick] | search [--no-large] | plots | layers | distance\n".utf8))
+  FileHandle.standardError.write(Data("usage: dml-bench foundation|losses [--quick] | search [--no-large] | plots | resources search|mining:NAME | layers | distance\n".utf8))
   exit(2)
 }
