@@ -23,7 +23,7 @@ struct CheckpointOptions: ParsableArguments {
   /// The network of the latest checkpoint in `folder`, rebuilt from its configuration and loaded.
   static func network(_ checkpoint: String, inputFeatures: Int, imageShape: (height: Int, width: Int, channels: Int)?) throws -> Builders.AnyNetwork {
     let (dir, rejected) = try Checkpoint.verifiedLatest(in: checkpoint)
-    for r in rejected { warn("warning: \(r); using the previous checkpoint \(dir)") }
+    for r in rejected { warn(r.hasSuffix("loaded unverified") ? "warning: \(r)" : "warning: \(r); using the previous checkpoint \(dir)") }
     guard let data = FileManager.default.contents(atPath: "\(dir)/state.json"),
       let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
       let config = json["configuration"] as? [String: String], let spec = config["network"]

@@ -76,7 +76,8 @@ struct Train: ParsableCommand {
     let json = log == "json" || (log == nil && isatty(STDOUT_FILENO) == 0)
     if let advice = BLAS.advice { warn("note: \(advice)") }
     var (train, validation, test) = try dataOptions.splits()
-    if subclasses > 1 { train.labels = try Self.subclassLabels(train, per: subclasses, seed: seed) }
+    // Renumbered, as k-means may leave a cluster empty.
+    if subclasses > 1 { train.labels = ClassSplit.remap(try Self.subclassLabels(train, per: subclasses, seed: seed)).labels }
     let classes = Set(train.labels).count
     var net = try Builders.network(network, inputFeatures: train.features.columns, imageShape: train.imageShape, seed: seed)
     // The first layer's weight and bias (the first two parameters) learn at first_lr × lr.
@@ -297,7 +298,12 @@ struct Train: ParsableCommand {
     }
     if trial { return summary }
     try report(&trainer.network, untrained: untrained, test: test, json: json)
-    if let plots { try drawPlots(plots, network: &trainer.network, test: test, history: history, json: json) }
+    if let plots {
+      // The run and its report are done: a picture that cannot be drawn is a warning, not a failure.
+      do { try drawPlots(plots, network: &trainer.network, test: test, history: history, json: json) } catch {
+        warn("warning: --plots \(plots): \(error)")
+      }
+    }
     return summary
   }
 
@@ -388,7 +394,7 @@ struct RunState {
     -> RunState where N.Scalar == Float
   {
     let (dir, rejected) = try Checkpoint.verifiedLatest(in: folder)
-    for r in rejected { warn("warning: \(r); using the previous checkpoint \(dir)") }
+    for r in rejected { warn(r.hasSuffix("loaded unverified") ? "warning: \(r)" : "warning: \(r); using the previous checkpoint \(dir)") }
     guard let data = FileManager.default.contents(atPath: "\(dir)/state.json"),
       let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
       let saved = json["configuration"] as? [String: String]

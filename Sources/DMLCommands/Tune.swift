@@ -127,7 +127,7 @@ struct Tune: ParsableCommand {
     print("tuning over \(validationSets.count) fold(s) of validation classes: " + validationSets.map { "{\($0)}" }.joined(separator: " ")
       + (done.isEmpty ? "" : "; resuming after \(done.count) trial(s)"))
     let start = Date()
-    var baselines: [Double] = []
+    var baselines: [String: Double] = [:]  // the raw input's validation MAP@R, per fold
     for trial in 0..<trials where !done.contains(trial) {
       if let minutes, Date().timeIntervalSince(start) > minutes * 60 {
         print("budget of \(minutes) minutes spent: stopping before trial \(trial + 1)")
@@ -142,6 +142,8 @@ struct Tune: ParsableCommand {
         let summary: Train.Summary
         do {
           summary = try Train.parse(arguments).execute()
+        } catch let error as DataError {
+          throw error  // the data, not the recipe: the whole search would fail alike
         } catch {
           // A recipe that diverges or is invalid scores nothing; the search goes on.
           warn("trial \(trial + 1): \(Train.message(for: error)); scored 0")
@@ -149,7 +151,7 @@ struct Tune: ParsableCommand {
         }
         scores.append(summary.bestValidationMapAtR ?? 0)
         bestEpochs.append(summary.bestEpoch)
-        if baselines.count < validationSets.count, let raw = summary.validationRawMapAtR { baselines.append(raw) }
+        if let raw = summary.validationRawMapAtR { baselines[validation] = raw }
       }
       let row = Row(trial: trial, score: scores.reduce(0, +) / Double(scores.count), foldScores: scores, bestEpochs: bestEpochs,
         seconds: Date().timeIntervalSince(t0), settings: settings)
@@ -159,9 +161,10 @@ struct Tune: ParsableCommand {
     }
     guard let best = rows.max(by: { $0.score < $1.score }) else { return }
     if baselines.count == validationSets.count {
-      print(String(format: "raw input on the same folds: validation MAP@R %.4f", baselines.reduce(0, +) / Double(baselines.count)))
+      print(String(format: "raw input on the same folds: validation MAP@R %.4f", baselines.values.reduce(0, +) / Double(baselines.count)))
     }
-    // The final run trains on every training class for the epochs the folds chose.
+    // The final run trains on every training class for the epochs the folds chose (the upper
+    // median of the folds' best epochs).
     let finalEpochs = Swift.max(1, best.bestEpochs.sorted()[best.bestEpochs.count / 2])
     var command = ["dml", "train"] + dataOptionsArguments() + best.settings.arguments + ["--epochs", "\(finalEpochs)", "--seed", "\(seed)"]
     command = command.map { $0.contains(where: { " {}|+,:=".contains($0) }) && !$0.hasPrefix("--") ? "'\($0)'" : $0 }
@@ -287,7 +290,8 @@ struct Template {
           v = v.rounded()
           out += "\(Int(v))"
         } else {
-          out += String(format: "%.3g", v)
+          // Three significant digits, without the '+' of "1.23e+03", which --loss would split on.
+          out += String(format: "%.3g", v).replacingOccurrences(of: "e+", with: "e")
         }
       }
     }

@@ -12,7 +12,7 @@ public func niceTicks(_ low: Double, _ high: Double, target: Int = 5) -> (values
   let unit = pow(10, Double(decimals))
   var values: [Double] = []
   var m = (low / step).rounded(.up)
-  while m * step <= high + step * 1e-9 {
+  while m * step <= high + step * 1e-9 && values.count < 100 {
     // Rounded to the step's decimals, so that 3 × 0.2 prints and compares as 0.6.
     values.append(((m * step) * unit).rounded() / unit + 0)
     m += 1

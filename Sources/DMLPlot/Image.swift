@@ -114,7 +114,12 @@ public struct RGBImage: Sendable, Equatable {
 
   /// An anti-aliased line of the given width, by distance to the segment.
   public mutating func line(from a: (x: Double, y: Double), to b: (x: Double, y: Double), width lw: Double = 1.5, _ color: Color) {
+    guard a.x.isFinite, a.y.isFinite, b.x.isFinite, b.y.isFinite, lw.isFinite, lw > 0 else { return }
     let r = lw / 2
+    // Outside the image, or far beyond it: nothing to draw (and no out-of-range Int conversion).
+    guard Swift.max(a.x, b.x) + r >= 0, Swift.min(a.x, b.x) - r < Double(width), Swift.max(a.y, b.y) + r >= 0,
+      Swift.min(a.y, b.y) - r < Double(height), abs(a.x) < 1e7, abs(a.y) < 1e7, abs(b.x) < 1e7, abs(b.y) < 1e7
+    else { return }
     let minX = Int((Swift.min(a.x, b.x) - r - 1).rounded(.down)), maxX = Int((Swift.max(a.x, b.x) + r + 1).rounded(.up))
     let minY = Int((Swift.min(a.y, b.y) - r - 1).rounded(.down)), maxY = Int((Swift.max(a.y, b.y) + r + 1).rounded(.up))
     let dx = b.x - a.x, dy = b.y - a.y
@@ -133,6 +138,8 @@ public struct RGBImage: Sendable, Equatable {
 
   /// A filled, anti-aliased marker of radius `r` centred at `(cx, cy)`.
   public mutating func marker(_ shape: Marker, at cx: Double, _ cy: Double, radius r: Double, _ color: Color, alpha: Double = 1) {
+    guard cx.isFinite, cy.isFinite, r.isFinite, r > 0, cx + r >= -1, cy + r >= -1, cx - r <= Double(width) + 1, cy - r <= Double(height) + 1
+    else { return }
     let x0 = Int((cx - r - 1).rounded(.down)), x1 = Int((cx + r + 1).rounded(.up))
     let y0 = Int((cy - r - 1).rounded(.down)), y1 = Int((cy + r + 1).rounded(.up))
     for y in y0...y1 {

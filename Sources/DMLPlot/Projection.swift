@@ -23,6 +23,8 @@ public struct PCA: Sendable {
     guard n >= 2 else { throw PlotError("PCA needs at least 2 points, got \(n)") }
     guard count >= 1 && count <= d else { throw PlotError("PCA: \(count) components out of \(d) dimensions") }
     guard x.isFinite else { throw PlotError("PCA: the input contains NaN or infinite values") }
+    // The full eigendecomposition of the d×d covariance: O(d³), and LAPACK's 32-bit workspace sizes.
+    guard d <= 8192 else { throw PlotError("PCA: \(d) dimensions; at most 8,192 are supported") }
     var centered: Matrix<Double> = x.converted()
     var mean = [Double](repeating: 0, count: d)
     centered.withUnsafeMutableBufferPointer { p in
@@ -40,12 +42,12 @@ public struct PCA: Sendable {
     var lwork: Int32 = -1, liwork: Int32 = -1
     var workQuery = [Double](repeating: 0, count: 1)
     var iworkQuery = [Int32](repeating: 0, count: 1)
-    dsyevd_("V", "U", &dim, &a, &dim, &w, &workQuery, &lwork, &iworkQuery, &liwork, &info)
+    dsyevd_("V", "U", &dim, &a, &dim, &w, &workQuery, &lwork, &iworkQuery, &liwork, &info, 1, 1)
     lwork = Int32(workQuery[0])
     liwork = iworkQuery[0]
     var work = [Double](repeating: 0, count: Int(lwork))
     var iwork = [Int32](repeating: 0, count: Int(liwork))
-    dsyevd_("V", "U", &dim, &a, &dim, &w, &work, &lwork, &iwork, &liwork, &info)
+    dsyevd_("V", "U", &dim, &a, &dim, &w, &work, &lwork, &iwork, &liwork, &info, 1, 1)
     guard info == 0 else { throw PlotError("PCA: the eigensolver failed (LAPACK info \(info))") }
     // Column-major output: eigenvector j is a[j*d ..< (j+1)*d].
     var components = Matrix<Double>(rows: count, columns: d)

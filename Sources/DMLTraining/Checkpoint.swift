@@ -116,6 +116,13 @@ public enum Checkpoint {
     guard !candidates.isEmpty else { throw TrainingError("\(directory): no checkpoint (no 'latest' link)") }
     for c in candidates {
       if c == directory { return (c, rejected) }  // a bare folder of files (written by hand): nothing to verify
+      // Checkpoints from before manifests existed load unverified; the caller is told.
+      if !FileManager.default.fileExists(atPath: "\(c)/\(manifestName)") && FileManager.default.fileExists(atPath: "\(c)/state.json")
+        && (try? FileManager.default.contentsOfDirectory(atPath: c))?.contains(where: { $0.hasSuffix(".safetensors") }) == true
+        && c == candidates.first
+      {
+        return (c, rejected + ["\(c): written without \(manifestName) (an older version); loaded unverified"])
+      }
       do {
         try verify(c)
         return (c, rejected)

@@ -183,8 +183,27 @@ struct PictureTests {
     var images = Matrix<Float>(rows: 20, columns: 16)
     for i in 0..<20 { for j in 0..<16 { images[i, j] = Float((i + j) % 5) } }
     let map = try EmbeddingMap(points: x, labels: labels, title: "t", method: "t-SNE", thumbnails: (images, 4, 4), thumbnailCount: 5)
-    #expect(map.image.distinctColors.contains(Color(255, 255, 255)))
-    #expect(map.image.distinctColors.count > 4)
+    let plain = try EmbeddingMap(points: x, labels: labels, title: "t", method: "t-SNE")
+    // Thumbnails add pure grays (the images, black on white), and each sits in a 2-pixel frame of
+    // its class colour: look for a fully opaque frame run of that colour around a gray pixel.
+    // The thumbnails' pixels, min-max scaled and inverted, take the grays 191, 128 and 64.
+    func count(_ img: RGBImage, _ g: UInt8) -> Int {
+      var n = 0
+      for y in 0..<img.height { for x in 0..<img.width where img[x, y] == Color(g, g, g) { n += 1 } }
+      return n
+    }
+    #expect(count(map.image, 128) >= count(plain.image, 128) + 5 * 3, "thumbnail pixels missing")
+    var framed = 0
+    for y in 2..<(map.image.height - 6) {
+      for x in 2..<(map.image.width - 6) {
+        let c = map.image[x, y]
+        guard c == Palette.color(0) || c == Palette.color(1) else { continue }
+        // Top-left corner of a frame: the same colour 7 pixels right and 7 down (4 + 2·2 − 1).
+        if map.image[x + 7, y] == c && map.image[x, y + 7] == c && map.image[x + 7, y + 7] == c && map.image[x + 1, y + 1] == c
+          && map.image[x + 2, y + 2] != c { framed += 1 }
+      }
+    }
+    #expect(framed >= 3, "only \(framed) framed thumbnails found")
   }
 
   @Test("The retrieval grid frames matches green and mismatches red")
