@@ -76,7 +76,7 @@ struct CommandTests {
     arguments: [
       (["train", "--loss", "tripplet"], "unknown loss 'tripplet'; known: arcface"),
       (["train", "--loss", "triplet:margin=x"], "triplet: margin=x is not a finite number"),
-      (["train", "--network", "resnet"], "unknown network 'resnet'; known: mlp, convnet-s"),
+      (["train", "--network", "resnet"], "unknown network 'resnet'; known: mlp, local, convnet-s"),
       (["train", "--miner", "semihard:margin=0.2,foo=1"], "semihard: unknown hyperparameter 'foo'"),
       (["train", "--batch", "m-per-class:m=3,size=128"], "size 128 must be a multiple of m = 3"),
       (["train", "--optimizer", "adam:lr=-1"], "adam: lr=-1.0 must be positive"),
