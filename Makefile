@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests and CI never set this: they run whatever the machine's environment gives.
 FAST_BLAS := $(if $(OPENBLAS_CORETYPE),,$(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX))
 
-.PHONY: all deps build test demo bench bench-deps bench-foundation bench-losses bench-search bench-plots fuzz fuzz-asan reliability report clean
+.PHONY: all deps build test demo bench bench-deps bench-foundation bench-losses bench-search bench-plots fuzz fuzz-asan libfuzz reliability report clean
 
 all: build
 
@@ -79,6 +79,15 @@ fuzz-asan: deps
 	set -o pipefail; { printf '# Fuzzing under address sanitizer\n\nWritten by `make fuzz-asan` (seed 4): the fuzzer built with `--sanitize=address` (release),\n`ASAN_OPTIONS=detect_leaks=0:max_allocation_size_mb=4096`, 100,000 executions per target.\n```\n'; \
 	  ASAN_OPTIONS=detect_leaks=0:max_allocation_size_mb=4096 .build-asan/release/dml-fuzz 100000 4 /dev/shm/dml-fuzz-asan 2>&1; \
 	  printf '```\n'; } | tee Docs/RELIABILITY-asan.md
+
+# The loaders under libFuzzer (coverage-guided) with address sanitizer: the toolchain's
+# libFuzzer driver is linked by hand, as SwiftPM has no fuzzer product type.
+LIBFUZZER := $(firstword $(wildcard /opt/swift/usr/lib/clang/*/lib/linux/libclang_rt.fuzzer_no_main-x86_64.a) $(wildcard $(dir $(shell command -v swift))../lib/clang/*/lib/linux/libclang_rt.fuzzer_no_main-x86_64.a))
+libfuzz: deps
+	$(SWIFT) build -c release --product dml-libfuzzer --scratch-path .build-libfuzzer \
+	  -Xswiftc -sanitize=address -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp \
+	  -Xlinker -u -Xlinker LLVMFuzzerRunDriver -Xlinker --export-dynamic -Xlinker $(LIBFUZZER) -Xlinker -lstdc++
+	Benchmarks/Scripts/libfuzz.sh
 
 # Issue 10: kill -9 and resume 25 times, fuzz every loader, check peak memory; writes Docs/RELIABILITY.md.
 reliability: deps

@@ -65,6 +65,9 @@ targets += [
     name: "dml-bench", dependencies: ["MallocCounter", "MetricLearning"],
     path: "Benchmarks/Sources/dml-bench", swiftSettings: strict),
   .executableTarget(
+    name: "dml-libfuzzer", dependencies: ["MetricLearning", "DMLCommands"],
+    path: "Benchmarks/Sources/dml-libfuzzer", swiftSettings: strict),
+  .executableTarget(
     name: "dml-fuzz", dependencies: ["MetricLearning", "DMLCommands", "CZlib"],
     path: "Benchmarks/Sources/dml-fuzz", swiftSettings: strict),
 ]
@@ -77,6 +80,7 @@ let package = Package(
       .executable(name: "dml", targets: ["dml"]),
       .executable(name: "dml-bench", targets: ["dml-bench"]),
       .executable(name: "dml-fuzz", targets: ["dml-fuzz"]),
+      .executable(name: "dml-libfuzzer", targets: ["dml-libfuzzer"]),
     ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-numerics", from: "1.1.0"),
