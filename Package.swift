@@ -7,7 +7,7 @@ let modules: [(name: String, dependencies: [Target.Dependency], hasTests: Bool)]
   ("DMLKernels", ["CBLAS", .product(name: "RealModule", package: "swift-numerics")], true),
   ("DMLCore", ["DMLKernels"], false),
   ("DMLNetworks", ["DMLCore"], true),
-  ("DMLTraining", ["DMLCore"], true),
+  ("DMLTraining", ["DMLCore", "CZlib"], true),
   ("ContrastiveLosses", ["DMLCore"], false),
   ("TripletLosses", ["DMLCore"], false),
   ("CenterLosses", ["DMLCore"], false),
@@ -64,11 +64,12 @@ targets += [
   .executableTarget(
     name: "dml-bench", dependencies: ["MallocCounter", "MetricLearning"],
     path: "Benchmarks/Sources/dml-bench", swiftSettings: strict),
+  .target(name: "FuzzTargets", dependencies: ["MetricLearning", "DMLCommands"], path: "Benchmarks/Sources/FuzzTargets", swiftSettings: strict),
   .executableTarget(
-    name: "dml-libfuzzer", dependencies: ["MetricLearning", "DMLCommands"],
+    name: "dml-libfuzzer", dependencies: ["FuzzTargets"],
     path: "Benchmarks/Sources/dml-libfuzzer", swiftSettings: strict),
   .executableTarget(
-    name: "dml-fuzz", dependencies: ["MetricLearning", "DMLCommands", "CZlib"],
+    name: "dml-fuzz", dependencies: ["FuzzTargets", "MetricLearning", "CZlib"],
     path: "Benchmarks/Sources/dml-fuzz", swiftSettings: strict),
 ]
 

@@ -27,5 +27,5 @@ failed=0
   echo '```'
   echo
   if [ "$failed" = 0 ]; then echo "Summary: no crash, hang, mismatch or bound exceeded."; else echo "Summary: FAILURES above."; fi
+  exit $failed  # the group runs in a subshell (it feeds tee): its status is the script's
 } 2>&1 | tee "$out"
-exit $failed

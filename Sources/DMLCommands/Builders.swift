@@ -23,15 +23,19 @@ enum Builders {
     throws -> AnyNetwork
   {
     let (spec, v) = try Components.find(Components.networks, text, kind: "network")
-    let embedding = spec.name == "local" ? 1 : try v.integer("embedding")
-    guard embedding > 0 else { throw ValidationError("--network \(text): embedding must be positive") }
+    // The embedding width, for the networks that declare one (LocalNet's follows from the image).
+    func embedding() throws -> Int {
+      let e = try v.integer("embedding")
+      guard e > 0 else { throw ValidationError("--network \(text): embedding must be positive") }
+      return e
+    }
     switch spec.name {
     case "mlp":
       let hidden = try v.integer("hidden"), depth = try v.integer("depth")
       guard hidden >= 0, depth >= 0 else { throw ValidationError("--network \(text): hidden and depth must be ≥ 0") }
       return .mlp(MLP<Float>.mlp(
         inputFeatures: inputFeatures, hidden: hidden == 0 ? [] : Array(repeating: hidden, count: depth),
-        embeddingDimension: embedding, normalize: try v.boolean("normalize"), batchNorm: try v.boolean("batchnorm"), seed: seed))
+        embeddingDimension: try embedding(), normalize: try v.boolean("normalize"), batchNorm: try v.boolean("batchnorm"), seed: seed))
     default:
       guard let s = imageShape, s.height * s.width * s.channels == inputFeatures, s.height >= 4, s.width >= 4 else {
         throw ValidationError("--network \(spec.name) needs image data (Fashion-MNIST); this data has \(inputFeatures) flat features")
@@ -49,7 +53,7 @@ enum Builders {
       guard width > 0 else { throw ValidationError("--network \(text): width must be positive") }
       return .convNet(ConvNetS<Float>.convNetS(
         input: ImageShape(height: s.height, width: s.width, channels: s.channels), channels: [width, 2 * width],
-        embeddingDimension: embedding, normalize: try v.boolean("normalize"), batchNorm: try v.boolean("batchnorm"), seed: seed))
+        embeddingDimension: try embedding(), normalize: try v.boolean("normalize"), batchNorm: try v.boolean("batchnorm"), seed: seed))
     }
   }
 

@@ -158,7 +158,7 @@ enum Pictures {
       rng.shuffle(&rows)
       rows = Array(rows.prefix(options.maxPoints)).sorted()
     }
-    let e = rows.count == embeddings.rows ? embeddings : Dataset(features: embeddings, labels: data.labels).subset(rows).features
+    let e = rows.count == embeddings.rows ? embeddings : embeddings.rows(rows)
     let labels = rows.map { data.labels[$0] }
     let points: Matrix<Double>
     var method = "PCA"
@@ -173,7 +173,7 @@ enum Pictures {
     }
     var thumbs: (images: Matrix<Float>, height: Int, width: Int)?
     if let shape = data.imageShape, shape.channels == 1, options.thumbnails > 0 {
-      thumbs = (data.subset(rows).features, shape.height, shape.width)
+      thumbs = (data.features.rows(rows), shape.height, shape.width)
     }
     return try EmbeddingMap(
       points: points, labels: labels, names: names, title: "\(method) map of \(title) (\(rows.count) points)", method: method,
@@ -196,7 +196,7 @@ enum Pictures {
       round += 1
     }
     let neighbors = try nearestNeighbors(
-      queries: Dataset(features: embeddings, labels: data.labels).subset(queries).features, references: embeddings, k: k + 1)
+      queries: embeddings.rows(queries), references: embeddings, k: k + 1)
     let lists = queries.enumerated().map { (r, q) in Array(neighbors.row(r).map(Int.init).filter { $0 != q }.prefix(k)) }
     return try RetrievalGrid(
       images: data.features, height: shape.height, width: shape.width, labels: data.labels, queries: queries, neighbors: lists, names: names)

@@ -20,16 +20,7 @@ public struct Dataset: Sendable {
 
   /// The samples at `indices`, in that order.
   public func subset(_ indices: [Int]) -> Dataset {
-    var f = Matrix<Float>(rows: indices.count, columns: features.columns)
-    let d = features.columns
-    features.withUnsafeBufferPointer { src in
-      f.withUnsafeMutableBufferPointer { dst in
-        for (r, i) in indices.enumerated() {
-          dst.baseAddress!.advanced(by: r * d).update(from: src.baseAddress! + i * d, count: d)
-        }
-      }
-    }
-    return Dataset(features: f, labels: indices.map { labels[$0] }, imageShape: imageShape)
+    Dataset(features: features.rows(indices), labels: indices.map { labels[$0] }, imageShape: imageShape)
   }
 
   /// The samples whose label is in `classes`.

@@ -84,6 +84,22 @@ public struct Matrix<Scalar: DMLScalar>: @unchecked Sendable {
     return Array(storage[(i * columns)..<((i + 1) * columns)])
   }
 
+  /// The rows at `indices`, in that order, as a new matrix.
+  public func rows(_ indices: [Int]) -> Matrix {
+    var out = Matrix(rows: indices.count, columns: columns)
+    let d = columns
+    withUnsafeBufferPointer { src in
+      out.withUnsafeMutableBufferPointer { dst in
+        for (r, i) in indices.enumerated() {
+          precondition(i >= 0 && i < rows, "Row \(i) out of \(rows)")
+          guard d > 0 else { continue }
+          dst.baseAddress!.advanced(by: r * d).update(from: src.baseAddress! + i * d, count: d)
+        }
+      }
+    }
+    return out
+  }
+
   /// Changes the shape, keeping the capacity. The contents are unspecified afterwards unless
   /// `zeroed` is true; storage grows only when the new shape needs more elements than it holds.
   @inlinable

@@ -113,13 +113,11 @@ public struct EmbeddingMap {
       guard thumbnails.images.rows == points.rows, thumbnails.images.columns == thumbnails.height * thumbnails.width else {
         throw PlotError("embedding map: \(thumbnails.images.rows) thumbnails of \(thumbnails.images.columns) values for \(points.rows) points of \(thumbnails.height)x\(thumbnails.width)")
       }
-      var pixels = [Float](repeating: 0, count: thumbnails.height * thumbnails.width)
       for i in order.prefix(thumbnailCount) {
-        let row = thumbnails.images.row(i)
-        let low = row.min() ?? 0, high = row.max() ?? 1
-        for j in row.indices { pixels[j] = high > low ? (row[j] - low) / (high - low) : 0 }
         let px = Int(positions[i].x) - thumbnails.width / 2, py = Int(positions[i].y) - thumbnails.height / 2
-        pixels.withUnsafeBufferPointer { image.drawGray($0, width: thumbnails.width, height: thumbnails.height, at: px, py, invert: true) }
+        thumbnails.images.row(i).withUnsafeBufferPointer {
+          image.drawGray($0, width: thumbnails.width, height: thumbnails.height, at: px, py, invert: true, stretch: true)
+        }
         image.strokeRect(x: px - 2, y: py - 2, width: thumbnails.width + 4, height: thumbnails.height + 4, thickness: 2, Palette.color(index[labels[i]]!))
       }
     }
@@ -178,12 +176,8 @@ public struct RetrievalGrid {
     func column(_ j: Int) -> Int { left + j * (cell + pad) + (j > 0 ? 24 : 0) }
     font.draw("query", x: column(0) + cell / 2, baseline: top - 10, alignment: .center, into: &image)
     for j in 1...k { font.draw("\(j)", x: column(j) + cell / 2, baseline: top - 10, alignment: .center, into: &image) }
-    var pixels = [Float](repeating: 0, count: h * w)
     func drawItem(_ item: Int, _ x: Int, _ y: Int, frameColor: Color) {
-      let row = images.row(item)
-      let low = row.min() ?? 0, high = row.max() ?? 1
-      for j in row.indices { pixels[j] = high > low ? (row[j] - low) / (high - low) : 0 }
-      pixels.withUnsafeBufferPointer { image.drawGray($0, width: w, height: h, at: x, y, scale: scale, invert: true) }
+      images.row(item).withUnsafeBufferPointer { image.drawGray($0, width: w, height: h, at: x, y, scale: scale, invert: true, stretch: true) }
       image.strokeRect(x: x - frame, y: y - frame, width: cell + 2 * frame, height: cell + 2 * frame, thickness: frame, frameColor)
     }
     var matches: [[Bool]] = []

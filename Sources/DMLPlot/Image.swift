@@ -163,15 +163,23 @@ public struct RGBImage: Sendable, Equatable {
 
   /// Draws a grayscale image (values in 0...1, row-major) scaled by an integer factor with its
   /// top-left corner at `(x, y)`; `invert` draws 1 as black (Fashion-MNIST's white-on-black as
-  /// black-on-white).
+  /// black-on-white), and `stretch` first maps the image's own range onto 0...1 (for normalised
+  /// data).
   public mutating func drawGray(
-    _ values: UnsafeBufferPointer<Float>, width w: Int, height h: Int, at x: Int, _ y: Int, scale: Int = 1, invert: Bool = false
+    _ values: UnsafeBufferPointer<Float>, width w: Int, height h: Int, at x: Int, _ y: Int, scale: Int = 1, invert: Bool = false,
+    stretch: Bool = false
   ) {
+    var low: Float = 0, high: Float = 1
+    if stretch {
+      low = values.min() ?? 0
+      high = values.max() ?? 1
+    }
     for r in 0..<(h * scale) {
       for c in 0..<(w * scale) {
         let xx = x + c, yy = y + r
         guard xx >= 0, yy >= 0, xx < width, yy < height else { continue }
-        var v = Double(values[(r / scale) * w + c / scale])
+        let raw = values[(r / scale) * w + c / scale]
+        var v = Double(stretch ? (high > low ? (raw - low) / (high - low) : 0) : raw)
         v = Swift.min(1, Swift.max(0, v))
         if invert { v = 1 - v }
         let g = UInt8((v * 255).rounded())

@@ -35,15 +35,7 @@ public enum PNG {
             let a = i >= 3 ? p[row + i - 3] : 0
             let b = y > 0 ? p[row - stride + i] : 0
             let c = (i >= 3 && y > 0) ? p[row - stride + i - 3] : 0
-            let predicted: UInt8
-            switch filter {
-            case 0: predicted = 0
-            case 1: predicted = a
-            case 2: predicted = b
-            case 3: predicted = UInt8((Int(a) + Int(b)) / 2)
-            default: predicted = paeth(a, b, c)
-            }
-            let v = x &- predicted
+            let v = x &- predict(filter, a, b, c)
             candidate[i] = v
             cost += v < 128 ? Int(v) : 256 - Int(v)
           }
@@ -118,15 +110,7 @@ public enum PNG {
         let a = i >= 3 ? image.pixels[y * stride + i - 3] : 0
         let b = y > 0 ? image.pixels[(y - 1) * stride + i] : 0
         let c = (i >= 3 && y > 0) ? image.pixels[(y - 1) * stride + i - 3] : 0
-        let predicted: UInt8
-        switch filter {
-        case 0: predicted = 0
-        case 1: predicted = a
-        case 2: predicted = b
-        case 3: predicted = UInt8((Int(a) + Int(b)) / 2)
-        default: predicted = paeth(a, b, c)
-        }
-        image.pixels[y * stride + i] = v &+ predicted
+        image.pixels[y * stride + i] = v &+ predict(filter, a, b, c)
       }
     }
     return image
@@ -136,6 +120,19 @@ public enum PNG {
   public static func read(_ path: String) throws -> RGBImage {
     guard let data = FileManager.default.contents(atPath: path) else { throw Error("\(path): cannot read") }
     do { return try decode([UInt8](data)) } catch let e as Error { throw Error("\(path): \(e.description)") }
+  }
+
+  /// The value PNG filter `filter` predicts from the left (`a`), upper (`b`) and upper-left (`c`)
+  /// bytes: none, sub, up, average or Paeth.
+  @inline(__always)
+  static func predict(_ filter: UInt8, _ a: UInt8, _ b: UInt8, _ c: UInt8) -> UInt8 {
+    switch filter {
+    case 0: return 0
+    case 1: return a
+    case 2: return b
+    case 3: return UInt8((Int(a) + Int(b)) / 2)
+    default: return paeth(a, b, c)
+    }
   }
 
   static func paeth(_ a: UInt8, _ b: UInt8, _ c: UInt8) -> UInt8 {

@@ -1,3 +1,4 @@
+import CZlib
 import Foundation
 
 /// Checkpoints: a directory holding `parameters.safetensors` (every learned tensor, readable by
@@ -165,22 +166,10 @@ extension ParameterContainer where Scalar == Float {
   }
 }
 
-/// CRC-32 (the polynomial of zlib, PNG and gzip), table-driven.
+/// CRC-32 (the polynomial of zlib, PNG and gzip), computed by zlib.
 public enum CRC32 {
-  static let table: [UInt32] = (0..<256).map { n -> UInt32 in
-    var c = UInt32(n)
-    for _ in 0..<8 { c = (c & 1) != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-    return c
-  }
-
   /// The CRC-32 of `data`.
   public static func checksum(_ data: Data) -> UInt32 {
-    var c: UInt32 = 0xFFFF_FFFF
-    data.withUnsafeBytes { bytes in
-      table.withUnsafeBufferPointer { t in
-        for b in bytes { c = t[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
-      }
-    }
-    return c ^ 0xFFFF_FFFF
+    data.withUnsafeBytes { UInt32(crc32(0, $0.bindMemory(to: UInt8.self).baseAddress, uInt($0.count))) }
   }
 }

@@ -10,8 +10,8 @@
 //
 // Usage: dml-fuzz [executions per target = 100000] [seed = 1] [work folder = /dev/shm/dml-fuzz]
 import CZlib
-import DMLCommands
 import Foundation
+import FuzzTargets
 import MetricLearning
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -36,78 +36,13 @@ if ProcessInfo.processInfo.environment["ASAN_OPTIONS"] == nil {
   setrlimit(Int32(RLIMIT_AS.rawValue), &limit)
 }
 
-func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
-
-func idx(_ shape: [Int], _ body: [UInt8]) -> [UInt8] {
-  var b: [UInt8] = [0, 0, 8, UInt8(shape.count)]
-  for d in shape { b += [UInt8(d >> 24 & 0xFF), UInt8(d >> 16 & 0xFF), UInt8(d >> 8 & 0xFF), UInt8(d & 0xFF)] }
-  return b + body
-}
-
-func npy(_ descr: String, _ shape: String, _ body: [UInt8]) -> [UInt8] {
-  var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shape), }"
-  while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
-  header += "\n"
-  let n = header.utf8.count
-  return [0x93] + bytes("NUMPY") + [1, 0, UInt8(n & 0xFF), UInt8(n >> 8)] + bytes(header) + body
-}
-
-func floats(_ v: [Float]) -> [UInt8] { v.withUnsafeBytes { Array($0) } }
-
 func gzip(_ b: [UInt8], _ path: String) {
   guard let file = gzopen(path, "wb") else { return }
   b.withUnsafeBytes { _ = gzwrite(file, $0.baseAddress, UInt32($0.count)) }
   gzclose(file)
 }
 
-struct Target {
-  var name: String
-  var suffix: String
-  var seeds: [[UInt8]]
-  var run: (String) throws -> Void
-}
-
-let index: [UInt8] = {
-  let path = "\(work)/seed-index.st"
-  try? SearchIndex.save(Matrix(rows: 2, columns: 3, elements: [1, 2, 3, 4, 5, 6]), labels: [0, 1], ids: [10, 11], to: path)
-  return [UInt8](FileManager.default.contents(atPath: path) ?? Data())
-}()
-
-let targets: [Target] = [
-  Target(name: "idx", suffix: ".idx", seeds: [idx([2, 2, 2], [0, 255, 1, 2, 3, 4, 5, 6]), idx([3], [1, 2, 3])]) {
-    _ = try IDX.read($0)
-  },
-  Target(name: "idx-pair", suffix: ".idx", seeds: [idx([2, 2, 2], [0, 255, 1, 2, 3, 4, 5, 6])]) { path in
-    // The mutated file as images, with a fixed valid label file.
-    let labels = "\(work)/labels-ok.idx"
-    if !FileManager.default.fileExists(atPath: labels) { FileManager.default.createFile(atPath: labels, contents: Data(idx([2], [0, 1]))) }
-    _ = try IDX.dataset(images: path, labels: labels)
-  },
-  Target(name: "csv", suffix: ".csv", seeds: [bytes("label,a,b\n0,1.5,2\n1,3,-4e3\n"), bytes("0,1,2\r\n1,2,3\r\n\n"), bytes("3\n4\n")]) {
-    _ = try CSV.dataset($0)
-  },
-  Target(name: "npy", suffix: ".npy", seeds: [
-    npy("<f4", "(2, 2)", floats([1, 2, 3, 4])), npy("<f8", "(1,)", [0, 0, 0, 0, 0, 0, 0xF0, 0x3F]), npy("|u1", "(3,)", [1, 2, 3]),
-  ]) { _ = try NPY.read($0) },
-  Target(name: "npy-dataset", suffix: ".npy", seeds: [npy("<f4", "(2,)", floats([0, 1]))]) { path in
-    // The mutated file as labels for a fixed valid feature file.
-    let features = "\(work)/features-ok.npy"
-    if !FileManager.default.fileExists(atPath: features) { FileManager.default.createFile(atPath: features, contents: Data(npy("<f4", "(2, 2)", floats([1, 2, 3, 4])))) }
-    _ = try NPY.dataset(features: features, labels: path)
-  },
-  Target(name: "safetensors", suffix: ".safetensors", seeds: [
-    [UInt8](Checkpoint.safetensors([(name: "w", shape: [2, 2], values: [1, 2, 3, 4]), (name: "b", shape: [2], values: [0, 1])])),
-  ]) { _ = try Checkpoint.readSafetensors($0) },
-  Target(name: "index", suffix: ".st", seeds: [index]) { _ = try SearchIndex.load($0) },
-  Target(name: "hyperparameters", suffix: ".txt", seeds: [
-    bytes("triplet:margin=0.2,swap=true"), bytes("proxy-anchor:margin=0.1,alpha=32"), bytes("contrastive:pos_margin=0,neg_margin=1,distance=cosine"),
-    bytes("center:weight=0.01,alpha=0.5"), bytes("multi-similarity:alpha=2,beta=50,base=0.5"),
-  ]) { path in
-    let text = String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
-    let registry = LossRegistry.standard
-    _ = try registry.make(text, context: LossContext(classes: 3, embeddingDimension: 4, seed: 0))
-  },
-]
+let targets = FuzzTarget.all(work: work)
 
 let interesting: [[UInt8]] = [[0], [0xFF], [0x7F], [0x80], [0xFF, 0xFF, 0xFF, 0xFF], [0x7F, 0xFF, 0xFF, 0xFF], [0, 0, 0, 0],
   bytes("-1"), bytes("1e309"), bytes("nan"), bytes("inf"), bytes("99999999999999999999"), bytes(","), bytes(":"), bytes("="), bytes("'"), bytes("(")]
