@@ -41,6 +41,7 @@ public struct ContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss {
   public static var registryName: String { "contrastive" }
   public static var summary: String { "Contrastive loss (Hadsell et al. 2006) over pairs" }
   public static var usesTuples: Bool { true }
+  public static var supportsCrossBatchMemory: Bool { true }
   public static var hyperparameters: [HyperparameterSpec] {
     [
       HyperparameterSpec("pos_margin", .real, default: "0", "positives closer than this add nothing"),
@@ -59,15 +60,15 @@ public struct ContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss {
   public mutating func compute(
     scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>
   ) -> LossValue<Scalar> {
-    let n = scores.rows
-    mask.build(labels: labels, tuples: tuples)
+    let n = scores.rows, columns = scores.columns
+    mask.build(rows: n, labels: labels, tuples: tuples)
     let sign = Scalar(distance.closeness)  // +1 similarity, −1 distance
     let mPos = positiveMargin, mNeg = negativeMargin
     // Terms: pos = relu(sign·(m_pos − s)), neg = relu(sign·(s − m_neg)).
     var pos = TermAccumulator<Scalar>(), neg = TermAccumulator<Scalar>()
     scores.withUnsafeBufferPointer { s in
       mask.values.withUnsafeBufferPointer { m in
-        for k in 0..<(n * n) {
+        for k in 0..<(n * columns) {
           if m[k] == PairMask.positive {
             pos.add(Swift.max(0, sign * (mPos - s[k])))
           } else if m[k] == PairMask.negative {
@@ -76,12 +77,12 @@ public struct ContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss {
         }
       }
     }
-    scoreGradient.resize(rows: n, columns: n, zeroed: true)
+    scoreGradient.resize(rows: n, columns: columns, zeroed: true)
     let r = reduction
     scores.withUnsafeBufferPointer { s in
       mask.values.withUnsafeBufferPointer { m in
         scoreGradient.withUnsafeMutableBufferPointer { g in
-          for k in 0..<(n * n) {
+          for k in 0..<(n * columns) {
             if m[k] == PairMask.positive {
               let t = sign * (mPos - s[k])
               if t > 0 { g[k] = -sign * r.weight(of: t, pos) }

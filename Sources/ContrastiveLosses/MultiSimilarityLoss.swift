@@ -33,6 +33,7 @@ public struct MultiSimilarityLoss<Scalar: DMLScalar>: RegisteredLoss {
   public static var registryName: String { "multi-similarity" }
   public static var summary: String { "Multi-similarity loss (Wang et al. 2019)" }
   public static var usesTuples: Bool { true }
+  public static var supportsCrossBatchMemory: Bool { true }
   public static var hyperparameters: [HyperparameterSpec] {
     [
       HyperparameterSpec("alpha", .real, default: "2", "scale of the positive part"),
@@ -53,9 +54,9 @@ public struct MultiSimilarityLoss<Scalar: DMLScalar>: RegisteredLoss {
   public mutating func compute(
     scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>
   ) -> LossValue<Scalar> {
-    let n = scores.rows
-    mask.build(labels: labels, tuples: tuples)
-    scoreGradient.resize(rows: n, columns: n, zeroed: true)
+    let n = scores.rows, columns = scores.columns
+    mask.build(rows: n, labels: labels, tuples: tuples)
+    scoreGradient.resize(rows: n, columns: columns, zeroed: true)
     let sign = Scalar(distance.closeness)
     let (a, b, base) = (alpha, beta, base)
     let inverseN = n > 0 ? 1 / Scalar(n) : 0
@@ -63,16 +64,16 @@ public struct MultiSimilarityLoss<Scalar: DMLScalar>: RegisteredLoss {
     scores.withUnsafeBufferPointer { s in
       mask.values.withUnsafeBufferPointer { m in
         scoreGradient.withUnsafeMutableBufferPointer { g in
-          withUnsafeTemporaryAllocation(of: Scalar.self, capacity: n) { scratch in
+          withUnsafeTemporaryAllocation(of: Scalar.self, capacity: columns) { scratch in
           for i in 0..<n {
-            let row = i * n
+            let row = i * columns
             // x = α·sign·(base − s) for positives, β·sign·(s − base) for negatives.
             let lp = logOnePlusSumExp(
-              count: n, keep: { m[row + $0] == PairMask.positive },
+              count: columns, keep: { m[row + $0] == PairMask.positive },
               x: { a * sign * (base - s[row + $0]) },
               scratch: scratch.baseAddress!, weights: { j, w in g[row + j] += -sign * w * inverseN })
             let ln = logOnePlusSumExp(
-              count: n, keep: { m[row + $0] == PairMask.negative },
+              count: columns, keep: { m[row + $0] == PairMask.negative },
               x: { b * sign * (s[row + $0] - base) },
               scratch: scratch.baseAddress!, weights: { j, w in g[row + j] += sign * w * inverseN })
             pos.add(lp / a)

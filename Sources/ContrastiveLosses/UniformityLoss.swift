@@ -24,6 +24,7 @@ public struct UniformityLoss<Scalar: DMLScalar>: RegisteredLoss {
   public static var registryName: String { "uniformity" }
   public static var summary: String { "Uniformity on the hypersphere (Wang and Isola 2020); label-free, add beside a pair loss" }
   public static var usesTuples: Bool { false }
+  public static var supportsCrossBatchMemory: Bool { true }
   public static var hyperparameters: [HyperparameterSpec] {
     [HyperparameterSpec("t", .real, default: "2", "sharpness of the Gaussian potential")]
   }
@@ -36,30 +37,30 @@ public struct UniformityLoss<Scalar: DMLScalar>: RegisteredLoss {
   public mutating func compute(
     scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>
   ) -> LossValue<Scalar> {
-    let n = scores.rows
-    scoreGradient.resize(rows: n, columns: n, zeroed: true)
-    guard n >= 2 else { return LossValue(LossTerm(name: "uniformity", value: 0, count: 0, nonZero: 0)) }
+    let n = scores.rows, m = scores.columns
+    scoreGradient.resize(rows: n, columns: m, zeroed: true)
+    guard m >= 2 else { return LossValue(LossTerm(name: "uniformity", value: 0, count: 0, nonZero: 0)) }
     // Stable log-sum-exp: shift by the smallest squared distance.
     var smallest = Scalar.infinity
     scores.withUnsafeBufferPointer { s in
-      for i in 0..<n { for j in 0..<n where j != i { smallest = Swift.min(smallest, s[i * n + j]) } }
+      for i in 0..<n { for j in 0..<m where j != i { smallest = Swift.min(smallest, s[i * m + j]) } }
     }
     var sum: Scalar = 0
     scores.withUnsafeBufferPointer { s in
       scoreGradient.withUnsafeMutableBufferPointer { g in
         for i in 0..<n {
-          for j in 0..<n where j != i {
-            let w = Scalar.exp(-t * (s[i * n + j] - smallest))
-            g[i * n + j] = w
+          for j in 0..<m where j != i {
+            let w = Scalar.exp(-t * (s[i * m + j] - smallest))
+            g[i * m + j] = w
             sum += w
           }
         }
         // d loss / d s_ij = −t · w_ij / Σ w.
         let scale = -t / sum
-        for k in 0..<(n * n) { g[k] *= scale }
+        for k in 0..<(n * m) { g[k] *= scale }
       }
     }
-    let value = Scalar.log(sum / Scalar(n * (n - 1))) - t * smallest
+    let value = Scalar.log(sum / Scalar(n * (m - 1))) - t * smallest
     return LossValue(LossTerm(name: "uniformity", value: value, count: 1, nonZero: 1))
   }
 }

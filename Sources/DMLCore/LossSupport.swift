@@ -1,40 +1,46 @@
 /// Helpers that several loss families share: pair masks, `log(1 + Σ exp)`, cross-entropy.
 
-/// The pairs a pair loss uses, as an `n × n` mask reused between steps: `1` positive, `2` negative,
-/// `0` unused. With no tuples, every `(i, j)`, `i ≠ j`, is used by label.
+/// The pairs a pair loss uses, as an `n × m` mask reused between steps: `1` positive, `2` negative,
+/// `0` unused. Rows are the batch; columns are the batch itself (`m = n`) or the batch followed
+/// by a cross-batch memory (column `j < n` is row `j`). With no tuples, every `(i, j)`, `j ≠ i`,
+/// is used by label.
 public struct PairMask: Sendable {
   /// The mask, row-major.
   public var values: [UInt8] = []
-  /// Rows (= columns).
-  public var size = 0
+  /// Rows.
+  public var rows = 0
+  /// Columns.
+  public var columns = 0
 
   public init() {}
 
   public static let positive: UInt8 = 1
   public static let negative: UInt8 = 2
 
-  /// Fills the mask from `labels` and optional `tuples`.
+  /// Fills the mask for `rows` anchors from `labels` (one per column; the first `rows` are the
+  /// anchors' own) and optional `tuples`.
   @inlinable
-  public mutating func build(labels: [Int], tuples: Tuples?) {
-    let n = labels.count
-    size = n
-    if values.count < n * n { values = [UInt8](repeating: 0, count: n * n) }
-    values.withUnsafeMutableBufferPointer { m in
-      m.baseAddress!.update(repeating: 0, count: n * n)
+  public mutating func build(rows n: Int, labels: [Int], tuples: Tuples?) {
+    let m = labels.count
+    precondition(n <= m, "PairMask: \(n) rows but only \(m) column labels")
+    rows = n
+    columns = m
+    if values.count < n * m { values = [UInt8](repeating: 0, count: n * m) }
+    values.withUnsafeMutableBufferPointer { mask in
+      mask.baseAddress!.update(repeating: 0, count: n * m)
       if let tuples {
         let pairs = tuples.asPairs
-        for p in pairs.positive { m[Int(p.x) * n + Int(p.y)] = PairMask.positive }
-        for p in pairs.negative { m[Int(p.x) * n + Int(p.y)] = PairMask.negative }
+        for p in pairs.positive { mask[Int(p.x) * m + Int(p.y)] = PairMask.positive }
+        for p in pairs.negative { mask[Int(p.x) * m + Int(p.y)] = PairMask.negative }
       } else {
         for i in 0..<n {
-          for j in 0..<n where i != j {
-            m[i * n + j] = labels[i] == labels[j] ? PairMask.positive : PairMask.negative
+          for j in 0..<m where i != j {
+            mask[i * m + j] = labels[i] == labels[j] ? PairMask.positive : PairMask.negative
           }
         }
       }
     }
   }
-
 }
 
 /// `log(1 + Σ exp(x_k))` over the `count` values produced by `x(k)` for the `k` where `keep(k)`,

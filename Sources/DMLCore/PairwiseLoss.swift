@@ -12,8 +12,14 @@ public protocol PairwiseLoss<Scalar>: ParameterContainer {
   /// The learned reference vectors (one per row), or `nil` to compare the batch with itself.
   var references: Matrix<Scalar>? { get }
 
-  /// Computes the loss from `scores` (`n × m`), the batch's `labels`, and `tuples` (`nil`: every
-  /// valid pair or triplet), and writes `∂loss/∂scores` into `scoreGradient`.
+  /// Computes the loss from `scores` (`n × m`), `labels` and `tuples` (`nil`: every valid pair or
+  /// triplet), and writes `∂loss/∂scores` into `scoreGradient`.
+  ///
+  /// With learned references, `labels` are the `n` rows' labels. Without, the columns are
+  /// embeddings too: the batch itself (`m = n`), or the batch followed by a cross-batch memory
+  /// (`m > n`, only when `supportsCrossBatchMemory`). `labels` then has one label per column, the
+  /// first `n` being the rows' own, and column `j < n` is row `j`. Tuples index rows (anchors)
+  /// and columns (partners).
   mutating func compute(
     scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>
   ) -> LossValue<Scalar>
@@ -26,9 +32,15 @@ public protocol PairwiseLoss<Scalar>: ParameterContainer {
   /// Applies an update of learned references that is not the optimizer's (center loss's α rule),
   /// once per training step, after the optimizer.
   mutating func updateReferences()
+
+  /// Whether the loss reads rectangular `n × m` score matrices of the batch against the batch plus
+  /// a cross-batch memory (see `compute`). A loss written with `m = scores.columns` for its
+  /// column loops and `labels[j]` for column labels supports it.
+  static var supportsCrossBatchMemory: Bool { get }
 }
 
 extension PairwiseLoss {
+  public static var supportsCrossBatchMemory: Bool { false }
   public var references: Matrix<Scalar>? { nil }
   public mutating func receiveReferenceGradient(
     _ gradient: Matrix<Scalar>, embeddings: Matrix<Scalar>, labels: [Int]
@@ -41,12 +53,26 @@ extension PairwiseLoss {
 /// a `LossEvaluator` around one `PairwiseLoss`, or a weighted sum of several.
 public protocol EmbeddingLoss<Scalar>: ParameterContainer {
   /// Evaluates the loss; the gradient with respect to `embeddings` is then in `embeddingGradient`.
-  mutating func evaluate(_ embeddings: Matrix<Scalar>, labels: [Int], tuples: Tuples?)
-    -> LossValue<Scalar>
+  /// With a `memory`, the batch is compared with `memory.references` (the batch, then the held
+  /// embeddings, built by `makeReferences`) and `tuples` index those columns.
+  mutating func evaluate(
+    _ embeddings: Matrix<Scalar>, labels: [Int], memory: CrossBatchMemory<Scalar>?, tuples: Tuples?
+  ) -> LossValue<Scalar>
+  /// Whether `evaluate` accepts a cross-batch memory: every part compares embeddings with
+  /// embeddings (no learned references) and supports rectangular score matrices.
+  var acceptsMemory: Bool { get }
   /// `∂loss/∂embeddings` of the last evaluation.
   var embeddingGradient: Matrix<Scalar> { get }
   /// Applies reference updates that are not the optimizer's, once per step, after it.
   mutating func updateReferences()
+}
+
+extension EmbeddingLoss {
+  /// Evaluates the loss on the batch alone.
+  @inlinable
+  public mutating func evaluate(_ embeddings: Matrix<Scalar>, labels: [Int], tuples: Tuples?) -> LossValue<Scalar> {
+    evaluate(embeddings, labels: labels, memory: nil, tuples: tuples)
+  }
 }
 
 /// Runs a `PairwiseLoss`: scores from its distance, the loss on the scores, and the backward pass
@@ -71,12 +97,34 @@ public struct LossEvaluator<Loss: PairwiseLoss>: EmbeddingLoss {
   public init(_ loss: Loss) { self.loss = loss }
 
   @inlinable
-  public mutating func evaluate(_ embeddings: Matrix<Scalar>, labels: [Int], tuples: Tuples?)
-    -> LossValue<Scalar>
-  {
-    computeScores(embeddings, labels: labels)
-    return finish(embeddings, labels: labels, tuples: tuples)
+  public mutating func evaluate(
+    _ embeddings: Matrix<Scalar>, labels: [Int], memory: CrossBatchMemory<Scalar>?, tuples: Tuples?
+  ) -> LossValue<Scalar> {
+    guard let memory else {
+      computeScores(embeddings, labels: labels)
+      return finish(embeddings, labels: labels, tuples: tuples)
+    }
+    precondition(acceptsMemory, "\(Loss.self) cannot use a cross-batch memory")
+    let references = memory.references
+    let n = embeddings.rows, d = embeddings.columns
+    precondition(
+      labels.count == n && references.rows >= n && memory.referenceLabels.count == references.rows,
+      "Loss: the memory's reference set does not start with this batch (makeReferences first)")
+    loss.distance.scores(embeddings, references, into: &scores, workspace: &workspace)
+    let value = loss.compute(scores: scores, labels: memory.referenceLabels, tuples: tuples, scoreGradient: &scoreGradient)
+    loss.distance.backward(
+      embeddings, references, scores: scores, scoreGradient: scoreGradient, workspace: &workspace,
+      queryGradient: &embeddingGradient, referenceGradient: &referenceGradient)
+    // The batch's own columns carry gradient too; the memory's are constants.
+    embeddingGradient.withUnsafeMutableBufferPointer { g in
+      referenceGradient.withUnsafeBufferPointer { r in
+        for k in 0..<(n * d) { g[k] += r[k] }
+      }
+    }
+    return value
   }
+
+  @inlinable public var acceptsMemory: Bool { loss.references == nil && Loss.supportsCrossBatchMemory }
 
   /// Mines with `sampler`, then evaluates the loss on what it found. When the sampler and the
   /// loss compare the batch with itself under the same distance, the score matrix is computed
@@ -156,11 +204,11 @@ where A.Scalar == B.Scalar {
   }
 
   @inlinable
-  public mutating func evaluate(_ embeddings: Matrix<Scalar>, labels: [Int], tuples: Tuples?)
-    -> LossValue<Scalar>
-  {
-    let a = first.evaluate(embeddings, labels: labels, tuples: tuples)
-    let b = second.evaluate(embeddings, labels: labels, tuples: tuples)
+  public mutating func evaluate(
+    _ embeddings: Matrix<Scalar>, labels: [Int], memory: CrossBatchMemory<Scalar>?, tuples: Tuples?
+  ) -> LossValue<Scalar> {
+    let a = first.evaluate(embeddings, labels: labels, memory: memory, tuples: tuples)
+    let b = second.evaluate(embeddings, labels: labels, memory: memory, tuples: tuples)
     embeddingGradient.resize(rows: embeddings.rows, columns: embeddings.columns, zeroed: true)
     embeddingGradient.add(first.embeddingGradient, scaledBy: firstWeight)
     embeddingGradient.add(second.embeddingGradient, scaledBy: secondWeight)
@@ -171,6 +219,8 @@ where A.Scalar == B.Scalar {
     value.total = sa.total + sb.total
     return value
   }
+
+  @inlinable public var acceptsMemory: Bool { first.acceptsMemory && second.acceptsMemory }
 
   @inlinable
   public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
@@ -190,24 +240,28 @@ where A.Scalar == B.Scalar {
 /// is specialised there; a call through the wrapper costs one indirect call per step, where an
 /// existential (`any EmbeddingLoss`) would run every inner loop as unspecialised generic code.
 public struct AnyEmbeddingLoss<Scalar: DMLScalar>: EmbeddingLoss {
-  @usableFromInline let _evaluate: (Matrix<Scalar>, [Int], Tuples?) -> LossValue<Scalar>
+  @usableFromInline let _evaluate: (Matrix<Scalar>, [Int], CrossBatchMemory<Scalar>?, Tuples?) -> LossValue<Scalar>
   @usableFromInline let _gradient: () -> Matrix<Scalar>
   @usableFromInline let _visit: (_ visit: (inout Parameter<Scalar>) -> Void) -> Void
   @usableFromInline let _update: () -> Void
+  public let acceptsMemory: Bool
 
   /// Wraps `loss`; its state lives in a box that copies of this wrapper share.
   @inlinable
   public init<L: EmbeddingLoss>(_ loss: L) where L.Scalar == Scalar {
     let box = Box(loss)
-    _evaluate = { box.value.evaluate($0, labels: $1, tuples: $2) }
+    _evaluate = { box.value.evaluate($0, labels: $1, memory: $2, tuples: $3) }
+    acceptsMemory = loss.acceptsMemory
     _gradient = { box.value.embeddingGradient }
     _visit = { visit in box.value.visitParameters(visit) }
     _update = { box.value.updateReferences() }
   }
 
   @inlinable
-  public mutating func evaluate(_ embeddings: Matrix<Scalar>, labels: [Int], tuples: Tuples?) -> LossValue<Scalar> {
-    _evaluate(embeddings, labels, tuples)
+  public mutating func evaluate(
+    _ embeddings: Matrix<Scalar>, labels: [Int], memory: CrossBatchMemory<Scalar>?, tuples: Tuples?
+  ) -> LossValue<Scalar> {
+    _evaluate(embeddings, labels, memory, tuples)
   }
   @inlinable public var embeddingGradient: Matrix<Scalar> { _gradient() }
   @inlinable public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) { _visit(visit) }

@@ -7,17 +7,24 @@ public protocol TupleSampler<Scalar> {
   associatedtype Scalar: DMLScalar
   /// The distance whose scores the sampler compares.
   var distance: Distance { get }
-  /// Mines from `scores` (`n × n`, the batch against itself) into `tuples`, replacing its content.
+  /// Mines from `scores` into `tuples`, replacing its content. `scores` is `n × n`, the batch
+  /// against itself, or `n × m`, the batch against the batch followed by a cross-batch memory
+  /// (only when `acceptsMemory`). `labels` has one label per column; the first `n` are the rows'
+  /// own and column `j < n` is row `j`. Tuples' anchors are rows, their partners columns.
   mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples)
   /// What the sampler has found so far.
   var statistics: MiningStatistics { get set }
   /// Whether the sampler produces tuples; a "no mining" sampler does not, and the loss then uses
   /// every pair or triplet.
   var providesTuples: Bool { get }
+  /// Whether `mine` reads rectangular score matrices against a cross-batch memory: its column
+  /// loops run to `scores.columns` with `labels[j]` as column labels.
+  var acceptsMemory: Bool { get }
 }
 
 extension TupleSampler {
   public var providesTuples: Bool { true }
+  public var acceptsMemory: Bool { false }
 }
 
 /// Counts kept by a sampler over a run, so a trainer can say "the loss is stuck at zero because
@@ -107,6 +114,7 @@ public struct AnyTupleSampler<Scalar: DMLScalar>: TupleSampler {
   @usableFromInline let _setStatistics: (MiningStatistics) -> Void
   public let distance: Distance
   public let providesTuples: Bool
+  public let acceptsMemory: Bool
 
   @inlinable
   public init<S: TupleSampler>(_ sampler: S) where S.Scalar == Scalar {
@@ -116,6 +124,7 @@ public struct AnyTupleSampler<Scalar: DMLScalar>: TupleSampler {
     _setStatistics = { box.value.statistics = $0 }
     distance = sampler.distance
     providesTuples = sampler.providesTuples
+    acceptsMemory = sampler.acceptsMemory
   }
 
   @inlinable

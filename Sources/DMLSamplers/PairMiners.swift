@@ -5,6 +5,7 @@ public struct BatchAllMiner<Scalar: DMLScalar>: TupleSampler {
   public var triplets: Bool
   public var distance: Distance
   public var statistics = MiningStatistics()
+  public var acceptsMemory: Bool { true }
   @usableFromInline var reservoir: Reservoir
   @usableFromInline var negativeReservoir: Reservoir
 
@@ -17,15 +18,15 @@ public struct BatchAllMiner<Scalar: DMLScalar>: TupleSampler {
 
   @inlinable
   public mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples) {
-    let n = labels.count
+    let n = scores.rows, m = scores.columns
     tuples.removeAll(pairs: !triplets)
     reservoir.reset()
     negativeReservoir.reset()
     for a in 0..<n {
-      for j in 0..<n where j != a {
+      for j in 0..<m where j != a {
         if labels[j] == labels[a] {
           if triplets {
-            for q in 0..<n where labels[q] != labels[a] {
+            for q in 0..<m where labels[q] != labels[a] {
               reservoir.offer(SIMD3(Int32(a), Int32(j), Int32(q)), to: &tuples.triplets)
             }
           } else {
@@ -47,6 +48,7 @@ public struct PairMarginMiner<Scalar: DMLScalar>: TupleSampler {
   public var negativeMargin: Scalar
   public var distance: Distance
   public var statistics = MiningStatistics()
+  public var acceptsMemory: Bool { true }
 
   public init(positiveMargin: Scalar = 0.2, negativeMargin: Scalar = 0.8, distance: Distance = .euclidean) {
     self.positiveMargin = positiveMargin
@@ -56,11 +58,11 @@ public struct PairMarginMiner<Scalar: DMLScalar>: TupleSampler {
 
   @inlinable
   public mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples) {
-    let n = labels.count
+    let n = scores.rows, m = scores.columns
     tuples.removeAll(pairs: true)
     let sign = Scalar(distance.closeness)
     for a in 0..<n {
-      for j in 0..<n where j != a {
+      for j in 0..<m where j != a {
         let s = scores[a, j]
         if labels[j] == labels[a] {
           // Distance: d > m_pos; similarity: s < m_pos.
@@ -83,6 +85,7 @@ public struct MultiSimilarityMiner<Scalar: DMLScalar>: TupleSampler {
   public var epsilon: Scalar
   public var distance: Distance
   public var statistics = MiningStatistics()
+  public var acceptsMemory: Bool { true }
 
   public init(epsilon: Scalar = 0.1, distance: Distance = .cosine) {
     self.epsilon = epsilon
@@ -91,22 +94,22 @@ public struct MultiSimilarityMiner<Scalar: DMLScalar>: TupleSampler {
 
   @inlinable
   public mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples) {
-    let n = labels.count
+    let n = scores.rows, m = scores.columns
     tuples.removeAll(pairs: true)
     let sign = Scalar(distance.closeness)  // closeness c = sign·s
     let eps = epsilon
     scores.withUnsafeBufferPointer { s in
       for a in 0..<n {
         var hardestNegative = -Scalar.infinity, hardestPositive = Scalar.infinity
-        for j in 0..<n where j != a {
-          let c = sign * s[a * n + j]
+        for j in 0..<m where j != a {
+          let c = sign * s[a * m + j]
           if labels[j] == labels[a] { hardestPositive = Swift.min(hardestPositive, c) } else {
             hardestNegative = Swift.max(hardestNegative, c)
           }
         }
         guard hardestNegative > -Scalar.infinity, hardestPositive < Scalar.infinity else { continue }
-        for j in 0..<n where j != a {
-          let c = sign * s[a * n + j]
+        for j in 0..<m where j != a {
+          let c = sign * s[a * m + j]
           if labels[j] == labels[a] {
             if c - eps < hardestNegative { tuples.positivePairs.append(SIMD2(Int32(a), Int32(j))) }
           } else if c + eps > hardestPositive {

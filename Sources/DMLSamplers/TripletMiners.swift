@@ -40,6 +40,7 @@ public struct TripletMarginMiner<Scalar: DMLScalar>: TupleSampler {
     set { reservoir.capacity = newValue }
   }
   public var statistics = MiningStatistics()
+  public var acceptsMemory: Bool { true }
   @usableFromInline var reservoir: Reservoir
 
   public init(
@@ -54,17 +55,17 @@ public struct TripletMarginMiner<Scalar: DMLScalar>: TupleSampler {
 
   @inlinable
   public mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples) {
-    let n = scores.rows
+    let n = scores.rows, columns = scores.columns
     tuples.removeAll(pairs: false)
     reservoir.reset()
     let sign = Scalar(distance.closeness)  // t = sign·(s_ap − s_an)
     let (m, type) = (margin, type)
     scores.withUnsafeBufferPointer { s in
       for a in 0..<n {
-        for p in 0..<n where p != a && labels[p] == labels[a] {
-          let ap = s[a * n + p]
-          for q in 0..<n where labels[q] != labels[a] {
-            if type.keeps(sign * (ap - s[a * n + q]), margin: m) {
+        for p in 0..<columns where p != a && labels[p] == labels[a] {
+          let ap = s[a * columns + p]
+          for q in 0..<columns where labels[q] != labels[a] {
+            if type.keeps(sign * (ap - s[a * columns + q]), margin: m) {
               reservoir.offer(SIMD3(Int32(a), Int32(p), Int32(q)), to: &tuples.triplets)
             }
           }
@@ -80,20 +81,21 @@ public struct TripletMarginMiner<Scalar: DMLScalar>: TupleSampler {
 public struct BatchHardMiner<Scalar: DMLScalar>: TupleSampler {
   public var distance: Distance
   public var statistics = MiningStatistics()
+  public var acceptsMemory: Bool { true }
 
   public init(distance: Distance = .euclidean) { self.distance = distance }
 
   @inlinable
   public mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples) {
-    let n = scores.rows
+    let n = scores.rows, m = scores.columns
     tuples.removeAll(pairs: false)
     let sign = Scalar(distance.closeness)  // closeness c = sign·s: hardest positive has least c
     scores.withUnsafeBufferPointer { s in
       for a in 0..<n {
         var hardestPositive = -1, hardestNegative = -1
         var pc = Scalar.infinity, nc = -Scalar.infinity
-        for j in 0..<n where j != a {
-          let c = sign * s[a * n + j]
+        for j in 0..<m where j != a {
+          let c = sign * s[a * m + j]
           if labels[j] == labels[a] {
             if c < pc { pc = c; hardestPositive = j }
           } else if c > nc {
@@ -121,22 +123,23 @@ public struct BatchHardMiner<Scalar: DMLScalar>: TupleSampler {
 public struct FaceNetSemiHardMiner<Scalar: DMLScalar>: TupleSampler {
   public var distance: Distance
   public var statistics = MiningStatistics()
+  public var acceptsMemory: Bool { true }
 
   public init(distance: Distance = .squaredEuclidean) { self.distance = distance }
 
   @inlinable
   public mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples) {
-    let n = scores.rows
+    let n = scores.rows, m = scores.columns
     tuples.removeAll(pairs: false)
     let sign = Scalar(-distance.closeness)  // work in "distance" direction: larger is farther
     scores.withUnsafeBufferPointer { s in
       for a in 0..<n {
-        for p in 0..<n where p != a && labels[p] == labels[a] {
-          let ap = sign * s[a * n + p]
+        for p in 0..<m where p != a && labels[p] == labels[a] {
+          let ap = sign * s[a * m + p]
           var outside = -1, inside = -1
           var outsideValue = Scalar.infinity, insideValue = -Scalar.infinity
-          for q in 0..<n where labels[q] != labels[a] {
-            let an = sign * s[a * n + q]
+          for q in 0..<m where labels[q] != labels[a] {
+            let an = sign * s[a * m + q]
             if an > ap {
               if an < outsideValue { outsideValue = an; outside = q }
             } else if an > insideValue {
@@ -169,6 +172,7 @@ public struct DistanceWeightedMiner<Scalar: DMLScalar>: TupleSampler {
   public var dimension: Int
   public var distance: Distance { .euclidean }
   public var statistics = MiningStatistics()
+  public var acceptsMemory: Bool { true }
   /// The generator for the draws.
   public var rng: RandomSource
   @usableFromInline var weights: [Double] = []
@@ -183,14 +187,14 @@ public struct DistanceWeightedMiner<Scalar: DMLScalar>: TupleSampler {
 
   @inlinable
   public mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples) {
-    let n = scores.rows
+    let n = scores.rows, m = scores.columns
     tuples.removeAll(pairs: false)
-    if weights.count < n { weights = [Double](repeating: 0, count: n) }
+    if weights.count < m { weights = [Double](repeating: 0, count: m) }
     let k = Double(dimension)
     for a in 0..<n {
       // Log-weights −log q(d) for negatives, normalised by their maximum for stability.
       var largest = -Double.infinity
-      for q in 0..<n {
+      for q in 0..<m {
         weights[q] = -.infinity
         guard labels[q] != labels[a] else { continue }
         let d = Double(Swift.max(scores[a, q], cutoff))
@@ -201,15 +205,15 @@ public struct DistanceWeightedMiner<Scalar: DMLScalar>: TupleSampler {
       }
       guard largest > -.infinity else { continue }
       var total = 0.0
-      for q in 0..<n where weights[q] > -.infinity {
+      for q in 0..<m where weights[q] > -.infinity {
         weights[q] = Double.exp(weights[q] - largest)
         total += weights[q]
       }
-      for q in 0..<n where weights[q] == -.infinity { weights[q] = 0 }
-      for p in 0..<n where p != a && labels[p] == labels[a] {
+      for q in 0..<m where weights[q] == -.infinity { weights[q] = 0 }
+      for p in 0..<m where p != a && labels[p] == labels[a] {
         var u = rng.uniform(Double.self) * total
         var chosen = -1
-        for q in 0..<n where weights[q] > 0 {
+        for q in 0..<m where weights[q] > 0 {
           chosen = q
           u -= weights[q]
           if u < 0 { break }

@@ -156,6 +156,37 @@ public enum LossConformance {
     if !(gd.maxAbs() <= 1e-4 * max(1, gradient.maxAbs())) {
       failures.append("Float gradient differs from Double by \(gd.maxAbs())")
     }
+    // 7. With a cross-batch memory: rectangular scores, gradient against central differences,
+    // with the memory's rows held constant and the batch's own columns moving with it.
+    if D.supportsCrossBatchMemory && double.references == nil {
+      let n = 8
+      let current = x.rows(Array(0..<n)), currentLabels = Array(y[0..<n])
+      var memory = CrossBatchMemory<Double>(capacity: 6)
+      memory.enqueue(x.rows(Array(n..<x.rows)), labels: Array(y[n...]))
+      func memoryLoss(_ e: Matrix<Double>) -> (LossValue<Double>, Matrix<Double>) {
+        var m = memory
+        m.makeReferences(batch: e, labels: currentLabels)
+        var ev = LossEvaluator(double)
+        let v = ev.evaluate(e, labels: currentLabels, memory: m, tuples: nil)
+        return (v, ev.embeddingGradient)
+      }
+      let (mv, mg) = memoryLoss(current)
+      var memoryReport = GradientCheckReport()
+      var e = current
+      for i in 0..<n {
+        for j in 0..<e.columns {
+          let v = e[i, j]
+          e[i, j] = v + h
+          let plus = memoryLoss(e).0.total
+          e[i, j] = v - h
+          let minus = memoryLoss(e).0.total
+          e[i, j] = v
+          memoryReport.record(analytic: mg[i, j], numeric: (plus - minus) / (2 * h), at: "embedding[\(i), \(j)] with memory")
+        }
+      }
+      if !(memoryReport.maxError < 1e-6) { failures.append("with a cross-batch memory, gradient differs from finite differences: \(memoryReport)") }
+      if !mv.total.isFinite || !(mg.maxAbs() > 1e-6) { failures.append("with a cross-batch memory: loss \(mv.total), gradient max \(mg.maxAbs())") }
+    }
     return failures
   }
 }

@@ -4,6 +4,7 @@ import Foundation
 public struct NoMining<Scalar: DMLScalar>: TupleSampler {
   public var distance: Distance { .euclidean }
   public var providesTuples: Bool { false }
+  public var acceptsMemory: Bool { true }
   public var statistics = MiningStatistics()
   public init() {}
   public mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples) {
@@ -45,6 +46,9 @@ public struct Trainer<
   public let mines: Bool
   /// Optimizer steps taken.
   public var step = 0
+  /// A cross-batch memory that extends the loss's and the miner's reference set (`nil`: none).
+  /// Set it only when `loss.acceptsMemory` and `sampler.acceptsMemory`.
+  public var memory: CrossBatchMemory<Scalar>?
   @usableFromInline var tuples = Tuples.none
   @usableFromInline var scores = Matrix<Scalar>()
   @usableFromInline var workspace = DistanceWorkspace<Scalar>()
@@ -63,13 +67,24 @@ public struct Trainer<
   public mutating func train(_ batch: Matrix<Scalar>, labels: [Int]) throws -> StepResult<Scalar> {
     network.forward(batch, mode: .training)
     var mined: Int?
+    let usesMemory = memory?.isUsed(atStep: step) ?? false
+    if usesMemory {
+      precondition(loss.acceptsMemory && (!mines || sampler.acceptsMemory), "Trainer: the loss or the miner cannot use a cross-batch memory")
+      memory!.makeReferences(batch: network.embeddings, labels: labels)
+    }
     if mines {
       let e = network.embeddings
-      sampler.distance.scores(e, e, sameSet: true, into: &scores, workspace: &workspace)
-      sampler.mine(scores: scores, labels: labels, into: &tuples)
+      if usesMemory {
+        sampler.distance.scores(e, memory!.references, into: &scores, workspace: &workspace)
+        sampler.mine(scores: scores, labels: memory!.referenceLabels, into: &tuples)
+      } else {
+        sampler.distance.scores(e, e, sameSet: true, into: &scores, workspace: &workspace)
+        sampler.mine(scores: scores, labels: labels, into: &tuples)
+      }
       mined = tuples.count
     }
-    let value = loss.evaluate(network.embeddings, labels: labels, tuples: mines ? tuples : nil)
+    let value = loss.evaluate(
+      network.embeddings, labels: labels, memory: usesMemory ? memory : nil, tuples: mines ? tuples : nil)
     guard value.total.isFinite else {
       throw TrainingError("step \(step + 1): the loss is \(value.total); parameters left as they were")
     }
@@ -77,6 +92,8 @@ public struct Trainer<
       throw TrainingError(
         "step \(step + 1): the embeddings or the loss's gradient are not finite (loss \(value.total)); parameters left as they were")
     }
+    // The step's embeddings join the memory without gradient, as in the paper.
+    if memory?.fills(atStep: step) ?? false { memory!.enqueue(network.embeddings, labels: labels) }
     network.backward(loss.embeddingGradient)
     optimizer.step { visit in
       network.visitParameters(visit)

@@ -43,6 +43,7 @@ public struct TripletMarginLoss<Scalar: DMLScalar>: RegisteredLoss {
   public static var registryName: String { "triplet" }
   public static var summary: String { "Triplet margin loss (Schroff et al. 2015)" }
   public static var usesTuples: Bool { true }
+  public static var supportsCrossBatchMemory: Bool { true }
   public static var hyperparameters: [HyperparameterSpec] {
     [
       HyperparameterSpec("margin", .real, default: "0.05", "required gap between positive and negative"),
@@ -60,15 +61,15 @@ public struct TripletMarginLoss<Scalar: DMLScalar>: RegisteredLoss {
 
   /// Calls `body(a, p, n)` for every triplet: the given ones, or all valid ones.
   @inlinable
-  func forEachTriplet(labels: [Int], tuples: Tuples?, _ body: (Int, Int, Int) -> Void) {
+  func forEachTriplet(rows n: Int, labels: [Int], tuples: Tuples?, _ body: (Int, Int, Int) -> Void) {
     if let tuples {
       for t in tuples.asTriplets { body(Int(t.x), Int(t.y), Int(t.z)) }
       return
     }
-    let n = labels.count
+    let m = labels.count
     for a in 0..<n {
-      for p in 0..<n where p != a && labels[p] == labels[a] {
-        for q in 0..<n where labels[q] != labels[a] { body(a, p, q) }
+      for p in 0..<m where p != a && labels[p] == labels[a] {
+        for q in 0..<m where labels[q] != labels[a] { body(a, p, q) }
       }
     }
   }
@@ -77,36 +78,37 @@ public struct TripletMarginLoss<Scalar: DMLScalar>: RegisteredLoss {
   public mutating func compute(
     scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>
   ) -> LossValue<Scalar> {
-    let n = scores.rows
+    let n = scores.rows, columns = scores.columns
     let sign = Scalar(distance.closeness)  // +1 similarity, −1 distance
     let (m, swap, smooth, similarity) = (margin, swap, smoothLoss, distance.isSimilarity)
     // v = sign·(s_an − s_ap) + margin, where s_an may be swapped for s_pn when that is closer.
     @inline(__always) func terms(_ s: UnsafeBufferPointer<Scalar>, _ a: Int, _ p: Int, _ q: Int)
       -> (value: Scalar, violation: Scalar, negativeIndex: Int)
     {
-      var negative = a * n + q
-      if swap {
-        let pn = p * n + q
+      var negative = a * columns + q
+      if swap, p < n {
+        // The swap needs the positive as a row: a memory column has no row of scores.
+        let pn = p * columns + q
         if similarity ? s[pn] > s[negative] : s[pn] < s[negative] { negative = pn }
       }
-      let v = sign * (s[negative] - s[a * n + p]) + m
+      let v = sign * (s[negative] - s[a * columns + p]) + m
       let value = smooth ? softplus(v) : Swift.max(v, 0)
       return (value, v, negative)
     }
     var acc = TermAccumulator<Scalar>()
     scores.withUnsafeBufferPointer { s in
-      forEachTriplet(labels: labels, tuples: tuples) { a, p, q in acc.add(terms(s, a, p, q).value) }
+      forEachTriplet(rows: n, labels: labels, tuples: tuples) { a, p, q in acc.add(terms(s, a, p, q).value) }
     }
-    scoreGradient.resize(rows: n, columns: n, zeroed: true)
+    scoreGradient.resize(rows: n, columns: columns, zeroed: true)
     let r = reduction
     scores.withUnsafeBufferPointer { s in
       scoreGradient.withUnsafeMutableBufferPointer { g in
-        forEachTriplet(labels: labels, tuples: tuples) { a, p, q in
+        forEachTriplet(rows: n, labels: labels, tuples: tuples) { a, p, q in
           let t = terms(s, a, p, q)
           let slope: Scalar = smooth ? 1 / (1 + Scalar.exp(-t.violation)) : (t.violation > 0 ? 1 : 0)
           guard slope != 0 else { return }
           let w = r.weight(of: t.value, acc) * slope
-          g[a * n + p] -= sign * w
+          g[a * columns + p] -= sign * w
           g[t.negativeIndex] += sign * w
         }
       }
