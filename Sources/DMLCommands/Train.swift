@@ -24,6 +24,10 @@ struct Train: ParsableCommand {
   var augment = "none"
   @Option(help: "Split each training class into this many k-means clusters of its inputs and train on those as classes (1: off).")
   var subclasses = 1
+  @Option(help: "Cross-batch memory (Wang et al. 2020) for pair losses: size=N,warmup=STEPS (default: none).")
+  var memory = "none"
+  @Option(help: "Offline hard mining: every=EPOCHS or steps=N, k=10, window=hard|semihard, positives=1, negatives=3 per anchor, distance=euclidean (default: none).")
+  var offlineMining = "none"
   @Option(help: "Epochs.") var epochs = 5
   @Option(help: "Stop after this many epochs without a better validation MAP@R (needs --validation-classes).") var patience: Int?
   @Option(help: "The seed of every random choice.") var seed: UInt64 = 0
@@ -49,6 +53,56 @@ struct Train: ParsableCommand {
     guard logEvery >= 0 else { throw ValidationError("--log-every must be ≥ 0") }
     guard subclasses >= 1 else { throw ValidationError("--subclasses \(subclasses) must be at least 1") }
     do { _ = try ImageAugmentation(parsing: augment) } catch { throw ValidationError("--augment: \(error)") }
+    _ = try memorySettings()
+    _ = try offlineSettings()
+  }
+
+  /// `--memory`: the queue's size and warm-up, or `nil`.
+  func memorySettings() throws -> (size: Int, warmUp: Int)? {
+    guard memory != "none" else { return nil }
+    do {
+      var v = try HyperparameterValues(parsing: "memory:" + memory)
+      try v.validate(against: [
+        HyperparameterSpec("size", .integer, default: "4096", "embeddings held"),
+        HyperparameterSpec("warmup", .integer, default: "0", "steps before the memory is filled and used"),
+      ])
+      let size = try v.integer("size"), warmUp = try v.integer("warmup")
+      guard size >= 1 else { throw SpecificationError("size=\(size) must be at least 1") }
+      guard warmUp >= 0 else { throw SpecificationError("warmup=\(warmUp) must be ≥ 0") }
+      return (size, warmUp)
+    } catch { throw ValidationError("--memory \(memory): \(error)") }
+  }
+
+  /// `--offline-mining` settings.
+  struct OfflineSettings {
+    var everyEpochs: Int, everySteps: Int?, k: Int, window: OfflineWindow, positives: Int, negatives: Int, distance: Distance
+  }
+
+  func offlineSettings() throws -> OfflineSettings? {
+    guard offlineMining != "none" else { return nil }
+    do {
+      var v = try HyperparameterValues(parsing: "offline-mining:" + offlineMining)
+      try v.validate(against: [
+        HyperparameterSpec("every", .integer, default: "1", "mine again every this many epochs"),
+        HyperparameterSpec("steps", .integer, default: "0", "or every this many steps (0: use every)"),
+        HyperparameterSpec("k", .integer, default: "10", "hard positives and negatives kept per anchor"),
+        HyperparameterSpec("window", .choice(OfflineWindow.allCases.map(\.rawValue)), default: "hard", "hard: nearest negatives; semihard: nearest beyond the hardest positive"),
+        HyperparameterSpec("positives", .integer, default: "1", "hard positives per anchor in a batch"),
+        HyperparameterSpec("negatives", .integer, default: "3", "hard negatives per anchor in a batch"),
+        .distance(default: "euclidean"),
+      ])
+      let every = try v.integer("every"), steps = try v.integer("steps"), k = try v.integer("k")
+      let positives = try v.integer("positives"), negatives = try v.integer("negatives")
+      guard every >= 1 else { throw SpecificationError("every=\(every) must be at least 1") }
+      guard steps >= 0 else { throw SpecificationError("steps=\(steps) must be ≥ 0") }
+      guard k >= 1 else { throw SpecificationError("k=\(k) must be at least 1") }
+      guard positives >= 0, negatives >= 0, positives + negatives >= 1, positives <= k, negatives <= k else {
+        throw SpecificationError("positives=\(positives) and negatives=\(negatives) must lie in 0...k=\(k), not both 0")
+      }
+      return OfflineSettings(
+        everyEpochs: every, everySteps: steps > 0 ? steps : nil, k: k, window: OfflineWindow(rawValue: try v.string("window"))!,
+        positives: positives, negatives: negatives, distance: try v.distance())
+    } catch { throw ValidationError("--offline-mining \(offlineMining): \(error)") }
   }
 
   /// The settings that must match for --resume, in a fixed order.
@@ -57,6 +111,7 @@ struct Train: ParsableCommand {
       "network": network, "loss": loss.joined(separator: " "), "miner": miner, "batch": batch, "optimizer": optimizer,
       "schedule": schedule, "seed": "\(seed)", "data": dataOptions.data, "train_classes": dataOptions.trainClasses ?? "all",
       "validation_classes": dataOptions.validationClasses ?? "", "epochs": "\(epochs)", "augment": augment, "subclasses": "\(subclasses)",
+      "memory": memory, "offline_mining": offlineMining,
     ]
   }
 
@@ -111,8 +166,20 @@ struct Train: ParsableCommand {
     let opt = try Builders.optimizer(optimizer)
     // Concrete types throughout: the step below is compiled specialised for each of these four
     // combinations; the loss and the sampler run code specialised where they were wrapped.
+    let memorySettings = try self.memorySettings()
+    if memorySettings != nil {
+      guard lossValue.acceptsMemory else {
+        throw ValidationError("--memory needs losses that compare embeddings with each other (contrastive, triplet, multi-similarity, uniformity), not learned proxies or class weights: --loss \(loss.joined(separator: " --loss "))")
+      }
+      guard sampler.acceptsMemory else { throw ValidationError("--memory: the miner \(miner) cannot use a cross-batch memory") }
+    }
+    if offlineMining != "none" {
+      guard usesTuples else { throw ValidationError("--offline-mining builds batches for pair losses (contrastive, triplet, multi-similarity), not class-based ones") }
+      if try instanceLabels() { throw ValidationError("--offline-mining cannot be combined with --batch views:...,labels=instance") }
+    }
     func run<N: EmbeddingNetwork, O: Optimizer>(_ n: N, _ o: O) throws -> Summary where N.Scalar == Float, O.Scalar == Float {
       var t = Trainer(network: n, loss: lossValue, sampler: sampler, optimizer: o)
+      if let m = memorySettings { t.memory = CrossBatchMemory(capacity: m.size, warmUp: m.warmUp) }
       return try fit(&t, train: train, validation: validation, test: test, json: json)
     }
     switch (net, opt) {
@@ -160,10 +227,30 @@ struct Train: ParsableCommand {
     let factor = try Builders.schedule(schedule, stepsPerEpoch: perEpoch, epochs: epochs)
     let untrained = trainer.network
     var state = RunState()
+    // Offline hard mining: batches come from the mined lists, rebuilt every `miningInterval` steps.
+    let offline = try offlineSettings()
+    let miningInterval = offline.map { $0.everySteps ?? $0.everyEpochs * perEpoch }
+    let batchSize = try Components.find(Components.batches, batch, kind: "batch sampler").1.integer("size")
+    var minedSampler: MinedPartnersBatchSampler?
+    func partnersSampler(_ h: HardNeighbors, minedAt step: Int) -> MinedPartnersBatchSampler {
+      MinedPartnersBatchSampler(
+        positives: h.positives, negatives: h.negatives, k: h.k, batchSize: batchSize, positivesPerAnchor: offline!.positives,
+        negativesPerAnchor: offline!.negatives, seed: seed &+ 0x0FF_0000 &+ UInt64(step))
+    }
     if resume, let folder = checkpoint {
       state = try RunState.load(folder, into: &trainer, configuration: configuration)
       var skip: [Int] = []
-      for _ in 0..<(state.epoch * perEpoch) { batches.next(into: &skip) }
+      if offline != nil, let mined = state.mined {
+        let n = train.labels.count
+        guard mined.lists.positives.count == n * mined.lists.k, mined.lists.positives.allSatisfy({ $0 >= -1 && Int($0) < n }),
+          mined.lists.negatives.allSatisfy({ $0 >= -1 && Int($0) < n }), mined.step <= trainer.step
+        else { throw TrainingError("\(folder): the checkpoint's offline-mined lists do not fit the \(n) training samples") }
+        // The same sampler as before the interruption, at the same batch.
+        minedSampler = partnersSampler(mined.lists, minedAt: mined.step)
+        for _ in 0..<(trainer.step - mined.step) { minedSampler!.next(into: &skip) }
+      } else {
+        for _ in 0..<(state.epoch * perEpoch) { batches.next(into: &skip) }
+      }
       if !json { say("resumed \(folder) at epoch \(state.epoch), step \(trainer.step)") }
     }
     // SimCLR-style batches: a sample's views are its only positives.
@@ -196,10 +283,33 @@ struct Train: ParsableCommand {
     var history: [[String: Any]] = []  // the log's records, for --plots
     for epoch in state.epoch..<epochs {
       summary.epochsRun = epoch + 1
-      var lossSum = 0.0, emptyMined = 0, minedTotal = 0
+      var lossSum = 0.0, emptyMined = 0, minedTotal = 0, activeTuples = 0
+      var miningSeconds = 0.0
       let start = Date()
       for b in 0..<perEpoch {
-        batches.next(into: &indices)
+        if let offline, let interval = miningInterval {
+          if minedSampler == nil || trainer.step - (state.mined?.step ?? 0) >= interval {
+            let t0 = Date()
+            let e = trainer.network.embed(train.features)
+            let lists = try hardNeighbors(embeddings: e, labels: train.labels, k: offline.k, distance: offline.distance, window: offline.window)
+            let seconds = Date().timeIntervalSince(t0)
+            miningSeconds += seconds
+            state.mined = (trainer.step, lists)
+            minedSampler = partnersSampler(lists, minedAt: trainer.step)
+            let negatives = lists.negatives.filter { $0 >= 0 }.count, positives = lists.positives.filter { $0 >= 0 }.count
+            let o: [String: Any] = [
+              "event": "offline_mining", "step": trainer.step, "seconds": (seconds * 1000).rounded() / 1000, "anchors": train.labels.count,
+              "hard_positives": positives, "hard_negatives": negatives,
+            ]
+            history.append(o)
+            if json { say(jsonLine(o)) } else if isatty(STDOUT_FILENO) == 0 || logEvery == 0 {
+              say(String(format: "offline mining at step %d: %d anchors, %d hard positives, %d hard negatives in %.2f s", trainer.step, train.labels.count, positives, negatives, seconds))
+            }
+          }
+          minedSampler!.next(into: &indices)
+        } else {
+          batches.next(into: &indices)
+        }
         x.resize(rows: indices.count, columns: d)
         labels.removeAll(keepingCapacity: true)
         train.features.withUnsafeBufferPointer { src in
@@ -218,6 +328,7 @@ struct Train: ParsableCommand {
         trainer.optimizer.learningRateScale = factor(trainer.step)
         let result = try trainer.train(x, labels: labels)
         lossSum += Double(result.loss.total)
+        activeTuples += result.loss.terms.reduce(0) { $0 + $1.nonZero }
         if let mined = result.mined {
           minedTotal += mined
           if mined == 0 { emptyMined += 1 }
@@ -246,6 +357,9 @@ struct Train: ParsableCommand {
         record["mean_mined"] = minedTotal / Swift.max(1, perEpoch)
         record["batches_with_nothing_mined"] = emptyMined
       }
+      record["mean_active_terms"] = activeTuples / Swift.max(1, perEpoch)
+      if offline != nil { record["offline_mining_seconds"] = (miningSeconds * 1000).rounded() / 1000 }
+      if let m = trainer.memory { record["memory_held"] = m.count }
       if let validation {
         let e = trainer.network.embed(validation.features)
         let m = try retrievalMetrics(queries: e, queryLabels: validation.labels)
@@ -274,6 +388,7 @@ struct Train: ParsableCommand {
         s.epoch = epoch + 1
         s.best = best
         s.stale = stale
+        s.mined = state.mined
         try s.save(folder, trainer: trainer, configuration: configuration)
       }
       if let patience, stale >= patience {
@@ -365,6 +480,8 @@ struct RunState {
   var epoch = 0
   var stale = 0
   var best: (map: Double, epoch: Int, values: [Matrix<Float>]) = (-1, 0, [])
+  /// The last offline mining: the step it ran at and what it found.
+  var mined: (step: Int, lists: HardNeighbors)?
 
   func save<N, L, S, O>(_ folder: String, trainer: Trainer<N, L, S, O>, configuration: [String: String]) throws
   where N.Scalar == Float {
@@ -377,17 +494,35 @@ struct RunState {
     }
     var bestTensors: [(String, [Int], [Float])] = []
     for (i, v) in best.values.enumerated() { bestTensors.append(("best.\(i)", [v.count], v.elements)) }
-    let stateJSON: [String: Any] = [
+    var stateJSON: [String: Any] = [
       "version": 1, "epoch": epoch, "step": trainer.step, "stale": stale, "best_map_at_r": best.map, "best_epoch": best.epoch,
       "step_counts": st.stepCounts, "configuration": configuration,
     ]
-    try Checkpoint.save(
-      [
-        "parameters.safetensors": Checkpoint.safetensors(params.map { (name: $0.0, shape: $0.1, values: $0.2) }),
-        "optimizer.safetensors": Checkpoint.safetensors(optimizer.map { (name: $0.0, shape: $0.1, values: $0.2) }),
-        "best.safetensors": Checkpoint.safetensors(bestTensors.map { (name: $0.0, shape: $0.1, values: $0.2) }),
-        "state.json": try JSONSerialization.data(withJSONObject: stateJSON, options: [.sortedKeys, .prettyPrinted]),
-      ], in: folder, step: trainer.step)
+    var files: [String: Data] = [
+      "parameters.safetensors": Checkpoint.safetensors(params.map { (name: $0.0, shape: $0.1, values: $0.2) }),
+      "optimizer.safetensors": Checkpoint.safetensors(optimizer.map { (name: $0.0, shape: $0.1, values: $0.2) }),
+      "best.safetensors": Checkpoint.safetensors(bestTensors.map { (name: $0.0, shape: $0.1, values: $0.2) }),
+    ]
+    // The cross-batch memory's queue, so that a resumed run compares with the same embeddings.
+    if let m = trainer.memory, m.count > 0 {
+      let held = m.heldEmbeddings
+      files["memory.safetensors"] = Checkpoint.safetensors([
+        (name: "embeddings", shape: [held.rows, held.columns], values: held.elements),
+        (name: "labels", shape: [m.count], values: m.slotLabels[0..<m.count].map { Float($0) }),
+      ])
+      stateJSON["memory_next"] = m.next
+    }
+    // The last offline mining's lists (indices are exact in Float below 2^24).
+    if let mined {
+      let k = mined.lists.k
+      files["offline.safetensors"] = Checkpoint.safetensors([
+        (name: "positives", shape: [mined.lists.positives.count / k, k], values: mined.lists.positives.map { Float($0) }),
+        (name: "negatives", shape: [mined.lists.negatives.count / k, k], values: mined.lists.negatives.map { Float($0) }),
+      ])
+      stateJSON["offline_mined_at_step"] = mined.step
+    }
+    files["state.json"] = try JSONSerialization.data(withJSONObject: stateJSON, options: [.sortedKeys, .prettyPrinted])
+    try Checkpoint.save(files, in: folder, step: trainer.step)
   }
 
   static func load<N, L, S, O>(_ folder: String, into trainer: inout Trainer<N, L, S, O>, configuration: [String: String]) throws
@@ -432,6 +567,24 @@ struct RunState {
       if let t = bestTensors["best.\(i)"] { values.append(Matrix(rows: shape.0, columns: shape.1, elements: t.values)) }
     }
     s.best = (json["best_map_at_r"] as? Double ?? -1, json["best_epoch"] as? Int ?? 0, values.count == shapes.count ? values : [])
+    if trainer.memory != nil, let next = json["memory_next"] as? Int {
+      let path = "\(dir)/memory.safetensors"
+      let t = try Checkpoint.readSafetensors(path)
+      guard let e = t["embeddings"], e.shape.count == 2, let l = t["labels"], l.values.count == e.shape[0] else {
+        throw TrainingError("\(path): the cross-batch memory's embeddings and labels are missing or do not match")
+      }
+      do {
+        try trainer.memory!.restore(embeddings: Matrix(rows: e.shape[0], columns: e.shape[1], elements: e.values), labels: l.values.map { Int($0) }, next: next)
+      } catch { throw TrainingError("\(path): \(error)") }
+    }
+    if let step = json["offline_mined_at_step"] as? Int {
+      let path = "\(dir)/offline.safetensors"
+      let t = try Checkpoint.readSafetensors(path)
+      guard let p = t["positives"], let n = t["negatives"], p.shape.count == 2, p.shape == n.shape, p.shape[1] >= 1 else {
+        throw TrainingError("\(path): the offline-mined lists are missing or malformed")
+      }
+      s.mined = (step, HardNeighbors(k: p.shape[1], positives: p.values.map { Int32($0) }, negatives: n.values.map { Int32($0) }))
+    }
     return s
   }
 }

@@ -49,6 +49,29 @@ public func nearestNeighbors<T: DMLScalar>(
   distance: Distance = Distance(.euclidean, normalizesEmbeddings: false), excludeSelf: Bool = false,
   queryBlock: Int = 1024, referenceBlock: Int = 4096
 ) throws -> Neighbors<T> {
+  try searchNeighbors(
+    queries: queries, references: references, k: k, distance: distance, excludeSelf: excludeSelf,
+    queryBlock: queryBlock, referenceBlock: referenceBlock, filter: nil)
+}
+
+/// Which references a filtered search may return for each query, and in which order.
+struct NeighborFilter<T: DMLScalar> {
+  /// The label of each query and of each reference.
+  var queryLabels: [Int], referenceLabels: [Int]
+  /// Keep references of the query's own label (`true`) or of other labels (`false`).
+  var sameLabel: Bool
+  /// Rank the farthest first instead of the nearest.
+  var farthest: Bool
+  /// Per query: keep only references farther than this distance (`nil`: no bound).
+  var fartherThan: [T]?
+}
+
+/// The search behind `nearestNeighbors` and `hardNeighbors`. With a filter, rows may hold fewer
+/// than `k` valid neighbours: the rest are index `-1` with a NaN score.
+func searchNeighbors<T: DMLScalar>(
+  queries: Matrix<T>, references: Matrix<T>, k: Int, distance: Distance, excludeSelf: Bool,
+  queryBlock: Int, referenceBlock: Int, filter: NeighborFilter<T>?
+) throws -> Neighbors<T> {
   let (q, r, d) = (queries.rows, references.rows, queries.columns)
   guard references.columns == d else {
     throw EvaluationError("queries have \(d) dimensions, references \(references.columns)")
@@ -58,13 +81,15 @@ public func nearestNeighbors<T: DMLScalar>(
     throw EvaluationError("excluding self needs the same set on both sides (\(q) vs \(r) rows)")
   }
   let available = excludeSelf ? r - 1 : r
-  guard k > 0 && k <= available else {
+  guard k > 0 && (k <= available || filter != nil) else {
     throw EvaluationError("k = \(k) must lie in 1...\(available) for \(r) references\(excludeSelf ? " (self excluded)" : "")")
   }
   guard queries.isFinite && references.isFinite else {
     throw EvaluationError("embeddings contain NaN or infinite values")
   }
-  let largest = distance.isSimilarity
+  // Rank by the largest score for a similarity's nearest or a distance's farthest.
+  let largest = distance.isSimilarity != (filter?.farthest ?? false)
+  let worst: T = largest ? -T.infinity : T.infinity
   // Prepared copies: rows normalised when the distance says so; squared norms for Euclidean.
   let qn = distance.normalizesEmbeddings ? queries.rowsNormalized() : queries
   let rn = distance.normalizesEmbeddings ? references.rowsNormalized() : references
@@ -74,7 +99,7 @@ public func nearestNeighbors<T: DMLScalar>(
     qn.rowSquaredNorms(into: &qs)
     rn.rowSquaredNorms(into: &rs)
   }
-  let kk = k + (excludeSelf ? 1 : 0)  // one extra, in case self is among the best
+  let kk = Swift.min(k + (excludeSelf ? 1 : 0), r)  // one extra, in case self is among the best
   var bestIndex = [Int32](repeating: -1, count: q * kk)
   var bestScore = [T](repeating: largest ? -T.infinity : T.infinity, count: q * kk)
   var block = Matrix<T>()
@@ -100,6 +125,18 @@ public func nearestNeighbors<T: DMLScalar>(
             // Squared distances; the query's own norm is constant along the row, so only the
             // reference part decides the order — but it is kept to return true distances.
             T.squaredDistanceRow(row, querySquare: qs[q0 + i], referenceSquares: rs.withUnsafeBufferPointer { $0.baseAddress! + r0 }, count: m)
+          }
+          if let filter {
+            // Filtered-out references get the worst score, so they rank last and are dropped.
+            let y = filter.queryLabels[q0 + i]
+            filter.referenceLabels.withUnsafeBufferPointer { labels in
+              for j in 0..<m where (labels[r0 + j] == y) != filter.sameLabel { row[j] = worst }
+            }
+            if let bound = filter.fartherThan?[q0 + i] {
+              // Row scores are squared distances for the Euclidean kinds, similarities otherwise.
+              let b = distance.kind == .euclidean && bound > 0 ? bound * bound : bound
+              for j in 0..<m where distance.isSimilarity ? row[j] >= b : row[j] <= b { row[j] = worst }
+            }
           }
           candIndex.withUnsafeMutableBufferPointer { ci in
             candScore.withUnsafeMutableBufferPointer { cs in
@@ -153,10 +190,15 @@ public func nearestNeighbors<T: DMLScalar>(
     for slot in 0..<kk where out < k {
       let j = bestIndex[i * kk + slot]
       if excludeSelf && Int(j) == i { continue }
-      result.indices[i * k + out] = j
       let s = bestScore[i * kk + slot]
+      if filter != nil && (j < 0 || s == worst) { break }  // only filtered-out references remain
+      result.indices[i * k + out] = j
       result.scores[i, out] = distance.kind == .euclidean ? s.squareRoot() : s
       out += 1
+    }
+    for slot in out..<k {
+      result.indices[i * k + slot] = -1
+      result.scores[i, slot] = .nan
     }
   }
   return result

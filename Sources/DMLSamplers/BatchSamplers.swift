@@ -158,3 +158,91 @@ public struct ViewsBatchSampler: BatchSampler, Sendable {
     for i in picked { for _ in 0..<views { batch.append(i) } }
   }
 }
+
+/// Batches built from offline-mined tuples: each anchor (from a reshuffled order) brings, in the
+/// same batch, up to `positives` of its hard positives and up to `negatives` of its hard
+/// negatives, drawn at random from its mined lists. An item appears at most once per batch, and
+/// a batch stops at `batchSize` (the last group may be cut). An epoch is `⌊count / batchSize⌋`
+/// batches, like the other samplers'; the anchor order carries over from one epoch to the next,
+/// so every anchor leads a group in turn.
+public struct MinedPartnersBatchSampler: BatchSampler, Sendable {
+  public let batchSize: Int
+  public let positivesPerAnchor: Int
+  public let negativesPerAnchor: Int
+  public let k: Int
+  public let count: Int
+  public var rng: RandomSource
+  @usableFromInline let positives: [Int32]
+  @usableFromInline let negatives: [Int32]
+  @usableFromInline var order: [Int] = []
+  @usableFromInline var position = 0
+  // The batch number in which each item was last placed, to keep items unique within a batch.
+  @usableFromInline var placed: [Int]
+  @usableFromInline var batchNumber = 0
+  @usableFromInline var scratch: [Int32] = []
+
+  /// - Parameters:
+  ///   - positives, negatives: `count × k` mined indices per anchor, `-1` padded.
+  public init(
+    positives: [Int32], negatives: [Int32], k: Int, batchSize: Int, positivesPerAnchor: Int = 1,
+    negativesPerAnchor: Int = 3, seed: UInt64 = 0
+  ) {
+    precondition(k >= 1 && positives.count == negatives.count && positives.count % k == 0, "MinedPartnersBatchSampler: lists must be count × k")
+    precondition(batchSize >= 2, "batch size must be at least 2")
+    precondition(positivesPerAnchor >= 0 && negativesPerAnchor >= 0, "partners per anchor must be ≥ 0")
+    count = positives.count / k
+    precondition(count >= batchSize, "\(count) samples cannot fill a batch of \(batchSize)")
+    self.k = k
+    self.positives = positives
+    self.negatives = negatives
+    self.batchSize = batchSize
+    self.positivesPerAnchor = positivesPerAnchor
+    self.negativesPerAnchor = negativesPerAnchor
+    rng = RandomSource(seed: seed)
+    placed = [Int](repeating: -1, count: count)
+  }
+
+  public var batchesPerEpoch: Int { count / batchSize }
+
+  public mutating func next(into batch: inout [Int]) {
+    batch.removeAll(keepingCapacity: true)
+    batchNumber += 1
+    func place(_ i: Int) {
+      guard batch.count < batchSize, placed[i] != batchNumber else { return }
+      placed[i] = batchNumber
+      batch.append(i)
+    }
+    while batch.count < batchSize {
+      if position >= order.count {
+        order = Array(0..<count)
+        rng.shuffle(&order)
+        position = 0
+      }
+      let anchor = order[position]
+      position += 1
+      guard placed[anchor] != batchNumber else { continue }
+      place(anchor)
+      for side in 0..<2 {
+        let take = side == 0 ? positivesPerAnchor : negativesPerAnchor
+        // A seeded partial shuffle of the anchor's valid partners picks `take` of them.
+        scratch.removeAll(keepingCapacity: true)
+        for slot in 0..<k {
+          let partner = side == 0 ? positives[anchor * k + slot] : negatives[anchor * k + slot]
+          if partner >= 0 { scratch.append(partner) }
+        }
+        var picked = 0
+        var i = 0
+        while picked < take && i < scratch.count {
+          let j = i + rng.index(below: scratch.count - i)
+          scratch.swapAt(i, j)
+          let partner = Int(scratch[i])
+          if placed[partner] != batchNumber {
+            place(partner)
+            picked += 1
+          }
+          i += 1
+        }
+      }
+    }
+  }
+}

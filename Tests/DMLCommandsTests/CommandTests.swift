@@ -86,6 +86,12 @@ struct CommandTests {
       (["train", "--data", "x.txt"], "--data x.txt: expected fashion-mnist, a .csv or a .npy file"),
       (["train", "--patience", "2"], "--patience needs --validation-classes"),
       (["train", "--resume"], "--resume needs --checkpoint FOLDER"),
+      (["train", "--memory", "size=0"], "--memory size=0: size=0 must be at least 1"),
+      (["train", "--memory", "size=64,wamrup=2"], "memory: unknown hyperparameter 'wamrup'"),
+      (["train", "--memory", "size=64", "--loss", "proxy-anchor"], "--memory needs losses that compare embeddings with each other"),
+      (["train", "--offline-mining", "k=0"], "--offline-mining k=0: k=0 must be at least 1"),
+      (["train", "--offline-mining", "window=soft"], "window=soft is not one of hard, semihard"),
+      (["train", "--offline-mining", "every=1", "--loss", "softmax"], "--offline-mining builds batches for pair losses"),
       (["evaluate", "--checkpoint", "/nonexistent"], "/nonexistent: no checkpoint"),
       (["embed", "--checkpoint", "x", "--output", "out.txt"], "--output out.txt must end in .npy or .csv"),
     ])
@@ -154,6 +160,33 @@ struct CommandTests {
     other[other.firstIndex(of: "triplet:margin=0.2")!] = "triplet:margin=0.3"
     let d = try dml(other)
     #expect(d.status != 0 && d.stderr.contains("--loss is 'triplet:margin=0.3' but the checkpoint was made with 'triplet:margin=0.2'"))
+  }
+
+  @Test(
+    "resume is exact with a cross-batch memory and with offline mining (their state is in the checkpoint)",
+    arguments: [["--memory", "size=80,warmup=3"], ["--offline-mining", "steps=5,k=4,window=semihard"]])
+  func resumeWithState(_ extra: [String]) throws {
+    let data = syntheticCSV()
+    let straight = temporaryFolder("straight-state"), split = temporaryFolder("split-state")
+    let a = try dml(Self.trainArguments(data, epochs: 4, checkpoint: straight) + extra)
+    #expect(a.status == 0, "\(a.stderr)")
+    let b = try dml(Self.trainArguments(data, epochs: 2, checkpoint: split) + extra)
+    #expect(b.status == 0, "\(b.stderr)")
+    let c = try dml(Self.trainArguments(data, epochs: 4, checkpoint: split) + extra + ["--resume"])
+    #expect(c.status == 0, "\(c.stderr)")
+    func file(_ folder: String, _ name: String) throws -> Data {
+      let link = try FileManager.default.destinationOfSymbolicLink(atPath: "\(folder)/latest")
+      return try Data(contentsOf: URL(fileURLWithPath: "\(folder)/\(link)/\(name)"))
+    }
+    #expect(try file(straight, "parameters.safetensors") == file(split, "parameters.safetensors"))
+    let state = extra[0] == "--memory" ? "memory.safetensors" : "offline.safetensors"
+    #expect(try file(straight, state) == file(split, state))
+    // The technique did something: its events are in the log.
+    if extra[0] == "--memory" {
+      #expect(a.stdout.contains("\"memory_held\":80"))
+    } else {
+      #expect(a.stdout.components(separatedBy: "\"offline_mining\"").count - 1 >= 3)
+    }
   }
 
   @Test("train → embed → evaluate round-trips, BatchNorm's running statistics included")
