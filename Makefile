@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests and CI never set this: they run whatever the machine's environment gives.
 FAST_BLAS := $(if $(OPENBLAS_CORETYPE),,$(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX))
 
-.PHONY: all deps build test demo bench bench-deps bench-foundation bench-losses bench-search bench-plots fuzz fuzz-asan libfuzz reliability report clean
+.PHONY: all deps build test demo bench bench-deps bench-foundation bench-losses bench-search bench-plots fuzz fuzz-asan libfuzz reliability report report-crossbatch clean
 
 all: build
 
@@ -101,6 +101,11 @@ report: deps
 	$(SWIFT) build -c release --product dml
 	python3 Benchmarks/Scripts/fmnist05_report.py .build/release/dml Docs/fmnist05-table.md --tune
 	python3 Benchmarks/Scripts/fmnist05_report.py .build/release/dml Docs/fmnist05-table.md
+
+# Issue 12: offline hard mining and cross-batch memory, with and without, on fmnist-05 (MLP).
+report-crossbatch: deps
+	$(SWIFT) build -c release --product dml
+	python3 Benchmarks/Scripts/crossbatch_report.py .build/release/dml Docs/crossbatch.md --seeds $(or $(SEEDS),0,1)
 
 clean:
 	rm -rf .build

@@ -140,24 +140,90 @@ struct Verify: ParsableCommand {
 
 struct Dedup: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Group near-duplicates (cosine similarity at least --threshold) and write the groups as CSV: group,index.")
+    abstract: "Group near-duplicates and write the groups as CSV: group,index.",
+    discussion: """
+      Embeddings (a --checkpoint's, or the L2-normalised inputs) are linked at cosine similarity
+      --threshold or above. With --shift N, images are compared pixel by pixel under the best
+      shift of up to N pixels (noisy and shifted copies), linked within --max-distance, or within
+      the distance that --calibrate finds best on copies planted in the training images.
+      --plant K adds a noisy and a shifted copy of K test images and reports precision and recall.
+      Example: dml dedup --test-classes 0-9 --shift 2 --calibrate --plant 500
+      """)
 
   @OptionGroup var source: EmbeddingSource
   @OptionGroup(title: "Data (the --test-classes of --data)") var dataOptions: DataOptions
-  @Option(help: "Cosine similarity at or above which two items are duplicates.") var threshold = 0.98
+  @Option(help: "Cosine similarity at or above which two embeddings are duplicates.") var threshold = 0.98
+  @Option(help: "Compare images under shifts of up to this many pixels (0: compare embeddings).") var shift = 0
+  @Option(help: "With --shift: the shift-tolerant pixel distance at or below which two images are duplicates.") var maxDistance: Double?
+  @Flag(help: "With --shift: choose --max-distance by the best F1 on copies planted in the training images.") var calibrate = false
+  @Option(help: "Plant a noisy and a shifted copy of this many test images, and report precision and recall.") var plant = 0
+  @Option(help: "Standard deviation of the planted noise, as a fraction of the pixel range.") var noise = 0.05
+  @Option(help: "Seed of the planted copies.") var seed: UInt64 = 1
   @Option(help: "Output CSV (default: standard output).") var output: String?
 
   func validate() throws {
     guard threshold > -1 && threshold <= 1 else { throw ValidationError("--threshold \(threshold) must lie in (-1, 1]") }
+    guard (0...8).contains(shift) else { throw ValidationError("--shift \(shift) must lie in 0...8") }
+    guard plant >= 0 else { throw ValidationError("--plant \(plant) must be ≥ 0") }
+    guard noise >= 0 && noise <= 1 else { throw ValidationError("--noise \(noise) must lie in [0, 1]") }
+    if let maxDistance, !(maxDistance >= 0 && maxDistance.isFinite) { throw ValidationError("--max-distance \(maxDistance) must be a finite distance ≥ 0") }
+    if shift > 0 {
+      guard (maxDistance != nil) != calibrate else { throw ValidationError("--shift needs either --max-distance D or --calibrate") }
+      guard source.checkpoint == nil else { throw ValidationError("--shift compares the input images; it cannot be combined with --checkpoint") }
+    } else if maxDistance != nil || calibrate {
+      throw ValidationError("--max-distance and --calibrate need --shift N (image comparison)")
+    }
+    if plant > 0 && shift == 0 { throw ValidationError("--plant needs --shift N (planted copies are shifted images)") }
   }
 
   func run() throws {
-    let (_, _, test) = try dataOptions.splits()
-    let groups = try nearDuplicateGroups(try source.embed(test), threshold: threshold, distance: .cosine)
+    let (train, _, test) = try dataOptions.splits()
+    var items = test.features
+    var planted: [Int]?
+    var groups: [[Int]]
+    if shift > 0 {
+      guard let shape = test.imageShape else { throw ValidationError("--shift needs image data (such as fashion-mnist)") }
+      let finder = ImageDuplicateFinder(height: shape.height, width: shape.width, channels: shape.channels, maxShift: shift)
+      var distance = maxDistance ?? 0
+      if calibrate {
+        // Copies planted in (a seeded sample of) the training images, never in the test split.
+        let sample = train.labels.count > 10_000 ? Array(Array(0..<train.labels.count).shuffled(seed: seed &+ 0xCA1).prefix(10_000)).sorted() : Array(0..<train.labels.count)
+        let base = train.features.rows(sample)
+        let originals = Swift.max(1, Swift.min(plant > 0 ? plant : 500, base.rows / 4))
+        let calibration = try PlantedDuplicates.plant(
+          base, height: shape.height, width: shape.width, channels: shape.channels, originals: originals, noise: noise, maxShift: shift, seed: seed &+ 0xCA1)
+        let c = PlantedDuplicates.calibrate(try finder.candidatePairs(calibration.images), source: calibration.source)
+        distance = c.threshold
+        warn(String(format: "calibrated on %d training images with %d planted pairs: max distance %.4f (precision %.4f, recall %.4f there)", base.rows, 3 * originals, c.threshold, c.precision, c.recall))
+      }
+      if plant > 0 {
+        let p = try PlantedDuplicates.plant(
+          items, height: shape.height, width: shape.width, channels: shape.channels, originals: Swift.min(plant, items.rows), noise: noise, maxShift: shift, seed: seed)
+        items = p.images
+        planted = p.source
+      }
+      groups = finder.groups(try finder.candidatePairs(items), count: items.rows, maxDistance: distance)
+    } else {
+      groups = try nearDuplicateGroups(try source.embed(test), threshold: threshold, distance: .cosine)
+    }
     var text = "group,index\n"
     for (g, members) in groups.enumerated() { for i in members { text += "\(g),\(i)\n" } }
     if let output { try atomicWrite(Data(text.utf8), to: output) } else { print(text, terminator: "") }
-    warn("\(groups.count) groups of near-duplicates among \(test.labels.count) items")
+    warn("\(groups.count) groups of near-duplicates among \(items.rows) items")
+    if let planted {
+      let s = PlantedDuplicates.pairScores(groups: groups, source: planted)
+      warn(String(format: "planted copies of %d test images (noise %.2f, shifts up to %d px): pair precision %.4f, recall %.4f (%d pairs predicted, %d planted)", plant, noise, shift, s.precision, s.recall, s.predicted, s.truePairs))
+    }
+  }
+}
+
+extension Array where Element == Int {
+  /// A seeded shuffle.
+  func shuffled(seed: UInt64) -> [Int] {
+    var copy = self
+    var rng = RandomSource(seed: seed)
+    rng.shuffle(&copy)
+    return copy
   }
 }
 

@@ -56,7 +56,7 @@ struct CommandTests {
     for command in ["train", "evaluate", "embed", "plot", "list"] { #expect(r.stdout.contains("  \(command) ")) }
     let train = try dml(["train", "--help"])
     for flag in ["--train-classes", "--test-classes", "--validation-classes", "--network", "--loss", "--miner", "--batch",
-      "--optimizer", "--epochs", "--patience", "--checkpoint", "--resume", "--log"] {
+      "--optimizer", "--epochs", "--patience", "--checkpoint", "--resume", "--log", "--memory", "--offline-mining"] {
       #expect(train.stdout.contains(flag), "train --help lacks \(flag)")
     }
   }
@@ -89,6 +89,9 @@ struct CommandTests {
       (["train", "--memory", "size=0"], "--memory size=0: size=0 must be at least 1"),
       (["train", "--memory", "size=64,wamrup=2"], "memory: unknown hyperparameter 'wamrup'"),
       (["train", "--memory", "size=64", "--loss", "proxy-anchor"], "--memory needs losses that compare embeddings with each other"),
+      (["dedup", "--shift", "2"], "--shift needs either --max-distance D or --calibrate"),
+      (["dedup", "--plant", "5"], "--plant needs --shift N"),
+      (["dedup", "--shift", "2", "--max-distance", "nan"], "--max-distance nan must be a finite distance"),
       (["train", "--offline-mining", "k=0"], "--offline-mining k=0: k=0 must be at least 1"),
       (["train", "--offline-mining", "window=soft"], "window=soft is not one of hard, semihard"),
       (["train", "--offline-mining", "every=1", "--loss", "softmax"], "--offline-mining builds batches for pair losses"),
