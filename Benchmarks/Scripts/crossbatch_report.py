@@ -146,7 +146,7 @@ def main():
         "  generalisation gap of issue 11 is not a shortage of negatives. Judge each by its row against *plain*.",
         "- The cross-batch memory multiplies the pairs each step sees by about 8 (1,152 columns instead of 128) at a",
         "  modest cost for contrastive, the pairing its paper recommends. With the all-semi-hard triplet miner, the",
-        "  triplets grow with the square of the columns (tens of thousands per step become hundreds of thousands)",
+        "  triplets grow with the square of the columns (see tuples/step: about 60 times as many)",
         "  and throughput falls by an order of magnitude.",
         "- Offline mining spends most of its time in the two searches over the whole training set (each epoch: the",
         "  18,000 anchors against every item, plus each class against itself); its batches of an anchor with its",
