@@ -521,6 +521,10 @@ struct RunState {
       ])
       stateJSON["offline_mined_at_step"] = mined.step
     }
+    // Random generators that advance while training (seeded miners, Dropout), as hex words:
+    // JSON numbers cannot hold 64 bits exactly.
+    func hex(_ states: [[UInt64]]) -> [[String]] { states.map { $0.map { String($0, radix: 16) } } }
+    stateJSON["random_states"] = ["network": hex(trainer.network.randomStates), "sampler": hex(trainer.sampler.randomStates)]
     files["state.json"] = try JSONSerialization.data(withJSONObject: stateJSON, options: [.sortedKeys, .prettyPrinted])
     try Checkpoint.save(files, in: folder, step: trainer.step)
   }
@@ -557,6 +561,18 @@ struct RunState {
     }
     trainer.optimizer.state = st
     trainer.step = json["step"] as? Int ?? 0
+    if let random = json["random_states"] as? [String: [[String]]] {
+      func words(_ key: String) throws -> [[UInt64]] {
+        try (random[key] ?? []).map { state in
+          try state.map { guard let v = UInt64($0, radix: 16) else { throw TrainingError("\(dir)/state.json: random state '\($0)' is not a hex word") }; return v }
+        }
+      }
+      guard trainer.network.restoreRandomStates(try words("network")), trainer.sampler.restoreRandomStates(try words("sampler")) else {
+        throw TrainingError("\(dir)/state.json: the saved random generators do not fit this network and miner")
+      }
+    } else if !trainer.network.randomStates.isEmpty || !trainer.sampler.randomStates.isEmpty {
+      warn("warning: \(dir) has no random generator states (an older checkpoint): the miner's or Dropout's draws restart from their seeds")
+    }
     var s = RunState()
     s.epoch = json["epoch"] as? Int ?? 0
     s.stale = json["stale"] as? Int ?? 0

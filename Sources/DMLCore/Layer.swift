@@ -103,6 +103,10 @@ public struct Network<Body: Layer>: EmbeddingNetwork {
   public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
     body.visitParameters(visit)
   }
+
+  public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) {
+    body.visitRandomSources(visit)
+  }
 }
 
 extension EmbeddingNetwork {

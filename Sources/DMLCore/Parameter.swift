@@ -48,9 +48,32 @@ public protocol ParameterContainer<Scalar> {
   associatedtype Scalar: DMLScalar
   /// Calls `visit` on every parameter, always in the same order.
   mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void)
+  /// Calls `visit` on every random generator the container draws from while training (Dropout's),
+  /// always in the same order, so that checkpoints can save and restore them.
+  mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void)
 }
 
 extension ParameterContainer {
+  public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) {}
+
+  /// The state of every random generator, in visiting order.
+  public var randomStates: [[UInt64]] {
+    var copy = self
+    var states: [[UInt64]] = []
+    copy.visitRandomSources { states.append($0.state) }
+    return states
+  }
+
+  /// Restores the generators from `randomStates`; false if the saved list does not fit.
+  public mutating func restoreRandomStates(_ states: [[UInt64]]) -> Bool {
+    guard states.count == randomStates.count, states.allSatisfy({ RandomSource(state: $0) != nil }) else { return false }
+    var index = 0
+    visitRandomSources { rng in
+      rng = RandomSource(state: states[index])!
+      index += 1
+    }
+    return true
+  }
   /// The number of learned scalars.
   public var parameterCount: Int {
     var copy = self

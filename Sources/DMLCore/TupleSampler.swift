@@ -20,11 +20,34 @@ public protocol TupleSampler<Scalar> {
   /// Whether `mine` reads rectangular score matrices against a cross-batch memory: its column
   /// loops run to `scores.columns` with `labels[j]` as column labels.
   var acceptsMemory: Bool { get }
+  /// Calls `visit` on every random generator the sampler draws from (seeded sampling or capped
+  /// reservoirs), always in the same order, so that checkpoints can save and restore them.
+  mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void)
 }
 
 extension TupleSampler {
   public var providesTuples: Bool { true }
   public var acceptsMemory: Bool { false }
+  public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) {}
+
+  /// The state of every random generator, in visiting order.
+  public var randomStates: [[UInt64]] {
+    var copy = self
+    var states: [[UInt64]] = []
+    copy.visitRandomSources { states.append($0.state) }
+    return states
+  }
+
+  /// Restores the generators from `randomStates`; false if the saved list does not fit.
+  public mutating func restoreRandomStates(_ states: [[UInt64]]) -> Bool {
+    guard states.count == randomStates.count, states.allSatisfy({ RandomSource(state: $0) != nil }) else { return false }
+    var index = 0
+    visitRandomSources { rng in
+      rng = RandomSource(state: states[index])!
+      index += 1
+    }
+    return true
+  }
 }
 
 /// Counts kept by a sampler over a run, so a trainer can say "the loss is stuck at zero because
@@ -112,6 +135,7 @@ public struct AnyTupleSampler<Scalar: DMLScalar>: TupleSampler {
   @usableFromInline let _mine: (Matrix<Scalar>, [Int], inout Tuples) -> Void
   @usableFromInline let _statistics: () -> MiningStatistics
   @usableFromInline let _setStatistics: (MiningStatistics) -> Void
+  @usableFromInline let _visitRandom: ((inout RandomSource) -> Void) -> Void
   public let distance: Distance
   public let providesTuples: Bool
   public let acceptsMemory: Bool
@@ -122,6 +146,7 @@ public struct AnyTupleSampler<Scalar: DMLScalar>: TupleSampler {
     _mine = { box.value.mine(scores: $0, labels: $1, into: &$2) }
     _statistics = { box.value.statistics }
     _setStatistics = { box.value.statistics = $0 }
+    _visitRandom = { visit in box.value.visitRandomSources(visit) }
     distance = sampler.distance
     providesTuples = sampler.providesTuples
     acceptsMemory = sampler.acceptsMemory
@@ -136,4 +161,6 @@ public struct AnyTupleSampler<Scalar: DMLScalar>: TupleSampler {
     get { _statistics() }
     set { _setStatistics(newValue) }
   }
+
+  public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) { _visitRandom(visit) }
 }

@@ -19,6 +19,15 @@ public struct RandomSource: RandomNumberGenerator, Sendable, Codable, Equatable,
     s3 = RandomSource.splitMix(&sm)
   }
 
+  /// The generator's four words of state, for checkpoints.
+  public var state: [UInt64] { [s0, s1, s2, s3] }
+
+  /// A generator continuing from a saved `state` (four words, not all zero).
+  public init?(state: [UInt64]) {
+    guard state.count == 4, state.contains(where: { $0 != 0 }) else { return nil }
+    (s0, s1, s2, s3) = (state[0], state[1], state[2], state[3])
+  }
+
   @inlinable
   static func splitMix(_ state: inout UInt64) -> UInt64 {
     state &+= 0x9E37_79B9_7F4A_7C15

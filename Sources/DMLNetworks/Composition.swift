@@ -46,6 +46,11 @@ public struct Chain<First: Layer, Second: Layer>: Layer where First.Scalar == Se
     first.visitParameters(visit)
     second.visitParameters(visit)
   }
+
+  public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) {
+    first.visitRandomSources(visit)
+    second.visitRandomSources(visit)
+  }
 }
 
 /// A run-time number of layers of one type (for example the hidden blocks of an MLP), applied
@@ -121,6 +126,10 @@ public struct Stack<Element: Layer>: Layer {
   public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
     for i in layers.indices { layers[i].visitParameters(visit) }
   }
+
+  public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) {
+    for i in layers.indices { layers[i].visitRandomSources(visit) }
+  }
 }
 
 /// A layer that can be switched off, becoming the identity, without changing the network's
@@ -169,6 +178,10 @@ public struct Optionally<Wrapped: Layer>: Layer {
   @inlinable
   public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
     if isEnabled { wrapped.visitParameters(visit) }
+  }
+
+  public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) {
+    if isEnabled { wrapped.visitRandomSources(visit) }
   }
 }
 

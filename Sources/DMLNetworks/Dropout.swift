@@ -18,6 +18,8 @@ public struct Dropout<Scalar: DMLScalar>: Layer {
 
   public func outputFeatures(forInput n: Int) -> Int { n }
 
+  public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) { visit(&rng) }
+
   @inlinable
   public mutating func forward(
     _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode

@@ -16,6 +16,11 @@ public struct BatchAllMiner<Scalar: DMLScalar>: TupleSampler {
     negativeReservoir = Reservoir(capacity: maxTuples, seed: seed &+ 1)
   }
 
+  public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) {
+    visit(&reservoir.rng)
+    visit(&negativeReservoir.rng)
+  }
+
   @inlinable
   public mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples) {
     let n = scores.rows, m = scores.columns

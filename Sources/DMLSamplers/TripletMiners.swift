@@ -53,6 +53,8 @@ public struct TripletMarginMiner<Scalar: DMLScalar>: TupleSampler {
     reservoir = Reservoir(capacity: maxTuples, seed: seed)
   }
 
+  public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) { visit(&reservoir.rng) }
+
   @inlinable
   public mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples) {
     let n = scores.rows, columns = scores.columns
@@ -184,6 +186,8 @@ public struct DistanceWeightedMiner<Scalar: DMLScalar>: TupleSampler {
     self.nonzeroLossCutoff = nonzeroLossCutoff
     rng = RandomSource(seed: seed)
   }
+
+  public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) { visit(&rng) }
 
   @inlinable
   public mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples) {

@@ -166,29 +166,44 @@ struct CommandTests {
   }
 
   @Test(
-    "resume is exact with a cross-batch memory and with offline mining (their state is in the checkpoint)",
-    arguments: [["--memory", "size=80,warmup=3"], ["--offline-mining", "steps=5,k=4,window=semihard"]])
+    "resume is exact with a cross-batch memory, offline mining and a capped (seeded) miner: their state is in the checkpoint",
+    arguments: [["--memory", "size=80,warmup=3"], ["--offline-mining", "steps=5,k=4,window=semihard"], ["--miner", "semihard:margin=0.3,max=40"]])
   func resumeWithState(_ extra: [String]) throws {
     let data = syntheticCSV()
+    func with(_ base: [String]) -> [String] {
+      // A --miner replaces the recipe's; other flags are added.
+      guard extra[0] == "--miner" else { return base + extra }
+      var b = base
+      b[b.firstIndex(of: "--miner")! + 1] = extra[1]
+      return b
+    }
     let straight = temporaryFolder("straight-state"), split = temporaryFolder("split-state")
-    let a = try dml(Self.trainArguments(data, epochs: 4, checkpoint: straight) + extra)
+    let a = try dml(with(Self.trainArguments(data, epochs: 4, checkpoint: straight)))
     #expect(a.status == 0, "\(a.stderr)")
-    let b = try dml(Self.trainArguments(data, epochs: 2, checkpoint: split) + extra)
+    let b = try dml(with(Self.trainArguments(data, epochs: 2, checkpoint: split)))
     #expect(b.status == 0, "\(b.stderr)")
-    let c = try dml(Self.trainArguments(data, epochs: 4, checkpoint: split) + extra + ["--resume"])
+    let c = try dml(with(Self.trainArguments(data, epochs: 4, checkpoint: split)) + ["--resume"])
     #expect(c.status == 0, "\(c.stderr)")
     func file(_ folder: String, _ name: String) throws -> Data {
       let link = try FileManager.default.destinationOfSymbolicLink(atPath: "\(folder)/latest")
       return try Data(contentsOf: URL(fileURLWithPath: "\(folder)/\(link)/\(name)"))
     }
     #expect(try file(straight, "parameters.safetensors") == file(split, "parameters.safetensors"))
-    let state = extra[0] == "--memory" ? "memory.safetensors" : "offline.safetensors"
-    #expect(try file(straight, state) == file(split, state))
-    // The technique did something: its events are in the log.
-    if extra[0] == "--memory" {
+    // The state itself is saved and restored: the queue, the mined lists, the miner's generator.
+    switch extra[0] {
+    case "--memory":
+      #expect(try file(straight, "memory.safetensors") == file(split, "memory.safetensors"))
       #expect(a.stdout.contains("\"memory_held\":80"))
-    } else {
+    case "--offline-mining":
+      #expect(try file(straight, "offline.safetensors") == file(split, "offline.safetensors"))
       #expect(a.stdout.components(separatedBy: "\"offline_mining\"").count - 1 >= 3)
+    default:
+      func randomStates(_ folder: String) throws -> String {
+        let json = try JSONSerialization.jsonObject(with: file(folder, "state.json")) as! [String: Any]
+        return "\((json["random_states"] as! [String: Any])["sampler"]!)"
+      }
+      #expect(try randomStates(straight) == randomStates(split))
+      #expect(try randomStates(straight).count > 20)
     }
   }
 

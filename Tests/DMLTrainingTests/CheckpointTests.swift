@@ -1,4 +1,6 @@
 import DMLTraining
+import DMLNetworks
+import DMLSamplers
 import Foundation
 import Testing
 
@@ -39,5 +41,45 @@ struct CheckpointTests {
     do { _ = try Checkpoint.verifiedLatest(in: dir) } catch {
       #expect("\(error)".contains("no checkpoint passes its checksums") && "\(error)".contains("state.json: 0 bytes"))
     }
+  }
+}
+
+@Suite("Random generator states")
+struct RandomStateTests {
+  @Test("a network's Dropout generators and a seeded miner's reservoir restore exactly")
+  func restore() throws {
+    var rng = RandomSource(seed: 1)
+    var net = Network(inputFeatures: 6, body: Chain(Chain(Linear<Double>(6, 8, rng: &rng), Dropout<Double>(probability: 0.5, rng: &rng)), Dropout<Double>(probability: 0.3, rng: &rng)))
+    var x = Matrix<Double>(rows: 5, columns: 6)
+    x.apply { _ in rng.normal() }
+    net.forward(x, mode: .training)
+    let saved = net.randomStates
+    #expect(saved.count == 2)
+    net.forward(x, mode: .training)
+    let first = net.embeddings
+    let restored = net.restoreRandomStates(saved)
+    #expect(restored)
+    net.forward(x, mode: .training)
+    #expect(net.embeddings == first)
+    let wrongCount = net.restoreRandomStates([saved[0]])
+    let zeroState = net.restoreRandomStates([[0, 0, 0, 0], saved[1]])  // an all-zero state is not a generator
+    #expect(!wrongCount && !zeroState)
+
+    var miner = TripletMarginMiner<Double>(margin: 0.5, type: .all, maxTuples: 30, seed: 4)
+    var scores = Matrix<Double>(rows: 16, columns: 16)
+    scores.apply { _ in rng.uniform(Double.self) }
+    let labels = (0..<16).map { $0 % 3 }
+    var t = Tuples.none
+    miner.mine(scores: scores, labels: labels, into: &t)
+    let minerState = miner.randomStates
+    miner.mine(scores: scores, labels: labels, into: &t)
+    let next = t
+    let minerRestored = miner.restoreRandomStates(minerState)
+    #expect(minerRestored)
+    miner.mine(scores: scores, labels: labels, into: &t)
+    #expect(t == next && t.count == 30)
+    var erased = AnyTupleSampler(miner)
+    let erasedRestored = erased.restoreRandomStates(minerState)
+    #expect(erased.randomStates.count == 1 && erasedRestored)
   }
 }
