@@ -20,6 +20,34 @@ enum LossBenchmark {
     return x.rowsNormalized()
   }
 
+  /// Evaluates one case (`center`: softmax + 0.01 center; `ms`: multi-similarity with its miner)
+  /// for about five seconds, for a profiler.
+  static func loop(_ name: String) {
+    let x = unitBatch(256, 128, seed: 1)
+    let labels = (0..<256).map { $0 / 4 }
+    let ctx = LossContext(classes: 64, embeddingDimension: 128, seed: 2)
+    let start = Timing.now()
+    var iterations = 0
+    if name == "ms" {
+      var evaluator = LossEvaluator(MultiSimilarityLoss<Float>())
+      var sampler = MultiSimilarityMiner<Float>()
+      var tuples = Tuples.none
+      while Timing.now() - start < 5_000_000_000 {
+        _ = evaluator.evaluate(x, labels: labels, sampler: &sampler, tuples: &tuples)
+        iterations += 1
+      }
+    } else {
+      var loss = WeightedSum(
+        LossEvaluator(SoftmaxLoss(weights: ClassWeights<Float>(classes: 64, dimension: 128, seed: 4))),
+        LossEvaluator(try! CenterLoss<Float>.make(context: ctx)), secondWeight: 0.01)
+      while Timing.now() - start < 5_000_000_000 {
+        _ = loss.evaluate(x, labels: labels, tuples: nil)
+        iterations += 1
+      }
+    }
+    print("\(name): \((Double(Timing.now() - start) / 1e6 / Double(iterations)).fixed(3)) ms per evaluation")
+  }
+
   static func run(quick: Bool, large: Bool = true) {
     let trials = quick ? 3 : 7
     print("== Losses, Float32, 256 × 128 unit vectors, 64 classes × 4, \(BLAS.threadCount) BLAS threads")

@@ -7,6 +7,9 @@ case "foundation":
   FoundationBenchmark.run(quick: arguments.contains("--quick"))
 case "losses":
   LossBenchmark.run(quick: arguments.contains("--quick"), large: !arguments.contains("--no-large"))
+case "loss-loop":
+  // For a profiler: one loss case, evaluated for about five seconds.
+  LossBenchmark.loop(arguments.count > 1 ? arguments[1] : "center")
 case "search":
   SearchBenchmark.run(large: !arguments.contains("--no-large"))
 case "distance":
@@ -18,6 +21,6 @@ case "plots":
 case "resources":
   exit(ResourceCheck.run(arguments.count > 1 ? arguments[1] : "mining:semihard") ? 0 : 1)
 default:
-  FileHandle.standardError.write(Data("usage: dml-bench foundation|losses [--quick] | search [--no-large] | plots | resources search|mining:NAME | layers | distance\n".utf8))
+  FileHandle.standardError.write(Data("usage: dml-bench foundation|losses [--quick] | loss-loop center|ms | search [--no-large] | plots | resources search|mining:NAME | layers | distance\n".utf8))
   exit(2)
 }
