@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests and CI never set this: they run whatever the machine's environment gives.
 FAST_BLAS := $(if $(OPENBLAS_CORETYPE),,$(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX))
 
-.PHONY: all deps build test demo bench bench-deps bench-foundation bench-losses bench-search bench-plots fuzz fuzz-asan libfuzz reliability report report-crossbatch clean
+.PHONY: all deps build test example demo bench bench-deps bench-foundation bench-losses bench-search bench-plots fuzz fuzz-asan libfuzz reliability report report-crossbatch clean
 
 all: build
 
@@ -29,6 +29,15 @@ build: deps
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+	$(MAKE) --no-print-directory example
+
+# Issue 8: the external example package (Examples/CircleLoss) depends on this one, passes the
+# conformance suite with its own loss, and trains with it through the library's command line.
+example: deps
+	cd Examples/CircleLoss && $(SWIFT) build --build-tests && $(SWIFT) test
+	set -o pipefail; Examples/CircleLoss/.build/debug/dml-circle train --train-classes 0-2 --test-classes 5-6 \
+	  --network mlp:hidden=64 --loss circle --miner multi-similarity --epochs 1 --log json --log-every 0 \
+	  | tee /dev/stderr | grep '"event":"test"' > /dev/null && echo "example: dml-circle trained with the circle loss"
 
 # numpy from PyPI: its bundled OpenBLAS detects this CPU by itself, the reference for GEMM speed.
 bench-deps: deps
@@ -108,4 +117,5 @@ report-crossbatch: deps
 	python3 Benchmarks/Scripts/crossbatch_report.py .build/release/dml Docs/crossbatch.md --seeds $(or $(SEEDS),0,1)
 
 clean:
+	rm -rf Examples/CircleLoss/.build
 	rm -rf .build
