@@ -35,9 +35,10 @@ test: deps
 # conformance suite with its own loss, and trains with it through the library's command line.
 example: deps
 	cd Examples/CircleLoss && $(SWIFT) build --build-tests && $(SWIFT) test
-	set -o pipefail; Examples/CircleLoss/.build/debug/dml-circle train --train-classes 0-2 --test-classes 5-6 \
-	  --network mlp:hidden=64 --loss circle --miner multi-similarity --epochs 1 --log json --log-every 0 \
-	  | tee /dev/stderr | grep '"event":"test"' > /dev/null && echo "example: dml-circle trained with the circle loss"
+	out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
+	Examples/CircleLoss/.build/debug/dml-circle train --train-classes 0-2 --test-classes 5-6 \
+	  --network mlp:hidden=64 --loss circle --miner multi-similarity --epochs 1 --log json --log-every 0 > "$$out"; \
+	status=$$?; cat "$$out"; [ $$status -eq 0 ] && grep -q '"event":"test"' "$$out" && echo "example: dml-circle trained with the circle loss"
 
 # numpy from PyPI: its bundled OpenBLAS detects this CPU by itself, the reference for GEMM speed.
 bench-deps: deps
@@ -111,10 +112,11 @@ report: deps
 	python3 Benchmarks/Scripts/fmnist05_report.py .build/release/dml Docs/fmnist05-table.md --tune
 	python3 Benchmarks/Scripts/fmnist05_report.py .build/release/dml Docs/fmnist05-table.md
 
+SEEDS ?= 0,1
 # Issue 12: offline hard mining and cross-batch memory, with and without, on fmnist-05 (MLP).
 report-crossbatch: deps
 	$(SWIFT) build -c release --product dml
-	python3 Benchmarks/Scripts/crossbatch_report.py .build/release/dml Docs/crossbatch.md --seeds $(or $(SEEDS),0,1)
+	python3 Benchmarks/Scripts/crossbatch_report.py .build/release/dml Docs/crossbatch.md --seeds $(SEEDS)
 
 clean:
 	rm -rf Examples/CircleLoss/.build

@@ -152,11 +152,11 @@ struct Dedup: ParsableCommand {
 
   @OptionGroup var source: EmbeddingSource
   @OptionGroup(title: "Data (the --test-classes of --data)") var dataOptions: DataOptions
-  @Option(help: "Cosine similarity at or above which two embeddings are duplicates.") var threshold = 0.98
+  @Option(help: "Without --shift: the cosine similarity at or above which two embeddings are duplicates.") var threshold = 0.98
   @Option(help: "Compare images under shifts of up to this many pixels (0: compare embeddings).") var shift = 0
   @Option(help: "With --shift: the shift-tolerant pixel distance at or below which two images are duplicates.") var maxDistance: Double?
   @Flag(help: "With --shift: choose --max-distance by the best F1 on copies planted in the training images.") var calibrate = false
-  @Option(help: "Plant a noisy and a shifted copy of this many test images, and report precision and recall.") var plant = 0
+  @Option(help: "Plant a noisy and a shifted copy of this many test images (appended: their indices follow the test images'), and report precision and recall.") var plant = 0
   @Option(help: "Standard deviation of the planted noise, as a fraction of the pixel range.") var noise = 0.05
   @Option(help: "Seed of the planted copies.") var seed: UInt64 = 1
   @Option(help: "Output CSV (default: standard output).") var output: String?
@@ -168,7 +168,7 @@ struct Dedup: ParsableCommand {
     guard noise >= 0 && noise <= 1 else { throw ValidationError("--noise \(noise) must lie in [0, 1]") }
     if let maxDistance, !(maxDistance >= 0 && maxDistance.isFinite) { throw ValidationError("--max-distance \(maxDistance) must be a finite distance ≥ 0") }
     if shift > 0 {
-      guard (maxDistance != nil) != calibrate else { throw ValidationError("--shift needs either --max-distance D or --calibrate") }
+      guard (maxDistance != nil) != calibrate else { throw ValidationError("--shift needs exactly one of --max-distance D or --calibrate") }
       guard source.checkpoint == nil else { throw ValidationError("--shift compares the input images; it cannot be combined with --checkpoint") }
     } else if maxDistance != nil || calibrate {
       throw ValidationError("--max-distance and --calibrate need --shift N (image comparison)")
@@ -179,7 +179,7 @@ struct Dedup: ParsableCommand {
   func run() throws {
     let (train, _, test) = try dataOptions.splits()
     var items = test.features
-    var planted: [Int]?
+    var planted: Int?, plantedSource: [Int]?
     var groups: [[Int]]
     if shift > 0 {
       guard let shape = test.imageShape else { throw ValidationError("--shift needs image data (such as fashion-mnist)") }
@@ -187,6 +187,7 @@ struct Dedup: ParsableCommand {
       var distance = maxDistance ?? 0
       if calibrate {
         // Copies planted in (a seeded sample of) the training images, never in the test split.
+        guard train.labels.count >= 8 else { throw ValidationError("--calibrate needs training images to plant copies in; --train-classes selects \(train.labels.count)") }
         let sample = train.labels.count > 10_000 ? Array(Array(0..<train.labels.count).shuffled(seed: seed &+ 0xCA1).prefix(10_000)).sorted() : Array(0..<train.labels.count)
         let base = train.features.rows(sample)
         let originals = Swift.max(1, Swift.min(plant > 0 ? plant : 500, base.rows / 4))
@@ -197,10 +198,11 @@ struct Dedup: ParsableCommand {
         warn(String(format: "calibrated on %d training images with %d planted pairs: max distance %.4f (precision %.4f, recall %.4f there)", base.rows, 3 * originals, c.threshold, c.precision, c.recall))
       }
       if plant > 0 {
+        planted = Swift.min(plant, items.rows)
         let p = try PlantedDuplicates.plant(
-          items, height: shape.height, width: shape.width, channels: shape.channels, originals: Swift.min(plant, items.rows), noise: noise, maxShift: shift, seed: seed)
+          items, height: shape.height, width: shape.width, channels: shape.channels, originals: planted!, noise: noise, maxShift: shift, seed: seed)
         items = p.images
-        planted = p.source
+        plantedSource = p.source
       }
       groups = finder.groups(try finder.candidatePairs(items), count: items.rows, maxDistance: distance)
     } else {
@@ -210,9 +212,9 @@ struct Dedup: ParsableCommand {
     for (g, members) in groups.enumerated() { for i in members { text += "\(g),\(i)\n" } }
     if let output { try atomicWrite(Data(text.utf8), to: output) } else { print(text, terminator: "") }
     warn("\(groups.count) groups of near-duplicates among \(items.rows) items")
-    if let planted {
-      let s = PlantedDuplicates.pairScores(groups: groups, source: planted)
-      warn(String(format: "planted copies of %d test images (noise %.2f, shifts up to %d px): pair precision %.4f, recall %.4f (%d pairs predicted, %d planted)", plant, noise, shift, s.precision, s.recall, s.predicted, s.truePairs))
+    if let planted, let plantedSource {
+      let s = PlantedDuplicates.pairScores(groups: groups, source: plantedSource)
+      warn(String(format: "planted copies of %d test images (noise %.2f, shifts up to %d px): pair precision %.4f, recall %.4f (%d pairs predicted, %d planted)", planted, noise, shift, s.precision, s.recall, s.predicted, s.truePairs))
     }
   }
 }

@@ -24,7 +24,7 @@ struct Train: ParsableCommand {
   var augment = "none"
   @Option(help: "Split each training class into this many k-means clusters of its inputs and train on those as classes (1: off).")
   var subclasses = 1
-  @Option(help: "Cross-batch memory (Wang et al. 2020) for pair losses: size=N,warmup=STEPS (default: none).")
+  @Option(help: "Cross-batch memory (Wang et al. 2020) for pair losses: size=N,warmup=STEPS (filled from step STEPS on; default: none).")
   var memory = "none"
   @Option(help: "Offline hard mining: every=EPOCHS or steps=N, k=10, window=hard|semihard, positives=1, negatives=3 per anchor, distance=euclidean (default: none).")
   var offlineMining = "none"
@@ -64,7 +64,7 @@ struct Train: ParsableCommand {
       var v = try HyperparameterValues(parsing: "memory:" + memory)
       try v.validate(against: [
         HyperparameterSpec("size", .integer, default: "4096", "embeddings held"),
-        HyperparameterSpec("warmup", .integer, default: "0", "steps before the memory is filled and used"),
+        HyperparameterSpec("warmup", .integer, default: "0", "steps before the memory starts filling"),
       ])
       let size = try v.integer("size"), warmUp = try v.integer("warmup")
       guard size >= 1 else { throw SpecificationError("size=\(size) must be at least 1") }
@@ -242,8 +242,11 @@ struct Train: ParsableCommand {
       var skip: [Int] = []
       if offline != nil, let mined = state.mined {
         let n = train.labels.count
+        guard mined.step <= trainer.step else {
+          throw TrainingError("\(folder): the checkpoint's offline mining (step \(mined.step)) is later than its step \(trainer.step)")
+        }
         guard mined.lists.positives.count == n * mined.lists.k, mined.lists.positives.allSatisfy({ $0 >= -1 && Int($0) < n }),
-          mined.lists.negatives.allSatisfy({ $0 >= -1 && Int($0) < n }), mined.step <= trainer.step
+          mined.lists.negatives.allSatisfy({ $0 >= -1 && Int($0) < n })
         else { throw TrainingError("\(folder): the checkpoint's offline-mined lists do not fit the \(n) training samples") }
         // The same sampler as before the interruption, at the same batch.
         minedSampler = partnersSampler(mined.lists, minedAt: mined.step)
@@ -538,8 +541,10 @@ struct RunState {
       let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
       let saved = json["configuration"] as? [String: String]
     else { throw TrainingError("\(dir)/state.json: missing or unreadable") }
-    for key in configuration.keys.sorted() where saved[key] != configuration[key] && key != "epochs" {
-      throw ValidationError("--resume: --\(key.replacingOccurrences(of: "_", with: "-")) is '\(configuration[key]!)' but the checkpoint was made with '\(saved[key] ?? "")'")
+    // Settings added after a checkpoint was written were at their defaults then.
+    let added = ["memory": "none", "offline_mining": "none"]
+    for key in configuration.keys.sorted() where (saved[key] ?? added[key]) != configuration[key] && key != "epochs" {
+      throw ValidationError("--resume: --\(key.replacingOccurrences(of: "_", with: "-")) is '\(configuration[key]!)' but the checkpoint was made with '\(saved[key] ?? added[key] ?? "")'")
     }
     let params = try Checkpoint.readSafetensors("\(dir)/parameters.safetensors")
     func strip(_ prefix: String) -> [String: (shape: [Int], values: [Float])] {
@@ -586,8 +591,10 @@ struct RunState {
     if trainer.memory != nil, let next = json["memory_next"] as? Int {
       let path = "\(dir)/memory.safetensors"
       let t = try Checkpoint.readSafetensors(path)
-      guard let e = t["embeddings"], e.shape.count == 2, let l = t["labels"], l.values.count == e.shape[0] else {
-        throw TrainingError("\(path): the cross-batch memory's embeddings and labels are missing or do not match")
+      guard let e = t["embeddings"], e.shape.count == 2, e.shape[1] == trainer.network.embeddingDimension,
+        let l = t["labels"], l.values.count == e.shape[0], l.values.allSatisfy({ $0.isFinite && $0 == $0.rounded() && abs($0) <= 16_777_216 })
+      else {
+        throw TrainingError("\(path): the cross-batch memory's embeddings and labels are missing, malformed or of another dimension")
       }
       do {
         try trainer.memory!.restore(embeddings: Matrix(rows: e.shape[0], columns: e.shape[1], elements: e.values), labels: l.values.map { Int($0) }, next: next)
@@ -596,7 +603,10 @@ struct RunState {
     if let step = json["offline_mined_at_step"] as? Int {
       let path = "\(dir)/offline.safetensors"
       let t = try Checkpoint.readSafetensors(path)
-      guard let p = t["positives"], let n = t["negatives"], p.shape.count == 2, p.shape == n.shape, p.shape[1] >= 1 else {
+      func indices(_ v: [Float]) -> Bool { v.allSatisfy { $0.isFinite && $0 == $0.rounded() && $0 >= -1 && $0 < 16_777_216 } }
+      guard let p = t["positives"], let n = t["negatives"], p.shape.count == 2, p.shape == n.shape, p.shape[1] >= 1,
+        indices(p.values), indices(n.values)
+      else {
         throw TrainingError("\(path): the offline-mined lists are missing or malformed")
       }
       s.mined = (step, HardNeighbors(k: p.shape[1], positives: p.values.map { Int32($0) }, negatives: n.values.map { Int32($0) }))

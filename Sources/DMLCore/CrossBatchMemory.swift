@@ -10,7 +10,8 @@
 public struct CrossBatchMemory<Scalar: DMLScalar>: Sendable {
   /// The most embeddings held.
   public let capacity: Int
-  /// Steps trained before the memory is filled and used.
+  /// Steps trained before the memory starts filling (step `warmUp` fills it; the next step is
+  /// the first to use it).
   public let warmUp: Int
   /// The held embeddings, one per slot (`count` valid rows of a `capacity`-row buffer).
   public private(set) var slots = Matrix<Scalar>()

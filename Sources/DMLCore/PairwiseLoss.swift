@@ -108,7 +108,7 @@ public struct LossEvaluator<Loss: PairwiseLoss>: EmbeddingLoss {
     let references = memory.references
     let n = embeddings.rows, d = embeddings.columns
     precondition(
-      labels.count == n && references.rows >= n && memory.referenceLabels.count == references.rows,
+      labels.count == n && references.rows == n + memory.count && memory.referenceLabels.count == references.rows,
       "Loss: the memory's reference set does not start with this batch (makeReferences first)")
     loss.distance.scores(embeddings, references, into: &scores, workspace: &workspace)
     let value = loss.compute(scores: scores, labels: memory.referenceLabels, tuples: tuples, scoreGradient: &scoreGradient)

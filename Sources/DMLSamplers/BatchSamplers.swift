@@ -163,8 +163,11 @@ public struct ViewsBatchSampler: BatchSampler, Sendable {
 /// same batch, up to `positives` of its hard positives and up to `negatives` of its hard
 /// negatives, drawn at random from its mined lists. An item appears at most once per batch, and
 /// a batch stops at `batchSize` (the last group may be cut). An epoch is `⌊count / batchSize⌋`
-/// batches, like the other samplers'; the anchor order carries over from one epoch to the next,
-/// so every anchor leads a group in turn.
+/// batches, like the other samplers'. Anchors come from a reshuffled order that carries over from
+/// one epoch to the next; an anchor already placed in the batch as another's partner gives up
+/// its turn. With groups of `1 + positives + negatives`, one epoch leads with about
+/// `count / (1 + positives + negatives)` anchors; a sampler rebuilt after each mining starts a
+/// new order.
 public struct MinedPartnersBatchSampler: BatchSampler, Sendable {
   public let batchSize: Int
   public let positivesPerAnchor: Int

@@ -8,7 +8,8 @@
 /// loss = reduce_{(a,p,n)} relu(v)       (softplus(v) with smoothLoss)
 /// ```
 /// With `swap` (Balntas et al. 2016), `d(a, n)` is replaced by the smaller of `d(a, n)` and
-/// `d(p, n)`.
+/// `d(p, n)`; with a cross-batch memory, only when the positive is a batch row (a memory column
+/// has no row of scores to read `d(p, n)` from).
 ///
 /// - Default distance: Euclidean between L2-normalised rows. Default reduction: the mean of the
 ///   non-zero terms (PML's `AvgNonZeroReducer`); a batch where every triplet is satisfied gives 0.
@@ -47,7 +48,7 @@ public struct TripletMarginLoss<Scalar: DMLScalar>: RegisteredLoss {
   public static var hyperparameters: [HyperparameterSpec] {
     [
       HyperparameterSpec("margin", .real, default: "0.05", "required gap between positive and negative"),
-      HyperparameterSpec("swap", .boolean, default: "false", "use min(d(a,n), d(p,n)) (Balntas et al.)"),
+      HyperparameterSpec("swap", .boolean, default: "false", "use min(d(a,n), d(p,n)) (Balntas et al.); with a cross-batch memory, for positives in the batch"),
       HyperparameterSpec("smooth", .boolean, default: "false", "softplus instead of the hinge"),
       .distance(default: "euclidean"), .reduction(default: .nonZeroMean),
     ]

@@ -89,7 +89,7 @@ struct CommandTests {
       (["train", "--memory", "size=0"], "--memory size=0: size=0 must be at least 1"),
       (["train", "--memory", "size=64,wamrup=2"], "memory: unknown hyperparameter 'wamrup'"),
       (["train", "--memory", "size=64", "--loss", "proxy-anchor"], "--memory needs losses that compare embeddings with each other"),
-      (["dedup", "--shift", "2"], "--shift needs either --max-distance D or --calibrate"),
+      (["dedup", "--shift", "2"], "--shift needs exactly one of --max-distance D or --calibrate"),
       (["dedup", "--plant", "5"], "--plant needs --shift N"),
       (["dedup", "--shift", "2", "--max-distance", "nan"], "--max-distance nan must be a finite distance"),
       (["train", "--offline-mining", "k=0"], "--offline-mining k=0: k=0 must be at least 1"),
@@ -167,7 +167,7 @@ struct CommandTests {
 
   @Test(
     "resume is exact with a cross-batch memory, offline mining and a capped (seeded) miner: their state is in the checkpoint",
-    arguments: [["--memory", "size=80,warmup=3"], ["--offline-mining", "steps=5,k=4,window=semihard"], ["--miner", "semihard:margin=0.3,max=40"]])
+    arguments: [["--memory", "size=80,warmup=3"], ["--offline-mining", "steps=3,k=4,window=semihard"], ["--miner", "semihard:margin=0.3,max=40"]])
   func resumeWithState(_ extra: [String]) throws {
     let data = syntheticCSV()
     func with(_ base: [String]) -> [String] {
@@ -195,6 +195,8 @@ struct CommandTests {
       #expect(try file(straight, "memory.safetensors") == file(split, "memory.safetensors"))
       #expect(a.stdout.contains("\"memory_held\":80"))
     case "--offline-mining":
+      // Mining every 3 steps of 5-step epochs: each checkpoint falls between two minings, so the
+      // resumed run must restore the lists and replay the sampler to match.
       #expect(try file(straight, "offline.safetensors") == file(split, "offline.safetensors"))
       #expect(a.stdout.components(separatedBy: "\"offline_mining\"").count - 1 >= 3)
     default:

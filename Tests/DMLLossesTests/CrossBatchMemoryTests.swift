@@ -103,16 +103,20 @@ struct CrossBatchMemoryTests {
     #expect(o.valueError < 1e-12 && o.gradientError < 1e-12)
   }
 
-  @Test("contrastive with the pair-margin miner")
+  @Test("contrastive with the pair-margin and batch-all miners")
   func contrastiveMined() {
-    let o = Self.compare(
-      ContrastiveLoss<Double>(positiveMargin: 0.5, negativeMargin: 2),
-      sampler: PairMarginMiner<Double>(positiveMargin: 1, negativeMargin: 2.5), triplets: false)
-    #expect(o.value > 0.01 && o.tuplesEqual)
-    #expect(o.valueError < 1e-12 && o.gradientError < 1e-12)
+    for o in [
+      Self.compare(
+        ContrastiveLoss<Double>(positiveMargin: 0.5, negativeMargin: 2),
+        sampler: PairMarginMiner<Double>(positiveMargin: 1, negativeMargin: 2.5), triplets: false),
+      Self.compare(ContrastiveLoss<Double>(positiveMargin: 0.5, negativeMargin: 2), sampler: BatchAllMiner<Double>(triplets: false), triplets: false),
+    ] {
+      #expect(o.value > 0.01 && o.tuplesEqual)
+      #expect(o.valueError < 1e-12 && o.gradientError < 1e-12)
+    }
   }
 
-  @Test("triplet, every triplet; and with the semi-hard and batch-hard miners")
+  @Test("triplet, every triplet; and with the semi-hard, batch-hard, batch-all and distance-weighted miners")
   func triplet() {
     let loss = TripletMarginLoss<Double>(margin: 0.5)
     for o in [
@@ -120,6 +124,9 @@ struct CrossBatchMemoryTests {
       Self.compare(loss, sampler: FaceNetSemiHardMiner<Double>(), triplets: true),
       Self.compare(loss, sampler: BatchHardMiner<Double>(), triplets: true),
       Self.compare(loss, sampler: TripletMarginMiner<Double>(margin: 0.5, type: .semihard), triplets: true),
+      Self.compare(loss, sampler: BatchAllMiner<Double>(triplets: true), triplets: true),
+      // Seeded sampling: the first n anchors draw the same numbers in both.
+      Self.compare(loss, sampler: DistanceWeightedMiner<Double>(dimension: Self.d, cutoff: 0.1, nonzeroLossCutoff: 10, seed: 2), triplets: true),
     ] {
       #expect(o.value > 0.01 && o.tuplesEqual)
       #expect(o.valueError < 1e-12 && o.gradientError < 1e-12)
