@@ -13,6 +13,7 @@ let modules: [(name: String, dependencies: [Target.Dependency], hasTests: Bool)]
   ("CenterLosses", ["DMLCore"], false),
   ("ProxyLosses", ["DMLCore"], false),
   ("ClassificationLosses", ["DMLCore"], false),
+  // `swift package new-loss NAME` adds a loss module's row above this line and names it in DMLLosses.
   ("DMLLosses", ["ContrastiveLosses", "TripletLosses", "CenterLosses", "ProxyLosses", "ClassificationLosses"], true),
   ("DMLSamplers", ["DMLCore"], true),
   ("DMLEvaluation", ["DMLCore"], true),
@@ -57,6 +58,18 @@ targets += [
   .testTarget(name: "DMLCommandsTests", dependencies: ["DMLCommands"], swiftSettings: strict),
 ]
 
+// `swift package --allow-writing-to-package-directory new-loss NAME`: scaffolds a loss module, its
+// conformance tests and its registration (a thin command plugin driving an executable).
+targets += [
+  .executableTarget(name: "dml-new-loss", path: "Plugins/dml-new-loss", swiftSettings: strict),
+  .plugin(
+    name: "NewLoss",
+    capability: .command(
+      intent: .custom(verb: "new-loss", description: "Scaffold a loss module, its conformance tests and its registration"),
+      permissions: [.writeToPackageDirectory(reason: "writes Sources/NAMELoss, Tests/NAMELossTests and registers the loss")]),
+    dependencies: ["dml-new-loss"], path: "Plugins/NewLoss"),
+]
+
 // Benchmarks: an executable beside the library, never run by the tests. MallocCounter interposes
 // malloc in that executable only, to count allocations per training step.
 targets += [
@@ -79,6 +92,7 @@ let package = Package(
     + [
       .library(name: "DMLCommands", targets: ["DMLCommands"]),
       .executable(name: "dml", targets: ["dml"]),
+      .plugin(name: "NewLoss", targets: ["NewLoss"]),
       .executable(name: "dml-bench", targets: ["dml-bench"]),
       .executable(name: "dml-fuzz", targets: ["dml-fuzz"]),
       .executable(name: "dml-libfuzzer", targets: ["dml-libfuzzer"]),

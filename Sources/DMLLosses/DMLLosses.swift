@@ -10,6 +10,8 @@ extension LossRegistry {
   public static var standard: LossRegistry {
     LossRegistry(
       ContrastiveLosses.registrations, TripletLosses.registrations, CenterLosses.registrations,
-      ProxyLosses.registrations, ClassificationLosses.registrations)
+      ProxyLosses.registrations, ClassificationLosses.registrations,
+      // `swift package new-loss NAME` adds its module's registrations above this line.
+      [])
   }
 }
