@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests and CI never set this: they run whatever the machine's environment gives.
 FAST_BLAS := $(if $(OPENBLAS_CORETYPE),,$(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX))
 
-.PHONY: all deps build test example demo bench bench-deps bench-foundation bench-losses bench-search bench-plots fuzz fuzz-asan libfuzz reliability report report-crossbatch clean
+.PHONY: all deps build test example check-new-loss demo bench bench-deps bench-foundation bench-losses bench-search bench-plots fuzz fuzz-asan libfuzz reliability report report-crossbatch clean
 
 all: build
 
@@ -30,6 +30,15 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 	$(MAKE) --no-print-directory example
+
+# Issue 8: `swift package new-loss` in a fresh clone of HEAD writes a module that builds and passes
+# its conformance tests. The plugin exits 0 even without write permission, so the files are checked.
+check-new-loss: deps
+	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; git clone -q "$(CURDIR)" "$$tmp/pkg"; cd "$$tmp/pkg"; \
+	$(SWIFT) package --allow-writing-to-package-directory new-loss Foo; \
+	test -f Sources/FooLoss/FooLoss.swift && test -f Tests/FooLossTests/FooLossTests.swift || { echo "new-loss wrote nothing"; exit 1; }; \
+	$(SWIFT) build --build-tests; $(SWIFT) test --skip-build --filter FooLossTests 2>&1 | tee "$$tmp/log"; \
+	grep -q 'Test run with 2 tests in 1 suite passed' "$$tmp/log" && echo "check-new-loss: FooLoss scaffolded, built and passed its conformance tests"
 
 # Issue 8: the external example package (Examples/CircleLoss) depends on this one, passes the
 # conformance suite with its own loss, and trains with it through the library's command line.
