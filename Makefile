@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests and CI never set this: they run whatever the machine's environment gives.
 FAST_BLAS := $(if $(OPENBLAS_CORETYPE),,$(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX))
 
-.PHONY: all deps build test example check-new-loss demo bench bench-deps bench-foundation bench-losses bench-search bench-plots fuzz fuzz-asan libfuzz reliability report report-crossbatch clean
+.PHONY: all deps build test example check-new-loss docs demo bench bench-deps bench-foundation bench-losses bench-search bench-plots fuzz fuzz-asan libfuzz reliability report report-crossbatch clean
 
 all: build
 
@@ -30,6 +30,16 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 	$(MAKE) --no-print-directory example
+
+# Issue 8: the DocC documentation (catalog: Docs/MetricLearning.docc, a link to the umbrella module's),
+# combined over every library module, offline; fails on any warning (a broken link, a missing symbol).
+DOC_TARGETS := DMLKernels DMLCore DMLNetworks DMLTraining ContrastiveLosses TripletLosses CenterLosses ProxyLosses \
+  ClassificationLosses DMLLosses DMLSamplers DMLEvaluation DMLData DMLPlot DMLTesting MetricLearning
+docs: deps
+	set -o pipefail; $(SWIFT) package --disable-sandbox generate-documentation $(addprefix --target ,$(DOC_TARGETS)) \
+	  --enable-experimental-combined-documentation 2>&1 | tee .build/docs.log
+	@if grep -q "^warning:" .build/docs.log; then grep -A2 "^warning:" .build/docs.log; echo "docs: warnings above"; exit 1; fi
+	@echo "docs: .build/plugins/Swift-DocC/outputs/ (combined archive), no warnings"
 
 # Issue 8: `swift package new-loss` in a fresh copy of this tree (build folders left out) writes a
 # module that builds and passes its conformance tests. The plugin exits 0 even without write

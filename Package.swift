@@ -20,7 +20,10 @@ let modules: [(name: String, dependencies: [Target.Dependency], hasTests: Bool)]
   ("DMLData", ["DMLCore", "CZlib"], true),
   ("DMLTesting", ["DMLCore"], false),
   ("DMLPlot", ["DMLCore", "DMLEvaluation", "DMLData", "CBLAS", "CZlib", "CFreeType"], true),
-  ("MetricLearning", ["DMLKernels", "DMLCore", "DMLNetworks", "DMLTraining", "DMLLosses", "DMLSamplers", "DMLEvaluation", "DMLData", "DMLPlot"], false),
+  // The umbrella. It also depends directly on the loss modules and DMLTesting so that its DocC
+  // articles can link to their pages (combined documentation links to direct dependencies only).
+  ("MetricLearning", ["DMLKernels", "DMLCore", "DMLNetworks", "DMLTraining", "DMLLosses", "DMLSamplers", "DMLEvaluation", "DMLData", "DMLPlot",
+    "ContrastiveLosses", "TripletLosses", "CenterLosses", "ProxyLosses", "ClassificationLosses", "DMLTesting"], false),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
@@ -100,6 +103,8 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-numerics", from: "1.1.0"),
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    // `swift package generate-documentation` (make docs): the DocC catalog is Docs/MetricLearning.docc.
+    .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
   ],
   targets: targets,
   swiftLanguageModes: [.v6]

@@ -72,7 +72,7 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
   ///   - reference: the reference set, `m × d` (pass the batch itself for within-batch scores).
   ///   - sameSet: whether `reference` is `query` (the diagonal is then exactly 0 for distances).
   ///   - scores: receives the `n × m` matrix.
-  ///   - workspace: keeps what the backward pass needs.
+  ///   - w: the workspace, which keeps what the backward pass needs.
   @inlinable
   public func scores<T: DMLScalar>(
     _ query: Matrix<T>, _ reference: Matrix<T>, sameSet: Bool = false,

@@ -40,6 +40,8 @@ public struct EvaluationError: Error, CustomStringConvertible, Equatable {
 ///   - k: neighbours per query, at most `r` (`r − 1` with `excludeSelf`).
 ///   - distance: any library distance; unnormalised Euclidean by default, as faiss's IndexFlatL2.
 ///   - excludeSelf: `queries` *are* `references`, and a query is not its own neighbour.
+///   - queryBlock: queries scored per block.
+///   - referenceBlock: references scored per block; memory is `queryBlock × referenceBlock` scores.
 // Pre-specialised: as a generic `@inlinable` function the compiler left it unspecialised in client
 // modules (measured 10x slower: value-witness copies and dispatch thunks in the top-k loop).
 @_specialize(where T == Float)

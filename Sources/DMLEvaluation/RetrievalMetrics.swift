@@ -49,6 +49,11 @@ public struct RetrievalMetrics: Sendable, Equatable, CustomStringConvertible {
 /// excluded, when `references` is `nil`).
 ///
 /// - Parameters:
+///   - queries: the query embeddings, one per row.
+///   - queryLabels: the label of each query.
+///   - references: the reference embeddings (`nil`: the queries themselves, self excluded).
+///   - referenceLabels: the label of each reference (with `references`).
+///   - recallAt: the K of each Recall@K.
 ///   - k: neighbours per query; `nil` for PML's `"max_bin_count"`. At least the largest K of
 ///     `recallAt` are retrieved.
 ///   - distance: unnormalised Euclidean by default, as PML's faiss `IndexFlatL2`.

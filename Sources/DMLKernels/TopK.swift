@@ -6,6 +6,7 @@
 ///
 /// - Parameters:
 ///   - row: the `n` scores.
+///   - n: the number of scores in `row`.
 ///   - k: how many to keep; at most `n`.
 ///   - largest: keep the largest scores instead of the smallest.
 ///   - indices: receives `k` column indices, best first.

@@ -77,10 +77,17 @@ public struct EmbeddingMap {
   /// Draws `points` (`n × 2`) coloured by `labels`.
   ///
   /// - Parameters:
+  ///   - points: the 2-D positions, `n × 2`.
+  ///   - labels: each point's class.
   ///   - names: the legend text of each label (default: the label's number).
+  ///   - title: the title above the map.
   ///   - method: the projection's name for the axis labels, e.g. "PCA" or "t-SNE".
   ///   - thumbnails: for image data, the images (`n` rows of `height × width`, grayscale) drawn at
   ///     `thumbnailCount` seeded sample points, framed in their class colour.
+  ///   - thumbnailCount: how many thumbnails to draw.
+  ///   - seed: the seed of the thumbnails' sample.
+  ///   - width: the picture's width in pixels.
+  ///   - height: the picture's height in pixels.
   public init(
     points: Matrix<Double>, labels: [Int], names: [Int: String] = [:], title: String, method: String,
     thumbnails: (images: Matrix<Float>, height: Int, width: Int)? = nil, thumbnailCount: Int = 24, seed: UInt64 = 0,
@@ -148,10 +155,15 @@ public struct RetrievalGrid {
   public var matches: [[Bool]]
 
   /// - Parameters:
-  ///   - images: every item's grayscale image, one per row (`height × width`).
+  ///   - images: every item's grayscale image, one per row (`h × w`).
+  ///   - h: the images' height.
+  ///   - w: the images' width.
+  ///   - labels: every item's class.
   ///   - queries: the query rows.
   ///   - neighbors: for each query, its neighbours' rows, nearest first.
   ///   - names: the class names printed beside each query.
+  ///   - scale: the pixels drawn per image pixel.
+  ///   - title: the title above the grid.
   public init(
     images: Matrix<Float>, height h: Int, width w: Int, labels: [Int], queries: [Int], neighbors: [[Int]], names: [Int: String] = [:],
     scale: Int = 2, title: String = "Nearest neighbours of each query (green: same class, red: different class)"

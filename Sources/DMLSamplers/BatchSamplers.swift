@@ -185,7 +185,13 @@ public struct MinedPartnersBatchSampler: BatchSampler, Sendable {
   @usableFromInline var scratch: [Int32] = []
 
   /// - Parameters:
-  ///   - positives, negatives: `count × k` mined indices per anchor, `-1` padded.
+  ///   - positives: `count × k` indices of each anchor's hard positives, `-1` padded.
+  ///   - negatives: `count × k` indices of each anchor's hard negatives, `-1` padded.
+  ///   - k: the entries per anchor in `positives` and `negatives`.
+  ///   - batchSize: the items per batch.
+  ///   - positivesPerAnchor: the positives an anchor brings into its batch.
+  ///   - negativesPerAnchor: the negatives an anchor brings into its batch.
+  ///   - seed: the seed of the anchor order and of the partners drawn.
   public init(
     positives: [Int32], negatives: [Int32], k: Int, batchSize: Int, positivesPerAnchor: Int = 1,
     negativesPerAnchor: Int = 3, seed: UInt64 = 0

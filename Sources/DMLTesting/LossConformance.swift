@@ -37,6 +37,8 @@ public enum LossConformance {
   ///     classes of dimension `dimension`.
   ///   - float: the same loss in Float; its references are overwritten with the Double ones.
   ///   - usesTuples: whether the loss reads tuples (pair and triplet losses).
+  ///   - classes: the classes of the test batch's labels.
+  ///   - dimension: the embedding dimension of the test batch.
   public static func failures<D: PairwiseLoss, F: PairwiseLoss>(
     _ double: D, _ float: F, usesTuples: Bool, classes: Int = 4, dimension: Int = 6
   ) -> [String] where D.Scalar == Double, F.Scalar == Float {
