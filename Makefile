@@ -58,8 +58,8 @@ example: deps
 	cd Examples/CircleLoss && $(SWIFT) build --build-tests && $(SWIFT) test
 	out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
 	Examples/CircleLoss/.build/debug/dml-circle train --train-classes 0-2 --test-classes 5-6 \
-	  --network mlp:hidden=64 --loss circle --miner multi-similarity --epochs 1 --log json --log-every 0 > "$$out"; \
-	status=$$?; cat "$$out"; [ $$status -eq 0 ] && grep -q '"event":"test"' "$$out" && echo "example: dml-circle trained with the circle loss"
+	  --network mlp:hidden=64 --loss circle --miner hardest-pairs --epochs 1 --log json --log-every 0 > "$$out"; \
+	status=$$?; cat "$$out"; [ $$status -eq 0 ] && grep -q '"event":"test"' "$$out" && echo "example: dml-circle trained with the circle loss and the hardest-pairs miner"
 
 # numpy from PyPI: its bundled OpenBLAS detects this CPU by itself, the reference for GEMM speed.
 bench-deps: deps

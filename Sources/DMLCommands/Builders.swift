@@ -82,7 +82,10 @@ enum Builders {
   }
 
   static func sampler(_ text: String, embedding: Int, seed: UInt64) throws -> AnyTupleSampler<Float> {
-    let (spec, v) = try Components.find(Components.miners, text, kind: "miner")
+    let (spec, v) = try Components.find(Components.allMiners, text, kind: "miner")
+    if let registered = CommandRegistry.miners.first(where: { $0.name == spec.name }), !Components.miners.contains(where: { $0.name == spec.name }) {
+      return try registered.make(v, embedding, seed)
+    }
     func cap() throws -> Int? { let m = try v.integer("max"); return m > 0 ? m : nil }
     switch spec.name {
     case "none": return AnyTupleSampler(NoMining<Float>())

@@ -44,7 +44,7 @@ struct List: ParsableCommand {
       let f = registry.factories[n]!
       return (n, f.summary, f.hyperparameters)
     })
-    show("miners (--miner)", Components.miners.map { ($0.name, $0.summary, $0.hyperparameters) })
+    show("miners (--miner)", Components.allMiners.map { ($0.name, $0.summary, $0.hyperparameters) })
     show("batch samplers (--batch)", Components.batches.map { ($0.name, $0.summary, $0.hyperparameters) })
     show("optimizers (--optimizer)", Components.optimizers.map { ($0.name, $0.summary, $0.hyperparameters) })
     show("schedules (--schedule)", Components.schedules.map { ($0.name, $0.summary, $0.hyperparameters) })

@@ -6,6 +6,14 @@ import MetricLearning
 public enum CommandRegistry {
   private static let lock = NSLock()
   nonisolated(unsafe) private static var _losses = LossRegistry.standard
+  nonisolated(unsafe) private static var _miners: [MinerFactory] = []
+
+  /// Miners registered beside the built-in ones (`--miner NAME`, listed by `dml list`). A
+  /// researcher's package appends its own before calling `DML.main()`.
+  public static var miners: [MinerFactory] {
+    get { lock.withLock { _miners } }
+    set { lock.withLock { _miners = newValue } }
+  }
 
   /// The registry the commands use.
   public static var losses: LossRegistry {
@@ -16,6 +24,25 @@ public enum CommandRegistry {
 
 /// A declared component (network, miner, batch sampler, optimizer, schedule) for `dml list` and
 /// for validation of `name:key=value` specifications.
+/// A miner the command line can build: its name, summary and declared hyperparameters (its
+/// flags), and how to make it from validated values, the embedding dimension and a seed.
+public struct MinerFactory: Sendable {
+  public let name: String
+  public let summary: String
+  public let hyperparameters: [HyperparameterSpec]
+  public let make: @Sendable (HyperparameterValues, _ embeddingDimension: Int, _ seed: UInt64) throws -> AnyTupleSampler<Float>
+
+  public init(
+    name: String, summary: String, hyperparameters: [HyperparameterSpec],
+    make: @escaping @Sendable (HyperparameterValues, _ embeddingDimension: Int, _ seed: UInt64) throws -> AnyTupleSampler<Float>
+  ) {
+    self.name = name
+    self.summary = summary
+    self.hyperparameters = hyperparameters
+    self.make = make
+  }
+}
+
 struct ComponentSpec {
   let name: String
   let summary: String
@@ -115,6 +142,11 @@ enum Components {
       HyperparameterSpec("every", .integer, default: "10", "epochs between decays"), HyperparameterSpec("gamma", .real, default: "0.1", "factor"),
     ]),
   ]
+
+  /// The built-in miners and the registered ones (`CommandRegistry.miners`).
+  static var allMiners: [ComponentSpec] {
+    miners + CommandRegistry.miners.map { ComponentSpec(name: $0.name, summary: $0.summary, hyperparameters: $0.hyperparameters) }
+  }
 
   static func find(_ list: [ComponentSpec], _ text: String, kind: String) throws -> (ComponentSpec, HyperparameterValues) {
     let name = try HyperparameterValues(parsing: text).component

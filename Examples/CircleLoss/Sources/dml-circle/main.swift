@@ -1,4 +1,5 @@
-// The library's `dml` command line, with Circle loss registered beside the standard losses.
+// The library's `dml` command line, with Circle loss registered beside the standard losses and
+// the hardest-pairs miner beside the built-in miners.
 import CircleLoss
 import DMLCommands
 import DMLLosses
@@ -6,4 +7,8 @@ import DMLLosses
 var registry = LossRegistry.standard
 registry.register(LossFactory(CircleLoss<Float>.self))
 CommandRegistry.losses = registry
+CommandRegistry.miners.append(
+  MinerFactory(name: "hardest-pairs", summary: "each anchor's hardest positive and negative pair (example package)", hyperparameters: [.distance(default: "cosine")]) {
+    values, _, _ in AnyTupleSampler(HardestPairsMiner<Float>(distance: try values.distance()))
+  })
 DML.main()

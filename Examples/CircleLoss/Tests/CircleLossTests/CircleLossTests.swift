@@ -12,6 +12,12 @@ struct CircleLossTests {
     #expect(failures.isEmpty, "\(failures)")
   }
 
+  @Test("the hardest-pairs miner passes the library's sampler conformance suite")
+  func miner() {
+    let failures = SamplerConformance.failures(HardestPairsMiner<Double>())
+    #expect(failures.isEmpty, "\(failures)")
+  }
+
   @Test("the default γ = 80 stays finite, and the loss trains apart what it should")
   func defaults() {
     let batch = LossConformance.Batch(rows: 16, dimension: 8, classes: 4, seed: 3)
