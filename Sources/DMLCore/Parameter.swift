@@ -43,17 +43,15 @@ public struct Parameter<Scalar: DMLScalar>: Sendable {
   @inlinable public var count: Int { value.count }
 }
 
-/// Anything that owns parameters: layers, networks, losses with proxies or class weights.
-public protocol ParameterContainer<Scalar> {
-  associatedtype Scalar: DMLScalar
-  /// Calls `visit` on every parameter, always in the same order.
-  mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void)
-  /// Calls `visit` on every random generator the container draws from while training (Dropout's),
-  /// always in the same order, so that checkpoints can save and restore them.
+/// Anything that draws from random generators while training (Dropout, seeded miners), so that
+/// checkpoints can save and restore them.
+public protocol RandomSourceContainer {
+  /// Calls `visit` on every random generator that advances while training, always in the same
+  /// order. The default visits none.
   mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void)
 }
 
-extension ParameterContainer {
+extension RandomSourceContainer {
   public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) {}
 
   /// The state of every random generator, in visiting order.
@@ -74,6 +72,16 @@ extension ParameterContainer {
     }
     return true
   }
+}
+
+/// Anything that owns parameters: layers, networks, losses with proxies or class weights.
+public protocol ParameterContainer<Scalar>: RandomSourceContainer {
+  associatedtype Scalar: DMLScalar
+  /// Calls `visit` on every parameter, always in the same order.
+  mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void)
+}
+
+extension ParameterContainer {
   /// The number of learned scalars.
   public var parameterCount: Int {
     var copy = self

@@ -3,7 +3,10 @@
 ///
 /// A sampler writes into a `Tuples` value that the caller keeps from step to step, so mining
 /// allocates nothing once the buffers have grown.
-public protocol TupleSampler<Scalar> {
+///
+/// Samplers that draw random numbers (capped reservoirs, distance-weighted sampling) visit their
+/// generators through `RandomSourceContainer`, so checkpoints restore them.
+public protocol TupleSampler<Scalar>: RandomSourceContainer {
   associatedtype Scalar: DMLScalar
   /// The distance whose scores the sampler compares.
   var distance: Distance { get }
@@ -20,34 +23,11 @@ public protocol TupleSampler<Scalar> {
   /// Whether `mine` reads rectangular score matrices against a cross-batch memory: its column
   /// loops run to `scores.columns` with `labels[j]` as column labels.
   var acceptsMemory: Bool { get }
-  /// Calls `visit` on every random generator the sampler draws from (seeded sampling or capped
-  /// reservoirs), always in the same order, so that checkpoints can save and restore them.
-  mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void)
 }
 
 extension TupleSampler {
   public var providesTuples: Bool { true }
   public var acceptsMemory: Bool { false }
-  public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) {}
-
-  /// The state of every random generator, in visiting order.
-  public var randomStates: [[UInt64]] {
-    var copy = self
-    var states: [[UInt64]] = []
-    copy.visitRandomSources { states.append($0.state) }
-    return states
-  }
-
-  /// Restores the generators from `randomStates`; false if the saved list does not fit.
-  public mutating func restoreRandomStates(_ states: [[UInt64]]) -> Bool {
-    guard states.count == randomStates.count, states.allSatisfy({ RandomSource(state: $0) != nil }) else { return false }
-    var index = 0
-    visitRandomSources { rng in
-      rng = RandomSource(state: states[index])!
-      index += 1
-    }
-    return true
-  }
 }
 
 /// Counts kept by a sampler over a run, so a trainer can say "the loss is stuck at zero because

@@ -114,6 +114,28 @@ public struct ImageDuplicateFinder: Sendable {
     return links.groups()
   }
 
+  /// One pass of a separable blur with zero beyond the border: along each row (`alongRows`) or
+  /// along each column.
+  func blurAxis(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, kernel: [Float], alongRows: Bool) {
+    let (h, w, c) = (height, width, channels)
+    let radius = kernel.count / 2
+    let (limit, step) = alongRows ? (w, c) : (h, w * c)
+    for y in 0..<h {
+      for x in 0..<w {
+        let position = alongRows ? x : y
+        for ch in 0..<c {
+          let center = (y * w + x) * c + ch
+          var s: Float = 0
+          for (q, kv) in kernel.enumerated() {
+            let u = position + q - radius
+            if u >= 0 && u < limit { s += kv * src[center + (u - position) * step] }
+          }
+          dst[center] = s
+        }
+      }
+    }
+  }
+
   /// The images moved so their intensity centroid is at the centre (whole pixels, zero fill),
   /// then blurred.
   func centredAndBlurred(_ images: Matrix<Float>) -> Matrix<Float> {
@@ -150,42 +172,36 @@ public struct ImageDuplicateFinder: Sendable {
           }
           let dy = mass > 0 ? Int((Float(h - 1) / 2 - my / mass).rounded()) : 0
           let dx = mass > 0 ? Int((Float(w - 1) / 2 - mx / mass).rounded()) : 0
-          for t in moved.indices { moved[t] = lo }
-          for y in 0..<h where (0..<h).contains(y - dy) {
-            for xx in 0..<w where (0..<w).contains(xx - dx) {
-              for ch in 0..<c { moved[(y * w + xx) * c + ch] = img[((y - dy) * w + xx - dx) * c + ch] }
-            }
+          moved.withUnsafeMutableBufferPointer {
+            shiftImage(img, into: $0.baseAddress!, height: h, width: w, channels: c, dx: dx, dy: dy, fill: lo)
           }
           // Separable blur: along rows, then along columns (zero beyond the border).
-          for y in 0..<h {
-            for xx in 0..<w {
-              for ch in 0..<c {
-                var s: Float = 0
-                for (q, kv) in kernel.enumerated() {
-                  let u = xx + q - radius
-                  if u >= 0 && u < w { s += kv * moved[(y * w + u) * c + ch] }
-                }
-                across[(y * w + xx) * c + ch] = s
-              }
+          moved.withUnsafeBufferPointer { m in
+            across.withUnsafeMutableBufferPointer { a in
+              blurAxis(m.baseAddress!, into: a.baseAddress!, kernel: kernel, alongRows: true)
             }
           }
-          let dst = o.baseAddress! + i * images.columns
-          for y in 0..<h {
-            for xx in 0..<w {
-              for ch in 0..<c {
-                var s: Float = 0
-                for (q, kv) in kernel.enumerated() {
-                  let u = y + q - radius
-                  if u >= 0 && u < h { s += kv * across[(u * w + xx) * c + ch] }
-                }
-                dst[(y * w + xx) * c + ch] = s
-              }
-            }
+          across.withUnsafeBufferPointer { a in
+            blurAxis(a.baseAddress!, into: o.baseAddress! + i * images.columns, kernel: kernel, alongRows: false)
           }
         }
       }
     }
     return out
+  }
+}
+
+/// Writes `src` moved by whole pixels `(dx, dy)` into `dst`, the uncovered border set to `fill`
+/// (images of `height × width × channels`, channels last).
+func shiftImage(
+  _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, height h: Int, width w: Int, channels c: Int,
+  dx: Int, dy: Int, fill: Float
+) {
+  dst.update(repeating: fill, count: h * w * c)
+  for y in 0..<h where (0..<h).contains(y - dy) {
+    for x in 0..<w where (0..<w).contains(x - dx) {
+      for ch in 0..<c { dst[(y * w + x) * c + ch] = src[((y - dy) * w + x - dx) * c + ch] }
+    }
   }
 }
 
@@ -246,10 +262,10 @@ public enum PlantedDuplicates {
         dx = rng.index(below: 2 * maxShift + 1) - maxShift
         dy = rng.index(below: 2 * maxShift + 1) - maxShift
       }
-      var moved = [Float](repeating: lo, count: d)
-      for y in 0..<height where (0..<height).contains(y - dy) {
-        for x in 0..<width where (0..<width).contains(x - dx) {
-          for c in 0..<channels { moved[(y * width + x) * channels + c] = img[((y - dy) * width + x - dx) * channels + c] }
+      var moved = [Float](repeating: 0, count: d)
+      img.withUnsafeBufferPointer { src in
+        moved.withUnsafeMutableBufferPointer {
+          shiftImage(src.baseAddress!, into: $0.baseAddress!, height: height, width: width, channels: channels, dx: dx, dy: dy, fill: lo)
         }
       }
       out += moved
