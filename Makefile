@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests and CI never set this: they run whatever the machine's environment gives.
 FAST_BLAS := $(if $(OPENBLAS_CORETYPE),,$(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX))
 
-.PHONY: all deps build test example check-new-loss docs demo bench bench-deps bench-foundation bench-losses bench-search bench-plots fuzz fuzz-asan libfuzz reliability report report-crossbatch clean
+.PHONY: all deps build test example check-new-loss docs demo bench bench-quick bench-env bench-each bench-deps bench-foundation bench-losses bench-search bench-plots fuzz fuzz-asan libfuzz reliability report report-crossbatch clean
 
 all: build
 
@@ -65,6 +65,37 @@ example: deps
 bench-deps: deps
 	@python3 -c "import numpy" 2>/dev/null || python3 -m pip install --quiet numpy
 
+# Issue 7: the reference stack of the side-by-side comparison, in a virtual environment on Debian's
+# Python: python3-torch and python3-faiss from Debian (the stack behind shared/BENCHMARKS.md),
+# pytorch-metric-learning 2.9.0 and numpy from PyPI (numpy < 2: Debian's torch 1.13 is built against 1.x).
+BENCH_DEB := python3-torch python3-faiss python3-venv
+BENCH_VENV := .build-bench/venv
+bench-env: deps
+	@missing=""; \
+	for p in $(BENCH_DEB); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	@$(BENCH_VENV)/bin/python -c "import pytorch_metric_learning, torch, faiss, numpy" 2>/dev/null || { \
+	  /usr/bin/python3 -m venv --system-site-packages $(BENCH_VENV) && \
+	  $(BENCH_VENV)/bin/pip install --quiet "pytorch-metric-learning==2.9.0" "numpy<2"; }
+
+BENCH_BUILD := $(SWIFT) build -c release --product dml-bench && $(SWIFT) build -c release --product dml
+COMPARE := python3 Benchmarks/Scripts/compare.py --dml-bench .build/release/dml-bench --dml .build/release/dml --python $(BENCH_VENV)/bin/python
+
+# Issue 7: every kernel case and the fmnist-05 protocol beside PML/torch/numpy/faiss, interleaved in
+# one run, on the default and on the best BLAS kernels; writes Docs/BENCHMARKS.md (about 40 minutes).
+bench: bench-env
+	$(BENCH_BUILD)
+	$(COMPARE) --output Docs/BENCHMARKS.md
+
+# One case of each kind, default kernels, one round, MLP + contrastive end to end (a few minutes).
+BENCH_QUICK_OUTPUT ?= Docs/BENCHMARKS-quick.md
+bench-quick: bench-env
+	$(BENCH_BUILD)
+	$(COMPARE) --quick --output $(BENCH_QUICK_OUTPUT)
+
 bench-foundation: bench-deps
 	$(SWIFT) build -c release --product dml-bench
 	env $(FAST_BLAS) .build/release/dml-bench foundation
@@ -83,7 +114,8 @@ bench-plots: bench-deps
 	$(SWIFT) build -c release --product dml-bench
 	env $(FAST_BLAS) .build/release/dml-bench plots
 
-bench: bench-foundation bench-losses bench-search bench-plots
+# The single-issue benchmarks above, against the reference figures of earlier issues.
+bench-each: bench-foundation bench-losses bench-search bench-plots
 
 # The open-set protocol fmnist-05: train on Fashion-MNIST classes 0-4 (3-4 held out for
 # validation and early stopping on MAP@R), evaluate on the unseen classes 5-9, beside the

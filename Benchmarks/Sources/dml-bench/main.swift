@@ -10,6 +10,9 @@ case "losses":
 case "loss-loop":
   // For a profiler: one loss case, evaluated for about five seconds.
   LossBenchmark.loop(arguments.count > 1 ? arguments[1] : "center")
+case "cases":
+  // Issue 7: the cases of the side-by-side comparison (Scripts/compare.py), as JSON.
+  exit(ComparisonCases.run(Array(arguments.dropFirst())))
 case "search":
   SearchBenchmark.run(large: !arguments.contains("--no-large"))
 case "distance":
@@ -21,6 +24,6 @@ case "plots":
 case "resources":
   exit(ResourceCheck.run(arguments.count > 1 ? arguments[1] : "mining:semihard") ? 0 : 1)
 default:
-  FileHandle.standardError.write(Data("usage: dml-bench foundation|losses [--quick] | loss-loop center|ms | search [--no-large] | plots | resources search|mining:NAME | layers | distance\n".utf8))
+  FileHandle.standardError.write(Data("usage: dml-bench foundation|losses [--quick] | cases [--quick] [--kinds K,...] [--trials N] | loss-loop center|ms | search [--no-large] | plots | resources search|mining:NAME | layers | distance\n".utf8))
   exit(2)
 }
