@@ -200,60 +200,46 @@ def training_table(rows):
     return out
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--dml-bench", required=True)
-    ap.add_argument("--dml", required=True)
-    ap.add_argument("--python", required=True)
-    ap.add_argument("--output", required=True)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--trials", type=int, default=5)
-    ap.add_argument("--no-train", action="store_true")
-    ap.add_argument("--notes", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_notes.md"))
-    args = ap.parse_args()
-    args.reference = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pml_reference.py")
-    if args.quick:
-        args.rounds = 1
+def measure(args):
+    """Runs every case and returns the run as a JSON-ready dict (also saved beside the report)."""
     started = time.time()
-
     versions = run_json([args.python, args.reference, "versions"], environment(args.threads, args.threads, None),
                         "pml_reference.py versions")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() or "?"
     swift = subprocess.run(["swift", "--version"], capture_output=True, text=True).stdout.splitlines()
     best = best_coretype()
     settings = [("default", None)] + ([] if args.quick else [(f"best: OPENBLAS_CORETYPE={best}", best)])
-
     sections = []
-    all_missed = []
     for label, coretype in settings:
         log(f"micro-benchmarks, BLAS kernels {label}")
         results, cores = micro(args, coretype)
-        table, missed = micro_table(results)
-        all_missed += [f"{case} ({label})" for case in missed]
         their_cores = run_json([args.python, args.reference, "versions"],
                                environment(args.threads, args.threads, coretype), "versions")
-        sections.append((label, cores["ours"], their_cores, table, results))
-
+        sections.append({"blas": label, "ours_core": cores["ours"], "reference": their_cores, "cases": results})
     rows = [] if args.no_train else (log("end-to-end training, fmnist-05") or training(args, None))
-    minutes = (time.time() - started) / 60
+    return {"date": datetime.date.today().isoformat(), "commit": commit, "minutes": (time.time() - started) / 60,
+            "quick": args.quick, "rounds": args.rounds, "threads": args.threads, "cpu": cpu_name(),
+            "cores": os.cpu_count(), "swift": swift[0] if swift else "swift ?", "versions": versions,
+            "sections": sections, "training": rows}
 
+
+def render(run, notes):
+    versions, threads = run["versions"], run["threads"]
     lines = [
         "# Benchmarks: swift-metric-learning beside PML, torch, numpy and faiss",
         "",
-        f"Written by `make {'bench-quick' if args.quick else 'bench'}` (Benchmarks/Scripts/compare.py) on "
-        f"{datetime.date.today().isoformat()}, commit {commit}, in {minutes:.0f} minutes. Every figure below was measured "
+        f"Written by `make {'bench-quick' if run['quick'] else 'bench'}` (Benchmarks/Scripts/compare.py) on "
+        f"{run['date']}, commit {run['commit']}, in {run['minutes']:.0f} minutes. Every figure below was measured "
         "in this one run, both sides interleaved case kind by case kind"
-        + (f" over {args.rounds} rounds, each side keeping its best median" if args.rounds > 1 else "") + ".",
+        + (f" over {run['rounds']} rounds, each side keeping its best median" if run["rounds"] > 1 else "") + ".",
         "",
-        f"- Machine: {cpu_name()}, {os.cpu_count()} cores; {args.threads} threads on both sides.",
-        f"- Ours: {swift[0] if swift else 'swift ?'}, release build, Debian's OpenBLAS 0.3.21 (pthread).",
+        f"- Machine: {run['cpu']}, {run['cores']} cores; {threads} threads on both sides.",
+        f"- Ours: {run['swift']}, release build, Debian's OpenBLAS 0.3.21 (pthread).",
         f"- Reference: pytorch-metric-learning {versions['pml']}, Debian's python3-torch {versions['torch']} "
         f"(1.13.1+dfsg) and python3-faiss {versions['faiss']} on the same OpenBLAS, numpy {versions['numpy']} from PyPI "
         "(its own bundled OpenBLAS) for GEMM, in a virtual environment (.build-bench/venv).",
-        f"- Reference threads: torch and faiss with {args.threads} OpenMP threads, Debian's OpenBLAS with "
-        f"{args.threads} threads or 1, whichever was faster for the case (torch's OpenMP pool and OpenBLAS's own "
+        f"- Reference threads: torch and faiss with {threads} OpenMP threads, Debian's OpenBLAS with "
+        f"{threads} threads or 1, whichever was faster for the case (torch's OpenMP pool and OpenBLAS's own "
         "threads contend for the same cores; cases marked \"BLAS 1 thread\" were faster that way).",
         "- Speed-up = reference time / our time: above 1 we are faster. Times are medians of trials of about "
         "50 ms (k-NN and reading: the median of 3 or 5 whole runs).",
@@ -262,10 +248,15 @@ def main():
         "matrix, as PML's do; networks run forward and backward on a batch of 128 Fashion-MNIST-sized inputs.",
         "",
     ]
-    for label, our_core, their_cores, table, _ in sections:
-        lines += [f"## Kernels, BLAS {label}", "",
-                  f"OpenBLAS cores: ours {our_core}; Debian's (torch, faiss) {their_cores['debian_openblas_core']}; "
-                  f"numpy's {their_cores['numpy_openblas_core']}.", ""] + table + [""]
+    all_missed = []
+    for section in run["sections"]:
+        table, missed = micro_table(section["cases"])
+        all_missed += [f"{case} ({section['blas']})" for case in missed]
+        lines += [f"## Kernels, BLAS {section['blas']}", "",
+                  f"OpenBLAS cores: ours {section['ours_core']}; Debian's (torch, faiss) "
+                  f"{section['reference']['debian_openblas_core']}; numpy's {section['reference']['numpy_openblas_core']}.",
+                  ""] + table + [""]
+    rows = run["training"]
     if rows:
         lines += ["## End to end: fmnist-05, PML's plain recipe", "",
                   "Train on Fashion-MNIST classes 0–4, evaluate retrieval on the unseen classes 5–9 (5,000 test images, "
@@ -296,15 +287,41 @@ def main():
                      + ("met for every loss." if not lower else "lower for " + ", ".join(lower) + " (see the notes)."))
     lines.append("- Kernel cases below their target: " + (", ".join(all_missed) if all_missed else "none") + ".")
     lines.append("")
-    if os.path.exists(args.notes) and not args.quick:
-        lines += [open(args.notes).read().rstrip(), ""]
+    if notes and os.path.exists(notes) and not run["quick"]:
+        lines += [open(notes).read().rstrip(), ""]
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dml-bench")
+    ap.add_argument("--dml")
+    ap.add_argument("--python")
+    ap.add_argument("--output", required=True)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--trials", type=int, default=5)
+    ap.add_argument("--no-train", action="store_true")
+    ap.add_argument("--render", action="store_true", help="rewrite OUTPUT from OUTPUT.json (after editing the notes)")
+    ap.add_argument("--notes", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_notes.md"))
+    args = ap.parse_args()
+    args.reference = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pml_reference.py")
+    if args.render:
+        run = json.load(open(args.output + ".json"))
+    else:
+        if not (args.dml_bench and args.dml and args.python):
+            ap.error("--dml-bench, --dml and --python are required to measure")
+        if args.quick:
+            args.rounds = 1
+        run = measure(args)
+        with open(args.output + ".json.tmp", "w") as f:
+            json.dump(run, f, indent=1)
+        os.replace(args.output + ".json.tmp", args.output + ".json")
     with open(args.output + ".tmp", "w") as f:
-        f.write("\n".join(lines))
+        f.write(render(run, args.notes))
     os.replace(args.output + ".tmp", args.output)
-    with open(args.output + ".json", "w") as f:
-        json.dump({"sections": [{"blas": s[0], "ours_core": s[1], "reference": s[2], "cases": s[4]} for s in sections],
-                   "training": rows, "versions": versions}, f, indent=1)
-    log(f"wrote {args.output} in {minutes:.1f} minutes")
+    log(f"wrote {args.output} ({run['minutes']:.1f} minutes of measuring)")
 
 
 if __name__ == "__main__":
