@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests and CI never set this: they run whatever the machine's environment gives.
 FAST_BLAS := $(if $(OPENBLAS_CORETYPE),,$(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX))
 
-.PHONY: all deps build test example check-new-loss docs demo bench bench-quick bench-env bench-each bench-deps bench-foundation bench-losses bench-search bench-plots fuzz fuzz-asan libfuzz reliability report report-crossbatch clean
+.PHONY: all deps build test example check-new-loss docs doc-coverage demo bench bench-quick bench-env bench-each bench-deps bench-foundation bench-losses bench-search bench-plots fuzz fuzz-asan libfuzz reliability report report-crossbatch clean
 
 all: build
 
@@ -36,19 +36,31 @@ test: deps
 DOC_TARGETS := DMLKernels DMLCore DMLNetworks DMLTraining ContrastiveLosses TripletLosses CenterLosses ProxyLosses \
   ClassificationLosses DMLLosses DMLSamplers DMLEvaluation DMLData DMLPlot DMLTesting MetricLearning
 docs: deps
-	set -o pipefail; $(SWIFT) package --disable-sandbox generate-documentation $(addprefix --target ,$(DOC_TARGETS)) \
+	set -o pipefail; $(SWIFT) package --disable-sandbox generate-documentation $(addprefix --target ,$(DOC_TARGETS)) --enable-inherited-docs \
 	  --enable-experimental-combined-documentation 2>&1 | tee .build/docs.log
 	@if grep -q "^warning:" .build/docs.log; then grep -A2 "^warning:" .build/docs.log; echo "docs: warnings above"; exit 1; fi
 	@echo "docs: .build/plugins/Swift-DocC/outputs/ (combined archive), no warnings"
+	$(MAKE) --no-print-directory doc-coverage
+
+# Issue 8: every public symbol of Sources/ has a doc comment (its own, or the documented protocol
+# requirement's it implements); lists the undocumented ones and fails.
+doc-coverage: deps
+	set -o pipefail; $(SWIFT) package dump-symbol-graph --minimum-access-level public 2>&1 | tee .build/symbolgraph.log
+	python3 .ci/doc_coverage.py "$$(grep -oE '/[^ ]*symbolgraph/?' .build/symbolgraph.log | tail -1)" .
 
 # Issue 8: `swift package new-loss` in a fresh copy of this tree (build folders left out) writes a
-# module that builds and passes its conformance tests. The plugin exits 0 even without write
-# permission, so the files are checked.
+# module that builds and passes its conformance tests, with one added manifest line and no other
+# source edited (the registry is generated). The plugin exits 0 even without write permission, so
+# the files are checked.
 check-new-loss: deps
 	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; mkdir "$$tmp/pkg"; \
 	tar -C "$(CURDIR)" --exclude='.build*' --exclude='.git' --exclude='.swiftpm' -cf - . | tar -C "$$tmp/pkg" -xf -; cd "$$tmp/pkg"; \
+	cp Package.swift "$$tmp/Package.swift.before"; \
 	$(SWIFT) package --allow-writing-to-package-directory new-loss Foo; \
 	test -f Sources/FooLoss/FooLoss.swift && test -f Tests/FooLossTests/FooLossTests.swift || { echo "new-loss wrote nothing"; exit 1; }; \
+	changes=$$(diff "$$tmp/Package.swift.before" Package.swift | grep -E '^[<>]' || true); echo "Package.swift: $$changes"; \
+	[ "$$(printf '%s\n' "$$changes" | grep -c '^>')" = 1 ] && ! printf '%s\n' "$$changes" | grep -q '^<' || { echo "new-loss changed more than one manifest line"; exit 1; }; \
+	[ -z "$$(diff -rq "$(CURDIR)/Sources" Sources | grep -v FooLoss)" ] || { echo "new-loss edited sources beyond Sources/FooLoss"; exit 1; }; \
 	$(SWIFT) build --build-tests; $(SWIFT) test --skip-build --filter FooLossTests 2>&1 | tee "$$tmp/log"; \
 	grep -q 'Test run with 2 tests in 1 suite passed' "$$tmp/log" && echo "check-new-loss: FooLoss scaffolded, built and passed its conformance tests"
 

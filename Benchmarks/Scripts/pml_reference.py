@@ -7,6 +7,7 @@ the BLAS kernels in the environment.
 
 Usage: pml_reference.py cases [--quick] [--kinds gemm,distance,...] [--threads N]
        pml_reference.py train --network mlp|convnet-s --loss NAME [--epochs 5] [--seed 0] [--threads N]
+                              [--probe-steps N]
 Each prints one JSON object on its last line of stdout.
 """
 import argparse
@@ -365,8 +366,12 @@ def train(args):
 
     images, seconds, steps_without_tuples, steps = 0, 0.0, 0, 0
     for _ in range(args.epochs):
+        if args.probe_steps and steps >= args.probe_steps:
+            break
         t = time.perf_counter()
         for idx in batches(ytr.numpy(), args.loss in PAIR_LOSSES, epoch_rng):
+            if args.probe_steps and steps >= args.probe_steps:
+                break
             xb, yb = xtr[idx], ytr[idx]
             for o in optimizers:
                 o.zero_grad()
@@ -382,6 +387,8 @@ def train(args):
             steps += 1
         seconds += time.perf_counter() - t
 
+    if args.probe_steps:  # a throughput probe: no evaluation
+        return {"images_per_second": images / seconds, "steps": steps}
     calculator = AccuracyCalculator(include=("precision_at_1", "r_precision", "mean_average_precision_at_r"),
                                     k="max_bin_count")
     metrics = calculator.get_accuracy(embed(net, xte), yte)
@@ -422,6 +429,7 @@ def main():
     parser.add_argument("--loss", default="contrastive")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--probe-steps", type=int, default=0, help="train: stop after N steps, report images/s only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)

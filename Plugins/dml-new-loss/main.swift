@@ -2,9 +2,10 @@
 //
 // Writes Sources/NAMELoss/NAMELoss.swift (a working pair loss to rewrite: its formula, its
 // derivative with respect to each score, its hyperparameters), Tests/NAMELossTests (the
-// conformance suite and a registry check), adds the module's row to Package.swift's table and to
-// DMLLosses' dependencies, and its registrations to `LossRegistry.standard`. Every check runs
-// before anything is written, so a refused request leaves the package as it was.
+// conformance suite and a registry check), and adds the module's name to Package.swift's
+// `lossModules`: one line, from which its targets and its entry in `LossRegistry.standard` (by the
+// LossRegistrations build-tool plugin) follow. Every check runs before anything is written, so a
+// refused request leaves the package as it was.
 import Foundation
 
 func fail(_ message: String) -> Never {
@@ -27,26 +28,16 @@ for (i, c) in module.dropLast(4).enumerated() {
 }
 let fm = FileManager.default
 let sourceDir = "\(root)/Sources/\(module)", testDir = "\(root)/Tests/\(module)Tests"
-let manifestPath = "\(root)/Package.swift", registryPath = "\(root)/Sources/DMLLosses/DMLLosses.swift"
+let manifestPath = "\(root)/Package.swift"
 guard !fm.fileExists(atPath: sourceDir), !fm.fileExists(atPath: testDir) else { fail("\(sourceDir) or \(testDir) already exists") }
-guard var manifest = try? String(contentsOfFile: manifestPath, encoding: .utf8),
-  var registry = try? String(contentsOfFile: registryPath, encoding: .utf8)
-else { fail("cannot read \(manifestPath) or \(registryPath): run this in swift-metric-learning's package directory") }
+guard var manifest = try? String(contentsOfFile: manifestPath, encoding: .utf8)
+else { fail("cannot read \(manifestPath): run this in swift-metric-learning's package directory") }
 
-// The manifest: a row above DMLLosses', and the module in DMLLosses' dependencies.
-let lossesRow = "  (\"DMLLosses\", ["
-guard let rowRange = manifest.range(of: "  // `swift package new-loss NAME` adds a loss module's row above this line"),
-  manifest.range(of: lossesRow) != nil
-else { fail("\(manifestPath) lacks the new-loss marker or the DMLLosses row") }
-guard !manifest.contains("(\"\(module)\",") else { fail("\(manifestPath) already has a module \(module)") }
-manifest.insert(contentsOf: "  (\"\(module)\", [\"DMLCore\"], true),\n", at: rowRange.lowerBound)
-manifest = manifest.replacingOccurrences(of: lossesRow, with: lossesRow + "\"\(module)\", ")
-
-// The registry: import the module and add its registrations.
-let registrationsMarker = "      // `swift package new-loss NAME` adds its module's registrations above this line."
-guard registry.contains(registrationsMarker) else { fail("\(registryPath) lacks the new-loss marker") }
-registry = "@_exported import \(module)\n" + registry.replacingOccurrences(
-  of: registrationsMarker, with: "      \(module)Registration.registrations,\n" + registrationsMarker)
+// The manifest: the module's name in `lossModules`, one line. Everything else follows from it.
+guard let markerRange = manifest.range(of: "  // `swift package new-loss NAME` adds a loss module's name above this line")
+else { fail("\(manifestPath) lacks the new-loss marker in `lossModules`") }
+guard !manifest.contains("\"\(module)\"") else { fail("\(manifestPath) already names a module \(module)") }
+manifest.insert(contentsOf: "  \"\(module)\",\n", at: markerRange.lowerBound)
 
 let source = """
   @_exported import DMLCore
@@ -145,7 +136,8 @@ let source = """
     fileprivate var squared: Self { self * self }
   }
 
-  /// The losses this module registers at startup (in `LossRegistry.standard`).
+  /// The losses this module registers at startup. The LossRegistrations build-tool plugin finds
+  /// this type and lists it in `LossRegistry.standard`.
   public enum \(module)Registration {
     public static var registrations: [LossFactory] { [LossFactory(\(module)<Float>.self)] }
   }
@@ -180,13 +172,13 @@ do {
   try source.write(toFile: "\(sourceDir)/\(module).swift", atomically: true, encoding: .utf8)
   try test.write(toFile: "\(testDir)/\(module)Tests.swift", atomically: true, encoding: .utf8)
   try manifest.write(toFile: manifestPath, atomically: true, encoding: .utf8)
-  try registry.write(toFile: registryPath, atomically: true, encoding: .utf8)
 } catch {
   fail("writing the scaffold failed: \(error)")
 }
 print("""
   new-loss: wrote Sources/\(module)/\(module).swift and Tests/\(module)Tests/\(module)Tests.swift,
-  added \(module) to Package.swift's module table and to DMLLosses, and registered it as '\(registryName)'.
+  and added "\(module)" to Package.swift's `lossModules` (its only registration: the LossRegistrations
+  plugin lists it in LossRegistry.standard as '\(registryName)' at the next build).
   Left for you:
     - rewrite the terms and their derivatives in \(module).compute (the doc comment gives the formula);
     - run `swift test --filter \(module)Tests` (the conformance suite checks the gradient);

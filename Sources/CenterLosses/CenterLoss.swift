@@ -20,7 +20,9 @@ public struct CenterLoss<Scalar: DMLScalar>: RegisteredLoss {
   public var centers: Matrix<Scalar>
   /// The center learning rate α.
   public var alpha: Scalar
+  /// Squared Euclidean between unnormalised rows (fixed).
   public var distance: Distance { Distance(.squaredEuclidean, normalizesEmbeddings: false) }
+  /// The centers.
   public var references: Matrix<Scalar>? { centers }
   /// `∂loss/∂centers` of the last evaluation (the rule above is used instead).
   public private(set) var centerGradient = Matrix<Scalar>()
@@ -72,6 +74,8 @@ public struct CenterLoss<Scalar: DMLScalar>: RegisteredLoss {
     return LossValue(LossTerm(name: "center", value: Reduction.mean.value(acc), count: acc.count, nonZero: acc.nonZero))
   }
 
+  /// Keeps `∂loss/∂centers` in `centerGradient`, and the embeddings and labels for
+  /// `updateCenters()`: the optimizer never sees the centers.
   public mutating func receiveReferenceGradient(
     _ gradient: Matrix<Scalar>, embeddings: Matrix<Scalar>, labels: [Int]
   ) {
@@ -102,6 +106,7 @@ public struct CenterLoss<Scalar: DMLScalar>: RegisteredLoss {
     return delta
   }
 
+  /// Applies `updateCenters()`; does nothing before the first evaluation.
   public mutating func updateReferences() {
     guard !lastLabels.isEmpty else { return }
     updateCenters()
@@ -110,5 +115,6 @@ public struct CenterLoss<Scalar: DMLScalar>: RegisteredLoss {
 
 /// The center losses of this module, for a `LossRegistry`.
 public enum CenterLosses {
+  /// The registry entry for `CenterLoss`, in `Float`.
   public static var registrations: [LossFactory] { [LossFactory(CenterLoss<Float>.self)] }
 }

@@ -36,6 +36,7 @@ public protocol ClassWeightLoss: PairwiseLoss {
 }
 
 extension ClassWeightLoss {
+  /// The class weights' values, one row per class.
   public var references: Matrix<Scalar>? { weights.parameter.value }
 }
 
@@ -81,8 +82,10 @@ public struct SoftmaxLoss<Scalar: DMLScalar>: RegisteredLoss, ClassWeightLoss {
   public var weights: ClassWeights<Scalar>
   /// The classifier's bias, one per class.
   public var bias: Parameter<Scalar>
+  /// Dot product of unnormalised rows (fixed): the scores are the logits before the bias.
   public var distance: Distance { .dotProduct }
 
+  /// A classifier with the given weights and a zero bias (without weight decay).
   public init(weights: ClassWeights<Scalar>) {
     self.weights = weights
     bias = Parameter(
@@ -115,12 +118,14 @@ public struct SoftmaxLoss<Scalar: DMLScalar>: RegisteredLoss, ClassWeightLoss {
 
   // Spelled out: with its own `visitParameters`, this type was given `PairwiseLoss`'s no-op
   // default here instead of `ClassWeightLoss`'s (the conformance suite caught it).
+  /// Stores `∂loss/∂weights` as the weights' gradient, for the optimizer.
   public mutating func receiveReferenceGradient(
     _ gradient: Matrix<Scalar>, embeddings: Matrix<Scalar>, labels: [Int]
   ) {
     weights.parameter.gradient.assign(gradient)
   }
 
+  /// Visits the weights, then the bias.
   public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
     visit(&weights.parameter)
     visit(&bias)
@@ -135,11 +140,14 @@ public struct SoftmaxLoss<Scalar: DMLScalar>: RegisteredLoss, ClassWeightLoss {
 /// ```
 /// - Distance: cosine. Reduction: the mean over rows. Terms: `element`, one per row.
 public struct NormalizedSoftmaxLoss<Scalar: DMLScalar>: RegisteredLoss, ClassWeightLoss {
+  /// The class weights, one row per class.
   public var weights: ClassWeights<Scalar>
   /// The temperature T.
   public var temperature: Scalar
+  /// Cosine similarity (fixed).
   public var distance: Distance { .cosine }
 
+  /// Normalised softmax over `weights` with temperature `temperature` (0.05 by default, as PML).
   public init(weights: ClassWeights<Scalar>, temperature: Scalar = 0.05) {
     self.weights = weights
     self.temperature = temperature
@@ -177,13 +185,17 @@ public struct NormalizedSoftmaxLoss<Scalar: DMLScalar>: RegisteredLoss, ClassWei
 /// - Distance: cosine. Reduction: the mean over rows. Terms: `element`.
 /// - `margin` is in degrees (28.6 by default, as PML), converted to radians inside.
 public struct ArcFaceLoss<Scalar: DMLScalar>: RegisteredLoss, ClassWeightLoss {
+  /// The class weights, one row per class.
   public var weights: ClassWeights<Scalar>
   /// The angular margin, in degrees.
   public var marginDegrees: Scalar
   /// The logit scale s.
   public var scale: Scalar
+  /// Cosine similarity (fixed).
   public var distance: Distance { .cosine }
 
+  /// ArcFace over `weights` with an angular margin of `marginDegrees` degrees (28.6 by default)
+  /// and logit scale `scale` (64 by default), as PML.
   public init(weights: ClassWeights<Scalar>, marginDegrees: Scalar = 28.6, scale: Scalar = 64) {
     self.weights = weights
     self.marginDegrees = marginDegrees
@@ -233,13 +245,17 @@ public struct ArcFaceLoss<Scalar: DMLScalar>: RegisteredLoss, ClassWeightLoss {
 ///
 /// - Distance: cosine. Reduction: the mean over rows. Terms: `element`.
 public struct CosFaceLoss<Scalar: DMLScalar>: RegisteredLoss, ClassWeightLoss {
+  /// The class weights, one row per class.
   public var weights: ClassWeights<Scalar>
   /// The cosine margin m.
   public var margin: Scalar
   /// The logit scale s.
   public var scale: Scalar
+  /// Cosine similarity (fixed).
   public var distance: Distance { .cosine }
 
+  /// CosFace over `weights` with cosine margin `margin` (0.35 by default) and logit scale `scale`
+  /// (64 by default), as PML.
   public init(weights: ClassWeights<Scalar>, margin: Scalar = 0.35, scale: Scalar = 64) {
     self.weights = weights
     self.margin = margin
@@ -275,6 +291,8 @@ public struct CosFaceLoss<Scalar: DMLScalar>: RegisteredLoss, ClassWeightLoss {
 
 /// The classification losses of this module, for a `LossRegistry`.
 public enum ClassificationLosses {
+  /// Registry entries for `SoftmaxLoss`, `NormalizedSoftmaxLoss`, `ArcFaceLoss` and `CosFaceLoss`,
+  /// in `Float`.
   public static var registrations: [LossFactory] {
     [
       LossFactory(SoftmaxLoss<Float>.self), LossFactory(NormalizedSoftmaxLoss<Float>.self),

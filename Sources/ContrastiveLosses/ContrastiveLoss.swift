@@ -28,6 +28,8 @@ public struct ContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss {
   public var reduction: Reduction
   @usableFromInline var mask = PairMask()
 
+  /// A contrastive loss with `positiveMargin` 0, `negativeMargin` 1, Euclidean distance between
+  /// normalised rows and the mean of the non-zero terms by default, as PML.
   public init(
     positiveMargin: Scalar = 0, negativeMargin: Scalar = 1, distance: Distance = .euclidean,
     reduction: Reduction = .nonZeroMean

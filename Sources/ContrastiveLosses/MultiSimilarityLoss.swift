@@ -23,6 +23,8 @@ public struct MultiSimilarityLoss<Scalar: DMLScalar>: RegisteredLoss {
   public var distance: Distance
   @usableFromInline var mask = PairMask()
 
+  /// A multi-similarity loss with scales `alpha` (2 by default) and `beta` (50), offset `base`
+  /// (0.5) and `distance` (cosine similarity by default), as PML.
   public init(alpha: Scalar = 2, beta: Scalar = 50, base: Scalar = 0.5, distance: Distance = .cosine) {
     self.alpha = alpha
     self.beta = beta
@@ -91,6 +93,8 @@ public struct MultiSimilarityLoss<Scalar: DMLScalar>: RegisteredLoss {
 
 /// The pair losses of this module, for a `LossRegistry`.
 public enum ContrastiveLosses {
+  /// Registry entries for `ContrastiveLoss`, `MultiSimilarityLoss` and `UniformityLoss`, in
+  /// `Float`.
   public static var registrations: [LossFactory] {
     [LossFactory(ContrastiveLoss<Float>.self), LossFactory(MultiSimilarityLoss<Float>.self), LossFactory(UniformityLoss<Float>.self)]
   }

@@ -17,8 +17,10 @@
 public struct UniformityLoss<Scalar: DMLScalar>: RegisteredLoss {
   /// The potential's sharpness `t` (2 in the paper).
   public var t: Scalar
+  /// Squared Euclidean between L2-normalised rows (fixed).
   public var distance: Distance { .squaredEuclidean }
 
+  /// A uniformity loss with sharpness `t` (2 by default, as in the paper).
   public init(t: Scalar = 2) { self.t = t }
 
   public static var registryName: String { "uniformity" }

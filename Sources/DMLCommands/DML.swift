@@ -4,11 +4,13 @@ import MetricLearning
 
 /// The `dml` command tree.
 public struct DML: ParsableCommand {
+  /// The command name `dml`, its abstract and its subcommands.
   public static let configuration = CommandConfiguration(
     commandName: "dml",
     abstract: "Deep metric learning: train, evaluate and use embedding networks.",
     subcommands: [Train.self, Tune.self, Evaluate.self, Embed.self, Search.self, Verify.self, Dedup.self, FewShot.self, Plot.self, List.self])
 
+  /// Creates the root command, which has no options of its own and dispatches to a subcommand.
   public init() {}
 }
 

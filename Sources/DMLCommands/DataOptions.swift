@@ -21,6 +21,7 @@ public struct DataOptions: ParsableArguments {
   @Option(help: "Training classes held out for validation and early stopping, e.g. 3-4 (at most 1,000 samples each).")
   var validationClasses: String?
 
+  /// Options with their defaults (Fashion-MNIST, every class); ArgumentParser sets parsed values.
   public init() {}
 
   func load(_ path: String, labels: String?, train: Bool) throws -> Dataset {

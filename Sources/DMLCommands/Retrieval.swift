@@ -16,6 +16,7 @@ struct EmbeddingSource: ParsableArguments {
 
 /// A saved search index: embeddings, labels and ids, in safetensors.
 public enum SearchIndex {
+  /// Writes embeddings `e`, one per row, with each row's label and id to `path`, atomically.
   public static func save(_ e: Matrix<Float>, labels: [Int], ids: [Int], to path: String) throws {
     let data = Checkpoint.safetensors([
       (name: "embeddings", shape: [e.rows, e.columns], values: e.elements),
@@ -25,6 +26,10 @@ public enum SearchIndex {
     try atomicWrite(data, to: path)
   }
 
+  /// Reads an index written by ``save(_:labels:ids:to:)``: the embeddings, labels and ids.
+  ///
+  /// - Throws: `ValidationError` if the file is not a search index, a label or id is not a whole
+  ///   number, or an embedding is NaN or infinite.
   public static func load(_ path: String) throws -> (Matrix<Float>, [Int], [Int]) {
     let t = try Checkpoint.readSafetensors(path)
     guard let e = t["embeddings"], e.shape.count == 2, let l = t["labels"], let i = t["ids"],

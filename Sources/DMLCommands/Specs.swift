@@ -22,16 +22,20 @@ public enum CommandRegistry {
   }
 }
 
-/// A declared component (network, miner, batch sampler, optimizer, schedule) for `dml list` and
-/// for validation of `name:key=value` specifications.
 /// A miner the command line can build: its name, summary and declared hyperparameters (its
 /// flags), and how to make it from validated values, the embedding dimension and a seed.
 public struct MinerFactory: Sendable {
+  /// The name `--miner` selects it by, as listed by `dml list`.
   public let name: String
+  /// A one-line description for `dml list`.
   public let summary: String
+  /// The hyperparameters `--miner name:key=value` accepts, with their defaults; values are
+  /// validated against them before `make` is called.
   public let hyperparameters: [HyperparameterSpec]
+  /// Makes the miner from the validated values, the embedding dimension and the run's seed.
   public let make: @Sendable (HyperparameterValues, _ embeddingDimension: Int, _ seed: UInt64) throws -> AnyTupleSampler<Float>
 
+  /// A factory named `name`; see the properties for each argument.
   public init(
     name: String, summary: String, hyperparameters: [HyperparameterSpec],
     make: @escaping @Sendable (HyperparameterValues, _ embeddingDimension: Int, _ seed: UInt64) throws -> AnyTupleSampler<Float>
@@ -43,6 +47,8 @@ public struct MinerFactory: Sendable {
   }
 }
 
+/// A declared component (network, miner, batch sampler, optimizer, schedule) for `dml list` and
+/// for validation of `name:key=value` specifications.
 struct ComponentSpec {
   let name: String
   let summary: String

@@ -26,6 +26,8 @@ public struct CrossBatchMemory<Scalar: DMLScalar>: Sendable {
   /// The labels of `references`' rows.
   public private(set) var referenceLabels: [Int] = []
 
+  /// An empty memory of at most `capacity` embeddings (positive) that starts filling at step
+  /// `warmUp` (0 by default: from the first step).
   public init(capacity: Int, warmUp: Int = 0) {
     precondition(capacity > 0, "CrossBatchMemory: capacity \(capacity) must be positive")
     precondition(warmUp >= 0, "CrossBatchMemory: warm-up \(warmUp) must be ≥ 0")

@@ -11,6 +11,7 @@ public struct DistanceWorkspace<Scalar: DMLScalar>: Sendable {
   @usableFromInline var querySquares: [Scalar] = []
   @usableFromInline var referenceSquares: [Scalar] = []
 
+  /// An empty workspace; its buffers grow on first use.
   public init() {}
 }
 
@@ -39,6 +40,7 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
   /// Whether rows are L2-normalised (`x / max(‖x‖, 1e-12)`) before comparison.
   public var normalizesEmbeddings: Bool
 
+  /// A distance of `kind`, L2-normalising rows first if `normalizesEmbeddings`.
   public init(_ kind: DistanceKind, normalizesEmbeddings: Bool) {
     self.kind = kind
     self.normalizesEmbeddings = normalizesEmbeddings
@@ -56,6 +58,8 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
   /// True for similarities, where larger means closer.
   @inlinable public var isSimilarity: Bool { kind == .dotProduct }
 
+  /// The name the command line uses (`cosine`, `dot`, `euclidean`, `squared-euclidean`), with
+  /// `(unnormalized)` appended to a Euclidean kind that does not normalise rows.
   public var description: String {
     switch (kind, normalizesEmbeddings) {
     case (.dotProduct, true): return "cosine"

@@ -1,6 +1,8 @@
 /// Whether a pass trains (batch statistics, dropout on) or infers.
 public enum ForwardMode: Sendable, Equatable {
+  /// Training: batch statistics, dropout on.
   case training
+  /// Inference: running statistics, dropout off.
   case inference
 }
 
@@ -26,6 +28,7 @@ public protocol Layer<Scalar>: ParameterContainer {
 }
 
 extension Layer {
+  /// Visits nothing: the default for layers without parameters.
   public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {}
 
   /// The output for `input`, in a new matrix (inference mode unless told otherwise).
@@ -60,6 +63,7 @@ public protocol EmbeddingNetwork<Scalar>: ParameterContainer {
 /// An `EmbeddingNetwork` built from one layer (usually a composed chain), holding the buffers
 /// that the forward and backward passes reuse.
 public struct Network<Body: Layer>: EmbeddingNetwork {
+  /// The element type, the body's.
   public typealias Scalar = Body.Scalar
   /// The composed layers.
   public var body: Body
@@ -69,16 +73,21 @@ public struct Network<Body: Layer>: EmbeddingNetwork {
   @usableFromInline var output = Matrix<Scalar>()
   @usableFromInline var inputGradient = Matrix<Scalar>()
 
+  /// A network that runs `body` on rows of `inputFeatures` features.
   @inlinable
   public init(inputFeatures: Int, body: Body) {
     self.inputFeatures = inputFeatures
     self.body = body
   }
 
+  /// The body's output of the last forward pass, one row per input row.
   @inlinable public var embeddings: Matrix<Scalar> { output }
 
+  /// The body's output features for `inputFeatures` input features.
   public var embeddingDimension: Int { body.outputFeatures(forInput: inputFeatures) }
 
+  /// Runs `body` on `input` (`inputFeatures` columns), keeping a copy of it for `backward`; the
+  /// result is in `embeddings`.
   @inlinable
   public mutating func forward(_ input: Matrix<Scalar>, mode: ForwardMode) {
     precondition(
@@ -88,6 +97,8 @@ public struct Network<Body: Layer>: EmbeddingNetwork {
     body.forward(input, into: &output, mode: mode)
   }
 
+  /// Back-propagates `gradient` (shaped like `embeddings`) through `body` into its parameter
+  /// gradients; the gradient with respect to the input is not computed.
   @inlinable
   public mutating func backward(_ gradient: Matrix<Scalar>) {
     precondition(
@@ -99,11 +110,13 @@ public struct Network<Body: Layer>: EmbeddingNetwork {
       inputGradient: &inputGradient, propagate: false)
   }
 
+  /// Visits the body's parameters.
   @inlinable
   public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
     body.visitParameters(visit)
   }
 
+  /// Visits the body's random generators.
   public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) {
     body.visitRandomSources(visit)
   }

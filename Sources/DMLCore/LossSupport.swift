@@ -1,4 +1,4 @@
-/// Helpers that several loss families share: pair masks, `log(1 + Σ exp)`, cross-entropy.
+// Helpers that several loss families share: pair masks, `log(1 + Σ exp)`, cross-entropy.
 
 /// The pairs a pair loss uses, as an `n × m` mask reused between steps: `1` positive, `2` negative,
 /// `0` unused. Rows are the batch; columns are the batch itself (`m = n`) or the batch followed
@@ -12,9 +12,12 @@ public struct PairMask: Sendable {
   /// Columns.
   public var columns = 0
 
+  /// An empty mask; `build` sizes and fills it.
   public init() {}
 
+  /// The mask value of a positive pair (same label).
   public static let positive: UInt8 = 1
+  /// The mask value of a negative pair (different labels).
   public static let negative: UInt8 = 2
 
   /// Fills the mask for `rows` anchors from `labels` (one per column; the first `rows` are the
@@ -102,5 +105,7 @@ public func checkLabels(_ labels: [Int], classes: Int, loss: StaticString) {
 /// The sign that turns "larger is closer" into the distance's own direction: `+1` for a
 /// similarity, `−1` for a distance. PML writes the same as `distance.margin(x, y)`.
 extension Distance {
+  /// `+1` for a similarity, `−1` for a distance: the sign that turns "larger is closer" into this
+  /// distance's own direction.
   @inlinable public var closeness: Int { isSimilarity ? 1 : -1 }
 }

@@ -40,12 +40,17 @@ public protocol PairwiseLoss<Scalar>: ParameterContainer {
 }
 
 extension PairwiseLoss {
+  /// `false` by default: a loss opts in once its column loops handle rectangular score matrices.
   public static var supportsCrossBatchMemory: Bool { false }
+  /// `nil` by default: the batch is compared with itself.
   public var references: Matrix<Scalar>? { nil }
+  /// Ignores the gradient by default (no learned references).
   public mutating func receiveReferenceGradient(
     _ gradient: Matrix<Scalar>, embeddings: Matrix<Scalar>, labels: [Int]
   ) {}
+  /// Does nothing by default.
   public mutating func updateReferences() {}
+  /// Visits nothing by default (no parameters).
   public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {}
 }
 
@@ -79,6 +84,7 @@ extension EmbeddingLoss {
 /// to the embeddings and to the loss's learned references. It owns every buffer, so evaluating
 /// allocates nothing once the batch size is steady.
 public struct LossEvaluator<Loss: PairwiseLoss>: EmbeddingLoss {
+  /// The element type, the loss's.
   public typealias Scalar = Loss.Scalar
   /// The loss.
   public var loss: Loss
@@ -94,8 +100,12 @@ public struct LossEvaluator<Loss: PairwiseLoss>: EmbeddingLoss {
   @usableFromInline var samplerScores = Matrix<Scalar>()
   @usableFromInline var samplerWorkspace = DistanceWorkspace<Scalar>()
 
+  /// An evaluator for `loss`, with empty buffers.
   public init(_ loss: Loss) { self.loss = loss }
 
+  /// Compares `embeddings` with themselves or with the loss's learned references (or, with a
+  /// `memory`, with `memory.references`, which must start with this batch), computes the loss, and
+  /// leaves `∂loss/∂embeddings` in `embeddingGradient`; learned references receive their gradient.
   @inlinable
   public mutating func evaluate(
     _ embeddings: Matrix<Scalar>, labels: [Int], memory: CrossBatchMemory<Scalar>?, tuples: Tuples?
@@ -124,6 +134,7 @@ public struct LossEvaluator<Loss: PairwiseLoss>: EmbeddingLoss {
     return value
   }
 
+  /// True when the loss has no learned references and supports a cross-batch memory.
   @inlinable public var acceptsMemory: Bool { loss.references == nil && Loss.supportsCrossBatchMemory }
 
   /// Mines with `sampler`, then evaluates the loss on what it found. When the sampler and the
@@ -174,11 +185,13 @@ public struct LossEvaluator<Loss: PairwiseLoss>: EmbeddingLoss {
     return value
   }
 
+  /// Visits the loss's parameters.
   @inlinable
   public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
     loss.visitParameters(visit)
   }
 
+  /// Calls the loss's `updateReferences()`.
   @inlinable
   public mutating func updateReferences() { loss.updateReferences() }
 }
@@ -187,15 +200,18 @@ public struct LossEvaluator<Loss: PairwiseLoss>: EmbeddingLoss {
 /// is specialised in the training step.
 public struct WeightedSum<A: EmbeddingLoss, B: EmbeddingLoss>: EmbeddingLoss
 where A.Scalar == B.Scalar {
+  /// The element type of both parts.
   public typealias Scalar = A.Scalar
   /// The first loss, with weight `firstWeight`.
   public var first: A
   /// The second loss, with weight `secondWeight`.
   public var second: B
-  /// The weights.
+  /// The weights of `first` and `second`.
   public var firstWeight: Scalar, secondWeight: Scalar
+  /// `∂loss/∂embeddings` of the last evaluation: the parts' gradients, weighted and summed.
   public var embeddingGradient = Matrix<Scalar>()
 
+  /// `firstWeight · first + secondWeight · second`; `firstWeight` is 1 by default.
   public init(_ first: A, _ second: B, firstWeight: Scalar = 1, secondWeight: Scalar) {
     self.first = first
     self.second = second
@@ -203,6 +219,8 @@ where A.Scalar == B.Scalar {
     self.secondWeight = secondWeight
   }
 
+  /// Evaluates both parts on the same batch, memory and tuples; the value's two terms, `first` and
+  /// `second`, are the parts' weighted totals.
   @inlinable
   public mutating func evaluate(
     _ embeddings: Matrix<Scalar>, labels: [Int], memory: CrossBatchMemory<Scalar>?, tuples: Tuples?
@@ -220,14 +238,17 @@ where A.Scalar == B.Scalar {
     return value
   }
 
+  /// True when both parts accept a cross-batch memory.
   @inlinable public var acceptsMemory: Bool { first.acceptsMemory && second.acceptsMemory }
 
+  /// Visits `first`'s parameters, then `second`'s.
   @inlinable
   public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
     first.visitParameters(visit)
     second.visitParameters(visit)
   }
 
+  /// Updates `first`'s references, then `second`'s.
   @inlinable
   public mutating func updateReferences() {
     first.updateReferences()
@@ -244,6 +265,7 @@ public struct AnyEmbeddingLoss<Scalar: DMLScalar>: EmbeddingLoss {
   @usableFromInline let _gradient: () -> Matrix<Scalar>
   @usableFromInline let _visit: (_ visit: (inout Parameter<Scalar>) -> Void) -> Void
   @usableFromInline let _update: () -> Void
+  /// Whether the wrapped loss accepts a cross-batch memory.
   public let acceptsMemory: Bool
 
   /// Wraps `loss`; its state lives in a box that copies of this wrapper share.
@@ -257,14 +279,18 @@ public struct AnyEmbeddingLoss<Scalar: DMLScalar>: EmbeddingLoss {
     _update = { box.value.updateReferences() }
   }
 
+  /// Evaluates the wrapped loss.
   @inlinable
   public mutating func evaluate(
     _ embeddings: Matrix<Scalar>, labels: [Int], memory: CrossBatchMemory<Scalar>?, tuples: Tuples?
   ) -> LossValue<Scalar> {
     _evaluate(embeddings, labels, memory, tuples)
   }
+  /// The wrapped loss's `∂loss/∂embeddings` of its last evaluation.
   @inlinable public var embeddingGradient: Matrix<Scalar> { _gradient() }
+  /// Visits the wrapped loss's parameters.
   @inlinable public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) { _visit(visit) }
+  /// Applies the wrapped loss's reference updates.
   @inlinable public mutating func updateReferences() { _update() }
 }
 

@@ -52,6 +52,7 @@ public protocol RandomSourceContainer {
 }
 
 extension RandomSourceContainer {
+  /// Visits nothing: the default for types without random generators.
   public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) {}
 
   /// The state of every random generator, in visiting order.
@@ -76,6 +77,7 @@ extension RandomSourceContainer {
 
 /// Anything that owns parameters: layers, networks, losses with proxies or class weights.
 public protocol ParameterContainer<Scalar>: RandomSourceContainer {
+  /// The element type of the parameters: `Float` for training, `Double` for exact tests.
   associatedtype Scalar: DMLScalar
   /// Calls `visit` on every parameter, always in the same order.
   mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void)

@@ -19,6 +19,7 @@ public struct TermAccumulator<Scalar: DMLScalar>: Sendable {
   /// How many were strictly positive.
   public var nonZero = 0
 
+  /// No term yet.
   public init() {}
 
   /// Adds one term.
@@ -65,6 +66,8 @@ public struct LossTerm<Scalar: DMLScalar>: Sendable, CustomStringConvertible {
   /// How many of them were strictly positive.
   public var nonZero: Int
 
+  /// A term named `name`: its reduced `value`, its `count` unreduced terms and how many of them,
+  /// `nonZero`, were strictly positive.
   public init(name: StaticString, value: Scalar, count: Int, nonZero: Int) {
     self.name = name
     self.value = value
@@ -72,6 +75,7 @@ public struct LossTerm<Scalar: DMLScalar>: Sendable, CustomStringConvertible {
     self.nonZero = nonZero
   }
 
+  /// `name=value (nonZero/count > 0)`, for logs.
   public var description: String { "\(name)=\(value) (\(nonZero)/\(count) > 0)" }
 }
 
@@ -84,6 +88,7 @@ public struct LossValue<Scalar: DMLScalar>: Sendable, CustomStringConvertible {
   /// The second term, for losses that have two (positive and negative parts).
   public var second: LossTerm<Scalar>?
 
+  /// A value of one or two terms; `total` is the sum of their values.
   public init(_ first: LossTerm<Scalar>, _ second: LossTerm<Scalar>? = nil) {
     self.first = first
     self.second = second
@@ -110,6 +115,7 @@ public struct LossValue<Scalar: DMLScalar>: Sendable, CustomStringConvertible {
     return v
   }
 
+  /// The total, then the terms in brackets: `total [name=value (nonZero/count > 0), ...]`.
   public var description: String {
     "\(total) [" + terms.map(\.description).joined(separator: ", ") + "]"
   }

@@ -3,17 +3,26 @@
 public struct HyperparameterSpec: Sendable, Equatable {
   /// The value's type.
   public enum Kind: Sendable, Equatable {
+    /// A finite real number.
     case real
+    /// An integer.
     case integer
+    /// A boolean: `true`, `false`, `1`, `0`, `yes` or `no`.
     case boolean
+    /// One of the listed strings.
     case choice([String])
   }
 
+  /// The key in `name:key=value` text, for example `"margin"`.
   public let name: String
+  /// The value's type, which validation checks.
   public let kind: Kind
+  /// The value used when none is given, as text.
   public let defaultValue: String
+  /// One line of help, for listings.
   public let help: String
 
+  /// A hyperparameter `name` of type `kind`, with its default value as text and one line of help.
   public init(_ name: String, _ kind: Kind, default defaultValue: String, _ help: String) {
     self.name = name
     self.kind = kind
@@ -42,7 +51,9 @@ public struct HyperparameterSpec: Sendable, Equatable {
 
 /// An error in a component specification, naming the value at fault.
 public struct SpecificationError: Error, CustomStringConvertible, Equatable {
+  /// The message, naming the value at fault.
   public let description: String
+  /// An error with the message `description`.
   public init(_ description: String) { self.description = description }
 }
 
@@ -174,6 +185,8 @@ public struct LossContext: Sendable, Equatable {
   /// The seed for learned references.
   public var seed: UInt64
 
+  /// A context for `classes` classes and `embeddingDimension`-dimensional embeddings; `seed` (0 by
+  /// default) seeds the learned references.
   public init(classes: Int, embeddingDimension: Int, seed: UInt64 = 0) {
     self.classes = classes
     self.embeddingDimension = embeddingDimension
@@ -199,9 +212,13 @@ public protocol RegisteredLoss: PairwiseLoss {
 
 /// A registry entry: how to build one loss, in `Float`, from text.
 public struct LossFactory: Sendable {
+  /// The loss's registry name (`RegisteredLoss.registryName`).
   public let name: String
+  /// One line for listings.
   public let summary: String
+  /// The declared hyperparameters, against which given values are validated.
   public let hyperparameters: [HyperparameterSpec]
+  /// Whether the loss reads tuples from a sampler.
   public let usesTuples: Bool
 
   @usableFromInline
@@ -229,8 +246,10 @@ public struct LossFactory: Sendable {
 /// `ContrastiveLosses.registrations`); a program builds one registry from them at startup, and a
 /// researcher's package appends its own.
 public struct LossRegistry: Sendable {
+  /// The entries, by name.
   public private(set) var factories: [String: LossFactory] = [:]
 
+  /// A registry of every entry of `lists`; a later entry replaces an earlier one of the same name.
   public init(_ lists: [LossFactory]...) {
     for f in lists.joined() { register(f) }
   }

@@ -7,6 +7,7 @@
 /// Samplers that draw random numbers (capped reservoirs, distance-weighted sampling) visit their
 /// generators through `RandomSourceContainer`, so checkpoints restore them.
 public protocol TupleSampler<Scalar>: RandomSourceContainer {
+  /// The element type of the score matrices the sampler reads.
   associatedtype Scalar: DMLScalar
   /// The distance whose scores the sampler compares.
   var distance: Distance { get }
@@ -26,7 +27,9 @@ public protocol TupleSampler<Scalar>: RandomSourceContainer {
 }
 
 extension TupleSampler {
+  /// `true` by default: the sampler mines tuples.
   public var providesTuples: Bool { true }
+  /// `false` by default: the sampler reads only square within-batch score matrices.
   public var acceptsMemory: Bool { false }
 }
 
@@ -42,6 +45,7 @@ public struct MiningStatistics: Sendable, Equatable, CustomStringConvertible {
   /// Tuples returned over all batches.
   public var totalTuples = 0
 
+  /// Statistics of no batch.
   public init() {}
 
   /// Records one batch's result.
@@ -56,6 +60,8 @@ public struct MiningStatistics: Sendable, Equatable, CustomStringConvertible {
   /// The fraction of batches where nothing was mined.
   public var emptyFraction: Double { batches > 0 ? Double(emptyBatches) / Double(batches) : 0 }
 
+  /// `"N tuples (mean M); nothing mined in E of B batches"`, for logs (the mean per batch is
+  /// rounded down).
   public var description: String {
     "\(lastCount) tuples (mean \(batches > 0 ? totalTuples / batches : 0)); nothing mined in "
       + "\(emptyBatches) of \(batches) batches"
@@ -86,6 +92,8 @@ public struct Reservoir: Sendable {
   /// Items offered so far.
   public var seen = 0
 
+  /// A reservoir keeping at most `capacity` items (`nil`: all; otherwise positive), drawing from a
+  /// generator seeded with `seed`.
   public init(capacity: Int?, seed: UInt64) {
     precondition(capacity.map { $0 > 0 } ?? true, "Reservoir capacity must be positive")
     self.capacity = capacity
@@ -116,10 +124,14 @@ public struct AnyTupleSampler<Scalar: DMLScalar>: TupleSampler {
   @usableFromInline let _statistics: () -> MiningStatistics
   @usableFromInline let _setStatistics: (MiningStatistics) -> Void
   @usableFromInline let _visitRandom: ((inout RandomSource) -> Void) -> Void
+  /// The wrapped sampler's distance.
   public let distance: Distance
+  /// Whether the wrapped sampler produces tuples.
   public let providesTuples: Bool
+  /// Whether the wrapped sampler accepts a cross-batch memory.
   public let acceptsMemory: Bool
 
+  /// Wraps `sampler`; its state lives in a box that copies of this wrapper share.
   @inlinable
   public init<S: TupleSampler>(_ sampler: S) where S.Scalar == Scalar {
     let box = Box(sampler)
@@ -132,15 +144,18 @@ public struct AnyTupleSampler<Scalar: DMLScalar>: TupleSampler {
     acceptsMemory = sampler.acceptsMemory
   }
 
+  /// Mines with the wrapped sampler.
   @inlinable
   public mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples) {
     _mine(scores, labels, &tuples)
   }
 
+  /// The wrapped sampler's statistics; setting them sets the sampler's.
   public var statistics: MiningStatistics {
     get { _statistics() }
     set { _setStatistics(newValue) }
   }
 
+  /// Visits the wrapped sampler's random generators.
   public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) { _visitRandom(visit) }
 }

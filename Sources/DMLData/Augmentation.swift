@@ -12,6 +12,7 @@ import Foundation
 /// The textual form, as `dml train --augment` takes it, lists operations separated by commas, an
 /// operation's own settings following it: `crop:pad=2,flip,affine:shift=2,rotate=10,erase:p=0.5`.
 public struct ImageAugmentation: Sendable, Equatable, CustomStringConvertible {
+  /// One augmentation, applied to each image of a batch.
   public enum Operation: Sendable, Equatable {
     /// Pads by `pad` pixels on each side, then crops a random window of the original size.
     case crop(pad: Int)
@@ -28,8 +29,10 @@ public struct ImageAugmentation: Sendable, Equatable, CustomStringConvertible {
     case gamma(range: Double)
   }
 
+  /// The operations, applied in this order to every image.
   public var operations: [Operation]
 
+  /// An augmentation applying `operations` in order (none: images are left as they are).
   public init(_ operations: [Operation]) { self.operations = operations }
 
   /// The operation names and their settings, with defaults, for help text and `dml list`.
@@ -95,6 +98,7 @@ public struct ImageAugmentation: Sendable, Equatable, CustomStringConvertible {
     self.init(operations)
   }
 
+  /// The textual form, which `init(parsing:)` reads back; `none` for no operation.
   public var description: String {
     if operations.isEmpty { return "none" }
     return operations.map { op -> String in
@@ -112,10 +116,13 @@ public struct ImageAugmentation: Sendable, Equatable, CustomStringConvertible {
 /// Applies an ``ImageAugmentation`` to batches in place, with its scratch image kept between
 /// batches.
 public struct ImageAugmenter: Sendable {
+  /// The operations applied.
   public let augmentation: ImageAugmentation
+  /// The shape of each image (a row of `height × width × channels` values, NHWC).
   public let height: Int, width: Int, channels: Int
   private var scratch: [Float]
 
+  /// An augmenter for images of `height × width × channels` values.
   public init(_ augmentation: ImageAugmentation, height: Int, width: Int, channels: Int) {
     self.augmentation = augmentation
     self.height = height

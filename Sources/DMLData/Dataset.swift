@@ -11,6 +11,7 @@ public struct Dataset: Sendable {
   /// The image shape of a row, for image data (`nil` for flat features).
   public var imageShape: (height: Int, width: Int, channels: Int)?
 
+  /// A dataset of `features` with one label per row; `imageShape` for image data.
   public init(features: Matrix<Float>, labels: [Int], imageShape: (height: Int, width: Int, channels: Int)? = nil) {
     precondition(features.rows == labels.count, "Dataset: \(features.rows) rows but \(labels.count) labels")
     self.features = features
@@ -40,7 +41,9 @@ public struct Dataset: Sendable {
 
 /// An error reading data, naming the file and what is wrong.
 public struct DataError: Error, CustomStringConvertible, Equatable {
+  /// The message, naming the file and what is wrong.
   public let description: String
+  /// An error with the message `description`.
   public init(_ description: String) { self.description = description }
 }
 

@@ -52,6 +52,9 @@ public enum FashionMNIST {
   ]
 
   /// The training (60,000) or test (10,000) split, normalised.
+  ///
+  /// Reads `<prefix>-images-idx3-ubyte.gz` and `<prefix>-labels-idx1-ubyte.gz` (prefix `train` or
+  /// `t10k`) in `directory`; with `normalized` false, pixels stay in `[0, 1]`.
   public static func load(train: Bool, directory: String = defaultDirectory, normalized: Bool = true) throws -> Dataset {
     let prefix = train ? "train" : "t10k"
     var d = try IDX.dataset(

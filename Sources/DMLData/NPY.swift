@@ -1,9 +1,11 @@
 import Foundation
 
-/// NumPy `.npy` files (version 1 and 2, C order): float32, float64 and uint8 arrays of one or two
-/// dimensions.
+/// NumPy `.npy` files (version 1 and 2, C order): float32, float64, int32, int64 and uint8 arrays
+/// (two dimensions for features, one for labels; images may come as three).
 public enum NPY {
   /// The array as Float values with its shape.
+  ///
+  /// Reads little-endian float32, float64, int32 and int64 arrays and uint8 ones, of any shape.
   public static func read(_ path: String) throws -> (shape: [Int], values: [Float]) {
     let b = try readFileBytes(path)
     guard b.count >= 10, b[0] == 0x93, Array(b[1...5]) == Array("NUMPY".utf8) else {

@@ -2,17 +2,37 @@
 /// `ways` classes, `shots` support and `queriesPerClass` query items per class; a query is
 /// assigned to the class whose mean support embedding (prototype) is nearest.
 public struct FewShotResult: Sendable, CustomStringConvertible {
+  /// The episode settings: classes per episode, support items per class, and episodes run.
   public var ways: Int, shots: Int, episodes: Int
   /// Mean accuracy over episodes.
   public var accuracy: Double
   /// Half-width of the 95% confidence interval (1.96 standard errors).
   public var confidence95: Double
 
+  /// For example `5-way 1-shot: 61.23% ± 0.45 (600 episodes)`, accuracy and interval in percent.
   public var description: String {
     "\(ways)-way \(shots)-shot: \(((accuracy * 10000).rounded() / 100))% ± \(((confidence95 * 10000).rounded() / 100)) (\(episodes) episodes)"
   }
 }
 
+/// Runs `episodes` N-way K-shot episodes on `embeddings` and returns the mean query accuracy
+/// with its 95% confidence interval.
+///
+/// Only classes with at least `shots + queriesPerClass` items are drawn; each episode shuffles
+/// them and assigns every query to its nearest prototype (the mean of its class's `shots` support
+/// embeddings).
+///
+/// - Parameters:
+///   - embeddings: the embeddings, one per row.
+///   - labels: the class of each row.
+///   - ways: classes per episode (at least 2).
+///   - shots: support items per class (at least 1).
+///   - queriesPerClass: query items per class (default 15).
+///   - episodes: the number of episodes (at least 1).
+///   - distance: the distance from queries to prototypes; unnormalised Euclidean by default.
+///   - seed: the seed of the random draws.
+/// - Throws: `EvaluationError` if `labels` does not match the rows, a count is out of range, or
+///   fewer than `ways` classes have enough items.
 public func fewShotEvaluation<T: DMLScalar>(
   _ embeddings: Matrix<T>, labels: [Int], ways: Int, shots: Int, queriesPerClass: Int = 15,
   episodes: Int, distance: Distance = Distance(.euclidean, normalizesEmbeddings: false), seed: UInt64 = 0

@@ -23,6 +23,8 @@ public struct ImageDuplicateFinder: Sendable {
   /// background and noise, do not).
   public var centroidThreshold: Double
 
+  /// Creates a finder for `height × width × channels` images (single-channel by default); the
+  /// other defaults are shifts of up to 2 pixels, 10 candidates, a σ = 1 blur and a 0.2 threshold.
   public init(height: Int, width: Int, channels: Int = 1, maxShift: Int = 2, candidates: Int = 10, blur: Double = 1, centroidThreshold: Double = 0.2) {
     self.height = height
     self.width = width
@@ -35,7 +37,9 @@ public struct ImageDuplicateFinder: Sendable {
 
   /// A candidate pair `i < j` and its shift-tolerant distance.
   public struct Pair: Sendable, Equatable {
+    /// The row indices of the two images, `i < j`.
     public var i: Int32, j: Int32
+    /// The shift-tolerant distance between the two images, scaled as a Euclidean pixel distance.
     public var distance: Float
   }
 

@@ -10,6 +10,7 @@ public struct Neighbors<Scalar: DMLScalar>: Sendable {
   /// Neighbours per query.
   public var k: Int
 
+  /// Creates a result from `queries × k` row-major indices and scores, `k` per query.
   @inlinable
   public init(indices: [Int32], scores: Matrix<Scalar>, k: Int) {
     self.indices = indices
@@ -23,10 +24,14 @@ public struct Neighbors<Scalar: DMLScalar>: Sendable {
 
 /// An error in evaluation input, naming what is wrong.
 public struct EvaluationError: Error, CustomStringConvertible, Equatable {
+  /// The message naming what is wrong.
   public let description: String
+  /// Creates an error with the message `description`.
   @inlinable public init(_ description: String) { self.description = description }
 }
 
+// Pre-specialised: as a generic `@inlinable` function the compiler left it unspecialised in client
+// modules (measured 10x slower: value-witness copies and dispatch thunks in the top-k loop).
 /// Exact k-nearest-neighbour search.
 ///
 /// Query blocks are scored against reference blocks by GEMM, and each block's best `k` are merged
@@ -42,8 +47,6 @@ public struct EvaluationError: Error, CustomStringConvertible, Equatable {
 ///   - excludeSelf: `queries` *are* `references`, and a query is not its own neighbour.
 ///   - queryBlock: queries scored per block.
 ///   - referenceBlock: references scored per block; memory is `queryBlock × referenceBlock` scores.
-// Pre-specialised: as a generic `@inlinable` function the compiler left it unspecialised in client
-// modules (measured 10x slower: value-witness copies and dispatch thunks in the top-k loop).
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 public func nearestNeighbors<T: DMLScalar>(

@@ -19,6 +19,7 @@ public struct HardNeighbors: Sendable, Equatable {
   /// `anchors × k` indices of hard negatives, nearest first, `-1` padded.
   public var negatives: [Int32]
 
+  /// Creates the result from `anchors × k` row-major, `-1`-padded positive and negative indices.
   public init(k: Int, positives: [Int32], negatives: [Int32]) {
     self.k = k
     self.positives = positives

@@ -18,10 +18,19 @@
 /// `k` defaults to PML's `"max_bin_count"`: the largest per-label count in the references, less
 /// one when the references include the queries.
 public struct RetrievalMetrics: Sendable, Equatable, CustomStringConvertible {
+  /// Precision@1: the fraction of queries whose nearest neighbour shares their label.
   public var precisionAt1: Double
+  /// R-Precision: the mean over queries of the same-label hits among the first `R_i`
+  /// neighbours, divided by `R_i`.
   public var rPrecision: Double
+  /// MAP@R: the mean over queries of `(1/R_i) Σ_{j ≤ R_i} P@j · rel_j`, the average precision
+  /// cut off at `R_i` neighbours.
   public var mapAtR: Double
+  /// MAP (PML's `mean_average_precision`): the mean over queries of `(1/R_i) Σ_{j ≤ k} P@j · rel_j`,
+  /// the average precision over all `k` retrieved neighbours, still divided by `R_i`.
   public var meanAveragePrecision: Double
+  /// MRR: the mean over queries of `1 / rank` of the first same-label neighbour among the `k`,
+  /// or 0 when there is none.
   public var meanReciprocalRank: Double
   /// Recall@K for each requested K.
   public var recallAt: [Int: Double]
@@ -32,6 +41,8 @@ public struct RetrievalMetrics: Sendable, Equatable, CustomStringConvertible {
   /// Queries excluded because no reference shares their label.
   public var loneQueries: Int
 
+  /// One line such as `P@1 0.8123  R-Precision 0.5  …  R@1 0.8123`, values rounded to four
+  /// decimals, with the number of lone queries when any were excluded.
   public var description: String {
     var s = "P@1 \(fmt(precisionAt1))  R-Precision \(fmt(rPrecision))  MAP@R \(fmt(mapAtR))  MAP \(fmt(meanAveragePrecision))  MRR \(fmt(meanReciprocalRank))"
     for key in recallAt.keys.sorted() { s += "  R@\(key) \(fmt(recallAt[key]!))" }

@@ -17,9 +17,12 @@ public enum Verification {
   /// threshold. It can be calibrated on one split and applied to another, as TensorFlow
   /// Similarity's `calibrate`.
   public struct Calibration: Sendable, Equatable, Codable {
+    /// The decision boundary; a pair scoring exactly this matches.
     public var threshold: Double
+    /// Whether higher scores mean a match (similarities) rather than lower ones (distances).
     public var higherIsMatch: Bool
 
+    /// Creates a rule matching scores at least (`higherIsMatch`) or at most `threshold`.
     public init(threshold: Double, higherIsMatch: Bool) {
       self.threshold = threshold
       self.higherIsMatch = higherIsMatch
@@ -31,17 +34,21 @@ public enum Verification {
 
   /// ROC and threshold statistics of a set of scored pairs.
   public struct Report: Sendable, CustomStringConvertible {
+    /// The numbers of matching (positive) and non-matching (negative) pairs.
     public var positives: Int, negatives: Int
     /// Area under the ROC curve (ties count one half).
     public var auc: Double
     /// Equal error rate: where the false accept and false reject rates cross.
     public var eer: Double
+    /// The threshold of the operating point where the two rates are closest, which gives `eer`.
     public var eerThreshold: Double
     /// True accept rate at a false accept rate of at most 1e-2 and 1e-3, with thresholds.
     public var tarAtFAR: [(far: Double, tar: Double, threshold: Double)]
     /// The best F1 and its threshold.
     public var bestF1: Double, bestF1Threshold: Double
 
+    /// One line with the pair counts, AUC, EER, best F1 (with their thresholds) and each TAR@FAR,
+    /// values rounded to four decimals.
     public var description: String {
       var s = "pairs \(positives)+/\(negatives)-  AUC \(r(auc))  EER \(r(eer)) at \(r(eerThreshold))  best F1 \(r(bestF1)) at \(r(bestF1Threshold))"
       for t in tarAtFAR { s += "  TAR@FAR=\(t.far) \(r(t.tar))" }

@@ -11,6 +11,8 @@ public struct ConvGeometry: Sendable, Equatable, Codable {
   /// Zero padding added on each side.
   public var padY: Int, padX: Int
 
+  /// The geometry of `batch` images of `height × width × channels` under a
+  /// `kernelHeight × kernelWidth` window, with stride 1 and no padding by default.
   public init(
     batch: Int, height: Int, width: Int, channels: Int,
     kernelHeight: Int, kernelWidth: Int, strideY: Int = 1, strideX: Int = 1,

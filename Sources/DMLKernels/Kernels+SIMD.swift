@@ -30,6 +30,7 @@ public func maximumInPlace<T: DMLScalar>(
 }
 
 extension Float {
+  /// `gx = x > 0 ? g : 0` over `count` elements, in `SIMD16<Float>` lanes.
   @inlinable
   public static func reluBackward(
     _ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ gx: UnsafeMutablePointer<Float>, count: Int
@@ -50,6 +51,7 @@ extension Float {
     }
   }
 
+  /// `y = max(y, x)` over `count` elements, in `SIMD16<Float>` lanes (NaN in `x` is ignored).
   @inlinable
   public static func maximumInPlace(
     _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int
@@ -70,6 +72,7 @@ extension Float {
 }
 
 extension Double {
+  /// `gx = x > 0 ? g : 0` over `count` elements, in `SIMD8<Double>` lanes.
   @inlinable
   public static func reluBackward(
     _ x: UnsafePointer<Double>, _ g: UnsafePointer<Double>, _ gx: UnsafeMutablePointer<Double>, count: Int
@@ -90,6 +93,7 @@ extension Double {
     }
   }
 
+  /// `y = max(y, x)` over `count` elements, in `SIMD8<Double>` lanes (NaN in `x` is ignored).
   @inlinable
   public static func maximumInPlace(
     _ y: UnsafeMutablePointer<Double>, _ x: UnsafePointer<Double>, count: Int
@@ -111,6 +115,8 @@ extension Double {
 
 
 extension Float {
+  /// `row[j] = max(querySquare + referenceSquares[j] − 2 row[j], 0)`: squared distances from
+  /// dot products, in `SIMD16<Float>` lanes.
   @inlinable
   public static func squaredDistanceRow(
     _ row: UnsafeMutablePointer<Float>, querySquare: Float, referenceSquares: UnsafePointer<Float>, count: Int
@@ -131,6 +137,7 @@ extension Float {
     }
   }
 
+  /// `p[j] = √p[j]` over `count` elements, in `SIMD16<Float>` lanes.
   @inlinable
   public static func squareRootInPlace(_ p: UnsafeMutablePointer<Float>, count: Int) {
     typealias V = SIMD16<Float>
@@ -146,6 +153,7 @@ extension Float {
     }
   }
 
+  /// `out[j] = denominator[j] > 0 ? numerator[j] / denominator[j] : 0`, in `SIMD16<Float>` lanes.
   @inlinable
   public static func divideWherePositive(
     _ numerator: UnsafePointer<Float>, _ denominator: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
@@ -170,6 +178,8 @@ extension Float {
 }
 
 extension Double {
+  /// `row[j] = max(querySquare + referenceSquares[j] − 2 row[j], 0)`: squared distances from
+  /// dot products, in `SIMD8<Double>` lanes.
   @inlinable
   public static func squaredDistanceRow(
     _ row: UnsafeMutablePointer<Double>, querySquare: Double, referenceSquares: UnsafePointer<Double>, count: Int
@@ -190,6 +200,7 @@ extension Double {
     }
   }
 
+  /// `p[j] = √p[j]` over `count` elements, in `SIMD8<Double>` lanes.
   @inlinable
   public static func squareRootInPlace(_ p: UnsafeMutablePointer<Double>, count: Int) {
     typealias V = SIMD8<Double>
@@ -205,6 +216,7 @@ extension Double {
     }
   }
 
+  /// `out[j] = denominator[j] > 0 ? numerator[j] / denominator[j] : 0`, in `SIMD8<Double>` lanes.
   @inlinable
   public static func divideWherePositive(
     _ numerator: UnsafePointer<Double>, _ denominator: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>,
@@ -229,6 +241,8 @@ extension Double {
 }
 
 extension Float {
+  /// Max-pooling's gradient routing over `count` channels, in `SIMD16<Float>` lanes: where
+  /// `x == y` and `done` is 0, adds `g` to `gx` and sets `done` to 1.
   @inlinable
   public static func routeMaximum(
     _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ g: UnsafePointer<Float>,
@@ -259,6 +273,8 @@ extension Float {
 }
 
 extension Double {
+  /// Max-pooling's gradient routing over `count` channels, in `SIMD8<Double>` lanes: where
+  /// `x == y` and `done` is 0, adds `g` to `gx` and sets `done` to 1.
   @inlinable
   public static func routeMaximum(
     _ x: UnsafePointer<Double>, _ y: UnsafePointer<Double>, _ g: UnsafePointer<Double>,

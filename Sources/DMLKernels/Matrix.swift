@@ -180,6 +180,7 @@ public struct Matrix<Scalar: DMLScalar>: @unchecked Sendable {
 }
 
 extension Matrix: Equatable {
+  /// Whether the two matrices have the same shape and the same elements.
   @inlinable
   public static func == (lhs: Matrix, rhs: Matrix) -> Bool {
     lhs.rows == rhs.rows && lhs.columns == rhs.columns
@@ -188,6 +189,7 @@ extension Matrix: Equatable {
 }
 
 extension Matrix: CustomStringConvertible {
+  /// The scalar type and shape, then the first 8 rows and columns, with `…` for the rest.
   public var description: String {
     var lines: [String] = []
     for i in 0..<min(rows, 8) {

@@ -50,6 +50,8 @@ where Self.RawSignificand: FixedWidthInteger {
 func cblasTranspose(_ t: Bool) -> CBLAS_TRANSPOSE { t ? CblasTrans : CblasNoTrans }
 
 extension Float: DMLScalar {
+  /// Row-major single-precision GEMM, `C = alpha * op(A) * op(B) + beta * C`, through
+  /// `cblas_sgemm`.
   @inlinable
   public static func blasGemm(
     transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
@@ -62,10 +64,13 @@ extension Float: DMLScalar {
       blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
       beta, c, blasint(ldc))
   }
+  /// The short name for reports, `"f32"`.
   public static var typeName: String { "f32" }
 }
 
 extension Double: DMLScalar {
+  /// Row-major double-precision GEMM, `C = alpha * op(A) * op(B) + beta * C`, through
+  /// `cblas_dgemm`.
   @inlinable
   public static func blasGemm(
     transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
@@ -78,5 +83,6 @@ extension Double: DMLScalar {
       blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
       beta, c, blasint(ldc))
   }
+  /// The short name for reports, `"f64"`.
   public static var typeName: String { "f64" }
 }

@@ -80,6 +80,7 @@ public struct TopK<Scalar: DMLScalar>: Sendable {
   /// Entries kept per row.
   public var k: Int
 
+  /// A result from `rows × k` row-major `indices` and the matching `values`, `k` per row.
   @inlinable
   public init(indices: [Int32], values: Matrix<Scalar>, k: Int) {
     self.indices = indices

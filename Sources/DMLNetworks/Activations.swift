@@ -3,6 +3,7 @@
 
 /// The rectifier, `max(x, 0)`. Its derivative at 0 is taken as 0, as in PyTorch.
 public struct ReLU<Scalar: DMLScalar>: Layer {
+  /// A ReLU layer. It has no parameters.
   public init() {}
   public func outputFeatures(forInput n: Int) -> Int { n }
 
@@ -40,6 +41,7 @@ public struct LeakyReLU<Scalar: DMLScalar>: Layer {
   /// The slope for negative inputs (PyTorch's default 0.01).
   public var slope: Scalar
 
+  /// A leaky ReLU with the given negative `slope` (0.01 by default).
   public init(slope: Scalar = 0.01) { self.slope = slope }
   public func outputFeatures(forInput n: Int) -> Int { n }
 
@@ -77,6 +79,7 @@ public struct LeakyReLU<Scalar: DMLScalar>: Layer {
 /// The Gaussian error linear unit, exact form: `x Φ(x) = x (1 + erf(x / √2)) / 2`
 /// (PyTorch's default `approximate="none"`).
 public struct GELU<Scalar: DMLScalar>: Layer {
+  /// A GELU layer (exact form). It has no parameters.
   public init() {}
   public func outputFeatures(forInput n: Int) -> Int { n }
 

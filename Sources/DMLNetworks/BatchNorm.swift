@@ -13,9 +13,11 @@ public struct BatchNorm<Scalar: DMLScalar>: Layer {
   public var scale: Parameter<Scalar>
   /// The shift β, one per channel (initially 0).
   public var shift: Parameter<Scalar>
-  /// The running mean and (unbiased) variance, used in inference mode: non-trainable parameters,
-  /// so that checkpoints keep them.
+  /// The running mean, used in inference mode: a non-trainable parameter, so that checkpoints
+  /// keep it.
   public var runningMeanParameter: Parameter<Scalar>
+  /// The running (unbiased) variance, used in inference mode: a non-trainable parameter
+  /// (`running_var`, initially 1), so that checkpoints keep it.
   public var runningVarianceParameter: Parameter<Scalar>
   /// The running mean.
   public var runningMean: [Scalar] {
@@ -37,6 +39,12 @@ public struct BatchNorm<Scalar: DMLScalar>: Layer {
   @usableFromInline var inverseStd: [Scalar]
   @usableFromInline var lastMode = ForwardMode.training
 
+  /// A layer over `channels` channels with γ = 1, β = 0, running mean 0 and running variance 1.
+  ///
+  /// - Parameters:
+  ///   - channels: the number of channels (features, or the last NHWC axis); at least 1.
+  ///   - epsilon: added to the variance for stability (1e-5, as PyTorch).
+  ///   - momentum: the weight of the current batch in the running estimates (0.1, as PyTorch).
   public init(channels: Int, epsilon: Scalar = 1e-5, momentum: Scalar = 0.1) {
     precondition(channels > 0, "BatchNorm needs at least one channel")
     self.channels = channels

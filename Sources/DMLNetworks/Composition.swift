@@ -3,6 +3,7 @@
 /// Two layers applied one after the other. Nesting chains gives a network whose type spells
 /// out every layer, so the compiler specialises and inlines the whole pass.
 public struct Chain<First: Layer, Second: Layer>: Layer where First.Scalar == Second.Scalar {
+  /// The scalar type that both layers share.
   public typealias Scalar = First.Scalar
   /// The layer applied first.
   public var first: First
@@ -11,6 +12,7 @@ public struct Chain<First: Layer, Second: Layer>: Layer where First.Scalar == Se
   @usableFromInline var middle = Matrix<Scalar>()
   @usableFromInline var middleGradient = Matrix<Scalar>()
 
+  /// A chain that applies `first`, then `second` to its output.
   public init(_ first: First, _ second: Second) {
     self.first = first
     self.second = second
@@ -56,12 +58,14 @@ public struct Chain<First: Layer, Second: Layer>: Layer where First.Scalar == Se
 /// A run-time number of layers of one type (for example the hidden blocks of an MLP), applied
 /// in order. An empty stack is the identity.
 public struct Stack<Element: Layer>: Layer {
+  /// The scalar type of the layers.
   public typealias Scalar = Element.Scalar
   /// The layers, applied first to last.
   public var layers: [Element]
   @usableFromInline var activations: [Matrix<Scalar>]
   @usableFromInline var gradients: [Matrix<Scalar>]
 
+  /// A stack that applies `layers` first to last; an empty list gives the identity.
   public init(_ layers: [Element]) {
     self.layers = layers
     activations = Array(repeating: Matrix(), count: max(0, layers.count - 1))
@@ -135,12 +139,14 @@ public struct Stack<Element: Layer>: Layer {
 /// A layer that can be switched off, becoming the identity, without changing the network's
 /// type (for example an optional BatchNorm or final L2 normalisation).
 public struct Optionally<Wrapped: Layer>: Layer {
+  /// The scalar type of the wrapped layer.
   public typealias Scalar = Wrapped.Scalar
   /// The layer applied when enabled.
   public var wrapped: Wrapped
   /// Whether the layer is applied.
   public var isEnabled: Bool
 
+  /// Wraps `wrapped`, which is applied only if `enabled`; otherwise the layer is the identity.
   public init(_ wrapped: Wrapped, enabled: Bool) {
     self.wrapped = wrapped
     self.isEnabled = enabled
@@ -188,7 +194,9 @@ public struct Optionally<Wrapped: Layer>: Layer {
 /// Builds nested `Chain`s from a list of layers: `Sequential { Linear(...); ReLU() }`.
 @resultBuilder
 public enum Sequential {
+  /// The first layer of the block, as it is.
   public static func buildPartialBlock<L: Layer>(first: L) -> L { first }
+  /// Appends `next` to the layers built so far: `Chain(accumulated, next)`.
   public static func buildPartialBlock<A: Layer, B: Layer>(accumulated: A, next: B) -> Chain<A, B>
   where A.Scalar == B.Scalar {
     Chain(accumulated, next)
@@ -201,6 +209,7 @@ public func sequential<L: Layer>(@Sequential _ body: () -> L) -> L { body() }
 /// Turns image rows into feature rows. Batches are already one row per image (NHWC), so this
 /// copies; it exists so that networks read like their PyTorch counterparts.
 public struct Flatten<Scalar: DMLScalar>: Layer {
+  /// A flatten layer. It has no parameters.
   public init() {}
   public func outputFeatures(forInput n: Int) -> Int { n }
   public mutating func forward(

@@ -17,6 +17,13 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
   @usableFromInline var columns = Matrix<Scalar>()
   @usableFromInline var columnGradient = Matrix<Scalar>()
 
+  /// A convolution of `input` images into `outChannels` channels, He-normal weights from `rng`
+  /// and a zero bias.
+  ///
+  /// - Parameters:
+  ///   - kernel: the square window's side.
+  ///   - stride: the step between windows (1 by default).
+  ///   - padding: zeros added on each side (none by default).
   public init(
     input: ImageShape, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
     rng: inout RandomSource

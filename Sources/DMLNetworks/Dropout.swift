@@ -10,6 +10,8 @@ public struct Dropout<Scalar: DMLScalar>: Layer {
   @usableFromInline var mask = Matrix<Scalar>()
   @usableFromInline var lastMode = ForwardMode.inference
 
+  /// A layer that zeroes values with `probability`, in `[0, 1)`. Its mask generator is split
+  /// from `rng`, which advances by one draw.
   public init(probability: Double, rng: inout RandomSource) {
     precondition(probability >= 0 && probability < 1, "Dropout probability must be in [0, 1)")
     self.probability = probability

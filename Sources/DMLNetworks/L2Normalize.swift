@@ -5,6 +5,7 @@ public struct L2Normalize<Scalar: DMLScalar>: Layer {
   public var epsilon: Scalar
   @usableFromInline var norms: [Scalar] = []
 
+  /// A layer that divides each row by `max(‖x‖, epsilon)` (1e-12 by default, as PyTorch).
   public init(epsilon: Scalar = 1e-12) { self.epsilon = epsilon }
 
   public func outputFeatures(forInput n: Int) -> Int { n }

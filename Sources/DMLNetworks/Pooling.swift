@@ -7,6 +7,8 @@ public struct MaxPool2D<Scalar: DMLScalar>: Layer {
   public let size: Int, stride: Int
   @usableFromInline var routed: [Bool] = []
 
+  /// Max pooling of `input` images over `size × size` windows (2 by default) that move by
+  /// `stride` (the window size by default). The window must fit in the image.
   public init(input: ImageShape, size: Int = 2, stride: Int? = nil) {
     precondition(size > 0 && size <= min(input.height, input.width), "MaxPool2D: bad window \(size)")
     inputShape = input
@@ -104,6 +106,8 @@ public struct AvgPool2D<Scalar: DMLScalar>: Layer {
   /// Window size and stride (the stride defaults to the window size).
   public let size: Int, stride: Int
 
+  /// Average pooling of `input` images over `size × size` windows (2 by default) that move by
+  /// `stride` (the window size by default). The window must fit in the image.
   public init(input: ImageShape, size: Int = 2, stride: Int? = nil) {
     precondition(size > 0 && size <= min(input.height, input.width), "AvgPool2D: bad window \(size)")
     inputShape = input
@@ -182,6 +186,7 @@ public struct GlobalAvgPool<Scalar: DMLScalar>: Layer {
   /// The shape of one input image.
   public let inputShape: ImageShape
 
+  /// Global average pooling of `input` images, giving one value per channel.
   public init(input: ImageShape) { inputShape = input }
 
   public func outputFeatures(forInput n: Int) -> Int {

@@ -150,10 +150,13 @@ public struct EmbeddingMap {
 /// One query per row followed by its nearest neighbours, each framed green when its label matches
 /// the query's and red when it does not: what `dml plot retrieval` draws.
 public struct RetrievalGrid {
+  /// The drawn grid.
   public var image: RGBImage
   /// For each row, whether each neighbour's label matches the query's.
   public var matches: [[Bool]]
 
+  /// Draws `queries` and their `neighbors` from every item's image and label.
+  ///
   /// - Parameters:
   ///   - images: every item's grayscale image, one per row (`h × w`).
   ///   - h: the images' height.
@@ -212,12 +215,16 @@ public struct RetrievalGrid {
 
 /// A named series of points for a line chart.
 public struct Series: Sendable {
+  /// The series' name in the legend.
   public var name: String
+  /// The points in data coordinates, joined by a line in order.
   public var points: [(x: Double, y: Double)]
   /// Whether to mark each point (epoch values) or draw a thin line only (step values).
   public var markers: Bool
+  /// The colour of the series' line and markers.
   public var color: Color
 
+  /// A series drawn in `color`, with a marker at each point unless `markers` is false.
   public init(name: String, points: [(x: Double, y: Double)], markers: Bool = true, color: Color) {
     self.name = name
     self.points = points
@@ -228,6 +235,7 @@ public struct Series: Sendable {
 
 /// Line charts side by side, each with its own axes and legend: what `dml plot curves` draws.
 public struct LineCharts {
+  /// The drawn panels, `panelWidth` pixels wide each, side by side.
   public var image: RGBImage
 
   /// One panel per element of `panels`: a title, the y-axis label and its series; all share the

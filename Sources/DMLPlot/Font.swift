@@ -3,7 +3,9 @@ import Foundation
 
 /// An error drawing a plot, naming what is wrong.
 public struct PlotError: Error, CustomStringConvertible, Equatable {
+  /// The message naming what is wrong.
   public let description: String
+  /// Creates an error with the message `description`.
   public init(_ description: String) { self.description = description }
 }
 
@@ -78,7 +80,14 @@ public final class Font {
   public var ascent: Int { glyph("H").top }
 
   /// Horizontal placement of text relative to its anchor.
-  public enum Alignment: Sendable { case left, center, right }
+  public enum Alignment: Sendable {
+    /// The text starts at the anchor.
+    case left
+    /// The text is centred on the anchor.
+    case center
+    /// The text ends at the anchor.
+    case right
+  }
 
   /// Draws `text` with its baseline at `y`, anchored at `x`.
   public func draw(_ text: String, x: Int, baseline y: Int, alignment: Alignment = .left, color: Color = .black, into image: inout RGBImage) {

@@ -2,10 +2,14 @@ import Foundation
 
 /// An sRGB colour, 8 bits per channel.
 public struct Color: Hashable, Sendable, CustomStringConvertible {
+  /// The red channel, 0–255.
   public var red: UInt8
+  /// The green channel, 0–255.
   public var green: UInt8
+  /// The blue channel, 0–255.
   public var blue: UInt8
 
+  /// A colour from its red, green and blue channels, 0–255 each.
   public init(_ red: UInt8, _ green: UInt8, _ blue: UInt8) {
     self.red = red
     self.green = green
@@ -17,15 +21,22 @@ public struct Color: Hashable, Sendable, CustomStringConvertible {
     self.init(UInt8((hex >> 16) & 0xFF), UInt8((hex >> 8) & 0xFF), UInt8(hex & 0xFF))
   }
 
+  /// White, `#FFFFFF`: the default background.
   public static let white = Color(255, 255, 255)
+  /// Black, `#000000`.
   public static let black = Color(0, 0, 0)
+  /// Mid grey, `#808080`.
   public static let gray = Color(128, 128, 128)
+  /// Light grey, `#E1E1E1`: grid lines and legend frames.
   public static let lightGray = Color(225, 225, 225)
   /// Okabe-Ito bluish green and vermillion: the match and mismatch frames of retrieval grids,
   /// distinguishable with the common colour-vision deficiencies.
   public static let match = Color(hex: 0x009E73)
+  /// Okabe-Ito vermillion, `#D55E00`: the frame of a retrieved item whose label differs from the
+  /// query's.
   public static let mismatch = Color(hex: 0xD55E00)
 
+  /// The colour as `#RRGGBB` in upper-case hexadecimal.
   public var description: String { String(format: "#%02X%02X%02X", red, green, blue) }
 }
 
@@ -34,6 +45,7 @@ public struct Color: Hashable, Sendable, CustomStringConvertible {
 /// Paul Tol's palettes for up to 12 classes. Beyond 12, colours repeat and the marker shape
 /// (circle, square, triangle, diamond) tells the classes apart.
 public enum Palette {
+  /// The 12 class colours, in order: the eight Okabe-Ito colours, then four of Paul Tol's.
   public static let colors: [Color] = [
     0xE69F00, 0x56B4E9, 0x009E73, 0xF0E442, 0x0072B2, 0xD55E00, 0xCC79A7, 0x000000,
     0x882255, 0x999933, 0x888888, 0x44AA99,
@@ -46,18 +58,30 @@ public enum Palette {
 }
 
 /// A marker shape for scatter plots.
-public enum Marker: CaseIterable, Sendable { case circle, square, triangle, diamond }
+public enum Marker: CaseIterable, Sendable {
+  /// A filled disc.
+  case circle
+  /// A filled square.
+  case square
+  /// A filled triangle, point up.
+  case triangle
+  /// A filled square turned 45°.
+  case diamond
+}
 
 /// An RGB raster image, 8 bits per channel, row-major from the top-left corner.
 ///
 /// Drawing clips to the image, and shapes are anti-aliased by coverage where it matters for
 /// legibility (markers, lines, text).
 public struct RGBImage: Sendable, Equatable {
+  /// The width in pixels.
   public let width: Int
+  /// The height in pixels.
   public let height: Int
   /// `width × height × 3` bytes.
   public var pixels: [UInt8]
 
+  /// A `width × height` image filled with `background` (white by default); both sizes must be positive.
   public init(width: Int, height: Int, background: Color = .white) {
     precondition(width > 0 && height > 0, "RGBImage: \(width)x\(height) is empty")
     self.width = width

@@ -10,6 +10,7 @@ import Foundation
 public enum PNG {
   /// An error reading a PNG file, naming what is wrong.
   public struct Error: Swift.Error, CustomStringConvertible, Equatable {
+    /// The message naming what is wrong.
     public let description: String
     init(_ description: String) { self.description = description }
   }

@@ -87,23 +87,34 @@ public struct PCA: Sendable {
 /// `init="pca"`), so it is deterministic, and runs gradient descent with momentum, per-coordinate
 /// gains and early exaggeration. `theta = 0` computes the repulsion exactly.
 public struct TSNE: Sendable {
+  /// The effective number of neighbours each point's bandwidth targets (default 30; capped at
+  /// `(n − 1) / 3`).
   public var perplexity = 30.0
+  /// The gradient-descent iterations, early exaggeration included (default 1000).
   public var iterations = 1000
+  /// The Barnes-Hut accuracy: a cell is summarised by its centre of mass when its width is below
+  /// `theta` times its distance (default 0.5; 0 is exact).
   public var theta = 0.5
+  /// The factor the input affinities are multiplied by during the first iterations (default 12).
   public var earlyExaggeration = 12.0
+  /// The iterations with early exaggeration and momentum 0.5, before momentum 0.8 (default 250).
   public var exaggerationIterations = 250
   /// The step size; `nil` picks scikit-learn's "auto": max(n / exaggeration / 4, 50).
   public var learningRate: Double?
   /// Worker threads for the force computation.
   public var threads = 2
 
+  /// A t-SNE with the default settings.
   public init() {}
 
   /// The input affinities: a sparse symmetric matrix `P` (rows `i`, columns `columns[start[i]..<start[i+1]]`),
   /// summing to 1.
   public struct Affinities: Sendable {
+    /// The `n + 1` row offsets: row `i`'s entries are at `start[i]..<start[i + 1]`.
     public var start: [Int]
+    /// The column of each non-zero entry, rows in order.
     public var columns: [Int]
+    /// The value of each non-zero entry, aligned with `columns`.
     public var values: [Double]
   }
 

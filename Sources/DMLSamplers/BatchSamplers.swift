@@ -9,13 +9,19 @@ public protocol BatchSampler {
 /// Plain shuffled batches: every epoch is a fresh permutation, cut into batches; the last
 /// partial batch is dropped unless `dropLast` is false.
 public struct ShuffledBatchSampler: BatchSampler, Sendable {
+  /// The samples, indexed `0..<count`.
   public let count: Int
+  /// The samples per batch (the last one may be smaller unless `dropLast`).
   public let batchSize: Int
+  /// Whether each epoch's last partial batch is dropped.
   public let dropLast: Bool
+  /// The generator of the permutations.
   public var rng: RandomSource
   @usableFromInline var order: [Int] = []
   @usableFromInline var position = 0
 
+  /// Batches of `batchSize` from `count` samples; with `dropLast` (the default) `count` must fill
+  /// a batch.
   public init(count: Int, batchSize: Int, dropLast: Bool = true, seed: UInt64 = 0) {
     precondition(batchSize > 0, "batch size must be positive")
     precondition(count >= (dropLast ? batchSize : 1), "\(count) samples cannot fill a batch of \(batchSize)")
@@ -52,15 +58,21 @@ public struct ShuffledBatchSampler: BatchSampler, Sendable {
 /// drawn without replacement from a reshuffled order, so every sample is visited. An epoch is
 /// `⌊samples / batchSize⌋` batches.
 public struct MPerClassSampler: BatchSampler, Sendable {
+  /// The samples per class group.
   public let m: Int
+  /// The samples per batch, a multiple of `m`.
   public let batchSize: Int
+  /// The labelled samples, which set the epoch's length.
   public let sampleCount: Int
+  /// The generator of the class order and of the draws within classes.
   public var rng: RandomSource
   @usableFromInline var classes: [[Int]]
   @usableFromInline var classCursor: [Int]
   @usableFromInline var classOrder: [Int] = []
   @usableFromInline var orderPosition = 0
 
+  /// Batches of `batchSize / m` groups of `m` over samples with `labels` (one per sample);
+  /// `batchSize` must be a positive multiple of `m`.
   public init(labels: [Int], m: Int, batchSize: Int, seed: UInt64 = 0) {
     precondition(m > 0, "m must be positive")
     precondition(batchSize > 0 && batchSize % m == 0, "batch size \(batchSize) must be a positive multiple of m = \(m)")
@@ -133,17 +145,18 @@ public enum ClassSplit {
   }
 }
 
-/// The samplers of this module (used by the command line to list them).
-
 /// Batches of augmented views: `batchSize / views` samples from a reshuffled order, each repeated
 /// `views` times in a row, so that with on-the-fly augmentation every sample appears as `views`
 /// different images (SimCLR, Chen et al. 2020; with class labels, SupCon, Khosla et al. 2020). An
 /// epoch covers every sample once.
 public struct ViewsBatchSampler: BatchSampler, Sendable {
+  /// The copies of each sample in a batch.
   public let views: Int
   var base: ShuffledBatchSampler
   var picked: [Int] = []
 
+  /// Batches of `batchSize / views` of `count` samples, each repeated `views` times; `batchSize`
+  /// must be a multiple of `views`.
   public init(count: Int, batchSize: Int, views: Int, seed: UInt64 = 0) {
     precondition(views >= 1 && batchSize % views == 0, "batch size \(batchSize) must be a multiple of views = \(views)")
     self.views = views
@@ -169,11 +182,17 @@ public struct ViewsBatchSampler: BatchSampler, Sendable {
 /// `count / (1 + positives + negatives)` anchors; a sampler rebuilt after each mining starts a
 /// new order.
 public struct MinedPartnersBatchSampler: BatchSampler, Sendable {
+  /// The items per batch.
   public let batchSize: Int
+  /// The most positives an anchor brings into its batch.
   public let positivesPerAnchor: Int
+  /// The most negatives an anchor brings into its batch.
   public let negativesPerAnchor: Int
+  /// The entries per anchor in the mined lists.
   public let k: Int
+  /// The samples (anchors): the mined lists' length divided by `k`.
   public let count: Int
+  /// The generator of the anchor order and of the partners drawn.
   public var rng: RandomSource
   @usableFromInline let positives: [Int32]
   @usableFromInline let negatives: [Int32]
@@ -184,6 +203,8 @@ public struct MinedPartnersBatchSampler: BatchSampler, Sendable {
   @usableFromInline var batchNumber = 0
   @usableFromInline var scratch: [Int32] = []
 
+  /// A sampler over the mined lists of `positives.count / k` samples, which must fill a batch.
+  ///
   /// - Parameters:
   ///   - positives: `count × k` indices of each anchor's hard positives, `-1` padded.
   ///   - negatives: `count × k` indices of each anchor's hard negatives, `-1` padded.

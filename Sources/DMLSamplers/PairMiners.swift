@@ -9,6 +9,8 @@ public struct BatchAllMiner<Scalar: DMLScalar>: TupleSampler {
   @usableFromInline var reservoir: Reservoir
   @usableFromInline var negativeReservoir: Reservoir
 
+  /// Batch-all pairs, or triplets with `triplets`; with `maxTuples`, at most that many triplets, or
+  /// that many positive and that many negative pairs, sampled with `seed`.
   public init(triplets: Bool, distance: Distance = .euclidean, maxTuples: Int? = nil, seed: UInt64 = 0) {
     self.triplets = triplets
     self.distance = distance
@@ -49,12 +51,15 @@ public struct BatchAllMiner<Scalar: DMLScalar>: TupleSampler {
 /// PML's `PairMarginMiner`: positive pairs farther than `positiveMargin` and negative pairs
 /// closer than `negativeMargin` (for similarities: positives below, negatives above).
 public struct PairMarginMiner<Scalar: DMLScalar>: TupleSampler {
+  /// Positive pairs farther than this (for similarities: less similar) are kept.
   public var positiveMargin: Scalar
+  /// Negative pairs closer than this (for similarities: more similar) are kept.
   public var negativeMargin: Scalar
   public var distance: Distance
   public var statistics = MiningStatistics()
   public var acceptsMemory: Bool { true }
 
+  /// PML's defaults: `pos_margin` 0.2 and `neg_margin` 0.8, on Euclidean distances.
   public init(positiveMargin: Scalar = 0.2, negativeMargin: Scalar = 0.8, distance: Distance = .euclidean) {
     self.positiveMargin = positiveMargin
     self.negativeMargin = negativeMargin
@@ -92,6 +97,7 @@ public struct MultiSimilarityMiner<Scalar: DMLScalar>: TupleSampler {
   public var statistics = MiningStatistics()
   public var acceptsMemory: Bool { true }
 
+  /// PML's defaults: `epsilon` 0.1, on cosine similarities.
   public init(epsilon: Scalar = 0.1, distance: Distance = .cosine) {
     self.epsilon = epsilon
     self.distance = distance

@@ -43,6 +43,8 @@ public struct TripletMarginMiner<Scalar: DMLScalar>: TupleSampler {
   public var acceptsMemory: Bool { true }
   @usableFromInline var reservoir: Reservoir
 
+  /// PML's defaults: margin 0.2 and type `.all`, on Euclidean distances; with `maxTuples`, a
+  /// sample drawn with `seed`.
   public init(
     margin: Scalar = 0.2, type: TripletType = .all, distance: Distance = .euclidean,
     maxTuples: Int? = nil, seed: UInt64 = 0
@@ -85,6 +87,7 @@ public struct BatchHardMiner<Scalar: DMLScalar>: TupleSampler {
   public var statistics = MiningStatistics()
   public var acceptsMemory: Bool { true }
 
+  /// A miner on `distance` (default Euclidean).
   public init(distance: Distance = .euclidean) { self.distance = distance }
 
   @inlinable
@@ -127,6 +130,7 @@ public struct FaceNetSemiHardMiner<Scalar: DMLScalar>: TupleSampler {
   public var statistics = MiningStatistics()
   public var acceptsMemory: Bool { true }
 
+  /// A miner on `distance` (default squared Euclidean, as FaceNet).
   public init(distance: Distance = .squaredEuclidean) { self.distance = distance }
 
   @inlinable
@@ -179,6 +183,8 @@ public struct DistanceWeightedMiner<Scalar: DMLScalar>: TupleSampler {
   public var rng: RandomSource
   @usableFromInline var weights: [Double] = []
 
+  /// PML's defaults: `cutoff` 0.5 and `nonzero_loss_cutoff` 1.4; `dimension` (above 3) is the
+  /// embedding size, `seed` that of the draws.
   public init(dimension: Int, cutoff: Scalar = 0.5, nonzeroLossCutoff: Scalar = 1.4, seed: UInt64 = 0) {
     precondition(dimension > 3, "DistanceWeightedMiner needs an embedding dimension above 3")
     self.dimension = dimension

@@ -13,6 +13,8 @@ public struct GradientCheckReport: Sendable, CustomStringConvertible {
   /// nothing, so tests also require this to be positive.
   public var maxMagnitude: Double
 
+  /// One line with the largest error, where it was found, the derivatives compared and the
+  /// largest analytic derivative.
   public var description: String {
     "max error \(maxError) at \(worst) over \(checked) derivatives (largest |d| \(maxMagnitude))"
   }

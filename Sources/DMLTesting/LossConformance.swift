@@ -18,9 +18,12 @@
 public enum LossConformance {
   /// The batch the suite uses: `rows` embeddings of `dimension`, labels cycling over `classes`.
   public struct Batch: Sendable {
+    /// The `rows × dimension` embeddings, drawn from a standard normal distribution.
     public var embeddings: Matrix<Double>
+    /// The label of each row: every class in turn, then shuffled.
     public var labels: [Int]
 
+    /// A batch seeded by `seed`: by default 12 rows of dimension 6 over 4 classes, seed 1.
     public init(rows: Int = 12, dimension: Int = 6, classes: Int = 4, seed: UInt64 = 1) {
       var rng = RandomSource(seed: seed)
       embeddings = Matrix(rows: rows, columns: dimension)

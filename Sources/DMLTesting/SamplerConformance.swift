@@ -6,6 +6,14 @@
 ///   handled without a crash;
 /// - the statistics count every batch.
 public enum SamplerConformance {
+  /// Every failed check, described; empty when the sampler conforms.
+  ///
+  /// The checks run on a seeded batch of 16 rows of dimension 5 over 4 classes.
+  ///
+  /// - Parameters:
+  ///   - sampler: the sampler, in Double.
+  ///   - deterministic: whether to check that the tuples do not depend on the batch order or the
+  ///     label names (for samplers without randomness).
   public static func failures<S: TupleSampler>(_ sampler: S, deterministic: Bool = true) -> [String]
   where S.Scalar == Double {
     var failures: [String] = []

@@ -7,6 +7,7 @@ public struct ParameterGroup: Sendable, Equatable, Codable {
   /// The group's weight decay.
   public var weightDecay: Double?
 
+  /// A group with the given settings; a `nil` one keeps the optimizer's own.
   public init(learningRate: Double? = nil, weightDecay: Double? = nil) {
     self.learningRate = learningRate
     self.weightDecay = weightDecay
@@ -27,6 +28,7 @@ public struct ParameterGroup: Sendable, Equatable, Codable {
 /// The effective learning rate of a parameter is its group's rate (or `learningRate`) times
 /// `learningRateScale`, which a schedule sets every step.
 public protocol Optimizer<Scalar> {
+  /// The element type of the parameters it updates.
   associatedtype Scalar: DMLScalar
   /// The base learning rate of the default group.
   var learningRate: Double { get set }
@@ -42,9 +44,12 @@ public protocol Optimizer<Scalar> {
 
 /// An optimizer's state: named per-slot buffers and per-slot step counts.
 public struct OptimizerState<Scalar: DMLScalar>: Sendable, Equatable {
+  /// Per-slot buffers by name (`velocity` for SGD; `m` and `v` for Adam).
   public var buffers: [String: SlotBuffers<Scalar>]
+  /// Updates taken per slot (empty for optimizers that do not count them).
   public var stepCounts: [Int]
 
+  /// A state with the given buffers and step counts (empty by default).
   public init(buffers: [String: SlotBuffers<Scalar>] = [:], stepCounts: [Int] = []) {
     self.buffers = buffers
     self.stepCounts = stepCounts
@@ -83,6 +88,7 @@ public struct SlotBuffers<Scalar: DMLScalar>: Sendable, Codable, Equatable {
   /// One buffer per slot.
   public var buffers: [[Scalar]] = []
 
+  /// Empty buffers; `prepare(slot:count:)` adds the slots.
   public init() {}
 
   /// Makes sure slot `slot` has a zeroed buffer of `count` values; returns whether it was new.
@@ -122,11 +128,14 @@ public struct SGD<Scalar: DMLScalar>: Optimizer {
   /// The momentum buffers.
   public var velocity = SlotBuffers<Scalar>()
 
+  /// The momentum buffers, named `velocity`; setting a state without them clears them.
   public var state: OptimizerState<Scalar> {
     get { OptimizerState(buffers: ["velocity": velocity]) }
     set { velocity = newValue.buffers["velocity"] ?? SlotBuffers() }
   }
 
+  /// SGD with learning rate 0.01 by default and, as in PyTorch, no momentum, dampening, Nesterov
+  /// or weight decay. Nesterov momentum needs `momentum > 0` and no dampening.
   public init(
     learningRate: Double = 0.01, momentum: Double = 0, dampening: Double = 0,
     nesterov: Bool = false, weightDecay: Double = 0, groups: [ParameterGroup] = []
@@ -183,10 +192,15 @@ public struct Adam<Scalar: DMLScalar>: Optimizer {
   /// Per-group settings.
   public var groups: [ParameterGroup]
   /// First and second moments, and the step count, per slot.
+  ///
+  /// This one holds the first moments m, the running means of the gradients (`m` in `state`).
   public var firstMoment = SlotBuffers<Scalar>()
+  /// The second moments v, the running means of the squared gradients (`v` in `state`).
   public var secondMoment = SlotBuffers<Scalar>()
+  /// Updates taken per slot, for the bias corrections.
   public var stepCounts: [Int] = []
 
+  /// The moments, named `m` and `v`, and the step counts; setting a state without them clears them.
   public var state: OptimizerState<Scalar> {
     get { OptimizerState(buffers: ["m": firstMoment, "v": secondMoment], stepCounts: stepCounts) }
     set {
@@ -196,6 +210,8 @@ public struct Adam<Scalar: DMLScalar>: Optimizer {
     }
   }
 
+  /// Adam with PyTorch's defaults: learning rate 1e-3, β₁ 0.9, β₂ 0.999, ε 1e-8 and no weight
+  /// decay; `decoupled` gives AdamW's decay.
   public init(
     learningRate: Double = 1e-3, beta1: Double = 0.9, beta2: Double = 0.999,
     epsilon: Double = 1e-8, weightDecay: Double = 0, decoupled: Bool = false,

@@ -6,6 +6,7 @@ public protocol LearningRateSchedule: Sendable {
 
 /// The base rate throughout.
 public struct ConstantSchedule: LearningRateSchedule {
+  /// The constant schedule (factor 1).
   public init() {}
   public func factor(at step: Int) -> Double { 1 }
 }
@@ -17,6 +18,7 @@ public struct StepSchedule: LearningRateSchedule {
   /// The factor at each decay.
   public var gamma: Double
 
+  /// Multiplies by `gamma` (default 0.1) every `stepSize` steps; `stepSize` must be positive.
   public init(stepSize: Int, gamma: Double = 0.1) {
     precondition(stepSize > 0, "StepSchedule: stepSize must be positive")
     self.stepSize = stepSize
@@ -34,6 +36,7 @@ public struct CosineSchedule: LearningRateSchedule {
   /// The final factor.
   public var minimumFactor: Double
 
+  /// Anneals over `totalSteps` (positive) down to `minimumFactor` (default 0).
   public init(totalSteps: Int, minimumFactor: Double = 0) {
     precondition(totalSteps > 0, "CosineSchedule: totalSteps must be positive")
     self.totalSteps = totalSteps
@@ -54,6 +57,7 @@ public struct WarmupSchedule<Base: LearningRateSchedule>: LearningRateSchedule {
   /// The schedule after the warm-up.
   public var base: Base
 
+  /// Warms up over `warmupSteps` (0: no warm-up), then follows `base`.
   public init(warmupSteps: Int, then base: Base) {
     precondition(warmupSteps >= 0, "WarmupSchedule: warmupSteps must be non-negative")
     self.warmupSteps = warmupSteps

@@ -6,6 +6,7 @@ public struct NoMining<Scalar: DMLScalar>: TupleSampler {
   public var providesTuples: Bool { false }
   public var acceptsMemory: Bool { true }
   public var statistics = MiningStatistics()
+  /// The no-mining sampler.
   public init() {}
   public mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples) {
     tuples = .none
@@ -14,10 +15,12 @@ public struct NoMining<Scalar: DMLScalar>: TupleSampler {
 
 /// What one training step produced.
 public struct StepResult<Scalar: DMLScalar>: Sendable {
+  /// The loss of the batch, before the update.
   public var loss: LossValue<Scalar>
   /// Tuples the sampler mined (`nil` without mining).
   public var mined: Int?
 
+  /// A result from the step's loss and the number of tuples mined.
   @inlinable
   public init(loss: LossValue<Scalar>, mined: Int?) {
     self.loss = loss
@@ -27,7 +30,9 @@ public struct StepResult<Scalar: DMLScalar>: Sendable {
 
 /// A non-finite value stopped training.
 public struct TrainingError: Error, CustomStringConvertible, Equatable {
+  /// The message, naming the step or the file at fault.
   public let description: String
+  /// An error with the message `description`.
   public init(_ description: String) { self.description = description }
 }
 
@@ -37,10 +42,15 @@ public struct TrainingError: Error, CustomStringConvertible, Equatable {
 public struct Trainer<
   Network: EmbeddingNetwork, Loss: EmbeddingLoss, Sampler: TupleSampler, Opt: Optimizer
 > where Network.Scalar == Loss.Scalar, Loss.Scalar == Sampler.Scalar, Sampler.Scalar == Opt.Scalar {
+  /// The scalar type of the network, the loss, the sampler and the optimizer.
   public typealias Scalar = Network.Scalar
+  /// The network being trained.
   public var network: Network
+  /// The loss, whose parameters (proxies, if any) are stepped with the network's.
   public var loss: Loss
+  /// The tuple sampler (miner); `NoMining` for none.
   public var sampler: Sampler
+  /// The optimizer of the network's and the loss's parameters.
   public var optimizer: Opt
   /// Whether `sampler` mines (false for `NoMining`).
   public let mines: Bool
@@ -53,6 +63,7 @@ public struct Trainer<
   @usableFromInline var scores = Matrix<Scalar>()
   @usableFromInline var workspace = DistanceWorkspace<Scalar>()
 
+  /// A trainer at step 0 without a cross-batch memory; `mines` is `sampler.providesTuples`.
   public init(network: Network, loss: Loss, sampler: Sampler, optimizer: Opt) {
     self.network = network
     self.loss = loss

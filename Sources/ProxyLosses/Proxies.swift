@@ -49,14 +49,17 @@ public protocol ProxyLoss: PairwiseLoss {
 }
 
 extension ProxyLoss {
+  /// The proxies' values, one row per class.
   public var references: Matrix<Scalar>? { proxies.parameter.value }
 
+  /// Stores `∂loss/∂proxies` as the proxies' gradient, for the optimizer.
   public mutating func receiveReferenceGradient(
     _ gradient: Matrix<Scalar>, embeddings: Matrix<Scalar>, labels: [Int]
   ) {
     proxies.parameter.gradient.assign(gradient)
   }
 
+  /// Visits the proxies.
   public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
     visit(&proxies.parameter)
   }
@@ -80,8 +83,11 @@ public struct ProxyNCALoss<Scalar: DMLScalar>: RegisteredLoss, ProxyLoss {
   public var proxies: Proxies<Scalar>
   /// The softmax scale.
   public var softmaxScale: Scalar
+  /// The score between embeddings and proxies.
   public var distance: Distance
 
+  /// ProxyNCA over `proxies` with softmax scale `softmaxScale` (1 by default) and `distance`
+  /// (squared Euclidean between normalised rows by default).
   public init(proxies: Proxies<Scalar>, softmaxScale: Scalar = 1, distance: Distance = .squaredEuclidean) {
     self.proxies = proxies
     self.softmaxScale = softmaxScale
@@ -154,8 +160,11 @@ public struct ProxyAnchorLoss<Scalar: DMLScalar>: RegisteredLoss, ProxyLoss {
   public var margin: Scalar
   /// The scale α.
   public var alpha: Scalar
+  /// The score between embeddings and proxies.
   public var distance: Distance
 
+  /// Proxy-Anchor over `proxies` with margin δ `margin` (0.1 by default) and scale α `alpha` (32
+  /// by default), the paper's values, and `distance` (cosine similarity by default).
   public init(proxies: Proxies<Scalar>, margin: Scalar = 0.1, alpha: Scalar = 32, distance: Distance = .cosine) {
     self.proxies = proxies
     self.margin = margin
@@ -220,6 +229,7 @@ public struct ProxyAnchorLoss<Scalar: DMLScalar>: RegisteredLoss, ProxyLoss {
 
 /// The proxy losses of this module, for a `LossRegistry`.
 public enum ProxyLosses {
+  /// Registry entries for `ProxyNCALoss` and `ProxyAnchorLoss`, in `Float`.
   public static var registrations: [LossFactory] {
     [LossFactory(ProxyNCALoss<Float>.self), LossFactory(ProxyAnchorLoss<Float>.self)]
   }

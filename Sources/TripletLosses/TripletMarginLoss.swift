@@ -30,6 +30,8 @@ public struct TripletMarginLoss<Scalar: DMLScalar>: RegisteredLoss {
   /// The reduction over triplets.
   public var reduction: Reduction
 
+  /// A triplet margin loss with `margin` 0.05, no swap, the hinge, Euclidean distance between
+  /// normalised rows and the mean of the non-zero terms by default, as PML.
   public init(
     margin: Scalar = 0.05, swap: Bool = false, smoothLoss: Bool = false,
     distance: Distance = .euclidean, reduction: Reduction = .nonZeroMean
@@ -126,5 +128,6 @@ func softplus<T: DMLScalar>(_ x: T) -> T {
 
 /// The triplet losses of this module, for a `LossRegistry`.
 public enum TripletLosses {
+  /// The registry entry for `TripletMarginLoss`, in `Float`.
   public static var registrations: [LossFactory] { [LossFactory(TripletMarginLoss<Float>.self)] }
 }

@@ -55,6 +55,54 @@ struct LayerGradientTests {
       "Conv2D \(config)")
   }
 
+  @Test(
+    "Conv2D with one input channel", arguments: [(3, 1, 1), (3, 2, 1), (2, 1, 0), (3, 2, 0)])
+  func convSingleChannel(config: (kernel: Int, stride: Int, padding: Int)) {
+    var rng = RandomSource(seed: 9)
+    let layer = Conv2D<Double>(
+      input: ImageShape(height: 6, width: 5, channels: 1), outChannels: 3, kernel: config.kernel,
+      stride: config.stride, padding: config.padding, rng: &rng)
+    expectPasses(GradientCheck.layer(layer, input: randomInput(2, 30, seed: 10)), "Conv2D 1 channel \(config)")
+  }
+
+  @Test("Conv2D's output is the convolution, with one input channel and with two")
+  func convForward() {
+    for channels in [1, 2] {
+      for (k, s, p) in [(3, 1, 1), (3, 2, 0), (2, 1, 0)] {
+        var rng = RandomSource(seed: 11)
+        let shape = ImageShape(height: 6, width: 5, channels: channels)
+        var layer = Conv2D<Double>(input: shape, outChannels: 3, kernel: k, stride: s, padding: p, rng: &rng)
+        layer.bias.value = Matrix([[0.1, -0.2, 0.3]])
+        let x = randomInput(2, shape.features, seed: 12)
+        var y = Matrix<Double>()
+        layer.forward(x, into: &y, mode: .training)
+        let out = layer.outputShape
+        var maxError = 0.0
+        for b in 0..<2 {
+          for oy in 0..<out.height {
+            for ox in 0..<out.width {
+              for o in 0..<3 {
+                var expected = layer.bias.value[0, o]
+                for ky in 0..<k {
+                  for kx in 0..<k {
+                    let iy = oy * s - p + ky, ix = ox * s - p + kx
+                    guard iy >= 0 && iy < 6 && ix >= 0 && ix < 5 else { continue }
+                    for c in 0..<channels {
+                      expected += x[b, (iy * 5 + ix) * channels + c] * layer.weight.value[o, (ky * k + kx) * channels + c]
+                    }
+                  }
+                }
+                maxError = max(maxError, abs(y[b, (oy * out.width + ox) * 3 + o] - expected))
+              }
+            }
+          }
+        }
+        #expect(y.rows == 2 && y.columns == out.features)
+        #expect(maxError < 1e-12, "channels \(channels), kernel \(k), stride \(s), padding \(p): \(maxError)")
+      }
+    }
+  }
+
   @Test func maxPool() {
     let layer = MaxPool2D<Double>(input: ImageShape(height: 6, width: 4, channels: 3), size: 2)
     expectPasses(GradientCheck.layer(layer, input: randomInput(2, 72, seed: 8)), "MaxPool2D")
