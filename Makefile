@@ -132,7 +132,7 @@ bench-each: bench-foundation bench-losses bench-search bench-plots
 # The open-set protocol fmnist-05: train on Fashion-MNIST classes 0-4 (3-4 held out for
 # validation and early stopping on MAP@R), evaluate on the unseen classes 5-9, beside the
 # untrained network and the raw pixels.
-# Proxy-Anchor generalised best among the recipes tried (Docs/Benchmarks.md); no recipe beats the
+# Proxy-Anchor generalised best among the recipes tried (Docs/benchmark-notes.md); no recipe beats the
 # raw pixels' MAP@R on the unseen classes yet. The run's pictures go to Docs/pictures (README).
 DEMO_FLAGS ?= --train-classes 0-4 --validation-classes 3-4 --test-classes 5-9 --patience 2 \
   --network mlp --loss proxy-anchor --optimizer adam:lr=0.0001 --batch shuffled:size=128 \

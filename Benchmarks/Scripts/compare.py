@@ -265,9 +265,10 @@ def render(run, notes):
         "",
     ]
     if run.get("best_is_default") and not run["quick"]:
-        lines += [f"The default BLAS kernels ({run['sections'][0]['ours_core']}) are the best this CPU offers (no "
-                  "AVX-512; OpenBLAS's Zen target runs its Haswell AVX2+FMA kernels), so one pass gives both ratios the "
-                  "issue asks for: on the default kernels and on the best. On a CPU whose default is not its best "
+        lines += [f"The default BLAS kernels ({run['sections'][0]['ours_core']}) are the best this CPU offers (AVX2 "
+                  "and FMA, no AVX-512; the first full run, commit bba2de5, measured every case again with "
+                  "OPENBLAS_CORETYPE=Haswell on both sides and found the same figures within noise), so one pass gives "
+                  "both ratios the issue asks for: on the default kernels and on the best. On a CPU whose default is not its best "
                   "(Debian's OpenBLAS 0.3.21 takes some AVX-512 CPUs for Prescott), a second pass forces the best "
                   "kernels on both sides.", ""]
     all_missed = []

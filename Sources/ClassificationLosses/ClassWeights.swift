@@ -73,7 +73,13 @@ func classificationLoss<T: DMLScalar>(
 }
 
 /// Softmax cross-entropy over a learned linear classifier, `logits = x Wᵀ + b`: the
-/// classification baseline, and the partner of `CenterLoss`.
+/// classification baseline, and the partner of `CenterLoss` (Wen et al. 2016 train the two
+/// together). PML has no loss of its own for it: its users put `torch.nn.CrossEntropyLoss` on a
+/// `Linear` layer, which this reproduces.
+///
+/// ```
+/// loss_i = −log( exp(logit_{i,y_i}) / Σ_c exp(logit_{i,c}) )
+/// ```
 ///
 /// - Distance: dot product of unnormalised rows. Reduction: the mean over rows.
 /// - Terms: `element`, one per row.

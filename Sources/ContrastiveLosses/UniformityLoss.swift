@@ -13,6 +13,7 @@
 /// `--loss contrastive --loss uniformity:weight=0.5`.
 ///
 /// - Distance: squared Euclidean between L2-normalised rows (fixed, as in the paper).
+/// - Reduction: none; the mean sits inside the log, as in the paper.
 /// - Term: `uniformity`, one element (the whole batch).
 public struct UniformityLoss<Scalar: DMLScalar>: RegisteredLoss {
   /// The potential's sharpness `t` (2 in the paper).
