@@ -17,13 +17,15 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
   @usableFromInline var columns = Matrix<Scalar>()
   @usableFromInline var columnGradient = Matrix<Scalar>()
 
-  /// A convolution of `input` images into `outChannels` channels, He-normal weights from `rng`
-  /// and a zero bias.
+  /// A convolution with He-normal weights and a zero bias.
   ///
   /// - Parameters:
+  ///   - input: the shape of one input image.
+  ///   - outChannels: the output channels.
   ///   - kernel: the square window's side.
   ///   - stride: the step between windows (1 by default).
   ///   - padding: zeros added on each side (none by default).
+  ///   - rng: the source of the initial weights.
   public init(
     input: ImageShape, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
     rng: inout RandomSource
