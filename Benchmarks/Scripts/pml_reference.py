@@ -27,25 +27,15 @@ import pytorch_metric_learning
 from pytorch_metric_learning import distances, losses, miners, samplers
 from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from numpy_gemm import corename as numpy_corename, median_seconds, openblas_core  # noqa: E402
+
 FMNIST = os.environ.get("DML_FMNIST_DIR", "/usr/share/datasets/fashion-mnist")
 
 
-def median_ms(body, trials, trial_seconds=0.05):
-    """The median milliseconds per call over `trials` trials, each long enough to swamp the clock,
-    as dml-bench's Timing.median measures."""
-    body()
-    t = time.perf_counter()
-    body()
-    once = max(1e-9, time.perf_counter() - t)
-    reps = max(1, int(trial_seconds / once))
-    times = []
-    for _ in range(trials):
-        t = time.perf_counter()
-        for _ in range(reps):
-            body()
-        times.append((time.perf_counter() - t) / reps)
-    times.sort()
-    return times[len(times) // 2] * 1e3
+def median_ms(body, trials):
+    """The median milliseconds per call, timed as dml-bench times ours."""
+    return median_seconds(body, trials) * 1e3
 
 
 def unit_batch(n, d, seed):
@@ -397,23 +387,9 @@ def train(args):
             "map_at_r": metrics["mean_average_precision_at_r"]}
 
 
-def openblas_core(library, symbols):
-    import ctypes
-    for symbol in symbols:
-        try:
-            f = getattr(ctypes.CDLL(library), symbol)
-            f.restype = ctypes.c_char_p
-            return f().decode()
-        except (OSError, AttributeError):
-            pass
-    return "unknown"
-
-
 def versions():
-    import glob
-    numpy_libs = glob.glob(os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs", "*openblas*"))
     return {"debian_openblas_core": openblas_core("libopenblas.so.0", ["openblas_get_corename"]),
-            "numpy_openblas_core": openblas_core(numpy_libs[0], ["openblas_get_corename64_", "scipy_openblas_get_corename64_", "openblas_get_corename"]) if numpy_libs else "unknown",
+            "numpy_openblas_core": numpy_corename(),
             "pml": pytorch_metric_learning.__version__, "torch": torch.__version__, "faiss": faiss.__version__,
             "numpy": np.__version__, "torch_threads": torch.get_num_threads()}
 
