@@ -25,9 +25,16 @@ public protocol Layer<Scalar>: ParameterContainer {
   mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
     inputGradient: inout Matrix<Scalar>, propagate: Bool)
+
+  /// True when the layer is currently the identity (a switched-off `Optionally`): a `Chain`
+  /// then skips it instead of copying the activations and their gradient through it.
+  var isIdentity: Bool { get }
 }
 
 extension Layer {
+  /// False: a layer computes something unless it says otherwise.
+  @inlinable public var isIdentity: Bool { false }
+
   /// Visits nothing: the default for layers without parameters.
   public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {}
 

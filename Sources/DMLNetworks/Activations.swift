@@ -11,10 +11,14 @@ public struct ReLU<Scalar: DMLScalar>: Layer {
   public mutating func forward(
     _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
   ) {
-    output.resize(rows: input.rows, columns: input.columns)
+    let (n, f) = (input.rows, input.columns)
+    output.resize(rows: n, columns: f)
+    let chunks = BatchParallelism.chunkCount(rows: n, workPerRow: f)
     input.withUnsafeBufferPointer { x in
       output.withUnsafeMutableBufferPointer { y in
-        reluForward(x.baseAddress!, y.baseAddress!, count: x.count)
+        BatchParallelism.forEachChunk(rows: n, chunks: chunks) { _, r in
+          reluForward(x.baseAddress! + r.lowerBound * f, y.baseAddress! + r.lowerBound * f, count: r.count * f)
+        }
       }
     }
   }
@@ -25,11 +29,16 @@ public struct ReLU<Scalar: DMLScalar>: Layer {
     inputGradient: inout Matrix<Scalar>, propagate: Bool
   ) {
     guard propagate else { return }
-    inputGradient.resize(rows: input.rows, columns: input.columns)
+    let (n, f) = (input.rows, input.columns)
+    inputGradient.resize(rows: n, columns: f)
+    let chunks = BatchParallelism.chunkCount(rows: n, workPerRow: f)
     input.withUnsafeBufferPointer { x in
       outputGradient.withUnsafeBufferPointer { g in
         inputGradient.withUnsafeMutableBufferPointer { gx in
-          reluBackward(x.baseAddress!, g.baseAddress!, gx.baseAddress!, count: x.count)
+          BatchParallelism.forEachChunk(rows: n, chunks: chunks) { _, r in
+            let o = r.lowerBound * f
+            reluBackward(x.baseAddress! + o, g.baseAddress! + o, gx.baseAddress! + o, count: r.count * f)
+          }
         }
       }
     }

@@ -26,21 +26,41 @@ public struct Chain<First: Layer, Second: Layer>: Layer where First.Scalar == Se
   public mutating func forward(
     _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
   ) {
-    first.forward(input, into: &middle, mode: mode)
-    second.forward(middle, into: &output, mode: mode)
+    // A switched-off part is skipped: the other writes straight into `output`.
+    if second.isIdentity {
+      first.forward(input, into: &output, mode: mode)
+    } else if first.isIdentity {
+      second.forward(input, into: &output, mode: mode)
+    } else {
+      first.forward(input, into: &middle, mode: mode)
+      second.forward(middle, into: &output, mode: mode)
+    }
   }
+
+  /// True when both parts are the identity.
+  @inlinable public var isIdentity: Bool { first.isIdentity && second.isIdentity }
 
   @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
     inputGradient: inout Matrix<Scalar>, propagate: Bool
   ) {
-    second.backward(
-      input: middle, output: output, outputGradient: outputGradient,
-      inputGradient: &middleGradient, propagate: true)
-    first.backward(
-      input: input, output: middle, outputGradient: middleGradient,
-      inputGradient: &inputGradient, propagate: propagate)
+    if second.isIdentity {
+      first.backward(
+        input: input, output: output, outputGradient: outputGradient,
+        inputGradient: &inputGradient, propagate: propagate)
+    } else if first.isIdentity {
+      second.backward(
+        input: input, output: output, outputGradient: outputGradient,
+        inputGradient: &inputGradient, propagate: propagate)
+    } else {
+      second.backward(
+        input: middle, output: output, outputGradient: outputGradient,
+        inputGradient: &middleGradient, propagate: true)
+      first.backward(
+        input: input, output: middle, outputGradient: middleGradient,
+        inputGradient: &inputGradient, propagate: propagate)
+    }
   }
 
   @inlinable
@@ -155,6 +175,9 @@ public struct Optionally<Wrapped: Layer>: Layer {
   public func outputFeatures(forInput n: Int) -> Int {
     isEnabled ? wrapped.outputFeatures(forInput: n) : n
   }
+
+  /// True when switched off (or when the wrapped layer is itself the identity).
+  @inlinable public var isIdentity: Bool { !isEnabled || wrapped.isIdentity }
 
   @inlinable
   public mutating func forward(

@@ -1,5 +1,5 @@
-/// A 2-D convolution over NHWC images, computed as `im2col` followed by one GEMM for the whole
-/// batch.
+/// A 2-D convolution over NHWC images, computed as `im2col` followed by one GEMM, per chunk of
+/// the batch: one chunk per core, in parallel (see `BatchParallelism`).
 ///
 /// The weight is `outChannels × (kernel · kernel · inChannels)` with each row in
 /// `(ky, kx, c)` order. Initialisation is He normal with a zero bias.
@@ -16,6 +16,7 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
   public let kernel: Int, stride: Int, padding: Int
   @usableFromInline var columns = Matrix<Scalar>()
   @usableFromInline var columnGradient = Matrix<Scalar>()
+  @usableFromInline var partialGradients = Matrix<Scalar>()
 
   /// A convolution with He-normal weights and a zero bias.
   ///
@@ -67,6 +68,16 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
     return outputShape.features
   }
 
+  /// How many chunks of the batch run in parallel (`BatchParallelism`): one per OpenBLAS thread
+  /// when each gets at least 2²⁰ multiply-adds.
+  @inlinable
+  func chunkCount(_ g: ConvGeometry) -> Int {
+    BatchParallelism.chunkCount(
+      rows: g.batch, workPerRow: g.outputHeight * g.outputWidth * g.patchSize * outChannels,
+      minimumWork: 1 << 20)
+  }
+
+  /// `im2col` and one GEMM per chunk of images, the chunks in parallel (`BatchParallelism`).
   @inlinable
   public mutating func forward(
     _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
@@ -75,34 +86,98 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
       input.columns == inputShape.features,
       "Conv2D expects \(inputShape) = \(inputShape.features) features, got \(input.columns)")
     let g = geometry(batch: input.rows)
-    columns.resize(rows: g.patchCount, columns: g.patchSize)
+    let (perImage, ps, oc, inF) = (g.outputHeight * g.outputWidth, g.patchSize, outChannels, inputShape.features)
+    let chunks = chunkCount(g)
+    columns.resize(rows: g.patchCount, columns: ps)
+    output.resize(rows: g.patchCount, columns: oc)
     input.withUnsafeBufferPointer { x in
       columns.withUnsafeMutableBufferPointer { c in
-        im2col(x.baseAddress!, geometry: g, into: c.baseAddress!)
+        output.withUnsafeMutableBufferPointer { y in
+          bias.value.withUnsafeBufferPointer { b in
+            weight.value.withUnsafeBufferPointer { w in
+              BatchParallelism.forEachChunk(rows: g.batch, chunks: chunks) { _, images in
+                var gc = g
+                gc.batch = images.count
+                let p0 = images.lowerBound * perImage, rows = gc.patchCount
+                let cols = c.baseAddress! + p0 * ps, out = y.baseAddress! + p0 * oc
+                im2col(x.baseAddress! + images.lowerBound * inF, geometry: gc, into: cols)
+                for i in 0..<rows { (out + i * oc).update(from: b.baseAddress!, count: oc) }
+                Scalar.blasGemm(
+                  transposeA: false, transposeB: true, m: rows, n: oc, k: ps, alpha: 1,
+                  a: cols, lda: ps, b: w.baseAddress!, ldb: ps, beta: 1, c: out, ldc: oc)
+              }
+            }
+          }
+        }
       }
     }
-    output.resize(rows: g.patchCount, columns: outChannels)
-    bias.value.withUnsafeBufferPointer { output.fillRows(with: $0) }
-    gemm(columns, weight.value, transposeB: true, beta: 1, into: &output)
-    output.reshape(rows: input.rows, columns: g.outputHeight * g.outputWidth * outChannels)
+    output.reshape(rows: input.rows, columns: perImage * oc)
   }
 
+  /// Per chunk of images, in parallel: the chunk's weight and bias gradients (chunk 0 into the
+  /// parameters, the others into `partialGradients`, summed after in chunk order), then its
+  /// column gradient and `col2im`.
   @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
     inputGradient: inout Matrix<Scalar>, propagate: Bool
   ) {
     let g = geometry(batch: input.rows)
-    var dy = outputGradient
-    dy.reshape(rows: g.patchCount, columns: outChannels)
-    gemm(dy, transposeA: true, columns, into: &weight.gradient)
-    bias.gradient.withUnsafeMutableBufferPointer { dy.columnSums(into: $0) }
-    guard propagate else { return }
-    gemm(dy, weight.value, into: &columnGradient)
-    inputGradient.resize(rows: input.rows, columns: inputShape.features)
-    columnGradient.withUnsafeBufferPointer { c in
-      inputGradient.withUnsafeMutableBufferPointer { x in
-        col2im(c.baseAddress!, geometry: g, into: x.baseAddress!)
+    let (perImage, ps, oc, inF) = (g.outputHeight * g.outputWidth, g.patchSize, outChannels, inputShape.features)
+    precondition(
+      outputGradient.rows * outputGradient.columns == g.patchCount * oc,
+      "Conv2D.backward: the output gradient has \(outputGradient.rows)x\(outputGradient.columns) values, expected \(g.patchCount * oc)")
+    let chunks = chunkCount(g)
+    let stride = oc * ps + oc
+    weight.gradient.resize(rows: oc, columns: ps)
+    bias.gradient.resize(rows: 1, columns: oc)
+    if chunks > 1 { partialGradients.resize(rows: chunks - 1, columns: stride) }
+    if propagate {
+      columnGradient.resize(rows: g.patchCount, columns: ps)
+      inputGradient.resize(rows: input.rows, columns: inF)
+    }
+    outputGradient.withUnsafeBufferPointer { dy in
+      columns.withUnsafeBufferPointer { c in
+        weight.value.withUnsafeBufferPointer { w in
+          weight.gradient.withUnsafeMutableBufferPointer { dw in
+            bias.gradient.withUnsafeMutableBufferPointer { db in
+              partialGradients.withUnsafeMutableBufferPointer { partial in
+                columnGradient.withUnsafeMutableBufferPointer { dc in
+                  inputGradient.withUnsafeMutableBufferPointer { dx in
+                    BatchParallelism.forEachChunk(rows: g.batch, chunks: chunks) { chunk, images in
+                      var gc = g
+                      gc.batch = images.count
+                      let p0 = images.lowerBound * perImage, rows = gc.patchCount
+                      let dyc = dy.baseAddress! + p0 * oc
+                      let dwc = chunk == 0 ? dw.baseAddress! : partial.baseAddress! + (chunk - 1) * stride
+                      let dbc = chunk == 0 ? db.baseAddress! : dwc + oc * ps
+                      // ∂W = ∂Yᵀ · columns over this chunk's rows.
+                      Scalar.blasGemm(
+                        transposeA: true, transposeB: false, m: oc, n: ps, k: rows, alpha: 1,
+                        a: dyc, lda: oc, b: c.baseAddress! + p0 * ps, ldb: ps, beta: 0, c: dwc, ldc: ps)
+                      dbc.update(repeating: 0, count: oc)
+                      for i in 0..<rows {
+                        let row = dyc + i * oc
+                        for j in 0..<oc { dbc[j] += row[j] }
+                      }
+                      guard propagate else { return }
+                      let dcc = dc.baseAddress! + p0 * ps
+                      Scalar.blasGemm(
+                        transposeA: false, transposeB: false, m: rows, n: ps, k: oc, alpha: 1,
+                        a: dyc, lda: oc, b: w.baseAddress!, ldb: ps, beta: 0, c: dcc, ldc: ps)
+                      col2im(dcc, geometry: gc, into: dx.baseAddress! + images.lowerBound * inF)
+                    }
+                  }
+                }
+                for chunk in 1..<Swift.max(1, chunks) {
+                  let p = partial.baseAddress! + (chunk - 1) * stride
+                  for k in 0..<(oc * ps) { dw[k] += p[k] }
+                  for j in 0..<oc { db[j] += p[oc * ps + j] }
+                }
+              }
+            }
+          }
+        }
       }
     }
   }

@@ -53,13 +53,16 @@ public struct MaxPool2D<Scalar: DMLScalar>: Layer {
     precondition(input.columns == inputShape.features, "MaxPool2D expects \(inputShape)")
     let nIn = inputShape.features, nOut = outputShape.features, c = inputShape.channels
     output.resize(rows: input.rows, columns: nOut)
+    let chunks = BatchParallelism.chunkCount(rows: input.rows, workPerRow: nIn)
     input.withUnsafeBufferPointer { x in
       output.withUnsafeMutableBufferPointer { y in
-        for b in 0..<input.rows {
-          let xi = x.baseAddress! + b * nIn, yo = y.baseAddress! + b * nOut
-          forEachWindow { o, window in
-            copyElements(yo + o, xi + window[0], count: c)
-            for i in window.dropFirst() { maximumInPlace(yo + o, xi + i, count: c) }
+        BatchParallelism.forEachChunk(rows: input.rows, chunks: chunks) { _, images in
+          for b in images {
+            let xi = x.baseAddress! + b * nIn, yo = y.baseAddress! + b * nOut
+            forEachWindow { o, window in
+              copyElements(yo + o, xi + window[0], count: c)
+              for i in window.dropFirst() { maximumInPlace(yo + o, xi + i, count: c) }
+            }
           }
         }
       }
@@ -76,18 +79,21 @@ public struct MaxPool2D<Scalar: DMLScalar>: Layer {
     guard propagate else { return }
     let nIn = inputShape.features, nOut = outputShape.features, c = inputShape.channels
     inputGradient.resize(rows: input.rows, columns: nIn, zeroed: true)
+    let chunks = BatchParallelism.chunkCount(rows: input.rows, workPerRow: nIn)
     input.withUnsafeBufferPointer { x in
       output.withUnsafeBufferPointer { y in
         outputGradient.withUnsafeBufferPointer { g in
           inputGradient.withUnsafeMutableBufferPointer { gx in
-            for b in 0..<input.rows {
-              let xi = x.baseAddress! + b * nIn, gxi = gx.baseAddress! + b * nIn
-              let yo = y.baseAddress! + b * nOut, go = g.baseAddress! + b * nOut
-              withUnsafeTemporaryAllocation(of: Scalar.self, capacity: c) { routed in
-                forEachWindow { o, window in
-                  routed.initialize(repeating: 0)
-                  for i in window {
-                    Scalar.routeMaximum(xi + i, yo + o, go + o, gxi + i, routed.baseAddress!, count: c)
+            BatchParallelism.forEachChunk(rows: input.rows, chunks: chunks) { _, images in
+              for b in images {
+                let xi = x.baseAddress! + b * nIn, gxi = gx.baseAddress! + b * nIn
+                let yo = y.baseAddress! + b * nOut, go = g.baseAddress! + b * nOut
+                withUnsafeTemporaryAllocation(of: Scalar.self, capacity: c) { routed in
+                  forEachWindow { o, window in
+                    routed.initialize(repeating: 0)
+                    for i in window {
+                      Scalar.routeMaximum(xi + i, yo + o, go + o, gxi + i, routed.baseAddress!, count: c)
+                    }
                   }
                 }
               }

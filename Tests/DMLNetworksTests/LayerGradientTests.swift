@@ -232,3 +232,70 @@ struct LayerGradientTests {
     expectPasses(GradientCheck.layer(Stack<ReLU<Double>>([]), input: randomInput(2, 3, seed: 19)), "empty Stack")
   }
 }
+
+/// The layers that split a batch over the cores (`BatchParallelism`) give what the unsplit pass
+/// gives: the same output and input gradient, and the same parameter gradients up to the order
+/// of the per-chunk sums. Three uneven chunks of seven images, forced, so that the split runs
+/// whatever this machine's thread count.
+@Suite("Layers split over the batch agree with the unsplit pass (Double)")
+struct BatchSplitTests {
+  struct Pass: Equatable {
+    var output = Matrix<Double>(), inputGradient = Matrix<Double>()
+    var parameterGradients: [Matrix<Double>] = []
+  }
+
+  static func run<L: Layer>(_ layer: L, input: Matrix<Double>, chunks: Int) -> Pass
+  where L.Scalar == Double {
+    BatchParallelism.$forcedChunks.withValue(chunks) {
+      var l = layer
+      var pass = Pass()
+      l.forward(input, into: &pass.output, mode: .training)
+      var seed = RandomSource(seed: 31)
+      var g = Matrix<Double>(rows: pass.output.rows, columns: pass.output.columns)
+      g.apply { _ in seed.normal() }
+      l.backward(input: input, output: pass.output, outputGradient: g, inputGradient: &pass.inputGradient, propagate: true)
+      l.visitParameters { pass.parameterGradients.append($0.gradient) }
+      return pass
+    }
+  }
+
+  static func maxDifference(_ a: Matrix<Double>, _ b: Matrix<Double>) -> Double {
+    precondition(a.rows == b.rows && a.columns == b.columns, "shapes differ")
+    var d = 0.0
+    for i in 0..<a.rows { for j in 0..<a.columns { d = max(d, abs(a[i, j] - b[i, j])) } }
+    return d
+  }
+
+  @Test("Conv2D, ReLU and MaxPool2D: 1 chunk against 3", arguments: ["conv", "conv1", "relu", "pool"])
+  func agree(layerName: String) {
+    var rng = RandomSource(seed: 30)
+    let shape = ImageShape(height: 8, width: 6, channels: 3)
+    let x = randomInput(7, shape.features, seed: 32)
+    let (one, three): (Pass, Pass)
+    switch layerName {
+    case "conv":
+      let conv = Conv2D<Double>(input: shape, outChannels: 5, kernel: 3, padding: 1, rng: &rng)
+      (one, three) = (Self.run(conv, input: x, chunks: 1), Self.run(conv, input: x, chunks: 3))
+    case "conv1":
+      let single = ImageShape(height: 8, width: 6, channels: 1)
+      let conv = Conv2D<Double>(input: single, outChannels: 4, kernel: 3, stride: 2, rng: &rng)
+      let x1 = randomInput(7, single.features, seed: 33)
+      (one, three) = (Self.run(conv, input: x1, chunks: 1), Self.run(conv, input: x1, chunks: 3))
+    case "relu":
+      (one, three) = (Self.run(ReLU<Double>(), input: x, chunks: 1), Self.run(ReLU<Double>(), input: x, chunks: 3))
+    default:
+      let pool = MaxPool2D<Double>(input: shape, size: 2)
+      (one, three) = (Self.run(pool, input: x, chunks: 1), Self.run(pool, input: x, chunks: 3))
+    }
+    #expect(one.output.rows == 7 && one.output.columns > 0)
+    #expect(Self.maxDifference(one.output, three.output) < 1e-12, "\(layerName): outputs differ")
+    #expect(Self.maxDifference(one.inputGradient, three.inputGradient) < 1e-12, "\(layerName): input gradients differ")
+    #expect(one.parameterGradients.count == three.parameterGradients.count)
+    for (a, b) in zip(one.parameterGradients, three.parameterGradients) {
+      #expect(Self.maxDifference(a, b) < 1e-12, "\(layerName): parameter gradients differ")
+    }
+    // Not vacuous: the passes computed something.
+    #expect(one.output.withUnsafeBufferPointer { $0.contains { $0 != 0 } })
+    #expect(one.inputGradient.withUnsafeBufferPointer { $0.contains { $0 != 0 } })
+  }
+}

@@ -16,12 +16,20 @@ enum ComparisonCases {
     (128, 512, 784), (128, 128, 512), (100_352, 32, 9), (25_088, 64, 288), (128, 128, 3136), (1024, 1024, 1024),
   ]
   static let quickLoss = "triplet + semihard miner"
+  /// `--only TEXT`: time only the cases whose name contains TEXT (for profiling one case).
+  nonisolated(unsafe) static var only: String?
+
+  static func ms(_ name: String, _ body: () -> Void, trials: Int, into out: inout [String: Double]) {
+    if let only, !name.contains(only) { return }
+    out[name] = Timing.median(trials: trials, body) * 1e3
+  }
 
   static func run(_ arguments: [String]) -> Int32 {
     let quick = arguments.contains("--quick")
     var selected = kinds
     var trials = 7
     var i = 0
+    only = nil
     while i < arguments.count {
       switch arguments[i] {
       case "--kinds" where i + 1 < arguments.count:
@@ -35,6 +43,9 @@ enum ComparisonCases {
         trials = t
         i += 1
       case "--quick": break
+      case "--only" where i + 1 < arguments.count:
+        only = arguments[i + 1]
+        i += 1
       default:
         FileHandle.standardError.write(Data("dml-bench cases: unknown argument \(arguments[i])\n".utf8))
         return 2
@@ -69,7 +80,6 @@ enum ComparisonCases {
     return 0
   }
 
-  static func ms(_ body: () -> Void, trials: Int) -> Double { Timing.median(trials: trials, body) * 1e3 }
 
   static func gemm(quick: Bool, trials: Int, into out: inout [String: Double]) {
     for s in quick ? Array(gemmShapes.prefix(1)) : gemmShapes {
@@ -78,7 +88,7 @@ enum ComparisonCases {
       a.apply { _ in rng.normal() }
       b.apply { _ in rng.normal() }
       var c = Matrix<Float>(rows: s.m, columns: s.n)
-      out["gemm \(s.m)x\(s.n)x\(s.k)"] = ms({ MetricLearning.gemm(a, b, into: &c) }, trials: trials)
+      ms("gemm \(s.m)x\(s.n)x\(s.k)", { MetricLearning.gemm(a, b, into: &c) }, trials: trials, into: &out)
     }
   }
 
@@ -91,7 +101,7 @@ enum ComparisonCases {
       for (name, distance) in quick ? Array(all.prefix(1)) : all {
         var w = DistanceWorkspace<Float>()
         var s = Matrix<Float>()
-        out["distance \(name) \(n)"] = ms({ distance.scores(x, x, sameSet: true, into: &s, workspace: &w) }, trials: trials)
+        ms("distance \(name) \(n)", { distance.scores(x, x, sameSet: true, into: &s, workspace: &w) }, trials: trials, into: &out)
       }
     }
   }
@@ -106,7 +116,7 @@ enum ComparisonCases {
       func plain<L: EmbeddingLoss>(_ name: String, _ loss: L) where L.Scalar == Float {
         guard !quick || name == quickLoss else { return }
         var l = loss
-        out["loss \(name) \(n)"] = ms({ _ = l.evaluate(x, labels: labels, tuples: nil) }, trials: trials)
+        ms("loss \(name) \(n)", { _ = l.evaluate(x, labels: labels, tuples: nil) }, trials: trials, into: &out)
       }
       func mined<L: PairwiseLoss, S: TupleSampler>(_ name: String, _ loss: L, _ sampler: S)
       where L.Scalar == Float, S.Scalar == Float {
@@ -114,7 +124,7 @@ enum ComparisonCases {
         var evaluator = LossEvaluator(loss)
         var s = sampler
         var tuples = Tuples.none
-        out["loss \(name) \(n)"] = ms({ _ = evaluator.evaluate(x, labels: labels, sampler: &s, tuples: &tuples) }, trials: trials)
+        ms("loss \(name) \(n)", { _ = evaluator.evaluate(x, labels: labels, sampler: &s, tuples: &tuples) }, trials: trials, into: &out)
       }
       /// A registered loss by its command-line text, as `dml train --loss` builds it.
       func registered(_ name: String, _ text: String) {
@@ -150,10 +160,10 @@ enum ComparisonCases {
         var sampler = make()
         var scores = Matrix<Float>(), ws = DistanceWorkspace<Float>()
         var t = Tuples.none
-        out["miner \(name) \(n)"] = ms({
+        ms("miner \(name) \(n)", {
           sampler.distance.scores(x, x, sameSet: true, into: &scores, workspace: &ws)
           sampler.mine(scores: scores, labels: labels, into: &t)
-        }, trials: trials)
+        }, trials: trials, into: &out)
       }
       time("semihard") { TripletMarginMiner<Float>(margin: 0.2, type: .semihard) }
       time("triplet-margin all") { TripletMarginMiner<Float>(margin: 0.2, type: .all) }
@@ -171,11 +181,11 @@ enum ComparisonCases {
       var batch = Matrix<Float>(rows: 128, columns: net.inputFeatures)
       batch.apply { _ in rng.normal() }
       var gradient = Matrix<Float>()
-      out["network \(name) forward+backward 128"] = ms({
+      ms("network \(name) forward+backward 128", {
         net.forward(batch, mode: .training)
         gradient.assign(net.embeddings)  // the stand-in gradient: d = embeddings
         net.backward(gradient)
-      }, trials: trials)
+      }, trials: trials, into: &out)
     }
     var mlp = MLP<Float>.mlp(seed: 0)
     time("mlp", &mlp)

@@ -1,0 +1,60 @@
+import CBLAS
+import Dispatch
+
+/// Splits a batch's rows over the cores, for layers whose work is independent per image
+/// (convolution, ReLU, pooling).
+///
+/// One level of parallelism at a time: while the chunks run, OpenBLAS is set to one thread, so a
+/// GEMM inside a chunk runs on that chunk's core; the previous thread count is restored after.
+/// On a shared 2-core machine, OpenBLAS threads *and* a split of our own on top of them would
+/// compete. The chunk count follows OpenBLAS's thread count, the parallelism the process was
+/// started with (`OPENBLAS_NUM_THREADS`), so a one-thread run stays on one core.
+///
+/// Chunks are fixed, contiguous pieces of the rows, so results are deterministic for a given
+/// thread count.
+public enum BatchParallelism {
+  /// How many chunks to split `rows` rows into when each row carries `workPerRow` units of work
+  /// (multiply-adds, or elements for a pass over memory): OpenBLAS's thread count, limited so
+  /// that every chunk has at least `minimumWork` units. 1 means "run in place".
+  @inlinable
+  public static func chunkCount(rows: Int, workPerRow: Int, minimumWork: Int = 1 << 17) -> Int {
+    if let forced = forcedChunks { return Swift.max(1, Swift.min(forced, rows)) }
+    let threads = Int(openblas_get_num_threads())
+    guard threads > 1, rows > 1 else { return 1 }
+    let total = rows * Swift.max(1, workPerRow)
+    return Swift.max(1, Swift.min(threads, rows, total / Swift.max(1, minimumWork)))
+  }
+
+  /// When set (for the current task, with `$forcedChunks.withValue`), the chunk count every
+  /// layer uses, whatever the thread count and the amount of work (at most one chunk per row):
+  /// tests use it to check that split and unsplit passes agree, on any machine.
+  @TaskLocal public static var forcedChunks: Int?
+
+  /// The rows of chunk `chunk` out of `chunks`: contiguous pieces that differ by at most one row.
+  @inlinable
+  public static func rows(ofChunk chunk: Int, chunks: Int, rows: Int) -> Range<Int> {
+    (chunk * rows / chunks)..<((chunk + 1) * rows / chunks)
+  }
+
+  /// Runs `body(chunk, rows)` for each of `chunks` pieces of `0..<rows`, each on its own thread,
+  /// with OpenBLAS on one thread meanwhile. With one chunk, `body(0, 0..<rows)` runs here, and
+  /// OpenBLAS keeps its threads.
+  ///
+  /// `body` must only write memory that belongs to its own chunk.
+  @inlinable
+  public static func forEachChunk(rows: Int, chunks: Int, _ body: (Int, Range<Int>) -> Void) {
+    guard chunks > 1 else {
+      body(0, 0..<rows)
+      return
+    }
+    let saved = openblas_get_num_threads()
+    openblas_set_num_threads(1)
+    defer { openblas_set_num_threads(saved) }
+    withoutActuallyEscaping(body) { work in
+      nonisolated(unsafe) let work = work
+      DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+        work(chunk, Self.rows(ofChunk: chunk, chunks: chunks, rows: rows))
+      }
+    }
+  }
+}
