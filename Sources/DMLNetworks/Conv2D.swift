@@ -87,24 +87,24 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
       "Conv2D expects \(inputShape) = \(inputShape.features) features, got \(input.columns)")
     let g = geometry(batch: input.rows)
     let (perImage, ps, oc, inF) = (g.outputHeight * g.outputWidth, g.patchSize, outChannels, inputShape.features)
-    let chunks = chunkCount(g)
     columns.resize(rows: g.patchCount, columns: ps)
     output.resize(rows: g.patchCount, columns: oc)
-    input.withUnsafeBufferPointer { x in
-      columns.withUnsafeMutableBufferPointer { c in
-        output.withUnsafeMutableBufferPointer { y in
-          bias.value.withUnsafeBufferPointer { b in
-            weight.value.withUnsafeBufferPointer { w in
-              BatchParallelism.forEachChunk(rows: g.batch, chunks: chunks) { _, images in
-                var gc = g
-                gc.batch = images.count
-                let p0 = images.lowerBound * perImage, rows = gc.patchCount
-                let cols = c.baseAddress! + p0 * ps, out = y.baseAddress! + p0 * oc
-                im2col(x.baseAddress! + images.lowerBound * inF, geometry: gc, into: cols)
-                for i in 0..<rows { (out + i * oc).update(from: b.baseAddress!, count: oc) }
-                Scalar.blasGemm(
-                  transposeA: false, transposeB: true, m: rows, n: oc, k: ps, alpha: 1,
-                  a: cols, lda: ps, b: w.baseAddress!, ldb: ps, beta: 1, c: out, ldc: oc)
+    if g.batch > 0 {
+      let chunks = chunkCount(g)
+      input.withUnsafeBufferPointer { x in
+        columns.withUnsafeMutableBufferPointer { c in
+          output.withUnsafeMutableBufferPointer { y in
+            bias.value.withUnsafeBufferPointer { b in
+              weight.value.withUnsafeBufferPointer { w in
+                BatchParallelism.forEachChunk(rows: g.batch, chunks: chunks) { _, images in
+                  var gc = g
+                  gc.batch = images.count
+                  let p0 = images.lowerBound * perImage
+                  im2col(x.baseAddress! + images.lowerBound * inF, geometry: gc, into: c.baseAddress! + p0 * ps)
+                  ChunkedAffine.forward(
+                    c.baseAddress! + p0 * ps, rows: gc.patchCount, inputs: ps, weight: w.baseAddress!,
+                    bias: b.baseAddress!, outputs: oc, into: y.baseAddress! + p0 * oc)
+                }
               }
             }
           }
@@ -128,14 +128,12 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
       outputGradient.rows * outputGradient.columns == g.patchCount * oc,
       "Conv2D.backward: the output gradient has \(outputGradient.rows)x\(outputGradient.columns) values, expected \(g.patchCount * oc)")
     let chunks = chunkCount(g)
-    let stride = oc * ps + oc
-    weight.gradient.resize(rows: oc, columns: ps)
-    bias.gradient.resize(rows: 1, columns: oc)
-    if chunks > 1 { partialGradients.resize(rows: chunks - 1, columns: stride) }
-    if propagate {
-      columnGradient.resize(rows: g.patchCount, columns: ps)
-      inputGradient.resize(rows: input.rows, columns: inF)
-    }
+    weight.gradient.resize(rows: oc, columns: ps, zeroed: true)
+    bias.gradient.resize(rows: 1, columns: oc, zeroed: true)
+    if propagate { inputGradient.resize(rows: input.rows, columns: inF) }
+    guard g.batch > 0 else { return }
+    if chunks > 1 { partialGradients.resize(rows: chunks - 1, columns: oc * ps + oc) }
+    if propagate { columnGradient.resize(rows: g.patchCount, columns: ps) }
     outputGradient.withUnsafeBufferPointer { dy in
       columns.withUnsafeBufferPointer { c in
         weight.value.withUnsafeBufferPointer { w in
@@ -147,33 +145,24 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
                     BatchParallelism.forEachChunk(rows: g.batch, chunks: chunks) { chunk, images in
                       var gc = g
                       gc.batch = images.count
-                      let p0 = images.lowerBound * perImage, rows = gc.patchCount
-                      let dyc = dy.baseAddress! + p0 * oc
-                      let dwc = chunk == 0 ? dw.baseAddress! : partial.baseAddress! + (chunk - 1) * stride
-                      let dbc = chunk == 0 ? db.baseAddress! : dwc + oc * ps
-                      // ∂W = ∂Yᵀ · columns over this chunk's rows.
-                      Scalar.blasGemm(
-                        transposeA: true, transposeB: false, m: oc, n: ps, k: rows, alpha: 1,
-                        a: dyc, lda: oc, b: c.baseAddress! + p0 * ps, ldb: ps, beta: 0, c: dwc, ldc: ps)
-                      dbc.update(repeating: 0, count: oc)
-                      for i in 0..<rows {
-                        let row = dyc + i * oc
-                        for j in 0..<oc { dbc[j] += row[j] }
-                      }
+                      let p0 = images.lowerBound * perImage
+                      let target = ChunkedAffine.gradientTargets(
+                        chunk: chunk, inputs: ps, outputs: oc, weightGradient: dw.baseAddress!,
+                        biasGradient: db.baseAddress!, partial: partial.baseAddress)
+                      ChunkedAffine.parameterGradients(
+                        c.baseAddress! + p0 * ps, dy.baseAddress! + p0 * oc, rows: gc.patchCount,
+                        inputs: ps, outputs: oc, weightGradient: target.weight, biasGradient: target.bias)
                       guard propagate else { return }
-                      let dcc = dc.baseAddress! + p0 * ps
-                      Scalar.blasGemm(
-                        transposeA: false, transposeB: false, m: rows, n: ps, k: oc, alpha: 1,
-                        a: dyc, lda: oc, b: w.baseAddress!, ldb: ps, beta: 0, c: dcc, ldc: ps)
-                      col2im(dcc, geometry: gc, into: dx.baseAddress! + images.lowerBound * inF)
+                      ChunkedAffine.inputGradient(
+                        dy.baseAddress! + p0 * oc, rows: gc.patchCount, inputs: ps, outputs: oc,
+                        weight: w.baseAddress!, into: dc.baseAddress! + p0 * ps)
+                      col2im(dc.baseAddress! + p0 * ps, geometry: gc, into: dx.baseAddress! + images.lowerBound * inF)
                     }
                   }
                 }
-                for chunk in 1..<Swift.max(1, chunks) {
-                  let p = partial.baseAddress! + (chunk - 1) * stride
-                  for k in 0..<(oc * ps) { dw[k] += p[k] }
-                  for j in 0..<oc { db[j] += p[oc * ps + j] }
-                }
+                ChunkedAffine.addPartialGradients(
+                  chunks: chunks, inputs: ps, outputs: oc, weightGradient: dw.baseAddress!,
+                  biasGradient: db.baseAddress!, partial: partial.baseAddress)
               }
             }
           }

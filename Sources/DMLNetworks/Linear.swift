@@ -1,4 +1,5 @@
-/// A fully connected layer, `y = x Wᵀ + b`.
+/// A fully connected layer, `y = x Wᵀ + b`, computed per chunk of the batch: one chunk per core,
+/// in parallel (see `BatchParallelism`).
 ///
 /// The weight is `outputs × inputs`, PyTorch's `nn.Linear` layout, so weights move between the
 /// two without transposing. Initialisation is He normal with a zero bias.
@@ -11,6 +12,7 @@ public struct Linear<Scalar: DMLScalar>: Layer {
   public let inputs: Int
   /// Output features.
   public let outputs: Int
+  @usableFromInline var partialGradients = Matrix<Scalar>()
 
   /// A He-initialised layer.
   public init(_ inputs: Int, _ outputs: Int, rng: inout RandomSource) {
@@ -37,26 +39,87 @@ public struct Linear<Scalar: DMLScalar>: Layer {
     return outputs
   }
 
+  /// How many chunks of the batch run in parallel (`BatchParallelism`): one per OpenBLAS thread
+  /// when each gets at least 2²⁰ multiply-adds.
+  @inlinable
+  func chunkCount(rows: Int) -> Int {
+    BatchParallelism.chunkCount(rows: rows, workPerRow: inputs * outputs, minimumWork: 1 << 20)
+  }
+
+  /// One GEMM per chunk of rows, the chunks in parallel (`BatchParallelism`).
   @inlinable
   public mutating func forward(
     _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
   ) {
     precondition(
       input.columns == inputs, "Linear(\(inputs), \(outputs)) got \(input.columns) input features")
-    // The bias goes in first and GEMM accumulates onto it: one pass over the output, not two.
-    output.resize(rows: input.rows, columns: outputs)
-    bias.value.withUnsafeBufferPointer { output.fillRows(with: $0) }
-    gemm(input, weight.value, transposeB: true, beta: 1, into: &output)
+    let (n, nIn, nOut) = (input.rows, inputs, outputs)
+    output.resize(rows: n, columns: nOut)
+    guard n > 0 else { return }
+    let chunks = chunkCount(rows: n)
+    input.withUnsafeBufferPointer { x in
+      output.withUnsafeMutableBufferPointer { y in
+        bias.value.withUnsafeBufferPointer { b in
+          weight.value.withUnsafeBufferPointer { w in
+            BatchParallelism.forEachChunk(rows: n, chunks: chunks) { _, r in
+              ChunkedAffine.forward(
+                x.baseAddress! + r.lowerBound * nIn, rows: r.count, inputs: nIn, weight: w.baseAddress!,
+                bias: b.baseAddress!, outputs: nOut, into: y.baseAddress! + r.lowerBound * nOut)
+            }
+          }
+        }
+      }
+    }
   }
 
+  /// Per chunk of rows, in parallel: the chunk's weight and bias gradients (chunk 0 into the
+  /// parameters, the others into `partialGradients`, summed after in chunk order), then its
+  /// input gradient.
   @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
     inputGradient: inout Matrix<Scalar>, propagate: Bool
   ) {
-    gemm(outputGradient, transposeA: true, input, into: &weight.gradient)
-    bias.gradient.withUnsafeMutableBufferPointer { outputGradient.columnSums(into: $0) }
-    if propagate { gemm(outputGradient, weight.value, into: &inputGradient) }
+    let (n, nIn, nOut) = (input.rows, inputs, outputs)
+    precondition(
+      outputGradient.rows == n && outputGradient.columns == nOut,
+      "Linear(\(nIn), \(nOut)).backward: the output gradient is \(outputGradient.rows)x\(outputGradient.columns), expected \(n)x\(nOut)")
+    weight.gradient.resize(rows: nOut, columns: nIn, zeroed: true)
+    bias.gradient.resize(rows: 1, columns: nOut, zeroed: true)
+    if propagate { inputGradient.resize(rows: n, columns: nIn) }
+    guard n > 0 else { return }
+    let chunks = chunkCount(rows: n)
+    if chunks > 1 { partialGradients.resize(rows: chunks - 1, columns: nOut * nIn + nOut) }
+    input.withUnsafeBufferPointer { x in
+      outputGradient.withUnsafeBufferPointer { dy in
+        weight.value.withUnsafeBufferPointer { w in
+          weight.gradient.withUnsafeMutableBufferPointer { dw in
+            bias.gradient.withUnsafeMutableBufferPointer { db in
+              partialGradients.withUnsafeMutableBufferPointer { partial in
+                inputGradient.withUnsafeMutableBufferPointer { dx in
+                  BatchParallelism.forEachChunk(rows: n, chunks: chunks) { chunk, r in
+                    let target = ChunkedAffine.gradientTargets(
+                      chunk: chunk, inputs: nIn, outputs: nOut, weightGradient: dw.baseAddress!,
+                      biasGradient: db.baseAddress!, partial: partial.baseAddress)
+                    ChunkedAffine.parameterGradients(
+                      x.baseAddress! + r.lowerBound * nIn, dy.baseAddress! + r.lowerBound * nOut,
+                      rows: r.count, inputs: nIn, outputs: nOut, weightGradient: target.weight,
+                      biasGradient: target.bias)
+                    guard propagate else { return }
+                    ChunkedAffine.inputGradient(
+                      dy.baseAddress! + r.lowerBound * nOut, rows: r.count, inputs: nIn, outputs: nOut,
+                      weight: w.baseAddress!, into: dx.baseAddress! + r.lowerBound * nIn)
+                  }
+                }
+                ChunkedAffine.addPartialGradients(
+                  chunks: chunks, inputs: nIn, outputs: nOut, weightGradient: dw.baseAddress!,
+                  biasGradient: db.baseAddress!, partial: partial.baseAddress)
+              }
+            }
+          }
+        }
+      }
+    }
   }
 
   @inlinable

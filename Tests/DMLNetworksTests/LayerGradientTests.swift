@@ -266,7 +266,7 @@ struct BatchSplitTests {
     return d
   }
 
-  @Test("Conv2D, ReLU and MaxPool2D: 1 chunk against 3", arguments: ["conv", "conv1", "relu", "pool"])
+  @Test("Linear, Conv2D, ReLU and MaxPool2D: 1 chunk against 3", arguments: ["linear", "conv", "conv1", "relu", "pool"])
   func agree(layerName: String) {
     var rng = RandomSource(seed: 30)
     let shape = ImageShape(height: 8, width: 6, channels: 3)
@@ -281,6 +281,9 @@ struct BatchSplitTests {
       let conv = Conv2D<Double>(input: single, outChannels: 4, kernel: 3, stride: 2, rng: &rng)
       let x1 = randomInput(7, single.features, seed: 33)
       (one, three) = (Self.run(conv, input: x1, chunks: 1), Self.run(conv, input: x1, chunks: 3))
+    case "linear":
+      let linear = Linear<Double>(shape.features, 6, rng: &rng)
+      (one, three) = (Self.run(linear, input: x, chunks: 1), Self.run(linear, input: x, chunks: 3))
     case "relu":
       (one, three) = (Self.run(ReLU<Double>(), input: x, chunks: 1), Self.run(ReLU<Double>(), input: x, chunks: 3))
     default:

@@ -1,0 +1,75 @@
+/// The affine map `y = a wᵀ + b` over a chunk of rows, shared by `Linear` and `Conv2D` (whose
+/// rows are im2col's patches). Each function works on raw pointers to the chunk's rows, so that
+/// the chunks of `BatchParallelism.forEachChunk` can run them side by side.
+///
+/// `w` is `outputs × inputs`; the parameter gradients of chunk 0 go to the parameters, those of
+/// the other chunks to rows of a partial-gradient buffer (`outputs · inputs` weight values, then
+/// `outputs` bias values per row), which `addPartialGradients` adds afterwards in chunk order.
+@usableFromInline
+enum ChunkedAffine {
+  /// `y = b + a wᵀ` for `rows` rows: the bias goes in first and GEMM accumulates onto it.
+  @inlinable
+  static func forward<T: DMLScalar>(
+    _ a: UnsafePointer<T>, rows: Int, inputs: Int, weight w: UnsafePointer<T>,
+    bias b: UnsafePointer<T>, outputs: Int, into y: UnsafeMutablePointer<T>
+  ) {
+    for i in 0..<rows { (y + i * outputs).update(from: b, count: outputs) }
+    T.blasGemm(
+      transposeA: false, transposeB: true, m: rows, n: outputs, k: inputs, alpha: 1,
+      a: a, lda: inputs, b: w, ldb: inputs, beta: 1, c: y, ldc: outputs)
+  }
+
+  /// `∂w = ∂yᵀ a` and `∂b = Σ_rows ∂y` over `rows` rows (overwritten, not accumulated).
+  @inlinable
+  static func parameterGradients<T: DMLScalar>(
+    _ a: UnsafePointer<T>, _ dy: UnsafePointer<T>, rows: Int, inputs: Int, outputs: Int,
+    weightGradient dw: UnsafeMutablePointer<T>, biasGradient db: UnsafeMutablePointer<T>
+  ) {
+    T.blasGemm(
+      transposeA: true, transposeB: false, m: outputs, n: inputs, k: rows, alpha: 1,
+      a: dy, lda: outputs, b: a, ldb: inputs, beta: 0, c: dw, ldc: inputs)
+    db.update(repeating: 0, count: outputs)
+    for i in 0..<rows {
+      let row = dy + i * outputs
+      for j in 0..<outputs { db[j] += row[j] }
+    }
+  }
+
+  /// `∂a = ∂y w` over `rows` rows.
+  @inlinable
+  static func inputGradient<T: DMLScalar>(
+    _ dy: UnsafePointer<T>, rows: Int, inputs: Int, outputs: Int, weight w: UnsafePointer<T>,
+    into da: UnsafeMutablePointer<T>
+  ) {
+    T.blasGemm(
+      transposeA: false, transposeB: false, m: rows, n: inputs, k: outputs, alpha: 1,
+      a: dy, lda: outputs, b: w, ldb: inputs, beta: 0, c: da, ldc: inputs)
+  }
+
+  /// Where chunk `chunk` writes its parameter gradients: the parameters' own buffers for chunk
+  /// 0, else row `chunk − 1` of `partial`.
+  @inlinable
+  static func gradientTargets<T>(
+    chunk: Int, inputs: Int, outputs: Int, weightGradient dw: UnsafeMutablePointer<T>,
+    biasGradient db: UnsafeMutablePointer<T>, partial: UnsafeMutablePointer<T>?
+  ) -> (weight: UnsafeMutablePointer<T>, bias: UnsafeMutablePointer<T>) {
+    guard chunk > 0 else { return (dw, db) }
+    let base = partial! + (chunk - 1) * (outputs * inputs + outputs)
+    return (base, base + outputs * inputs)
+  }
+
+  /// Adds the partial gradients of chunks 1..<chunks to the parameters', in chunk order.
+  @inlinable
+  static func addPartialGradients<T: DMLScalar>(
+    chunks: Int, inputs: Int, outputs: Int, weightGradient dw: UnsafeMutablePointer<T>,
+    biasGradient db: UnsafeMutablePointer<T>, partial: UnsafeMutablePointer<T>?
+  ) {
+    for chunk in 1..<Swift.max(1, chunks) {
+      let t = gradientTargets(
+        chunk: chunk, inputs: inputs, outputs: outputs, weightGradient: dw, biasGradient: db,
+        partial: partial)
+      for k in 0..<(outputs * inputs) { dw[k] += t.weight[k] }
+      for j in 0..<outputs { db[j] += t.bias[j] }
+    }
+  }
+}
