@@ -52,11 +52,12 @@ public struct UniformityLoss<Scalar: DMLScalar>: RegisteredLoss {
     scores.withUnsafeBufferPointer { s in
       scoreGradient.withUnsafeMutableBufferPointer { g in
         for i in 0..<n {
-          for j in 0..<m where j != i {
-            let w = Scalar.exp(-t * (s[i * m + j] - smallest))
-            g[i * m + j] = w
-            sum += w
-          }
+          // The row's exponentials in one vectorised pass; the diagonal gives exp(−∞) = 0.
+          let row = g.baseAddress! + i * m
+          for j in 0..<m { row[j] = -t * (s[i * m + j] - smallest) }
+          if i < m { row[i] = -Scalar.infinity }
+          Scalar.expInPlace(row, count: m)
+          for j in 0..<m where j != i { sum += row[j] }
         }
         // d loss / d s_ij = −t · w_ij / Σ w.
         let scale = -t / sum

@@ -57,19 +57,22 @@ public func logOnePlusSumExp<T: DMLScalar>(
 ) -> T {
   var largest: T = 0  // the "1" is exp(0)
   var any = false
-  for k in 0..<count where keep(k) {
-    let v = x(k)
-    scratch[k] = v
-    largest = Swift.max(largest, v)
-    any = true
+  for k in 0..<count {
+    if keep(k) {
+      let v = x(k)
+      scratch[k] = v
+      largest = Swift.max(largest, v)
+      any = true
+    } else {
+      scratch[k] = -T.infinity  // exp gives 0, and it is never summed
+    }
   }
   guard any else { return 0 }
+  // All exponentials in one vectorised pass (`expInPlace`), then the kept ones summed in order.
+  for k in 0..<count { scratch[k] -= largest }
+  T.expInPlace(scratch, count: count)
   var sum = T.exp(-largest)
-  for k in 0..<count where keep(k) {
-    let e = T.exp(scratch[k] - largest)
-    scratch[k] = e
-    sum += e
-  }
+  for k in 0..<count where keep(k) { sum += scratch[k] }
   if let weights {
     let inverse = 1 / sum
     for k in 0..<count where keep(k) { weights(k, scratch[k] * inverse) }
@@ -85,12 +88,15 @@ public func crossEntropy<T: DMLScalar>(
 ) -> T {
   var largest = -T.infinity
   for j in 0..<count { largest = Swift.max(largest, logits[j]) }
+  // Each exponential once, in one vectorised pass (`expInPlace`), kept in `gradient`.
+  for j in 0..<count { gradient[j] = logits[j] - largest }
+  T.expInPlace(gradient, count: count)
   var sum: T = 0
-  for j in 0..<count { sum += T.exp(logits[j] - largest) }
+  for j in 0..<count { sum += gradient[j] }
   let logSum = T.log(sum) + largest
-  for j in 0..<count {
-    gradient[j] = scale * (T.exp(logits[j] - logSum) - (j == label ? 1 : 0))
-  }
+  let inverse = scale / sum
+  for j in 0..<count { gradient[j] *= inverse }
+  gradient[label] -= scale
   return logSum - logits[label]
 }
 

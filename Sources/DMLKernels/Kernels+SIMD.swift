@@ -327,3 +327,60 @@ extension Matrix {
     }
   }
 }
+
+extension Float {
+  /// `exp` of 8 lanes: Cephes' `expf` (range reduction by ln 2 in two parts, a degree-6
+  /// polynomial, then 2ⁿ built in the exponent bits). Rounding `x · log₂e` to an integer uses
+  /// the 1.5 · 2²³ trick, which needs only SSE2. Lanes below −87.34 give 0, above 88.72 give
+  /// +∞, and NaN stays NaN.
+  @inlinable
+  public static func exp8(_ x0: SIMD8<Float>) -> SIMD8<Float> {
+    typealias V = SIMD8<Float>
+    let magic = V(repeating: 12_582_912)  // 1.5 · 2²³
+    let x = x0.clamped(lowerBound: V(repeating: -87.336_54), upperBound: V(repeating: 88.0))
+    let t = x * 1.442_695_04 + magic
+    let n = t - magic
+    let r = (x - n * 0.693_359_375) + n * 2.121_944_4e-4
+    var y = V(repeating: 1.987_569_15e-4)
+    y = y * r + 1.398_199_950_7e-3
+    y = y * r + 8.333_451_907_3e-3
+    y = y * r + 4.166_579_589_4e-2
+    y = y * r + 1.666_666_545_9e-1
+    y = y * r + 5.000_000_120_1e-1
+    y = y * (r * r) + r + 1
+    // t's low mantissa bits hold n + 2²², so its bit pattern minus magic's is n.
+    let bits = unsafeBitCast(t, to: SIMD8<Int32>.self) &- unsafeBitCast(magic, to: SIMD8<Int32>.self)
+    let scale = unsafeBitCast((bits &+ 127) &<< 23, to: V.self)
+    var result = y * scale
+    result.replace(with: 0, where: x0 .< V(repeating: -87.336_54))
+    result.replace(with: .infinity, where: x0 .> V(repeating: 88.722_83))
+    result.replace(with: x0, where: x0 .!= x0)
+    return result
+  }
+
+  /// `p[j] = exp(p[j])` over `count` elements, 8 lanes at a time with `exp8`.
+  @inlinable
+  public static func expInPlace(_ p: UnsafeMutablePointer<Float>, count: Int) {
+    typealias V = SIMD8<Float>
+    var j = 0
+    while j + V.scalarCount <= count {
+      let v = UnsafeRawPointer(p + j).loadUnaligned(as: V.self)
+      UnsafeMutableRawPointer(p + j).storeBytes(of: exp8(v), as: V.self)
+      j += V.scalarCount
+    }
+    if j < count {
+      var tail = V(repeating: 0)
+      for k in j..<count { tail[k - j] = p[k] }
+      let e = exp8(tail)
+      for k in j..<count { p[k] = e[k - j] }
+    }
+  }
+}
+
+extension Double {
+  /// `p[j] = exp(p[j])` over `count` elements, through libm.
+  @inlinable
+  public static func expInPlace(_ p: UnsafeMutablePointer<Double>, count: Int) {
+    for j in 0..<count { p[j] = Double.exp(p[j]) }
+  }
+}

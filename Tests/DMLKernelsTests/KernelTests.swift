@@ -151,6 +151,33 @@ struct SIMDKernelTests {
     #expect(Self.check(Double.self, count: count))
   }
 
+  @Test("Float's vectorised exp is within 2 ulp of Double's exp from −87 to 88, with tails, limits and NaN", arguments: [1, 7, 8, 13, 1000])
+  func exp(count: Int) {
+    var rng = RandomSource(seed: UInt64(count))
+    var x = (0..<count).map { _ in Float(rng.uniform(Double.self) * 175 - 87) }
+    x[0] = count > 1 ? 0 : -1
+    var y = x
+    Float.expInPlace(&y, count: count)
+    var worst: Double = 0
+    for (xi, yi) in zip(x, y) {
+      let exact = Double.exp(Double(xi))
+      worst = max(worst, abs(Double(yi) - exact) / Double(Float(exact).ulp))
+    }
+    #expect(worst <= 2, "\(worst) ulp")
+    if count > 1 { #expect(y[0] == 1) }
+    var edges: [Float] = [-.infinity, -200, -87.5, 88.8, 200, .infinity, .nan, 0, -0.0, 1, -1, 88, -87]
+    let input = edges
+    Float.expInPlace(&edges, count: edges.count)
+    #expect(Array(edges[0..<3]) == [0, 0, 0] && Array(edges[3..<6]) == [.infinity, .infinity, .infinity])
+    #expect(edges[6].isNaN && edges[7] == 1 && edges[8] == 1)
+    for k in 9..<13 {
+      #expect(abs(Double(edges[k]) - Double.exp(Double(input[k]))) <= 2 * Double(Float(Double.exp(Double(input[k]))).ulp), "exp(\(input[k]))")
+    }
+    var d = x.map(Double.init)
+    Double.expInPlace(&d, count: count)
+    #expect(zip(x, d).allSatisfy { $1 == Double.exp(Double($0)) })
+  }
+
   @Test("fillRows broadcasts a vector into every row")
   func fillRows() {
     var m = Matrix<Float>(rows: 3, columns: 20)
