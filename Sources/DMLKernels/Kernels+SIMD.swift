@@ -333,11 +333,13 @@ extension Float {
   /// polynomial, then 2ⁿ built in the exponent bits). Rounding `x · log₂e` to an integer uses
   /// the 1.5 · 2²³ trick, which needs only SSE2. Lanes below −87.34 give 0, above 88.72 give
   /// +∞, and NaN stays NaN.
-  @inlinable
+  @inlinable @inline(__always)
   public static func exp8(_ x0: SIMD8<Float>) -> SIMD8<Float> {
     typealias V = SIMD8<Float>
     let magic = V(repeating: 12_582_912)  // 1.5 · 2²³
-    let x = x0.clamped(lowerBound: V(repeating: -87.336_54), upperBound: V(repeating: 88.0))
+    let low = V(repeating: -87.336_54), high = V(repeating: 88.0)
+    // Compare-and-blend, not `clamped`: its generic pointwise min/max stay function calls.
+    let x = x0.replacing(with: low, where: x0 .< low).replacing(with: high, where: x0 .> high)
     let t = x * 1.442_695_04 + magic
     let n = t - magic
     let r = (x - n * 0.693_359_375) + n * 2.121_944_4e-4
@@ -352,7 +354,7 @@ extension Float {
     let bits = unsafeBitCast(t, to: SIMD8<Int32>.self) &- unsafeBitCast(magic, to: SIMD8<Int32>.self)
     let scale = unsafeBitCast((bits &+ 127) &<< 23, to: V.self)
     var result = y * scale
-    result.replace(with: 0, where: x0 .< V(repeating: -87.336_54))
+    result.replace(with: 0, where: x0 .< low)
     result.replace(with: .infinity, where: x0 .> V(repeating: 88.722_83))
     result.replace(with: x0, where: x0 .!= x0)
     return result
