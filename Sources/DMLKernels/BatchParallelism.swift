@@ -1,8 +1,8 @@
 import CBLAS
 import Dispatch
 
-/// Splits a batch's rows over the cores, for layers whose work is independent per image
-/// (convolution, ReLU, pooling).
+/// Splits a batch's rows over the cores, for layers whose work is independent per row or image
+/// (`Linear`, `Conv2D`, `ReLU`, `MaxPool2D`).
 ///
 /// One level of parallelism at a time: while the chunks run, OpenBLAS is set to one thread, so a
 /// GEMM inside a chunk runs on that chunk's core; the previous thread count is restored after.
@@ -47,9 +47,12 @@ public enum BatchParallelism {
       body(0, 0..<rows)
       return
     }
+    // Only a caller that found OpenBLAS threaded switches it, and it restores what it found. Two
+    // threads splitting at once cannot leave OpenBLAS on one thread for good: the second finds it
+    // at 1 and leaves it alone (a GEMM called concurrently while threaded is still correct).
     let saved = openblas_get_num_threads()
-    openblas_set_num_threads(1)
-    defer { openblas_set_num_threads(saved) }
+    if saved > 1 { openblas_set_num_threads(1) }
+    defer { if saved > 1 { openblas_set_num_threads(saved) } }
     withoutActuallyEscaping(body) { work in
       nonisolated(unsafe) let work = work
       DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
