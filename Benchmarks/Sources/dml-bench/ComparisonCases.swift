@@ -16,7 +16,8 @@ enum ComparisonCases {
     (128, 512, 784), (128, 128, 512), (100_352, 32, 9), (25_088, 64, 288), (128, 128, 3136), (1024, 1024, 1024),
   ]
   static let quickLoss = "triplet + semihard miner"
-  /// `--only TEXT`: time only the cases whose name contains TEXT (for profiling one case).
+  /// `--only TEXT`: time only the cases whose name contains TEXT, in the selected kinds (for
+  /// profiling one case).
   nonisolated(unsafe) static var only: String?
 
   static func ms(_ name: String, _ body: () -> Void, trials: Int, into out: inout [String: Double]) {
@@ -196,6 +197,8 @@ enum ComparisonCases {
 
   /// Exact k-NN as faiss IndexFlatL2 computes it: unnormalised Euclidean, k = 10.
   static func knn(quick: Bool, into out: inout [String: Double]) {
+    let name = "knn 10000x10000x128 k=10"
+    if let only, !name.contains(only) { return }
     let x = LossBenchmark.unitBatch(10_000, 128, seed: 1)
     let y = LossBenchmark.unitBatch(10_000, 128, seed: 2)
     _ = try! nearestNeighbors(queries: x, references: y, k: 10)
@@ -205,17 +208,19 @@ enum ComparisonCases {
       _ = try! nearestNeighbors(queries: x, references: y, k: 10)
       times.append(Double(Timing.now() - t) / 1e6)
     }
-    out["knn 10000x10000x128 k=10"] = times.sorted()[times.count / 2]
+    out[name] = times.sorted()[times.count / 2]
   }
 
   /// The 60,000 training images and labels, gzipped IDX, normalised.
   static func read(quick: Bool, into out: inout [String: Double]) throws {
+    let name = "read fashion-mnist train"
+    if let only, !name.contains(only) { return }
     var times: [Double] = []
     for _ in 0..<(quick ? 3 : 5) {
       let t = Timing.now()
       _ = try FashionMNIST.load(train: true)
       times.append(Double(Timing.now() - t) / 1e6)
     }
-    out["read fashion-mnist train"] = times.sorted()[times.count / 2]
+    out[name] = times.sorted()[times.count / 2]
   }
 }
