@@ -58,6 +58,38 @@ enum ChunkedAffine {
     return (base, base + outputs * inputs)
   }
 
+  /// The whole backward pass over `items` items of `rowsPerItem` rows each (a `Linear` row, or a
+  /// `Conv2D` image's patches), split into `chunks` chunks of items run in parallel
+  /// (`BatchParallelism`). Each chunk writes its parameter gradients (see `gradientTargets`),
+  /// then, when `da` is given, its rows of `∂a` and calls `afterInputGradient(items, ∂a rows)`
+  /// (`col2im` for a convolution). The partial gradients are added at the end, in chunk order.
+  @inlinable
+  static func backward<T: DMLScalar>(
+    items: Int, rowsPerItem: Int, chunks: Int, inputs: Int, outputs: Int,
+    input a: UnsafePointer<T>, outputGradient dy: UnsafePointer<T>, weight w: UnsafePointer<T>,
+    weightGradient dw: UnsafeMutablePointer<T>, biasGradient db: UnsafeMutablePointer<T>,
+    partial: UnsafeMutablePointer<T>?, inputGradient da: UnsafeMutablePointer<T>?,
+    afterInputGradient: (Range<Int>, UnsafeMutablePointer<T>) -> Void = { _, _ in }
+  ) {
+    BatchParallelism.forEachChunk(rows: items, chunks: chunks) { chunk, range in
+      let (first, rows) = (range.lowerBound * rowsPerItem, range.count * rowsPerItem)
+      let target = gradientTargets(
+        chunk: chunk, inputs: inputs, outputs: outputs, weightGradient: dw, biasGradient: db,
+        partial: partial)
+      parameterGradients(
+        a + first * inputs, dy + first * outputs, rows: rows, inputs: inputs, outputs: outputs,
+        weightGradient: target.weight, biasGradient: target.bias)
+      guard let da else { return }
+      inputGradient(
+        dy + first * outputs, rows: rows, inputs: inputs, outputs: outputs, weight: w,
+        into: da + first * inputs)
+      afterInputGradient(range, da + first * inputs)
+    }
+    addPartialGradients(
+      chunks: chunks, inputs: inputs, outputs: outputs, weightGradient: dw, biasGradient: db,
+      partial: partial)
+  }
+
   /// Adds the partial gradients of chunks 1..<chunks to the parameters', in chunk order.
   @inlinable
   static func addPartialGradients<T: DMLScalar>(

@@ -128,8 +128,9 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
       outputGradient.rows * outputGradient.columns == g.patchCount * oc,
       "Conv2D.backward: the output gradient has \(outputGradient.rows)x\(outputGradient.columns) values, expected \(g.patchCount * oc)")
     let chunks = chunkCount(g)
-    weight.gradient.resize(rows: oc, columns: ps, zeroed: true)
-    bias.gradient.resize(rows: 1, columns: oc, zeroed: true)
+    // Chunk 0's GEMM overwrites the gradients; only an empty batch needs them zeroed.
+    weight.gradient.resize(rows: oc, columns: ps, zeroed: g.batch == 0)
+    bias.gradient.resize(rows: 1, columns: oc, zeroed: g.batch == 0)
     if propagate { inputGradient.resize(rows: input.rows, columns: inF) }
     guard g.batch > 0 else { return }
     if chunks > 1 { partialGradients.resize(rows: chunks - 1, columns: oc * ps + oc) }
@@ -142,27 +143,18 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
               partialGradients.withUnsafeMutableBufferPointer { partial in
                 columnGradient.withUnsafeMutableBufferPointer { dc in
                   inputGradient.withUnsafeMutableBufferPointer { dx in
-                    BatchParallelism.forEachChunk(rows: g.batch, chunks: chunks) { chunk, images in
+                    ChunkedAffine.backward(
+                      items: g.batch, rowsPerItem: perImage, chunks: chunks, inputs: ps, outputs: oc,
+                      input: c.baseAddress!, outputGradient: dy.baseAddress!, weight: w.baseAddress!,
+                      weightGradient: dw.baseAddress!, biasGradient: db.baseAddress!,
+                      partial: partial.baseAddress, inputGradient: propagate ? dc.baseAddress : nil
+                    ) { images, columnRows in
                       var gc = g
                       gc.batch = images.count
-                      let p0 = images.lowerBound * perImage
-                      let target = ChunkedAffine.gradientTargets(
-                        chunk: chunk, inputs: ps, outputs: oc, weightGradient: dw.baseAddress!,
-                        biasGradient: db.baseAddress!, partial: partial.baseAddress)
-                      ChunkedAffine.parameterGradients(
-                        c.baseAddress! + p0 * ps, dy.baseAddress! + p0 * oc, rows: gc.patchCount,
-                        inputs: ps, outputs: oc, weightGradient: target.weight, biasGradient: target.bias)
-                      guard propagate else { return }
-                      ChunkedAffine.inputGradient(
-                        dy.baseAddress! + p0 * oc, rows: gc.patchCount, inputs: ps, outputs: oc,
-                        weight: w.baseAddress!, into: dc.baseAddress! + p0 * ps)
-                      col2im(dc.baseAddress! + p0 * ps, geometry: gc, into: dx.baseAddress! + images.lowerBound * inF)
+                      col2im(columnRows, geometry: gc, into: dx.baseAddress! + images.lowerBound * inF)
                     }
                   }
                 }
-                ChunkedAffine.addPartialGradients(
-                  chunks: chunks, inputs: ps, outputs: oc, weightGradient: dw.baseAddress!,
-                  biasGradient: db.baseAddress!, partial: partial.baseAddress)
               }
             }
           }

@@ -84,8 +84,9 @@ public struct Linear<Scalar: DMLScalar>: Layer {
     precondition(
       outputGradient.rows == n && outputGradient.columns == nOut,
       "Linear(\(nIn), \(nOut)).backward: the output gradient is \(outputGradient.rows)x\(outputGradient.columns), expected \(n)x\(nOut)")
-    weight.gradient.resize(rows: nOut, columns: nIn, zeroed: true)
-    bias.gradient.resize(rows: 1, columns: nOut, zeroed: true)
+    // Chunk 0's GEMM overwrites the gradients; only an empty batch needs them zeroed.
+    weight.gradient.resize(rows: nOut, columns: nIn, zeroed: n == 0)
+    bias.gradient.resize(rows: 1, columns: nOut, zeroed: n == 0)
     if propagate { inputGradient.resize(rows: n, columns: nIn) }
     guard n > 0 else { return }
     let chunks = chunkCount(rows: n)
@@ -97,23 +98,12 @@ public struct Linear<Scalar: DMLScalar>: Layer {
             bias.gradient.withUnsafeMutableBufferPointer { db in
               partialGradients.withUnsafeMutableBufferPointer { partial in
                 inputGradient.withUnsafeMutableBufferPointer { dx in
-                  BatchParallelism.forEachChunk(rows: n, chunks: chunks) { chunk, r in
-                    let target = ChunkedAffine.gradientTargets(
-                      chunk: chunk, inputs: nIn, outputs: nOut, weightGradient: dw.baseAddress!,
-                      biasGradient: db.baseAddress!, partial: partial.baseAddress)
-                    ChunkedAffine.parameterGradients(
-                      x.baseAddress! + r.lowerBound * nIn, dy.baseAddress! + r.lowerBound * nOut,
-                      rows: r.count, inputs: nIn, outputs: nOut, weightGradient: target.weight,
-                      biasGradient: target.bias)
-                    guard propagate else { return }
-                    ChunkedAffine.inputGradient(
-                      dy.baseAddress! + r.lowerBound * nOut, rows: r.count, inputs: nIn, outputs: nOut,
-                      weight: w.baseAddress!, into: dx.baseAddress! + r.lowerBound * nIn)
-                  }
+                  ChunkedAffine.backward(
+                    items: n, rowsPerItem: 1, chunks: chunks, inputs: nIn, outputs: nOut,
+                    input: x.baseAddress!, outputGradient: dy.baseAddress!, weight: w.baseAddress!,
+                    weightGradient: dw.baseAddress!, biasGradient: db.baseAddress!,
+                    partial: partial.baseAddress, inputGradient: propagate ? dx.baseAddress : nil)
                 }
-                ChunkedAffine.addPartialGradients(
-                  chunks: chunks, inputs: nIn, outputs: nOut, weightGradient: dw.baseAddress!,
-                  biasGradient: db.baseAddress!, partial: partial.baseAddress)
               }
             }
           }
