@@ -21,7 +21,7 @@ let lossRows: [Module] = lossModules.map { name in
   (name: name, dependencies: ["DMLCore"], hasTests: FileManager.default.fileExists(atPath: Context.packageDirectory + "/Tests/" + name + "Tests"))
 }
 let coreRows: [Module] = [
-  ("DMLKernels", ["CBLAS", .product(name: "RealModule", package: "swift-numerics")], true),
+  ("DMLKernels", ["CBLAS", "CSIMD", .product(name: "RealModule", package: "swift-numerics")], true),
   ("DMLCore", ["DMLKernels"], false),
   ("DMLNetworks", ["DMLCore"], true),
   ("DMLTraining", ["DMLCore", "CZlib"], true),
@@ -50,6 +50,7 @@ var targets: [Target] = [
     name: "CBLAS", pkgConfig: "openblas",
     providers: [.apt(["libopenblas-dev"])]),
   .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+  .systemLibrary(name: "CSIMD"),  // header-only vector kernels (Sources/CSIMD/shim.h)
   .systemLibrary(name: "CFreeType", pkgConfig: "freetype2", providers: [.apt(["libfreetype-dev"])]),
 ]
 targets += modules.map {

@@ -159,18 +159,21 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     }
     if kind == .dotProduct {
       // S = X Xᵀ: dX = (G + Gᵀ) X.
-      gemm(w.weights, w.query, into: &gradient)
+      multiplyWeights(w.weights, w.query, alpha: 1, into: &gradient)
     } else {
       // dX = 2 (rowsum(W') X − W' X) with W' the symmetrised weights (the 2 is folded in).
       if w.rowWeights.count != n { w.rowWeights = [T](repeating: 0, count: n) }
       w.weights.withUnsafeBufferPointer { wt in
-        for i in 0..<n {
-          var s: T = 0
-          for j in 0..<n { s += wt[i * n + j] }
-          w.rowWeights[i] = s
+        w.rowWeights.withUnsafeMutableBufferPointer { rw in
+          // W' is symmetric, so its row sums are its column sums, added row by row (vectorised),
+          // each in the order of its row.
+          for j in 0..<n { rw[j] = 0 }
+          for i in 0..<n {
+            for j in 0..<n { rw[j] += wt[i * n + j] }
+          }
         }
       }
-      gemm(w.weights, w.query, alpha: -1, into: &gradient)
+      multiplyWeights(w.weights, w.query, alpha: -1, into: &gradient)
       addScaledRows(w.query, scales: w.rowWeights, into: &gradient)
     }
     if normalizesEmbeddings {
@@ -196,7 +199,7 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     switch kind {
     case .dotProduct:
       // S = Q Rᵀ: dQ = G R, dR = Gᵀ Q.
-      gemm(scoreGradient, referenceRows, into: &queryGradient)
+      multiplyWeights(scoreGradient, referenceRows, alpha: 1, into: &queryGradient)
       gemm(scoreGradient, transposeA: true, w.query, into: &referenceGradient)
     case .euclidean, .squaredEuclidean:
       // With W = ∂L/∂(d²) (·2 folded in): dQ = 2(rowsum(W) Q − W R), dR = 2(colsum(W) R − Wᵀ Q).
@@ -218,7 +221,7 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
           }
         }
       }
-      gemm(w.weights, referenceRows, alpha: -1, into: &queryGradient)
+      multiplyWeights(w.weights, referenceRows, alpha: -1, into: &queryGradient)
       addScaledRows(w.query, scales: w.rowWeights, into: &queryGradient)
       gemm(w.weights, transposeA: true, w.query, alpha: -1, into: &referenceGradient)
       addScaledRows(referenceRows, scales: w.columnWeights, into: &referenceGradient)
@@ -256,11 +259,11 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     guard normalizesEmbeddings else { return }
     let (n, d) = (x.rows, x.columns)
     if norms.count != n { norms = [T](repeating: 0, count: n) }
+    guard d > 0 else { return }
     out.withUnsafeMutableBufferPointer { p in
       norms.withUnsafeMutableBufferPointer { nr in
         for i in 0..<n {
-          var s: T = 0
-          for k in 0..<d { s += p[i * d + k] * p[i * d + k] }
+          let s = T.dot(p.baseAddress! + i * d, p.baseAddress! + i * d, count: d)
           let norm = Swift.max(s.squareRoot(), 1e-12)
           nr[i] = norm
           for k in 0..<d { p[i * d + k] /= norm }
@@ -268,6 +271,69 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
       }
     }
   }
+}
+
+/// `out = alpha · W X`: one GEMM, or, when at most one entry of `W` in 16 is non-zero (the score
+/// gradient of a miner's few pairs or triplets), a sum over those entries only, row by row in
+/// column order.
+@inlinable
+func multiplyWeights<T: DMLScalar>(_ w: Matrix<T>, _ x: Matrix<T>, alpha: T, into out: inout Matrix<T>) {
+  let (n, m, d) = (w.rows, w.columns, x.columns)
+  precondition(x.rows == m, "multiplyWeights: W is \(n)x\(m), X is \(x.rows)x\(d)")
+  let limit = n * m / 16
+  guard d > 0, limit > 0 else { return gemm(w, x, alpha: alpha, into: &out) }
+  let sparse: Bool = w.withUnsafeBufferPointer { wt in
+    withUnsafeTemporaryAllocation(of: Int.self, capacity: limit) { found in
+      guard let count = nonZeroPositions(wt, into: found) else { return false }
+      out.resize(rows: n, columns: d, zeroed: true)
+      x.withUnsafeBufferPointer { xp in
+        out.withUnsafeMutableBufferPointer { o in
+          for q in 0..<count {
+            let k = found[q], i = k / m, j = k - i * m
+            let a = alpha * wt[k], source = xp.baseAddress! + j * d, row = o.baseAddress! + i * d
+            for e in 0..<d { row[e] += a * source[e] }
+          }
+        }
+      }
+      return true
+    }
+  }
+  if !sparse { gemm(w, x, alpha: alpha, into: &out) }
+}
+
+/// The positions of the non-zero entries of `p` in increasing order, into `found`; their number,
+/// or nil when there are more than `found` holds. Zero runs are skipped 32 bytes at a time by
+/// OR-ing the entries' bits without their signs (so −0 counts as zero, NaN as non-zero).
+@inlinable
+func nonZeroPositions<T: DMLScalar>(_ p: UnsafeBufferPointer<T>, into found: UnsafeMutableBufferPointer<Int>) -> Int? {
+  guard let base = p.baseAddress else { return 0 }
+  let perWord = 8 / MemoryLayout<T>.stride  // entries per 64-bit word: 2 for Float, 1 for Double
+  let magnitude: UInt64 = perWord == 2 ? 0x7FFF_FFFF_7FFF_FFFF : 0x7FFF_FFFF_FFFF_FFFF
+  let block = 4 * perWord
+  var count = 0
+  var k = 0
+  if perWord == 1 || perWord == 2 {
+    let words = UnsafeRawPointer(base)
+    while k + block <= p.count {
+      let o = k * MemoryLayout<T>.stride
+      let bits = words.loadUnaligned(fromByteOffset: o, as: UInt64.self) | words.loadUnaligned(fromByteOffset: o + 8, as: UInt64.self)
+        | words.loadUnaligned(fromByteOffset: o + 16, as: UInt64.self) | words.loadUnaligned(fromByteOffset: o + 24, as: UInt64.self)
+      if bits & magnitude != 0 {
+        for e in k..<(k + block) where base[e] != 0 {
+          guard count < found.count else { return nil }
+          found[count] = e
+          count += 1
+        }
+      }
+      k += block
+    }
+  }
+  for e in k..<p.count where base[e] != 0 {
+    guard count < found.count else { return nil }
+    found[count] = e
+    count += 1
+  }
+  return count
 }
 
 /// `out[i, :] += scales[i] * x[i, :]`.
@@ -290,13 +356,13 @@ func normalizeBackward<T: DMLScalar>(
   _ g: inout Matrix<T>, normalized y: Matrix<T>, norms: [T]
 ) {
   let (n, d) = (g.rows, g.columns)
+  guard d > 0 else { return }
   y.withUnsafeBufferPointer { yp in
     g.withUnsafeMutableBufferPointer { gp in
       for i in 0..<n {
         let norm = norms[i]
         if norm > 1e-12 {
-          var dot: T = 0
-          for k in 0..<d { dot += yp[i * d + k] * gp[i * d + k] }
+          let dot = T.dot(yp.baseAddress! + i * d, gp.baseAddress! + i * d, count: d)
           for k in 0..<d { gp[i * d + k] = (gp[i * d + k] - yp[i * d + k] * dot) / norm }
         } else {
           for k in 0..<d { gp[i * d + k] /= 1e-12 }

@@ -48,34 +48,35 @@ public struct PairMask: Sendable {
 
 /// `log(1 + Σ exp(x_k))` over the `count` values produced by `x(k)` for the `k` where `keep(k)`,
 /// computed stably; 0 when no value is kept (PML's `logsumexp(..., add_one=True)` with a mask).
-/// `weights(k, w)` then receives `w = ∂/∂x_k = exp(x_k) / (1 + Σ exp)`. `scratch` (`count` values)
-/// keeps each exponential between the two passes, so each is computed once.
+/// `weights(k, w)` then receives `w = ∂/∂x_k = exp(x_k) / (1 + Σ exp)`. `scratch` (room for
+/// `count` values) holds the kept values packed together, so each exponential is computed once
+/// and only for a kept value.
 @inlinable
 public func logOnePlusSumExp<T: DMLScalar>(
   count: Int, keep: (Int) -> Bool, x: (Int) -> T, scratch: UnsafeMutablePointer<T>,
   weights: ((Int, T) -> Void)? = nil
 ) -> T {
   var largest: T = 0  // the "1" is exp(0)
-  var any = false
-  for k in 0..<count {
-    if keep(k) {
-      let v = x(k)
-      scratch[k] = v
-      largest = Swift.max(largest, v)
-      any = true
-    } else {
-      scratch[k] = -T.infinity  // exp gives 0, and it is never summed
-    }
+  var kept = 0
+  for k in 0..<count where keep(k) {
+    let v = x(k)
+    scratch[kept] = v
+    largest = Swift.max(largest, v)
+    kept += 1
   }
-  guard any else { return 0 }
-  // All exponentials in one vectorised pass (`expInPlace`), then the kept ones summed in order.
-  for k in 0..<count { scratch[k] -= largest }
-  T.expInPlace(scratch, count: count)
+  guard kept > 0 else { return 0 }
+  // The exponentials in one vectorised pass (`expInPlace`), then summed in order.
+  for q in 0..<kept { scratch[q] -= largest }
+  T.expInPlace(scratch, count: kept)
   var sum = T.exp(-largest)
-  for k in 0..<count where keep(k) { sum += scratch[k] }
+  for q in 0..<kept { sum += scratch[q] }
   if let weights {
     let inverse = 1 / sum
-    for k in 0..<count where keep(k) { weights(k, scratch[k] * inverse) }
+    var q = 0
+    for k in 0..<count where keep(k) {
+      weights(k, scratch[q] * inverse)
+      q += 1
+    }
   }
   return T.log(sum) + largest
 }

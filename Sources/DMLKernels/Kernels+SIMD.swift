@@ -1,3 +1,5 @@
+import CSIMD
+
 /// Elementwise kernels that the compiler does not vectorise on its own (branchy selects).
 ///
 /// They are `DMLScalar` requirements with a concrete body per type. The standard library's vector
@@ -27,6 +29,26 @@ public func maximumInPlace<T: DMLScalar>(
   _ y: UnsafeMutablePointer<T>, _ x: UnsafePointer<T>, count: Int
 ) {
   T.maximumInPlace(y, x, count: count)
+}
+
+extension Float {
+  /// `Σ p[k]·q[k]` over `count` elements, with `SIMD16<Float>` partial sums.
+  @inlinable
+  public static func dot(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, count: Int) -> Float {
+    typealias V = SIMD16<Float>
+    var acc = V(repeating: 0)
+    var j = 0
+    while j + V.scalarCount <= count {
+      acc += UnsafeRawPointer(p + j).loadUnaligned(as: V.self) * UnsafeRawPointer(q + j).loadUnaligned(as: V.self)
+      j += V.scalarCount
+    }
+    var s = acc.sum()
+    while j < count {
+      s += p[j] * q[j]
+      j += 1
+    }
+    return s
+  }
 }
 
 extension Float {
@@ -68,6 +90,26 @@ extension Float {
       if x[i] > y[i] { y[i] = x[i] }
       i += 1
     }
+  }
+}
+
+extension Double {
+  /// `Σ p[k]·q[k]` over `count` elements, with `SIMD8<Double>` partial sums.
+  @inlinable
+  public static func dot(_ p: UnsafePointer<Double>, _ q: UnsafePointer<Double>, count: Int) -> Double {
+    typealias V = SIMD8<Double>
+    var acc = V(repeating: 0)
+    var j = 0
+    while j + V.scalarCount <= count {
+      acc += UnsafeRawPointer(p + j).loadUnaligned(as: V.self) * UnsafeRawPointer(q + j).loadUnaligned(as: V.self)
+      j += V.scalarCount
+    }
+    var s = acc.sum()
+    while j < count {
+      s += p[j] * q[j]
+      j += 1
+    }
+    return s
   }
 }
 
@@ -137,20 +179,10 @@ extension Float {
     }
   }
 
-  /// `p[j] = √p[j]` over `count` elements, in `SIMD16<Float>` lanes.
+  /// `p[j] = √p[j]` over `count` elements, with SSE's 4-lane `sqrtps` (`dml_sqrt_f32` in CSIMD).
   @inlinable
   public static func squareRootInPlace(_ p: UnsafeMutablePointer<Float>, count: Int) {
-    typealias V = SIMD16<Float>
-    var j = 0
-    while j + V.scalarCount <= count {
-      let v = UnsafeRawPointer(p + j).loadUnaligned(as: V.self)
-      UnsafeMutableRawPointer(p + j).storeBytes(of: v.squareRoot(), as: V.self)
-      j += V.scalarCount
-    }
-    while j < count {
-      p[j] = p[j].squareRoot()
-      j += 1
-    }
+    dml_sqrt_f32(p, count)
   }
 
   /// `out[j] = denominator[j] > 0 ? numerator[j] / denominator[j] : 0`, in `SIMD16<Float>` lanes.
@@ -200,20 +232,10 @@ extension Double {
     }
   }
 
-  /// `p[j] = √p[j]` over `count` elements, in `SIMD8<Double>` lanes.
+  /// `p[j] = √p[j]` over `count` elements, with SSE2's 2-lane `sqrtpd` (`dml_sqrt_f64` in CSIMD).
   @inlinable
   public static func squareRootInPlace(_ p: UnsafeMutablePointer<Double>, count: Int) {
-    typealias V = SIMD8<Double>
-    var j = 0
-    while j + V.scalarCount <= count {
-      let v = UnsafeRawPointer(p + j).loadUnaligned(as: V.self)
-      UnsafeMutableRawPointer(p + j).storeBytes(of: v.squareRoot(), as: V.self)
-      j += V.scalarCount
-    }
-    while j < count {
-      p[j] = p[j].squareRoot()
-      j += 1
-    }
+    dml_sqrt_f64(p, count)
   }
 
   /// `out[j] = denominator[j] > 0 ? numerator[j] / denominator[j] : 0`, in `SIMD8<Double>` lanes.
@@ -334,12 +356,24 @@ extension Float {
   /// the 1.5 · 2²³ trick, which needs only SSE2. Lanes below −87.34 give 0, above 88.72 give
   /// +∞, and NaN stays NaN.
   @inlinable @inline(__always)
-  public static func exp8(_ x0: SIMD8<Float>) -> SIMD8<Float> {
-    typealias V = SIMD8<Float>
+  public static func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
+    // Two SSE-width halves: an 8-lane mask on a 4-lane target round-trips through general
+    // registers (pack, shift, insert per lane), which cost more than the polynomial.
+    SIMD8(lowHalf: exp4(x.lowHalf), highHalf: exp4(x.highHalf))
+  }
+
+  /// `exp8` on 4 lanes.
+  @inlinable @inline(__always)
+  static func exp4(_ x0: SIMD4<Float>) -> SIMD4<Float> {
+    typealias V = SIMD4<Float>
+    typealias I = SIMD4<Int32>
     let magic = V(repeating: 12_582_912)  // 1.5 · 2²³
     let low = V(repeating: -87.336_54), high = V(repeating: 88.0)
-    // Compare-and-blend, not `clamped`: its generic pointwise min/max stay function calls.
-    let x = x0.replacing(with: low, where: x0 .< low).replacing(with: high, where: x0 .> high)
+    // Lane masks come from sign bits (`negative(a − b)` is `a < b` for numbers), never from
+    // SIMD comparisons, whose masks on a 4-lane target are built lane by lane in general
+    // registers; and `clamped` or `replacing(with:where:)` become calls to generic min/max.
+    let below = negative(x0 - low), above = negative(high - x0)
+    let x = blend(blend(x0, low, where: below), high, where: above)
     let t = x * 1.442_695_04 + magic
     let n = t - magic
     let r = (x - n * 0.693_359_375) + n * 2.121_944_4e-4
@@ -351,13 +385,26 @@ extension Float {
     y = y * r + 5.000_000_120_1e-1
     y = y * (r * r) + r + 1
     // t's low mantissa bits hold n + 2²², so its bit pattern minus magic's is n.
-    let bits = unsafeBitCast(t, to: SIMD8<Int32>.self) &- unsafeBitCast(magic, to: SIMD8<Int32>.self)
+    let bits = unsafeBitCast(t, to: I.self) &- unsafeBitCast(magic, to: I.self)
     let scale = unsafeBitCast((bits &+ 127) &<< 23, to: V.self)
-    var result = y * scale
-    result.replace(with: 0, where: x0 .< low)
-    result.replace(with: .infinity, where: x0 .> V(repeating: 88.722_83))
-    result.replace(with: x0, where: x0 .!= x0)
-    return result
+    var result = blend(y * scale, V(repeating: 0), where: below)
+    result = blend(result, V(repeating: .infinity), where: negative(V(repeating: 88.722_83) - x0))
+    // NaN: magnitude bits above +∞'s.
+    let magnitude = unsafeBitCast(x0, to: I.self) & I(repeating: 0x7FFF_FFFF)
+    return blend(result, x0, where: (I(repeating: 0x7F80_0000) &- magnitude) &>> 31)
+  }
+
+  /// All ones in the lanes whose sign bit is set, zero elsewhere.
+  @inlinable @inline(__always)
+  static func negative(_ v: SIMD4<Float>) -> SIMD4<Int32> {
+    unsafeBitCast(v, to: SIMD4<Int32>.self) &>> 31
+  }
+
+  /// `where` lanes (all ones) from `b`, the others (zero) from `a`.
+  @inlinable @inline(__always)
+  static func blend(_ a: SIMD4<Float>, _ b: SIMD4<Float>, where m: SIMD4<Int32>) -> SIMD4<Float> {
+    let ai = unsafeBitCast(a, to: SIMD4<Int32>.self), bi = unsafeBitCast(b, to: SIMD4<Int32>.self)
+    return unsafeBitCast((ai & ~m) | (bi & m), to: SIMD4<Float>.self)
   }
 
   /// `p[j] = exp(p[j])` over `count` elements, 8 lanes at a time with `exp8`.

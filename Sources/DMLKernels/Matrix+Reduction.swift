@@ -32,9 +32,8 @@ extension Matrix {
     precondition(rows == other.rows && columns == other.columns, "dot: shapes differ")
     return withUnsafeBufferPointer { p in
       other.withUnsafeBufferPointer { q in
-        var s: Scalar = 0
-        for i in p.indices { s += p[i] * q[i] }
-        return s
+        guard let a = p.baseAddress, let b = q.baseAddress else { return 0 }
+        return Scalar.dot(a, b, count: p.count)
       }
     }
   }
@@ -47,6 +46,7 @@ extension Matrix {
     if !accumulate { result.baseAddress?.update(repeating: 0, count: columns) }
     let c = columns
     withUnsafeBufferPointer { p in
+      guard c > 0 else { return }
       for i in 0..<rows {
         let row = p.baseAddress! + i * c
         for j in 0..<c { result[j] += row[j] }
@@ -84,10 +84,10 @@ extension Matrix {
     let c = columns
     withUnsafeBufferPointer { p in
       out.withUnsafeMutableBufferPointer { o in
+        guard c > 0 else { return o.update(repeating: 0) }
         for i in o.indices {
-          var s: Scalar = 0
-          for j in 0..<c { s += p[i * c + j] * p[i * c + j] }
-          o[i] = s
+          let row = p.baseAddress! + i * c
+          o[i] = Scalar.dot(row, row, count: c)
         }
       }
     }
@@ -99,10 +99,10 @@ extension Matrix {
     var r = [Scalar](repeating: 0, count: rows)
     let c = columns
     withUnsafeBufferPointer { p in
+      guard c > 0 else { return }
       for i in 0..<rows {
-        var s: Scalar = 0
-        for j in 0..<c { s += p[i * c + j] * p[i * c + j] }
-        r[i] = s.squareRoot()
+        let row = p.baseAddress! + i * c
+        r[i] = Scalar.dot(row, row, count: c).squareRoot()
       }
     }
     return r

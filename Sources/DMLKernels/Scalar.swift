@@ -42,6 +42,10 @@ where Self.RawSignificand: FixedWidthInteger {
     _ x: UnsafePointer<Self>, _ y: UnsafePointer<Self>, _ g: UnsafePointer<Self>,
     _ gx: UnsafeMutablePointer<Self>, _ done: UnsafeMutablePointer<Self>, count: Int)
 
+  /// `Σ p[k]·q[k]` over `count` elements, vectorised: lane-wise partial sums, then the lanes
+  /// added (so the order of the additions differs from a serial loop's).
+  static func dot(_ p: UnsafePointer<Self>, _ q: UnsafePointer<Self>, count: Int) -> Self
+
   /// `p[j] = exp(p[j])` over `count` elements. `Float` uses an 8-lane polynomial (Cephes'
   /// `expf`, within 2 ulp of libm; exactly 0 below −87.34, +∞ above 88.72, NaN kept); `Double`
   /// calls libm per element, so the golden tests in `Double` see libm's values.

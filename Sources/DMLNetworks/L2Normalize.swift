@@ -18,12 +18,12 @@ public struct L2Normalize<Scalar: DMLScalar>: Layer {
     output.resize(rows: rows, columns: d)
     if norms.count < rows { norms = [Scalar](repeating: 0, count: rows) }
     let eps = epsilon
+    guard d > 0 else { return }
     input.withUnsafeBufferPointer { x in
       output.withUnsafeMutableBufferPointer { y in
         norms.withUnsafeMutableBufferPointer { nr in
           for r in 0..<rows {
-            var s: Scalar = 0
-            for j in 0..<d { s += x[r * d + j] * x[r * d + j] }
+            let s = Scalar.dot(x.baseAddress! + r * d, x.baseAddress! + r * d, count: d)
             let norm = Swift.max(s.squareRoot(), eps)
             nr[r] = norm
             for j in 0..<d { y[r * d + j] = x[r * d + j] / norm }
@@ -42,6 +42,7 @@ public struct L2Normalize<Scalar: DMLScalar>: Layer {
     let (rows, d) = (input.rows, input.columns)
     inputGradient.resize(rows: rows, columns: d)
     let eps = epsilon
+    guard d > 0 else { return }
     output.withUnsafeBufferPointer { y in
       outputGradient.withUnsafeBufferPointer { g in
         norms.withUnsafeBufferPointer { nr in
@@ -50,8 +51,7 @@ public struct L2Normalize<Scalar: DMLScalar>: Layer {
               let norm = nr[r]
               if norm > eps {
                 // (I − y yᵀ) g / ‖x‖
-                var yg: Scalar = 0
-                for j in 0..<d { yg += y[r * d + j] * g[r * d + j] }
+                let yg = Scalar.dot(y.baseAddress! + r * d, g.baseAddress! + r * d, count: d)
                 for j in 0..<d { gx[r * d + j] = (g[r * d + j] - y[r * d + j] * yg) / norm }
               } else {
                 for j in 0..<d { gx[r * d + j] = g[r * d + j] / eps }

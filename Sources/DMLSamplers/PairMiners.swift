@@ -110,21 +110,35 @@ public struct MultiSimilarityMiner<Scalar: DMLScalar>: TupleSampler {
     let sign = Scalar(distance.closeness)  // closeness c = sign·s
     let eps = epsilon
     scores.withUnsafeBufferPointer { s in
-      for a in 0..<n {
-        var hardestNegative = -Scalar.infinity, hardestPositive = Scalar.infinity
-        for j in 0..<m where j != a {
-          let c = sign * s[a * m + j]
-          if labels[j] == labels[a] { hardestPositive = Swift.min(hardestPositive, c) } else {
-            hardestNegative = Swift.max(hardestNegative, c)
-          }
-        }
-        guard hardestNegative > -Scalar.infinity, hardestPositive < Scalar.infinity else { continue }
-        for j in 0..<m where j != a {
-          let c = sign * s[a * m + j]
-          if labels[j] == labels[a] {
-            if c - eps < hardestNegative { tuples.positivePairs.append(SIMD2(Int32(a), Int32(j))) }
-          } else if c + eps > hardestPositive {
-            tuples.negativePairs.append(SIMD2(Int32(a), Int32(j)))
+      labels.withUnsafeBufferPointer { label in
+        // One row's pairs are gathered here, then appended at once.
+        withUnsafeTemporaryAllocation(of: SIMD2<Int32>.self, capacity: Swift.max(2 * m, 1)) { buffer in
+          let positives = buffer.baseAddress!, negatives = positives + m
+          for a in 0..<n {
+            let row = s.baseAddress! + a * m, own = label[a]
+            var hardestNegative = -Scalar.infinity, hardestPositive = Scalar.infinity
+            for j in 0..<m where j != a {
+              let c = sign * row[j]
+              if label[j] == own { hardestPositive = Swift.min(hardestPositive, c) } else {
+                hardestNegative = Swift.max(hardestNegative, c)
+              }
+            }
+            guard hardestNegative > -Scalar.infinity, hardestPositive < Scalar.infinity else { continue }
+            var p = 0, q = 0
+            for j in 0..<m where j != a {
+              let c = sign * row[j]
+              if label[j] == own {
+                if c - eps < hardestNegative {
+                  positives[p] = SIMD2(Int32(a), Int32(j))
+                  p += 1
+                }
+              } else if c + eps > hardestPositive {
+                negatives[q] = SIMD2(Int32(a), Int32(j))
+                q += 1
+              }
+            }
+            tuples.positivePairs.append(contentsOf: UnsafeBufferPointer(start: positives, count: p))
+            tuples.negativePairs.append(contentsOf: UnsafeBufferPointer(start: negatives, count: q))
           }
         }
       }

@@ -96,20 +96,23 @@ public struct BatchHardMiner<Scalar: DMLScalar>: TupleSampler {
     tuples.removeAll(pairs: false)
     let sign = Scalar(distance.closeness)  // closeness c = sign·s: hardest positive has least c
     scores.withUnsafeBufferPointer { s in
-      for a in 0..<n {
-        var hardestPositive = -1, hardestNegative = -1
-        var pc = Scalar.infinity, nc = -Scalar.infinity
-        for j in 0..<m where j != a {
-          let c = sign * s[a * m + j]
-          if labels[j] == labels[a] {
-            if c < pc { pc = c; hardestPositive = j }
-          } else if c > nc {
-            nc = c
-            hardestNegative = j
+      labels.withUnsafeBufferPointer { label in
+        for a in 0..<n {
+          var hardestPositive = -1, hardestNegative = -1
+          var pc = Scalar.infinity, nc = -Scalar.infinity
+          let row = s.baseAddress! + a * m, own = label[a]
+          for j in 0..<m where j != a {
+            let c = sign * row[j]
+            if label[j] == own {
+              if c < pc { pc = c; hardestPositive = j }
+            } else if c > nc {
+              nc = c
+              hardestNegative = j
+            }
           }
-        }
-        if hardestPositive >= 0 && hardestNegative >= 0 {
-          tuples.triplets.append(SIMD3(Int32(a), Int32(hardestPositive), Int32(hardestNegative)))
+          if hardestPositive >= 0 && hardestNegative >= 0 {
+            tuples.triplets.append(SIMD3(Int32(a), Int32(hardestPositive), Int32(hardestNegative)))
+          }
         }
       }
     }

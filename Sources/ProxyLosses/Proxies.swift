@@ -162,6 +162,10 @@ public struct ProxyAnchorLoss<Scalar: DMLScalar>: RegisteredLoss, ProxyLoss {
   public var alpha: Scalar
   /// The score between embeddings and proxies.
   public var distance: Distance
+  /// Scratch of `compute`, kept between steps: the negative exponentials (rows × classes), each
+  /// column's largest value and sum, and the rows of each class (`members[start[j]..<start[j + 1]]`).
+  @usableFromInline var negatives = Matrix<Scalar>(), columns = Matrix<Scalar>()
+  @usableFromInline var members: [Int] = [], start: [Int] = []
 
   /// Proxy-Anchor over `proxies` with margin δ `margin` (0.1 by default) and scale α `alpha` (32
   /// by default), the paper's values, and `distance` (cosine similarity by default).
@@ -196,27 +200,76 @@ public struct ProxyAnchorLoss<Scalar: DMLScalar>: RegisteredLoss, ProxyLoss {
     let (n, c) = (scores.rows, scores.columns)
     checkLabels(labels, classes: c, loss: "ProxyAnchorLoss")
     scoreGradient.resize(rows: n, columns: c, zeroed: true)
-    let sign = Scalar(distance.closeness)
-    let (a, d) = (alpha, margin)
+    let xs = alpha * Scalar(distance.closeness)  // α·sign
+    let d = margin
+    // The rows of each class, in row order (a counting sort): `members[start[j]..<start[j + 1]]`.
+    if start.count != c + 1 { start = [Int](repeating: 0, count: c + 1) }
+    if members.count != n { members = [Int](repeating: 0, count: n) }
+    for j in 0...c { start[j] = 0 }
+    for y in labels { start[y + 1] += 1 }
     var present = 0
-    for j in 0..<c where labels.contains(j) { present += 1 }
+    for j in 0..<c {
+      if start[j + 1] > 0 { present += 1 }
+      start[j + 1] += start[j]
+    }
+    for (i, y) in labels.enumerated() {  // start[y] walks class y's slots, ending at start[y + 1]
+      members[start[y]] = i
+      start[y] += 1
+    }
+    for j in stride(from: c, to: 0, by: -1) { start[j] = start[j - 1] }
+    start[0] = 0
     let posScale = present > 0 ? 1 / Scalar(present) : 0
     let negScale = 1 / Scalar(c)
     var pos = TermAccumulator<Scalar>(), neg = TermAccumulator<Scalar>()
+    negatives.resize(rows: n, columns: c)
+    columns.resize(rows: 2, columns: c)  // row 0: each column's largest x (at least 0, the "1"); row 1: its sum
     scores.withUnsafeBufferPointer { s in
       scoreGradient.withUnsafeMutableBufferPointer { g in
-        withUnsafeTemporaryAllocation(of: Scalar.self, capacity: n) { scratch in
-        for j in 0..<c {
-          // x = α·sign·(δ − s) for positives, α·sign·(s + δ) for negatives.
-          let lp = logOnePlusSumExp(
-            count: n, keep: { labels[$0] == j }, x: { a * sign * (d - s[$0 * c + j]) },
-            scratch: scratch.baseAddress!, weights: { i, w in g[i * c + j] += -a * sign * w * posScale })
-          let ln = logOnePlusSumExp(
-            count: n, keep: { labels[$0] != j }, x: { a * sign * (s[$0 * c + j] + d) },
-            scratch: scratch.baseAddress!, weights: { i, w in g[i * c + j] += a * sign * w * negScale })
-          pos.add(lp)
-          neg.add(ln)
-        }
+        negatives.withUnsafeMutableBufferPointer { e in
+          columns.withUnsafeMutableBufferPointer { colBuffer in
+            let largest = colBuffer.baseAddress!, sum = largest + c
+            // Positives: x = α·sign·(δ − s) over the few rows of class j.
+            members.withUnsafeBufferPointer { rows in
+              withUnsafeTemporaryAllocation(of: Scalar.self, capacity: Swift.max(n, 1)) { scratch in
+                for j in 0..<c {
+                  let first = start[j]
+                  let lp = logOnePlusSumExp(
+                    count: start[j + 1] - first, keep: { _ in true }, x: { xs * (d - s[rows[first + $0] * c + j]) },
+                    scratch: scratch.baseAddress!, weights: { k, w in g[rows[first + k] * c + j] += -xs * w * posScale })
+                  pos.add(lp)
+                }
+              }
+            }
+            // Negatives, all columns at once, row by row: x = α·sign·(s + δ), −∞ (left out) at
+            // the row's own class. Column j's largest, exponentials, sum and gradient are those
+            // `logOnePlusSumExp` gives, with the rows in the same order.
+            guard c > 0 else { return }
+            for j in 0..<c { largest[j] = 0 }
+            for i in 0..<n {
+              let row = e.baseAddress! + i * c, srow = s.baseAddress! + i * c
+              for j in 0..<c { row[j] = xs * (srow[j] + d) }
+              row[labels[i]] = -Scalar.infinity
+              Scalar.maximumInPlace(largest, row, count: c)
+            }
+            for i in 0..<n {
+              let row = e.baseAddress! + i * c
+              for j in 0..<c { row[j] -= largest[j] }
+            }
+            Scalar.expInPlace(e.baseAddress!, count: n * c)
+            for j in 0..<c { sum[j] = Scalar.exp(-largest[j]) }
+            for i in 0..<n {
+              let row = e.baseAddress! + i * c
+              for j in 0..<c { sum[j] += row[j] }
+            }
+            for j in 0..<c {
+              neg.add(Scalar.log(sum[j]) + largest[j])
+              sum[j] = 1 / sum[j]  // now the inverse
+            }
+            for i in 0..<n {
+              let row = e.baseAddress! + i * c, grow = g.baseAddress! + i * c
+              for j in 0..<c { grow[j] += xs * (row[j] * sum[j]) * negScale }
+            }
+          }
         }
       }
     }

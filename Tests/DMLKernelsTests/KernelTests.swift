@@ -165,17 +165,37 @@ struct SIMDKernelTests {
     }
     #expect(worst <= 2, "\(worst) ulp")
     if count > 1 { #expect(y[0] == 1) }
-    var edges: [Float] = [-.infinity, -200, -87.5, 88.8, 200, .infinity, .nan, 0, -0.0, 1, -1, 88, -87]
+    var edges: [Float] = [-.infinity, -200, -87.5, 88.8, 200, .infinity, .nan, 0, -0.0, 1, -1, 88, -87, -.nan]
     let input = edges
     Float.expInPlace(&edges, count: edges.count)
     #expect(Array(edges[0..<3]) == [0, 0, 0] && Array(edges[3..<6]) == [.infinity, .infinity, .infinity])
-    #expect(edges[6].isNaN && edges[7] == 1 && edges[8] == 1)
+    #expect(edges[6].isNaN && edges[13].isNaN && edges[7] == 1 && edges[8] == 1)
     for k in 9..<13 {
       #expect(abs(Double(edges[k]) - Double.exp(Double(input[k]))) <= 2 * Double(Float(Double.exp(Double(input[k]))).ulp), "exp(\(input[k]))")
     }
     var d = x.map(Double.init)
     Double.expInPlace(&d, count: count)
     #expect(zip(x, d).allSatisfy { $1 == Double.exp(Double($0)) })
+  }
+
+  @Test("dot and square root match scalar code, tails included", arguments: [0, 1, 3, 4, 5, 15, 16, 17, 100])
+  func dotAndSquareRoot(count: Int) {
+    var rng = RandomSource(seed: UInt64(count) + 7)
+    let a = (0..<count).map { _ in rng.normal(Double.self) }, b = (0..<count).map { _ in rng.normal(Double.self) }
+    let exact = zip(a, b).reduce(0) { $0 + $1.0 * $1.1 }
+    let scale = zip(a, b).reduce(0) { $0 + abs($1.0 * $1.1) }
+    let (fa, fb) = (a.map(Float.init), b.map(Float.init))
+    let f = fa.withUnsafeBufferPointer { p in fb.withUnsafeBufferPointer { q in count == 0 ? 0 : Float.dot(p.baseAddress!, q.baseAddress!, count: count) } }
+    let d = a.withUnsafeBufferPointer { p in b.withUnsafeBufferPointer { q in count == 0 ? 0 : Double.dot(p.baseAddress!, q.baseAddress!, count: count) } }
+    #expect(abs(Double(f) - exact) <= 1e-6 * Swift.max(scale, 1), "Float dot \(f) vs \(exact)")
+    #expect(abs(d - exact) <= 1e-14 * Swift.max(scale, 1), "Double dot \(d) vs \(exact)")
+    var squares = a.map { $0 * $0 }, floatSquares = squares.map(Float.init)
+    if count > 0 { floatSquares[count - 1] = -1 }  // a negative lane gives NaN, not a trap or errno branch
+    Double.squareRootInPlace(&squares, count: count)
+    Float.squareRootInPlace(&floatSquares, count: count)
+    #expect(zip(a, squares).allSatisfy { abs($0) == $1 })
+    #expect((0..<Swift.max(count - 1, 0)).allSatisfy { floatSquares[$0] == Float(a[$0] * a[$0]).squareRoot() })
+    if count > 0 { #expect(floatSquares[count - 1].isNaN) }
   }
 
   @Test("fillRows broadcasts a vector into every row")

@@ -39,6 +39,43 @@ struct GoldenDistanceTests {
     #expect(distance.isSimilarity == (c.inputs["distance"] as! [String: Any])["is_inverted"] as! Bool)
   }
 
+  /// A miner's few pairs give a score gradient with few non-zeros, which the backward passes
+  /// multiply entry by entry instead of by GEMM. By linearity, its gradient must equal the GEMM
+  /// path's gradient of (dense + sparse) minus that of (dense).
+  @Test("a sparse score gradient gives the GEMM path's gradient", arguments: cases)
+  func sparseGradient(name: String, distance: Distance) {
+    var rng = RandomSource(seed: 11)
+    var x = Matrix<Double>(rows: 40, columns: 8), r = Matrix<Double>(rows: 30, columns: 8)
+    x.apply { _ in rng.normal() }
+    r.apply { _ in rng.normal() }
+    for (reference, sameSet) in [(x, true), (r, false)] {
+      let m = reference.rows
+      var sparse = Matrix<Double>(rows: 40, columns: m, repeating: 0), dense = sparse
+      dense.apply { _ in rng.normal() }
+      for k in 0..<(40 * m / 20) { sparse[(k * 7) % 40, (k * 13 + 1) % m] = rng.normal() }  // 1 entry in 20
+      var both = dense
+      both.add(sparse)
+      var w = DistanceWorkspace<Double>(), scores = Matrix<Double>()
+      distance.scores(x, reference, sameSet: sameSet, into: &scores, workspace: &w)
+      func gradient(_ g: Matrix<Double>) -> Matrix<Double> {
+        var gq = Matrix<Double>(), gr = Matrix<Double>()
+        if sameSet {
+          distance.backwardSameSet(x, scores: scores, scoreGradient: g, workspace: &w, gradient: &gq)
+        } else {
+          distance.backward(x, reference, scores: scores, scoreGradient: g, workspace: &w, queryGradient: &gq, referenceGradient: &gr)
+        }
+        return gq
+      }
+      var expected = gradient(both)
+      expected.add(gradient(dense), scaledBy: -1)
+      let got = gradient(sparse)
+      #expect(got.isFinite && got.rows == 40 && got.columns == 8)
+      let worst = (0..<(40 * 8)).map { abs(got.elements[$0] - expected.elements[$0]) }.max()!
+      #expect(worst < 1e-9, "\(name) sameSet \(sameSet): \(worst)")
+      #expect(got.elements.contains { $0 != 0 }, "\(name): the sparse gradient is not all zero")
+    }
+  }
+
   @Test("identical rows are exactly 0 apart with a zero, finite gradient")
   func identicalRows() {
     var x = Matrix<Double>(rows: 40, columns: 8)
