@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests and CI never set this: they run whatever the machine's environment gives.
 FAST_BLAS := $(if $(OPENBLAS_CORETYPE),,$(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX))
 
-.PHONY: all deps build test example check-new-loss docs doc-coverage demo bench bench-quick bench-env bench-each bench-deps bench-foundation bench-losses bench-search bench-plots fuzz fuzz-asan libfuzz reliability report report-crossbatch clean
+.PHONY: all deps build test example check-new-loss docs doc-coverage demo bench bench-quick bench-kinds bench-env bench-each bench-deps bench-foundation bench-losses bench-search bench-plots fuzz fuzz-asan libfuzz reliability report report-crossbatch clean
 
 all: build
 
@@ -107,6 +107,13 @@ BENCH_QUICK_OUTPUT ?= Docs/BENCHMARKS-quick.md
 bench-quick: bench-env
 	$(BENCH_BUILD)
 	$(COMPARE) --quick --output $(BENCH_QUICK_OUTPUT)
+
+# Some kinds of micro case only, beside the reference in the same run (no training):
+# `make bench-kinds KINDS=loss,miner` writes Docs/BENCHMARKS-loss,miner.md (a few minutes).
+KINDS ?= loss
+bench-kinds: bench-env
+	$(BENCH_BUILD)
+	$(COMPARE) --kinds $(KINDS) --no-train --output Docs/BENCHMARKS-$(KINDS).md
 
 bench-foundation: bench-deps
 	$(SWIFT) build -c release --product dml-bench

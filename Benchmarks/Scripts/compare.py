@@ -2,7 +2,7 @@
 torch, numpy and faiss, measured in the same run on the same machine, written as a Markdown table.
 
 Usage: compare.py --dml-bench PATH --dml PATH --python VENV_PYTHON --output FILE.md [--quick]
-                  [--rounds 2] [--threads 2] [--trials 5] [--no-train]
+                  [--rounds 2] [--threads 2] [--trials 5] [--no-train] [--kinds loss,miner]
 
 Method.
 - Micro-benchmarks: for each kind of case (GEMM, distances, losses, miners, networks, k-NN,
@@ -87,7 +87,7 @@ def micro(args, coretype):
     """{case: {"ours": ms, "theirs": ms, "kind": kind}} plus the BLAS cores each side reported."""
     results, cores = {}, {}
     layouts = [args.threads, 1] if args.threads > 1 else [1]
-    for kind in KINDS:
+    for kind in args.kinds.split(","):
         for round_ in range(args.rounds):
             common = ["--kinds", kind] + (["--quick"] if args.quick else ["--trials", str(args.trials)])
             ours = run_json([args.dml_bench, "cases", *common], environment(args.threads, args.threads, coretype),
@@ -234,7 +234,7 @@ def measure(args):
         sections.append({"blas": label, "ours_core": cores["ours"], "reference": their_cores, "cases": results})
     rows = [] if args.no_train else (log("end-to-end training, fmnist-05") or training(args, None))
     return {"date": datetime.date.today().isoformat(), "commit": commit, "minutes": (time.time() - started) / 60,
-            "quick": args.quick, "rounds": args.rounds, "threads": args.threads, "cpu": cpu_name(),
+            "quick": args.quick, "kinds": args.kinds.split(","), "rounds": args.rounds, "threads": args.threads, "cpu": cpu_name(),
             "cores": os.cpu_count(), "swift": swift[0] if swift else "swift ?", "versions": versions,
             "sections": sections, "training": rows, "best_is_default": best is None}
 
@@ -310,7 +310,12 @@ def render(run, notes):
                      + ("met for every loss." if not lower else "lower for " + ", ".join(lower) + " (see the notes)."))
     lines.append("- Kernel cases below their target: " + (", ".join(all_missed) if all_missed else "none") + ".")
     lines.append("")
-    if notes and os.path.exists(notes) and not run["quick"]:
+    subset = sorted(run.get("kinds", KINDS)) != sorted(KINDS)
+    if subset:
+        lines.append(f"- This run measured only these kinds of case: {', '.join(run['kinds'])}.")
+        lines.append("")
+    # The notes discuss a full run's figures.
+    if notes and os.path.exists(notes) and not run["quick"] and not subset:
         lines += [open(notes).read().rstrip(), ""]
     return "\n".join(lines)
 
@@ -326,9 +331,13 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--no-train", action="store_true")
+    ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated kinds of micro case to measure (default: all)")
     ap.add_argument("--render", action="store_true", help="rewrite OUTPUT from OUTPUT.json (after editing the notes)")
     ap.add_argument("--notes", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_notes.md"))
     args = ap.parse_args()
+    unknown = [k for k in args.kinds.split(",") if k not in KINDS]
+    if unknown:
+        ap.error(f"--kinds: unknown kind {', '.join(unknown)}; known: {', '.join(KINDS)}")
     args.reference = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pml_reference.py")
     if args.render:
         run = json.load(open(args.output + ".json"))
