@@ -47,6 +47,9 @@ public struct CenterLoss<Scalar: DMLScalar>: RegisteredLoss {
   public static var registryName: String { "center" }
   public static var summary: String { "Center loss (Wen et al. 2016); pair it with softmax" }
   public static var usesTuples: Bool { false }
+  /// `true`: each row's distance to its own class's center is all the loss reads, so only those
+  /// are computed (O(n·d), not a GEMM against every center).
+  public static var readsOwnClassScoresOnly: Bool { true }
   public static var hyperparameters: [HyperparameterSpec] {
     [HyperparameterSpec("alpha", .real, default: "0.5", "center update rate α"), .classes]
   }

@@ -134,6 +134,56 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     }
   }
 
+  /// Writes only `scores[i, columns[i]]` of `scores(query, reference)`, each computed directly
+  /// in O(d) (a difference of rows for Euclidean kinds, so without the GEMM form's cancellation),
+  /// and 0 elsewhere. The workspace is left as `scores(_:_:into:workspace:)` leaves it, so
+  /// `backward` runs unchanged. For a loss that reads one reference per row (center loss).
+  ///
+  /// - Parameters:
+  ///   - query: the batch, `n × d`.
+  ///   - reference: the reference set, `m × d`.
+  ///   - columns: for each row, the column of its one score (`n` values in `0..<m`).
+  ///   - scores: receives the `n × m` matrix.
+  ///   - w: the workspace, which keeps what the backward pass needs.
+  @inlinable
+  public func scores<T: DMLScalar>(
+    _ query: Matrix<T>, _ reference: Matrix<T>, onlyColumns columns: [Int],
+    into scores: inout Matrix<T>, workspace w: inout DistanceWorkspace<T>
+  ) {
+    let (n, m, d) = (query.rows, reference.rows, query.columns)
+    precondition(
+      query.columns == reference.columns,
+      "Distance: query rows have \(query.columns) features, reference rows \(reference.columns)")
+    precondition(columns.count == n, "Distance: \(columns.count) columns for \(n) rows")
+    prepare(query, into: &w.query, norms: &w.queryNorms)
+    prepare(reference, into: &w.reference, norms: &w.referenceNorms)
+    w.lastSameSet = false
+    scores.resize(rows: n, columns: m, zeroed: true)
+    guard d > 0 else { return }
+    let kind = self.kind
+    w.query.withUnsafeBufferPointer { q in
+      w.reference.withUnsafeBufferPointer { r in
+        scores.withUnsafeMutableBufferPointer { s in
+          for i in 0..<n {
+            let j = columns[i]
+            precondition(j >= 0 && j < m, "Distance: column \(j) of row \(i) is outside 0..<\(m)")
+            let a = q.baseAddress! + i * d, b = r.baseAddress! + j * d
+            switch kind {
+            case .dotProduct: s[i * m + j] = T.dot(a, b, count: d)
+            case .euclidean, .squaredEuclidean:
+              var d2: T = 0
+              for k in 0..<d {
+                let diff = a[k] - b[k]
+                d2 += diff * diff
+              }
+              s[i * m + j] = kind == .euclidean ? d2.squareRoot() : d2
+            }
+          }
+        }
+      }
+    }
+  }
+
   /// Given `∂L/∂scores` of within-batch scores (`scores(x, x, sameSet: true)`), writes `∂L/∂x`,
   /// with `x` on both sides: one GEMM with `G + Gᵀ` instead of two.
   @inlinable
@@ -200,7 +250,7 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     case .dotProduct:
       // S = Q Rᵀ: dQ = G R, dR = Gᵀ Q.
       multiplyWeights(scoreGradient, referenceRows, alpha: 1, into: &queryGradient)
-      gemm(scoreGradient, transposeA: true, w.query, into: &referenceGradient)
+      multiplyWeights(scoreGradient, transposeW: true, w.query, alpha: 1, into: &referenceGradient)
     case .euclidean, .squaredEuclidean:
       // With W = ∂L/∂(d²) (·2 folded in): dQ = 2(rowsum(W) Q − W R), dR = 2(colsum(W) R − Wᵀ Q).
       scoreWeights(scores, scoreGradient, into: &w.weights)
@@ -223,7 +273,7 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
       }
       multiplyWeights(w.weights, referenceRows, alpha: -1, into: &queryGradient)
       addScaledRows(w.query, scales: w.rowWeights, into: &queryGradient)
-      gemm(w.weights, transposeA: true, w.query, alpha: -1, into: &referenceGradient)
+      multiplyWeights(w.weights, transposeW: true, w.query, alpha: -1, into: &referenceGradient)
       addScaledRows(referenceRows, scales: w.columnWeights, into: &referenceGradient)
     }
     if normalizesEmbeddings {
@@ -252,45 +302,53 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     }
   }
 
-  /// Copies `x` into `out`, normalising rows if this distance does.
+  /// Copies `x` into `out`, normalising rows if this distance does (in the same pass).
   @inlinable
   func prepare<T: DMLScalar>(_ x: Matrix<T>, into out: inout Matrix<T>, norms: inout [T]) {
-    out.assign(x)
-    guard normalizesEmbeddings else { return }
+    // A copy, not a shared buffer: sharing `x` (the network's output) would make its next write
+    // copy the whole buffer, every step.
+    guard normalizesEmbeddings else { return out.assign(x) }
     let (n, d) = (x.rows, x.columns)
+    out.resize(rows: n, columns: d)
     if norms.count != n { norms = [T](repeating: 0, count: n) }
     guard d > 0 else { return }
-    out.withUnsafeMutableBufferPointer { p in
-      norms.withUnsafeMutableBufferPointer { nr in
-        for i in 0..<n {
-          let s = T.dot(p.baseAddress! + i * d, p.baseAddress! + i * d, count: d)
-          let norm = Swift.max(s.squareRoot(), 1e-12)
-          nr[i] = norm
-          for k in 0..<d { p[i * d + k] /= norm }
+    x.withUnsafeBufferPointer { source in
+      out.withUnsafeMutableBufferPointer { p in
+        norms.withUnsafeMutableBufferPointer { nr in
+          for i in 0..<n {
+            let from = source.baseAddress! + i * d, row = p.baseAddress! + i * d  // row pointers: the loop vectorises
+            let norm = Swift.max(T.dot(from, from, count: d).squareRoot(), 1e-12)
+            nr[i] = norm
+            for k in 0..<d { row[k] = from[k] / norm }
+          }
         }
       }
     }
   }
 }
 
-/// `out = alpha · W X`: one GEMM, or, when at most one entry of `W` in 16 is non-zero (the score
+/// `out = alpha · W X` (or `alpha · Wᵀ X`): one GEMM, or, when at most one entry of `W` in 16 is non-zero (the score
 /// gradient of a miner's few pairs or triplets), a sum over those entries only, row by row in
 /// column order.
 @inlinable
-func multiplyWeights<T: DMLScalar>(_ w: Matrix<T>, _ x: Matrix<T>, alpha: T, into out: inout Matrix<T>) {
+func multiplyWeights<T: DMLScalar>(
+  _ w: Matrix<T>, transposeW: Bool = false, _ x: Matrix<T>, alpha: T, into out: inout Matrix<T>
+) {
   let (n, m, d) = (w.rows, w.columns, x.columns)
-  precondition(x.rows == m, "multiplyWeights: W is \(n)x\(m), X is \(x.rows)x\(d)")
+  precondition(x.rows == (transposeW ? n : m), "multiplyWeights: W is \(n)x\(m), X is \(x.rows)x\(d)")
   let limit = n * m / 16
-  guard d > 0, limit > 0 else { return gemm(w, x, alpha: alpha, into: &out) }
+  guard d > 0, limit > 0 else { return gemm(w, transposeA: transposeW, x, alpha: alpha, into: &out) }
   let sparse: Bool = w.withUnsafeBufferPointer { wt in
     withUnsafeTemporaryAllocation(of: Int.self, capacity: limit) { found in
       guard let count = nonZeroPositions(wt, into: found) else { return false }
-      out.resize(rows: n, columns: d, zeroed: true)
+      out.resize(rows: transposeW ? m : n, columns: d, zeroed: true)
       x.withUnsafeBufferPointer { xp in
         out.withUnsafeMutableBufferPointer { o in
           for q in 0..<count {
             let k = found[q], i = k / m, j = k - i * m
-            let a = alpha * wt[k], source = xp.baseAddress! + j * d, row = o.baseAddress! + i * d
+            // W X: row i gains W[i, j] x_j; Wᵀ X: row j gains W[i, j] x_i.
+            let (target, from) = transposeW ? (j, i) : (i, j)
+            let a = alpha * wt[k], source = xp.baseAddress! + from * d, row = o.baseAddress! + target * d
             for e in 0..<d { row[e] += a * source[e] }
           }
         }
@@ -298,7 +356,7 @@ func multiplyWeights<T: DMLScalar>(_ w: Matrix<T>, _ x: Matrix<T>, alpha: T, int
       return true
     }
   }
-  if !sparse { gemm(w, x, alpha: alpha, into: &out) }
+  if !sparse { gemm(w, transposeA: transposeW, x, alpha: alpha, into: &out) }
 }
 
 /// The positions of the non-zero entries of `p` in increasing order, into `found`; their number,
@@ -340,11 +398,13 @@ func nonZeroPositions<T: DMLScalar>(_ p: UnsafeBufferPointer<T>, into found: Uns
 @inlinable
 func addScaledRows<T: DMLScalar>(_ x: Matrix<T>, scales: [T], into out: inout Matrix<T>) {
   let (n, d) = (x.rows, x.columns)
+  guard d > 0 else { return }
   x.withUnsafeBufferPointer { p in
     out.withUnsafeMutableBufferPointer { o in
       for i in 0..<n {
         let s = scales[i]
-        for k in 0..<d { o[i * d + k] += s * p[i * d + k] }
+        let source = p.baseAddress! + i * d, target = o.baseAddress! + i * d
+        for k in 0..<d { target[k] += s * source[k] }
       }
     }
   }
@@ -363,9 +423,11 @@ func normalizeBackward<T: DMLScalar>(
         let norm = norms[i]
         if norm > 1e-12 {
           let dot = T.dot(yp.baseAddress! + i * d, gp.baseAddress! + i * d, count: d)
-          for k in 0..<d { gp[i * d + k] = (gp[i * d + k] - yp[i * d + k] * dot) / norm }
+          let g = gp.baseAddress! + i * d, y = yp.baseAddress! + i * d  // row pointers: the loop vectorises
+          for k in 0..<d { g[k] = (g[k] - y[k] * dot) / norm }
         } else {
-          for k in 0..<d { gp[i * d + k] /= 1e-12 }
+          let g = gp.baseAddress! + i * d
+          for k in 0..<d { g[k] /= 1e-12 }
         }
       }
     }

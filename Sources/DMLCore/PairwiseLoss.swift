@@ -37,11 +37,18 @@ public protocol PairwiseLoss<Scalar>: ParameterContainer {
   /// a cross-batch memory (see `compute`). A loss written with `m = scores.columns` for its
   /// column loops and `labels[j]` for column labels supports it.
   static var supportsCrossBatchMemory: Bool { get }
+
+  /// Whether the loss reads only `scores[i, labels[i]]`, each row's score against its own
+  /// class's reference (center loss). `LossEvaluator` then computes only those scores, in
+  /// O(n·d) instead of a GEMM against every reference, and leaves the others 0.
+  static var readsOwnClassScoresOnly: Bool { get }
 }
 
 extension PairwiseLoss {
   /// `false` by default: a loss opts in once its column loops handle rectangular score matrices.
   public static var supportsCrossBatchMemory: Bool { false }
+  /// `false` by default: the loss reads the whole score matrix.
+  public static var readsOwnClassScoresOnly: Bool { false }
   /// `nil` by default: the batch is compared with itself.
   public var references: Matrix<Scalar>? { nil }
   /// Ignores the gradient by default (no learned references).
@@ -161,7 +168,11 @@ public struct LossEvaluator<Loss: PairwiseLoss>: EmbeddingLoss {
       labels.count == embeddings.rows,
       "Loss: \(embeddings.rows) embeddings but \(labels.count) labels")
     if let references = loss.references {
-      loss.distance.scores(embeddings, references, into: &scores, workspace: &workspace)
+      if Loss.readsOwnClassScoresOnly {
+        loss.distance.scores(embeddings, references, onlyColumns: labels, into: &scores, workspace: &workspace)
+      } else {
+        loss.distance.scores(embeddings, references, into: &scores, workspace: &workspace)
+      }
     } else {
       loss.distance.scores(embeddings, embeddings, sameSet: true, into: &scores, workspace: &workspace)
     }

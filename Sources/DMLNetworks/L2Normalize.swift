@@ -26,7 +26,8 @@ public struct L2Normalize<Scalar: DMLScalar>: Layer {
             let s = Scalar.dot(x.baseAddress! + r * d, x.baseAddress! + r * d, count: d)
             let norm = Swift.max(s.squareRoot(), eps)
             nr[r] = norm
-            for j in 0..<d { y[r * d + j] = x[r * d + j] / norm }
+            let source = x.baseAddress! + r * d, target = y.baseAddress! + r * d  // row pointers: the loop vectorises
+            for j in 0..<d { target[j] = source[j] / norm }
           }
         }
       }
@@ -52,9 +53,11 @@ public struct L2Normalize<Scalar: DMLScalar>: Layer {
               if norm > eps {
                 // (I − y yᵀ) g / ‖x‖
                 let yg = Scalar.dot(y.baseAddress! + r * d, g.baseAddress! + r * d, count: d)
-                for j in 0..<d { gx[r * d + j] = (g[r * d + j] - y[r * d + j] * yg) / norm }
+                let (gi, yi, gxi) = (g.baseAddress! + r * d, y.baseAddress! + r * d, gx.baseAddress! + r * d)
+                for j in 0..<d { gxi[j] = (gi[j] - yi[j] * yg) / norm }
               } else {
-                for j in 0..<d { gx[r * d + j] = g[r * d + j] / eps }
+                let (gi, gxi) = (g.baseAddress! + r * d, gx.baseAddress! + r * d)
+                for j in 0..<d { gxi[j] = gi[j] / eps }
               }
             }
           }

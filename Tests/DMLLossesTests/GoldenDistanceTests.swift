@@ -57,23 +57,57 @@ struct GoldenDistanceTests {
       both.add(sparse)
       var w = DistanceWorkspace<Double>(), scores = Matrix<Double>()
       distance.scores(x, reference, sameSet: sameSet, into: &scores, workspace: &w)
-      func gradient(_ g: Matrix<Double>) -> Matrix<Double> {
+      /// The query's gradient, then (two sets) the reference's.
+      func gradients(_ g: Matrix<Double>) -> [Matrix<Double>] {
         var gq = Matrix<Double>(), gr = Matrix<Double>()
         if sameSet {
           distance.backwardSameSet(x, scores: scores, scoreGradient: g, workspace: &w, gradient: &gq)
-        } else {
-          distance.backward(x, reference, scores: scores, scoreGradient: g, workspace: &w, queryGradient: &gq, referenceGradient: &gr)
+          return [gq]
         }
-        return gq
+        distance.backward(x, reference, scores: scores, scoreGradient: g, workspace: &w, queryGradient: &gq, referenceGradient: &gr)
+        return [gq, gr]
       }
-      var expected = gradient(both)
-      expected.add(gradient(dense), scaledBy: -1)
-      let got = gradient(sparse)
-      #expect(got.isFinite && got.rows == 40 && got.columns == 8)
-      let worst = (0..<(40 * 8)).map { abs(got.elements[$0] - expected.elements[$0]) }.max()!
-      #expect(worst < 1e-9, "\(name) sameSet \(sameSet): \(worst)")
-      #expect(got.elements.contains { $0 != 0 }, "\(name): the sparse gradient is not all zero")
+      let (withBoth, withDense, got) = (gradients(both), gradients(dense), gradients(sparse))
+      for (k, side) in got.enumerated() {
+        var expected = withBoth[k]
+        expected.add(withDense[k], scaledBy: -1)
+        #expect(side.isFinite && side.rows == expected.rows && side.columns == 8)
+        let worst = (0..<side.count).map { abs(side.elements[$0] - expected.elements[$0]) }.max()!
+        #expect(worst < 1e-9, "\(name) sameSet \(sameSet) side \(k): \(worst)")
+        #expect(side.elements.contains { $0 != 0 }, "\(name): the sparse gradient is not all zero")
+      }
     }
+  }
+
+  /// Center loss reads one score per row; `scores(_:_:onlyColumns:...)` computes just those.
+  @Test("own-class scores equal the full matrix's entries, with the same gradients", arguments: cases)
+  func ownClassScores(name: String, distance: Distance) {
+    var rng = RandomSource(seed: 5)
+    var x = Matrix<Double>(rows: 12, columns: 6), r = Matrix<Double>(rows: 4, columns: 6)
+    x.apply { _ in rng.normal() }
+    r.apply { _ in rng.normal() }
+    let labels = (0..<12).map { ($0 * 5) % 4 }
+    var full = Matrix<Double>(), only = Matrix<Double>(), wFull = DistanceWorkspace<Double>(), wOnly = wFull
+    distance.scores(x, r, into: &full, workspace: &wFull)
+    distance.scores(x, r, onlyColumns: labels, into: &only, workspace: &wOnly)
+    var g = Matrix<Double>(rows: 12, columns: 4, repeating: 0)
+    for i in 0..<12 {
+      for j in 0..<4 {
+        if j == labels[i] {
+          #expect(abs(only[i, j] - full[i, j]) <= 1e-12 * Swift.max(1, abs(full[i, j])), "\(name) [\(i), \(j)]")
+          g[i, j] = rng.normal()
+        } else {
+          #expect(only[i, j] == 0)
+        }
+      }
+    }
+    var gq = [Matrix<Double>(), Matrix<Double>()], gr = gq
+    distance.backward(x, r, scores: full, scoreGradient: g, workspace: &wFull, queryGradient: &gq[0], referenceGradient: &gr[0])
+    distance.backward(x, r, scores: only, scoreGradient: g, workspace: &wOnly, queryGradient: &gq[1], referenceGradient: &gr[1])
+    for (a, b) in [(gq[0], gq[1]), (gr[0], gr[1])] {
+      #expect((0..<a.count).allSatisfy { abs(a.elements[$0] - b.elements[$0]) <= 1e-10 }, "\(name) gradients")
+    }
+    #expect(gq[1].elements.contains { $0 != 0 })
   }
 
   @Test("identical rows are exactly 0 apart with a zero, finite gradient")
