@@ -202,6 +202,14 @@ public struct ProxyAnchorLoss<Scalar: DMLScalar>: RegisteredLoss, ProxyLoss {
     scoreGradient.resize(rows: n, columns: c, zeroed: true)
     let xs = alpha * Scalar(distance.closeness)  // α·sign
     let d = margin
+    guard n > 0, c > 0 else {
+      // No rows: every proxy's two terms are log(1 + 0) = 0 (no buffers to touch).
+      var zero = TermAccumulator<Scalar>()
+      for _ in 0..<c { zero.add(0) }
+      return LossValue(
+        LossTerm(name: "pos_loss", value: 0, count: zero.count, nonZero: 0),
+        LossTerm(name: "neg_loss", value: 0, count: zero.count, nonZero: 0))
+    }
     // The rows of each class, in row order (a counting sort): `members[start[j]..<start[j + 1]]`.
     if start.count != c + 1 { start = [Int](repeating: 0, count: c + 1) }
     if members.count != n { members = [Int](repeating: 0, count: n) }
@@ -243,7 +251,6 @@ public struct ProxyAnchorLoss<Scalar: DMLScalar>: RegisteredLoss, ProxyLoss {
             // Negatives, all columns at once, row by row: x = α·sign·(s + δ), −∞ (left out) at
             // the row's own class. Column j's largest, exponentials, sum and gradient are those
             // `logOnePlusSumExp` gives, with the rows in the same order.
-            guard c > 0 else { return }
             for j in 0..<c { largest[j] = 0 }
             for i in 0..<n {
               let row = e.baseAddress! + i * c, srow = s.baseAddress! + i * c

@@ -138,4 +138,19 @@ struct GoldenLossTests {
     expectClose(delta, c.output("center_delta"), "\(name) center_delta")
     expectClose(e.loss.centers, c.output("updated_centers"), "\(name) updated_centers")
   }
+
+  @Test("Proxy-Anchor: an empty batch gives two zero terms per proxy, and a one-class batch stays finite")
+  func proxyAnchorEdges() {
+    var loss = ProxyAnchorLoss(proxies: Proxies<Double>(classes: 3, dimension: 4, seed: 1, group: 1))
+    var g = Matrix<Double>()
+    let empty = loss.compute(scores: Matrix(rows: 0, columns: 3), labels: [], tuples: nil, scoreGradient: &g)
+    #expect(empty.total == 0 && empty.first.count == 3 && empty.second?.count == 3 && g.rows == 0)
+    // Every row of class 1: proxy 1 has no negatives, the others no positives.
+    var scores = Matrix<Double>(rows: 4, columns: 3)
+    var rng = RandomSource(seed: 2)
+    scores.apply { _ in rng.uniform(Double.self) * 2 - 1 }
+    let one = loss.compute(scores: scores, labels: [1, 1, 1, 1], tuples: nil, scoreGradient: &g)
+    #expect(one.total.isFinite && one.total > 0 && g.isFinite)
+    #expect((0..<4).allSatisfy { g[$0, 1] < 0 && g[$0, 0] > 0 && g[$0, 2] > 0 })
+  }
 }
