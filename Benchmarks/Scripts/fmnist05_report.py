@@ -2,7 +2,7 @@
 recipe, and writes a Markdown table with every figure measured and every command.
 
 Usage: fmnist05_report.py DML OUTPUT.md --tune            # first: dml tune for the MLP and each loss
-       fmnist05_report.py DML OUTPUT.md [--networks mlp,convnet-s] [--recipes plain,tuned]
+       fmnist05_report.py DML OUTPUT.md [--networks mlp,convnet-s,local] [--recipes plain,tuned,transfer]
                           [--seeds 0,1,2] [--split 0-4:5-9]
 
 Each run is `dml train ... --log json`; its last line holds the test metrics of the trained
@@ -34,12 +34,18 @@ LOSSES = {
     "proxy-anchor": ["--loss", "proxy-anchor", "--batch", "shuffled:size=128"],
     "multi-similarity": ["--loss", "multi-similarity", "--miner", "multi-similarity", "--batch", "m-per-class:m=4,size=128"],
     "center": ["--loss", "softmax", "--loss", "center:weight=0.01", "--batch", "shuffled:size=128"],
+    "supcon": ["--loss", "supcon:temperature=0.05", "--batch", "shuffled:size=128"],
 }
+
+# The network flags; `local` is LocalNet as a learned intensity curve (1×1 filters) smoothed by a
+# 5×5 mix, starting as the raw pixels (a shift of 0.81 = Fashion-MNIST's mean / std).
+NETWORKS = {"mlp": "mlp", "convnet-s": "convnet-s", "local": "local:kernel=1,mix=5,init=identity,shift=0.81"}
 
 
 def network_flag(network, loss):
     # Center loss trains unnormalised embeddings, as in PML's reference runs.
-    return network + (":normalize=false" if loss == "center" else "")
+    flag = NETWORKS.get(network, network)
+    return flag + ((":" if ":" not in flag else ",") + "normalize=false" if loss == "center" else "")
 
 
 def recipe(name, network, loss, train, test, seed):
@@ -52,7 +58,9 @@ def recipe(name, network, loss, train, test, seed):
         # Ours: the settings `dml tune` chose for the MLP with this loss (class-disjoint folds of
         # the training classes, see tune_arguments), trained on every training class for the
         # epochs the folds chose. ConvNet-S reuses the MLP's choice: tuning it would take hours.
-        best = json.load(open(os.path.join(TUNE_DIR, f"mlp-{loss}", "best.json")))
+        # A network's own search where there is one (local-supcon), else the MLP's.
+        own = os.path.join(TUNE_DIR, f"{network}-{loss}", "best.json")
+        best = json.load(open(own if os.path.exists(own) else os.path.join(TUNE_DIR, f"mlp-{loss}", "best.json")))
         arguments = base[:]
         arguments[arguments.index("--network") + 1] = network_flag(network, loss)
         for part in best["loss"].split("+"):
@@ -60,6 +68,13 @@ def recipe(name, network, loss, train, test, seed):
         arguments += ["--miner", best["miner"], "--batch", best["batch"], "--optimizer", best["optimizer"],
                       "--augment", best["augment"], "--epochs", str(best["epochs"])]
         return arguments
+    if name == "transfer":
+        # The recipe that transfers to unseen classes: the last two training classes held out for
+        # validation (early stopping on their MAP@R, best epoch kept), Adam 1e-3, 4 epochs at most.
+        classes = expand(train)
+        validation = ",".join(str(c) for c in classes[-2:])
+        return base[:2] + ["--validation-classes", validation] + base[2:] + LOSSES[loss] + [
+            "--optimizer", "adam:lr=0.001", "--epochs", "4", "--patience", "2"]
     raise SystemExit(f"unknown recipe {name}")
 
 

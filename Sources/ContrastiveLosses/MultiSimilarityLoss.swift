@@ -93,9 +93,12 @@ public struct MultiSimilarityLoss<Scalar: DMLScalar>: RegisteredLoss {
 
 /// The pair losses of this module, for a `LossRegistry`.
 public enum ContrastiveLosses {
-  /// Registry entries for `ContrastiveLoss`, `MultiSimilarityLoss` and `UniformityLoss`, in
-  /// `Float`.
+  /// Registry entries for `ContrastiveLoss`, `MultiSimilarityLoss`, `SupConLoss` and
+  /// `UniformityLoss`, in `Float`.
   public static var registrations: [LossFactory] {
-    [LossFactory(ContrastiveLoss<Float>.self), LossFactory(MultiSimilarityLoss<Float>.self), LossFactory(UniformityLoss<Float>.self)]
+    [
+      LossFactory(ContrastiveLoss<Float>.self), LossFactory(MultiSimilarityLoss<Float>.self), LossFactory(SupConLoss<Float>.self),
+      LossFactory(UniformityLoss<Float>.self),
+    ]
   }
 }

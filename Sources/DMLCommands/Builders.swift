@@ -41,13 +41,17 @@ enum Builders {
         throw ValidationError("--network \(spec.name) needs image data (Fashion-MNIST); this data has \(inputFeatures) flat features")
       }
       if spec.name == "local" {
-        let channels = try v.integer("channels"), kernel = try v.integer("kernel"), out = try v.integer("out")
-        guard channels > 0, out > 0, kernel > 0, kernel % 2 == 1, kernel <= Swift.min(s.height, s.width) else {
-          throw ValidationError("--network \(text): channels and out must be positive and kernel odd and at most the image size")
+        let channels = try v.integer("channels"), kernel = try v.integer("kernel"), mix = try v.integer("mix")
+        let out = try v.integer("out"), shift = try v.real("shift")
+        let side = Swift.min(s.height, s.width)
+        guard channels > 0, out > 0, kernel > 0, kernel % 2 == 1, kernel <= side, mix > 0, mix % 2 == 1, mix <= side else {
+          throw ValidationError(
+            "--network \(text): channels and out must be positive, and kernel and mix odd and at most the image size")
         }
         return .local(LocalNet<Float>.localNet(
-          input: ImageShape(height: s.height, width: s.width, channels: s.channels), channels: channels, kernel: kernel, outChannels: out,
-          normalize: try v.boolean("normalize"), identity: try v.string("init") == "identity", seed: seed))
+          input: ImageShape(height: s.height, width: s.width, channels: s.channels), channels: channels, kernel: kernel,
+          mixKernel: mix, outChannels: out, normalize: try v.boolean("normalize"), identity: try v.string("init") == "identity",
+          shift: Float(shift), seed: seed))
       }
       let width = try v.integer("width")
       guard width > 0 else { throw ValidationError("--network \(text): width must be positive") }

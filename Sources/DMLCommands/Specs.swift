@@ -70,11 +70,13 @@ enum Components {
       HyperparameterSpec("normalize", .boolean, default: "true", "L2-normalise the embeddings"),
       HyperparameterSpec("batchnorm", .boolean, default: "false", "BatchNorm before each ReLU"),
     ]),
-    ComponentSpec(name: "local", summary: "Conv k×k (1→C) → ReLU → Conv 1×1 (C→out), full resolution, no projection (28·28·out dims)", hyperparameters: [
+    ComponentSpec(name: "local", summary: "Conv k×k (1→C) → ReLU → Conv m×m (C→out), full resolution, no projection (28·28·out dims)", hyperparameters: [
       HyperparameterSpec("channels", .integer, default: "8", "local filters"),
-      HyperparameterSpec("kernel", .integer, default: "5", "filter size (odd)"),
+      HyperparameterSpec("kernel", .integer, default: "5", "filter size k (odd)"),
+      HyperparameterSpec("mix", .integer, default: "1", "size m of the mixing filter (odd)"),
       HyperparameterSpec("out", .integer, default: "1", "output maps per pixel"),
       HyperparameterSpec("init", .choice(["random", "identity"]), default: "random", "identity: start as the (shifted) input"),
+      HyperparameterSpec("shift", .real, default: "1", "identity: bias of the pass-through filter (inputs below −shift are cut)"),
       HyperparameterSpec("normalize", .boolean, default: "true", "L2-normalise the embeddings"),
     ]),
     ComponentSpec(name: "convnet-s", summary: "2 × (Conv3×3 → ReLU → MaxPool2) → Linear (1→32→64, 3136 → 128)", hyperparameters: [

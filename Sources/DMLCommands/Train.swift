@@ -169,7 +169,7 @@ struct Train: ParsableCommand {
     let memorySettings = try self.memorySettings()
     if memorySettings != nil {
       guard lossValue.acceptsMemory else {
-        throw ValidationError("--memory needs losses that compare embeddings with each other (contrastive, triplet, multi-similarity, uniformity), not learned proxies or class weights: --loss \(loss.joined(separator: " --loss "))")
+        throw ValidationError("--memory needs losses that compare embeddings with each other (contrastive, triplet, multi-similarity, supcon, uniformity), not learned proxies or class weights: --loss \(loss.joined(separator: " --loss "))")
       }
       guard sampler.acceptsMemory else { throw ValidationError("--memory: the miner \(miner) cannot use a cross-batch memory") }
     }

@@ -85,34 +85,40 @@ extension Network {
   }
 }
 
-/// LocalNet's layers: `Conv k×k (1 → C) → ReLU → Conv 1×1 (C → out) → [L2Normalize]`, at full
+/// LocalNet's layers: `Conv k×k (1 → C) → ReLU → Conv m×m (C → out) → [L2Normalize]`, at full
 /// resolution, with no projection.
 public typealias LocalNetBody<T: DMLScalar> = Chain<Chain<Chain<Conv2D<T>, ReLU<T>>, Conv2D<T>>, Optionally<L2Normalize<T>>>
 
 /// A shallow, full-resolution convolutional embedding: a bank of `C` local filters with their
-/// thresholds, mixed per pixel into `out` maps, flattened (`height × width × out` dimensions).
+/// thresholds, mixed over an `m × m` neighbourhood into `out` maps, flattened
+/// (`height × width × out` dimensions).
 ///
 /// It can only learn local, class-agnostic transforms (smoothing, edge and intensity curves), not
 /// a projection onto the training classes: the low-capacity end of the trade-off between fitting
-/// the seen classes and generalising to unseen ones.
+/// the seen classes and generalising to unseen ones. With `k = 1` the filters are a learned
+/// intensity curve (a sum of ramps) and the `m × m` mix a learned smoothing of it.
 public typealias LocalNet<T: DMLScalar> = Network<LocalNetBody<T>>
 
 extension Network {
-  /// LocalNet with `channels` filters of size `kernel` (odd, zero-padded to keep the size) and
-  /// `outChannels` output maps.
+  /// LocalNet with `channels` filters of size `kernel`, mixed over `mixKernel × mixKernel`
+  /// neighbourhoods into `outChannels` output maps (odd sizes, zero-padded to keep the image size).
   ///
   /// With `identity`, the first filter starts as a centred delta with bias `shift` (a pass-through
-  /// of inputs above `−shift`) and the mix reads only that filter, while the other weights start
-  /// at a tenth of their He scale: the untrained network is then the input itself, shifted, and
-  /// training starts from the raw pixels' retrieval rather than from a random projection.
+  /// of inputs above `−shift`) and the mix reads only that filter's centre tap at full weight,
+  /// while the other weights start at a tenth of their He scale: the untrained network is then the
+  /// input itself, shifted, and training starts from the raw pixels' retrieval rather than from a
+  /// random projection.
   public static func localNet<T: DMLScalar>(
     input: ImageShape = ImageShape(height: 28, width: 28, channels: 1), channels: Int = 8, kernel: Int = 5,
-    outChannels: Int = 1, normalize: Bool = true, identity: Bool = false, shift: T = 1, seed: UInt64 = 0
+    mixKernel: Int = 1, outChannels: Int = 1, normalize: Bool = true, identity: Bool = false, shift: T = 1,
+    seed: UInt64 = 0
   ) -> LocalNet<T> where Body == LocalNetBody<T> {
-    precondition(channels > 0 && outChannels > 0 && kernel > 0 && kernel % 2 == 1, "LocalNet: channels, outChannels > 0 and an odd kernel")
+    precondition(
+      channels > 0 && outChannels > 0 && kernel > 0 && kernel % 2 == 1 && mixKernel > 0 && mixKernel % 2 == 1,
+      "LocalNet: channels, outChannels > 0 and odd kernels")
     var rng = RandomSource(seed: seed)
     var filters = Conv2D<T>(input: input, outChannels: channels, kernel: kernel, padding: kernel / 2, rng: &rng)
-    var mix = Conv2D<T>(input: filters.outputShape, outChannels: outChannels, kernel: 1, rng: &rng)
+    var mix = Conv2D<T>(input: filters.outputShape, outChannels: outChannels, kernel: mixKernel, padding: mixKernel / 2, rng: &rng)
     if identity {
       filters.weight.value.apply { $0 / 10 }
       mix.weight.value.apply { $0 / 10 }
@@ -120,7 +126,11 @@ extension Network {
       for j in 0..<filters.weight.value.columns { filters.weight.value[0, j] = 0 }
       for c in 0..<input.channels { filters.weight.value[0, ((kernel / 2) * kernel + kernel / 2) * input.channels + c] = 1 }
       filters.bias.value[0, 0] = shift
-      for o in 0..<outChannels { mix.weight.value[o, 0] = 1 }
+      // The mix reads filter 0 at its centre tap only.
+      let centre = (mixKernel / 2) * mixKernel + mixKernel / 2
+      for o in 0..<outChannels {
+        for tap in 0..<(mixKernel * mixKernel) { mix.weight.value[o, tap * channels] = tap == centre ? 1 : 0 }
+      }
     }
     return Network(inputFeatures: input.features, body: Chain(Chain(Chain(filters, ReLU()), mix), Optionally(L2Normalize<T>(), enabled: normalize)))
   }

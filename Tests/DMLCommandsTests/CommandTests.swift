@@ -65,7 +65,7 @@ struct CommandTests {
   func list() throws {
     let r = try dml(["list"])
     #expect(r.status == 0)
-    for name in ["mlp", "convnet-s", "triplet", "contrastive", "proxy-anchor", "semihard", "batch-hard", "m-per-class", "adam", "cosine"] {
+    for name in ["mlp", "convnet-s", "local", "triplet", "contrastive", "supcon", "proxy-anchor", "semihard", "batch-hard", "m-per-class", "adam", "cosine"] {
       #expect(r.stdout.contains("  \(name) — "), "list lacks \(name)")
     }
     #expect(r.stdout.contains("margin=0.05  required gap between positive and negative"))
@@ -77,6 +77,8 @@ struct CommandTests {
       (["train", "--loss", "tripplet"], "unknown loss 'tripplet'; known: arcface"),
       (["train", "--loss", "triplet:margin=x"], "triplet: margin=x is not a finite number"),
       (["train", "--network", "resnet"], "unknown network 'resnet'; known: mlp, local, convnet-s"),
+      (["train", "--data", "fashion-mnist", "--network", "local:kernel=1,mix=4"], "kernel and mix odd and at most the image size"),
+      (["train", "--loss", "supcon:temperature=0"], "supcon: temperature=0.0 must be positive"),
       (["train", "--miner", "semihard:margin=0.2,foo=1"], "semihard: unknown hyperparameter 'foo'"),
       (["train", "--batch", "m-per-class:m=3,size=128"], "size 128 must be a multiple of m = 3"),
       (["train", "--optimizer", "adam:lr=-1"], "adam: lr=-1.0 must be positive"),

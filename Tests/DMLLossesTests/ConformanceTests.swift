@@ -41,6 +41,14 @@ struct ConformanceTests {
     ConformanceCase(description: "multi-similarity") {
       LossConformance.failures(MultiSimilarityLoss<Double>(), MultiSimilarityLoss<Float>(), usesTuples: true)
     },
+    ConformanceCase(description: "supcon") {
+      LossConformance.failures(SupConLoss<Double>(), SupConLoss<Float>(), usesTuples: true)
+    },
+    ConformanceCase(description: "supcon (Euclidean, temperature 0.5)") {
+      LossConformance.failures(
+        SupConLoss<Double>(temperature: 0.5, distance: .euclidean), SupConLoss<Float>(temperature: 0.5, distance: .euclidean),
+        usesTuples: true)
+    },
     ConformanceCase(description: "center") {
       var c = Matrix<Double>(rows: 4, columns: 6)
       var rng = RandomSource(seed: 8)

@@ -59,6 +59,10 @@ enum GoldenLoss {
         ArcFaceLoss(weights: ClassWeights(c.matrix("weights").transposed), marginDegrees: c.hyper("margin_degrees"), scale: c.hyper("scale")),
         transposeReferences: true)
     }
+    if name.contains("supcon") {
+      let distance = (c.inputs["distance"] as! [String: Any])["type"] as! String == "LpDistance" ? Distance.euclidean : .cosine
+      return go(SupConLoss(temperature: c.hyper("temperature"), distance: distance))
+    }
     if name.contains("multi_similarity") {
       return go(MultiSimilarityLoss(alpha: c.hyper("alpha"), beta: c.hyper("beta"), base: c.hyper("base")))
     }
@@ -99,6 +103,16 @@ struct GoldenLossTests {
       let counts = (c.outputs["term_counts"] as! [String: [String: Int]])["loss"]!
       #expect(value.first.count == counts["terms"] && value.first.nonZero == counts["nonzero"])
     }
+  }
+
+  @Test("supervised contrastive loss: value, term counts and gradients to rtol 1e-9 (Golden/supcon.json)", arguments: GoldenCase.supCon)
+  func supCon(_ c: GoldenCase) {
+    let (value, gradient, _) = GoldenLoss.run(c)
+    expectClose(value.total, c.scalar("loss"), "\(c.name) loss")
+    expectClose(gradient, c.output("grad_embeddings"), "\(c.name) grad_embeddings")
+    #expect(gradient.isFinite)
+    let counts = (c.outputs["term_counts"] as! [String: [String: Int]])["loss"]!
+    #expect(value.first.count == counts["terms"] && value.first.nonZero == counts["nonzero"], "\(c.name) term counts")
   }
 
   @Test("identical rows above 25: exact distance 0, unlike torch.cdist (a deliberate difference)")

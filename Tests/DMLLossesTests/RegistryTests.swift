@@ -12,7 +12,7 @@ struct RegistryTests {
   func names() {
     #expect(registry.names == [
       "arcface", "center", "contrastive", "cosface", "multi-similarity", "normalized-softmax",
-      "proxy-anchor", "proxy-nca", "softmax", "triplet", "uniformity",
+      "proxy-anchor", "proxy-nca", "softmax", "supcon", "triplet", "uniformity",
     ])
     for name in registry.names {
       let f = registry.factories[name]!

@@ -46,13 +46,15 @@ struct NetworkTests {
     expectPasses(r2, "ConvNet-S batchNorm=\(batchNorm)")
   }
 
-  @Test("LocalNet passes the directional derivative check; with identity it starts as the shifted input")
-  func localNet() {
-    let net = LocalNet<Double>.localNet(input: ImageShape(height: 6, width: 5, channels: 1), channels: 3, kernel: 3, outChannels: 2, seed: 7)
+  @Test("LocalNet passes the directional derivative check; with identity it starts as the shifted input", arguments: [1, 3])
+  func localNet(mix: Int) {
+    let net = LocalNet<Double>.localNet(
+      input: ImageShape(height: 6, width: 5, channels: 1), channels: 3, kernel: 3, mixKernel: mix, outChannels: 2, seed: 7)
     #expect(net.embeddingDimension == 60)
-    expectPasses(GradientCheck.network(net, input: randomInput(3, 30, seed: 8)), "LocalNet")
+    expectPasses(GradientCheck.network(net, input: randomInput(3, 30, seed: 8)), "LocalNet mix \(mix)")
     var identity = LocalNet<Double>.localNet(
-      input: ImageShape(height: 6, width: 5, channels: 1), channels: 3, kernel: 3, normalize: false, identity: true, shift: 1, seed: 7)
+      input: ImageShape(height: 6, width: 5, channels: 1), channels: 3, kernel: 3, mixKernel: mix, normalize: false, identity: true,
+      shift: 1, seed: 7)
     var x = randomInput(2, 30, seed: 9)
     x.apply { abs($0) * 0.5 }  // inputs ≥ 0, so filter 0's ReLU passes them all
     let e = identity.embed(x)
@@ -60,6 +62,17 @@ struct NetworkTests {
     var worst = 0.0
     for i in 0..<2 { for j in 0..<30 { worst = max(worst, abs(e[i, j] - (x[i, j] + 1))) } }
     #expect(worst < 0.1, "identity start off by \(worst)")
+    // With the other filters silenced, the start is exactly the shifted input, whatever the mix size.
+    let inner = identity.body.first
+    var filters = inner.first.first
+    let mixer = inner.second
+    for r in 1..<3 { for j in 0..<filters.weight.value.columns { filters.weight.value[r, j] = 0 }; filters.bias.value[0, r] = -10 }
+    var exact = LocalNet<Double>(
+      inputFeatures: 30, body: Chain(Chain(Chain(filters, ReLU()), mixer), Optionally(L2Normalize<Double>(), enabled: false)))
+    let f = exact.embed(x)
+    var worstExact = 0.0
+    for i in 0..<2 { for j in 0..<30 { worstExact = max(worstExact, abs(f[i, j] - (x[i, j] + 1))) } }
+    #expect(worstExact < 1e-12, "silenced identity start off by \(worstExact)")
   }
 
   @Test("Float and Double networks agree")
