@@ -251,19 +251,40 @@ public struct Adam<Scalar: DMLScalar>: Optimizer {
     let lambda = Scalar(parameter.decays ? wd : 0)
     let shrink = decoupled ? 1 - Scalar(lr) * lambda : 1
     let l2 = decoupled ? 0 : lambda
-    parameter.gradient.withUnsafeBufferPointer { grad in
-      parameter.value.withUnsafeMutableBufferPointer { theta in
-        firstMoment.buffers[slot].withUnsafeMutableBufferPointer { m in
-          secondMoment.buffers[slot].withUnsafeMutableBufferPointer { v in
-            for i in theta.indices {
-              let g = grad[i] + l2 * theta[i]
-              m[i] = b1 * m[i] + (1 - b1) * g
-              v[i] = b2 * v[i] + (1 - b2) * g * g
-              theta[i] = theta[i] * shrink - stepSize * m[i] / (v[i].squareRoot() / rootBias2 + eps)
+    let count = parameter.count
+    parameter.gradient.withUnsafeBufferPointer { gradBuffer in
+      parameter.value.withUnsafeMutableBufferPointer { thetaBuffer in
+        firstMoment.buffers[slot].withUnsafeMutableBufferPointer { mBuffer in
+          secondMoment.buffers[slot].withUnsafeMutableBufferPointer { vBuffer in
+            // In chunks, so that each loop vectorises: the moments, then the square roots of v in
+            // one vectorised pass (`squareRootInPlace`; a scalar `squareRoot()` in the loop kept it
+            // scalar), then the step. Every element sees the same operations as the one-loop form.
+            withUnsafeTemporaryAllocation(of: Scalar.self, capacity: Adam.chunk) { rootBuffer in
+              let grad = gradBuffer.baseAddress!, theta = thetaBuffer.baseAddress!
+              let m = mBuffer.baseAddress!, v = vBuffer.baseAddress!, root = rootBuffer.baseAddress!
+              var start = 0
+              while start < count {
+                let n = Swift.min(Adam.chunk, count - start)
+                let (g0, t0, m0, v0) = (grad + start, theta + start, m + start, v + start)
+                for i in 0..<n {
+                  let g = g0[i] + l2 * t0[i]
+                  m0[i] = b1 * m0[i] + (1 - b1) * g
+                  v0[i] = b2 * v0[i] + (1 - b2) * g * g
+                  root[i] = v0[i]
+                }
+                Scalar.squareRootInPlace(root, count: n)
+                for i in 0..<n {
+                  t0[i] = t0[i] * shrink - stepSize * m0[i] / (root[i] / rootBias2 + eps)
+                }
+                start += n
+              }
             }
           }
         }
       }
     }
   }
+
+  /// Elements per chunk of the update (on the stack).
+  @usableFromInline static var chunk: Int { 512 }
 }

@@ -74,6 +74,32 @@ struct OptimizerTests {
     #expect(c.values[0] != 0.7)
   }
 
+  @Test("Adam's chunked update equals the element-wise rule on every element, chunk tails included", arguments: [false, true])
+  func adamChunks(decoupled: Bool) {
+    // 1,300 elements: two whole chunks of 512 and a tail; some gradients are zero.
+    let n = 1300
+    var rng = RandomSource(seed: 11)
+    let start = (0..<n).map { _ in rng.normal(Double.self) }
+    var opt = Adam<Double>(learningRate: 0.003, weightDecay: 0.05, decoupled: decoupled)
+    var c = Single(start)
+    var theta = start, m = [Double](repeating: 0, count: n), v = [Double](repeating: 0, count: n)
+    for t in 1...3 {
+      let g = (0..<n).map { i in i % 7 == 0 ? 0 : rng.normal(Double.self) }
+      c.setGradient(g)
+      opt.step(&c)
+      let stepSize = 0.003 / (1 - pow(0.9, Double(t))), rootBias2 = (1 - pow(0.999, Double(t))).squareRoot()
+      for i in 0..<n {
+        var grad = g[i]
+        if decoupled { theta[i] *= 1 - 0.003 * 0.05 } else { grad += 0.05 * theta[i] }
+        m[i] = 0.9 * m[i] + (1 - 0.9) * grad
+        v[i] = 0.999 * v[i] + (1 - 0.999) * grad * grad
+        theta[i] -= stepSize * m[i] / (v[i].squareRoot() / rootBias2 + 1e-8)
+      }
+      let worst = zip(c.values, theta).map { abs($0 - $1) }.max()!
+      #expect(worst < 1e-14, "step \(t): worst difference \(worst)")
+    }
+  }
+
   @Test("parameter groups get their own learning rate; non-decaying parameters skip decay")
   func groups() {
     var opt = SGD<Double>(
