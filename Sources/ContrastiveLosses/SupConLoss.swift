@@ -72,40 +72,29 @@ public struct SupConLoss<Scalar: DMLScalar>: RegisteredLoss {
       mask.values.withUnsafeBufferPointer { m in
         scoreGradient.withUnsafeMutableBufferPointer { g in
           withUnsafeTemporaryAllocation(of: Scalar.self, capacity: columns) { scratch in
-            let e = scratch.baseAddress!
             for i in 0..<n {
               let row = i * columns
-              // Pack the row's used pairs; note their largest value and the positives' sum.
-              var kept = 0, positives = 0
-              var largest = -Scalar.infinity, positiveSum: Scalar = 0
-              for j in 0..<columns where m[row + j] != 0 {
-                let v = scale * s[row + j]
-                e[kept] = v
-                largest = Swift.max(largest, v)
-                kept += 1
-                if m[row + j] == PairMask.positive {
-                  positives += 1
-                  positiveSum += v
-                }
-              }
-              guard positives > 0 else {
-                terms.add(0)
-                continue
-              }
-              for q in 0..<kept { e[q] -= largest }
-              Scalar.expInPlace(e, count: kept)
-              var sum: Scalar = 0
-              for q in 0..<kept { sum += e[q] }
-              let inversePositives = 1 / Scalar(positives)
-              terms.add(Scalar.log(sum) + largest - positiveSum * inversePositives)
-              // ∂loss_i/∂x_ij = softmax_j − [j ∈ P_i]/|P_i|; the reduction's 1/count comes below.
-              let inverseSum = 1 / sum
-              var q = 0
-              for j in 0..<columns where m[row + j] != 0 {
-                let target = m[row + j] == PairMask.positive ? inversePositives : 0
-                g[row + j] = scale * (e[q] * inverseSum - target)
-                q += 1
-              }
+              // The row's softmax over its used pairs; the positives are counted as they are read.
+              var positives = 0
+              var positiveSum: Scalar = 0
+              let lse = logSumExp(
+                count: columns, keep: { m[row + $0] != 0 },
+                x: { j in
+                  let v = scale * s[row + j]
+                  if m[row + j] == PairMask.positive {
+                    positives += 1
+                    positiveSum += v
+                  }
+                  return v
+                },
+                scratch: scratch.baseAddress!, addOne: false,
+                weights: { j, w in
+                  // ∂loss_i/∂x_ij = softmax_j − [j ∈ P_i]/|P_i|; the reduction's 1/count comes below.
+                  guard positives > 0 else { return }
+                  let target = m[row + j] == PairMask.positive ? 1 / Scalar(positives) : 0
+                  g[row + j] = scale * (w - target)
+                })
+              terms.add(positives > 0 ? lse - positiveSum * (1 / Scalar(positives)) : 0)
             }
             if terms.nonZero > 0 {
               let inverseCount = 1 / Scalar(terms.nonZero)

@@ -56,7 +56,19 @@ public func logOnePlusSumExp<T: DMLScalar>(
   count: Int, keep: (Int) -> Bool, x: (Int) -> T, scratch: UnsafeMutablePointer<T>,
   weights: ((Int, T) -> Void)? = nil
 ) -> T {
-  var largest: T = 0  // the "1" is exp(0)
+  logSumExp(count: count, keep: keep, x: x, scratch: scratch, addOne: true, weights: weights)
+}
+
+/// `log(Σ exp(x_k))`, or `log(1 + Σ exp(x_k))` with `addOne`, over the kept values, as
+/// `logOnePlusSumExp` describes (PML's masked `logsumexp` with its `add_one`); 0 when no value is
+/// kept. `x(k)` is called exactly once per kept `k`, in order, before any call of `weights`, which
+/// receives the softmax weight of each kept value (the "1" takes its share with `addOne`).
+@inlinable
+public func logSumExp<T: DMLScalar>(
+  count: Int, keep: (Int) -> Bool, x: (Int) -> T, scratch: UnsafeMutablePointer<T>, addOne: Bool,
+  weights: ((Int, T) -> Void)? = nil
+) -> T {
+  var largest: T = addOne ? 0 : -T.infinity  // the "1" is exp(0)
   var kept = 0
   for k in 0..<count where keep(k) {
     let v = x(k)
@@ -68,7 +80,7 @@ public func logOnePlusSumExp<T: DMLScalar>(
   // The exponentials in one vectorised pass (`expInPlace`), then summed in order.
   for q in 0..<kept { scratch[q] -= largest }
   T.expInPlace(scratch, count: kept)
-  var sum = T.exp(-largest)
+  var sum = addOne ? T.exp(-largest) : 0
   for q in 0..<kept { sum += scratch[q] }
   if let weights {
     let inverse = 1 / sum
