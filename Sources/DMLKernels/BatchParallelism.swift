@@ -36,6 +36,22 @@ public enum BatchParallelism {
     (chunk * rows / chunks)..<((chunk + 1) * rows / chunks)
   }
 
+  /// GEMMs with fewer multiply-adds than this run on one OpenBLAS thread (`serially`): a
+  /// training step's small products (a batch's 128 × 128 score matrix and its gradient). Threaded,
+  /// they gain nothing, and each one keeps OpenBLAS's idle worker spinning (`sched_yield`) for
+  /// about 0.1 s after it, on a core the next layer's chunks need.
+  public static let threadedGemmMinimum = 1 << 24
+
+  /// Runs `body` with OpenBLAS on one thread, restoring its thread count after (the same
+  /// switch as `forEachChunk`'s).
+  @inlinable
+  public static func serially<R>(_ body: () -> R) -> R {
+    let saved = openblas_get_num_threads()
+    if saved > 1 { openblas_set_num_threads(1) }
+    defer { if saved > 1 { openblas_set_num_threads(saved) } }
+    return body()
+  }
+
   /// Runs `body(chunk, rows)` for each of `chunks` pieces of `0..<rows`, each on its own thread,
   /// with OpenBLAS on one thread meanwhile. With one chunk, `body(0, 0..<rows)` runs here, and
   /// OpenBLAS keeps its threads.

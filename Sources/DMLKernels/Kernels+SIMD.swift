@@ -433,3 +433,147 @@ extension Double {
     for j in 0..<count { p[j] = Double.exp(p[j]) }
   }
 }
+
+extension Float {
+  /// Max-pooling after ReLU for one window over `count` channels, in `SIMD8<Float>` lanes with
+  /// `SIMD8<Int32>` positions: the first position of a tie wins, as in `routeMaximum`.
+  @inlinable
+  public static func reluPoolWindow(
+    _ base: UnsafePointer<Float>, offsets: UnsafePointer<Int>, positions: Int,
+    _ y: UnsafeMutablePointer<Float>, _ routes: UnsafeMutablePointer<UInt8>, count: Int
+  ) {
+    typealias V = SIMD8<Float>
+    typealias I = SIMD8<Int32>
+    let zero = V(repeating: 0)
+    var c = 0
+    while c + V.scalarCount <= count {
+      var best = UnsafeRawPointer(base + offsets[0] + c).loadUnaligned(as: V.self)
+      var index = I(repeating: 0)
+      for r in 1..<Swift.max(1, positions) {
+        let v = UnsafeRawPointer(base + offsets[r] + c).loadUnaligned(as: V.self)
+        let greater = v .> best
+        best.replace(with: v, where: greater)
+        index.replace(with: I(repeating: Int32(r)), where: greater)
+      }
+      let positive = best .> zero
+      UnsafeMutableRawPointer(y + c).storeBytes(of: zero.replacing(with: best, where: positive), as: V.self)
+      index.replace(with: I(repeating: 255), where: .!positive)
+      UnsafeMutableRawPointer(routes + c).storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: index), as: SIMD8<UInt8>.self)
+      c += V.scalarCount
+    }
+    while c < count {
+      var best = base[offsets[0] + c], index = 0
+      for r in 1..<Swift.max(1, positions) where base[offsets[r] + c] > best {
+        best = base[offsets[r] + c]
+        index = r
+      }
+      y[c] = best > 0 ? best : 0
+      routes[c] = best > 0 ? UInt8(truncatingIfNeeded: index) : 255
+      c += 1
+    }
+  }
+
+  /// One pixel of a direct convolution over `count` outputs, in `SIMD16<Float>` then
+  /// `SIMD8<Float>` lanes: the bias, then each tap's weights times its value, in tap order.
+  @inlinable
+  public static func convolveTaps(
+    _ taps: UnsafePointer<Float>, tapCount: Int, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+    _ out: UnsafeMutablePointer<Float>, count: Int
+  ) {
+    var o = 0
+    while o + 16 <= count {
+      var acc = UnsafeRawPointer(bias + o).loadUnaligned(as: SIMD16<Float>.self)
+      for t in 0..<tapCount {
+        acc += UnsafeRawPointer(weights + t * count + o).loadUnaligned(as: SIMD16<Float>.self) * taps[t]
+      }
+      UnsafeMutableRawPointer(out + o).storeBytes(of: acc, as: SIMD16<Float>.self)
+      o += 16
+    }
+    while o + 8 <= count {
+      var acc = UnsafeRawPointer(bias + o).loadUnaligned(as: SIMD8<Float>.self)
+      for t in 0..<tapCount {
+        acc += UnsafeRawPointer(weights + t * count + o).loadUnaligned(as: SIMD8<Float>.self) * taps[t]
+      }
+      UnsafeMutableRawPointer(out + o).storeBytes(of: acc, as: SIMD8<Float>.self)
+      o += 8
+    }
+    while o < count {
+      var acc = bias[o]
+      for t in 0..<tapCount { acc += weights[t * count + o] * taps[t] }
+      out[o] = acc
+      o += 1
+    }
+  }
+}
+
+extension Double {
+  /// Max-pooling after ReLU for one window over `count` channels, in `SIMD8<Double>` lanes with
+  /// `SIMD8<Int64>` positions: the first position of a tie wins, as in `routeMaximum`.
+  @inlinable
+  public static func reluPoolWindow(
+    _ base: UnsafePointer<Double>, offsets: UnsafePointer<Int>, positions: Int,
+    _ y: UnsafeMutablePointer<Double>, _ routes: UnsafeMutablePointer<UInt8>, count: Int
+  ) {
+    typealias V = SIMD8<Double>
+    typealias I = SIMD8<Int64>
+    let zero = V(repeating: 0)
+    var c = 0
+    while c + V.scalarCount <= count {
+      var best = UnsafeRawPointer(base + offsets[0] + c).loadUnaligned(as: V.self)
+      var index = I(repeating: 0)
+      for r in 1..<Swift.max(1, positions) {
+        let v = UnsafeRawPointer(base + offsets[r] + c).loadUnaligned(as: V.self)
+        let greater = v .> best
+        best.replace(with: v, where: greater)
+        index.replace(with: I(repeating: Int64(r)), where: greater)
+      }
+      let positive = best .> zero
+      UnsafeMutableRawPointer(y + c).storeBytes(of: zero.replacing(with: best, where: positive), as: V.self)
+      index.replace(with: I(repeating: 255), where: .!positive)
+      UnsafeMutableRawPointer(routes + c).storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: index), as: SIMD8<UInt8>.self)
+      c += V.scalarCount
+    }
+    while c < count {
+      var best = base[offsets[0] + c], index = 0
+      for r in 1..<Swift.max(1, positions) where base[offsets[r] + c] > best {
+        best = base[offsets[r] + c]
+        index = r
+      }
+      y[c] = best > 0 ? best : 0
+      routes[c] = best > 0 ? UInt8(truncatingIfNeeded: index) : 255
+      c += 1
+    }
+  }
+
+  /// One pixel of a direct convolution over `count` outputs, in `SIMD16<Double>` then
+  /// `SIMD8<Double>` lanes: the bias, then each tap's weights times its value, in tap order.
+  @inlinable
+  public static func convolveTaps(
+    _ taps: UnsafePointer<Double>, tapCount: Int, weights: UnsafePointer<Double>, bias: UnsafePointer<Double>,
+    _ out: UnsafeMutablePointer<Double>, count: Int
+  ) {
+    var o = 0
+    while o + 16 <= count {
+      var acc = UnsafeRawPointer(bias + o).loadUnaligned(as: SIMD16<Double>.self)
+      for t in 0..<tapCount {
+        acc += UnsafeRawPointer(weights + t * count + o).loadUnaligned(as: SIMD16<Double>.self) * taps[t]
+      }
+      UnsafeMutableRawPointer(out + o).storeBytes(of: acc, as: SIMD16<Double>.self)
+      o += 16
+    }
+    while o + 8 <= count {
+      var acc = UnsafeRawPointer(bias + o).loadUnaligned(as: SIMD8<Double>.self)
+      for t in 0..<tapCount {
+        acc += UnsafeRawPointer(weights + t * count + o).loadUnaligned(as: SIMD8<Double>.self) * taps[t]
+      }
+      UnsafeMutableRawPointer(out + o).storeBytes(of: acc, as: SIMD8<Double>.self)
+      o += 8
+    }
+    while o < count {
+      var acc = bias[o]
+      for t in 0..<tapCount { acc += weights[t * count + o] * taps[t] }
+      out[o] = acc
+      o += 1
+    }
+  }
+}

@@ -4,6 +4,9 @@
 /// its previous contents are ignored; otherwise `c` must already have that shape and is
 /// accumulated into.
 ///
+/// Products under `BatchParallelism.threadedGemmMinimum` multiply-adds run on one OpenBLAS
+/// thread.
+///
 /// - Parameters:
 ///   - a: the left operand, `m × k` after `op`.
 ///   - transposeA: whether `op(A)` is `Aᵀ`.
@@ -41,11 +44,18 @@ public func gemm<T: DMLScalar>(
   a.withUnsafeBufferPointer { pa in
     b.withUnsafeBufferPointer { pb in
       c.withUnsafeMutableBufferPointer { pc in
-        T.blasGemm(
-          transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
-          alpha: alpha, a: pa.baseAddress!, lda: a.columns,
-          b: pb.baseAddress!, ldb: b.columns,
-          beta: beta, c: pc.baseAddress!, ldc: n)
+        let product = {
+          T.blasGemm(
+            transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+            alpha: alpha, a: pa.baseAddress!, lda: a.columns,
+            b: pb.baseAddress!, ldb: b.columns,
+            beta: beta, c: pc.baseAddress!, ldc: n)
+        }
+        if m * n * k < BatchParallelism.threadedGemmMinimum {
+          BatchParallelism.serially(product)
+        } else {
+          product()
+        }
       }
     }
   }

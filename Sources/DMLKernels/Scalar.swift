@@ -42,6 +42,20 @@ where Self.RawSignificand: FixedWidthInteger {
     _ x: UnsafePointer<Self>, _ y: UnsafePointer<Self>, _ g: UnsafePointer<Self>,
     _ gx: UnsafeMutablePointer<Self>, _ done: UnsafeMutablePointer<Self>, count: Int)
 
+  /// Max-pooling after ReLU for one window over `count` channels, vectorised: window position
+  /// `r` holds its values at `base + offsets[r]`; `y[c] = max(0, max_r value_r[c])`, and
+  /// `routes[c]` is the first `r` holding that maximum, or 255 when it is not positive (where
+  /// ReLU passes no gradient).
+  static func reluPoolWindow(
+    _ base: UnsafePointer<Self>, offsets: UnsafePointer<Int>, positions: Int,
+    _ y: UnsafeMutablePointer<Self>, _ routes: UnsafeMutablePointer<UInt8>, count: Int)
+
+  /// One pixel of a direct convolution over `count` output channels, vectorised over them:
+  /// `out[o] = bias[o] + Σ_t weights[t·count + o] · taps[t]`, the taps added in order.
+  static func convolveTaps(
+    _ taps: UnsafePointer<Self>, tapCount: Int, weights: UnsafePointer<Self>, bias: UnsafePointer<Self>,
+    _ out: UnsafeMutablePointer<Self>, count: Int)
+
   /// `Σ p[k]·q[k]` over `count` elements, vectorised: lane-wise partial sums, then the lanes
   /// added (so the order of the additions differs from a serial loop's).
   static func dot(_ p: UnsafePointer<Self>, _ q: UnsafePointer<Self>, count: Int) -> Self

@@ -5,10 +5,6 @@ public typealias DenseBlock<T: DMLScalar> = Chain<Chain<Linear<T>, Optionally<Ba
 public typealias MLPBody<T: DMLScalar> =
   Chain<Stack<DenseBlock<T>>, Chain<Linear<T>, Optionally<L2Normalize<T>>>>
 
-/// A convolutional block of ConvNet-S: `Conv3×3 → [BatchNorm] → ReLU → MaxPool2`.
-public typealias ConvBlock<T: DMLScalar> =
-  Chain<Chain<Chain<Conv2D<T>, Optionally<BatchNorm<T>>>, ReLU<T>>, MaxPool2D<T>>
-
 /// ConvNet-S's layers: convolutional blocks, then `Linear → [L2Normalize]`.
 public typealias ConvNetSBody<T: DMLScalar> =
   Chain<Stack<ConvBlock<T>>, Chain<Linear<T>, Optionally<L2Normalize<T>>>>
@@ -72,11 +68,10 @@ extension Network {
       precondition(
         shape.height >= 2 && shape.width >= 2,
         "ConvNet-S: input \(input) too small for \(channels.count) pooling stages")
-      let conv = Conv2D<T>(input: shape, outChannels: c, kernel: 3, padding: 1, rng: &rng)
-      let pool = MaxPool2D<T>(input: conv.outputShape, size: 2)
-      blocks.append(
-        Chain(Chain(Chain(conv, Optionally(BatchNorm(channels: c), enabled: batchNorm)), ReLU()), pool))
-      shape = pool.outputShape
+      let block = ConvBlock(
+        Conv2D<T>(input: shape, outChannels: c, kernel: 3, padding: 1, rng: &rng), batchNorm: batchNorm, poolSize: 2)
+      blocks.append(block)
+      shape = block.outputShape
     }
     let head = Chain(
       Linear<T>(shape.features, embeddingDimension, rng: &rng),

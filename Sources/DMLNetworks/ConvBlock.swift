@@ -1,0 +1,355 @@
+/// A convolutional block, `Conv2D → [BatchNorm] → ReLU → MaxPool2D`, as one layer.
+///
+/// It computes what the four layers chained compute (``layers``), with fewer passes over memory
+/// when BatchNorm is off:
+/// - ReLU and max-pooling run as one pass, which keeps, for each pooled value, the window position
+///   its gradient goes to (or none, when the window's maximum is not positive). The backward pass
+///   scatters the pooled gradient to those positions instead of running the pooling's and the
+///   ReLU's backward passes over the full-resolution maps.
+/// - With one input channel and stride 1 (the first block of a grey-level network), the
+///   convolution runs directly, fused with the ReLU and the pooling: the full-resolution map is
+///   never written, and the backward pass visits only the routed positions, at most one per pooling
+///   window and channel, for the weight, bias and input gradients.
+///
+/// The results match the chained layers up to the order of floating-point sums (ties in the
+/// pooling window go to the first position, as ``MaxPool2D`` does). With BatchNorm on, the block
+/// runs the chained layers.
+public struct ConvBlock<Scalar: DMLScalar>: Layer {
+  /// The same block as chained layers: the parameters live here, and it runs when BatchNorm is on.
+  public var layers: Chain<Chain<Chain<Conv2D<Scalar>, Optionally<BatchNorm<Scalar>>>, ReLU<Scalar>>, MaxPool2D<Scalar>>
+  @usableFromInline var preActivation = Matrix<Scalar>()
+  @usableFromInline var preGradient = Matrix<Scalar>()
+  /// Per pooled value, the window position its gradient goes to, or `noRoute`.
+  @usableFromInline var routes: [UInt8] = []
+  /// The weight transposed to `(tap, channel)` for the direct convolution.
+  @usableFromInline var tapWeights = Matrix<Scalar>()
+  /// Per chunk: a zero-padded image, its gradient, then the chunk's weight and bias gradients.
+  @usableFromInline var scratch = Matrix<Scalar>()
+  @usableFromInline static var noRoute: UInt8 { 255 }
+
+  /// A block of `conv`, an optional BatchNorm over its channels, ReLU and a `poolSize` max-pooling
+  /// (stride `poolSize`).
+  public init(_ conv: Conv2D<Scalar>, batchNorm: Bool = false, poolSize: Int = 2) {
+    let pool = MaxPool2D<Scalar>(input: conv.outputShape, size: poolSize)
+    layers = Chain(Chain(Chain(conv, Optionally(BatchNorm(channels: conv.outChannels), enabled: batchNorm)), ReLU()), pool)
+  }
+
+  /// The convolution.
+  @inlinable public var conv: Conv2D<Scalar> {
+    get { layers.first.first.first }
+    set { layers.first.first.first = newValue }
+  }
+
+  /// The pooling.
+  @inlinable public var pool: MaxPool2D<Scalar> { layers.second }
+
+  /// The shape of one output image.
+  public var outputShape: ImageShape { layers.second.outputShape }
+
+  public func outputFeatures(forInput n: Int) -> Int { layers.outputFeatures(forInput: n) }
+
+  /// True when the fused passes run (BatchNorm off, and a window's positions fit in a byte).
+  @inlinable var isFused: Bool {
+    !layers.first.first.second.isEnabled && pool.size * pool.size < Int(Self.noRoute)
+  }
+
+  /// True when the convolution runs directly: one input channel, stride 1.
+  @inlinable var isDirect: Bool { conv.inputShape.channels == 1 && conv.stride == 1 }
+
+  /// The pooled grid, and where pooled cell `(oy, ox)`'s window position `r` lies in the
+  /// convolution's output.
+  @usableFromInline struct PoolGrid {
+    @usableFromInline let height: Int, width: Int, size: Int, stride: Int
+    @inlinable init(_ pool: MaxPool2D<Scalar>) {
+      let out = pool.outputShape
+      (height, width, size, stride) = (out.height, out.width, pool.size, pool.stride)
+    }
+    @inlinable var cells: Int { height * width }
+    @inlinable func position(_ oy: Int, _ ox: Int, _ r: Int) -> (y: Int, x: Int) {
+      (oy * stride + r / size, ox * stride + r % size)
+    }
+  }
+
+  @inlinable
+  func chunkCount(rows: Int) -> Int {
+    let c = conv, out = c.outputShape
+    return BatchParallelism.chunkCount(
+      rows: rows, workPerRow: out.height * out.width * c.kernel * c.kernel * c.inputShape.channels * c.outChannels,
+      minimumWork: 1 << 20)
+  }
+
+  @inlinable
+  public mutating func forward(
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+  ) {
+    guard isFused else {
+      layers.forward(input, into: &output, mode: mode)
+      return
+    }
+    let n = input.rows, grid = PoolGrid(pool), channels = conv.outChannels
+    output.resize(rows: n, columns: grid.cells * channels)
+    if routes.count != n * grid.cells * channels {
+      routes = Array(repeating: Self.noRoute, count: n * grid.cells * channels)
+    }
+    if isDirect {
+      directForward(input, into: &output)
+    } else {
+      layers.first.first.first.forward(input, into: &preActivation, mode: mode)
+      reluPool(into: &output)
+    }
+  }
+
+  @inlinable
+  public mutating func backward(
+    input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
+    inputGradient: inout Matrix<Scalar>, propagate: Bool
+  ) {
+    guard isFused else {
+      layers.backward(
+        input: input, output: output, outputGradient: outputGradient, inputGradient: &inputGradient,
+        propagate: propagate)
+      return
+    }
+    precondition(
+      outputGradient.rows == input.rows && outputGradient.columns == outputFeatures(forInput: input.columns),
+      "ConvBlock.backward: the output gradient is \(outputGradient.rows)x\(outputGradient.columns)")
+    if isDirect {
+      directBackward(input: input, outputGradient: outputGradient, inputGradient: &inputGradient, propagate: propagate)
+    } else {
+      scatterToPreActivation(outputGradient)
+      layers.first.first.first.backward(
+        input: input, output: preActivation, outputGradient: preGradient, inputGradient: &inputGradient,
+        propagate: propagate)
+    }
+  }
+
+  @inlinable
+  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
+    layers.visitParameters(visit)
+  }
+
+  public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) {
+    layers.visitRandomSources(visit)
+  }
+}
+
+// MARK: - ReLU and pooling over a computed pre-activation
+
+extension ConvBlock {
+  /// `output = maxpool(relu(preActivation))`, keeping each pooled value's route.
+  @inlinable
+  mutating func reluPool(into output: inout Matrix<Scalar>) {
+    let n = preActivation.rows, grid = PoolGrid(pool), channels = conv.outChannels
+    let convWidth = conv.outputShape.width, inF = preActivation.columns, outF = grid.cells * channels
+    let chunks = BatchParallelism.chunkCount(rows: n, workPerRow: inF)
+    preActivation.withUnsafeBufferPointer { z in
+      output.withUnsafeMutableBufferPointer { y in
+        routes.withUnsafeMutableBufferPointer { routes in
+          BatchParallelism.forEachChunk(rows: n, chunks: chunks) { _, images in
+            let positions = grid.size * grid.size
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: positions) { offsets in
+              for b in images {
+                for oy in 0..<grid.height {
+                  for ox in 0..<grid.width {
+                    for r in 0..<positions {
+                      let (py, px) = grid.position(oy, ox, r)
+                      offsets[r] = (py * convWidth + px) * channels
+                    }
+                    let o = b * outF + (oy * grid.width + ox) * channels
+                    Scalar.reluPoolWindow(
+                      z.baseAddress! + b * inF, offsets: offsets.baseAddress!, positions: positions,
+                      y.baseAddress! + o, routes.baseAddress! + o, count: channels)
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /// `preGradient`: zero, except the pooled gradient at each routed position.
+  @inlinable
+  mutating func scatterToPreActivation(_ outputGradient: Matrix<Scalar>) {
+    let n = outputGradient.rows, grid = PoolGrid(pool), channels = conv.outChannels
+    let convWidth = conv.outputShape.width, inF = conv.outputShape.features, outF = grid.cells * channels
+    preGradient.resize(rows: n, columns: inF)
+    let chunks = BatchParallelism.chunkCount(rows: n, workPerRow: inF)
+    outputGradient.withUnsafeBufferPointer { g in
+      preGradient.withUnsafeMutableBufferPointer { dz in
+        routes.withUnsafeBufferPointer { routes in
+          BatchParallelism.forEachChunk(rows: n, chunks: chunks) { _, images in
+            for b in images {
+              let row = dz.baseAddress! + b * inF
+              row.update(repeating: 0, count: inF)
+              for oy in 0..<grid.height {
+                for ox in 0..<grid.width {
+                  let o = b * outF + (oy * grid.width + ox) * channels
+                  for c in 0..<channels where routes[o + c] != Self.noRoute {
+                    let (py, px) = grid.position(oy, ox, Int(routes[o + c]))
+                    row[(py * convWidth + px) * channels + c] += g[o + c]
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// MARK: - The direct path: one input channel, stride 1
+
+extension ConvBlock {
+  /// Scratch floats per chunk: the padded image, then its gradient and the weight and bias
+  /// gradients (backward), or one pooling window's sums (forward).
+  @inlinable var scratchPerChunk: Int {
+    let c = conv, paddedSize = (c.inputShape.height + 2 * c.padding) * (c.inputShape.width + 2 * c.padding)
+    return 2 * paddedSize + c.outChannels * max(c.kernel * c.kernel + 1, pool.size * pool.size)
+  }
+
+  /// Copies image `x` (`height × width`) into the zero-bordered `padded`.
+  @inlinable
+  static func pad(_ x: UnsafePointer<Scalar>, into padded: UnsafeMutablePointer<Scalar>, conv c: Conv2D<Scalar>) {
+    let (h, w, p) = (c.inputShape.height, c.inputShape.width, c.padding)
+    let pw = w + 2 * p
+    padded.update(repeating: 0, count: (h + 2 * p) * pw)
+    for y in 0..<h { (padded + (y + p) * pw + p).update(from: x + y * w, count: w) }
+  }
+
+  /// The convolution, ReLU and pooling in one pass per pooled cell: each window position's
+  /// `channels` sums (bias, then the taps in `(ky, kx)` order) in `SIMD8` lanes, never stored.
+  @inlinable
+  mutating func directForward(_ input: Matrix<Scalar>, into output: inout Matrix<Scalar>) {
+    let c = conv, grid = PoolGrid(pool), n = input.rows
+    let (channels, k, taps) = (c.outChannels, c.kernel, c.kernel * c.kernel)
+    let pw = c.inputShape.width + 2 * c.padding, inF = c.inputShape.features, outF = grid.cells * channels
+    tapWeights.resize(rows: taps, columns: channels)
+    for o in 0..<channels { for t in 0..<taps { tapWeights[t, o] = c.weight.value[o, t] } }
+    let chunks = chunkCount(rows: n), perChunk = scratchPerChunk
+    scratch.resize(rows: chunks, columns: perChunk)
+    input.withUnsafeBufferPointer { x in
+      output.withUnsafeMutableBufferPointer { y in
+        routes.withUnsafeMutableBufferPointer { routes in
+          tapWeights.withUnsafeBufferPointer { w in
+            c.bias.value.withUnsafeBufferPointer { bias in
+              scratch.withUnsafeMutableBufferPointer { scratch in
+                BatchParallelism.forEachChunk(rows: n, chunks: chunks) { chunk, images in
+                  let padded = scratch.baseAddress! + chunk * perChunk
+                  // Each window position's sums for every channel, then the window's maximum.
+                  let sums = padded + pw * (c.inputShape.height + 2 * c.padding)
+                  let positions = grid.size * grid.size
+                  withUnsafeTemporaryAllocation(of: Int.self, capacity: positions) { offsets in
+                    withUnsafeTemporaryAllocation(of: Scalar.self, capacity: k * k) { taps in
+                      for r in 0..<positions { offsets[r] = r * channels }
+                      for b in images {
+                        Self.pad(x.baseAddress! + b * inF, into: padded, conv: c)
+                        for oy in 0..<grid.height {
+                          for ox in 0..<grid.width {
+                            for r in 0..<positions {
+                              let (py, px) = grid.position(oy, ox, r)
+                              let window = padded + py * pw + px
+                              for ky in 0..<k { for kx in 0..<k { taps[ky * k + kx] = window[ky * pw + kx] } }
+                              Scalar.convolveTaps(
+                                taps.baseAddress!, tapCount: k * k, weights: w.baseAddress!, bias: bias.baseAddress!,
+                                sums + r * channels, count: channels)
+                            }
+                            let o = b * outF + (oy * grid.width + ox) * channels
+                            Scalar.reluPoolWindow(
+                              sums, offsets: offsets.baseAddress!, positions: positions, y.baseAddress! + o,
+                              routes.baseAddress! + o, count: channels)
+                          }
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /// The weight and bias gradients (and the input gradient when `propagate`), visiting only the
+  /// routed positions. Each chunk sums into its own scratch; the chunks are added in order.
+  @inlinable
+  mutating func directBackward(
+    input: Matrix<Scalar>, outputGradient: Matrix<Scalar>, inputGradient: inout Matrix<Scalar>,
+    propagate: Bool
+  ) {
+    let c = conv, grid = PoolGrid(pool), n = input.rows
+    let (channels, k, taps) = (c.outChannels, c.kernel, c.kernel * c.kernel)
+    let (h, w, p) = (c.inputShape.height, c.inputShape.width, c.padding)
+    let pw = w + 2 * p, paddedSize = (h + 2 * p) * pw
+    let inF = c.inputShape.features, outF = grid.cells * channels
+    let chunks = chunkCount(rows: n)
+    let perChunk = scratchPerChunk
+    scratch.resize(rows: max(1, chunks), columns: perChunk)
+    if propagate { inputGradient.resize(rows: n, columns: inF) }
+    input.withUnsafeBufferPointer { x in
+      outputGradient.withUnsafeBufferPointer { g in
+        routes.withUnsafeBufferPointer { routes in
+          c.weight.value.withUnsafeBufferPointer { weight in
+            inputGradient.withUnsafeMutableBufferPointer { dx in
+              scratch.withUnsafeMutableBufferPointer { scratch in
+                BatchParallelism.forEachChunk(rows: n, chunks: chunks) { chunk, images in
+                  let padded = scratch.baseAddress! + chunk * perChunk
+                  let paddedGradient = padded + paddedSize
+                  let dw = paddedGradient + paddedSize, db = dw + channels * taps
+                  dw.update(repeating: 0, count: channels * (taps + 1))
+                  for b in images {
+                    Self.pad(x.baseAddress! + b * inF, into: padded, conv: c)
+                    if propagate { paddedGradient.update(repeating: 0, count: paddedSize) }
+                    for oy in 0..<grid.height {
+                      for ox in 0..<grid.width {
+                        let o = b * outF + (oy * grid.width + ox) * channels
+                        for ch in 0..<channels where routes[o + ch] != Self.noRoute {
+                          let (py, px) = grid.position(oy, ox, Int(routes[o + ch]))
+                          let gradient = g[o + ch], at = py * pw + px
+                          db[ch] += gradient
+                          let dwRow = dw + ch * taps
+                          for ky in 0..<k {
+                            for kx in 0..<k { dwRow[ky * k + kx] += gradient * padded[at + ky * pw + kx] }
+                          }
+                          if propagate {
+                            let wRow = weight.baseAddress! + ch * taps
+                            for ky in 0..<k {
+                              for kx in 0..<k { paddedGradient[at + ky * pw + kx] += gradient * wRow[ky * k + kx] }
+                            }
+                          }
+                        }
+                      }
+                    }
+                    if propagate {
+                      for y in 0..<h {
+                        (dx.baseAddress! + b * inF + y * w).update(from: paddedGradient + (y + p) * pw + p, count: w)
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    // The chunks' sums, added in chunk order.
+    layers.first.first.first.weight.gradient.resize(rows: channels, columns: taps, zeroed: true)
+    layers.first.first.first.bias.gradient.resize(rows: 1, columns: channels, zeroed: true)
+    scratch.withUnsafeBufferPointer { scratch in
+      layers.first.first.first.weight.gradient.withUnsafeMutableBufferPointer { dw in
+        layers.first.first.first.bias.gradient.withUnsafeMutableBufferPointer { db in
+          for chunk in 0..<max(1, chunks) {
+            let sums = scratch.baseAddress! + chunk * perChunk + 2 * paddedSize
+            for i in 0..<(channels * taps) { dw[i] += sums[i] }
+            for i in 0..<channels { db[i] += sums[channels * taps + i] }
+          }
+        }
+      }
+    }
+  }
+}
