@@ -19,16 +19,18 @@ enum ChunkedAffine {
       a: a, lda: inputs, b: w, ldb: inputs, beta: 1, c: y, ldc: outputs)
   }
 
-  /// `∂w = ∂yᵀ a` and `∂b = Σ_rows ∂y` over `rows` rows (overwritten, not accumulated).
+  /// `∂w = ∂yᵀ a` and `∂b = Σ_rows ∂y` over `rows` rows: overwritten, or added to the
+  /// gradients already there when `accumulate`.
   @inlinable
   static func parameterGradients<T: DMLScalar>(
     _ a: UnsafePointer<T>, _ dy: UnsafePointer<T>, rows: Int, inputs: Int, outputs: Int,
-    weightGradient dw: UnsafeMutablePointer<T>, biasGradient db: UnsafeMutablePointer<T>
+    weightGradient dw: UnsafeMutablePointer<T>, biasGradient db: UnsafeMutablePointer<T>,
+    accumulate: Bool = false
   ) {
     T.blasGemm(
       transposeA: true, transposeB: false, m: outputs, n: inputs, k: rows, alpha: 1,
-      a: dy, lda: outputs, b: a, ldb: inputs, beta: 0, c: dw, ldc: inputs)
-    db.update(repeating: 0, count: outputs)
+      a: dy, lda: outputs, b: a, ldb: inputs, beta: accumulate ? 1 : 0, c: dw, ldc: inputs)
+    if !accumulate { db.update(repeating: 0, count: outputs) }
     for i in 0..<rows {
       let row = dy + i * outputs
       for j in 0..<outputs { db[j] += row[j] }

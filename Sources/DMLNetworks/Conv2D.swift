@@ -1,5 +1,7 @@
-/// A 2-D convolution over NHWC images, computed as `im2col` followed by one GEMM, per chunk of
-/// the batch: one chunk per core, in parallel (see `BatchParallelism`).
+/// A 2-D convolution over NHWC images, computed as `im2col` followed by a GEMM, per chunk of the
+/// batch: one chunk per core, in parallel (see `BatchParallelism`). Each chunk goes through its
+/// images a few at a time (about 512 patch rows), so that a block's columns stay in the core's
+/// cache between `im2col`, the GEMM and `col2im`; the backward pass recomputes them.
 ///
 /// The weight is `outChannels × (kernel · kernel · inChannels)` with each row in
 /// `(ky, kx, c)` order. Initialisation is He normal with a zero bias.
@@ -14,8 +16,8 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
   public let outChannels: Int
   /// Square kernel size, stride and zero padding.
   public let kernel: Int, stride: Int, padding: Int
+  /// Per chunk: one block's columns, then (backward) their gradient.
   @usableFromInline var columns = Matrix<Scalar>()
-  @usableFromInline var columnGradient = Matrix<Scalar>()
   @usableFromInline var partialGradients = Matrix<Scalar>()
 
   /// A convolution with He-normal weights and a zero bias.
@@ -77,7 +79,22 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
       minimumWork: 1 << 20)
   }
 
-  /// `im2col` and one GEMM per chunk of images, the chunks in parallel (`BatchParallelism`).
+  /// Images per block: about 512 patch rows (at least one image).
+  @inlinable
+  func imagesPerBlock(_ g: ConvGeometry) -> Int { Swift.max(1, 512 / Swift.max(1, g.outputHeight * g.outputWidth)) }
+
+  /// Calls `body(first image, image count)` for the blocks of `images`, in order.
+  @inlinable
+  static func forEachBlock(of images: Range<Int>, size: Int, _ body: (Int, Int) -> Void) {
+    var start = images.lowerBound
+    while start < images.upperBound {
+      let count = Swift.min(size, images.upperBound - start)
+      body(start, count)
+      start += count
+    }
+  }
+
+  /// Per chunk of images, in parallel, block by block: `im2col`, then the GEMM onto the bias.
   @inlinable
   public mutating func forward(
     _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
@@ -87,23 +104,26 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
       "Conv2D expects \(inputShape) = \(inputShape.features) features, got \(input.columns)")
     let g = geometry(batch: input.rows)
     let (perImage, ps, oc, inF) = (g.outputHeight * g.outputWidth, g.patchSize, outChannels, inputShape.features)
-    columns.resize(rows: g.patchCount, columns: ps)
     output.resize(rows: g.patchCount, columns: oc)
     if g.batch > 0 {
-      let chunks = chunkCount(g)
+      let chunks = chunkCount(g), perBlock = imagesPerBlock(g)
+      let scratch = 2 * perBlock * perImage * ps
+      columns.resize(rows: chunks, columns: scratch)
       input.withUnsafeBufferPointer { x in
         columns.withUnsafeMutableBufferPointer { c in
           output.withUnsafeMutableBufferPointer { y in
             bias.value.withUnsafeBufferPointer { b in
               weight.value.withUnsafeBufferPointer { w in
-                BatchParallelism.forEachChunk(rows: g.batch, chunks: chunks) { _, images in
-                  var gc = g
-                  gc.batch = images.count
-                  let p0 = images.lowerBound * perImage
-                  im2col(x.baseAddress! + images.lowerBound * inF, geometry: gc, into: c.baseAddress! + p0 * ps)
-                  ChunkedAffine.forward(
-                    c.baseAddress! + p0 * ps, rows: gc.patchCount, inputs: ps, weight: w.baseAddress!,
-                    bias: b.baseAddress!, outputs: oc, into: y.baseAddress! + p0 * oc)
+                BatchParallelism.forEachChunk(rows: g.batch, chunks: chunks) { chunk, images in
+                  let cols = c.baseAddress! + chunk * scratch
+                  Self.forEachBlock(of: images, size: perBlock) { first, count in
+                    var gc = g
+                    gc.batch = count
+                    im2col(x.baseAddress! + first * inF, geometry: gc, into: cols)
+                    ChunkedAffine.forward(
+                      cols, rows: gc.patchCount, inputs: ps, weight: w.baseAddress!, bias: b.baseAddress!,
+                      outputs: oc, into: y.baseAddress! + first * perImage * oc)
+                  }
                 }
               }
             }
@@ -114,9 +134,9 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
     output.reshape(rows: input.rows, columns: perImage * oc)
   }
 
-  /// Per chunk of images, in parallel: the chunk's weight and bias gradients (chunk 0 into the
-  /// parameters, the others into `partialGradients`, summed after in chunk order), then its
-  /// column gradient and `col2im`.
+  /// Per chunk of images, in parallel, block by block: `im2col` again, the block's weight and
+  /// bias gradients added to the chunk's (chunk 0's into the parameters, the others' into
+  /// `partialGradients`, summed after in chunk order), then its column gradient and `col2im`.
   @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
@@ -127,32 +147,47 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
     precondition(
       outputGradient.rows * outputGradient.columns == g.patchCount * oc,
       "Conv2D.backward: the output gradient has \(outputGradient.rows)x\(outputGradient.columns) values, expected \(g.patchCount * oc)")
-    let chunks = chunkCount(g)
-    // Chunk 0's GEMM overwrites the gradients; only an empty batch needs them zeroed.
+    let chunks = chunkCount(g), perBlock = imagesPerBlock(g)
+    // Each chunk's first block overwrites its gradients; only an empty batch needs them zeroed.
     weight.gradient.resize(rows: oc, columns: ps, zeroed: g.batch == 0)
     bias.gradient.resize(rows: 1, columns: oc, zeroed: g.batch == 0)
     if propagate { inputGradient.resize(rows: input.rows, columns: inF) }
     guard g.batch > 0 else { return }
     if chunks > 1 { partialGradients.resize(rows: chunks - 1, columns: oc * ps + oc) }
-    if propagate { columnGradient.resize(rows: g.patchCount, columns: ps) }
-    outputGradient.withUnsafeBufferPointer { dy in
-      columns.withUnsafeBufferPointer { c in
-        weight.value.withUnsafeBufferPointer { w in
-          weight.gradient.withUnsafeMutableBufferPointer { dw in
-            bias.gradient.withUnsafeMutableBufferPointer { db in
-              partialGradients.withUnsafeMutableBufferPointer { partial in
-                columnGradient.withUnsafeMutableBufferPointer { dc in
+    let blockSize = perBlock * perImage * ps, scratch = 2 * blockSize
+    columns.resize(rows: chunks, columns: scratch)
+    input.withUnsafeBufferPointer { x in
+      outputGradient.withUnsafeBufferPointer { dy in
+        columns.withUnsafeMutableBufferPointer { c in
+          weight.value.withUnsafeBufferPointer { w in
+            weight.gradient.withUnsafeMutableBufferPointer { dw in
+              bias.gradient.withUnsafeMutableBufferPointer { db in
+                partialGradients.withUnsafeMutableBufferPointer { partial in
                   inputGradient.withUnsafeMutableBufferPointer { dx in
-                    ChunkedAffine.backward(
-                      items: g.batch, rowsPerItem: perImage, chunks: chunks, inputs: ps, outputs: oc,
-                      input: c.baseAddress!, outputGradient: dy.baseAddress!, weight: w.baseAddress!,
-                      weightGradient: dw.baseAddress!, biasGradient: db.baseAddress!,
-                      partial: partial.baseAddress, inputGradient: propagate ? dc.baseAddress : nil
-                    ) { images, columnRows in
-                      var gc = g
-                      gc.batch = images.count
-                      col2im(columnRows, geometry: gc, into: dx.baseAddress! + images.lowerBound * inF)
+                    BatchParallelism.forEachChunk(rows: g.batch, chunks: chunks) { chunk, images in
+                      let target = ChunkedAffine.gradientTargets(
+                        chunk: chunk, inputs: ps, outputs: oc, weightGradient: dw.baseAddress!,
+                        biasGradient: db.baseAddress!, partial: partial.baseAddress)
+                      let cols = c.baseAddress! + chunk * scratch, columnGradient = cols + blockSize
+                      Self.forEachBlock(of: images, size: perBlock) { first, count in
+                        var gc = g
+                        gc.batch = count
+                        im2col(x.baseAddress! + first * inF, geometry: gc, into: cols)
+                        let gradient = dy.baseAddress! + first * perImage * oc
+                        ChunkedAffine.parameterGradients(
+                          cols, gradient, rows: gc.patchCount, inputs: ps, outputs: oc,
+                          weightGradient: target.weight, biasGradient: target.bias,
+                          accumulate: first > images.lowerBound)
+                        guard propagate else { return }
+                        ChunkedAffine.inputGradient(
+                          gradient, rows: gc.patchCount, inputs: ps, outputs: oc, weight: w.baseAddress!,
+                          into: columnGradient)
+                        col2im(columnGradient, geometry: gc, into: dx.baseAddress! + first * inF)
+                      }
                     }
+                    ChunkedAffine.addPartialGradients(
+                      chunks: chunks, inputs: ps, outputs: oc, weightGradient: dw.baseAddress!,
+                      biasGradient: db.baseAddress!, partial: partial.baseAddress)
                   }
                 }
               }

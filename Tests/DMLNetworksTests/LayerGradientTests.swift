@@ -55,6 +55,49 @@ struct LayerGradientTests {
       "Conv2D \(config)")
   }
 
+  /// 24 × 24 outputs are 576 patch rows, more than a block's 512: each image is its own block, so
+  /// a chunk of several images accumulates its parameter gradients block by block.
+  @Test("Conv2D over several blocks per chunk: the batch's gradients are the images' summed")
+  func convBlocks() {
+    var rng = RandomSource(seed: 11)
+    let shape = ImageShape(height: 24, width: 24, channels: 2)
+    let layer = Conv2D<Double>(input: shape, outChannels: 3, kernel: 3, padding: 1, rng: &rng)
+    expectPasses(GradientCheck.layer(layer, input: randomInput(3, shape.features, seed: 12)), "Conv2D, 3 blocks")
+    let x = randomInput(4, shape.features, seed: 13)
+    let g = randomInput(4, 24 * 24 * 3, seed: 14)
+    // One image at a time: its output, input gradient and parameter gradients.
+    var single = layer
+    var outputs: [[Double]] = [], inputGradients: [[Double]] = [], weightSum = Matrix<Double>(rows: 3, columns: 18), biasSum = Matrix<Double>(rows: 1, columns: 3)
+    for i in 0..<4 {
+      let xi = Matrix(rows: 1, columns: shape.features, elements: (0..<shape.features).map { x[i, $0] })
+      let gi = Matrix(rows: 1, columns: g.columns, elements: (0..<g.columns).map { g[i, $0] })
+      var y = Matrix<Double>(), gx = Matrix<Double>()
+      single.forward(xi, into: &y, mode: .training)
+      single.backward(input: xi, output: y, outputGradient: gi, inputGradient: &gx, propagate: true)
+      outputs.append((0..<y.columns).map { y[0, $0] })
+      inputGradients.append((0..<gx.columns).map { gx[0, $0] })
+      for r in 0..<3 { for c in 0..<18 { weightSum[r, c] += single.weight.gradient[r, c] } }
+      for c in 0..<3 { biasSum[0, c] += single.bias.gradient[0, c] }
+    }
+    for chunks in [1, 2] {
+      BatchParallelism.$forcedChunks.withValue(chunks) {
+        var batch = layer
+        var y = Matrix<Double>(), gx = Matrix<Double>()
+        batch.forward(x, into: &y, mode: .training)
+        batch.backward(input: x, output: y, outputGradient: g, inputGradient: &gx, propagate: true)
+        var worst = 0.0
+        for i in 0..<4 {
+          for j in 0..<y.columns { worst = max(worst, abs(y[i, j] - outputs[i][j])) }
+          for j in 0..<gx.columns { worst = max(worst, abs(gx[i, j] - inputGradients[i][j])) }
+        }
+        for r in 0..<3 { for c in 0..<18 { worst = max(worst, abs(batch.weight.gradient[r, c] - weightSum[r, c])) } }
+        for c in 0..<3 { worst = max(worst, abs(batch.bias.gradient[0, c] - biasSum[0, c])) }
+        #expect(worst < 1e-10, "\(chunks) chunks: off by \(worst)")
+        #expect(abs(batch.weight.gradient[0, 0]) > 1e-3, "weight gradient is ~0")
+      }
+    }
+  }
+
   @Test(
     "Conv2D with one input channel", arguments: [(3, 1, 1), (3, 2, 1), (2, 1, 0), (3, 2, 0)])
   func convSingleChannel(config: (kernel: Int, stride: Int, padding: Int)) {
