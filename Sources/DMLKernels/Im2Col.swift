@@ -50,21 +50,24 @@ public func im2col<T: DMLScalar>(
 ) {
   let oh = g.outputHeight, ow = g.outputWidth, c = g.channels
   var dst = columns
+  let kw = g.kernelWidth, run = kw * c
   for b in 0..<g.batch {
     let image = input + b * g.height * g.width * c
     for oy in 0..<oh {
       for ox in 0..<ow {
+        // A kernel row's in-bounds taps are adjacent pixels: one copy, zeros either side.
+        let ix0 = ox * g.strideX - g.padX
+        let first = Swift.max(0, -ix0), end = Swift.min(kw, g.width - ix0)
         for ky in 0..<g.kernelHeight {
           let iy = oy * g.strideY - g.padY + ky
-          for kx in 0..<g.kernelWidth {
-            let ix = ox * g.strideX - g.padX + kx
-            if iy >= 0 && iy < g.height && ix >= 0 && ix < g.width {
-              copyElements(dst, image + (iy * g.width + ix) * c, count: c)
-            } else {
-              for ch in 0..<c { dst[ch] = 0 }
-            }
-            dst += c
+          if iy >= 0 && iy < g.height && end > first {
+            for i in 0..<(first * c) { dst[i] = 0 }
+            copyElements(dst + first * c, image + (iy * g.width + ix0 + first) * c, count: (end - first) * c)
+            for i in (end * c)..<run { dst[i] = 0 }
+          } else {
+            for i in 0..<run { dst[i] = 0 }
           }
+          dst += run
         }
       }
     }
@@ -80,20 +83,21 @@ public func col2im<T: DMLScalar>(
   let oh = g.outputHeight, ow = g.outputWidth, c = g.channels
   output.update(repeating: 0, count: g.batch * g.height * g.width * c)
   var src = columns
+  let kw = g.kernelWidth, run = kw * c
   for b in 0..<g.batch {
     let image = output + b * g.height * g.width * c
     for oy in 0..<oh {
       for ox in 0..<ow {
+        // A kernel row's in-bounds taps are adjacent pixels: one run of sums, in tap order.
+        let ix0 = ox * g.strideX - g.padX
+        let first = Swift.max(0, -ix0), end = Swift.min(kw, g.width - ix0)
         for ky in 0..<g.kernelHeight {
           let iy = oy * g.strideY - g.padY + ky
-          for kx in 0..<g.kernelWidth {
-            let ix = ox * g.strideX - g.padX + kx
-            if iy >= 0 && iy < g.height && ix >= 0 && ix < g.width {
-              let d = image + (iy * g.width + ix) * c
-              for ch in 0..<c { d[ch] += src[ch] }
-            }
-            src += c
+          if iy >= 0 && iy < g.height && end > first {
+            let d = image + (iy * g.width + ix0 + first) * c, s = src + first * c
+            for i in 0..<((end - first) * c) { d[i] += s[i] }
           }
+          src += run
         }
       }
     }

@@ -577,3 +577,83 @@ extension Double {
     }
   }
 }
+
+extension Float {
+  /// A direct convolution's weight gradient from one pooling window, in `SIMD16<Float>` then
+  /// `SIMD8<Float>` lanes over the outputs; the positions are added in order.
+  @inlinable
+  public static func accumulateTapGradients(
+    _ rows: UnsafePointer<Float>, positions: Int, taps: UnsafePointer<Float>, tapCount: Int,
+    _ out: UnsafeMutablePointer<Float>, count: Int
+  ) {
+    var c = 0
+    while c + 16 <= count {
+      for t in 0..<tapCount {
+        var acc = UnsafeRawPointer(out + t * count + c).loadUnaligned(as: SIMD16<Float>.self)
+        for r in 0..<positions {
+          acc += UnsafeRawPointer(rows + r * count + c).loadUnaligned(as: SIMD16<Float>.self) * taps[r * tapCount + t]
+        }
+        UnsafeMutableRawPointer(out + t * count + c).storeBytes(of: acc, as: SIMD16<Float>.self)
+      }
+      c += 16
+    }
+    while c + 8 <= count {
+      for t in 0..<tapCount {
+        var acc = UnsafeRawPointer(out + t * count + c).loadUnaligned(as: SIMD8<Float>.self)
+        for r in 0..<positions {
+          acc += UnsafeRawPointer(rows + r * count + c).loadUnaligned(as: SIMD8<Float>.self) * taps[r * tapCount + t]
+        }
+        UnsafeMutableRawPointer(out + t * count + c).storeBytes(of: acc, as: SIMD8<Float>.self)
+      }
+      c += 8
+    }
+    while c < count {
+      for t in 0..<tapCount {
+        var acc = out[t * count + c]
+        for r in 0..<positions { acc += rows[r * count + c] * taps[r * tapCount + t] }
+        out[t * count + c] = acc
+      }
+      c += 1
+    }
+  }
+}
+
+extension Double {
+  /// A direct convolution's weight gradient from one pooling window, in `SIMD16<Double>` then
+  /// `SIMD8<Double>` lanes over the outputs; the positions are added in order.
+  @inlinable
+  public static func accumulateTapGradients(
+    _ rows: UnsafePointer<Double>, positions: Int, taps: UnsafePointer<Double>, tapCount: Int,
+    _ out: UnsafeMutablePointer<Double>, count: Int
+  ) {
+    var c = 0
+    while c + 16 <= count {
+      for t in 0..<tapCount {
+        var acc = UnsafeRawPointer(out + t * count + c).loadUnaligned(as: SIMD16<Double>.self)
+        for r in 0..<positions {
+          acc += UnsafeRawPointer(rows + r * count + c).loadUnaligned(as: SIMD16<Double>.self) * taps[r * tapCount + t]
+        }
+        UnsafeMutableRawPointer(out + t * count + c).storeBytes(of: acc, as: SIMD16<Double>.self)
+      }
+      c += 16
+    }
+    while c + 8 <= count {
+      for t in 0..<tapCount {
+        var acc = UnsafeRawPointer(out + t * count + c).loadUnaligned(as: SIMD8<Double>.self)
+        for r in 0..<positions {
+          acc += UnsafeRawPointer(rows + r * count + c).loadUnaligned(as: SIMD8<Double>.self) * taps[r * tapCount + t]
+        }
+        UnsafeMutableRawPointer(out + t * count + c).storeBytes(of: acc, as: SIMD8<Double>.self)
+      }
+      c += 8
+    }
+    while c < count {
+      for t in 0..<tapCount {
+        var acc = out[t * count + c]
+        for r in 0..<positions { acc += rows[r * count + c] * taps[r * tapCount + t] }
+        out[t * count + c] = acc
+      }
+      c += 1
+    }
+  }
+}

@@ -72,9 +72,9 @@ public struct ConvBlock<Scalar: DMLScalar>: Layer {
 
   @inlinable
   func chunkCount(rows: Int) -> Int {
-    let c = conv, out = c.outputShape
+    let c = DirectShape(layers.first.first.first), out = layers.first.first.first.outputShape
     return BatchParallelism.chunkCount(
-      rows: rows, workPerRow: out.height * out.width * c.kernel * c.kernel * c.inputShape.channels * c.outChannels,
+      rows: rows, workPerRow: out.height * out.width * c.kernel * c.kernel * c.inputChannels * c.channels,
       minimumWork: 1 << 20)
   }
 
@@ -88,7 +88,7 @@ public struct ConvBlock<Scalar: DMLScalar>: Layer {
     }
     let n = input.rows, grid = PoolGrid(pool), channels = conv.outChannels
     output.resize(rows: n, columns: grid.cells * channels)
-    if routes.count != n * grid.cells * channels {
+    if routes.count < n * grid.cells * channels {  // grows only: no allocation per step
       routes = Array(repeating: Self.noRoute, count: n * grid.cells * channels)
     }
     if isDirect {
@@ -203,17 +203,31 @@ extension ConvBlock {
 // MARK: - The direct path: one input channel, stride 1
 
 extension ConvBlock {
-  /// Scratch floats per chunk: the padded image, then its gradient and the weight and bias
-  /// gradients (backward), or one pooling window's sums (forward).
+  /// The sizes the direct path reads, taken from the convolution without copying it (a copy
+  /// would share its gradient buffers and make the backward pass's writes copy them).
+  @usableFromInline struct DirectShape {
+    @usableFromInline let height: Int, width: Int, inputChannels: Int, padding: Int, kernel: Int, channels: Int
+    @inlinable init(_ c: borrowing Conv2D<Scalar>) {
+      (height, width, inputChannels) = (c.inputShape.height, c.inputShape.width, c.inputShape.channels)
+      (padding, kernel, channels) = (c.padding, c.kernel, c.outChannels)
+    }
+    @inlinable var paddedSize: Int { (height + 2 * padding) * (width + 2 * padding) }
+  }
+
+  /// Scratch per chunk: the padded image, then (backward) its gradient, the weight and bias
+  /// gradients by tap (`(taps + 1) × channels`), one window's gradients spread by position
+  /// (`(positions + 1) × channels`, the last row for unrouted channels) and the window's input
+  /// values (`positions × (taps + 1)`, the last tap 1 for the bias), or (forward) one window's
+  /// sums after the padded image.
   @inlinable var scratchPerChunk: Int {
-    let c = conv, paddedSize = (c.inputShape.height + 2 * c.padding) * (c.inputShape.width + 2 * c.padding)
-    return 2 * paddedSize + c.outChannels * max(c.kernel * c.kernel + 1, pool.size * pool.size)
+    let c = DirectShape(layers.first.first.first), taps = c.kernel * c.kernel, positions = pool.size * pool.size
+    return 2 * c.paddedSize + (taps + 1) * c.channels + (positions + 1) * c.channels + positions * (taps + 1)
   }
 
   /// Copies image `x` (`height × width`) into the zero-bordered `padded`.
   @inlinable
-  static func pad(_ x: UnsafePointer<Scalar>, into padded: UnsafeMutablePointer<Scalar>, conv c: Conv2D<Scalar>) {
-    let (h, w, p) = (c.inputShape.height, c.inputShape.width, c.padding)
+  static func pad(_ x: UnsafePointer<Scalar>, into padded: UnsafeMutablePointer<Scalar>, shape c: DirectShape) {
+    let (h, w, p) = (c.height, c.width, c.padding)
     let pw = w + 2 * p
     padded.update(repeating: 0, count: (h + 2 * p) * pw)
     for y in 0..<h { (padded + (y + p) * pw + p).update(from: x + y * w, count: w) }
@@ -223,29 +237,29 @@ extension ConvBlock {
   /// `channels` sums (bias, then the taps in `(ky, kx)` order) in `SIMD8` lanes, never stored.
   @inlinable
   mutating func directForward(_ input: Matrix<Scalar>, into output: inout Matrix<Scalar>) {
-    let c = conv, grid = PoolGrid(pool), n = input.rows
-    let (channels, k, taps) = (c.outChannels, c.kernel, c.kernel * c.kernel)
-    let pw = c.inputShape.width + 2 * c.padding, inF = c.inputShape.features, outF = grid.cells * channels
+    let c = DirectShape(layers.first.first.first), grid = PoolGrid(pool), n = input.rows
+    let (channels, k, taps) = (c.channels, c.kernel, c.kernel * c.kernel)
+    let pw = c.width + 2 * c.padding, inF = c.height * c.width, outF = grid.cells * channels
     tapWeights.resize(rows: taps, columns: channels)
-    for o in 0..<channels { for t in 0..<taps { tapWeights[t, o] = c.weight.value[o, t] } }
+    for o in 0..<channels { for t in 0..<taps { tapWeights[t, o] = layers.first.first.first.weight.value[o, t] } }
     let chunks = chunkCount(rows: n), perChunk = scratchPerChunk
     scratch.resize(rows: chunks, columns: perChunk)
     input.withUnsafeBufferPointer { x in
       output.withUnsafeMutableBufferPointer { y in
         routes.withUnsafeMutableBufferPointer { routes in
           tapWeights.withUnsafeBufferPointer { w in
-            c.bias.value.withUnsafeBufferPointer { bias in
+            layers.first.first.first.bias.value.withUnsafeBufferPointer { bias in
               scratch.withUnsafeMutableBufferPointer { scratch in
                 BatchParallelism.forEachChunk(rows: n, chunks: chunks) { chunk, images in
                   let padded = scratch.baseAddress! + chunk * perChunk
                   // Each window position's sums for every channel, then the window's maximum.
-                  let sums = padded + pw * (c.inputShape.height + 2 * c.padding)
+                  let sums = padded + c.paddedSize
                   let positions = grid.size * grid.size
                   withUnsafeTemporaryAllocation(of: Int.self, capacity: positions) { offsets in
                     withUnsafeTemporaryAllocation(of: Scalar.self, capacity: k * k) { taps in
                       for r in 0..<positions { offsets[r] = r * channels }
                       for b in images {
-                        Self.pad(x.baseAddress! + b * inF, into: padded, conv: c)
+                        Self.pad(x.baseAddress! + b * inF, into: padded, shape: c)
                         for oy in 0..<grid.height {
                           for ox in 0..<grid.width {
                             for r in 0..<positions {
@@ -281,11 +295,11 @@ extension ConvBlock {
     input: Matrix<Scalar>, outputGradient: Matrix<Scalar>, inputGradient: inout Matrix<Scalar>,
     propagate: Bool
   ) {
-    let c = conv, grid = PoolGrid(pool), n = input.rows
-    let (channels, k, taps) = (c.outChannels, c.kernel, c.kernel * c.kernel)
-    let (h, w, p) = (c.inputShape.height, c.inputShape.width, c.padding)
-    let pw = w + 2 * p, paddedSize = (h + 2 * p) * pw
-    let inF = c.inputShape.features, outF = grid.cells * channels
+    let c = DirectShape(layers.first.first.first), grid = PoolGrid(pool), n = input.rows
+    let (channels, k, taps) = (c.channels, c.kernel, c.kernel * c.kernel)
+    let (h, w, p) = (c.height, c.width, c.padding)
+    let pw = w + 2 * p, paddedSize = (h + 2 * p) * pw, positions = pool.size * pool.size
+    let inF = h * w, outF = grid.cells * channels
     let chunks = chunkCount(rows: n)
     let perChunk = scratchPerChunk
     scratch.resize(rows: max(1, chunks), columns: perChunk)
@@ -293,33 +307,42 @@ extension ConvBlock {
     input.withUnsafeBufferPointer { x in
       outputGradient.withUnsafeBufferPointer { g in
         routes.withUnsafeBufferPointer { routes in
-          c.weight.value.withUnsafeBufferPointer { weight in
+          layers.first.first.first.weight.value.withUnsafeBufferPointer { weight in
             inputGradient.withUnsafeMutableBufferPointer { dx in
               scratch.withUnsafeMutableBufferPointer { scratch in
                 BatchParallelism.forEachChunk(rows: n, chunks: chunks) { chunk, images in
                   let padded = scratch.baseAddress! + chunk * perChunk
                   let paddedGradient = padded + paddedSize
-                  let dw = paddedGradient + paddedSize, db = dw + channels * taps
-                  dw.update(repeating: 0, count: channels * (taps + 1))
+                  let sums = paddedGradient + paddedSize  // (taps + 1) × channels
+                  let spread = sums + (taps + 1) * channels  // (positions + 1) × channels
+                  let windows = spread + (positions + 1) * channels  // positions × (taps + 1)
+                  sums.update(repeating: 0, count: (taps + 1) * channels)
                   for b in images {
-                    Self.pad(x.baseAddress! + b * inF, into: padded, conv: c)
+                    Self.pad(x.baseAddress! + b * inF, into: padded, shape: c)
                     if propagate { paddedGradient.update(repeating: 0, count: paddedSize) }
                     for oy in 0..<grid.height {
                       for ox in 0..<grid.width {
                         let o = b * outF + (oy * grid.width + ox) * channels
+                        // Each channel's gradient in its routed position's row (unrouted: the last).
+                        spread.update(repeating: 0, count: positions * channels)
+                        for ch in 0..<channels {
+                          spread[Swift.min(Int(routes[o + ch]), positions) * channels + ch] = g[o + ch]
+                        }
+                        for r in 0..<positions {
+                          let (py, px) = grid.position(oy, ox, r)
+                          let at = py * pw + px, row = windows + r * (taps + 1)
+                          for ky in 0..<k { for kx in 0..<k { row[ky * k + kx] = padded[at + ky * pw + kx] } }
+                          row[taps] = 1
+                        }
+                        Scalar.accumulateTapGradients(
+                          spread, positions: positions, taps: windows, tapCount: taps + 1, sums, count: channels)
+                        guard propagate else { continue }
                         for ch in 0..<channels where routes[o + ch] != Self.noRoute {
                           let (py, px) = grid.position(oy, ox, Int(routes[o + ch]))
                           let gradient = g[o + ch], at = py * pw + px
-                          db[ch] += gradient
-                          let dwRow = dw + ch * taps
+                          let wRow = weight.baseAddress! + ch * taps
                           for ky in 0..<k {
-                            for kx in 0..<k { dwRow[ky * k + kx] += gradient * padded[at + ky * pw + kx] }
-                          }
-                          if propagate {
-                            let wRow = weight.baseAddress! + ch * taps
-                            for ky in 0..<k {
-                              for kx in 0..<k { paddedGradient[at + ky * pw + kx] += gradient * wRow[ky * k + kx] }
-                            }
+                            for kx in 0..<k { paddedGradient[at + ky * pw + kx] += gradient * wRow[ky * k + kx] }
                           }
                         }
                       }
@@ -345,8 +368,10 @@ extension ConvBlock {
         layers.first.first.first.bias.gradient.withUnsafeMutableBufferPointer { db in
           for chunk in 0..<max(1, chunks) {
             let sums = scratch.baseAddress! + chunk * perChunk + 2 * paddedSize
-            for i in 0..<(channels * taps) { dw[i] += sums[i] }
-            for i in 0..<channels { db[i] += sums[channels * taps + i] }
+            for ch in 0..<channels {
+              for t in 0..<taps { dw[ch * taps + t] += sums[t * channels + ch] }
+              db[ch] += sums[taps * channels + ch]
+            }
           }
         }
       }
