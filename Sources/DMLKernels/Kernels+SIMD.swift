@@ -472,38 +472,6 @@ extension Float {
       c += 1
     }
   }
-
-  /// One pixel of a direct convolution over `count` outputs, in `SIMD16<Float>` then
-  /// `SIMD8<Float>` lanes: the bias, then each tap's weights times its value, in tap order.
-  @inlinable
-  public static func convolveTaps(
-    _ taps: UnsafePointer<Float>, tapCount: Int, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>,
-    _ out: UnsafeMutablePointer<Float>, count: Int
-  ) {
-    var o = 0
-    while o + 16 <= count {
-      var acc = UnsafeRawPointer(bias + o).loadUnaligned(as: SIMD16<Float>.self)
-      for t in 0..<tapCount {
-        acc += UnsafeRawPointer(weights + t * count + o).loadUnaligned(as: SIMD16<Float>.self) * taps[t]
-      }
-      UnsafeMutableRawPointer(out + o).storeBytes(of: acc, as: SIMD16<Float>.self)
-      o += 16
-    }
-    while o + 8 <= count {
-      var acc = UnsafeRawPointer(bias + o).loadUnaligned(as: SIMD8<Float>.self)
-      for t in 0..<tapCount {
-        acc += UnsafeRawPointer(weights + t * count + o).loadUnaligned(as: SIMD8<Float>.self) * taps[t]
-      }
-      UnsafeMutableRawPointer(out + o).storeBytes(of: acc, as: SIMD8<Float>.self)
-      o += 8
-    }
-    while o < count {
-      var acc = bias[o]
-      for t in 0..<tapCount { acc += weights[t * count + o] * taps[t] }
-      out[o] = acc
-      o += 1
-    }
-  }
 }
 
 extension Double {
@@ -544,116 +512,78 @@ extension Double {
       c += 1
     }
   }
+}
 
-  /// One pixel of a direct convolution over `count` outputs, in `SIMD16<Double>` then
-  /// `SIMD8<Double>` lanes: the bias, then each tap's weights times its value, in tap order.
-  @inlinable
-  public static func convolveTaps(
-    _ taps: UnsafePointer<Double>, tapCount: Int, weights: UnsafePointer<Double>, bias: UnsafePointer<Double>,
-    _ out: UnsafeMutablePointer<Double>, count: Int
-  ) {
-    var o = 0
-    while o + 16 <= count {
-      var acc = UnsafeRawPointer(bias + o).loadUnaligned(as: SIMD16<Double>.self)
-      for t in 0..<tapCount {
-        acc += UnsafeRawPointer(weights + t * count + o).loadUnaligned(as: SIMD16<Double>.self) * taps[t]
-      }
-      UnsafeMutableRawPointer(out + o).storeBytes(of: acc, as: SIMD16<Double>.self)
-      o += 16
+/// One pixel of a direct convolution over `count` outputs, in `SIMD16` then `SIMD8` lanes (no
+/// lane masks, so the generic code specialises to plain vector arithmetic):
+/// `out[o] = bias[o] + Σ_t weights[t·count + o] · taps[t]`, the bias first, then the taps in order.
+@inlinable
+public func convolveTaps<T: DMLScalar>(
+  _ taps: UnsafePointer<T>, tapCount: Int, weights: UnsafePointer<T>, bias: UnsafePointer<T>,
+  _ out: UnsafeMutablePointer<T>, count: Int
+) {
+  var o = 0
+  while o + 16 <= count {
+    var acc = UnsafeRawPointer(bias + o).loadUnaligned(as: SIMD16<T>.self)
+    for t in 0..<tapCount {
+      acc += UnsafeRawPointer(weights + t * count + o).loadUnaligned(as: SIMD16<T>.self) * taps[t]
     }
-    while o + 8 <= count {
-      var acc = UnsafeRawPointer(bias + o).loadUnaligned(as: SIMD8<Double>.self)
-      for t in 0..<tapCount {
-        acc += UnsafeRawPointer(weights + t * count + o).loadUnaligned(as: SIMD8<Double>.self) * taps[t]
-      }
-      UnsafeMutableRawPointer(out + o).storeBytes(of: acc, as: SIMD8<Double>.self)
-      o += 8
+    UnsafeMutableRawPointer(out + o).storeBytes(of: acc, as: SIMD16<T>.self)
+    o += 16
+  }
+  while o + 8 <= count {
+    var acc = UnsafeRawPointer(bias + o).loadUnaligned(as: SIMD8<T>.self)
+    for t in 0..<tapCount {
+      acc += UnsafeRawPointer(weights + t * count + o).loadUnaligned(as: SIMD8<T>.self) * taps[t]
     }
-    while o < count {
-      var acc = bias[o]
-      for t in 0..<tapCount { acc += weights[t * count + o] * taps[t] }
-      out[o] = acc
-      o += 1
-    }
+    UnsafeMutableRawPointer(out + o).storeBytes(of: acc, as: SIMD8<T>.self)
+    o += 8
+  }
+  while o < count {
+    var acc = bias[o]
+    for t in 0..<tapCount { acc += weights[t * count + o] * taps[t] }
+    out[o] = acc
+    o += 1
   }
 }
 
-extension Float {
-  /// A direct convolution's weight gradient from one pooling window, in `SIMD16<Float>` then
-  /// `SIMD8<Float>` lanes over the outputs; the positions are added in order.
-  @inlinable
-  public static func accumulateTapGradients(
-    _ rows: UnsafePointer<Float>, positions: Int, taps: UnsafePointer<Float>, tapCount: Int,
-    _ out: UnsafeMutablePointer<Float>, count: Int
-  ) {
-    var c = 0
-    while c + 16 <= count {
-      for t in 0..<tapCount {
-        var acc = UnsafeRawPointer(out + t * count + c).loadUnaligned(as: SIMD16<Float>.self)
-        for r in 0..<positions {
-          acc += UnsafeRawPointer(rows + r * count + c).loadUnaligned(as: SIMD16<Float>.self) * taps[r * tapCount + t]
-        }
-        UnsafeMutableRawPointer(out + t * count + c).storeBytes(of: acc, as: SIMD16<Float>.self)
+/// A direct convolution's weight gradient from one pooling window, in `SIMD16` then `SIMD8` lanes
+/// over the `count` outputs: adds `Σ_r rows[r·count + c] · taps[r·tapCount + t]` to
+/// `out[t·count + c]` for every tap `t`, the window positions `r` in order. Row `r` holds the
+/// gradient of the outputs routed to position `r` (zero elsewhere), `taps` each position's input
+/// values.
+@inlinable
+public func accumulateTapGradients<T: DMLScalar>(
+  _ rows: UnsafePointer<T>, positions: Int, taps: UnsafePointer<T>, tapCount: Int,
+  _ out: UnsafeMutablePointer<T>, count: Int
+) {
+  var c = 0
+  while c + 16 <= count {
+    for t in 0..<tapCount {
+      var acc = UnsafeRawPointer(out + t * count + c).loadUnaligned(as: SIMD16<T>.self)
+      for r in 0..<positions {
+        acc += UnsafeRawPointer(rows + r * count + c).loadUnaligned(as: SIMD16<T>.self) * taps[r * tapCount + t]
       }
-      c += 16
+      UnsafeMutableRawPointer(out + t * count + c).storeBytes(of: acc, as: SIMD16<T>.self)
     }
-    while c + 8 <= count {
-      for t in 0..<tapCount {
-        var acc = UnsafeRawPointer(out + t * count + c).loadUnaligned(as: SIMD8<Float>.self)
-        for r in 0..<positions {
-          acc += UnsafeRawPointer(rows + r * count + c).loadUnaligned(as: SIMD8<Float>.self) * taps[r * tapCount + t]
-        }
-        UnsafeMutableRawPointer(out + t * count + c).storeBytes(of: acc, as: SIMD8<Float>.self)
-      }
-      c += 8
-    }
-    while c < count {
-      for t in 0..<tapCount {
-        var acc = out[t * count + c]
-        for r in 0..<positions { acc += rows[r * count + c] * taps[r * tapCount + t] }
-        out[t * count + c] = acc
-      }
-      c += 1
-    }
+    c += 16
   }
-}
-
-extension Double {
-  /// A direct convolution's weight gradient from one pooling window, in `SIMD16<Double>` then
-  /// `SIMD8<Double>` lanes over the outputs; the positions are added in order.
-  @inlinable
-  public static func accumulateTapGradients(
-    _ rows: UnsafePointer<Double>, positions: Int, taps: UnsafePointer<Double>, tapCount: Int,
-    _ out: UnsafeMutablePointer<Double>, count: Int
-  ) {
-    var c = 0
-    while c + 16 <= count {
-      for t in 0..<tapCount {
-        var acc = UnsafeRawPointer(out + t * count + c).loadUnaligned(as: SIMD16<Double>.self)
-        for r in 0..<positions {
-          acc += UnsafeRawPointer(rows + r * count + c).loadUnaligned(as: SIMD16<Double>.self) * taps[r * tapCount + t]
-        }
-        UnsafeMutableRawPointer(out + t * count + c).storeBytes(of: acc, as: SIMD16<Double>.self)
+  while c + 8 <= count {
+    for t in 0..<tapCount {
+      var acc = UnsafeRawPointer(out + t * count + c).loadUnaligned(as: SIMD8<T>.self)
+      for r in 0..<positions {
+        acc += UnsafeRawPointer(rows + r * count + c).loadUnaligned(as: SIMD8<T>.self) * taps[r * tapCount + t]
       }
-      c += 16
+      UnsafeMutableRawPointer(out + t * count + c).storeBytes(of: acc, as: SIMD8<T>.self)
     }
-    while c + 8 <= count {
-      for t in 0..<tapCount {
-        var acc = UnsafeRawPointer(out + t * count + c).loadUnaligned(as: SIMD8<Double>.self)
-        for r in 0..<positions {
-          acc += UnsafeRawPointer(rows + r * count + c).loadUnaligned(as: SIMD8<Double>.self) * taps[r * tapCount + t]
-        }
-        UnsafeMutableRawPointer(out + t * count + c).storeBytes(of: acc, as: SIMD8<Double>.self)
-      }
-      c += 8
+    c += 8
+  }
+  while c < count {
+    for t in 0..<tapCount {
+      var acc = out[t * count + c]
+      for r in 0..<positions { acc += rows[r * count + c] * taps[r * tapCount + t] }
+      out[t * count + c] = acc
     }
-    while c < count {
-      for t in 0..<tapCount {
-        var acc = out[t * count + c]
-        for r in 0..<positions { acc += rows[r * count + c] * taps[r * tapCount + t] }
-        out[t * count + c] = acc
-      }
-      c += 1
-    }
+    c += 1
   }
 }

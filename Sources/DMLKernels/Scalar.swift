@@ -50,20 +50,6 @@ where Self.RawSignificand: FixedWidthInteger {
     _ base: UnsafePointer<Self>, offsets: UnsafePointer<Int>, positions: Int,
     _ y: UnsafeMutablePointer<Self>, _ routes: UnsafeMutablePointer<UInt8>, count: Int)
 
-  /// One pixel of a direct convolution over `count` output channels, vectorised over them:
-  /// `out[o] = bias[o] + Σ_t weights[t·count + o] · taps[t]`, the taps added in order.
-  static func convolveTaps(
-    _ taps: UnsafePointer<Self>, tapCount: Int, weights: UnsafePointer<Self>, bias: UnsafePointer<Self>,
-    _ out: UnsafeMutablePointer<Self>, count: Int)
-
-  /// A direct convolution's weight gradient from one pooling window, vectorised over the
-  /// `count` outputs: adds `Σ_r rows[r·count + c] · taps[r·tapCount + t]` to `out[t·count + c]`
-  /// for every tap `t`, the window positions `r` in order. Row `r` holds the gradient of the
-  /// outputs routed to position `r` (zero elsewhere), `taps` each position's input values.
-  static func accumulateTapGradients(
-    _ rows: UnsafePointer<Self>, positions: Int, taps: UnsafePointer<Self>, tapCount: Int,
-    _ out: UnsafeMutablePointer<Self>, count: Int)
-
   /// `Σ p[k]·q[k]` over `count` elements, vectorised: lane-wise partial sums, then the lanes
   /// added (so the order of the additions differs from a serial loop's).
   static func dot(_ p: UnsafePointer<Self>, _ q: UnsafePointer<Self>, count: Int) -> Self

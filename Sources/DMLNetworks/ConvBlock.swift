@@ -86,6 +86,9 @@ public struct ConvBlock<Scalar: DMLScalar>: Layer {
       layers.forward(input, into: &output, mode: mode)
       return
     }
+    precondition(
+      input.columns == conv.inputShape.features,
+      "ConvBlock expects \(conv.inputShape) = \(conv.inputShape.features) features, got \(input.columns)")
     let n = input.rows, grid = PoolGrid(pool), channels = conv.outChannels
     output.resize(rows: n, columns: grid.cells * channels)
     if routes.count < n * grid.cells * channels {  // grows only: no allocation per step
@@ -111,7 +114,8 @@ public struct ConvBlock<Scalar: DMLScalar>: Layer {
       return
     }
     precondition(
-      outputGradient.rows == input.rows && outputGradient.columns == outputFeatures(forInput: input.columns),
+      input.columns == conv.inputShape.features && outputGradient.rows == input.rows
+        && outputGradient.columns == outputFeatures(forInput: input.columns),
       "ConvBlock.backward: the output gradient is \(outputGradient.rows)x\(outputGradient.columns)")
     if isDirect {
       directBackward(input: input, outputGradient: outputGradient, inputGradient: &inputGradient, propagate: propagate)
@@ -266,7 +270,7 @@ extension ConvBlock {
                               let (py, px) = grid.position(oy, ox, r)
                               let window = padded + py * pw + px
                               for ky in 0..<k { for kx in 0..<k { taps[ky * k + kx] = window[ky * pw + kx] } }
-                              Scalar.convolveTaps(
+                              convolveTaps(
                                 taps.baseAddress!, tapCount: k * k, weights: w.baseAddress!, bias: bias.baseAddress!,
                                 sums + r * channels, count: channels)
                             }
@@ -334,7 +338,7 @@ extension ConvBlock {
                           for ky in 0..<k { for kx in 0..<k { row[ky * k + kx] = padded[at + ky * pw + kx] } }
                           row[taps] = 1
                         }
-                        Scalar.accumulateTapGradients(
+                        accumulateTapGradients(
                           spread, positions: positions, taps: windows, tapCount: taps + 1, sums, count: channels)
                         guard propagate else { continue }
                         for ch in 0..<channels where routes[o + ch] != Self.noRoute {
