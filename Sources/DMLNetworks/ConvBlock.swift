@@ -140,31 +140,22 @@ public struct ConvBlock<Scalar: DMLScalar>: Layer {
 // MARK: - ReLU and pooling over a computed pre-activation
 
 extension ConvBlock {
-  /// `output = maxpool(relu(preActivation))`, keeping each pooled value's route.
+  /// `output = maxpool(relu(preActivation))`, keeping each pooled value's route; the windows
+  /// are `MaxPool2D`'s own (`forEachWindow`).
   @inlinable
   mutating func reluPool(into output: inout Matrix<Scalar>) {
-    let n = preActivation.rows, grid = PoolGrid(pool), channels = conv.outChannels
-    let convWidth = conv.outputShape.width, inF = preActivation.columns, outF = grid.cells * channels
+    let n = preActivation.rows, pool = self.pool, channels = conv.outChannels
+    let inF = preActivation.columns, outF = pool.outputShape.features
     let chunks = BatchParallelism.chunkCount(rows: n, workPerRow: inF)
     preActivation.withUnsafeBufferPointer { z in
       output.withUnsafeMutableBufferPointer { y in
         routes.withUnsafeMutableBufferPointer { routes in
           BatchParallelism.forEachChunk(rows: n, chunks: chunks) { _, images in
-            let positions = grid.size * grid.size
-            withUnsafeTemporaryAllocation(of: Int.self, capacity: positions) { offsets in
-              for b in images {
-                for oy in 0..<grid.height {
-                  for ox in 0..<grid.width {
-                    for r in 0..<positions {
-                      let (py, px) = grid.position(oy, ox, r)
-                      offsets[r] = (py * convWidth + px) * channels
-                    }
-                    let o = b * outF + (oy * grid.width + ox) * channels
-                    Scalar.reluPoolWindow(
-                      z.baseAddress! + b * inF, offsets: offsets.baseAddress!, positions: positions,
-                      y.baseAddress! + o, routes.baseAddress! + o, count: channels)
-                  }
-                }
+            for b in images {
+              pool.forEachWindow { o, window in
+                Scalar.reluPoolWindow(
+                  z.baseAddress! + b * inF, offsets: window.baseAddress!, positions: window.count,
+                  y.baseAddress! + b * outF + o, routes.baseAddress! + b * outF + o, count: channels)
               }
             }
           }
@@ -176,8 +167,8 @@ extension ConvBlock {
   /// `preGradient`: zero, except the pooled gradient at each routed position.
   @inlinable
   mutating func scatterToPreActivation(_ outputGradient: Matrix<Scalar>) {
-    let n = outputGradient.rows, grid = PoolGrid(pool), channels = conv.outChannels
-    let convWidth = conv.outputShape.width, inF = conv.outputShape.features, outF = grid.cells * channels
+    let n = outputGradient.rows, pool = self.pool, channels = conv.outChannels
+    let inF = conv.outputShape.features, outF = pool.outputShape.features
     preGradient.resize(rows: n, columns: inF)
     let chunks = BatchParallelism.chunkCount(rows: n, workPerRow: inF)
     outputGradient.withUnsafeBufferPointer { g in
@@ -187,13 +178,10 @@ extension ConvBlock {
             for b in images {
               let row = dz.baseAddress! + b * inF
               row.update(repeating: 0, count: inF)
-              for oy in 0..<grid.height {
-                for ox in 0..<grid.width {
-                  let o = b * outF + (oy * grid.width + ox) * channels
-                  for c in 0..<channels where routes[o + c] != Self.noRoute {
-                    let (py, px) = grid.position(oy, ox, Int(routes[o + c]))
-                    row[(py * convWidth + px) * channels + c] += g[o + c]
-                  }
+              pool.forEachWindow { o, window in
+                let at = b * outF + o
+                for c in 0..<channels where routes[at + c] != Self.noRoute {
+                  row[window[Int(routes[at + c])] + c] += g[at + c]
                 }
               }
             }
