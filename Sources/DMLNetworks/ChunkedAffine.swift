@@ -2,9 +2,11 @@
 /// rows are im2col's patches). Each function works on raw pointers to the chunk's rows, so that
 /// the chunks of `BatchParallelism.forEachChunk` can run them side by side.
 ///
-/// `w` is `outputs × inputs`; the parameter gradients of chunk 0 go to the parameters, those of
-/// the other chunks to rows of a partial-gradient buffer (`outputs · inputs` weight values, then
-/// `outputs` bias values per row), which `addPartialGradients` adds afterwards in chunk order.
+/// `w` is `outputs × inputs`. `Linear` splits its parameter gradients by output
+/// (`outputGradients`). A convolution splits them by image (`backward`): the parameter gradients
+/// of chunk 0 go to the parameters, those of the other chunks to rows of a partial-gradient buffer
+/// (`outputs · inputs` weight values, then `outputs` bias values per row), which
+/// `addPartialGradients` adds afterwards in chunk order.
 @usableFromInline
 enum ChunkedAffine {
   /// `y = b + a wᵀ` for `rows` rows: the bias goes in first and GEMM accumulates onto it.
@@ -37,6 +39,26 @@ enum ChunkedAffine {
     }
   }
 
+  /// Rows `outs` of `∂w = ∂yᵀ a` and entries `outs` of `∂b = Σ_rows ∂y`, over all `rows` rows
+  /// (overwritten): the gradients of a share of the outputs, which a chunk can compute without
+  /// touching another chunk's.
+  @inlinable
+  static func outputGradients<T: DMLScalar>(
+    _ a: UnsafePointer<T>, _ dy: UnsafePointer<T>, rows: Int, inputs: Int, outputs: Int, of outs: Range<Int>,
+    weightGradient dw: UnsafeMutablePointer<T>, biasGradient db: UnsafeMutablePointer<T>
+  ) {
+    T.blasGemm(
+      transposeA: true, transposeB: false, m: outs.count, n: inputs, k: rows, alpha: 1,
+      a: dy + outs.lowerBound, lda: outputs, b: a, ldb: inputs, beta: 0, c: dw + outs.lowerBound * inputs,
+      ldc: inputs)
+    let bias = db + outs.lowerBound
+    bias.update(repeating: 0, count: outs.count)
+    for i in 0..<rows {
+      let row = dy + i * outputs + outs.lowerBound
+      for j in 0..<outs.count { bias[j] += row[j] }
+    }
+  }
+
   /// `∂a = ∂y w` over `rows` rows.
   @inlinable
   static func inputGradient<T: DMLScalar>(
@@ -60,7 +82,7 @@ enum ChunkedAffine {
     return (base, base + outputs * inputs)
   }
 
-  /// The whole backward pass over `items` items of `rowsPerItem` rows each (a `Linear` row, or a
+  /// The whole backward pass over `items` items of `rowsPerItem` rows each (a
   /// `Conv2D` image's patches), split into `chunks` chunks of items run in parallel
   /// (`BatchParallelism`). Each chunk writes its parameter gradients (see `gradientTargets`),
   /// then, when `da` is given, its rows of `∂a` and calls `afterInputGradient(items, ∂a rows)`

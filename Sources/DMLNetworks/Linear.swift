@@ -12,7 +12,6 @@ public struct Linear<Scalar: DMLScalar>: Layer {
   public let inputs: Int
   /// Output features.
   public let outputs: Int
-  @usableFromInline var partialGradients = Matrix<Scalar>()
 
   /// A He-initialised layer.
   public init(_ inputs: Int, _ outputs: Int, rng: inout RandomSource) {
@@ -72,9 +71,10 @@ public struct Linear<Scalar: DMLScalar>: Layer {
     }
   }
 
-  /// Per chunk of rows, in parallel: the chunk's weight and bias gradients (chunk 0 into the
-  /// parameters, the others into `partialGradients`, summed after in chunk order), then its
-  /// input gradient.
+  /// Per chunk, in parallel: the weight and bias gradients of the chunk's share of the
+  /// *outputs*, over the whole batch, then the input gradient of its share of the rows. No chunk
+  /// writes what another writes, so there are no partial gradients to add, and every gradient
+  /// value is the same sum over the batch, in the same order, whatever the chunk count.
   @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
@@ -84,25 +84,31 @@ public struct Linear<Scalar: DMLScalar>: Layer {
     precondition(
       outputGradient.rows == n && outputGradient.columns == nOut,
       "Linear(\(nIn), \(nOut)).backward: the output gradient is \(outputGradient.rows)x\(outputGradient.columns), expected \(n)x\(nOut)")
-    // Chunk 0's GEMM overwrites the gradients; only an empty batch needs them zeroed.
+    // The GEMMs overwrite the gradients; only an empty batch needs them zeroed.
     weight.gradient.resize(rows: nOut, columns: nIn, zeroed: n == 0)
     bias.gradient.resize(rows: 1, columns: nOut, zeroed: n == 0)
     if propagate { inputGradient.resize(rows: n, columns: nIn) }
     guard n > 0 else { return }
     let chunks = chunkCount(rows: n)
-    if chunks > 1 { partialGradients.resize(rows: chunks - 1, columns: nOut * nIn + nOut) }
-    input.withUnsafeBufferPointer { x in
-      outputGradient.withUnsafeBufferPointer { dy in
-        weight.value.withUnsafeBufferPointer { w in
-          weight.gradient.withUnsafeMutableBufferPointer { dw in
-            bias.gradient.withUnsafeMutableBufferPointer { db in
-              partialGradients.withUnsafeMutableBufferPointer { partial in
-                inputGradient.withUnsafeMutableBufferPointer { dx in
-                  ChunkedAffine.backward(
-                    items: n, rowsPerItem: 1, chunks: chunks, inputs: nIn, outputs: nOut,
-                    input: x.baseAddress!, outputGradient: dy.baseAddress!, weight: w.baseAddress!,
-                    weightGradient: dw.baseAddress!, biasGradient: db.baseAddress!,
-                    partial: partial.baseAddress, inputGradient: propagate ? dx.baseAddress : nil)
+    input.withUnsafeBufferPointer { xBuffer in
+      outputGradient.withUnsafeBufferPointer { dyBuffer in
+        weight.value.withUnsafeBufferPointer { wBuffer in
+          weight.gradient.withUnsafeMutableBufferPointer { dwBuffer in
+            bias.gradient.withUnsafeMutableBufferPointer { dbBuffer in
+              inputGradient.withUnsafeMutableBufferPointer { dxBuffer in
+                let (x, dy, w) = (xBuffer.baseAddress!, dyBuffer.baseAddress!, wBuffer.baseAddress!)
+                let (dw, db, dx) = (dwBuffer.baseAddress!, dbBuffer.baseAddress!, dxBuffer.baseAddress)
+                BatchParallelism.forEachChunk(rows: n, chunks: chunks) { chunk, rows in
+                  let outs = BatchParallelism.rows(ofChunk: chunk, chunks: chunks, rows: nOut)
+                  if !outs.isEmpty {
+                    ChunkedAffine.outputGradients(
+                      x, dy, rows: n, inputs: nIn, outputs: nOut, of: outs, weightGradient: dw, biasGradient: db)
+                  }
+                  if propagate {
+                    ChunkedAffine.inputGradient(
+                      dy + rows.lowerBound * nOut, rows: rows.count, inputs: nIn, outputs: nOut, weight: w,
+                      into: dx! + rows.lowerBound * nIn)
+                  }
                 }
               }
             }

@@ -259,24 +259,30 @@ public struct Adam<Scalar: DMLScalar>: Optimizer {
             // In chunks, so that each loop vectorises: the moments, then the square roots of v in
             // one vectorised pass (`squareRootInPlace`; a scalar `squareRoot()` in the loop kept it
             // scalar), then the step. Every element sees the same operations as the one-loop form.
-            withUnsafeTemporaryAllocation(of: Scalar.self, capacity: Adam.chunk) { rootBuffer in
-              let grad = gradBuffer.baseAddress!, theta = thetaBuffer.baseAddress!
-              let m = mBuffer.baseAddress!, v = vBuffer.baseAddress!, root = rootBuffer.baseAddress!
-              var start = 0
-              while start < count {
-                let n = Swift.min(Adam.chunk, count - start)
-                let (g0, t0, m0, v0) = (grad + start, theta + start, m + start, v + start)
-                for i in 0..<n {
-                  let g = g0[i] + l2 * t0[i]
-                  m0[i] = b1 * m0[i] + (1 - b1) * g
-                  v0[i] = b2 * v0[i] + (1 - b2) * g * g
-                  root[i] = v0[i]
+            // Large parameters are split over the cores (`BatchParallelism`): each element is
+            // updated on its own, so the split changes no result.
+            let grad = gradBuffer.baseAddress!, theta = thetaBuffer.baseAddress!
+            let m = mBuffer.baseAddress!, v = vBuffer.baseAddress!
+            let parts = BatchParallelism.chunkCount(rows: count, workPerRow: 1, minimumWork: Adam.parallelMinimum)
+            BatchParallelism.forEachChunk(rows: count, chunks: parts) { _, range in
+              withUnsafeTemporaryAllocation(of: Scalar.self, capacity: Adam.chunk) { rootBuffer in
+                let root = rootBuffer.baseAddress!
+                var start = range.lowerBound
+                while start < range.upperBound {
+                  let n = Swift.min(Adam.chunk, range.upperBound - start)
+                  let (g0, t0, m0, v0) = (grad + start, theta + start, m + start, v + start)
+                  for i in 0..<n {
+                    let g = g0[i] + l2 * t0[i]
+                    m0[i] = b1 * m0[i] + (1 - b1) * g
+                    v0[i] = b2 * v0[i] + (1 - b2) * g * g
+                    root[i] = v0[i]
+                  }
+                  Scalar.squareRootInPlace(root, count: n)
+                  for i in 0..<n {
+                    t0[i] = t0[i] * shrink - stepSize * m0[i] / (root[i] / rootBias2 + eps)
+                  }
+                  start += n
                 }
-                Scalar.squareRootInPlace(root, count: n)
-                for i in 0..<n {
-                  t0[i] = t0[i] * shrink - stepSize * m0[i] / (root[i] / rootBias2 + eps)
-                }
-                start += n
               }
             }
           }
@@ -287,4 +293,6 @@ public struct Adam<Scalar: DMLScalar>: Optimizer {
 
   /// Elements per chunk of the update (on the stack).
   @usableFromInline static var chunk: Int { 512 }
+  /// Elements per core below which the update stays on one core.
+  @usableFromInline static var parallelMinimum: Int { 1 << 15 }
 }

@@ -124,6 +124,64 @@ struct MiningBehaviourTests {
     return s
   }
 
+  /// The plain triple loop the miner's word-at-a-time scan must reproduce, order included.
+  static func referenceTriplets<T: DMLScalar>(
+    _ s: Matrix<T>, _ labels: [Int], type: TripletType, margin: T, distance: Distance, cap: Int?, seed: UInt64
+  ) -> [SIMD3<Int32>] {
+    var reservoir = Reservoir(capacity: cap, seed: seed)
+    var out: [SIMD3<Int32>] = []
+    let sign = T(distance.closeness)
+    for a in 0..<s.rows {
+      for p in 0..<s.columns where p != a && labels[p] == labels[a] {
+        for q in 0..<s.columns where labels[q] != labels[a] {
+          let t = sign * (s[a, p] - s[a, q])
+          let keep: Bool
+          switch type {
+          case .all: keep = t <= margin
+          case .hard: keep = t <= 0
+          case .semihard: keep = t > 0 && t <= margin
+          case .easy: keep = t > margin
+          }
+          if keep { reservoir.offer(SIMD3(Int32(a), Int32(p), Int32(q)), to: &out) }
+        }
+      }
+    }
+    return out
+  }
+
+  @Test(
+    "TripletMarginMiner's word-at-a-time scan equals the plain triple loop, in order",
+    arguments: TripletType.allCases)
+  func scanEqualsLoop(type: TripletType) {
+    // 150 rows over 3 classes: about 100 negatives per anchor, so each positive's scan has a
+    // full 64-bit word and a partial one. Then 40 rows against the 150 as a memory (columns beyond
+    // the rows), and a capped sample.
+    let batch = LossConformance.Batch(rows: 150, dimension: 3, classes: 3, seed: 21)
+    var x = Matrix<Float>(rows: 150, columns: 3), queries = Matrix<Float>(rows: 40, columns: 3)
+    for i in 0..<150 { for j in 0..<3 { x[i, j] = Float(batch.embeddings[i, j]) } }
+    for i in 0..<40 { for j in 0..<3 { queries[i, j] = x[i, j] } }
+    for distance in [Distance.euclidean, .cosine] {
+      var w = DistanceWorkspace<Float>()
+      var square = Matrix<Float>(), memory = Matrix<Float>()
+      distance.scores(x, x, sameSet: true, into: &square, workspace: &w)
+      distance.scores(queries, x, into: &memory, workspace: &w)
+      for (s, cap) in [(square, nil), (memory, nil), (square, 500)] as [(Matrix<Float>, Int?)] {
+        var miner = TripletMarginMiner<Float>(margin: 0.2, type: type, distance: distance, maxTuples: cap, seed: 5)
+        var t = Tuples.none
+        miner.mine(scores: s, labels: batch.labels, into: &t)
+        let expected = Self.referenceTriplets(
+          s, batch.labels, type: type, margin: 0.2, distance: distance, cap: cap, seed: 5)
+        // Compared by count and first difference: describing two arrays of thousands of
+        // triplets in a failure message would take minutes.
+        let firstDifference =
+          (0..<Swift.min(t.triplets.count, expected.count)).first { t.triplets[$0] != expected[$0] } ?? -1
+        let context = "\(type) \(distance) \(s.rows)x\(s.columns) cap \(cap ?? 0)"
+        #expect(expected.count > 0 && t.triplets.count == expected.count, "\(context): count")
+        #expect(firstDifference == -1, "\(context): first difference")
+      }
+    }
+  }
+
   @Test("a cap keeps a uniform seeded sample of the qualifying triplets")
   func capIsASample() {
     let batch = LossConformance.Batch(rows: 24, dimension: 4, classes: 3, seed: 9)

@@ -74,9 +74,12 @@ struct OptimizerTests {
     #expect(c.values[0] != 0.7)
   }
 
-  @Test("Adam's chunked update equals the element-wise rule on every element, chunk tails included", arguments: [false, true])
-  func adamChunks(decoupled: Bool) {
-    // 1,300 elements: two whole chunks of 512 and a tail; some gradients are zero.
+  @Test(
+    "Adam's chunked update equals the element-wise rule on every element, chunk tails included, on 1 core or split over 3",
+    arguments: [false, true], [1, 3])
+  func adamChunks(decoupled: Bool, cores: Int) {
+    // 1,300 elements: two whole chunks of 512 and a tail; some gradients are zero. Split over 3
+    // (forced; 1,300 elements are below the size that splits on its own), every piece has a tail.
     let n = 1300
     var rng = RandomSource(seed: 11)
     let start = (0..<n).map { _ in rng.normal(Double.self) }
@@ -86,7 +89,7 @@ struct OptimizerTests {
     for t in 1...3 {
       let g = (0..<n).map { i in i % 7 == 0 ? 0 : rng.normal(Double.self) }
       c.setGradient(g)
-      opt.step(&c)
+      BatchParallelism.$forcedChunks.withValue(cores) { opt.step(&c) }
       let stepSize = 0.003 / (1 - pow(0.9, Double(t))), rootBias2 = (1 - pow(0.999, Double(t))).squareRoot()
       for i in 0..<n {
         var grad = g[i]
