@@ -547,43 +547,19 @@ public func convolveTaps<T: DMLScalar>(
   }
 }
 
-/// A direct convolution's weight gradient from one pooling window, in `SIMD16` then `SIMD8` lanes
-/// over the `count` outputs: adds `Σ_r rows[r·count + c] · taps[r·tapCount + t]` to
-/// `out[t·count + c]` for every tap `t`, the window positions `r` in order. Row `r` holds the
-/// gradient of the outputs routed to position `r` (zero elsewhere), `taps` each position's input
-/// values.
+/// `out[j] += x[j] · scale` over `count` elements, a multiple of 8, in `SIMD8` lanes: a direct
+/// convolution's weight and bias gradients gaining one routed output's gradient times its window's
+/// input values.
 @inlinable
-public func accumulateTapGradients<T: DMLScalar>(
-  _ rows: UnsafePointer<T>, positions: Int, taps: UnsafePointer<T>, tapCount: Int,
-  _ out: UnsafeMutablePointer<T>, count: Int
+public func accumulateScaled<T: DMLScalar>(
+  _ x: UnsafePointer<T>, by scale: T, into out: UnsafeMutablePointer<T>, count: Int
 ) {
-  var c = 0
-  while c + 16 <= count {
-    for t in 0..<tapCount {
-      var acc = UnsafeRawPointer(out + t * count + c).loadUnaligned(as: SIMD16<T>.self)
-      for r in 0..<positions {
-        acc += UnsafeRawPointer(rows + r * count + c).loadUnaligned(as: SIMD16<T>.self) * taps[r * tapCount + t]
-      }
-      UnsafeMutableRawPointer(out + t * count + c).storeBytes(of: acc, as: SIMD16<T>.self)
-    }
-    c += 16
-  }
-  while c + 8 <= count {
-    for t in 0..<tapCount {
-      var acc = UnsafeRawPointer(out + t * count + c).loadUnaligned(as: SIMD8<T>.self)
-      for r in 0..<positions {
-        acc += UnsafeRawPointer(rows + r * count + c).loadUnaligned(as: SIMD8<T>.self) * taps[r * tapCount + t]
-      }
-      UnsafeMutableRawPointer(out + t * count + c).storeBytes(of: acc, as: SIMD8<T>.self)
-    }
-    c += 8
-  }
-  while c < count {
-    for t in 0..<tapCount {
-      var acc = out[t * count + c]
-      for r in 0..<positions { acc += rows[r * count + c] * taps[r * tapCount + t] }
-      out[t * count + c] = acc
-    }
-    c += 1
+  precondition(count % 8 == 0, "accumulateScaled: \(count) elements, not a multiple of 8")
+  var j = 0
+  while j < count {
+    let acc = UnsafeRawPointer(out + j).loadUnaligned(as: SIMD8<T>.self)
+    let v = UnsafeRawPointer(x + j).loadUnaligned(as: SIMD8<T>.self)
+    UnsafeMutableRawPointer(out + j).storeBytes(of: acc + v * scale, as: SIMD8<T>.self)
+    j += 8
   }
 }

@@ -207,14 +207,19 @@ extension ConvBlock {
   }
 
   /// Scratch per chunk: the padded image, then (backward) its gradient, the weight and bias
-  /// gradients by tap (`(taps + 1) × channels`), one window's gradients spread by position
-  /// (`(positions + 1) × channels`, the last row for unrouted channels) and the window's input
-  /// values (`positions × (taps + 1)`, the last tap 1 for the bias), or (forward) one window's
-  /// sums after the padded image.
+  /// gradients by channel (`channels × lanes`: the taps, then the bias) and the window's input
+  /// values by position (`positions × lanes`: the taps, then 1 for the bias, then zeros), or
+  /// (forward) one window's sums after the padded image.
   @inlinable var scratchPerChunk: Int {
     let c = DirectShape(layers.first.first.first), taps = c.kernel * c.kernel, positions = pool.size * pool.size
-    return 2 * c.paddedSize + (taps + 1) * c.channels + (positions + 1) * c.channels + positions * (taps + 1)
+    let forward = (taps + 1) * c.channels + (positions + 1) * c.channels + positions * (taps + 1)
+    let backward = (c.channels + positions) * Self.lanes(taps: taps)
+    return 2 * c.paddedSize + Swift.max(forward, backward)
   }
+
+  /// The backward pass's row length for a window's `taps` values and the bias's 1: a whole number
+  /// of 8-lane vectors.
+  @inlinable static func lanes(taps: Int) -> Int { (taps + 1 + 7) / 8 * 8 }
 
   /// Copies image `x` (`height × width`) into the zero-bordered `padded`.
   @inlinable
@@ -291,7 +296,7 @@ extension ConvBlock {
     let (channels, k, taps) = (c.channels, c.kernel, c.kernel * c.kernel)
     let (h, w, p) = (c.height, c.width, c.padding)
     let pw = w + 2 * p, paddedSize = (h + 2 * p) * pw, positions = pool.size * pool.size
-    let inF = h * w, outF = grid.cells * channels
+    let inF = h * w, outF = grid.cells * channels, lanes = Self.lanes(taps: taps)
     let chunks = chunkCount(rows: n)
     let perChunk = scratchPerChunk
     scratch.resize(rows: max(1, chunks), columns: perChunk)
@@ -305,29 +310,29 @@ extension ConvBlock {
                 BatchParallelism.forEachChunk(rows: n, chunks: chunks) { chunk, images in
                   let padded = scratch.baseAddress! + chunk * perChunk
                   let paddedGradient = padded + paddedSize
-                  let sums = paddedGradient + paddedSize  // (taps + 1) × channels
-                  let spread = sums + (taps + 1) * channels  // (positions + 1) × channels
-                  let windows = spread + (positions + 1) * channels  // positions × (taps + 1)
-                  sums.update(repeating: 0, count: (taps + 1) * channels)
+                  let sums = paddedGradient + paddedSize  // channels × lanes
+                  let windows = sums + channels * lanes  // positions × lanes
+                  sums.update(repeating: 0, count: channels * lanes)
+                  windows.update(repeating: 0, count: positions * lanes)
                   for b in images {
                     Self.pad(x.baseAddress! + b * inF, into: padded, shape: c)
                     if propagate { paddedGradient.update(repeating: 0, count: paddedSize) }
                     for oy in 0..<grid.height {
                       for ox in 0..<grid.width {
                         let o = b * outF + (oy * grid.width + ox) * channels
-                        // Each channel's gradient in its routed position's row (unrouted: the last).
-                        spread.update(repeating: 0, count: positions * channels)
-                        for ch in 0..<channels {
-                          spread[Swift.min(Int(routes[o + ch]), positions) * channels + ch] = g[o + ch]
-                        }
+                        // Each window position's input values, then 1 for the bias.
                         for r in 0..<positions {
                           let (py, px) = grid.position(oy, ox, r)
-                          let at = py * pw + px, row = windows + r * (taps + 1)
+                          let at = py * pw + px, row = windows + r * lanes
                           for ky in 0..<k { for kx in 0..<k { row[ky * k + kx] = padded[at + ky * pw + kx] } }
                           row[taps] = 1
                         }
-                        accumulateTapGradients(
-                          spread, positions: positions, taps: windows, tapCount: taps + 1, sums, count: channels)
+                        // A channel's gradient reaches its weights only through its routed
+                        // position: its row of sums gains that position's values times it.
+                        for ch in 0..<channels where routes[o + ch] != Self.noRoute {
+                          accumulateScaled(
+                            windows + Int(routes[o + ch]) * lanes, by: g[o + ch], into: sums + ch * lanes, count: lanes)
+                        }
                         guard propagate else { continue }
                         for ch in 0..<channels where routes[o + ch] != Self.noRoute {
                           let (py, px) = grid.position(oy, ox, Int(routes[o + ch]))
@@ -361,8 +366,8 @@ extension ConvBlock {
           for chunk in 0..<max(1, chunks) {
             let sums = scratch.baseAddress! + chunk * perChunk + 2 * paddedSize
             for ch in 0..<channels {
-              for t in 0..<taps { dw[ch * taps + t] += sums[t * channels + ch] }
-              db[ch] += sums[taps * channels + ch]
+              for t in 0..<taps { dw[ch * taps + t] += sums[ch * lanes + t] }
+              db[ch] += sums[ch * lanes + taps]
             }
           }
         }
