@@ -66,6 +66,21 @@ where Self.RawSignificand: FixedWidthInteger {
 @inlinable
 func cblasTranspose(_ t: Bool) -> CBLAS_TRANSPOSE { t ? CblasTrans : CblasNoTrans }
 
+/// With `beta == 0`, clears the `m × n` block of `c` (row stride `ldc`) and returns 1, else
+/// returns `beta`. OpenBLAS clears C with its own scalar loop (`sgemm_beta`) before accumulating
+/// the product onto it; `memset` does the same faster, and accumulating onto the zeros gives the
+/// same values.
+@inlinable
+func clearedForGemm<T: DMLScalar>(beta: T, c: UnsafeMutablePointer<T>, m: Int, n: Int, ldc: Int) -> T {
+  guard beta == 0, m > 0, n > 0 else { return beta }
+  if ldc == n {
+    c.update(repeating: 0, count: m * n)
+  } else {
+    for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
+  }
+  return 1
+}
+
 extension Float: DMLScalar {
   /// Row-major single-precision GEMM, `C = alpha * op(A) * op(B) + beta * C`, through
   /// `cblas_sgemm`.
@@ -79,7 +94,7 @@ extension Float: DMLScalar {
     cblas_sgemm(
       CblasRowMajor, cblasTranspose(transposeA), cblasTranspose(transposeB),
       blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
-      beta, c, blasint(ldc))
+      clearedForGemm(beta: beta, c: c, m: m, n: n, ldc: ldc), c, blasint(ldc))
   }
   /// The short name for reports, `"f32"`.
   public static var typeName: String { "f32" }
@@ -98,7 +113,7 @@ extension Double: DMLScalar {
     cblas_dgemm(
       CblasRowMajor, cblasTranspose(transposeA), cblasTranspose(transposeB),
       blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
-      beta, c, blasint(ldc))
+      clearedForGemm(beta: beta, c: c, m: m, n: n, ldc: ldc), c, blasint(ldc))
   }
   /// The short name for reports, `"f64"`.
   public static var typeName: String { "f64" }

@@ -59,6 +59,33 @@ struct GEMMTests {
     #expect(exact.maxAbs() > 1)
   }
 
+  @Test("beta 0 ignores C's old values (NaN) inside the m × n block and leaves the rest of its rows alone")
+  func betaZeroBlock() {
+    var rng = RandomSource(seed: 12)
+    let (m, n, k, ldc) = (4, 6, 5, 9)
+    let a = randomMatrix(m, k, &rng), b = randomMatrix(k, n, &rng)
+    let expected = matmul(a, b)
+    var c = [Double](repeating: .nan, count: m * ldc)
+    a.withUnsafeBufferPointer { pa in
+      b.withUnsafeBufferPointer { pb in
+        c.withUnsafeMutableBufferPointer { pc in
+          Double.blasGemm(
+            transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: pa.baseAddress!, lda: k,
+            b: pb.baseAddress!, ldb: n, beta: 0, c: pc.baseAddress!, ldc: ldc)
+        }
+      }
+    }
+    for i in 0..<m {
+      for j in 0..<ldc {
+        if j < n {
+          #expect(abs(c[i * ldc + j] - expected[i, j]) < 1e-12, "C[\(i), \(j)]")
+        } else {
+          #expect(c[i * ldc + j].isNaN, "C[\(i), \(j)] is outside the block")
+        }
+      }
+    }
+  }
+
   @Test("an empty inner dimension gives beta * C")
   func emptyInner() {
     let a = Matrix<Double>(rows: 2, columns: 0), b = Matrix<Double>(rows: 0, columns: 3)
