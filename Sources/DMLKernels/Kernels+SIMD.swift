@@ -523,27 +523,30 @@ public func convolveTaps<T: DMLScalar>(
   _ out: UnsafeMutablePointer<T>, count: Int
 ) {
   var o = 0
-  while o + 16 <= count {
-    var acc = UnsafeRawPointer(bias + o).loadUnaligned(as: SIMD16<T>.self)
-    for t in 0..<tapCount {
-      acc += UnsafeRawPointer(weights + t * count + o).loadUnaligned(as: SIMD16<T>.self) * taps[t]
-    }
-    UnsafeMutableRawPointer(out + o).storeBytes(of: acc, as: SIMD16<T>.self)
-    o += 16
-  }
-  while o + 8 <= count {
-    var acc = UnsafeRawPointer(bias + o).loadUnaligned(as: SIMD8<T>.self)
-    for t in 0..<tapCount {
-      acc += UnsafeRawPointer(weights + t * count + o).loadUnaligned(as: SIMD8<T>.self) * taps[t]
-    }
-    UnsafeMutableRawPointer(out + o).storeBytes(of: acc, as: SIMD8<T>.self)
-    o += 8
-  }
+  convolveTaps(SIMD16<T>.self, taps, tapCount: tapCount, weights: weights, bias: bias, out, count: count, from: &o)
+  convolveTaps(SIMD8<T>.self, taps, tapCount: tapCount, weights: weights, bias: bias, out, count: count, from: &o)
   while o < count {
     var acc = bias[o]
     for t in 0..<tapCount { acc += weights[t * count + o] * taps[t] }
     out[o] = acc
     o += 1
+  }
+}
+
+/// `convolveTaps`' outputs from `o` on, `V.scalarCount` at a time while a whole vector fits;
+/// advances `o` past them.
+@inlinable @inline(__always)
+func convolveTaps<T: DMLScalar, V: SIMD>(
+  _: V.Type, _ taps: UnsafePointer<T>, tapCount: Int, weights: UnsafePointer<T>, bias: UnsafePointer<T>,
+  _ out: UnsafeMutablePointer<T>, count: Int, from o: inout Int
+) where V.Scalar == T {
+  while o + V.scalarCount <= count {
+    var acc = UnsafeRawPointer(bias + o).loadUnaligned(as: V.self)
+    for t in 0..<tapCount {
+      acc += UnsafeRawPointer(weights + t * count + o).loadUnaligned(as: V.self) * taps[t]
+    }
+    UnsafeMutableRawPointer(out + o).storeBytes(of: acc, as: V.self)
+    o += V.scalarCount
   }
 }
 
