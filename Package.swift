@@ -21,7 +21,7 @@ let lossRows: [Module] = lossModules.map { name in
   (name: name, dependencies: ["DMLCore"], hasTests: FileManager.default.fileExists(atPath: Context.packageDirectory + "/Tests/" + name + "Tests"))
 }
 let coreRows: [Module] = [
-  ("DMLKernels", ["CBLAS", "CSIMD", .product(name: "RealModule", package: "swift-numerics")], true),
+  ("DMLKernels", ["CBLAS", "CSIMD", "CGemm", .product(name: "RealModule", package: "swift-numerics")], true),
   ("DMLCore", ["DMLKernels"], false),
   ("DMLNetworks", ["DMLCore"], true),
   ("DMLTraining", ["DMLCore", "CZlib"], true),
@@ -51,6 +51,7 @@ var targets: [Target] = [
     providers: [.apt(["libopenblas-dev"])]),
   .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
   .systemLibrary(name: "CSIMD"),  // header-only vector kernels (Sources/CSIMD/shim.h)
+  .target(name: "CGemm"),  // AVX-512 GEMM kernels for the layers, chosen at run time (Sources/CGemm)
   .systemLibrary(name: "CFreeType", pkgConfig: "freetype2", providers: [.apt(["libfreetype-dev"])]),
 ]
 targets += modules.map {

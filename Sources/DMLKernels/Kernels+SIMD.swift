@@ -1,3 +1,4 @@
+import CGemm
 import CSIMD
 
 /// Elementwise kernels that the compiler does not vectorise on its own (branchy selects).
@@ -442,6 +443,8 @@ extension Float {
     _ base: UnsafePointer<Float>, offsets: UnsafePointer<Int>, positions: Int,
     _ y: UnsafeMutablePointer<Float>, _ routes: UnsafeMutablePointer<UInt8>, count: Int
   ) {
+    // AVX-512 where the CPU has it (the same values, 16 lanes at a time).
+    if dml_relu_pool_window(base, offsets, positions, y, routes, count) != 0 { return }
     typealias V = SIMD8<Float>
     typealias I = SIMD8<Int32>
     let zero = V(repeating: 0)
@@ -514,55 +517,3 @@ extension Double {
   }
 }
 
-/// One pixel of a direct convolution over `count` outputs, in `SIMD16` then `SIMD8` lanes (no
-/// lane masks, so the generic code specialises to plain vector arithmetic):
-/// `out[o] = bias[o] + Σ_t weights[t·count + o] · taps[t]`, the bias first, then the taps in order.
-@inlinable
-public func convolveTaps<T: DMLScalar>(
-  _ taps: UnsafePointer<T>, tapCount: Int, weights: UnsafePointer<T>, bias: UnsafePointer<T>,
-  _ out: UnsafeMutablePointer<T>, count: Int
-) {
-  var o = 0
-  convolveTaps(SIMD16<T>.self, taps, tapCount: tapCount, weights: weights, bias: bias, out, count: count, from: &o)
-  convolveTaps(SIMD8<T>.self, taps, tapCount: tapCount, weights: weights, bias: bias, out, count: count, from: &o)
-  while o < count {
-    var acc = bias[o]
-    for t in 0..<tapCount { acc += weights[t * count + o] * taps[t] }
-    out[o] = acc
-    o += 1
-  }
-}
-
-/// `convolveTaps`' outputs from `o` on, `V.scalarCount` at a time while a whole vector fits;
-/// advances `o` past them.
-@inlinable @inline(__always)
-func convolveTaps<T: DMLScalar, V: SIMD>(
-  _: V.Type, _ taps: UnsafePointer<T>, tapCount: Int, weights: UnsafePointer<T>, bias: UnsafePointer<T>,
-  _ out: UnsafeMutablePointer<T>, count: Int, from o: inout Int
-) where V.Scalar == T {
-  while o + V.scalarCount <= count {
-    var acc = UnsafeRawPointer(bias + o).loadUnaligned(as: V.self)
-    for t in 0..<tapCount {
-      acc += UnsafeRawPointer(weights + t * count + o).loadUnaligned(as: V.self) * taps[t]
-    }
-    UnsafeMutableRawPointer(out + o).storeBytes(of: acc, as: V.self)
-    o += V.scalarCount
-  }
-}
-
-/// `out[j] += x[j] · scale` over `count` elements, a multiple of 8, in `SIMD8` lanes: a direct
-/// convolution's weight and bias gradients gaining one routed output's gradient times its window's
-/// input values.
-@inlinable
-public func accumulateScaled<T: DMLScalar>(
-  _ x: UnsafePointer<T>, by scale: T, into out: UnsafeMutablePointer<T>, count: Int
-) {
-  precondition(count % 8 == 0, "accumulateScaled: \(count) elements, not a multiple of 8")
-  var j = 0
-  while j < count {
-    let acc = UnsafeRawPointer(out + j).loadUnaligned(as: SIMD8<T>.self)
-    let v = UnsafeRawPointer(x + j).loadUnaligned(as: SIMD8<T>.self)
-    UnsafeMutableRawPointer(out + j).storeBytes(of: acc + v * scale, as: SIMD8<T>.self)
-    j += 8
-  }
-}

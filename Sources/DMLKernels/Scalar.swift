@@ -14,6 +14,14 @@ where Self.RawSignificand: FixedWidthInteger {
     b: UnsafePointer<Self>, ldb: Int,
     beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
 
+  /// Row-major `C = op(A) op(B)` (`beta` 0) or `C += op(A) op(B)` (`beta` 1) for the layers'
+  /// products: `Float` goes through `LayerGemm` (this package's AVX-512 kernels where they run),
+  /// `Double` through BLAS.
+  static func layerGemm(
+    transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+    a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
+    beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+
   /// `gx = x > 0 ? g : 0` over `count` elements, vectorised (see Kernels+SIMD.swift).
   static func reluBackward(
     _ x: UnsafePointer<Self>, _ g: UnsafePointer<Self>, _ gx: UnsafeMutablePointer<Self>, count: Int)
@@ -96,6 +104,17 @@ extension Float: DMLScalar {
       blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
       clearedForGemm(beta: beta, c: c, m: m, n: n, ldc: ldc), c, blasint(ldc))
   }
+  /// The layers' products, through `LayerGemm.sgemm`.
+  @inlinable
+  public static func layerGemm(
+    transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+    a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+  ) {
+    LayerGemm.sgemm(
+      transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b,
+      ldb: ldb, beta: beta, c: c, ldc: ldc)
+  }
   /// The short name for reports, `"f32"`.
   public static var typeName: String { "f32" }
 }
@@ -114,6 +133,17 @@ extension Double: DMLScalar {
       CblasRowMajor, cblasTranspose(transposeA), cblasTranspose(transposeB),
       blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
       clearedForGemm(beta: beta, c: c, m: m, n: n, ldc: ldc), c, blasint(ldc))
+  }
+  /// The layers' products, through `cblas_dgemm`.
+  @inlinable
+  public static func layerGemm(
+    transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+    a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
+    beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
+  ) {
+    blasGemm(
+      transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda,
+      b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
   }
   /// The short name for reports, `"f64"`.
   public static var typeName: String { "f64" }

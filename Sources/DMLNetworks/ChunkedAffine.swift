@@ -9,16 +9,17 @@
 /// `addPartialGradients` adds afterwards in chunk order.
 @usableFromInline
 enum ChunkedAffine {
-  /// `y = b + a wᵀ` for `rows` rows: the bias goes in first and GEMM accumulates onto it.
+  /// `y = b + a wᵀ` for `rows` rows: the bias goes in first and GEMM accumulates onto it. With
+  /// `transposed`, `w` holds `wᵀ` (`inputs × outputs`), so the product needs no transposition.
   @inlinable
   static func forward<T: DMLScalar>(
     _ a: UnsafePointer<T>, rows: Int, inputs: Int, weight w: UnsafePointer<T>,
-    bias b: UnsafePointer<T>, outputs: Int, into y: UnsafeMutablePointer<T>
+    bias b: UnsafePointer<T>, outputs: Int, into y: UnsafeMutablePointer<T>, transposed: Bool = false
   ) {
     for i in 0..<rows { (y + i * outputs).update(from: b, count: outputs) }
-    T.blasGemm(
-      transposeA: false, transposeB: true, m: rows, n: outputs, k: inputs, alpha: 1,
-      a: a, lda: inputs, b: w, ldb: inputs, beta: 1, c: y, ldc: outputs)
+    T.layerGemm(
+      transposeA: false, transposeB: !transposed, m: rows, n: outputs, k: inputs,
+      a: a, lda: inputs, b: w, ldb: transposed ? outputs : inputs, beta: 1, c: y, ldc: outputs)
   }
 
   /// `∂w = ∂yᵀ a` and `∂b = Σ_rows ∂y` over `rows` rows: overwritten, or added to the
@@ -29,8 +30,8 @@ enum ChunkedAffine {
     weightGradient dw: UnsafeMutablePointer<T>, biasGradient db: UnsafeMutablePointer<T>,
     accumulate: Bool = false
   ) {
-    T.blasGemm(
-      transposeA: true, transposeB: false, m: outputs, n: inputs, k: rows, alpha: 1,
+    T.layerGemm(
+      transposeA: true, transposeB: false, m: outputs, n: inputs, k: rows,
       a: dy, lda: outputs, b: a, ldb: inputs, beta: accumulate ? 1 : 0, c: dw, ldc: inputs)
     if !accumulate { db.update(repeating: 0, count: outputs) }
     for i in 0..<rows {
@@ -47,8 +48,8 @@ enum ChunkedAffine {
     _ a: UnsafePointer<T>, _ dy: UnsafePointer<T>, rows: Int, inputs: Int, outputs: Int, of outs: Range<Int>,
     weightGradient dw: UnsafeMutablePointer<T>, biasGradient db: UnsafeMutablePointer<T>
   ) {
-    T.blasGemm(
-      transposeA: true, transposeB: false, m: outs.count, n: inputs, k: rows, alpha: 1,
+    T.layerGemm(
+      transposeA: true, transposeB: false, m: outs.count, n: inputs, k: rows,
       a: dy + outs.lowerBound, lda: outputs, b: a, ldb: inputs, beta: 0, c: dw + outs.lowerBound * inputs,
       ldc: inputs)
     let bias = db + outs.lowerBound
@@ -65,8 +66,8 @@ enum ChunkedAffine {
     _ dy: UnsafePointer<T>, rows: Int, inputs: Int, outputs: Int, weight w: UnsafePointer<T>,
     into da: UnsafeMutablePointer<T>
   ) {
-    T.blasGemm(
-      transposeA: false, transposeB: false, m: rows, n: inputs, k: outputs, alpha: 1,
+    T.layerGemm(
+      transposeA: false, transposeB: false, m: rows, n: inputs, k: outputs,
       a: dy, lda: outputs, b: w, ldb: inputs, beta: 0, c: da, ldc: inputs)
   }
 

@@ -19,6 +19,9 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
   /// Per chunk: one block's columns, then (backward) their gradient.
   @usableFromInline var columns = Matrix<Scalar>()
   @usableFromInline var partialGradients = Matrix<Scalar>()
+  /// The weight transposed (`kernel·kernel·inChannels × outChannels`), made once per forward
+  /// pass, so that every block's product reads the filters row by row without a copy.
+  @usableFromInline var transposedWeight = Matrix<Scalar>()
 
   /// A convolution with He-normal weights and a zero bias.
   ///
@@ -109,11 +112,19 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
       let chunks = chunkCount(g), perBlock = imagesPerBlock(g)
       let scratch = 2 * perBlock * perImage * ps
       columns.resize(rows: chunks, columns: scratch)
+      transposedWeight.resize(rows: ps, columns: oc)
+      weight.value.withUnsafeBufferPointer { w in
+        transposedWeight.withUnsafeMutableBufferPointer { t in
+          for o in 0..<oc {
+            for p in 0..<ps { t[p * oc + o] = w[o * ps + p] }
+          }
+        }
+      }
       input.withUnsafeBufferPointer { x in
         columns.withUnsafeMutableBufferPointer { c in
           output.withUnsafeMutableBufferPointer { y in
             bias.value.withUnsafeBufferPointer { b in
-              weight.value.withUnsafeBufferPointer { w in
+              transposedWeight.withUnsafeBufferPointer { w in
                 BatchParallelism.forEachChunk(rows: g.batch, chunks: chunks) { chunk, images in
                   let cols = c.baseAddress! + chunk * scratch
                   Self.forEachBlock(of: images, size: perBlock) { first, count in
@@ -122,7 +133,7 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
                     im2col(x.baseAddress! + first * inF, geometry: gc, into: cols)
                     ChunkedAffine.forward(
                       cols, rows: gc.patchCount, inputs: ps, weight: w.baseAddress!, bias: b.baseAddress!,
-                      outputs: oc, into: y.baseAddress! + first * perImage * oc)
+                      outputs: oc, into: y.baseAddress! + first * perImage * oc, transposed: true)
                   }
                 }
               }

@@ -206,20 +206,41 @@ extension ConvBlock {
     @inlinable var paddedSize: Int { (height + 2 * padding) * (width + 2 * padding) }
   }
 
-  /// Scratch per chunk: the padded image, then (backward) its gradient, the weight and bias
-  /// gradients by channel (`channels × lanes`: the taps, then the bias) and the window's input
-  /// values by position (`positions × lanes`: the taps, then 1 for the bias, then zeros), or
-  /// (forward) one window's sums after the padded image.
+  /// Scratch per chunk: the padded image, its gradient, then (forward) one image's sums
+  /// (`rows × channels`, a row per pooled cell's window position) and window inputs (`rows × taps`),
+  /// or (backward) the weight and bias gradients (`lanes × channels`: the taps, then the bias),
+  /// the window inputs (`rows × lanes`: the taps, then 1 for the bias, then zeros) and the
+  /// routed output gradients (`rows × channels`).
   @inlinable var scratchPerChunk: Int {
-    let c = DirectShape(layers.first.first.first), taps = c.kernel * c.kernel, positions = pool.size * pool.size
-    let forward = (taps + 1) * c.channels + (positions + 1) * c.channels + positions * (taps + 1)
-    let backward = (c.channels + positions) * Self.lanes(taps: taps)
-    return 2 * c.paddedSize + Swift.max(forward, backward)
+    let c = DirectShape(layers.first.first.first), taps = c.kernel * c.kernel
+    let rows = PoolGrid(pool).cells * pool.size * pool.size, lanes = Self.lanes(taps: taps)
+    let forward = rows * (taps + c.channels)
+    let backward = lanes * c.channels + rows * (lanes + c.channels)
+    // One more value for the 4-lane copies' spill past the last window row (`gather`).
+    return 2 * c.paddedSize + Swift.max(forward, backward) + 1
   }
 
   /// The backward pass's row length for a window's `taps` values and the bias's 1: a whole number
   /// of 8-lane vectors.
   @inlinable static func lanes(taps: Int) -> Int { (taps + 1 + 7) / 8 * 8 }
+
+  /// Copies a `kernel × kernel` window (rows `rowStride` apart) into `values`, row by row. A 3 × 3
+  /// window goes as three 4-lane copies, so it writes one value past its 9 and reads one past
+  /// each window row: the scratch holds room for both, and the caller writes the next row (or the
+  /// bias's 1) after.
+  @inlinable @inline(__always)
+  static func gather(
+    _ window: UnsafePointer<Scalar>, rowStride: Int, kernel k: Int, into values: UnsafeMutablePointer<Scalar>
+  ) {
+    if k == 3 {
+      for ky in 0..<3 {
+        UnsafeMutableRawPointer(values + 3 * ky).storeBytes(
+          of: UnsafeRawPointer(window + ky * rowStride).loadUnaligned(as: SIMD4<Scalar>.self), as: SIMD4<Scalar>.self)
+      }
+    } else {
+      for ky in 0..<k { for kx in 0..<k { values[ky * k + kx] = window[ky * rowStride + kx] } }
+    }
+  }
 
   /// Copies image `x` (`height × width`) into the zero-bordered `padded`.
   @inlinable
@@ -230,8 +251,9 @@ extension ConvBlock {
     for y in 0..<h { (padded + (y + p) * pw + p).update(from: x + y * w, count: w) }
   }
 
-  /// The convolution, ReLU and pooling in one pass per pooled cell: each window position's
-  /// `channels` sums (bias, then the taps in `(ky, kx)` order) in `SIMD8` lanes, never stored.
+  /// The convolution, ReLU and pooling, one image at a time: the window inputs of every pooled
+  /// cell's positions, one product with the filters onto the bias (`layerGemm`), then each
+  /// window's maximum and its route.
   @inlinable
   mutating func directForward(_ input: Matrix<Scalar>, into output: inout Matrix<Scalar>) {
     let c = DirectShape(layers.first.first.first), grid = PoolGrid(pool), n = input.rows
@@ -249,30 +271,34 @@ extension ConvBlock {
               scratch.withUnsafeMutableBufferPointer { scratch in
                 BatchParallelism.forEachChunk(rows: n, chunks: chunks) { chunk, images in
                   let padded = scratch.baseAddress! + chunk * perChunk
-                  // Each window position's sums for every channel, then the window's maximum.
-                  let sums = padded + c.paddedSize
-                  let positions = grid.size * grid.size
+                  // Each pooled cell's window positions, a row each: their input values, then
+                  // one product gives every row's sums for every channel, then each window's
+                  // maximum.
+                  let positions = grid.size * grid.size, rows = grid.cells * positions
+                  let sums = padded + 2 * c.paddedSize, windows = sums + rows * channels
                   withUnsafeTemporaryAllocation(of: Int.self, capacity: positions) { offsets in
-                    withUnsafeTemporaryAllocation(of: Scalar.self, capacity: k * k) { taps in
-                      for r in 0..<positions { offsets[r] = r * channels }
-                      for b in images {
-                        Self.pad(x.baseAddress! + b * inF, into: padded, shape: c)
-                        for oy in 0..<grid.height {
-                          for ox in 0..<grid.width {
-                            for r in 0..<positions {
-                              let (py, px) = grid.position(oy, ox, r)
-                              let window = padded + py * pw + px
-                              for ky in 0..<k { for kx in 0..<k { taps[ky * k + kx] = window[ky * pw + kx] } }
-                              convolveTaps(
-                                taps.baseAddress!, tapCount: k * k, weights: w.baseAddress!, bias: bias.baseAddress!,
-                                sums + r * channels, count: channels)
-                            }
-                            let o = b * outF + (oy * grid.width + ox) * channels
-                            Scalar.reluPoolWindow(
-                              sums, offsets: offsets.baseAddress!, positions: positions, y.baseAddress! + o,
-                              routes.baseAddress! + o, count: channels)
+                    for r in 0..<positions { offsets[r] = r * channels }
+                    for b in images {
+                      Self.pad(x.baseAddress! + b * inF, into: padded, shape: c)
+                      var row = 0
+                      for oy in 0..<grid.height {
+                        for ox in 0..<grid.width {
+                          for r in 0..<positions {
+                            let (py, px) = grid.position(oy, ox, r)
+                            Self.gather(padded + py * pw + px, rowStride: pw, kernel: k, into: windows + row * taps)
+                            (sums + row * channels).update(from: bias.baseAddress!, count: channels)
+                            row += 1
                           }
                         }
+                      }
+                      Scalar.layerGemm(
+                        transposeA: false, transposeB: false, m: rows, n: channels, k: taps, a: windows, lda: taps,
+                        b: w.baseAddress!, ldb: channels, beta: 1, c: sums, ldc: channels)
+                      for cell in 0..<grid.cells {
+                        let o = b * outF + cell * channels
+                        Scalar.reluPoolWindow(
+                          sums + cell * positions * channels, offsets: offsets.baseAddress!, positions: positions,
+                          y.baseAddress! + o, routes.baseAddress! + o, count: channels)
                       }
                     }
                   }
@@ -285,8 +311,10 @@ extension ConvBlock {
     }
   }
 
-  /// The weight and bias gradients (and the input gradient when `propagate`), visiting only the
-  /// routed positions. Each chunk sums into its own scratch; the chunks are added in order.
+  /// The weight and bias gradients (and the input gradient when `propagate`). Per image, the
+  /// output gradients go to their routed positions (zero elsewhere) and one product with the
+  /// window inputs adds them to the chunk's sums; the input gradient visits only the routed
+  /// positions. Each chunk sums into its own scratch; the chunks are added in order.
   @inlinable
   mutating func directBackward(
     input: Matrix<Scalar>, outputGradient: Matrix<Scalar>, inputGradient: inout Matrix<Scalar>,
@@ -310,29 +338,32 @@ extension ConvBlock {
                 BatchParallelism.forEachChunk(rows: n, chunks: chunks) { chunk, images in
                   let padded = scratch.baseAddress! + chunk * perChunk
                   let paddedGradient = padded + paddedSize
-                  let sums = paddedGradient + paddedSize  // channels × lanes
-                  let windows = sums + channels * lanes  // positions × lanes
-                  sums.update(repeating: 0, count: channels * lanes)
-                  windows.update(repeating: 0, count: positions * lanes)
+                  let rows = grid.cells * positions
+                  let sums = paddedGradient + paddedSize  // lanes × channels
+                  let windows = sums + lanes * channels  // rows × lanes
+                  let routed = windows + rows * lanes  // rows × channels
+                  sums.update(repeating: 0, count: lanes * channels)
+                  windows.update(repeating: 0, count: rows * lanes)
                   for b in images {
                     Self.pad(x.baseAddress! + b * inF, into: padded, shape: c)
                     if propagate { paddedGradient.update(repeating: 0, count: paddedSize) }
+                    // Each pooled cell's window positions, a row each: their input values, then 1
+                    // for the bias; and the output gradient at each channel's routed position.
+                    routed.update(repeating: 0, count: rows * channels)
+                    var row = 0
                     for oy in 0..<grid.height {
                       for ox in 0..<grid.width {
                         let o = b * outF + (oy * grid.width + ox) * channels
-                        // Each window position's input values, then 1 for the bias.
                         for r in 0..<positions {
                           let (py, px) = grid.position(oy, ox, r)
-                          let at = py * pw + px, row = windows + r * lanes
-                          for ky in 0..<k { for kx in 0..<k { row[ky * k + kx] = padded[at + ky * pw + kx] } }
-                          row[taps] = 1
+                          let values = windows + (row + r) * lanes
+                          Self.gather(padded + py * pw + px, rowStride: pw, kernel: k, into: values)
+                          values[taps] = 1
                         }
-                        // A channel's gradient reaches its weights only through its routed
-                        // position: its row of sums gains that position's values times it.
                         for ch in 0..<channels where routes[o + ch] != Self.noRoute {
-                          accumulateScaled(
-                            windows + Int(routes[o + ch]) * lanes, by: g[o + ch], into: sums + ch * lanes, count: lanes)
+                          routed[(row + Int(routes[o + ch])) * channels + ch] = g[o + ch]
                         }
+                        row += positions
                         guard propagate else { continue }
                         for ch in 0..<channels where routes[o + ch] != Self.noRoute {
                           let (py, px) = grid.position(oy, ox, Int(routes[o + ch]))
@@ -344,6 +375,12 @@ extension ConvBlock {
                         }
                       }
                     }
+                    // A channel's gradient reaches its weights only through its routed positions:
+                    // the weight and bias gradients gain the window inputs' transpose times the
+                    // routed gradients.
+                    Scalar.layerGemm(
+                      transposeA: true, transposeB: false, m: taps + 1, n: channels, k: rows, a: windows, lda: lanes,
+                      b: routed, ldb: channels, beta: 1, c: sums, ldc: channels)
                     if propagate {
                       for y in 0..<h {
                         (dx.baseAddress! + b * inF + y * w).update(from: paddedGradient + (y + p) * pw + p, count: w)
@@ -366,8 +403,8 @@ extension ConvBlock {
           for chunk in 0..<max(1, chunks) {
             let sums = scratch.baseAddress! + chunk * perChunk + 2 * paddedSize
             for ch in 0..<channels {
-              for t in 0..<taps { dw[ch * taps + t] += sums[ch * lanes + t] }
-              db[ch] += sums[ch * lanes + taps]
+              for t in 0..<taps { dw[ch * taps + t] += sums[t * channels + ch] }
+              db[ch] += sums[taps * channels + ch]
             }
           }
         }

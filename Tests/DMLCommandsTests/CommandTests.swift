@@ -448,8 +448,12 @@ struct CrashTests {
     let data = syntheticCSV()
     let epochs = 200
     let straight = temporaryFolder("kill-straight"), killed = temporaryFolder("kill-killed")
+    let started = Date()
     let a = try dml(CommandTests.trainArguments(data, epochs: epochs, checkpoint: straight))
     #expect(a.status == 0, "\(a.stderr)")
+    // The kill window scales with the uninterrupted run's length (at most 0.4 s), so that 20
+    // kills land before a resumed run can finish, on a fast machine as on a slow one.
+    let window = Int(min(0.4, max(0.035, Date().timeIntervalSince(started) / 25)) * 1_000_000)
     let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     var rng = RandomSource(seed: 20)
     var kills = 0, launches = 0
@@ -466,8 +470,9 @@ struct CrashTests {
       process.standardError = err
       try process.run()
       if kills < 20 {
-        // A random moment in the first 0.03–0.4 s of the run (start-up, training or a checkpoint write).
-        usleep(UInt32(30_000 + rng.index(below: 370_000)))
+        // A random moment in the first 0.03 s to `window` of the run (start-up, training or a
+        // checkpoint write).
+        usleep(UInt32(30_000 + rng.index(below: window - 30_000)))
         if process.isRunning {
           kill(process.processIdentifier, SIGKILL)
           kills += 1
