@@ -8,7 +8,7 @@
 #define DML_X86 1
 #endif
 
-enum { MR = 6, KC = 256 };
+enum { MR = 6, KC = 128 };
 
 int dml_sgemm_available(void) {
 #if DML_X86

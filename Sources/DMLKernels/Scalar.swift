@@ -1,4 +1,5 @@
 import CBLAS
+import CGemm
 @_exported import RealModule
 
 /// The element type of every matrix: `Float` for training, `Double` for exact tests.
@@ -58,6 +59,13 @@ where Self.RawSignificand: FixedWidthInteger {
     _ base: UnsafePointer<Self>, offsets: UnsafePointer<Int>, positions: Int,
     _ y: UnsafeMutablePointer<Self>, _ routes: UnsafeMutablePointer<UInt8>, count: Int)
 
+  /// Pooling's gradient along its routes, for one window over `count` channels:
+  /// `row[offsets[r] + c] += g[c]` where `routes[c] == r` (255, no route, matches no position).
+  /// `Float` uses AVX-512 where the CPU has it.
+  static func routeGradient(
+    _ g: UnsafePointer<Self>, routes: UnsafePointer<UInt8>, offsets: UnsafePointer<Int>, positions: Int,
+    into row: UnsafeMutablePointer<Self>, count: Int)
+
   /// `Σ p[k]·q[k]` over `count` elements, vectorised: lane-wise partial sums, then the lanes
   /// added (so the order of the additions differs from a serial loop's).
   static func dot(_ p: UnsafePointer<Self>, _ q: UnsafePointer<Self>, count: Int) -> Self
@@ -69,6 +77,17 @@ where Self.RawSignificand: FixedWidthInteger {
 
   /// A short name for reports (`"f32"`, `"f64"`).
   static var typeName: String { get }
+}
+
+extension DMLScalar {
+  /// The scalar loop of `routeGradient`.
+  @inlinable
+  public static func routeGradient(
+    _ g: UnsafePointer<Self>, routes: UnsafePointer<UInt8>, offsets: UnsafePointer<Int>, positions: Int,
+    into row: UnsafeMutablePointer<Self>, count: Int
+  ) {
+    for c in 0..<count where Int(routes[c]) < positions { row[offsets[Int(routes[c])] + c] += g[c] }
+  }
 }
 
 @inlinable
@@ -104,6 +123,16 @@ extension Float: DMLScalar {
       blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
       clearedForGemm(beta: beta, c: c, m: m, n: n, ldc: ldc), c, blasint(ldc))
   }
+  /// Pooling's gradient along its routes, in AVX-512 where the CPU has it (the same sums).
+  @inlinable
+  public static func routeGradient(
+    _ g: UnsafePointer<Float>, routes: UnsafePointer<UInt8>, offsets: UnsafePointer<Int>, positions: Int,
+    into row: UnsafeMutablePointer<Float>, count: Int
+  ) {
+    if dml_route_gradient(g, routes, offsets, positions, row, count) != 0 { return }
+    for c in 0..<count where Int(routes[c]) < positions { row[offsets[Int(routes[c])] + c] += g[c] }
+  }
+
   /// The layers' products, through `LayerGemm.sgemm`.
   @inlinable
   public static func layerGemm(

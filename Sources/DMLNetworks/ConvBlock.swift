@@ -180,9 +180,9 @@ extension ConvBlock {
               row.update(repeating: 0, count: inF)
               pool.forEachWindow { o, window in
                 let at = b * outF + o
-                for c in 0..<channels where routes[at + c] != Self.noRoute {
-                  row[window[Int(routes[at + c])] + c] += g[at + c]
-                }
+                Scalar.routeGradient(
+                  g.baseAddress! + at, routes: routes.baseAddress! + at, offsets: window.baseAddress!,
+                  positions: window.count, into: row, count: channels)
               }
             }
           }

@@ -5,7 +5,7 @@ import Testing
 /// The layers' GEMM kernels (`LayerGemm`, Sources/CGemm) against a Double triple loop, on every
 /// form the layers use and on the edges of their tiles: rows 1–13 (tiles of 6 rows and of 4), B's
 /// columns 16–288 (panels of 64 and the 16-, 32- and 48-column tails), inner sizes across the
-/// 16-lane and the 256-value blocks.
+/// 16-lane and the 128-value blocks.
 @Suite("GEMM kernels of the layers")
 struct LayerGemmTests {
   /// `op(A) op(B)` (+ C when `beta` is 1) through the kernels, against the Double oracle: the worst
@@ -148,6 +148,42 @@ struct ReluPoolWindowTests {
         }
         #expect(mismatches == 0, "\(positions) positions, \(count) channels: \(mismatches) mismatches")
         #expect(y[count] == -7 && routes[count] == 7, "wrote past \(count) channels")
+      }
+    }
+  }
+}
+
+/// `Float.routeGradient` (AVX-512 where the CPU has it) against a scalar loop: every route
+/// including 255 (none), overlapping windows (two positions at one offset), every tail length.
+@Suite("Pooling's gradient along its routes")
+struct RouteGradientTests {
+  @Test("matches a scalar loop for 1–40 channels and 1–9 positions")
+  func matchesScalar() {
+    var rng = RandomSource(seed: 4)
+    for positions in 1...9 {
+      for count in 1...40 {
+        let stride = count + 2
+        // Position 1 shares position 0's offset when there are 3 or more: both add there.
+        let offsets = (0..<positions).map { positions >= 3 && $0 == 1 ? 0 : $0 * stride }
+        let g = (0..<count).map { _ in Float(rng.normal() as Double) }
+        let routes = (0..<count).map { _ in rng.index(below: 4) == 0 ? UInt8(255) : UInt8(rng.index(below: positions)) }
+        let start = (0..<(positions * stride + 1)).map { _ in Float(rng.normal() as Double) }
+        var row = start
+        g.withUnsafeBufferPointer { gp in
+          routes.withUnsafeBufferPointer { rp in
+            offsets.withUnsafeBufferPointer { op in
+              row.withUnsafeMutableBufferPointer { out in
+                Float.routeGradient(
+                  gp.baseAddress!, routes: rp.baseAddress!, offsets: op.baseAddress!, positions: positions,
+                  into: out.baseAddress!, count: count)
+              }
+            }
+          }
+        }
+        var expected = start
+        for c in 0..<count where Int(routes[c]) < positions { expected[offsets[Int(routes[c])] + c] += g[c] }
+        let mismatches = zip(row, expected).filter { $0.bitPattern != $1.bitPattern }.count
+        #expect(mismatches == 0, "\(positions) positions, \(count) channels: \(mismatches) mismatches")
       }
     }
   }

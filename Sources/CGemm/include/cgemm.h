@@ -30,7 +30,7 @@ int dml_sgemm_optimized(void);
 /// With AVX-512: when B is transposed and A's rows are contiguous (a_column_stride == 1), each
 /// value of C is a 16-lane dot product of a row of A and a row of B, its lanes then added; else n
 /// must be a multiple of 16 (a transposed B is first copied into a per-thread buffer that only
-/// grows), and each value of C is a sum over p in order, in blocks of 256 added onto C, with
+/// grows), and each value of C is a sum over p in order, in blocks of 128 added onto C, with
 /// fused multiply-adds. Without AVX-512, a portable loop sums over p in order. Returns 0, or -1
 /// when n is not a multiple of 16 where that is needed, a size is negative, or the buffer cannot
 /// be allocated (C is then untouched).
@@ -45,6 +45,12 @@ int dml_sgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t a
 /// (no AVX-512, or positions outside 1...255); returns 1 when done.
 int dml_relu_pool_window(const float *base, const ptrdiff_t *offsets, ptrdiff_t positions, float *y,
                          uint8_t *routes, ptrdiff_t count);
+
+/// Pooling's gradient along its routes, for one window over `count` channels: row[offsets[r] + c]
+/// += g[c] where routes[c] == r (255, no route, matches no position), in 16-lane AVX-512 vectors.
+/// Returns 1 when done, 0 when the caller must do it (no AVX-512, or positions outside 1...255).
+int dml_route_gradient(const float *g, const uint8_t *routes, const ptrdiff_t *offsets,
+                       ptrdiff_t positions, float *row, ptrdiff_t count);
 
 #ifdef __cplusplus
 }
