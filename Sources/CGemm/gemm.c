@@ -33,18 +33,18 @@ int dml_sgemm_optimized(void) {
 #endif
 }
 
-// The per-thread copy of a transposed B: k x n, row-major.
-static _Thread_local float *packed = NULL;
-static _Thread_local size_t packed_capacity = 0;
+// Per-thread buffers that only grow: [0] a transposed operand, [1] a transposed product.
+static _Thread_local float *buffers[2] = {NULL, NULL};
+static _Thread_local size_t capacities[2] = {0, 0};
 
-static float *packed_buffer(size_t count) {
-  if (count > packed_capacity) {
-    float *grown = (float *)realloc(packed, count * sizeof(float));
+static float *thread_buffer(int which, size_t count) {
+  if (count > capacities[which]) {
+    float *grown = (float *)realloc(buffers[which], count * sizeof(float));
     if (!grown) return NULL;
-    packed = grown;
-    packed_capacity = count;
+    buffers[which] = grown;
+    capacities[which] = count;
   }
-  return packed;
+  return buffers[which];
 }
 
 #if DML_X86
@@ -182,10 +182,20 @@ int dml_sgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t a
   }
 #if DML_X86
   if (dml_sgemm_available()) {
-    if (!(b_transposed && a_column_stride == 1)) {
+    // A Bᵀ with m a multiple of 16: (A Bᵀ)ᵀ = B Aᵀ, with Aᵀ copied (k x m, small next to B for a
+    // batch's rows against a weight matrix) and the product transposed onto C after.
+    int swapped = b_transposed && m % 16 == 0;
+    float *at = NULL, *product = NULL;
+    if (swapped) {
+      at = thread_buffer(0, (size_t)k * (size_t)m);
+      product = thread_buffer(1, (size_t)n * (size_t)m);
+      if (!at || !product) return -1;
+      for (ptrdiff_t i = 0; i < m; i++)
+        for (ptrdiff_t p = 0; p < k; p++) at[p * m + i] = a[i * a_row_stride + p * a_column_stride];
+    } else if (!(b_transposed && a_column_stride == 1)) {
       if (n % 16 != 0) return -1;
       if (b_transposed) {
-        float *t = packed_buffer((size_t)k * (size_t)n);
+        float *t = thread_buffer(0, (size_t)k * (size_t)n);
         if (!t) return -1;
         for (ptrdiff_t j = 0; j < n; j++)
           for (ptrdiff_t p = 0; p < k; p++) t[p * n + j] = b[j * ldb + p];
@@ -200,10 +210,16 @@ int dml_sgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t a
     // gradients hold some.
     unsigned int saved = _mm_getcsr();
     _mm_setcsr(saved | 0x8040);
-    if (b_transposed)
+    if (swapped) {
+      sgemm_avx512(n, m, k, b, ldb, 1, at, m, product, m, 0);
+      for (ptrdiff_t i = 0; i < m; i++)
+        for (ptrdiff_t j = 0; j < n; j++)
+          c[i * ldc + j] = accumulate ? c[i * ldc + j] + product[j * m + i] : product[j * m + i];
+    } else if (b_transposed) {
       sgemm_dot_avx512(m, n, k, a, a_row_stride, b, ldb, c, ldc, accumulate);
-    else
+    } else {
       sgemm_avx512(m, n, k, a, a_row_stride, a_column_stride, b, ldb, c, ldc, accumulate);
+    }
     _mm_setcsr(saved);
     return 0;
   }

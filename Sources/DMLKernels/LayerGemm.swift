@@ -43,8 +43,9 @@ public enum LayerGemm {
   /// it; force one chunk as well.
   @TaskLocal public static var forcedEngine: Engine?
 
-  /// Whether `A Bᵀ` (B transposed) goes to the kernels too: their dot-product form beats
-  /// OpenBLAS's SSE3 kernels (about 50–65 against 15 GFLOP/s) but not its AVX-512 ones (80–85).
+  /// Whether `A Bᵀ` (B transposed) goes to the kernels too: computed as `(B Aᵀ)ᵀ` (a batch's rows
+  /// copied transposed, 60–95 GFLOP/s) or as dot products (50–70), they beat OpenBLAS's SSE3
+  /// kernels (about 15 GFLOP/s) but not clearly its AVX-512 ones (80–85).
   public static let transposedB: Bool = {
     let core = BLAS.coreName.lowercased()
     return !["skylakex", "cooperlake", "sapphirerapids"].contains(core)

@@ -3,7 +3,8 @@ import Foundation
 import Testing
 
 /// The layers' GEMM kernels (`LayerGemm`, Sources/CGemm) against a Double triple loop, on every
-/// form the layers use and on the edges of their tiles: rows 1–13 (tiles of 6 rows and of 4), B's
+/// form the layers use and on the edges of their tiles: rows 1–13 (tiles of 6 rows and of 4; 16
+/// and 32 for `A Bᵀ` computed as `(B Aᵀ)ᵀ`), B's
 /// columns 16–288 (panels of 64 and the 16-, 32- and 48-column tails), inner sizes across the
 /// 16-lane and the 128-value blocks.
 @Suite("GEMM kernels of the layers")
@@ -50,7 +51,7 @@ struct LayerGemmTests {
     arguments: [(false, false), (true, false), (false, true), (true, true)])
   func forms(transposeA: Bool, transposeB: Bool) throws {
     var seed: UInt64 = 0
-    for m in [1, 5, 6, 7, 12, 13] {
+    for m in [1, 5, 6, 7, 12, 13, 16, 32] {
       for n in [16, 48, 64, 80, 144, 288] {
         for k in [1, 15, 16, 17, 300] {
           for beta: Float in [0, 1] {

@@ -27,7 +27,9 @@ int dml_sgemm_optimized(void);
 /// needs no copy, and B is row-major (k x n, row stride ldb) when b_transposed == 0, or its
 /// transpose is (n x k, row stride ldb) when b_transposed != 0.
 ///
-/// With AVX-512: when B is transposed and A's rows are contiguous (a_column_stride == 1), each
+/// With AVX-512: when B is transposed and m is a multiple of 16, A is copied transposed into a
+/// per-thread buffer, B Aᵀ is computed as below into another, and its transpose is written (or
+/// added) to C. When B is transposed and A's rows are contiguous (a_column_stride == 1), each
 /// value of C is a 16-lane dot product of a row of A and a row of B, its lanes then added; else n
 /// must be a multiple of 16 (a transposed B is first copied into a per-thread buffer that only
 /// grows), and each value of C is a sum over p in order, in blocks of 128 added onto C, with
