@@ -7,10 +7,11 @@ import Foundation
 /// On a CPU with AVX-512, Debian's OpenBLAS runs its SSE3 kernels unless `OPENBLAS_CORETYPE` is
 /// set before the process starts, and even its AVX-512 kernels reach only about a third of the
 /// core's peak on the narrow products of a training step. `CGemm` keeps a 6 × 64 tile of the
-/// product in registers and reaches 130–150 GFLOP/s on one core on those shapes, against 55–85
-/// for OpenBLAS with `OPENBLAS_CORETYPE=SkylakeX` and about 15 without it.
+/// product in registers and reaches 110–150 GFLOP/s on one core on those shapes (measured alone),
+/// against 55–85 for OpenBLAS with `OPENBLAS_CORETYPE=SkylakeX` and about 15 without it.
 ///
-/// `Linear` and `Conv2D` use it through `DMLScalar.layerGemm`, in `Float`, when the CPU has
+/// `Linear`, `Conv2D` and `ConvBlock`'s direct first block use it through
+/// `DMLScalar.layerGemm`, in `Float`, when the CPU has
 /// AVX-512 and the build is optimised (unoptimised C runs these kernels at about 2 GFLOP/s, so
 /// debug builds keep BLAS). `DML_GEMM=blas` in the environment turns the kernels off;
 /// `DML_GEMM=kernels` turns them on in any build. Search and evaluation stay on BLAS.
