@@ -171,11 +171,19 @@ public struct Matrix<Scalar: DMLScalar>: @unchecked Sendable {
   /// The transpose, as a new matrix.
   @inlinable
   public var transposed: Matrix {
-    var t = Matrix(rows: columns, columns: rows)
+    var t = Matrix()
+    transpose(into: &t)
+    return t
+  }
+
+  /// Writes the transpose into `t`, resized to `columns × rows` (its storage only grows, so a
+  /// buffer reused every step allocates nothing after the first).
+  @inlinable
+  public func transpose(into t: inout Matrix) {
+    t.resize(rows: columns, columns: rows)
     for i in 0..<rows {
       for j in 0..<columns { t.storage[j * rows + i] = storage[i * columns + j] }
     }
-    return t
   }
 }
 

@@ -80,9 +80,18 @@ where Self.RawSignificand: FixedWidthInteger {
 }
 
 extension DMLScalar {
-  /// The scalar loop of `routeGradient`.
+  /// `routeGradient` as a scalar loop: `Double`'s, and `Float`'s without AVX-512.
   @inlinable
   public static func routeGradient(
+    _ g: UnsafePointer<Self>, routes: UnsafePointer<UInt8>, offsets: UnsafePointer<Int>, positions: Int,
+    into row: UnsafeMutablePointer<Self>, count: Int
+  ) {
+    routeGradientLoop(g, routes: routes, offsets: offsets, positions: positions, into: row, count: count)
+  }
+
+  /// The scalar loop of `routeGradient`.
+  @inlinable
+  static func routeGradientLoop(
     _ g: UnsafePointer<Self>, routes: UnsafePointer<UInt8>, offsets: UnsafePointer<Int>, positions: Int,
     into row: UnsafeMutablePointer<Self>, count: Int
   ) {
@@ -130,7 +139,7 @@ extension Float: DMLScalar {
     into row: UnsafeMutablePointer<Float>, count: Int
   ) {
     if dml_route_gradient(g, routes, offsets, positions, row, count) != 0 { return }
-    for c in 0..<count where Int(routes[c]) < positions { row[offsets[Int(routes[c])] + c] += g[c] }
+    routeGradientLoop(g, routes: routes, offsets: offsets, positions: positions, into: row, count: count)
   }
 
   /// The layers' products, through `LayerGemm.sgemm`.

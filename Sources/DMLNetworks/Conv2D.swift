@@ -112,14 +112,7 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
       let chunks = chunkCount(g), perBlock = imagesPerBlock(g)
       let scratch = 2 * perBlock * perImage * ps
       columns.resize(rows: chunks, columns: scratch)
-      transposedWeight.resize(rows: ps, columns: oc)
-      weight.value.withUnsafeBufferPointer { w in
-        transposedWeight.withUnsafeMutableBufferPointer { t in
-          for o in 0..<oc {
-            for p in 0..<ps { t[p * oc + o] = w[o * ps + p] }
-          }
-        }
-      }
+      weight.value.transpose(into: &transposedWeight)
       input.withUnsafeBufferPointer { x in
         columns.withUnsafeMutableBufferPointer { c in
           output.withUnsafeMutableBufferPointer { y in

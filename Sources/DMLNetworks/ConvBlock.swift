@@ -259,8 +259,7 @@ extension ConvBlock {
     let c = DirectShape(layers.first.first.first), grid = PoolGrid(pool), n = input.rows
     let (channels, k, taps) = (c.channels, c.kernel, c.kernel * c.kernel)
     let pw = c.width + 2 * c.padding, inF = c.height * c.width, outF = grid.cells * channels
-    tapWeights.resize(rows: taps, columns: channels)
-    for o in 0..<channels { for t in 0..<taps { tapWeights[t, o] = layers.first.first.first.weight.value[o, t] } }
+    layers.first.first.first.weight.value.transpose(into: &tapWeights)
     let chunks = chunkCount(rows: n), perChunk = scratchPerChunk
     scratch.resize(rows: chunks, columns: perChunk)
     input.withUnsafeBufferPointer { x in
