@@ -60,7 +60,7 @@ let source = """
   /// To make it yours: change the two terms in `compute` and their derivatives (`∂/∂s`), the
   /// hyperparameters and the summary; `swift test --filter \(module)Tests` then checks the
   /// gradient against finite differences in Double, and more.
-  public struct \(module)<Scalar: DMLScalar>: RegisteredLoss {
+  public struct \(module)<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
     public var positiveMargin: Scalar
     public var negativeMargin: Scalar
     public var distance: Distance

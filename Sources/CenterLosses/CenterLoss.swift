@@ -8,7 +8,8 @@
 /// Δc_j = Σ_i [y_i = j] (c_j − x_i) / (1 + n_j);   c_j ← c_j − α Δc_j
 /// ```
 /// The centers are updated by the paper's rule, once per step by `updateReferences()`, with the
-/// embeddings of that step's evaluation; the optimizer never sees them. They start at 0.
+/// embeddings of that step's evaluation; the optimizer never steps them. They start at 0. They
+/// are a non-trainable parameter named `centers`, so that checkpoints hold them.
 ///
 /// - Distance: squared Euclidean between *unnormalised* embeddings and the centers.
 /// - Reduction: the mean over the batch's rows. Terms: `center`, one per row.
@@ -16,14 +17,20 @@
 /// ### See Also
 /// `SoftmaxLoss`, `WeightedSum`.
 public struct CenterLoss<Scalar: DMLScalar>: RegisteredLoss {
+  /// The class centers, `classes × dimension`, as a parameter that the optimizer does not step
+  /// (`trainable` is false): the α rule moves them.
+  public var centerParameter: Parameter<Scalar>
   /// The class centers, `classes × dimension`.
-  public var centers: Matrix<Scalar>
+  @inlinable public var centers: Matrix<Scalar> {
+    get { centerParameter.value }
+    set { centerParameter.value = newValue }
+  }
   /// The center learning rate α.
   public var alpha: Scalar
   /// Squared Euclidean between unnormalised rows (fixed).
   public var distance: Distance { Distance(.squaredEuclidean, normalizesEmbeddings: false) }
   /// The centers.
-  public var references: Matrix<Scalar>? { centers }
+  public var references: Matrix<Scalar>? { centerParameter.value }
   /// `∂loss/∂centers` of the last evaluation (the rule above is used instead).
   public private(set) var centerGradient = Matrix<Scalar>()
   @usableFromInline var lastEmbeddings = Matrix<Scalar>()
@@ -34,13 +41,13 @@ public struct CenterLoss<Scalar: DMLScalar>: RegisteredLoss {
   /// Centers at zero.
   public init(classes: Int, dimension: Int, alpha: Scalar = 0.5) {
     precondition(classes > 0 && dimension > 0, "CenterLoss needs classes and a dimension")
-    centers = Matrix(rows: classes, columns: dimension)
-    self.alpha = alpha
+    self.init(centers: Matrix(rows: classes, columns: dimension), alpha: alpha)
   }
 
   /// Given centers (`classes × dimension`).
   public init(centers: Matrix<Scalar>, alpha: Scalar = 0.5) {
-    self.centers = centers
+    centerParameter = Parameter(
+      name: "centers", shape: [centers.rows, centers.columns], value: centers, decays: false, trainable: false)
     self.alpha = alpha
   }
 
@@ -91,22 +98,27 @@ public struct CenterLoss<Scalar: DMLScalar>: RegisteredLoss {
   /// Wen et al.'s update with the last evaluation's embeddings: returns `Δc` (also applied).
   @discardableResult
   public mutating func updateCenters() -> Matrix<Scalar> {
-    let (c, d) = (centers.rows, centers.columns)
+    let (c, d) = (centerParameter.value.rows, centerParameter.value.columns)
     delta.resize(rows: c, columns: d, zeroed: true)
     if classCounts.count != c { classCounts = [Int](repeating: 0, count: c) }
     for j in 0..<c { classCounts[j] = 0 }
     for (i, y) in lastLabels.enumerated() {
       classCounts[y] += 1
-      for k in 0..<d { delta[y, k] += centers[y, k] - lastEmbeddings[i, k] }
+      for k in 0..<d { delta[y, k] += centerParameter.value[y, k] - lastEmbeddings[i, k] }
     }
     for j in 0..<c {
       let scale = 1 / Scalar(1 + classCounts[j])
       for k in 0..<d {
         delta[j, k] *= scale
-        centers[j, k] -= alpha * delta[j, k]
+        centerParameter.value[j, k] -= alpha * delta[j, k]
       }
     }
     return delta
+  }
+
+  /// Visits the centers (`centers`), which the optimizer skips (not trainable).
+  public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
+    visitor.visit(&centerParameter)
   }
 
   /// Applies `updateCenters()`; does nothing before the first evaluation.

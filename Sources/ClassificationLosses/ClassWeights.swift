@@ -12,12 +12,12 @@ public struct ClassWeights<Scalar: DMLScalar>: Sendable {
     var value = Matrix<Scalar>(rows: classes, columns: dimension)
     let std = (2 / Double(dimension)).squareRoot()
     value.apply { _ in Scalar(std * rng.normal(Double.self)) }
-    parameter = Parameter(name: "weight", shape: [classes, dimension], value: value, group: group)
+    parameter = Parameter(name: "class_weights", shape: [classes, dimension], value: value, group: group)
   }
 
   /// Given weights, `classes × dimension`.
   public init(_ value: Matrix<Scalar>, group: Int = 0) {
-    parameter = Parameter(name: "weight", shape: [value.rows, value.columns], value: value, group: group)
+    parameter = Parameter(name: "class_weights", shape: [value.rows, value.columns], value: value, group: group)
   }
 
   /// Weights built from a registry's values.
@@ -38,6 +38,18 @@ public protocol ClassWeightLoss: PairwiseLoss {
 extension ClassWeightLoss {
   /// The class weights' values, one row per class.
   public var references: Matrix<Scalar>? { weights.parameter.value }
+
+  /// Stores `∂loss/∂weights` as the weights' gradient, for the optimizer.
+  public mutating func receiveReferenceGradient(
+    _ gradient: Matrix<Scalar>, embeddings: Matrix<Scalar>, labels: [Int]
+  ) {
+    weights.parameter.gradient.assign(gradient)
+  }
+
+  /// Visits the class weights (`class_weights`).
+  public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
+    visitor.visit(&weights.parameter)
+  }
 }
 
 /// The softmax cross-entropy that every loss of this family ends with. `targetLogit` turns the
@@ -122,8 +134,8 @@ public struct SoftmaxLoss<Scalar: DMLScalar>: RegisteredLoss, ClassWeightLoss {
     return value
   }
 
-  // Spelled out: with its own `visitParameters`, this type was given `PairwiseLoss`'s no-op
-  // default here instead of `ClassWeightLoss`'s (the conformance suite caught it).
+  // Spelled out, as the family's: a type with its own `visitParameters` would otherwise be given
+  // `PairwiseLoss`'s default for the gradient (the conformance suite caught it once).
   /// Stores `∂loss/∂weights` as the weights' gradient, for the optimizer.
   public mutating func receiveReferenceGradient(
     _ gradient: Matrix<Scalar>, embeddings: Matrix<Scalar>, labels: [Int]
@@ -131,10 +143,10 @@ public struct SoftmaxLoss<Scalar: DMLScalar>: RegisteredLoss, ClassWeightLoss {
     weights.parameter.gradient.assign(gradient)
   }
 
-  /// Visits the weights, then the bias.
-  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
-    visit(&weights.parameter)
-    visit(&bias)
+  /// Visits the weights (`class_weights`), then the bias (`bias`).
+  public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
+    visitor.visit(&weights.parameter)
+    visitor.visit(&bias)
   }
 }
 

@@ -17,7 +17,7 @@
 ///
 /// ### See Also
 /// `MultiSimilarityLoss`, `PairMarginMiner`.
-public struct ContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss {
+public struct ContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
   /// The distance below which positives stop contributing.
   public var positiveMargin: Scalar
   /// The distance beyond which negatives stop contributing.

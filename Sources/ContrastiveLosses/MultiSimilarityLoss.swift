@@ -12,7 +12,7 @@
 ///
 /// ### See Also
 /// `MultiSimilarityMiner`, `ContrastiveLoss`.
-public struct MultiSimilarityLoss<Scalar: DMLScalar>: RegisteredLoss {
+public struct MultiSimilarityLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
   /// The scale α of the positive part.
   public var alpha: Scalar
   /// The scale β of the negative part.

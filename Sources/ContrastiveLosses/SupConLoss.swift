@@ -21,7 +21,7 @@
 ///
 /// ### See Also
 /// `MultiSimilarityLoss`, `ContrastiveLoss`.
-public struct SupConLoss<Scalar: DMLScalar>: RegisteredLoss {
+public struct SupConLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
   /// The temperature τ that divides the scores.
   public var temperature: Scalar
   /// The score between embeddings.

@@ -15,7 +15,7 @@
 /// - Distance: squared Euclidean between L2-normalised rows (fixed, as in the paper).
 /// - Reduction: none; the mean sits inside the log, as in the paper.
 /// - Term: `uniformity`, one element (the whole batch).
-public struct UniformityLoss<Scalar: DMLScalar>: RegisteredLoss {
+public struct UniformityLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
   /// The potential's sharpness `t` (2 in the paper).
   public var t: Scalar
   /// Squared Euclidean between L2-normalised rows (fixed).

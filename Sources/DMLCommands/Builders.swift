@@ -70,19 +70,11 @@ enum Builders {
       let name = try HyperparameterValues(parsing: text).component
       usesTuples = usesTuples || (registry.factories[name]?.usesTuples ?? false)
     }
-    guard var total = parts.first else { throw ValidationError("at least one --loss is needed") }
-    if parts.count == 1 && total.1 == 1 { return (total.0, usesTuples) }
-    // Fold into weighted sums, each wrapped where its type is concrete.
-    func combine(_ a: AnyEmbeddingLoss<Float>, _ wa: Float, _ b: AnyEmbeddingLoss<Float>, _ wb: Float) -> AnyEmbeddingLoss<Float> {
-      AnyEmbeddingLoss(WeightedSum(a, b, firstWeight: wa, secondWeight: wb))
-    }
-    if parts.count == 1 {
-      return (combine(total.0, total.1, AnyEmbeddingLoss(LossEvaluator(ZeroLoss<Float>())), 0), usesTuples)
-    }
-    for next in parts.dropFirst() {
-      total = (combine(total.0, total.1, next.0, next.1), 1)
-    }
-    return (total.0, usesTuples)
+    guard !parts.isEmpty else { throw ValidationError("at least one --loss is needed") }
+    if parts.count == 1 && parts[0].1 == 1 { return (parts[0].0, usesTuples) }
+    // Several losses (or one with a weight): a weighted sum whose part k names its parameters
+    // `loss.k.…` when there are several.
+    return (AnyEmbeddingLoss(MultipleLosses(parts.map(\.0), weights: parts.map(\.1))), usesTuples)
   }
 
   static func sampler(_ text: String, embedding: Int, seed: UInt64) throws -> AnyTupleSampler<Float> {
@@ -158,14 +150,5 @@ enum Builders {
       let s = StepSchedule(stepSize: Swift.max(1, try v.integer("every") * stepsPerEpoch), gamma: try v.real("gamma"))
       return { s.factor(at: $0) }
     }
-  }
-}
-
-/// A loss that is always zero, to carry the weight of a single weighted loss.
-struct ZeroLoss<Scalar: DMLScalar>: PairwiseLoss {
-  var distance: Distance { .dotProduct }
-  mutating func compute(scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>) -> LossValue<Scalar> {
-    scoreGradient.resize(rows: scores.rows, columns: scores.columns, zeroed: true)
-    return .zero
   }
 }

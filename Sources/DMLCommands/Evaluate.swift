@@ -29,17 +29,16 @@ struct CheckpointOptions: ParsableArguments {
       let config = json["configuration"] as? [String: String], let spec = config["network"]
     else { throw ValidationError("--checkpoint \(checkpoint): no readable state.json in \(dir)") }
     let built = try Builders.network(spec, inputFeatures: inputFeatures, imageShape: imageShape, seed: 0)
-    let params = try Checkpoint.readSafetensors("\(dir)/parameters.safetensors")
-    var own: [String: (shape: [Int], values: [Float])] = [:]
-    for (k, v) in params where k.hasPrefix("network.") { own[String(k.dropFirst(8))] = v }
-    // Prefer the best parameters when the run validated.
+    // Prefer the best parameters when the run validated: by name, or by position (`best.0`, …) in
+    // a checkpoint of the first format.
     let best = (try? Checkpoint.readSafetensors("\(dir)/best.safetensors")) ?? [:]
     func load<N: EmbeddingNetwork>(_ n: N) throws -> N where N.Scalar == Float {
       var net = n
-      for (index, p) in net.parameters.enumerated() {
-        if let t = best["best.\(index)"] { own["p\(index).\(p.name)"] = (p.shape, t.values) }
+      var replacing: [String: (shape: [Int], values: [Float])] = [:]
+      for (index, p) in net.namedParameters(prefix: ["network"]).enumerated() {
+        if let t = best[p.name] ?? best["best.\(index)"] { replacing[p.name] = (p.parameter.shape, t.values) }
       }
-      try net.load(own, from: "\(dir)/parameters.safetensors")
+      try net.loadNetwork(fromCheckpoint: dir, replacing: replacing)
       return net
     }
     switch built {

@@ -138,7 +138,7 @@ struct Train: ParsableCommand {
     // The first layer's weight and bias (the first two parameters) learn at first_lr × lr.
     func firstLayerToGroup2<N: EmbeddingNetwork>(_ n: inout N) {
       var index = 0
-      n.visitParameters { p in
+      n.forEachParameter { _, p in
         if index < 2 { p.group = 2 }
         index += 1
       }
@@ -401,7 +401,7 @@ struct Train: ParsableCommand {
     }
     if validation != nil, !best.values.isEmpty {
       var index = 0
-      trainer.network.visitParameters { p in
+      trainer.network.forEachParameter { _, p in
         p.value = best.values[index]
         index += 1
       }
@@ -478,7 +478,10 @@ struct Train: ParsableCommand {
   }
 }
 
-/// Progress kept in checkpoints.
+/// Progress kept in checkpoints, beside the trainer's own files (`Trainer.checkpointFiles`): the
+/// epoch, early stopping's state, the best parameters by name, the last offline mining and the
+/// configuration that a resume must match, in `state.json` (`RunProgress`) and
+/// `best.safetensors`.
 struct RunState {
   var epoch = 0
   var stale = 0
@@ -486,35 +489,32 @@ struct RunState {
   /// The last offline mining: the step it ran at and what it found.
   var mined: (step: Int, lists: HardNeighbors)?
 
+  /// `state.json`: the run's progress, typed.
+  struct RunProgress: Codable {
+    var version = 2
+    var epoch: Int
+    var stale: Int
+    var bestMapAtR: Double
+    var bestEpoch: Int
+    var configuration: [String: String]
+    var offlineMinedAtStep: Int?
+
+    enum CodingKeys: String, CodingKey {
+      case version, epoch, stale, configuration
+      case bestMapAtR = "best_map_at_r", bestEpoch = "best_epoch", offlineMinedAtStep = "offline_mined_at_step"
+    }
+  }
+
   func save<N, L, S, O>(_ folder: String, trainer: Trainer<N, L, S, O>, configuration: [String: String]) throws
   where N.Scalar == Float {
-    var params = trainer.network.namedTensors.map { ("network.\($0.name)", $0.shape, $0.values) }
-    params += trainer.loss.namedTensors.map { ("loss.\($0.name)", $0.shape, $0.values) }
-    var optimizer: [(String, [Int], [Float])] = []
-    let st = trainer.optimizer.state
-    for (name, buffers) in st.buffers {
-      for (slot, b) in buffers.buffers.enumerated() { optimizer.append(("\(name).\(slot)", [b.count], b)) }
+    var files = try trainer.checkpointFiles()
+    // The best parameters so far, by the network's names.
+    let names = trainer.network.namedParameters(prefix: ["network"])
+    var bestTensors: [(name: String, shape: [Int], values: [Float])] = []
+    if best.values.count == names.count {
+      for (p, v) in zip(names, best.values) { bestTensors.append((p.name, p.parameter.shape, v.elements)) }
     }
-    var bestTensors: [(String, [Int], [Float])] = []
-    for (i, v) in best.values.enumerated() { bestTensors.append(("best.\(i)", [v.count], v.elements)) }
-    var stateJSON: [String: Any] = [
-      "version": 1, "epoch": epoch, "step": trainer.step, "stale": stale, "best_map_at_r": best.map, "best_epoch": best.epoch,
-      "step_counts": st.stepCounts, "configuration": configuration,
-    ]
-    var files: [String: Data] = [
-      "parameters.safetensors": Checkpoint.safetensors(params.map { (name: $0.0, shape: $0.1, values: $0.2) }),
-      "optimizer.safetensors": Checkpoint.safetensors(optimizer.map { (name: $0.0, shape: $0.1, values: $0.2) }),
-      "best.safetensors": Checkpoint.safetensors(bestTensors.map { (name: $0.0, shape: $0.1, values: $0.2) }),
-    ]
-    // The cross-batch memory's queue, so that a resumed run compares with the same embeddings.
-    if let m = trainer.memory, m.count > 0 {
-      let held = m.heldEmbeddings
-      files["memory.safetensors"] = Checkpoint.safetensors([
-        (name: "embeddings", shape: [held.rows, held.columns], values: held.elements),
-        (name: "labels", shape: [m.count], values: m.slotLabels[0..<m.count].map { Float($0) }),
-      ])
-      stateJSON["memory_next"] = m.next
-    }
+    files["best.safetensors"] = Checkpoint.safetensors(bestTensors)
     // The last offline mining's lists (indices are exact in Float below 2^24).
     if let mined {
       let k = mined.lists.k
@@ -522,13 +522,13 @@ struct RunState {
         (name: "positives", shape: [mined.lists.positives.count / k, k], values: mined.lists.positives.map { Float($0) }),
         (name: "negatives", shape: [mined.lists.negatives.count / k, k], values: mined.lists.negatives.map { Float($0) }),
       ])
-      stateJSON["offline_mined_at_step"] = mined.step
     }
-    // Random generators that advance while training (seeded miners, Dropout), as hex words:
-    // JSON numbers cannot hold 64 bits exactly.
-    func hex(_ states: [[UInt64]]) -> [[String]] { states.map { $0.map { String($0, radix: 16) } } }
-    stateJSON["random_states"] = ["network": hex(trainer.network.randomStates), "sampler": hex(trainer.sampler.randomStates)]
-    files["state.json"] = try JSONSerialization.data(withJSONObject: stateJSON, options: [.sortedKeys, .prettyPrinted])
+    let progress = RunProgress(
+      epoch: epoch, stale: stale, bestMapAtR: best.map, bestEpoch: best.epoch, configuration: configuration,
+      offlineMinedAtStep: mined?.step)
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    files["state.json"] = try encoder.encode(progress)
     try Checkpoint.save(files, in: folder, step: trainer.step)
   }
 
@@ -537,70 +537,34 @@ struct RunState {
   {
     let (dir, rejected) = try Checkpoint.verifiedLatest(in: folder)
     for r in rejected { warn(r.hasSuffix("loaded unverified") ? "warning: \(r)" : "warning: \(r); using the previous checkpoint \(dir)") }
-    guard let data = FileManager.default.contents(atPath: "\(dir)/state.json"),
-      let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-      let saved = json["configuration"] as? [String: String]
-    else { throw TrainingError("\(dir)/state.json: missing or unreadable") }
-    // Settings added after a checkpoint was written were at their defaults then.
-    let added = ["memory": "none", "offline_mining": "none"]
-    for key in configuration.keys.sorted() where (saved[key] ?? added[key]) != configuration[key] && key != "epochs" {
-      throw ValidationError("--resume: --\(key.replacingOccurrences(of: "_", with: "-")) is '\(configuration[key]!)' but the checkpoint was made with '\(saved[key] ?? added[key] ?? "")'")
+    // The trainer's manifest first: an older checkpoint is refused with what to do instead.
+    _ = try CheckpointManifest.read(dir)
+    guard let data = FileManager.default.contents(atPath: "\(dir)/state.json") else { throw TrainingError("\(dir)/state.json: missing") }
+    let progress: RunProgress
+    do { progress = try JSONDecoder().decode(RunProgress.self, from: data) } catch {
+      throw TrainingError("\(dir)/state.json: unreadable (\(error))")
     }
-    let params = try Checkpoint.readSafetensors("\(dir)/parameters.safetensors")
-    func strip(_ prefix: String) -> [String: (shape: [Int], values: [Float])] {
-      var out: [String: (shape: [Int], values: [Float])] = [:]
-      for (k, v) in params where k.hasPrefix(prefix) { out[String(k.dropFirst(prefix.count))] = v }
-      return out
+    let saved = progress.configuration
+    for key in configuration.keys.sorted() where saved[key] != configuration[key] && key != "epochs" {
+      throw ValidationError("--resume: --\(key.replacingOccurrences(of: "_", with: "-")) is '\(configuration[key]!)' but the checkpoint was made with '\(saved[key] ?? "")'")
     }
-    try trainer.network.load(strip("network."), from: "\(dir)/parameters.safetensors")
-    try trainer.loss.load(strip("loss."), from: "\(dir)/parameters.safetensors")
-    let opt = try Checkpoint.readSafetensors("\(dir)/optimizer.safetensors")
-    var st = OptimizerState<Float>(stepCounts: json["step_counts"] as? [Int] ?? [])
-    for (key, value) in opt {
-      let parts = key.split(separator: ".")
-      guard parts.count == 2, let slot = Int(parts[1]) else { continue }
-      var b = st.buffers[String(parts[0])] ?? SlotBuffers()
-      while b.buffers.count <= slot { b.buffers.append([]) }
-      b.buffers[slot] = value.values
-      st.buffers[String(parts[0])] = b
-    }
-    trainer.optimizer.state = st
-    trainer.step = json["step"] as? Int ?? 0
-    if let random = json["random_states"] as? [String: [[String]]] {
-      func words(_ key: String) throws -> [[UInt64]] {
-        try (random[key] ?? []).map { state in
-          try state.map { guard let v = UInt64($0, radix: 16) else { throw TrainingError("\(dir)/state.json: random state '\($0)' is not a hex word") }; return v }
-        }
-      }
-      guard trainer.network.restoreRandomStates(try words("network")), trainer.sampler.restoreRandomStates(try words("sampler")) else {
-        throw TrainingError("\(dir)/state.json: the saved random generators do not fit this network and miner")
-      }
-    } else if !trainer.network.randomStates.isEmpty || !trainer.sampler.randomStates.isEmpty {
-      warn("warning: \(dir) has no random generator states (an older checkpoint): the miner's or Dropout's draws restart from their seeds")
-    }
+    try trainer.restore(fromCheckpoint: dir)
     var s = RunState()
-    s.epoch = json["epoch"] as? Int ?? 0
-    s.stale = json["stale"] as? Int ?? 0
-    let bestTensors = try Checkpoint.readSafetensors("\(dir)/best.safetensors")
-    let shapes = trainer.network.parameters.map { ($0.value.rows, $0.value.columns) }
+    s.epoch = progress.epoch
+    s.stale = progress.stale
+    let bestPath = "\(dir)/best.safetensors"
+    let bestTensors = try Checkpoint.readSafetensors(bestPath)
     var values: [Matrix<Float>] = []
-    for (i, shape) in shapes.enumerated() {
-      if let t = bestTensors["best.\(i)"] { values.append(Matrix(rows: shape.0, columns: shape.1, elements: t.values)) }
-    }
-    s.best = (json["best_map_at_r"] as? Double ?? -1, json["best_epoch"] as? Int ?? 0, values.count == shapes.count ? values : [])
-    if trainer.memory != nil, let next = json["memory_next"] as? Int {
-      let path = "\(dir)/memory.safetensors"
-      let t = try Checkpoint.readSafetensors(path)
-      guard let e = t["embeddings"], e.shape.count == 2, e.shape[1] == trainer.network.embeddingDimension,
-        let l = t["labels"], l.values.count == e.shape[0], l.values.allSatisfy({ $0.isFinite && $0 == $0.rounded() && abs($0) <= 16_777_216 })
-      else {
-        throw TrainingError("\(path): the cross-batch memory's embeddings and labels are missing, malformed or of another dimension")
+    if !bestTensors.isEmpty {
+      for p in trainer.network.namedParameters(prefix: ["network"]) {
+        guard let t = bestTensors[p.name], t.shape == p.parameter.shape else {
+          throw TrainingError("\(bestPath): no tensor \(p.name) of shape \(p.parameter.shape)")
+        }
+        values.append(Matrix(rows: p.parameter.value.rows, columns: p.parameter.value.columns, elements: t.values))
       }
-      do {
-        try trainer.memory!.restore(embeddings: Matrix(rows: e.shape[0], columns: e.shape[1], elements: e.values), labels: l.values.map { Int($0) }, next: next)
-      } catch { throw TrainingError("\(path): \(error)") }
     }
-    if let step = json["offline_mined_at_step"] as? Int {
+    s.best = (progress.bestMapAtR, progress.bestEpoch, values)
+    if let step = progress.offlineMinedAtStep {
       let path = "\(dir)/offline.safetensors"
       let t = try Checkpoint.readSafetensors(path)
       func indices(_ v: [Float]) -> Bool { v.allSatisfy { $0.isFinite && $0 == $0.rounded() && $0 >= -1 && $0 < 16_777_216 } }

@@ -29,14 +29,31 @@ public protocol Layer<Scalar>: ParameterContainer {
   /// True when the layer is currently the identity (a switched-off `Optionally`): a `Chain`
   /// then skips it instead of copying the activations and their gradient through it.
   var isIdentity: Bool { get }
+
+  /// How many positions the layer takes in the numbering of an enclosing sequence: 1, or for a
+  /// `Chain`, the sum of its parts', so that nested chains number their layers as one flat
+  /// sequence (as `torch.nn.Sequential` does).
+  static var sequenceLength: Int { get }
+
+  /// Visits the parameters as element `index` of an enclosing sequence: inside the scope
+  /// `"index"`. A `Chain` numbers its own parts from `index` instead.
+  mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V, asElement index: Int) where V.Scalar == Scalar
 }
 
 extension Layer {
   /// False: a layer computes something unless it says otherwise.
   @inlinable public var isIdentity: Bool { false }
 
-  /// Visits nothing: the default for layers without parameters.
-  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {}
+  /// One position: a layer is one element of a sequence unless it is a sequence itself.
+  @inlinable public static var sequenceLength: Int { 1 }
+
+  /// Visits the parameters inside the scope `"index"`.
+  @inlinable
+  public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V, asElement index: Int) where V.Scalar == Scalar {
+    visitor.enterScope(String(index))
+    visitParameters(&visitor)
+    visitor.leaveScope()
+  }
 
   /// The output for `input`, in a new matrix (inference mode unless told otherwise).
   public mutating func callAsFunction(_ input: Matrix<Scalar>, mode: ForwardMode = .inference)
@@ -117,10 +134,10 @@ public struct Network<Body: Layer>: EmbeddingNetwork {
       inputGradient: &inputGradient, propagate: false)
   }
 
-  /// Visits the body's parameters.
+  /// Visits the body's parameters, named as the body names them (no scope of its own).
   @inlinable
-  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
-    body.visitParameters(visit)
+  public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
+    body.visitParameters(&visitor)
   }
 
   /// Visits the body's random generators.

@@ -57,8 +57,6 @@ extension PairwiseLoss {
   ) {}
   /// Does nothing by default.
   public mutating func updateReferences() {}
-  /// Visits nothing by default (no parameters).
-  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {}
 }
 
 /// Anything that turns a batch of embeddings and labels into a loss value and `∂loss/∂embeddings`:
@@ -196,10 +194,10 @@ public struct LossEvaluator<Loss: PairwiseLoss>: EmbeddingLoss {
     return value
   }
 
-  /// Visits the loss's parameters.
+  /// Visits the loss's parameters, named as the loss names them.
   @inlinable
-  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
-    loss.visitParameters(visit)
+  public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
+    loss.visitParameters(&visitor)
   }
 
   /// Calls the loss's `updateReferences()`.
@@ -252,11 +250,11 @@ where A.Scalar == B.Scalar {
   /// True when both parts accept a cross-batch memory.
   @inlinable public var acceptsMemory: Bool { first.acceptsMemory && second.acceptsMemory }
 
-  /// Visits `first`'s parameters, then `second`'s.
+  /// Visits `first`'s parameters in the scope `0`, then `second`'s in the scope `1`.
   @inlinable
-  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
-    first.visitParameters(visit)
-    second.visitParameters(visit)
+  public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
+    visitor.scope("0") { first.visitParameters(&$0) }
+    visitor.scope("1") { second.visitParameters(&$0) }
   }
 
   /// Updates `first`'s references, then `second`'s.
@@ -267,6 +265,63 @@ where A.Scalar == B.Scalar {
   }
 }
 
+/// A weighted sum of any number of type-erased losses, as PML's `MultipleLosses`: the command
+/// line's repeated `--loss`. With more than one part, part `k`'s parameters are in the scope
+/// `"k"` (`loss.0.class_weights`, `loss.1.centers`); a single part keeps its own names.
+public struct MultipleLosses<Scalar: DMLScalar>: EmbeddingLoss {
+  /// The parts.
+  public var parts: [AnyEmbeddingLoss<Scalar>]
+  /// The weight of each part.
+  public var weights: [Scalar]
+  /// `∂loss/∂embeddings` of the last evaluation: the parts' gradients, weighted and summed.
+  public var embeddingGradient = Matrix<Scalar>()
+
+  /// `Σ weights[k] · parts[k]`; there must be one weight per part, and at least one part.
+  public init(_ parts: [AnyEmbeddingLoss<Scalar>], weights: [Scalar]) {
+    precondition(!parts.isEmpty && parts.count == weights.count, "MultipleLosses: one weight per part, at least one part")
+    self.parts = parts
+    self.weights = weights
+  }
+
+  /// Evaluates every part on the same batch, memory and tuples; the value's terms are the first
+  /// part's weighted total (`first`) and the rest's (`second`), and its total their sum.
+  public mutating func evaluate(
+    _ embeddings: Matrix<Scalar>, labels: [Int], memory: CrossBatchMemory<Scalar>?, tuples: Tuples?
+  ) -> LossValue<Scalar> {
+    embeddingGradient.resize(rows: embeddings.rows, columns: embeddings.columns, zeroed: true)
+    var first: LossTerm<Scalar>?, rest: LossTerm<Scalar>?
+    var total: Scalar = 0
+    for k in parts.indices {
+      let v = parts[k].evaluate(embeddings, labels: labels, memory: memory, tuples: tuples).scaled(by: weights[k])
+      embeddingGradient.add(parts[k].embeddingGradient, scaledBy: weights[k])
+      if k == 0 {
+        first = LossTerm(name: "first", value: v.total, count: v.first.count, nonZero: v.first.nonZero)
+        total = v.total
+      } else {
+        total += v.total
+        rest = LossTerm(name: "second", value: (rest?.value ?? 0) + v.total, count: (rest?.count ?? 0) + v.first.count, nonZero: (rest?.nonZero ?? 0) + v.first.nonZero)
+      }
+    }
+    var value = LossValue(first!, rest)
+    value.total = total
+    return value
+  }
+
+  /// True when every part accepts a cross-batch memory.
+  public var acceptsMemory: Bool { parts.allSatisfy(\.acceptsMemory) }
+
+  /// Visits each part's parameters, in the scope of its index when there are several parts.
+  public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
+    if parts.count == 1 { return parts[0].visitParameters(&visitor) }
+    for k in parts.indices { visitor.scope(String(k)) { parts[k].visitParameters(&$0) } }
+  }
+
+  /// Updates each part's references, in order.
+  public mutating func updateReferences() {
+    for k in parts.indices { parts[k].updateReferences() }
+  }
+}
+
 /// A loss whose concrete type is erased, for components chosen at run time (the registry, the
 /// command line). The closures are created where the concrete type is known, so the work they do
 /// is specialised there; a call through the wrapper costs one indirect call per step, where an
@@ -274,7 +329,7 @@ where A.Scalar == B.Scalar {
 public struct AnyEmbeddingLoss<Scalar: DMLScalar>: EmbeddingLoss {
   @usableFromInline let _evaluate: (Matrix<Scalar>, [Int], CrossBatchMemory<Scalar>?, Tuples?) -> LossValue<Scalar>
   @usableFromInline let _gradient: () -> Matrix<Scalar>
-  @usableFromInline let _visit: (_ visit: (inout Parameter<Scalar>) -> Void) -> Void
+  @usableFromInline let _visit: (inout ForwardingVisitor<Scalar>) -> Void
   @usableFromInline let _update: () -> Void
   /// Whether the wrapped loss accepts a cross-batch memory.
   public let acceptsMemory: Bool
@@ -286,7 +341,7 @@ public struct AnyEmbeddingLoss<Scalar: DMLScalar>: EmbeddingLoss {
     _evaluate = { box.value.evaluate($0, labels: $1, memory: $2, tuples: $3) }
     acceptsMemory = loss.acceptsMemory
     _gradient = { box.value.embeddingGradient }
-    _visit = { visit in box.value.visitParameters(visit) }
+    _visit = { box.value.visitParameters(&$0) }
     _update = { box.value.updateReferences() }
   }
 
@@ -299,8 +354,11 @@ public struct AnyEmbeddingLoss<Scalar: DMLScalar>: EmbeddingLoss {
   }
   /// The wrapped loss's `∂loss/∂embeddings` of its last evaluation.
   @inlinable public var embeddingGradient: Matrix<Scalar> { _gradient() }
-  /// Visits the wrapped loss's parameters.
-  @inlinable public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) { _visit(visit) }
+  /// Visits the wrapped loss's parameters, through one forwarding visitor.
+  @inlinable
+  public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
+    ForwardingVisitor.forwarding(to: &visitor) { _visit(&$0) }
+  }
   /// Applies the wrapped loss's reference updates.
   @inlinable public mutating func updateReferences() { _update() }
 }

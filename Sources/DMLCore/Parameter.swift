@@ -75,33 +75,141 @@ extension RandomSourceContainer {
   }
 }
 
-/// Anything that owns parameters: layers, networks, losses with proxies or class weights.
+/// Walks the learned tensors of a component tree, with the path of scopes that leads to each.
+///
+/// A parameter's full name is the scopes entered so far, then its own `name`, joined by dots:
+/// `network.0.1.weight`, `loss.class_weights`. These are the keys of checkpoints and of the
+/// optimizer's state, in the manner of PyTorch's `state_dict`. Containers enter a scope for each
+/// child that has one (a layer's position in a sequence, a loss's position in a sum) with
+/// `scope(_:_:)`, and call `visit` on each tensor they hold.
+public protocol ParameterVisitor<Scalar> {
+  /// The element type of the parameters.
+  associatedtype Scalar: DMLScalar
+  /// Enters the child scope `name` (one path component, without dots).
+  mutating func enterScope(_ name: String)
+  /// Leaves the scope entered last.
+  mutating func leaveScope()
+  /// Visits one learned tensor of the current scope.
+  mutating func visit(_ parameter: inout Parameter<Scalar>)
+}
+
+extension ParameterVisitor {
+  /// Runs `body` inside the child scope `name`.
+  @inlinable
+  public mutating func scope(_ name: String, _ body: (inout Self) -> Void) {
+    enterScope(name)
+    body(&self)
+    leaveScope()
+  }
+}
+
+/// A visitor that keeps the current path and hands each parameter with its full name to a
+/// closure. It builds a string per parameter: for checkpoints, tests and tools, not for the
+/// training step.
+public struct NamingVisitor<Scalar: DMLScalar>: ParameterVisitor {
+  /// The scopes entered so far, outermost first.
+  public private(set) var scopes: [String]
+  @usableFromInline let body: (String, inout Parameter<Scalar>) -> Void
+
+  /// A visitor that starts in the scopes `prefix` and calls `body` with each full name.
+  public init(prefix: [String] = [], _ body: @escaping (String, inout Parameter<Scalar>) -> Void) {
+    scopes = prefix
+    self.body = body
+  }
+
+  /// The full name of a parameter called `name` in the current scope.
+  public func fullName(_ name: String) -> String { (scopes + [name]).joined(separator: ".") }
+  public mutating func enterScope(_ name: String) { scopes.append(name) }
+  public mutating func leaveScope() { scopes.removeLast() }
+  public mutating func visit(_ parameter: inout Parameter<Scalar>) { body(fullName(parameter.name), &parameter) }
+}
+
+/// Forwards a visit to another visitor through closures, for type-erased components
+/// (`AnyEmbeddingLoss`), which cannot take a generic visitor through a stored closure.
+public struct ForwardingVisitor<Scalar: DMLScalar>: ParameterVisitor {
+  @usableFromInline let enter: (String) -> Void
+  @usableFromInline let leave: () -> Void
+  @usableFromInline let visitBody: (inout Parameter<Scalar>) -> Void
+
+  @usableFromInline
+  init(enter: @escaping (String) -> Void, leave: @escaping () -> Void, visitBody: @escaping (inout Parameter<Scalar>) -> Void) {
+    self.enter = enter
+    self.leave = leave
+    self.visitBody = visitBody
+  }
+
+  /// Runs `body` with a visitor that forwards every call to `visitor`.
+  @inlinable
+  public static func forwarding<V: ParameterVisitor>(
+    to visitor: inout V, _ body: (inout ForwardingVisitor) -> Void
+  ) where V.Scalar == Scalar {
+    withoutActuallyEscaping({ (name: String) in visitor.enterScope(name) }) { enter in
+      withoutActuallyEscaping({ () in visitor.leaveScope() }) { leave in
+        withoutActuallyEscaping({ (p: inout Parameter<Scalar>) in visitor.visit(&p) }) { visit in
+          var forwarding = ForwardingVisitor(enter: enter, leave: leave, visitBody: visit)
+          body(&forwarding)
+        }
+      }
+    }
+  }
+
+  @inlinable public mutating func enterScope(_ name: String) { enter(name) }
+  @inlinable public mutating func leaveScope() { leave() }
+  @inlinable public mutating func visit(_ parameter: inout Parameter<Scalar>) { visitBody(&parameter) }
+}
+
+/// Anything that owns learned state: layers, networks, losses with proxies, class weights or
+/// centers.
+///
+/// `visitParameters` has no default: a component that holds a learned tensor declares it, and a
+/// component without one says so by conforming to `ParameterFree`. Every tensor that training
+/// changes is a parameter, including those the optimizer does not step (`trainable == false`:
+/// BatchNorm's running statistics, center loss's centers), so that checkpoints hold all of them.
 public protocol ParameterContainer<Scalar>: RandomSourceContainer {
   /// The element type of the parameters: `Float` for training, `Double` for exact tests.
   associatedtype Scalar: DMLScalar
-  /// Calls `visit` on every parameter, always in the same order.
-  mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void)
+  /// Calls `visitor.visit` on every learned tensor, always in the same order, inside the scopes
+  /// that name the children that hold them.
+  mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar
+}
+
+/// A component that holds no learned state, said explicitly: its `visitParameters` visits nothing.
+public protocol ParameterFree: ParameterContainer {}
+
+extension ParameterFree {
+  /// Visits nothing: the component declares that it holds no learned state.
+  @inlinable
+  public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {}
 }
 
 extension ParameterContainer {
+  /// Calls `body` on every parameter with its full name (under the scopes `prefix`), in visiting
+  /// order.
+  public mutating func forEachParameter(prefix: [String] = [], _ body: (String, inout Parameter<Scalar>) -> Void) {
+    withoutActuallyEscaping(body) { body in
+      var visitor = NamingVisitor(prefix: prefix, body)
+      visitParameters(&visitor)
+    }
+  }
+
   /// The number of learned scalars.
   public var parameterCount: Int {
-    var copy = self
-    var n = 0
-    copy.visitParameters { n += $0.count }
-    return n
+    parameters.reduce(0) { $0 + $1.count }
   }
 
   /// A copy of every parameter, in visiting order.
-  public var parameters: [Parameter<Scalar>] {
+  public var parameters: [Parameter<Scalar>] { namedParameters().map(\.parameter) }
+
+  /// A copy of every parameter with its full name (under the scopes `prefix`), in visiting order.
+  public func namedParameters(prefix: [String] = []) -> [(name: String, parameter: Parameter<Scalar>)] {
     var copy = self
-    var list: [Parameter<Scalar>] = []
-    copy.visitParameters { list.append($0) }
+    var list: [(name: String, parameter: Parameter<Scalar>)] = []
+    copy.forEachParameter(prefix: prefix) { list.append(($0, $1)) }
     return list
   }
 
   /// Moves every parameter into `group` (for an optimizer parameter group).
   public mutating func assignParameterGroup(_ group: Int) {
-    visitParameters { $0.group = group }
+    forEachParameter { $1.group = group }
   }
 }

@@ -235,10 +235,17 @@ public struct LossFactory: Sendable {
   /// The entry for `L`. Called with a concrete `L` (as each loss module does), the loss's work is
   /// specialised there.
   @inlinable
-  public init<L: RegisteredLoss>(_: L.Type) where L.Scalar == Float {
+  public init<L: RegisteredLoss & SendableMetatype>(_: L.Type) where L.Scalar == Float {
     self.init(
       name: L.registryName, summary: L.summary, hyperparameters: L.hyperparameters, usesTuples: L.usesTuples,
-      build: { AnyEmbeddingLoss(LossEvaluator(try L($0, context: $1))) })
+      build: { try Self.build(L.self, $0, $1) })
+  }
+
+  /// Builds an `L` from its values, wrapped where its type is concrete.
+  @inlinable
+  static func build<L: RegisteredLoss>(_: L.Type, _ values: HyperparameterValues, _ context: LossContext) throws -> AnyEmbeddingLoss<Float>
+  where L.Scalar == Float {
+    AnyEmbeddingLoss(LossEvaluator(try L(values, context: context)))
   }
 }
 

@@ -2,7 +2,7 @@
 /// forward pass's input (and output) from the caller.
 
 /// The rectifier, `max(x, 0)`. Its derivative at 0 is taken as 0, as in PyTorch.
-public struct ReLU<Scalar: DMLScalar>: Layer {
+public struct ReLU<Scalar: DMLScalar>: Layer, ParameterFree {
   /// A ReLU layer. It has no parameters.
   public init() {}
   public func outputFeatures(forInput n: Int) -> Int { n }
@@ -46,7 +46,7 @@ public struct ReLU<Scalar: DMLScalar>: Layer {
 }
 
 /// The leaky rectifier, `x` for `x > 0` and `slope * x` otherwise.
-public struct LeakyReLU<Scalar: DMLScalar>: Layer {
+public struct LeakyReLU<Scalar: DMLScalar>: Layer, ParameterFree {
   /// The slope for negative inputs (PyTorch's default 0.01).
   public var slope: Scalar
 
@@ -87,7 +87,7 @@ public struct LeakyReLU<Scalar: DMLScalar>: Layer {
 
 /// The Gaussian error linear unit, exact form: `x Φ(x) = x (1 + erf(x / √2)) / 2`
 /// (PyTorch's default `approximate="none"`).
-public struct GELU<Scalar: DMLScalar>: Layer {
+public struct GELU<Scalar: DMLScalar>: Layer, ParameterFree {
   /// A GELU layer (exact form). It has no parameters.
   public init() {}
   public func outputFeatures(forInput n: Int) -> Int { n }

@@ -182,10 +182,10 @@ public struct BatchNorm<Scalar: DMLScalar>: Layer {
   }
 
   @inlinable
-  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
-    visit(&scale)
-    visit(&shift)
-    visit(&runningMeanParameter)
-    visit(&runningVarianceParameter)
+  public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
+    visitor.visit(&scale)
+    visitor.visit(&shift)
+    visitor.visit(&runningMeanParameter)
+    visitor.visit(&runningVarianceParameter)
   }
 }

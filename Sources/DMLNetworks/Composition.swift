@@ -63,10 +63,20 @@ public struct Chain<First: Layer, Second: Layer>: Layer where First.Scalar == Se
     }
   }
 
+  /// The parts' positions, added: nested chains form one flat sequence.
+  @inlinable public static var sequenceLength: Int { First.sequenceLength + Second.sequenceLength }
+
+  /// Visits the parts as elements `0, 1, …` of one flat sequence: `0.weight`, `1.running_mean`.
   @inlinable
-  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
-    first.visitParameters(visit)
-    second.visitParameters(visit)
+  public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
+    visitParameters(&visitor, asElement: 0)
+  }
+
+  /// Numbers the parts from `index` on, in the enclosing sequence's scope.
+  @inlinable
+  public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V, asElement index: Int) where V.Scalar == Scalar {
+    first.visitParameters(&visitor, asElement: index)
+    second.visitParameters(&visitor, asElement: index + First.sequenceLength)
   }
 
   public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) {
@@ -146,9 +156,10 @@ public struct Stack<Element: Layer>: Layer {
     }
   }
 
+  /// Visits each layer in the scope of its index: `0.…`, `1.…`.
   @inlinable
-  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
-    for i in layers.indices { layers[i].visitParameters(visit) }
+  public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
+    for i in layers.indices { layers[i].visitParameters(&visitor, asElement: i) }
   }
 
   public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) {
@@ -204,9 +215,11 @@ public struct Optionally<Wrapped: Layer>: Layer {
     }
   }
 
+  /// Visits the wrapped layer's parameters when enabled, under the names it gives them (no scope
+  /// of its own, so switching it changes no other parameter's name).
   @inlinable
-  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
-    if isEnabled { wrapped.visitParameters(visit) }
+  public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
+    if isEnabled { wrapped.visitParameters(&visitor) }
   }
 
   public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) {
@@ -231,7 +244,7 @@ public func sequential<L: Layer>(@Sequential _ body: () -> L) -> L { body() }
 
 /// Turns image rows into feature rows. Batches are already one row per image (NHWC), so this
 /// copies; it exists so that networks read like their PyTorch counterparts.
-public struct Flatten<Scalar: DMLScalar>: Layer {
+public struct Flatten<Scalar: DMLScalar>: Layer, ParameterFree {
   /// A flatten layer. It has no parameters.
   public init() {}
   public func outputFeatures(forInput n: Int) -> Int { n }

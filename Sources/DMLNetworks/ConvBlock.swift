@@ -128,8 +128,8 @@ public struct ConvBlock<Scalar: DMLScalar>: Layer {
   }
 
   @inlinable
-  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
-    layers.visitParameters(visit)
+  public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
+    layers.visitParameters(&visitor)
   }
 
   public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) {

@@ -2,7 +2,7 @@
 /// and the rest are scaled by `1 / (1 − p)`; in inference mode it is the identity.
 ///
 /// The mask comes from the layer's own seeded generator, so runs are reproducible.
-public struct Dropout<Scalar: DMLScalar>: Layer {
+public struct Dropout<Scalar: DMLScalar>: Layer, ParameterFree {
   /// The probability of zeroing a value.
   public let probability: Double
   /// The generator for the masks.

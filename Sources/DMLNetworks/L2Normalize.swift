@@ -1,6 +1,6 @@
 /// Scales each row to unit Euclidean length, `y = x / max(‖x‖, ε)`, as PyTorch's
 /// `F.normalize` does (ε = 1e-12). A zero row stays zero and its gradient stays finite.
-public struct L2Normalize<Scalar: DMLScalar>: Layer {
+public struct L2Normalize<Scalar: DMLScalar>: Layer, ParameterFree {
   /// The smallest norm divided by.
   public var epsilon: Scalar
   @usableFromInline var norms: [Scalar] = []

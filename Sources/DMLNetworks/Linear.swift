@@ -119,8 +119,8 @@ public struct Linear<Scalar: DMLScalar>: Layer {
   }
 
   @inlinable
-  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
-    visit(&weight)
-    visit(&bias)
+  public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
+    visitor.visit(&weight)
+    visitor.visit(&bias)
   }
 }

@@ -1,6 +1,6 @@
 /// Max pooling over square windows of NHWC images (PyTorch's `MaxPool2d`, no padding). The
 /// gradient goes to the first maximum of each window.
-public struct MaxPool2D<Scalar: DMLScalar>: Layer {
+public struct MaxPool2D<Scalar: DMLScalar>: Layer, ParameterFree {
   /// The shape of one input image.
   public let inputShape: ImageShape
   /// Window size and stride (the stride defaults to the window size).
@@ -106,7 +106,7 @@ public struct MaxPool2D<Scalar: DMLScalar>: Layer {
 }
 
 /// Average pooling over square windows of NHWC images (PyTorch's `AvgPool2d`, no padding).
-public struct AvgPool2D<Scalar: DMLScalar>: Layer {
+public struct AvgPool2D<Scalar: DMLScalar>: Layer, ParameterFree {
   /// The shape of one input image.
   public let inputShape: ImageShape
   /// Window size and stride (the stride defaults to the window size).
@@ -188,7 +188,7 @@ public struct AvgPool2D<Scalar: DMLScalar>: Layer {
 }
 
 /// Global average pooling: the mean of each channel over all pixels, `H×W×C → C`.
-public struct GlobalAvgPool<Scalar: DMLScalar>: Layer {
+public struct GlobalAvgPool<Scalar: DMLScalar>: Layer, ParameterFree {
   /// The shape of one input image.
   public let inputShape: ImageShape
 

@@ -88,7 +88,7 @@ public enum GradientCheck {
         func perturbed(_ delta: Double) -> Double {
           var l = layer
           var index = 0
-          l.visitParameters { q in
+          l.forEachParameter { _, q in
             if index == p {
               q.value.withUnsafeMutableBufferPointer { $0[e] += delta }
             }
@@ -134,7 +134,7 @@ public enum GradientCheck {
       func objective(_ t: Double) -> Double {
         var net = network
         var index = 0
-        net.visitParameters { q in
+        net.forEachParameter { _, q in
           q.value.add(direction[index], scaledBy: t)
           index += 1
         }

@@ -77,7 +77,7 @@ public enum LossConformance {
         func shifted(_ delta: Double) -> Double {
           var l = double
           var index = 0
-          l.visitParameters { q in
+          l.forEachParameter { _, q in
             if index == p { q.value.withUnsafeMutableBufferPointer { $0[k] += delta } }
             index += 1
           }
@@ -147,7 +147,7 @@ public enum LossConformance {
     var f = float
     let doubleReferences = double.parameters.map(\.value)
     var index = 0
-    f.visitParameters { q in
+    f.forEachParameter { _, q in
       if index < doubleReferences.count { q.value = doubleReferences[index].converted() }
       index += 1
     }

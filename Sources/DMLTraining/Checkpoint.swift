@@ -1,9 +1,10 @@
 import CZlib
 import Foundation
 
-/// Checkpoints: a directory holding `parameters.safetensors` (every learned tensor, readable by
-/// Python's `safetensors`), `optimizer.safetensors` (the optimizer's per-slot state) and
-/// `state.json` (configuration, progress, history).
+/// Checkpoints: a directory holding `parameters.safetensors` (every learned tensor by name,
+/// readable by Python's `safetensors`), `optimizer.safetensors` (the optimizer's state by
+/// parameter name), `checkpoint.json` (the typed manifest, `CheckpointManifest`) and whatever the
+/// run adds (the command line's `state.json`: configuration, progress, history).
 ///
 /// Each checkpoint is written in full into a fresh directory `step-NNNNNNNN`, its files fsynced;
 /// then a symbolic link `latest` is replaced atomically (`rename`) to point at it, and older ones
@@ -144,25 +145,38 @@ public enum Checkpoint {
 }
 
 extension ParameterContainer where Scalar == Float {
-  /// Every parameter as a named tensor (`p<index>.<name>`), for safetensors.
-  public var namedTensors: [(name: String, shape: [Int], values: [Float])] {
-    parameters.enumerated().map { ("p\($0.offset).\($0.element.name)", $0.element.shape, $0.element.value.elements) }
+  /// Every parameter as a named tensor, under the scope `prefix` (`network` gives
+  /// `network.0.weight`), for safetensors.
+  public func namedTensors(prefix: String) -> [(name: String, shape: [Int], values: [Float])] {
+    namedParameters(prefix: [prefix]).map { ($0.name, $0.parameter.shape, $0.parameter.value.elements) }
   }
 
-  /// Loads parameters written by `namedTensors`, checking every name and shape.
-  public mutating func load(_ tensors: [String: (shape: [Int], values: [Float])], from path: String) throws {
-    var index = 0
+  /// Loads every parameter from `tensors` by its full name under the scope `prefix`, checking each
+  /// name and shape; tensors under `prefix` that no parameter has are refused too. Errors name
+  /// `path`, the parameter, the shape it needs and the shape found.
+  public mutating func load(
+    _ tensors: [String: (shape: [Int], values: [Float])], prefix: String, from path: String
+  ) throws {
     var failure: String?
-    visitParameters { p in
-      let key = "p\(index).\(p.name)"
-      index += 1
+    var used = Set<String>()
+    forEachParameter(prefix: [prefix]) { name, p in
       guard failure == nil else { return }
-      guard let t = tensors[key] else { failure = "\(path): no tensor \(key)"; return }
-      guard t.shape == p.shape else { failure = "\(path): \(key) has shape \(t.shape), the model needs \(p.shape)"; return }
+      guard let t = tensors[name] else {
+        failure = "\(path): no tensor \(name) (the model's \(name) has shape \(p.shape))"
+        return
+      }
+      guard t.shape == p.shape, t.values.count == p.count else {
+        failure = "\(path): \(name) has shape \(t.shape), the model needs \(p.shape)"
+        return
+      }
+      used.insert(name)
       p.value = Matrix(rows: p.value.rows, columns: p.value.columns, elements: t.values)
     }
     if let failure { throw TrainingError(failure) }
-    if tensors.count < index { throw TrainingError("\(path): \(tensors.count) tensors for \(index) parameters") }
+    let extra = tensors.keys.filter { $0.hasPrefix(prefix + ".") && !used.contains($0) }.sorted()
+    if !extra.isEmpty {
+      throw TrainingError("\(path): \(extra.joined(separator: ", ")) \(extra.count == 1 ? "is" : "are") not parameters of this model")
+    }
   }
 }
 

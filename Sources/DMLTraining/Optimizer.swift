@@ -16,20 +16,21 @@ public struct ParameterGroup: Sendable, Equatable, Codable {
 
 /// Updates parameters from their gradients.
 ///
-/// An optimizer keeps its state (momenta) per parameter *slot*: the position of the parameter in
-/// the visiting order of one `step`. Several containers (a network and a loss with proxies) are
-/// stepped together so that their slots never collide:
+/// An optimizer is a `ParameterVisitor`: it visits the containers it steps, and keeps its state
+/// (momenta, step counts) per parameter *name*, the full path of scopes that leads to it
+/// (`network.0.weight`, `loss.proxies`), as PyTorch's `state_dict` keys it. Several containers (a
+/// network and a loss with proxies) are stepped together, each in a scope of its own:
 /// ```swift
-/// optimizer.step { visit in
-///   network.visitParameters(visit)
-///   loss.visitParameters(visit)
-/// }
+/// optimizer.scope("network") { network.visitParameters(&$0) }
+/// optimizer.scope("loss") { loss.visitParameters(&$0) }
 /// ```
+/// Internally each name is given a slot, a position in the state buffers, on its first update;
+/// the lookup hashes the current path without building a string, so a step allocates nothing once
+/// every name has its slot. Non-trainable parameters are skipped.
+///
 /// The effective learning rate of a parameter is its group's rate (or `learningRate`) times
 /// `learningRateScale`, which a schedule sets every step.
-public protocol Optimizer<Scalar> {
-  /// The element type of the parameters it updates.
-  associatedtype Scalar: DMLScalar
+public protocol Optimizer<Scalar>: ParameterVisitor {
   /// The base learning rate of the default group.
   var learningRate: Double { get set }
   /// The schedule's factor, applied to every group's rate.
@@ -38,13 +39,54 @@ public protocol Optimizer<Scalar> {
   var groups: [ParameterGroup] { get set }
   /// Updates one parameter, whose state lives in `slot`.
   mutating func update(_ parameter: inout Parameter<Scalar>, slot: Int)
-  /// The per-slot state (momenta, step counts), for checkpoints.
-  var state: OptimizerState<Scalar> { get set }
+  /// The slot of each parameter name, and the path being visited.
+  var slots: ParameterSlots { get set }
+  /// The per-slot buffers (momenta) by buffer name, and the per-slot step counts.
+  var slotState: SlotState<Scalar> { get set }
 }
 
-/// An optimizer's state: named per-slot buffers and per-slot step counts.
-public struct OptimizerState<Scalar: DMLScalar>: Sendable, Equatable {
-  /// Per-slot buffers by name (`velocity` for SGD; `m` and `v` for Adam).
+/// The names of an optimizer's slots, and the scopes of the visit in progress.
+public struct ParameterSlots: Sendable, Equatable {
+  /// The scopes entered so far in the current visit, outermost first.
+  public var path: [String] = []
+  /// The slot of each full name, as its path components.
+  @usableFromInline var index: [[String]: Int] = [:]
+  /// The full name of each slot, by slot.
+  public private(set) var names: [String] = []
+
+  /// No slots yet.
+  public init() {}
+
+  /// The slot of the parameter `name` in the current path, given a new one on first use.
+  @inlinable
+  public mutating func slot(for name: String) -> Int {
+    path.append(name)
+    defer { path.removeLast() }
+    if let slot = index[path] { return slot }
+    // A copy with its own buffer, so that the path's buffer stays uniquely owned.
+    return add(path.map { $0 })
+  }
+
+  /// Gives `components` the next slot.
+  @usableFromInline
+  mutating func add(_ components: [String]) -> Int {
+    let slot = names.count
+    index[components] = slot
+    names.append(components.joined(separator: "."))
+    return slot
+  }
+
+  /// Slots for `names`, in that order, replacing every slot (the path is kept).
+  public mutating func reset(to names: [String]) {
+    index = [:]
+    self.names = []
+    for name in names { _ = add(name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)) }
+  }
+}
+
+/// An optimizer's per-slot state: named per-slot buffers and per-slot step counts.
+public struct SlotState<Scalar: DMLScalar>: Sendable, Equatable {
+  /// Per-slot buffers by buffer name (`velocity` for SGD; `m` and `v` for Adam).
   public var buffers: [String: SlotBuffers<Scalar>]
   /// Updates taken per slot (empty for optimizers that do not count them).
   public var stepCounts: [Int]
@@ -56,23 +98,73 @@ public struct OptimizerState<Scalar: DMLScalar>: Sendable, Equatable {
   }
 }
 
-extension Optimizer {
-  /// Updates every parameter that `visitAll` visits, numbering slots in visiting order.
-  @inlinable
-  public mutating func step(
-    _ visitAll: (_ visit: (inout Parameter<Scalar>) -> Void) -> Void
-  ) {
-    var slot = 0
-    visitAll { parameter in
-      if parameter.trainable { self.update(&parameter, slot: slot) }
-      slot += 1
-    }
+/// An optimizer's state keyed by parameter name, for checkpoints: what PyTorch's optimizer
+/// `state_dict` holds, with names instead of positions.
+public struct OptimizerState<Scalar: DMLScalar>: Sendable, Equatable {
+  /// Buffers by buffer name (`velocity`; `m`, `v`), then by parameter name.
+  public var buffers: [String: [String: [Scalar]]]
+  /// Updates taken, by parameter name (empty for optimizers that do not count them).
+  public var stepCounts: [String: Int]
+
+  /// A state with the given buffers and step counts (empty by default).
+  public init(buffers: [String: [String: [Scalar]]] = [:], stepCounts: [String: Int] = [:]) {
+    self.buffers = buffers
+    self.stepCounts = stepCounts
   }
 
-  /// Updates every parameter of `container`.
+  /// Every parameter name the state mentions, sorted.
+  public var parameterNames: [String] {
+    Set(buffers.values.flatMap(\.keys)).union(stepCounts.keys).sorted()
+  }
+}
+
+extension Optimizer {
+  /// Enters the scope `name` of the parameters about to be visited.
+  @inlinable public mutating func enterScope(_ name: String) { slots.path.append(name) }
+  /// Leaves the scope entered last.
+  @inlinable public mutating func leaveScope() { slots.path.removeLast() }
+
+  /// Updates `parameter` if it is trainable, with the state kept under its full name.
   @inlinable
-  public mutating func step<C: ParameterContainer>(_ container: inout C) where C.Scalar == Scalar {
-    step { container.visitParameters($0) }
+  public mutating func visit(_ parameter: inout Parameter<Scalar>) {
+    guard parameter.trainable else { return }
+    let slot = slots.slot(for: parameter.name)
+    update(&parameter, slot: slot)
+  }
+
+  /// Updates every parameter of `container`, named in the scope `scope` if given.
+  @inlinable
+  public mutating func step<C: ParameterContainer>(_ container: inout C, scope: String? = nil) where C.Scalar == Scalar {
+    if let scope { enterScope(scope) }
+    container.visitParameters(&self)
+    if scope != nil { leaveScope() }
+  }
+
+  /// The state keyed by parameter name: every buffer and step count of every slot.
+  public var state: OptimizerState<Scalar> {
+    get {
+      let s = slotState
+      var state = OptimizerState<Scalar>()
+      for (slot, name) in slots.names.enumerated() {
+        for (buffer, b) in s.buffers where slot < b.buffers.count && !b.buffers[slot].isEmpty {
+          state.buffers[buffer, default: [:]][name] = b.buffers[slot]
+        }
+        if slot < s.stepCounts.count { state.stepCounts[name] = s.stepCounts[slot] }
+      }
+      return state
+    }
+    set {
+      let names = newValue.parameterNames
+      slots.reset(to: names)
+      var s = SlotState<Scalar>()
+      for (buffer, values) in newValue.buffers {
+        var b = SlotBuffers<Scalar>()
+        b.buffers = names.map { values[$0] ?? [] }
+        s.buffers[buffer] = b
+      }
+      if !newValue.stepCounts.isEmpty { s.stepCounts = names.map { newValue.stepCounts[$0] ?? 0 } }
+      slotState = s
+    }
   }
 
   /// The effective learning rate and weight decay of a parameter in `group`.
@@ -127,10 +219,12 @@ public struct SGD<Scalar: DMLScalar>: Optimizer {
   public var groups: [ParameterGroup]
   /// The momentum buffers.
   public var velocity = SlotBuffers<Scalar>()
+  /// The slot of each parameter name.
+  public var slots = ParameterSlots()
 
   /// The momentum buffers, named `velocity`; setting a state without them clears them.
-  public var state: OptimizerState<Scalar> {
-    get { OptimizerState(buffers: ["velocity": velocity]) }
+  public var slotState: SlotState<Scalar> {
+    get { SlotState(buffers: ["velocity": velocity]) }
     set { velocity = newValue.buffers["velocity"] ?? SlotBuffers() }
   }
 
@@ -199,10 +293,12 @@ public struct Adam<Scalar: DMLScalar>: Optimizer {
   public var secondMoment = SlotBuffers<Scalar>()
   /// Updates taken per slot, for the bias corrections.
   public var stepCounts: [Int] = []
+  /// The slot of each parameter name.
+  public var slots = ParameterSlots()
 
   /// The moments, named `m` and `v`, and the step counts; setting a state without them clears them.
-  public var state: OptimizerState<Scalar> {
-    get { OptimizerState(buffers: ["m": firstMoment, "v": secondMoment], stepCounts: stepCounts) }
+  public var slotState: SlotState<Scalar> {
+    get { SlotState(buffers: ["m": firstMoment, "v": secondMoment], stepCounts: stepCounts) }
     set {
       firstMoment = newValue.buffers["m"] ?? SlotBuffers()
       secondMoment = newValue.buffers["v"] ?? SlotBuffers()

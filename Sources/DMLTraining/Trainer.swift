@@ -106,10 +106,8 @@ public struct Trainer<
     // The step's embeddings join the memory without gradient, as in the paper.
     if memory?.fills(atStep: step) ?? false { memory!.enqueue(network.embeddings, labels: labels) }
     network.backward(loss.embeddingGradient)
-    optimizer.step { visit in
-      network.visitParameters(visit)
-      loss.visitParameters(visit)
-    }
+    optimizer.scope("network") { network.visitParameters(&$0) }
+    optimizer.scope("loss") { loss.visitParameters(&$0) }
     loss.updateReferences()
     step += 1
     return StepResult(loss: value, mined: mined)

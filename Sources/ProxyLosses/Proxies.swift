@@ -59,9 +59,9 @@ extension ProxyLoss {
     proxies.parameter.gradient.assign(gradient)
   }
 
-  /// Visits the proxies.
-  public mutating func visitParameters(_ visit: (inout Parameter<Scalar>) -> Void) {
-    visit(&proxies.parameter)
+  /// Visits the proxies (`proxies`).
+  public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
+    visitor.visit(&proxies.parameter)
   }
 }
 

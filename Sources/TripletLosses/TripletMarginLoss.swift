@@ -18,7 +18,7 @@
 ///
 /// ### See Also
 /// `TripletMarginMiner`, `BatchHardMiner`.
-public struct TripletMarginLoss<Scalar: DMLScalar>: RegisteredLoss {
+public struct TripletMarginLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
   /// The required gap between positive and negative.
   public var margin: Scalar
   /// Use the smaller of the anchor–negative and positive–negative distances.

@@ -36,7 +36,7 @@ func syntheticCSV() -> String {
     let c = i % 6
     text += "\(c)," + (0..<8).map { String(centres[c][$0] + 0.8 * (uniform() - 0.5)) }.joined(separator: ",") + "\n"
   }
-  FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+  _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
   return path
 }
 
@@ -118,7 +118,7 @@ struct CommandTests {
     let path = temporaryFolder("huge") + ".csv"
     var text = ""
     for i in 0..<64 { text += "\(i % 4)," + (0..<8).map { _ in "3e38" }.joined(separator: ",") + "\n" }
-    FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+    _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
     let folder = temporaryFolder("nonfinite")
     let r = try dml(["train", "--data", path, "--batch", "shuffled:size=16", "--checkpoint", folder, "--log", "json"])
     #expect(r.status != 0)
@@ -131,7 +131,7 @@ struct CommandTests {
   @Test("a malformed CSV names the file and line")
   func badCSV() throws {
     let path = temporaryFolder("bad") + ".csv"
-    FileManager.default.createFile(atPath: path, contents: Data("0,1,2\n1,2\n".utf8))
+    _ = FileManager.default.createFile(atPath: path, contents: Data("0,1,2\n1,2\n".utf8))
     let r = try dml(["train", "--data", path])
     #expect(r.status != 0 && r.stderr.contains("\(path):2: 2 columns, expected 3"))
   }
@@ -203,8 +203,8 @@ struct CommandTests {
       #expect(a.stdout.components(separatedBy: "\"offline_mining\"").count - 1 >= 3)
     default:
       func randomStates(_ folder: String) throws -> String {
-        let json = try JSONSerialization.jsonObject(with: file(folder, "state.json")) as! [String: Any]
-        return "\((json["random_states"] as! [String: Any])["sampler"]!)"
+        let manifest = try JSONDecoder().decode(CheckpointManifest.self, from: file(folder, CheckpointManifest.fileName))
+        return "\(manifest.randomStates["sampler"]!)"
       }
       #expect(try randomStates(straight) == randomStates(split))
       #expect(try randomStates(straight).count > 20)
@@ -279,12 +279,12 @@ struct CommandTests {
     for name in ["curves", "embeddings"] { #expect(try PNG.read("\(run)/\(name).png").width > 0) }
     #expect(!FileManager.default.fileExists(atPath: "\(run)/retrieval.png"))
     let log = "\(folder)/train.jsonl"
-    FileManager.default.createFile(atPath: log, contents: Data(t.stdout.utf8))
+    _ = FileManager.default.createFile(atPath: log, contents: Data(t.stdout.utf8))
     let c = try dml(["plot", "curves", "--log", log, "--output", "\(folder)/curves.png"])
     #expect(c.status == 0 && c.stdout.contains("3 epochs"), "\(c.stderr)")
     #expect(try PNG.read("\(folder)/curves.png") == PNG.read("\(run)/curves.png"))
     // A log with a broken line names the file and line.
-    FileManager.default.createFile(atPath: log, contents: Data((t.stdout + "{oops\n").utf8))
+    _ = FileManager.default.createFile(atPath: log, contents: Data((t.stdout + "{oops\n").utf8))
     let bad = try dml(["plot", "curves", "--log", log, "--output", "\(folder)/bad.png"])
     let lines = t.stdout.split(separator: "\n", omittingEmptySubsequences: false).count
     #expect(bad.status != 0 && bad.stderr.contains("\(log):\(lines): not a JSON object"), "\(bad.stderr)")
@@ -305,12 +305,11 @@ struct RecipeTests {
     let saved = try Checkpoint.readSafetensors(try Checkpoint.latest(in: folder) + "/parameters.safetensors")
     var fresh: MLP<Float> = .mlp(inputFeatures: 8, hidden: [16], embeddingDimension: 4, seed: 3)
     var initial: [String: [Float]] = [:]
-    var index = 0
-    fresh.visitParameters { p in
-      initial["network.p\(index).\(p.name)"] = p.value.elements
-      index += 1
+    var names: [String] = []
+    fresh.forEachParameter(prefix: ["network"]) { name, p in
+      initial[name] = p.value.elements
+      names.append(name)
     }
-    let names = initial.keys.sorted { Int($0.dropFirst(9).prefix { $0.isNumber })! < Int($1.dropFirst(9).prefix { $0.isNumber })! }
     #expect(names.count >= 4)
     #expect(saved[names[0]]?.values == initial[names[0]] && saved[names[1]]?.values == initial[names[1]], "the first layer moved")
     #expect(saved[names[2]] != nil && saved[names[2]]?.values != initial[names[2]], "the second layer did not train")
@@ -340,7 +339,7 @@ struct IntegrityTests {
     let path = latest + "/optimizer.safetensors"
     var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
     bytes[bytes.count / 2] ^= 0xFF
-    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
     var arguments = CommandTests.trainArguments(data, epochs: 3, checkpoint: folder) + ["--resume"]
     arguments[arguments.firstIndex(of: "--log")! + 1] = "text"
     let r = try dml(arguments)
@@ -366,7 +365,7 @@ func stressCSV(_ name: String, classes: Int = 4, perClass: Int = 16, identical: 
       return String(Double(c == j ? 2 : 0) + Double(state >> 11) / Double(1 << 53))
     }.joined(separator: ",") + "\n"
   }
-  FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+  _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
   return path
 }
 
@@ -434,7 +433,7 @@ struct HostileIndexTests {
       (name: "embeddings", shape: [2, 2], values: [1, 0, 0, 1]), (name: "labels", shape: [2], values: [0, .nan]),
       (name: "ids", shape: [2], values: [0, .infinity]),
     ])
-    FileManager.default.createFile(atPath: path, contents: data)
+    _ = FileManager.default.createFile(atPath: path, contents: data)
     let r = try dml(["search", "--index", path, "--k", "1"])
     #expect(r.status != 0 && r.stderr.contains("--index \(path): label or id nan is not a whole number"), "\(r.stderr)")
     #expect(!r.stderr.contains("Backtrace"))

@@ -10,7 +10,7 @@ func temporaryPath(_ name: String) -> String {
 
 func write(_ text: String, _ name: String) -> String {
   let p = temporaryPath(name)
-  FileManager.default.createFile(atPath: p, contents: Data(text.utf8))
+  _ = FileManager.default.createFile(atPath: p, contents: Data(text.utf8))
   return p
 }
 
@@ -36,7 +36,7 @@ struct DataTests {
     let bad = write("not idx", "bad.idx")
     #expect(throws: DataError("\(bad): not an IDX file (bad magic)")) { try IDX.read(bad) }
     let short = temporaryPath("short.idx")
-    FileManager.default.createFile(atPath: short, contents: Data([0, 0, 8, 1, 0, 0, 0, 5, 1, 2]))
+    _ = FileManager.default.createFile(atPath: short, contents: Data([0, 0, 8, 1, 0, 0, 0, 5, 1, 2]))
     #expect(throws: DataError("\(short): header says [5] = 5 values, file holds 2")) { try IDX.read(short) }
   }
 

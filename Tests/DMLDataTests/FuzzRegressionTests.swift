@@ -9,7 +9,7 @@ import Testing
 struct FuzzRegressionTests {
   func file(_ name: String, _ bytes: [UInt8]) -> String {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("dml-corpus-\(getpid())-\(name)").path
-    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
     return path
   }
 

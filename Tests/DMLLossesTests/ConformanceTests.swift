@@ -108,7 +108,7 @@ struct ConformanceTests {
 
   @Test("a loss that ignores its input fails the suite")
   func suiteCanFail() {
-    struct Zero<Scalar: DMLScalar>: PairwiseLoss {
+    struct Zero<Scalar: DMLScalar>: PairwiseLoss, ParameterFree {
       var distance: Distance { .euclidean }
       mutating func compute(
         scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>

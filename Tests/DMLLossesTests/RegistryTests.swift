@@ -96,7 +96,9 @@ struct RegistryTests {
     expected.add(b.embeddingGradient, scaledBy: 0.01)
     expected.add(sum.embeddingGradient, scaledBy: -1)
     #expect(expected.maxAbs() < 1e-12)
-    #expect(sum.parameters.count == 2)  // the classifier's weight and bias; centers are not the optimizer's
+    // The classifier's weights and bias, then the centers (learned state the optimizer skips).
+    #expect(sum.namedParameters().map(\.name) == ["0.class_weights", "0.bias", "1.centers"])
+    #expect(sum.parameters.map(\.trainable) == [true, true, false])
     sum.updateReferences()
     #expect(sum.second.loss.centers != centers)
   }

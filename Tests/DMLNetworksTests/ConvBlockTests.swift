@@ -30,7 +30,7 @@ struct ConvBlockTests {
 
   static func gradients<L: Layer>(_ layer: inout L) -> [Matrix<Double>] where L.Scalar == Double {
     var out: [Matrix<Double>] = []
-    layer.visitParameters { out.append($0.gradient) }
+    layer.forEachParameter { out.append($1.gradient) }
     return out
   }
 

@@ -22,7 +22,7 @@ struct LayerGemmEngineTests {
       }
     }
     var gradients: [Matrix<Float>] = []
-    layer.visitParameters { gradients.append($0.gradient) }
+    layer.forEachParameter { gradients.append($1.gradient) }
     return Pass(output: y, inputGradient: dx, parameterGradients: gradients)
   }
 

@@ -297,7 +297,7 @@ struct BatchSplitTests {
       var g = Matrix<Double>(rows: pass.output.rows, columns: pass.output.columns)
       g.apply { _ in seed.normal() }
       l.backward(input: input, output: pass.output, outputGradient: g, inputGradient: &pass.inputGradient, propagate: true)
-      l.visitParameters { pass.parameterGradients.append($0.gradient) }
+      l.forEachParameter { pass.parameterGradients.append($1.gradient) }
       return pass
     }
   }

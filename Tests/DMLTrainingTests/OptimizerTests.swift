@@ -5,13 +5,14 @@ import Testing
 
 /// A container with one parameter, for driving optimizers by hand.
 struct Single: ParameterContainer {
+  typealias Scalar = Double
   var p: Parameter<Double>
   init(_ values: [Double], decays: Bool = true, group: Int = 0) {
     p = Parameter(
       name: "w", shape: [values.count], value: Matrix(rows: 1, columns: values.count, elements: values),
       group: group, decays: decays)
   }
-  mutating func visitParameters(_ visit: (inout Parameter<Double>) -> Void) { visit(&p) }
+  mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Double { visitor.visit(&p) }
   mutating func setGradient(_ g: [Double]) {
     p.gradient = Matrix(rows: 1, columns: g.count, elements: g)
   }
@@ -112,10 +113,8 @@ struct OptimizerTests {
     var proxies = Single([1], group: 1)
     base.setGradient([1])
     proxies.setGradient([1])
-    opt.step { visit in
-      base.visitParameters(visit)
-      proxies.visitParameters(visit)
-    }
+    opt.step(&base, scope: "base")
+    opt.step(&proxies, scope: "proxies")
     #expect(base.values == [0.9])  // no decay: 1 − 0.1·1
     #expect(proxies.values == [-0.5])  // 1 − 1.0·(1 + 0.5·1)
     opt.learningRateScale = 0.5

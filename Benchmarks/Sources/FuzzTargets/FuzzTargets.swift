@@ -18,8 +18,8 @@ public struct FuzzTarget {
   /// for `npy-dataset`) are written into `work`.
   public static func all(work: String) -> [FuzzTarget] {
     let labels = "\(work)/labels-ok.idx", features = "\(work)/features-ok.npy", index = "\(work)/seed-index.st"
-    FileManager.default.createFile(atPath: labels, contents: Data(idx([2], [0, 1])))
-    FileManager.default.createFile(atPath: features, contents: Data(npy("<f4", "(2, 2)", floats([1, 2, 3, 4]))))
+    _ = FileManager.default.createFile(atPath: labels, contents: Data(idx([2], [0, 1])))
+    _ = FileManager.default.createFile(atPath: features, contents: Data(npy("<f4", "(2, 2)", floats([1, 2, 3, 4]))))
     try? SearchIndex.save(Matrix(rows: 2, columns: 3, elements: [1, 2, 3, 4, 5, 6]), labels: [0, 1], ids: [10, 11], to: index)
     return [
       FuzzTarget(name: "idx", suffix: ".idx", seeds: [idx([2, 2, 2], [0, 255, 1, 2, 3, 4, 5, 6]), idx([3], [1, 2, 3])]) {

@@ -16,7 +16,7 @@ import DMLCore
 ///   here the gradient is the loss's exact derivative, `α` included, so that it passes the
 ///   library's finite-difference check. The values are the same.
 /// - Reads `n × m` score matrices (the batch against itself, or against a cross-batch memory).
-public struct CircleLoss<Scalar: DMLScalar>: RegisteredLoss {
+public struct CircleLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
   /// The relaxation margin `m`.
   public var margin: Scalar
   /// The scale `γ`.
