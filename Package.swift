@@ -79,7 +79,7 @@ targets += [
     dependencies: ["MetricLearning", .product(name: "ArgumentParser", package: "swift-argument-parser")],
     swiftSettings: strict),
   .executableTarget(name: "dml", dependencies: ["DMLCommands"], swiftSettings: strict),
-  .testTarget(name: "DMLCommandsTests", dependencies: ["DMLCommands"], swiftSettings: strict),
+  .testTarget(name: "DMLCommandsTests", dependencies: ["DMLCommands", "DMLTesting"], swiftSettings: strict),
 ]
 
 // `swift package --allow-writing-to-package-directory new-loss NAME`: scaffolds a loss module and

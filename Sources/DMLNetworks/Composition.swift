@@ -156,10 +156,11 @@ public struct Stack<Element: Layer>: Layer {
     }
   }
 
-  /// Visits each layer in the scope of its index: `0.…`, `1.…`.
+  /// Visits each layer in the scope of its index, `0.…`, `1.…`; a layer that is a `Chain` numbers
+  /// its own parts inside that scope (`0.0.weight`, `0.1.running_mean`).
   @inlinable
   public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
-    for i in layers.indices { layers[i].visitParameters(&visitor, asElement: i) }
+    for i in layers.indices { visitor.scope(String(i)) { layers[i].visitParameters(&$0) } }
   }
 
   public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) {

@@ -14,7 +14,10 @@
 ///   that read tuples);
 /// - a non-zero value and gradient on an ordinary batch, so that a loss returning 0 cannot pass;
 /// - finite values and gradients when embeddings are duplicated, or all identical;
-/// - that Float and Double agree within 1e-4.
+/// - that Float and Double agree within 1e-4;
+/// - its learned state (`learnedStateFailures`): every declared tensor moves in a training step,
+///   learned references are declared, and a copy restored from the named tensors alone continues
+///   exactly as the original.
 public enum LossConformance {
   /// The batch the suite uses: `rows` embeddings of `dimension`, labels cycling over `classes`.
   public struct Batch: Sendable {
@@ -191,6 +194,52 @@ public enum LossConformance {
       }
       if !(memoryReport.maxError < 1e-6) { failures.append("with a cross-batch memory, gradient differs from finite differences: \(memoryReport)") }
       if !mv.total.isFinite || !(mg.maxAbs() > 1e-6) { failures.append("with a cross-batch memory: loss \(mv.total), gradient max \(mg.maxAbs())") }
+    }
+    return failures + learnedStateFailures(double, batch: batch)
+  }
+
+  /// The learned-state checks, on one training step of `loss` (evaluation, a plain gradient step
+  /// of its trainable parameters, its own reference update):
+  /// - every parameter it declares has moved, trainable or not (center loss's centers move by
+  ///   their own rule);
+  /// - learned references (`references != nil`) have moved: a loss that holds references without
+  ///   declaring them as parameters never trains them, and fails here;
+  /// - the loss restored into a copy made before the step, from its named tensors alone, gives
+  ///   bitwise the same value and gradient on another batch as the trained loss: state that the
+  ///   loss updates itself and does not declare would be missing from every checkpoint.
+  public static func learnedStateFailures<L: PairwiseLoss>(_ loss: L, batch: Batch = Batch()) -> [String]
+  where L.Scalar == Double {
+    var failures: [String] = []
+    let (x, y) = (batch.embeddings, batch.labels)
+    var trained = LossEvaluator(loss)
+    _ = trained.evaluate(x, labels: y, tuples: nil)
+    trained.forEachParameter { _, p in if p.trainable { p.value.add(p.gradient, scaledBy: -0.1) } }  // plain SGD
+    trained.updateReferences()
+    let before = loss.namedParameters(), after = trained.loss.namedParameters()
+    if before.map(\.name) != after.map(\.name) {
+      failures.append("the declared parameters changed in a step: \(before.map(\.name)) → \(after.map(\.name))")
+      return failures
+    }
+    if Set(after.map(\.name)).count != after.count {
+      failures.append("two parameters share a name: \(after.map(\.name)); give each its own")
+    }
+    for (b, a) in zip(before, after) where b.parameter.value == a.parameter.value {
+      failures.append("parameter \(a.name) did not move in a training step (trainable: \(a.parameter.trainable))")
+    }
+    if let initial = loss.references, let now = trained.loss.references, initial == now {
+      failures.append("the learned references did not move in a training step: declare them as parameters (visitParameters)")
+    }
+    // Restore a copy made before the step from the named tensors alone, then compare on a second batch.
+    var restored = loss
+    let values = Dictionary(after.map { ($0.name, $0.parameter.value) }, uniquingKeysWith: { a, _ in a })
+    restored.forEachParameter { name, p in if let v = values[name] { p.value = v } }
+    let other = Batch(rows: batch.embeddings.rows, dimension: batch.embeddings.columns, classes: Set(y).count, seed: 7)
+    var a = LossEvaluator(trained.loss), b = LossEvaluator(restored)
+    let va = a.evaluate(other.embeddings, labels: other.labels, tuples: nil)
+    let vb = b.evaluate(other.embeddings, labels: other.labels, tuples: nil)
+    if va.total != vb.total || a.embeddingGradient != b.embeddingGradient || a.loss.references != b.loss.references {
+      failures.append(
+        "restored from its named parameters, the loss differs from the trained one (\(vb.total) vs \(va.total)): it holds state it does not declare")
     }
     return failures
   }

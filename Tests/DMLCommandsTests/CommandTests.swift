@@ -1,4 +1,5 @@
 import Foundation
+import DMLTesting
 import MetricLearning
 import Testing
 
@@ -21,9 +22,7 @@ func dml(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr
 
 /// A small synthetic CSV dataset: 6 classes of 40 points around random centres in 8 dimensions.
 func syntheticCSV() -> String {
-  let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dml-cli-\(getpid())")
-  try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-  let path = dir.appendingPathComponent("data.csv").path
+  let path = ScratchSpace.root + "/data.csv"
   if FileManager.default.fileExists(atPath: path) { return path }
   var state: UInt64 = 42
   func uniform() -> Double {
@@ -41,9 +40,7 @@ func syntheticCSV() -> String {
 }
 
 func temporaryFolder(_ name: String) -> String {
-  let p = FileManager.default.temporaryDirectory.appendingPathComponent("dml-cli-\(getpid())-\(name)").path
-  try? FileManager.default.removeItem(atPath: p)
-  return p
+  ScratchSpace.path("cli-" + name)
 }
 
 @Suite("The dml command line", .serialized)
@@ -442,24 +439,43 @@ struct HostileIndexTests {
 
 @Suite("Crash safety", .serialized)
 struct CrashTests {
-  @Test("kill -9 at 20 random moments: each resume starts from a verified checkpoint; the end equals an uninterrupted run")
-  func killNine() throws {
+  /// The recipes killed: triplets with semi-hard mining, softmax + center loss (centers moved by
+  /// their own rule) and ArcFace (class weights stepped by the optimizer), with their kill counts.
+  static let recipes: [(name: String, loss: [String], kills: Int)] = [
+    ("triplet+semihard", [], 20), ("softmax+center", ["softmax", "center:weight=0.1"], 8), ("arcface", ["arcface"], 8),
+  ]
+
+  static func arguments(_ data: String, recipe: String, epochs: Int, checkpoint: String) -> [String] {
+    var a = CommandTests.trainArguments(data, epochs: epochs, checkpoint: checkpoint)
+    let loss = recipes.first { $0.name == recipe }!.loss
+    guard !loss.isEmpty else { return a }
+    let at = a.firstIndex(of: "--loss")!
+    a.removeSubrange(at..<(at + 4))  // --loss triplet:… --miner semihard:…
+    return a + loss.flatMap { ["--loss", $0] }
+  }
+
+  @Test(
+    "kill -9 at random moments: each resume starts from a verified checkpoint; the end equals an uninterrupted run",
+    arguments: recipes.map(\.name))
+  func killNine(recipe: String) throws {
     let data = syntheticCSV()
     let epochs = 200
-    let straight = temporaryFolder("kill-straight"), killed = temporaryFolder("kill-killed")
+    let wanted = Self.recipes.first { $0.name == recipe }!.kills
+    let straight = temporaryFolder("kill-straight-\(recipe)"), killed = temporaryFolder("kill-killed-\(recipe)")
+    defer { for f in [straight, killed] { try? FileManager.default.removeItem(atPath: f) } }
     let started = Date()
-    let a = try dml(CommandTests.trainArguments(data, epochs: epochs, checkpoint: straight))
+    let a = try dml(Self.arguments(data, recipe: recipe, epochs: epochs, checkpoint: straight))
     #expect(a.status == 0, "\(a.stderr)")
-    // The kill window scales with the uninterrupted run's length (at most 0.4 s), so that 20
+    // The kill window scales with the uninterrupted run's length (at most 0.4 s), so that the
     // kills land before a resumed run can finish, on a fast machine as on a slow one.
-    let window = Int(min(0.4, max(0.035, Date().timeIntervalSince(started) / 25)) * 1_000_000)
+    let window = Int(min(0.4, max(0.035, Date().timeIntervalSince(started) / Double(wanted + 5))) * 1_000_000)
     let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     var rng = RandomSource(seed: 20)
     var kills = 0, launches = 0
     var finished = false
     while !finished && launches < 200 {
       launches += 1
-      var arguments = CommandTests.trainArguments(data, epochs: epochs, checkpoint: killed)
+      var arguments = Self.arguments(data, recipe: recipe, epochs: epochs, checkpoint: killed)
       if FileManager.default.fileExists(atPath: killed + "/latest") { arguments.append("--resume") }
       let process = Process()
       process.executableURL = bundle.appendingPathComponent("dml")
@@ -468,7 +484,7 @@ struct CrashTests {
       process.standardOutput = FileHandle.nullDevice
       process.standardError = err
       try process.run()
-      if kills < 20 {
+      if kills < wanted {
         // A random moment in the first 0.03 s to `window` of the run (start-up, training or a
         // checkpoint write).
         usleep(UInt32(30_000 + rng.index(below: window - 30_000)))
@@ -485,7 +501,7 @@ struct CrashTests {
         finished = process.terminationStatus == 0
       }
     }
-    #expect(kills >= 20 && finished, "\(kills) kills, finished: \(finished)")
+    #expect(kills >= wanted && finished, "\(kills) kills, finished: \(finished)")
     let dir = try Checkpoint.verifiedLatest(in: killed)
     #expect(dir.rejected.isEmpty)
     func parameters(_ folder: String) throws -> Data {
@@ -542,5 +558,88 @@ struct TuneTests {
     // Test classes are refused outright.
     let peek = try dml(Self.arguments(data, output: folder, trials: 4) + ["--test-classes", "4-5"])
     #expect(peek.status != 0 && peek.stderr.contains("tuning never looks at test classes"))
+  }
+}
+
+@Suite("Learned state through the command line", .serialized)
+struct LearnedStateCommandTests {
+  static func arguments(_ data: String, loss: [String], epochs: Int, checkpoint: String) -> [String] {
+    ["train", "--data", data, "--train-classes", "0-3", "--test-classes", "4-5", "--network", "mlp:hidden=16,embedding=4",
+     "--batch", "shuffled:size=32", "--epochs", "\(epochs)", "--seed", "3", "--checkpoint", checkpoint, "--log", "json",
+     "--log-every", "0"] + loss.flatMap { ["--loss", $0] }
+  }
+
+  static func tensors(_ folder: String, _ file: String = "parameters.safetensors") throws -> [String: (shape: [Int], values: [Float])] {
+    try Checkpoint.readSafetensors(try Checkpoint.latest(in: folder) + "/" + file)
+  }
+
+  @Test("ArcFace, CosFace and normalized-softmax save and train their class weights", arguments: ["arcface", "cosface", "normalized-softmax"])
+  func classWeights(loss: String) throws {
+    let data = syntheticCSV()
+    let one = temporaryFolder("cw-1-\(loss)"), two = temporaryFolder("cw-2-\(loss)")
+    defer { for f in [one, two] { try? FileManager.default.removeItem(atPath: f) } }
+    #expect(try dml(Self.arguments(data, loss: [loss], epochs: 1, checkpoint: one)).status == 0)
+    #expect(try dml(Self.arguments(data, loss: [loss], epochs: 2, checkpoint: two)).status == 0)
+    let a = try Self.tensors(one), b = try Self.tensors(two)
+    #expect(a["loss.class_weights"]?.shape == [4, 4], "\(a.keys.sorted())")
+    #expect(a["loss.class_weights"]?.values != b["loss.class_weights"]?.values, "the class weights did not train")
+    let optimizer = try Self.tensors(one, "optimizer.safetensors")
+    #expect(optimizer["loss.class_weights.m"] != nil && optimizer["loss.class_weights.v"] != nil, "\(optimizer.keys.sorted())")
+  }
+
+  @Test("softmax + center: the centers are in the checkpoint and a resumed run equals the uninterrupted one")
+  func centerResume() throws {
+    let data = syntheticCSV()
+    let straight = temporaryFolder("center-straight"), split = temporaryFolder("center-split")
+    defer { for f in [straight, split] { try? FileManager.default.removeItem(atPath: f) } }
+    let loss = ["softmax", "center:weight=0.1"]
+    let a = try dml(Self.arguments(data, loss: loss, epochs: 2, checkpoint: straight))
+    #expect(a.status == 0, "\(a.stderr)")
+    #expect(try dml(Self.arguments(data, loss: loss, epochs: 1, checkpoint: split)).status == 0)
+    let c = try dml(Self.arguments(data, loss: loss, epochs: 2, checkpoint: split) + ["--resume"])
+    #expect(c.status == 0, "\(c.stderr)")
+    let t = try Self.tensors(straight)
+    #expect(t.keys.sorted() == [
+      "loss.0.bias", "loss.0.class_weights", "loss.1.centers", "network.0.0.0.bias", "network.0.0.0.weight", "network.1.bias",
+      "network.1.weight",
+    ])
+    #expect(t["loss.1.centers"]?.values.contains { $0 != 0 } == true, "the centers never moved from 0")
+    for file in ["parameters.safetensors", "optimizer.safetensors"] {
+      let x = try Data(contentsOf: URL(fileURLWithPath: try Checkpoint.latest(in: straight) + "/" + file))
+      let y = try Data(contentsOf: URL(fileURLWithPath: try Checkpoint.latest(in: split) + "/" + file))
+      #expect(x == y, "\(file): the resumed run differs")
+    }
+    let testA = a.stdout.split(separator: "\n").last { $0.contains("\"test\"") }
+    let testC = c.stdout.split(separator: "\n").last { $0.contains("\"test\"") }
+    #expect(testA != nil && testA == testC)
+  }
+
+  @Test("a first-format checkpoint (positional names) still serves evaluate, and resume refuses it with what to do")
+  func firstFormat() throws {
+    let data = syntheticCSV()
+    let current = temporaryFolder("format-2"), old = temporaryFolder("format-1")
+    defer { for f in [current, old] { try? FileManager.default.removeItem(atPath: f) } }
+    let args = Self.arguments(data, loss: ["triplet:margin=0.2"], epochs: 1, checkpoint: current)
+    #expect(try dml(args).status == 0)
+    // Rewrite it as the first format did: `network.p<index>.<name>`, no manifest, `version` 1.
+    let latest = try Checkpoint.latest(in: current)
+    let saved = try Checkpoint.readSafetensors(latest + "/parameters.safetensors")
+    let order = ["network.0.0.0.weight", "network.0.0.0.bias", "network.1.weight", "network.1.bias"]
+    let positional = order.enumerated().map { (index, name) in
+      (name: "network.p\(index).\(name.split(separator: ".").last!)", shape: saved[name]!.shape, values: saved[name]!.values)
+    }
+    let state = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: latest + "/state.json"))) as! [String: Any]
+    let oldState: [String: Any] = ["version": 1, "epoch": 1, "step": 7, "configuration": state["configuration"]!]
+    try Checkpoint.save([
+      "parameters.safetensors": Checkpoint.safetensors(positional), "optimizer.safetensors": Checkpoint.safetensors([]),
+      "best.safetensors": Checkpoint.safetensors([]), "state.json": try JSONSerialization.data(withJSONObject: oldState),
+    ], in: old, step: 7)
+    let e1 = try dml(["evaluate", "--checkpoint", current, "--data", data, "--test-classes", "4-5", "--json"])
+    let e2 = try dml(["evaluate", "--checkpoint", old, "--data", data, "--test-classes", "4-5", "--json"])
+    #expect(e1.status == 0 && e2.status == 0, "\(e2.stderr)")
+    #expect(e1.stdout == e2.stdout, "the positional checkpoint maps to other parameters")
+    let r = try dml(Self.arguments(data, loss: ["triplet:margin=0.2"], epochs: 2, checkpoint: old) + ["--resume"])
+    #expect(r.status != 0 && r.stderr.contains("written by an older version") && r.stderr.contains("start a new run"), "\(r.stderr)")
+    #expect(!r.stderr.contains("Backtrace"))
   }
 }

@@ -1,11 +1,10 @@
 import DMLData
+import DMLTesting
 import Foundation
 import Testing
 
 func temporaryPath(_ name: String) -> String {
-  let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dml-tests-\(getpid())")
-  try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-  return dir.appendingPathComponent(name).path
+  ScratchSpace.path("data-" + name)
 }
 
 func write(_ text: String, _ name: String) -> String {

@@ -1,3 +1,4 @@
+import DMLTesting
 import DMLData
 import DMLTraining
 import Foundation
@@ -8,7 +9,7 @@ import Testing
 @Suite("Fuzz corpus: hostile files end in clear errors")
 struct FuzzRegressionTests {
   func file(_ name: String, _ bytes: [UInt8]) -> String {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("dml-corpus-\(getpid())-\(name)").path
+    let path = ScratchSpace.path("corpus-" + name)
     _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
     return path
   }

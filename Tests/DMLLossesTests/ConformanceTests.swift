@@ -120,3 +120,83 @@ struct ConformanceTests {
     #expect(!LossConformance.failures(Zero<Double>(), Zero<Float>(), usesTuples: true).isEmpty)
   }
 }
+
+/// Test doubles that hold learned state without declaring it: the suite must fail them.
+@Suite("The conformance suite catches undeclared learned state")
+struct UndeclaredStateTests {
+  /// Class weights kept in a plain matrix and declared as no state at all: the optimizer never
+  /// steps them and no checkpoint holds them (what ArcFace did before its weights were visited).
+  struct HiddenWeights<Scalar: DMLScalar>: PairwiseLoss, ParameterFree {
+    var weights: Matrix<Scalar>
+    var gradient = Matrix<Scalar>()
+    var distance: Distance { .cosine }
+    var references: Matrix<Scalar>? { weights }
+    init(seed: UInt64) {
+      var rng = RandomSource(seed: seed)
+      weights = Matrix(rows: 4, columns: 6)
+      weights.apply { _ in rng.normal() }
+    }
+    mutating func compute(
+      scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>
+    ) -> LossValue<Scalar> {
+      // Mean of −scale·cos to the own class's weight, minus nothing: enough to have gradients.
+      scoreGradient.resize(rows: scores.rows, columns: scores.columns, zeroed: true)
+      var total: Scalar = 0
+      for i in 0..<scores.rows {
+        total -= scores[i, labels[i]] / Scalar(scores.rows)
+        scoreGradient[i, labels[i]] = -1 / Scalar(scores.rows)
+      }
+      return LossValue(LossTerm(name: "element", value: total, count: scores.rows, nonZero: scores.rows))
+    }
+    mutating func receiveReferenceGradient(_ g: Matrix<Scalar>, embeddings: Matrix<Scalar>, labels: [Int]) { gradient.assign(g) }
+  }
+
+  /// Centers updated by the loss's own rule, but not declared: they move, yet a checkpoint would
+  /// not hold them (what center loss did before its centers became a parameter).
+  struct HiddenCenters<Scalar: DMLScalar>: PairwiseLoss, ParameterFree {
+    var centers = Matrix<Scalar>(rows: 4, columns: 6)
+    var last = Matrix<Scalar>()
+    var lastLabels: [Int] = []
+    var distance: Distance { Distance(.squaredEuclidean, normalizesEmbeddings: false) }
+    var references: Matrix<Scalar>? { centers }
+    mutating func compute(
+      scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>
+    ) -> LossValue<Scalar> {
+      scoreGradient.resize(rows: scores.rows, columns: scores.columns, zeroed: true)
+      var total: Scalar = 0
+      for i in 0..<scores.rows {
+        total += scores[i, labels[i]] / Scalar(scores.rows)
+        scoreGradient[i, labels[i]] = 1 / Scalar(scores.rows)
+      }
+      return LossValue(LossTerm(name: "center", value: total, count: scores.rows, nonZero: scores.rows))
+    }
+    mutating func receiveReferenceGradient(_ g: Matrix<Scalar>, embeddings: Matrix<Scalar>, labels: [Int]) {
+      last.assign(embeddings)
+      lastLabels = labels
+    }
+    mutating func updateReferences() {
+      for (i, y) in lastLabels.enumerated() {
+        for k in 0..<centers.columns { centers[y, k] += (last[i, k] - centers[y, k]) / 2 }
+      }
+    }
+  }
+
+  @Test("class weights held but not declared: they never move, and the suite says so")
+  func hiddenWeights() {
+    let failures = LossConformance.failures(HiddenWeights<Double>(seed: 1), HiddenWeights<Float>(seed: 1), usesTuples: false)
+    #expect(failures.contains { $0.contains("learned references did not move") }, "\(failures)")
+  }
+
+  @Test("centers moved by their own rule but not declared: a restored copy differs, and the suite says so")
+  func hiddenCenters() {
+    let failures = LossConformance.learnedStateFailures(HiddenCenters<Double>())
+    #expect(failures.contains { $0.contains("holds state it does not declare") }, "\(failures)")
+    #expect(!failures.contains { $0.contains("did not move") }, "\(failures)")
+  }
+
+  @Test("the same losses with their state declared pass the learned-state checks")
+  func declared() {
+    #expect(LossConformance.learnedStateFailures(ArcFaceLoss<Double>(weights: weights(Double.self))).isEmpty)
+    #expect(LossConformance.learnedStateFailures(CenterLoss<Double>(classes: 4, dimension: 6)).isEmpty)
+  }
+}

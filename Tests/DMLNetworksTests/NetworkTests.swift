@@ -150,3 +150,79 @@ struct GoldenNetworkTests {
     Self.expectClose(p[3].gradient, c.vector("grad_layer2_bias", in: c.outputs), "grad b2")
   }
 }
+
+/// A layer that scales by a seeded weight it does not declare: the state checks must fail it.
+struct HiddenScale<Scalar: DMLScalar>: Layer, ParameterFree {
+  var scale: Scalar
+  init(seed: UInt64) {
+    var rng = RandomSource(seed: seed)
+    scale = 1 + Scalar(rng.normal(Double.self)) / 10
+  }
+  func outputFeatures(forInput n: Int) -> Int { n }
+  mutating func forward(_ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode) {
+    output.assign(input)
+    output.apply { $0 * scale }
+  }
+  mutating func backward(
+    input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>, inputGradient: inout Matrix<Scalar>,
+    propagate: Bool
+  ) {
+    if propagate {
+      inputGradient.assign(outputGradient)
+      inputGradient.apply { $0 * scale }
+    }
+  }
+}
+
+@Suite("Learned state of networks: named, moving, restorable")
+struct NetworkStateTests {
+  static var input: Matrix<Double> {
+    var rng = RandomSource(seed: 11)
+    var x = Matrix<Double>(rows: 6, columns: 64)
+    x.apply { _ in rng.normal() }
+    return x
+  }
+
+  @Test("MLP names follow torch.nn.Sequential: blocks, then the head; BatchNorm's statistics included")
+  func names() {
+    let mlp: MLP<Double> = .mlp(inputFeatures: 8, hidden: [16, 16], embeddingDimension: 4, batchNorm: true)
+    #expect(mlp.namedParameters(prefix: ["network"]).map(\.name) == [
+      "network.0.0.0.weight", "network.0.0.0.bias",
+      "network.0.0.1.weight", "network.0.0.1.bias", "network.0.0.1.running_mean", "network.0.0.1.running_var",
+      "network.0.1.0.weight", "network.0.1.0.bias",
+      "network.0.1.1.weight", "network.0.1.1.bias", "network.0.1.1.running_mean", "network.0.1.1.running_var",
+      "network.1.weight", "network.1.bias",
+    ])
+    // Switching BatchNorm off removes its tensors and renames nothing else.
+    let plain: MLP<Double> = .mlp(inputFeatures: 8, hidden: [16, 16], embeddingDimension: 4, batchNorm: false)
+    #expect(plain.namedParameters().map(\.name) == ["0.0.0.weight", "0.0.0.bias", "0.1.0.weight", "0.1.0.bias", "1.weight", "1.bias"])
+    let conv: ConvNetS<Double> = .convNetS(input: ImageShape(height: 8, width: 8, channels: 1), channels: [2, 3], embeddingDimension: 4)
+    #expect(conv.namedParameters().map(\.name) == ["0.0.0.weight", "0.0.0.bias", "0.1.0.weight", "0.1.0.bias", "1.weight", "1.bias"])
+  }
+
+  @Test("every built-in network, BatchNorm on and off: every tensor moves and restores by name", arguments: [false, true])
+  func builtIn(batchNorm: Bool) {
+    let x = Self.input
+    var failures = StateConformance.networkFailures(input: x) { seed in
+      MLP<Double>.mlp(inputFeatures: 64, hidden: [8, 8], embeddingDimension: 4, batchNorm: batchNorm, seed: seed)
+    }
+    failures += StateConformance.networkFailures(input: x) { seed in
+      ConvNetS<Double>.convNetS(input: ImageShape(height: 8, width: 8, channels: 1), channels: [2, 3], embeddingDimension: 4, batchNorm: batchNorm, seed: seed)
+    }
+    if !batchNorm {
+      failures += StateConformance.networkFailures(input: x) { seed in
+        LocalNet<Double>.localNet(input: ImageShape(height: 8, width: 8, channels: 1), channels: 2, kernel: 3, mixKernel: 3, seed: seed)
+      }
+    }
+    #expect(failures.isEmpty, "\(failures)")
+  }
+
+  @Test("a layer with a weight it does not declare fails the state checks")
+  func hiddenState() {
+    let failures = StateConformance.networkFailures(input: Self.input) { seed in
+      var rng = RandomSource(seed: seed)
+      return Network(inputFeatures: 64, body: Chain(Linear<Double>(64, 4, rng: &rng), HiddenScale<Double>(seed: seed)))
+    }
+    #expect(failures.contains { $0.contains("holds state it does not declare") }, "\(failures)")
+  }
+}

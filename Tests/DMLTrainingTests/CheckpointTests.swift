@@ -1,3 +1,4 @@
+import DMLTesting
 import DMLTraining
 import DMLNetworks
 import DMLSamplers
@@ -7,9 +8,7 @@ import Testing
 @Suite("Checkpoints")
 struct CheckpointTests {
   func folder(_ name: String) -> String {
-    let p = FileManager.default.temporaryDirectory.appendingPathComponent("dml-ck-\(getpid())-\(name)").path
-    try? FileManager.default.removeItem(atPath: p)
-    return p
+    ScratchSpace.path("ck-" + name)
   }
 
   @Test("CRC-32 matches the standard check value")
