@@ -60,6 +60,9 @@ let source = """
   /// To make it yours: change the two terms in `compute` and their derivatives (`∂/∂s`), the
   /// hyperparameters and the summary; `swift test --filter \(module)Tests` then checks the
   /// gradient against finite differences in Double, and more.
+  ///
+  /// It holds no learned state (`ParameterFree`). A loss with proxies or class weights drops
+  /// `ParameterFree` and visits them in `visitParameters`, as `ProxyAnchorLoss` does.
   public struct \(module)<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
     public var positiveMargin: Scalar
     public var negativeMargin: Scalar
