@@ -312,6 +312,12 @@ def make_training_loss(name, classes):
     if name == "center":
         loss = CenterPlusSoftmax(classes, 128)
         return loss, None, [{"params": loss.parameters()}]
+    if name in ("arcface", "cosface", "normalized-softmax"):
+        # PML's defaults; the class weights train in the model's Adam at its learning rate.
+        loss = {"arcface": lambda: losses.ArcFaceLoss(classes, 128, margin=28.6, scale=64),
+                "cosface": lambda: losses.CosFaceLoss(classes, 128, margin=0.35, scale=64),
+                "normalized-softmax": lambda: losses.NormalizedSoftmaxLoss(classes, 128, temperature=0.05)}[name]()
+        return loss, None, [{"params": loss.parameters()}]
     raise SystemExit(f"unknown loss {name}")
 
 
