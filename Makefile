@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests and CI never set this: they run whatever the machine's environment gives.
 FAST_BLAS := $(if $(OPENBLAS_CORETYPE),,$(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX))
 
-.PHONY: all deps build test example check-new-loss docs doc-coverage demo bench bench-quick bench-kinds bench-env bench-each bench-deps bench-foundation bench-losses bench-search bench-plots fuzz fuzz-asan libfuzz reliability report report-crossbatch report-class-weights clean
+.PHONY: all deps build test example check-new-loss docs doc-coverage demo bench bench-quick bench-kinds bench-env bench-each bench-deps bench-foundation bench-losses bench-search bench-plots fuzz fuzz-asan libfuzz reliability report report-crossbatch report-class-weights pictures clean
 
 all: build
 
@@ -145,11 +145,17 @@ bench-each: bench-foundation bench-losses bench-search bench-plots
 # The run's pictures go to Docs/pictures (README).
 DEMO_FLAGS ?= --train-classes 0-4 --validation-classes 3-4 --test-classes 5-9 --patience 2 \
   --network local:kernel=1,mix=5,init=identity,shift=0.81 --loss supcon:temperature=0.05 \
-  --optimizer adam:lr=0.001 --batch shuffled:size=128 --epochs 4 --log text --plots Docs/pictures
+  --optimizer adam:lr=0.001 --batch shuffled:size=128 --epochs 4 --log text
 
+# The demo writes its pictures under runs/demo (ignored): a run never edits the repository.
 demo: deps
 	$(SWIFT) build -c release --product dml
-	env $(FAST_BLAS) .build/release/dml train $(DEMO_FLAGS)
+	env $(FAST_BLAS) .build/release/dml train $(DEMO_FLAGS) --plots runs/demo/pictures
+
+# Refreshes the README's pictures (Docs/pictures) from the demo's recipe, on purpose.
+pictures: deps
+	$(SWIFT) build -c release --product dml
+	env $(FAST_BLAS) .build/release/dml train $(DEMO_FLAGS) --plots Docs/pictures
 
 # Issue 10: 100,000 mutated inputs for each loader and parser (IDX, CSV, NPY, safetensors, the
 # search index, the hyperparameter syntax); any crash, hang or runaway allocation stops it.

@@ -58,13 +58,13 @@ public struct CenterLoss<Scalar: DMLScalar>: RegisteredLoss {
   /// are computed (O(n·d), not a GEMM against every center).
   public static var readsOwnClassScoresOnly: Bool { true }
   public static var hyperparameters: [HyperparameterSpec] {
-    [HyperparameterSpec("alpha", .real, default: "0.5", "center update rate α"), .classes]
+    [HyperparameterSpec("alpha", .real, default: "0.5", "center update rate α", range: .leftOpen(0, 1)), .classes]
   }
 
   public init(_ v: HyperparameterValues, context: LossContext) throws {
-    let classes = try v.integer("classes")
+    let classes = try v.learnedClasses(context)
     self.init(
-      classes: classes > 0 ? classes : context.classes, dimension: context.embeddingDimension,
+      classes: classes, dimension: context.embeddingDimension,
       alpha: Scalar(try v.real("alpha", "in (0, 1]") { $0 > 0 && $0 <= 1 }))
   }
 

@@ -22,9 +22,9 @@ public struct ClassWeights<Scalar: DMLScalar>: Sendable {
 
   /// Weights built from a registry's values.
   public init(_ v: HyperparameterValues, context: LossContext) throws {
-    let classes = try v.integer("classes")
+    let classes = try v.learnedClasses(context)
     self.init(
-      classes: classes > 0 ? classes : context.classes, dimension: context.embeddingDimension,
+      classes: classes, dimension: context.embeddingDimension,
       seed: context.seed &+ 0x434C_4153)
   }
 }
@@ -175,7 +175,7 @@ public struct NormalizedSoftmaxLoss<Scalar: DMLScalar>: RegisteredLoss, ClassWei
   public static var summary: String { "Normalised softmax (Zhai and Wu 2019)" }
   public static var usesTuples: Bool { false }
   public static var hyperparameters: [HyperparameterSpec] {
-    [.classes, HyperparameterSpec("temperature", .real, default: "0.05", "softmax temperature")]
+    [.classes, HyperparameterSpec("temperature", .real, default: "0.05", "softmax temperature", range: .positive)]
   }
 
   public init(_ v: HyperparameterValues, context: LossContext) throws {
@@ -225,8 +225,8 @@ public struct ArcFaceLoss<Scalar: DMLScalar>: RegisteredLoss, ClassWeightLoss {
   public static var usesTuples: Bool { false }
   public static var hyperparameters: [HyperparameterSpec] {
     [
-      .classes, HyperparameterSpec("margin", .real, default: "28.6", "angular margin in degrees"),
-      HyperparameterSpec("scale", .real, default: "64", "logit scale"),
+      .classes, HyperparameterSpec("margin", .real, default: "28.6", "angular margin in degrees", range: .halfOpen(0, 90)),
+      HyperparameterSpec("scale", .real, default: "64", "logit scale", range: .positive),
     ]
   }
 
@@ -285,8 +285,8 @@ public struct CosFaceLoss<Scalar: DMLScalar>: RegisteredLoss, ClassWeightLoss {
   public static var usesTuples: Bool { false }
   public static var hyperparameters: [HyperparameterSpec] {
     [
-      .classes, HyperparameterSpec("margin", .real, default: "0.35", "cosine margin"),
-      HyperparameterSpec("scale", .real, default: "64", "logit scale"),
+      .classes, HyperparameterSpec("margin", .real, default: "0.35", "cosine margin", range: .nonNegative),
+      HyperparameterSpec("scale", .real, default: "64", "logit scale", range: .positive),
     ]
   }
 

@@ -38,9 +38,9 @@ public struct MultiSimilarityLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterF
   public static var supportsCrossBatchMemory: Bool { true }
   public static var hyperparameters: [HyperparameterSpec] {
     [
-      HyperparameterSpec("alpha", .real, default: "2", "scale of the positive part"),
-      HyperparameterSpec("beta", .real, default: "50", "scale of the negative part"),
-      HyperparameterSpec("base", .real, default: "0.5", "similarity offset"),
+      HyperparameterSpec("alpha", .real, default: "2", "scale of the positive part", range: .positive),
+      HyperparameterSpec("beta", .real, default: "50", "scale of the negative part", range: .positive),
+      HyperparameterSpec("base", .real, default: "0.5", "similarity offset", range: .closed(-1, 1)),
       .distance(default: "cosine"),
     ]
   }

@@ -41,7 +41,7 @@ public struct SupConLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
   public static var supportsCrossBatchMemory: Bool { true }
   public static var hyperparameters: [HyperparameterSpec] {
     [
-      HyperparameterSpec("temperature", .real, default: "0.1", "divides the scores before the softmax"),
+      HyperparameterSpec("temperature", .real, default: "0.1", "divides the scores before the softmax", range: .positive),
       .distance(default: "cosine"),
     ]
   }

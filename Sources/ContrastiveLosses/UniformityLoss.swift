@@ -29,7 +29,7 @@ public struct UniformityLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
   public static var usesTuples: Bool { false }
   public static var supportsCrossBatchMemory: Bool { true }
   public static var hyperparameters: [HyperparameterSpec] {
-    [HyperparameterSpec("t", .real, default: "2", "sharpness of the Gaussian potential")]
+    [HyperparameterSpec("t", .real, default: "2", "sharpness of the Gaussian potential", range: .positive)]
   }
 
   public init(_ v: HyperparameterValues, context: LossContext) throws {

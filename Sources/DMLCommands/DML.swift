@@ -37,7 +37,7 @@ struct List: ParsableCommand {
       print("\(title):")
       for (name, summary, hyper) in items {
         print("  \(name) — \(summary)")
-        for h in hyper { print("      \(h.name)=\(h.defaultValue)  \(h.help)") }
+        for h in hyper { print("      \(h.name)=\(h.defaultValue)  \(h.help)" + (h.range.map { " (\($0))" } ?? "")) }
       }
     }
     show("networks (--network)", Components.networks.map { ($0.name, $0.summary, $0.hyperparameters) })

@@ -16,7 +16,7 @@ public struct DataOptions: ParsableArguments {
   var testLabels: String?
   @Option(help: "Classes to train on, e.g. 0-4 (default: all).")
   var trainClasses: String?
-  @Option(help: "Classes to evaluate on, e.g. 5-9 (default: the training classes).")
+  @Option(help: "Classes to evaluate on, e.g. 5-9 (default: every class of --test-data, else the training classes).")
   var testClasses: String?
   @Option(help: "Training classes held out for validation and early stopping, e.g. 3-4 (at most 1,000 samples each).")
   var validationClasses: String?
@@ -26,7 +26,13 @@ public struct DataOptions: ParsableArguments {
 
   func load(_ path: String, labels: String?, train: Bool) throws -> Dataset {
     if path == "fashion-mnist" { return try FashionMNIST.load(train: train, directory: dataDir) }
-    if path.hasSuffix(".csv") { return try CSV.dataset(path) }
+    if path.hasSuffix(".csv") {
+      let d = try CSV.dataset(path)
+      if let names = d.columnNames {
+        warn("note: \(path): line 1 is read as column names (\(names.prefix(4).joined(separator: ", "))\(names.count > 4 ? ", …" : ""))")
+      }
+      return d
+    }
     if path.hasSuffix(".npy") {
       guard let labels else { throw ValidationError("--data \(path) needs --labels (an NPY or CSV file of labels)") }
       return try NPY.dataset(features: path, labels: labels)
@@ -34,8 +40,39 @@ public struct DataOptions: ParsableArguments {
     throw ValidationError("--data \(path): expected fashion-mnist, a .csv or a .npy file")
   }
 
+  /// The classes of each split, and whether the test rows come from the training file.
+  struct SplitClasses {
+    /// Every class the training file contributes to training or validation.
+    var seen: Set<Int>
+    /// The test classes.
+    var test: Set<Int>
+    /// True when the test rows are read from the training file (no separate test file).
+    var sameRows: Bool
+
+    /// Refuses a test that overlaps the seen classes (open-set evaluation needs unseen ones),
+    /// unless `allowed`; then returns a warning to print.
+    func openSetCheck(allowed: Bool, options: DataOptions) throws -> String? {
+      let overlap = seen.intersection(test).sorted()
+      guard !overlap.isEmpty else { return nil }
+      let list = overlap.map(String.init).joined(separator: ",")
+      let what = sameRows
+        ? "the test would score rows of \(options.data) that the model trained on"
+        : "the test would score classes the model has seen (a closed-set evaluation)"
+      if allowed { return "warning: test classes \(list) are training classes: \(what)" }
+      throw ValidationError(
+        "test classes \(list) are also training classes: \(what). Name unseen classes with --test-classes "
+          + "(and --train-classes), or pass --allow-overlap to evaluate on seen classes")
+    }
+  }
+
   /// The training set (labels remapped to 0..<classes), the validation set, and the test set.
   func splits() throws -> (train: Dataset, validation: Dataset?, test: Dataset) {
+    let s = try splitsAndClasses()
+    return (s.train, s.validation, s.test)
+  }
+
+  /// `splits()`, with the classes of each split.
+  func splitsAndClasses() throws -> (train: Dataset, validation: Dataset?, test: Dataset, classes: SplitClasses) {
     var train = try load(data, labels: labels, train: true)
     var test: Dataset
     if let testData {
@@ -49,7 +86,9 @@ public struct DataOptions: ParsableArguments {
       throw ValidationError("test data has \(test.features.columns) features, training data \(train.features.columns)")
     }
     let trainSet = try trainClasses.map { try ClassSplit.parse($0) } ?? Set(train.labels)
-    let testSet = try testClasses.map { try ClassSplit.parse($0) } ?? trainSet
+    // A separate test file is evaluated on all its classes unless told otherwise.
+    let testSet = try testClasses.map { try ClassSplit.parse($0) } ?? (testData != nil ? Set(test.labels) : trainSet)
+    let classes = SplitClasses(seen: trainSet, test: testSet, sameRows: testData == nil && data != "fashion-mnist")
     var validation: Dataset?
     if let validationClasses {
       let v = try ClassSplit.parse(validationClasses)
@@ -72,8 +111,11 @@ public struct DataOptions: ParsableArguments {
     }
     test = test.restricted(to: testSet)
     guard train.features.rows > 0 else { throw ValidationError("--train-classes \(trainClasses ?? "all") selects no training sample") }
-    guard test.features.rows > 1 else { throw ValidationError("--test-classes \(testClasses ?? "") selects fewer than 2 test samples") }
+    guard test.features.rows > 1 else {
+      if let testClasses { throw ValidationError("--test-classes \(testClasses) selects fewer than 2 test samples") }
+      throw ValidationError("the test classes (\(testSet.sorted().map(String.init).joined(separator: ","))) hold fewer than 2 samples of \(testData ?? data)")
+    }
     train.labels = ClassSplit.remap(train.labels).labels
-    return (train, validation, test)
+    return (train, validation, test, classes)
   }
 }

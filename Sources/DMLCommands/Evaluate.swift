@@ -73,8 +73,8 @@ struct Evaluate: ParsableCommand {
     if json {
       print(jsonLine([
         "precision_at_1": m.precisionAt1, "r_precision": m.rPrecision, "map_at_r": m.mapAtR, "map": m.meanAveragePrecision,
-        "mrr": m.meanReciprocalRank, "recall_at_1": m.recallAt[1]!, "recall_at_8": m.recallAt[8]!, "nmi": c.nmi, "ami": c.ami,
-        "queries": m.queries,
+        "mrr": m.meanReciprocalRank, "recall_at_1": m.recallAt[1]!, "recall_at_2": m.recallAt[2]!, "recall_at_4": m.recallAt[4]!,
+        "recall_at_8": m.recallAt[8]!, "nmi": c.nmi, "ami": c.ami, "queries": m.queries, "lone_queries": m.loneQueries,
       ]))
     } else {
       print("\(m.queries) queries: \(m)  NMI \(String(format: "%.4f", c.nmi))  AMI \(String(format: "%.4f", c.ami))")

@@ -122,7 +122,7 @@ struct PlotCurves: ParsableCommand {
   func run() throws {
     guard let data = FileManager.default.contents(atPath: log) else { throw ValidationError("--log \(log): cannot read the file") }
     var records: [[String: Any]] = []
-    for (number, line) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+    for (number, line) in textLines([UInt8](data)).enumerated() {
       let text = line.trimmingCharacters(in: .whitespaces)
       if text.isEmpty { continue }
       guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {

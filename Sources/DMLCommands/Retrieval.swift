@@ -108,10 +108,9 @@ struct Verify: ParsableCommand {
     let e = try source.embed(test)
     var scores: [Double] = [], matches: [Bool] = []
     if let pairs {
-      let text = String(decoding: try readFileBytes(pairs), as: UTF8.self)
       var a = Matrix<Float>(rows: 1, columns: e.columns), b = a, s = Matrix<Float>()
       var w = DistanceWorkspace<Float>()
-      for (n, line) in text.split(separator: "\n").enumerated() {
+      for (n, line) in textLines(try readFileBytes(pairs)).enumerated() where !line.allSatisfy({ $0 == " " }) {
         let cells = line.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard cells.count >= 2, let i = cells[0], let j = cells[1], (0..<e.rows).contains(i), (0..<e.rows).contains(j) else {
           if n == 0 { continue }  // a header

@@ -64,24 +64,24 @@ struct ComponentSpec {
 enum Components {
   static let networks = [
     ComponentSpec(name: "mlp", summary: "Linear → ReLU blocks → Linear (784 → 512 → 128)", hyperparameters: [
-      HyperparameterSpec("hidden", .integer, default: "512", "width of the hidden layer (0: none)"),
-      HyperparameterSpec("depth", .integer, default: "1", "number of hidden layers"),
-      HyperparameterSpec("embedding", .integer, default: "128", "embedding dimension"),
+      HyperparameterSpec("hidden", .integer, default: "512", "width of the hidden layer (0: none)", range: .nonNegative),
+      HyperparameterSpec("depth", .integer, default: "1", "number of hidden layers", range: .nonNegative),
+      HyperparameterSpec("embedding", .integer, default: "128", "embedding dimension", range: .atLeast(1)),
       HyperparameterSpec("normalize", .boolean, default: "true", "L2-normalise the embeddings"),
       HyperparameterSpec("batchnorm", .boolean, default: "false", "BatchNorm before each ReLU"),
     ]),
     ComponentSpec(name: "local", summary: "Conv k×k (1→C) → ReLU → Conv m×m (C→out), full resolution, no projection (28·28·out dims)", hyperparameters: [
-      HyperparameterSpec("channels", .integer, default: "8", "local filters"),
-      HyperparameterSpec("kernel", .integer, default: "5", "filter size k (odd)"),
-      HyperparameterSpec("mix", .integer, default: "1", "size m of the mixing filter (odd)"),
-      HyperparameterSpec("out", .integer, default: "1", "output maps per pixel"),
+      HyperparameterSpec("channels", .integer, default: "8", "local filters", range: .atLeast(1)),
+      HyperparameterSpec("kernel", .integer, default: "5", "filter size k (odd)", range: .atLeast(1)),
+      HyperparameterSpec("mix", .integer, default: "1", "size m of the mixing filter (odd)", range: .atLeast(1)),
+      HyperparameterSpec("out", .integer, default: "1", "output maps per pixel", range: .atLeast(1)),
       HyperparameterSpec("init", .choice(["random", "identity"]), default: "random", "identity: start as the (shifted) input"),
       HyperparameterSpec("shift", .real, default: "1", "identity: bias of the pass-through filter (inputs below −shift are cut)"),
       HyperparameterSpec("normalize", .boolean, default: "true", "L2-normalise the embeddings"),
     ]),
     ComponentSpec(name: "convnet-s", summary: "2 × (Conv3×3 → ReLU → MaxPool2) → Linear (1→32→64, 3136 → 128)", hyperparameters: [
-      HyperparameterSpec("width", .integer, default: "32", "channels of the first block (doubled after)"),
-      HyperparameterSpec("embedding", .integer, default: "128", "embedding dimension"),
+      HyperparameterSpec("width", .integer, default: "32", "channels of the first block (doubled after)", range: .atLeast(1)),
+      HyperparameterSpec("embedding", .integer, default: "128", "embedding dimension", range: .atLeast(1)),
       HyperparameterSpec("normalize", .boolean, default: "true", "L2-normalise the embeddings"),
       HyperparameterSpec("batchnorm", .boolean, default: "false", "BatchNorm after each convolution"),
     ]),
@@ -90,64 +90,64 @@ enum Components {
   static let miners = [
     ComponentSpec(name: "none", summary: "no mining: every pair or triplet", hyperparameters: []),
     ComponentSpec(name: "semihard", summary: "PML TripletMarginMiner(type=semihard): 0 < d(a,n) − d(a,p) ≤ margin", hyperparameters: [
-      HyperparameterSpec("margin", .real, default: "0.2", "window width"), HyperparameterSpec("max", .integer, default: "0", "cap on triplets (0: none)"),
+      HyperparameterSpec("margin", .real, default: "0.2", "window width", range: .nonNegative), HyperparameterSpec("max", .integer, default: "0", "cap on triplets (0: none)", range: .nonNegative),
     ]),
     ComponentSpec(name: "triplet-margin", summary: "PML TripletMarginMiner", hyperparameters: [
-      HyperparameterSpec("margin", .real, default: "0.2", "window width"),
+      HyperparameterSpec("margin", .real, default: "0.2", "window width", range: .nonNegative),
       HyperparameterSpec("type", .choice(["all", "hard", "semihard", "easy"]), default: "all", "which triplets"),
-      HyperparameterSpec("max", .integer, default: "0", "cap on triplets (0: none)"),
+      HyperparameterSpec("max", .integer, default: "0", "cap on triplets (0: none)", range: .nonNegative),
     ]),
     ComponentSpec(name: "batch-hard", summary: "hardest positive and negative per anchor (Hermans et al. 2017)", hyperparameters: []),
     ComponentSpec(name: "facenet-semihard", summary: "FaceNet's rule: nearest negative beyond the positive", hyperparameters: []),
-    ComponentSpec(name: "multi-similarity", summary: "PML MultiSimilarityMiner", hyperparameters: [HyperparameterSpec("epsilon", .real, default: "0.1", "slack ε")]),
+    ComponentSpec(name: "multi-similarity", summary: "PML MultiSimilarityMiner", hyperparameters: [HyperparameterSpec("epsilon", .real, default: "0.1", "slack ε", range: .nonNegative)]),
     ComponentSpec(name: "pair-margin", summary: "PML PairMarginMiner", hyperparameters: [
-      HyperparameterSpec("pos_margin", .real, default: "0.2", "positives farther than this"),
-      HyperparameterSpec("neg_margin", .real, default: "0.8", "negatives closer than this"),
+      HyperparameterSpec("pos_margin", .real, default: "0.2", "positives farther than this", range: .nonNegative),
+      HyperparameterSpec("neg_margin", .real, default: "0.8", "negatives closer than this", range: .nonNegative),
     ]),
     ComponentSpec(name: "distance-weighted", summary: "Wu et al. 2017 distance-weighted sampling (seeded)", hyperparameters: [
-      HyperparameterSpec("cutoff", .real, default: "0.5", "distances clipped below"),
-      HyperparameterSpec("nonzero_loss_cutoff", .real, default: "1.4", "negatives beyond never drawn"),
+      HyperparameterSpec("cutoff", .real, default: "0.5", "distances clipped below", range: .nonNegative),
+      HyperparameterSpec("nonzero_loss_cutoff", .real, default: "1.4", "negatives beyond never drawn", range: .positive),
     ]),
   ]
 
   static let batches = [
     ComponentSpec(name: "m-per-class", summary: "groups of m samples per class (PML MPerClassSampler, larger batches allowed)", hyperparameters: [
-      HyperparameterSpec("m", .integer, default: "4", "samples per class group"), HyperparameterSpec("size", .integer, default: "128", "batch size"),
+      HyperparameterSpec("m", .integer, default: "4", "samples per class group", range: .atLeast(1)), HyperparameterSpec("size", .integer, default: "128", "batch size", range: .atLeast(2)),
     ]),
     ComponentSpec(name: "shuffled", summary: "plain shuffled batches, last partial one dropped", hyperparameters: [
-      HyperparameterSpec("size", .integer, default: "128", "batch size"),
+      HyperparameterSpec("size", .integer, default: "128", "batch size", range: .atLeast(2)),
     ]),
     ComponentSpec(name: "views", summary: "size/views samples, each repeated views times (differently with --augment): SimCLR/SupCon batches", hyperparameters: [
-      HyperparameterSpec("size", .integer, default: "128", "batch size"), HyperparameterSpec("views", .integer, default: "2", "views per sample"),
+      HyperparameterSpec("size", .integer, default: "128", "batch size", range: .atLeast(2)), HyperparameterSpec("views", .integer, default: "2", "views per sample", range: .atLeast(2)),
       HyperparameterSpec("labels", .choice(["class", "instance"]), default: "class", "positives: same class (SupCon) or same sample only (SimCLR)"),
     ]),
   ]
 
   static let optimizers = [
     ComponentSpec(name: "adam", summary: "Adam (PyTorch's update)", hyperparameters: [
-      HyperparameterSpec("lr", .real, default: "0.001", "learning rate"), HyperparameterSpec("weight_decay", .real, default: "0", "L2 weight decay"),
-      HyperparameterSpec("proxy_lr", .real, default: "0.01", "learning rate of proxies and class weights (group 1)"),
-      HyperparameterSpec("first_lr", .real, default: "1", "factor on the first layer\'s learning rate (0 freezes it)"),
+      HyperparameterSpec("lr", .real, default: "0.001", "learning rate", range: .positive), HyperparameterSpec("weight_decay", .real, default: "0", "L2 weight decay", range: .nonNegative),
+      HyperparameterSpec("proxy_lr", .real, default: "0.01", "learning rate of proxies and class weights (group 1)", range: .positive),
+      HyperparameterSpec("first_lr", .real, default: "1", "factor on the first layer\'s learning rate (0 freezes it)", range: .closed(0, 1)),
     ]),
     ComponentSpec(name: "adamw", summary: "AdamW (decoupled weight decay)", hyperparameters: [
-      HyperparameterSpec("lr", .real, default: "0.001", "learning rate"), HyperparameterSpec("weight_decay", .real, default: "0.01", "decoupled weight decay"),
-      HyperparameterSpec("proxy_lr", .real, default: "0.01", "learning rate of group 1"),
-      HyperparameterSpec("first_lr", .real, default: "1", "factor on the first layer\'s learning rate (0 freezes it)"),
+      HyperparameterSpec("lr", .real, default: "0.001", "learning rate", range: .positive), HyperparameterSpec("weight_decay", .real, default: "0.01", "decoupled weight decay", range: .nonNegative),
+      HyperparameterSpec("proxy_lr", .real, default: "0.01", "learning rate of group 1", range: .positive),
+      HyperparameterSpec("first_lr", .real, default: "1", "factor on the first layer\'s learning rate (0 freezes it)", range: .closed(0, 1)),
     ]),
     ComponentSpec(name: "sgd", summary: "SGD with momentum", hyperparameters: [
-      HyperparameterSpec("lr", .real, default: "0.01", "learning rate"), HyperparameterSpec("momentum", .real, default: "0.9", "momentum"),
+      HyperparameterSpec("lr", .real, default: "0.01", "learning rate", range: .positive), HyperparameterSpec("momentum", .real, default: "0.9", "momentum", range: .halfOpen(0, 1)),
       HyperparameterSpec("nesterov", .boolean, default: "false", "Nesterov momentum"),
-      HyperparameterSpec("weight_decay", .real, default: "0", "L2 weight decay"),
-      HyperparameterSpec("proxy_lr", .real, default: "0.01", "learning rate of group 1"),
-      HyperparameterSpec("first_lr", .real, default: "1", "factor on the first layer\'s learning rate (0 freezes it)"),
+      HyperparameterSpec("weight_decay", .real, default: "0", "L2 weight decay", range: .nonNegative),
+      HyperparameterSpec("proxy_lr", .real, default: "0.01", "learning rate of group 1", range: .positive),
+      HyperparameterSpec("first_lr", .real, default: "1", "factor on the first layer\'s learning rate (0 freezes it)", range: .closed(0, 1)),
     ]),
   ]
 
   static let schedules = [
     ComponentSpec(name: "constant", summary: "the base rate throughout", hyperparameters: []),
-    ComponentSpec(name: "cosine", summary: "cosine annealing over the run", hyperparameters: [HyperparameterSpec("min", .real, default: "0", "final factor")]),
+    ComponentSpec(name: "cosine", summary: "cosine annealing over the run", hyperparameters: [HyperparameterSpec("min", .real, default: "0", "final factor", range: .closed(0, 1))]),
     ComponentSpec(name: "step", summary: "multiply by gamma every `every` epochs", hyperparameters: [
-      HyperparameterSpec("every", .integer, default: "10", "epochs between decays"), HyperparameterSpec("gamma", .real, default: "0.1", "factor"),
+      HyperparameterSpec("every", .integer, default: "10", "epochs between decays", range: .atLeast(1)), HyperparameterSpec("gamma", .real, default: "0.1", "factor", range: .leftOpen(0, 1)),
     ]),
   ]
 

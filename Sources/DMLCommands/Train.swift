@@ -34,6 +34,9 @@ struct Train: ParsableCommand {
   @Option(help: "OpenBLAS threads (default: as the environment sets).") var threads: Int?
   @Option(help: "Write a checkpoint into this folder after each epoch.") var checkpoint: String?
   @Flag(help: "Continue the run whose checkpoints are in --checkpoint.") var resume = false
+  @Flag(help: "Replace the checkpoints of another run in --checkpoint (without it, such a folder is refused).") var force = false
+  @Flag(help: "Evaluate on test classes that are also training classes (a closed-set evaluation; refused otherwise).")
+  var allowOverlap = false
   @Option(help: "text or json (default: text on a terminal, json otherwise).") var log: String?
   @Option(help: "Log every this many steps (0: epochs only).") var logEvery = 50
   @Option(help: "Write curves.png, embeddings.png (t-SNE of the test split) and, for images, retrieval.png into this folder at the end.")
@@ -47,6 +50,7 @@ struct Train: ParsableCommand {
     if let threads, threads < 1 { throw ValidationError("--threads \(threads) must be at least 1") }
     if let log, log != "text" && log != "json" { throw ValidationError("--log \(log) must be text or json") }
     if resume && checkpoint == nil { throw ValidationError("--resume needs --checkpoint FOLDER") }
+    if resume && force { throw ValidationError("--resume continues the run in --checkpoint, --force replaces it: give one") }
     if patience != nil && dataOptions.validationClasses == nil {
       throw ValidationError("--patience needs --validation-classes (held-out training classes to validate on)")
     }
@@ -63,8 +67,8 @@ struct Train: ParsableCommand {
     do {
       var v = try HyperparameterValues(parsing: "memory:" + memory)
       try v.validate(against: [
-        HyperparameterSpec("size", .integer, default: "4096", "embeddings held"),
-        HyperparameterSpec("warmup", .integer, default: "0", "steps before the memory starts filling"),
+        HyperparameterSpec("size", .integer, default: "4096", "embeddings held", range: .atLeast(1)),
+        HyperparameterSpec("warmup", .integer, default: "0", "steps before the memory starts filling", range: .nonNegative),
       ])
       let size = try v.integer("size"), warmUp = try v.integer("warmup")
       guard size >= 1 else { throw SpecificationError("size=\(size) must be at least 1") }
@@ -83,12 +87,12 @@ struct Train: ParsableCommand {
     do {
       var v = try HyperparameterValues(parsing: "offline-mining:" + offlineMining)
       try v.validate(against: [
-        HyperparameterSpec("every", .integer, default: "1", "mine again every this many epochs"),
-        HyperparameterSpec("steps", .integer, default: "0", "or every this many steps (0: use every)"),
-        HyperparameterSpec("k", .integer, default: "10", "hard positives and negatives kept per anchor"),
+        HyperparameterSpec("every", .integer, default: "1", "mine again every this many epochs", range: .atLeast(1)),
+        HyperparameterSpec("steps", .integer, default: "0", "or every this many steps (0: use every)", range: .nonNegative),
+        HyperparameterSpec("k", .integer, default: "10", "hard positives and negatives kept per anchor", range: .atLeast(1)),
         HyperparameterSpec("window", .choice(OfflineWindow.allCases.map(\.rawValue)), default: "hard", "hard: nearest negatives; semihard: nearest beyond the hardest positive"),
-        HyperparameterSpec("positives", .integer, default: "1", "hard positives per anchor in a batch"),
-        HyperparameterSpec("negatives", .integer, default: "3", "hard negatives per anchor in a batch"),
+        HyperparameterSpec("positives", .integer, default: "1", "hard positives per anchor in a batch", range: .nonNegative),
+        HyperparameterSpec("negatives", .integer, default: "3", "hard negatives per anchor in a batch", range: .nonNegative),
         .distance(default: "euclidean"),
       ])
       let every = try v.integer("every"), steps = try v.integer("steps"), k = try v.integer("k")
@@ -130,7 +134,11 @@ struct Train: ParsableCommand {
     if let threads { BLAS.threadCount = threads }
     let json = log == "json" || (log == nil && isatty(STDOUT_FILENO) == 0)
     if let advice = BLAS.advice { warn("note: \(advice)") }
-    var (train, validation, test) = try dataOptions.splits()
+    var (train, validation, test, splitClasses) = try dataOptions.splitsAndClasses()
+    guard Set(train.labels).count >= 2 else {
+      throw ValidationError(
+        "--train-classes \(dataOptions.trainClasses ?? "all"): training needs at least 2 classes, the data has \(Set(train.labels).count) left for it")
+    }
     // Renumbered, as k-means may leave a cluster empty.
     if subclasses > 1 { train.labels = ClassSplit.remap(try Self.subclassLabels(train, per: subclasses, seed: seed)).labels }
     let classes = Set(train.labels).count
@@ -177,6 +185,9 @@ struct Train: ParsableCommand {
       guard usesTuples else { throw ValidationError("--offline-mining builds batches for pair losses (contrastive, triplet, multi-similarity), not class-based ones") }
       if try instanceLabels() { throw ValidationError("--offline-mining cannot be combined with --batch views:...,labels=instance") }
     }
+    // Every component is built: the last checks before any training.
+    if !trial, let warning = try splitClasses.openSetCheck(allowed: allowOverlap, options: dataOptions) { warn(warning) }
+    try checkOutputs()
     func run<N: EmbeddingNetwork, O: Optimizer>(_ n: N, _ o: O) throws -> Summary where N.Scalar == Float, O.Scalar == Float {
       var t = Trainer(network: n, loss: lossValue, sampler: sampler, optimizer: o)
       if let m = memorySettings { t.memory = CrossBatchMemory(capacity: m.size, warmUp: m.warmUp) }
@@ -190,6 +201,41 @@ struct Train: ParsableCommand {
     case (.local(let n), .adam(let o)): return try run(n, o)
     case (.local(let n), .sgd(let o)): return try run(n, o)
     }
+  }
+
+  /// Checks, before any training, that the checkpoint and plot folders can be written, and that
+  /// the checkpoint folder holds no other run unless `--resume` or `--force` says what to do with
+  /// it (`--force` clears its checkpoints).
+  func checkOutputs() throws {
+    let fm = FileManager.default
+    if let folder = checkpoint {
+      let existing = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).filter { $0 == "latest" || $0.hasPrefix("step-") }
+      if resume {
+        guard !existing.isEmpty else { throw ValidationError("--resume: \(folder) holds no checkpoint to continue") }
+      } else if !existing.isEmpty {
+        guard force else {
+          throw ValidationError(
+            "--checkpoint \(folder) holds another run's checkpoints: pass --resume to continue it, or --force to replace it")
+        }
+        for name in existing { try? fm.removeItem(atPath: "\(folder)/\(name)") }
+      }
+      try Self.checkWritable(folder, flag: "--checkpoint")
+    }
+    if let plots { try Self.checkWritable(plots, flag: "--plots") }
+  }
+
+  /// Creates `folder` if needed and writes and removes a probe file in it; the error names the
+  /// flag and the folder.
+  static func checkWritable(_ folder: String, flag: String) throws {
+    let fm = FileManager.default
+    do { try fm.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
+      throw ValidationError("\(flag) \(folder): cannot create the folder")
+    }
+    let probe = "\(folder)/.dml-write-check-\(getpid())"
+    guard fm.createFile(atPath: probe, contents: Data()) else {
+      throw ValidationError("\(flag) \(folder): the folder is not writable")
+    }
+    try? fm.removeItem(atPath: probe)
   }
 
   /// Sub-class labels: each class's samples clustered by k-means on their inputs (seeded), so
@@ -213,9 +259,12 @@ struct Train: ParsableCommand {
     return try values.string("labels") == "instance"
   }
 
-  /// Prints unless this is one of `dml tune`'s trials.
+  /// Prints unless this is one of `dml tune`'s trials, and flushes: each log line reaches its
+  /// reader (a file, a pipe) as it is written, so a killed run keeps its log up to the kill.
   func say(_ text: String, terminator: String = "\n") {
-    if !trial { print(text, terminator: terminator) }
+    guard !trial else { return }
+    print(text, terminator: terminator)
+    fflush(nil)
   }
 
   func fit<N, L, S, O>(
@@ -376,11 +425,15 @@ struct Train: ParsableCommand {
         }
       }
       history.append(record)
-      if json { say(jsonLine(record)) } else {
+      var line = String(format: "epoch %d/%d  loss %.4f  %.0f img/s", epoch + 1, epochs, lossSum / Double(perEpoch), Double(perEpoch * indices.count) / seconds)
+      if trainer.mines { line += "  mined \(minedTotal / Swift.max(1, perEpoch))/batch" }
+      if let v = record["validation_map_at_r"] as? Double { line += String(format: "  validation MAP@R %.4f", v) }
+      if json {
+        say(jsonLine(record))
+        // Progress for a person watching while the JSON goes to a file or a pipe.
+        if !trial && isatty(STDOUT_FILENO) == 0 { warn(line) }
+      } else {
         if isatty(STDOUT_FILENO) != 0 { say("\r\u{1B}[2K", terminator: "") }  // erase the progress line
-        var line = String(format: "epoch %d/%d  loss %.4f  %.0f img/s", epoch + 1, epochs, lossSum / Double(perEpoch), Double(perEpoch * indices.count) / seconds)
-        if trainer.mines { line += "  mined \(minedTotal / Swift.max(1, perEpoch))/batch" }
-        if let v = record["validation_map_at_r"] as? Double { line += String(format: "  validation MAP@R %.4f", v) }
         say(line)
       }
       if trainer.mines && emptyMined > perEpoch / 2 {

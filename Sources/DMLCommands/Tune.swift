@@ -205,7 +205,7 @@ struct Tune: ParsableCommand {
   static func readTable(_ path: String) throws -> [Row] {
     guard let data = FileManager.default.contents(atPath: path) else { return [] }
     var rows: [Row] = []
-    for (n, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated().dropFirst() {
+    for (n, line) in textLines([UInt8](data)).enumerated().dropFirst() where !line.isEmpty {
       // Fields: unquoted, or quoted with "" escapes.
       var fields: [String] = [], current = "", inQuotes = false
       var chars = Array(line)

@@ -21,13 +21,23 @@ public struct HyperparameterSpec: Sendable, Equatable {
   public let defaultValue: String
   /// One line of help, for listings.
   public let help: String
+  /// The valid values of a real or integer hyperparameter (`nil`: any finite value). A value
+  /// outside it is refused by name.
+  public let range: ValueRange?
 
-  /// A hyperparameter `name` of type `kind`, with its default value as text and one line of help.
-  public init(_ name: String, _ kind: Kind, default defaultValue: String, _ help: String) {
+  /// A hyperparameter `name` of type `kind`, with its default value as text, one line of help and,
+  /// for numbers, the range of valid values.
+  public init(_ name: String, _ kind: Kind, default defaultValue: String, _ help: String, range: ValueRange? = nil) {
     self.name = name
     self.kind = kind
     self.defaultValue = defaultValue
     self.help = help
+    self.range = range
+  }
+
+  /// The same declaration with the valid range `range`.
+  public func within(_ range: ValueRange) -> HyperparameterSpec {
+    HyperparameterSpec(name, kind, default: defaultValue, help, range: range)
   }
 
   /// The distance to use, defaulting to the paper's (and PML's).
@@ -46,7 +56,60 @@ public struct HyperparameterSpec: Sendable, Equatable {
 
   /// The number of classes (for losses with one learned vector per class).
   public static let classes = HyperparameterSpec(
-    "classes", .integer, default: "0", "number of training classes (0: taken from the data)")
+    "classes", .integer, default: "0", "number of training classes (0: taken from the data)", range: .atLeast(0))
+}
+
+/// The valid values of a numeric hyperparameter: an interval whose ends may be open, closed or
+/// absent, written as in `dml list` (`≥ 0`, `> 0`, `in [0, 1)`).
+public struct ValueRange: Sendable, Equatable, CustomStringConvertible {
+  /// The lower end and whether it is included (`nil`: unbounded below).
+  public var lower: (value: Double, included: Bool)?
+  /// The upper end and whether it is included (`nil`: unbounded above).
+  public var upper: (value: Double, included: Bool)?
+
+  /// An interval with the given ends.
+  public init(lower: (value: Double, included: Bool)?, upper: (value: Double, included: Bool)?) {
+    self.lower = lower
+    self.upper = upper
+  }
+
+  /// `x ≥ a`.
+  public static func atLeast(_ a: Double) -> ValueRange { ValueRange(lower: (a, true), upper: nil) }
+  /// `x > a`.
+  public static func above(_ a: Double) -> ValueRange { ValueRange(lower: (a, false), upper: nil) }
+  /// `a ≤ x ≤ b`.
+  public static func closed(_ a: Double, _ b: Double) -> ValueRange { ValueRange(lower: (a, true), upper: (b, true)) }
+  /// `a ≤ x < b`.
+  public static func halfOpen(_ a: Double, _ b: Double) -> ValueRange { ValueRange(lower: (a, true), upper: (b, false)) }
+  /// `a < x ≤ b`.
+  public static func leftOpen(_ a: Double, _ b: Double) -> ValueRange { ValueRange(lower: (a, false), upper: (b, true)) }
+  /// `x > 0`.
+  public static let positive = above(0)
+  /// `x ≥ 0`.
+  public static let nonNegative = atLeast(0)
+
+  /// Whether `x` lies in the interval.
+  public func contains(_ x: Double) -> Bool {
+    if let l = lower, l.included ? x < l.value : x <= l.value { return false }
+    if let u = upper, u.included ? x > u.value : x >= u.value { return false }
+    return true
+  }
+
+  /// `≥ 0`, `> 0`, `≤ 1`, or `in [0, 1)`.
+  public var description: String {
+    func f(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }
+    switch (lower, upper) {
+    case (nil, nil): return "any number"
+    case (let l?, nil): return (l.included ? "≥ " : "> ") + f(l.value)
+    case (nil, let u?): return (u.included ? "≤ " : "< ") + f(u.value)
+    case (let l?, let u?): return "in \(l.included ? "[" : "(")\(f(l.value)), \(f(u.value))\(u.included ? "]" : ")")"
+    }
+  }
+
+  public static func == (a: ValueRange, b: ValueRange) -> Bool {
+    a.lower?.value == b.lower?.value && a.lower?.included == b.lower?.included && a.upper?.value == b.upper?.value
+      && a.upper?.included == b.upper?.included
+  }
 }
 
 /// An error in a component specification, naming the value at fault.
@@ -118,8 +181,10 @@ public struct HyperparameterValues: Sendable, Equatable {
       guard let v = Double(text), v.isFinite else {
         throw SpecificationError("\(component): \(name)=\(text) is not a finite number")
       }
+      if let range = spec.range, !range.contains(v) { throw SpecificationError("\(component): \(name)=\(text) must be \(range)") }
     case .integer:
-      guard Int(text) != nil else { throw SpecificationError("\(component): \(name)=\(text) is not an integer") }
+      guard let v = Int(text) else { throw SpecificationError("\(component): \(name)=\(text) is not an integer") }
+      if let range = spec.range, !range.contains(Double(v)) { throw SpecificationError("\(component): \(name)=\(text) must be \(range)") }
     case .boolean:
       guard ["true", "false", "1", "0", "yes", "no"].contains(text.lowercased()) else {
         throw SpecificationError("\(component): \(name)=\(text) is not true or false")
@@ -151,6 +216,21 @@ public struct HyperparameterValues: Sendable, Equatable {
     let v = try real(name)
     guard condition(v) else { throw SpecificationError("\(component): \(name)=\(v) must be \(requirement)") }
     return v
+  }
+
+  /// The `classes` hyperparameter (`HyperparameterSpec.classes`) resolved against the data: 0
+  /// means the context's number of classes; a number below it is refused, since every training
+  /// label needs its learned vector (a smaller count would index past the last one).
+  public func learnedClasses(_ context: LossContext) throws -> Int {
+    let classes = try integer("classes")
+    guard classes == 0 || classes >= context.classes else {
+      throw SpecificationError(
+        "\(component): classes=\(classes) is fewer than the \(context.classes) classes of the training data (0: as many as the data has)")
+    }
+    guard context.classes > 0 || classes > 0 else {
+      throw SpecificationError("\(component): no training classes to make learned vectors for")
+    }
+    return classes > 0 ? classes : context.classes
   }
 
   /// The `distance` hyperparameter as a `Distance`.

@@ -1,20 +1,25 @@
 import Foundation
 
 /// CSV files: one sample per line, a label column and feature columns, with or without a header.
+/// Lines may end in `\n` or `\r\n`, and the file may start with a UTF-8 byte-order mark (as
+/// Excel writes it).
 public enum CSV {
   /// Reads `path`; the label is in column `labelColumn` (default 0), every other column is a
-  /// feature. A first line that does not parse as numbers is taken as a header.
+  /// feature. A first line none of whose cells is a number is a header: its cells become the
+  /// dataset's `columnNames`. A first line with some numbers is data, and an error if malformed.
   public static func dataset(_ path: String, labelColumn: Int = 0) throws -> Dataset {
     let bytes = try readFileBytes(path)
-    let text = String(decoding: bytes, as: UTF8.self)
     var rows: [[Float]] = [], labels: [Int] = []
     var width: Int?
-    for (lineIndex, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-      let line = raw.hasSuffix("\r") ? raw.dropLast() : raw
+    var header: [String]?
+    for (lineIndex, line) in textLines(bytes).enumerated() {
       if line.allSatisfy({ $0 == " " }) { continue }
       let cells = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
       let lineNumber = lineIndex + 1
-      if width == nil && lineIndex == 0 && cells.contains(where: { Float($0) == nil }) { continue }  // header
+      if width == nil && lineIndex == 0 && cells.allSatisfy({ Float($0) == nil }) {
+        header = cells
+        continue
+      }
       if let w = width, cells.count != w {
         throw DataError("\(path):\(lineNumber): \(cells.count) columns, expected \(w)")
       }
@@ -34,7 +39,12 @@ public enum CSV {
       rows.append(row)
       labels.append(label)
     }
-    guard !rows.isEmpty else { throw DataError("\(path): no data rows") }
-    return Dataset(features: Matrix(rows), labels: labels)
+    guard !rows.isEmpty else { throw DataError("\(path): no data rows\(header != nil ? " (only a header line)" : "")") }
+    if let header, header.count != width {
+      throw DataError("\(path):1: the header has \(header.count) columns, the data \(width!)")
+    }
+    var data = Dataset(features: Matrix(rows), labels: labels)
+    data.columnNames = header
+    return data
   }
 }

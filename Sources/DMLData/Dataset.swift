@@ -10,6 +10,8 @@ public struct Dataset: Sendable {
   public var labels: [Int]
   /// The image shape of a row, for image data (`nil` for flat features).
   public var imageShape: (height: Int, width: Int, channels: Int)?
+  /// The names of the file's columns, from a header line (CSV), or `nil`.
+  public var columnNames: [String]?
 
   /// A dataset of `features` with one label per row; `imageShape` for image data.
   public init(features: Matrix<Float>, labels: [Int], imageShape: (height: Int, width: Int, channels: Int)? = nil) {
@@ -45,6 +47,17 @@ public struct DataError: Error, CustomStringConvertible, Equatable {
   public let description: String
   /// An error with the message `description`.
   public init(_ description: String) { self.description = description }
+}
+
+/// The lines of a text file's bytes: a UTF-8 byte-order mark is dropped, and lines end at `\n`,
+/// `\r\n` (Windows, Excel) or a lone `\r`. Line `k` of the result is line `k + 1` of the file.
+public func textLines(_ bytes: [UInt8]) -> [Substring] {
+  var text = String(decoding: bytes, as: UTF8.self)
+  if text.hasPrefix("\u{FEFF}") { text.removeFirst() }
+  // `\r\n` is one Character in Swift, and a newline: splitting on `isNewline` handles all three.
+  var lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
+  if lines.last?.isEmpty == true { lines.removeLast() }  // the final line's terminator
+  return lines
 }
 
 /// Reads a whole file, transparently gunzipping `.gz` files (zlib).

@@ -28,15 +28,15 @@ public struct Proxies<Scalar: DMLScalar>: Sendable {
   public static var sharedHyperparameters: [HyperparameterSpec] {
     [
       .classes,
-      HyperparameterSpec("group", .integer, default: "1", "optimizer parameter group of the proxies"),
+      HyperparameterSpec("group", .integer, default: "1", "optimizer parameter group of the proxies", range: .atLeast(0)),
     ]
   }
 
   /// Proxies built from a registry's values.
   public init(_ v: HyperparameterValues, context: LossContext) throws {
-    let classes = try v.integer("classes")
+    let classes = try v.learnedClasses(context)
     self.init(
-      classes: classes > 0 ? classes : context.classes, dimension: context.embeddingDimension,
+      classes: classes, dimension: context.embeddingDimension,
       seed: context.seed &+ 0x5052_4F58, group: try v.integer("group"))
   }
 }
@@ -99,7 +99,7 @@ public struct ProxyNCALoss<Scalar: DMLScalar>: RegisteredLoss, ProxyLoss {
   public static var usesTuples: Bool { false }
   public static var hyperparameters: [HyperparameterSpec] {
     Proxies<Scalar>.sharedHyperparameters + [
-      HyperparameterSpec("softmax_scale", .real, default: "1", "scale of the negated distances"),
+      HyperparameterSpec("softmax_scale", .real, default: "1", "scale of the negated distances", range: .positive),
       .distance(default: "squared-euclidean"),
     ]
   }
@@ -181,8 +181,8 @@ public struct ProxyAnchorLoss<Scalar: DMLScalar>: RegisteredLoss, ProxyLoss {
   public static var usesTuples: Bool { false }
   public static var hyperparameters: [HyperparameterSpec] {
     Proxies<Scalar>.sharedHyperparameters + [
-      HyperparameterSpec("margin", .real, default: "0.1", "margin δ"),
-      HyperparameterSpec("alpha", .real, default: "32", "scale α"),
+      HyperparameterSpec("margin", .real, default: "0.1", "margin δ", range: .nonNegative),
+      HyperparameterSpec("alpha", .real, default: "32", "scale α", range: .positive),
       .distance(default: "cosine"),
     ]
   }

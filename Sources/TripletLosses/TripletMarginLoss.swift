@@ -49,7 +49,7 @@ public struct TripletMarginLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFre
   public static var supportsCrossBatchMemory: Bool { true }
   public static var hyperparameters: [HyperparameterSpec] {
     [
-      HyperparameterSpec("margin", .real, default: "0.05", "required gap between positive and negative"),
+      HyperparameterSpec("margin", .real, default: "0.05", "required gap between positive and negative", range: .nonNegative),
       HyperparameterSpec("swap", .boolean, default: "false", "use min(d(a,n), d(p,n)) (Balntas et al.); with a cross-batch memory, for positives in the batch"),
       HyperparameterSpec("smooth", .boolean, default: "false", "softplus instead of the hinge"),
       .distance(default: "euclidean"), .reduction(default: .nonZeroMean),

@@ -51,11 +51,29 @@ struct DataTests {
       ("1,2\nx,3\n", ":2: label 'x' is not an integer"),
       ("1,2\n2,nan\n", ":2: column 2 value 'nan' is not a finite number"),
       ("-1,2\n", ":1: label -1 is negative"),
-      ("a,b\n", ": no data rows"),
+      ("a,b\n", ": no data rows (only a header line)"),
+      ("", ": no data rows"),
+      // A malformed first row is an error, not a header skipped in silence.
+      ("0,1.5,abc\n1,2,3\n", ":1: column 3 value 'abc' is not a finite number"),
+      ("label,a\n0,1,2\n", ":1: the header has 2 columns, the data 3"),
     ] {
       let p = write(text, "bad\(message.count).csv")
       #expect(throws: DataError(p + message)) { try CSV.dataset(p) }
     }
+  }
+
+  @Test("CSV from Windows and Excel: CRLF line endings, a UTF-8 byte-order mark, a lone CR")
+  func csvLineEndings() throws {
+    for (name, text) in [
+      ("crlf", "label,a,b\r\n1,0.5,2\r\n0,1e-3,-4\r\n"), ("bom", "\u{FEFF}label,a,b\r\n1,0.5,2\r\n0,1e-3,-4"),
+      ("cr", "label,a,b\r1,0.5,2\r0,1e-3,-4\r"), ("lf", "label,a,b\n1,0.5,2\n0,1e-3,-4\n"),
+    ] {
+      let d = try CSV.dataset(write(text, "\(name).csv"))
+      #expect(d.labels == [1, 0] && d.features == Matrix([[0.5, 2], [0.001, -4]]), "\(name)")
+      #expect(d.columnNames == ["label", "a", "b"], "\(name)")
+    }
+    let bad = write("label,a\r\n1,0.5\r\n0,x\r\n", "crlf-bad.csv")
+    #expect(throws: DataError(bad + ":3: column 2 value 'x' is not a finite number")) { try CSV.dataset(bad) }
   }
 
   @Test("NPY round trip and errors")

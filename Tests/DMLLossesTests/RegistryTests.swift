@@ -64,7 +64,7 @@ struct RegistryTests {
       ("triplet:distance=manhattan", "triplet: distance=manhattan is not one of euclidean"),
       ("triplet:margin", "'margin' in 'triplet:margin' is not key=value"),
       ("triplet:margin=1,margin=2", "'margin' given twice"),
-      ("multi-similarity:alpha=-1", "multi-similarity: alpha=-1.0 must be positive"),
+      ("multi-similarity:alpha=-1", "multi-similarity: alpha=-1 must be > 0"),
       ("center:weight=x", "center: weight=x is not a finite number"),
       (":margin=1", "empty component name"),
     ])
