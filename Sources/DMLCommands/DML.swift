@@ -12,6 +12,32 @@ public struct DML: ParsableCommand {
 
   /// Creates the root command, which has no options of its own and dispatches to a subcommand.
   public init() {}
+
+  /// Parses the command line and runs the subcommand. Errors found while it runs print one line,
+  /// `Error: …`, without a usage text, and exit with a consistent status: 64 (`EX_USAGE`) for a
+  /// bad option or hyperparameter value, 1 for data and runtime errors. Errors in parsing itself
+  /// (an unknown option, a missing value) print the usage as ArgumentParser does, with status 64.
+  public static func main() {
+    let command: any ParsableCommand
+    do { command = try parseAsRoot() } catch { exit(withError: error) }
+    var running = command
+    do {
+      try running.run()
+    } catch let error as ValidationError {
+      fail(error.message, status: 64)
+    } catch let error as SpecificationError {
+      fail(error.description, status: 64)
+    } catch let code as ExitCode {
+      Foundation.exit(code.rawValue)
+    } catch {
+      fail("\(error)", status: 1)
+    }
+  }
+
+  static func fail(_ message: String, status: Int32) -> Never {
+    warn("Error: \(message)")
+    Foundation.exit(status)
+  }
 }
 
 /// Writes a line to standard error.

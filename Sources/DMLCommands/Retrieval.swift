@@ -132,10 +132,16 @@ struct Verify: ParsableCommand {
     }
     let half = scores.count / 2
     guard half > 0 else { throw ValidationError("too few pairs to calibrate and test") }
+    // The calibration half is drawn at random (seeded), so that a pairs file sorted by match (as
+    // LFW ships it) calibrates on both kinds.
+    var rng = RandomSource(seed: seed &+ 0xCA1B)
+    let order = rng.permutation(scores.count)
+    let (calibrationPairs, testPairs) = (Array(order[..<half]), Array(order[half...]))
     let calibration = try Verification.calibrate(
-      scores: Array(scores[..<half]), matches: Array(matches[..<half]), higherIsMatch: true, target: rule)
-    let report = try Verification.evaluate(scores: Array(scores[half...]), matches: Array(matches[half...]), higherIsMatch: true)
-    let applied = Verification.apply(calibration, scores: Array(scores[half...]), matches: Array(matches[half...]))
+      scores: calibrationPairs.map { scores[$0] }, matches: calibrationPairs.map { matches[$0] }, higherIsMatch: true, target: rule)
+    let testScores = testPairs.map { scores[$0] }, testMatches = testPairs.map { matches[$0] }
+    let report = try Verification.evaluate(scores: testScores, matches: testMatches, higherIsMatch: true)
+    let applied = Verification.apply(calibration, scores: testScores, matches: testMatches)
     print(report)
     print(String(format: "threshold %.4f (cosine, calibrated for %@ on %d pairs): precision %.4f  recall %.4f  F1 %.4f  accuracy %.4f",
       calibration.threshold, target, half, applied.precision, applied.recall, applied.f1, applied.accuracy))

@@ -650,3 +650,132 @@ struct LearnedStateCommandTests {
     #expect(!r.stderr.contains("Backtrace"))
   }
 }
+
+@Suite("Guards of the command line: named errors, exit codes, the open-set protocol", .serialized)
+struct GuardTests {
+  static func train(_ extra: [String], classes: Bool = true) throws -> (status: Int32, stdout: String, stderr: String) {
+    var a = ["train", "--data", syntheticCSV(), "--network", "mlp:hidden=8,embedding=4", "--batch", "shuffled:size=16",
+      "--epochs", "1", "--log", "json", "--log-every", "0"]
+    if classes { a += ["--train-classes", "0-1", "--test-classes", "4-5"] }
+    return try dml(a + extra)
+  }
+
+  /// A named error with exit status 64 (usage), through the real executable: no trap, no backtrace.
+  static func refused(_ r: (status: Int32, stdout: String, stderr: String), _ message: String) -> Bool {
+    r.status == 64 && r.stderr.contains(message) && !r.stderr.contains("Backtrace") && !r.stderr.contains("Illegal")
+  }
+
+  @Test("classes= below the training data's classes is a named error, not a trap", arguments: [
+    "softmax", "arcface", "cosface", "normalized-softmax", "center", "proxy-anchor", "proxy-nca",
+  ])
+  func fewerClasses(loss: String) throws {
+    let r = try Self.train(["--loss", "\(loss):classes=1"])
+    #expect(Self.refused(r, "\(loss): classes=1 is fewer than the 2 classes of the training data"), "\(r.status) \(r.stderr)")
+  }
+
+  @Test("values outside a hyperparameter's declared range are refused by name", arguments: [
+    (["--loss", "triplet:margin=-0.2"], "triplet: margin=-0.2 must be ≥ 0"),
+    (["--batch", "m-per-class:m=0,size=16"], "m-per-class: m=0 must be ≥ 1"),
+    (["--batch", "views:size=16,views=1"], "views: views=1 must be ≥ 2"),
+    (["--loss", "arcface:margin=90"], "arcface: margin=90 must be in [0, 90)"),
+    (["--loss", "center:alpha=0"], "center: alpha=0 must be in (0, 1]"),
+    (["--optimizer", "sgd:momentum=1"], "sgd: momentum=1 must be in [0, 1)"),
+    (["--network", "mlp:embedding=0"], "mlp: embedding=0 must be ≥ 1"),
+    (["--loss", "proxy-anchor:classes=-3"], "proxy-anchor: classes=-3 must be ≥ 0"),
+  ])
+  func ranges(extra: [String], message: String) throws {
+    let r = try Self.train(extra)
+    #expect(Self.refused(r, message), "\(extra): \(r.status) \(r.stderr)")
+  }
+
+  @Test("dml list shows each hyperparameter's range")
+  func listRanges() throws {
+    let r = try dml(["list"])
+    #expect(r.stdout.contains("margin=0.05  required gap between positive and negative (≥ 0)"), "\(r.stdout)")
+    #expect(r.stdout.contains("momentum=0.9  momentum (in [0, 1))"))
+  }
+
+  @Test("test classes that are training classes: refused, or with --allow-overlap a warning")
+  func overlap() throws {
+    let same = try Self.train(["--train-classes", "0-3", "--test-classes", "3-5"], classes: false)
+    #expect(Self.refused(same, "test classes 3 are also training classes: the test would score rows of"), "\(same.stderr)")
+    let none = try Self.train([], classes: false)  // --data file.csv alone: the test rows are the training rows
+    #expect(Self.refused(none, "test classes 0,1,2,3,4,5 are also training classes"), "\(none.stderr)")
+    let allowed = try Self.train(["--train-classes", "0-3", "--test-classes", "3-5", "--allow-overlap"], classes: false)
+    #expect(allowed.status == 0 && allowed.stderr.contains("warning: test classes 3 are training classes"), "\(allowed.stderr)")
+  }
+
+  @Test("--test-data is evaluated on all its classes unless --test-classes says otherwise")
+  func testDataClasses() throws {
+    let folder = temporaryFolder("testdata")
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    let lines = try String(contentsOfFile: syntheticCSV(), encoding: .utf8).split(separator: "\n")
+    let header = lines[0], rows = lines.dropFirst()
+    let train = rows.filter { Int($0.prefix { $0 != "," })! < 4 }, test = rows.filter { Int($0.prefix { $0 != "," })! >= 4 }
+    try ([header] + train).joined(separator: "\n").write(toFile: folder + "/tr.csv", atomically: true, encoding: .utf8)
+    try ([header] + test).joined(separator: "\r\n").write(toFile: folder + "/te.csv", atomically: true, encoding: .utf8)
+    let r = try dml(["train", "--data", folder + "/tr.csv", "--test-data", folder + "/te.csv", "--network", "mlp:hidden=8,embedding=4",
+      "--batch", "shuffled:size=16", "--epochs", "1", "--log", "json", "--log-every", "0"])
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(r.stdout.contains("\"classes\":\"4,5\""), "\(r.stdout)")
+    #expect(r.stderr.contains("te.csv: line 1 is read as column names (label, f0, f1, f2, …)"), "\(r.stderr)")
+  }
+
+  @Test("a checkpoint folder of another run: refused without --resume or --force; --force replaces it")
+  func overwrite() throws {
+    let folder = temporaryFolder("overwrite")
+    #expect(try Self.train(["--checkpoint", folder]).status == 0)
+    let again = try Self.train(["--checkpoint", folder])
+    #expect(Self.refused(again, "--checkpoint \(folder) holds another run's checkpoints: pass --resume to continue it, or --force"), "\(again.stderr)")
+    let forced = try Self.train(["--checkpoint", folder, "--force", "--seed", "4"])
+    #expect(forced.status == 0, "\(forced.stderr)")
+    let steps = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasPrefix("step-") }
+    #expect(steps.count == 1, "\(steps)")
+    let empty = temporaryFolder("overwrite-empty")
+    let resumeNothing = try Self.train(["--checkpoint", empty, "--resume"])
+    #expect(Self.refused(resumeNothing, "--resume: \(empty) holds no checkpoint to continue"), "\(resumeNothing.stderr)")
+  }
+
+  @Test("an output folder that cannot be written is reported before the first epoch")
+  func unwritable() throws {
+    let file = temporaryFolder("a-file")
+    _ = FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+    let r = try Self.train(["--checkpoint", file + "/ck"])
+    #expect(Self.refused(r, "--checkpoint \(file)/ck: cannot create the folder"), "\(r.stderr)")
+    #expect(!r.stdout.contains("\"event\":\"epoch\""))
+    let p = try Self.train(["--plots", file + "/plots"])
+    #expect(Self.refused(p, "--plots \(file)/plots: cannot create the folder"), "\(p.stderr)")
+  }
+
+  @Test("with stdout to a file or pipe, each epoch also prints a progress line on stderr")
+  func progress() throws {
+    let r = try Self.train(["--epochs", "2"])
+    #expect(r.status == 0)
+    #expect(r.stderr.contains("epoch 1/2  loss") && r.stderr.contains("epoch 2/2  loss"), "\(r.stderr)")
+  }
+
+  @Test("verify --pairs reads a CRLF file with a header; evaluate's JSON has Recall@1, 2, 4, 8 and lone queries")
+  func pairsAndRecall() throws {
+    let folder = temporaryFolder("pairs")
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    let pairs = folder + "/pairs.csv"
+    // Sorted by kind, as LFW ships its pairs: the non-matching pairs, then a few matching ones. A
+    // calibration on the file's first half would see no match at all.
+    let labels = try String(contentsOfFile: syntheticCSV(), encoding: .utf8).split(separator: "\n").dropFirst()
+      .map { Int($0.prefix { $0 != "," })! }.filter { $0 >= 4 }
+    var same: [(Int, Int)] = [], different: [(Int, Int)] = []
+    for i in 0..<labels.count { for j in (i + 1)..<labels.count where (i + j) % 7 == 0 {
+      if labels[i] == labels[j] { same.append((i, j)) } else { different.append((i, j)) }
+    } }
+    var text = "\u{FEFF}i,j\r\n"
+    for (i, j) in different + same.prefix(different.count / 4) { text += "\(i),\(j)\r\n" }
+    try text.write(toFile: pairs, atomically: true, encoding: .utf8)
+    let v = try dml(["verify", "--data", syntheticCSV(), "--test-classes", "4-5", "--pairs", pairs])
+    #expect(v.status == 0, "\(v.stderr) \(v.stdout)")
+    let ck = temporaryFolder("recall")
+    #expect(try Self.train(["--checkpoint", ck]).status == 0)
+    let e = try dml(["evaluate", "--checkpoint", ck, "--data", syntheticCSV(), "--test-classes", "4-5", "--json"])
+    let json = try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as! [String: Any]
+    for key in ["recall_at_1", "recall_at_2", "recall_at_4", "recall_at_8", "lone_queries"] { #expect(json[key] != nil, "\(key)") }
+  }
+}
