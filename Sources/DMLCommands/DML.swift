@@ -8,10 +8,14 @@ public struct DML: ParsableCommand {
   public static let configuration = CommandConfiguration(
     commandName: "dml",
     abstract: "Deep metric learning: train, evaluate and use embedding networks.",
+    version: DML.version,
     subcommands: [Train.self, Tune.self, Evaluate.self, Embed.self, Search.self, Verify.self, Dedup.self, FewShot.self, Plot.self, List.self])
 
   /// Creates the root command, which has no options of its own and dispatches to a subcommand.
   public init() {}
+
+  /// The tool's version (`dml --version`), also written into every JSON log.
+  public static let version = "0.9.0"
 
   /// Parses the command line and runs the subcommand. Errors found while it runs print one line,
   /// `Error: …`, without a usage text, and exit with a consistent status: 64 (`EX_USAGE`) for a
@@ -30,7 +34,9 @@ public struct DML: ParsableCommand {
     } catch let code as ExitCode {
       Foundation.exit(code.rawValue)
     } catch {
-      fail("\(error)", status: 1)
+      // Help and version requests reach here as errors of ArgumentParser's own: printed as it prints them.
+      if exitCode(for: error).isSuccess { exit(withError: error) }
+      fail(message(for: error), status: 1)
     }
   }
 

@@ -87,7 +87,8 @@ struct Embed: ParsableCommand {
 
   @OptionGroup var checkpointOptions: CheckpointOptions
   @OptionGroup(title: "Data") var dataOptions: DataOptions
-  @Option(help: "Output file: .npy (float32) or .csv (label, then the embedding).") var output: String
+  @Option(help: "Output file: .npy (float32, with the labels in NAME.labels.npy as int64) or .csv (label, then the embedding).")
+  var output: String
   @Option(help: "train or test.") var split = "test"
 
   func validate() throws {
@@ -100,7 +101,11 @@ struct Embed: ParsableCommand {
     let data = split == "train" ? train : test
     let e = try checkpointOptions.embed(data.features, imageShape: data.imageShape)
     if output.hasSuffix(".npy") {
+      // The labels beside the embeddings, row for row: NAME.labels.npy (int64).
+      let labelsPath = String(output.dropLast(4)) + ".labels.npy"
       try NPY.write(e, to: output)
+      try NPY.write(integers: data.labels, to: labelsPath)
+      print("wrote \(e.rows) labels to \(labelsPath)")
     } else {
       var text = ""
       for i in 0..<e.rows { text += "\(data.labels[i])," + e.row(i).map { "\($0)" }.joined(separator: ",") + "\n" }

@@ -115,7 +115,8 @@ struct Train: ParsableCommand {
       "network": network, "loss": loss.joined(separator: " "), "miner": miner, "batch": batch, "optimizer": optimizer,
       "schedule": schedule, "seed": "\(seed)", "data": dataOptions.data, "train_classes": dataOptions.trainClasses ?? "all",
       "validation_classes": dataOptions.validationClasses ?? "", "epochs": "\(epochs)", "augment": augment, "subclasses": "\(subclasses)",
-      "memory": memory, "offline_mining": offlineMining,
+      "memory": memory, "offline_mining": offlineMining, "test_classes": dataOptions.testClasses ?? "",
+      "test_data": dataOptions.testData ?? "",
     ]
   }
 
@@ -128,7 +129,15 @@ struct Train: ParsableCommand {
     var validationUntrainedMapAtR: Double?
   }
 
-  func run() throws { _ = try execute() }
+  func run() throws {
+    do { _ = try resolvingResume(given: CommandLine.arguments).execute() } catch {
+      // The JSON log ends with the error too, so that a reader of the file alone sees why it stopped.
+      if !trial && (log == "json" || (log == nil && isatty(STDOUT_FILENO) == 0)) {
+        say(jsonLine(["event": "error", "message": (error as? ValidationError)?.message ?? "\(error)"]))
+      }
+      throw error
+    }
+  }
 
   func execute() throws -> Summary {
     if let threads { BLAS.threadCount = threads }
@@ -200,6 +209,103 @@ struct Train: ParsableCommand {
     case (.convNet(let n), .sgd(let o)): return try run(n, o)
     case (.local(let n), .adam(let o)): return try run(n, o)
     case (.local(let n), .sgd(let o)): return try run(n, o)
+    }
+  }
+
+  /// The flags of the configuration kept in checkpoints, by configuration key.
+  static let resumedFlags: [(key: String, flag: String)] = [
+    ("network", "--network"), ("loss", "--loss"), ("miner", "--miner"), ("batch", "--batch"), ("optimizer", "--optimizer"),
+    ("schedule", "--schedule"), ("seed", "--seed"), ("data", "--data"), ("train_classes", "--train-classes"),
+    ("validation_classes", "--validation-classes"), ("epochs", "--epochs"), ("augment", "--augment"), ("subclasses", "--subclasses"),
+    ("memory", "--memory"), ("offline_mining", "--offline-mining"), ("test_classes", "--test-classes"), ("test_data", "--test-data"),
+  ]
+
+  /// Configuration keys that a resumed run may change: more epochs, another evaluation.
+  static let changeableOnResume: Set<String> = ["epochs", "test_classes", "test_data"]
+
+  /// With `--resume`, the recipe saved in the checkpoint fills every flag that `arguments` does not
+  /// give, so that `dml train --checkpoint DIR --resume` alone continues a run. A flag that is
+  /// given must equal the saved one by value (`adam:lr=1e-3` equals `adam`, whose default is
+  /// 0.001); every mismatch is listed at once. `--epochs` may differ, to extend a run.
+  func resolvingResume(given arguments: [String]) throws -> Train {
+    guard resume, let folder = checkpoint, let (dir, _) = try? Checkpoint.verifiedLatest(in: folder),
+      let data = FileManager.default.contents(atPath: "\(dir)/state.json"),
+      let saved = (try? JSONDecoder().decode(RunState.RunProgress.self, from: data))?.configuration
+    else { return self }  // nothing readable to resume from: `RunState.load` reports it
+    var resolved = self
+    var mismatches: [String] = []
+    func given(_ flag: String) -> Bool { arguments.contains { $0 == flag || $0.hasPrefix(flag + "=") } }
+    for (key, flag) in Self.resumedFlags {
+      guard let value = saved[key], let current = configuration[key] else { continue }
+      if given(flag) {
+        if Self.changeableOnResume.contains(key) { continue }
+        guard Self.sameValue(key, current, value) else {
+          mismatches.append("\(flag) is '\(current)' but the checkpoint was made with '\(value)'")
+          continue
+        }
+      }
+      resolved.set(key, value)  // the saved text, so that the checkpoint's own check agrees
+    }
+    guard mismatches.isEmpty else { throw ValidationError("--resume: " + mismatches.joined(separator: "; ")) }
+    return resolved
+  }
+
+  /// Sets the flag of configuration `key` to its saved text.
+  mutating func set(_ key: String, _ value: String) {
+    switch key {
+    case "network": network = value
+    case "loss": loss = value.split(separator: " ").map(String.init)
+    case "miner": miner = value
+    case "batch": batch = value
+    case "optimizer": optimizer = value
+    case "schedule": schedule = value
+    case "seed": if let v = UInt64(value) { seed = v }
+    case "data": dataOptions.data = value
+    case "train_classes": dataOptions.trainClasses = value == "all" ? nil : value
+    case "validation_classes": dataOptions.validationClasses = value.isEmpty ? nil : value
+    case "epochs": if let v = Int(value) { epochs = v }
+    case "augment": augment = value
+    case "subclasses": if let v = Int(value) { subclasses = v }
+    case "memory": memory = value
+    case "offline_mining": offlineMining = value
+    case "test_classes": dataOptions.testClasses = value.isEmpty ? nil : value
+    case "test_data": dataOptions.testData = value.isEmpty ? nil : value
+    default: break
+    }
+  }
+
+  /// Whether two texts of configuration `key` mean the same: components compared by name and by
+  /// every declared hyperparameter's value, defaults filled in and numbers compared as numbers.
+  static func sameValue(_ key: String, _ a: String, _ b: String) -> Bool {
+    if a == b { return true }
+    func canonical(_ text: String, _ specs: [HyperparameterSpec]?) -> [String: String]? {
+      guard let v = try? HyperparameterValues(parsing: text) else { return nil }
+      var out = ["": v.component]
+      let names = Set(v.given.keys).union(specs?.map(\.name) ?? [])
+      for name in names {
+        let raw = v.given[name] ?? specs?.first { $0.name == name }?.defaultValue ?? ""
+        out[name] = Double(raw).map { "\($0)" } ?? raw
+      }
+      return out
+    }
+    func component(_ x: String, _ y: String, _ list: [ComponentSpec]?) -> Bool {
+      let name = (try? HyperparameterValues(parsing: x))?.component
+      let specs = list?.first { $0.name == name }?.hyperparameters
+        ?? name.flatMap { CommandRegistry.losses.factories[$0]?.hyperparameters }
+      guard let cx = canonical(x, specs), let cy = canonical(y, specs) else { return false }
+      return cx == cy
+    }
+    switch key {
+    case "network": return component(a, b, Components.networks)
+    case "miner": return component(a, b, Components.allMiners)
+    case "batch": return component(a, b, Components.batches)
+    case "optimizer": return component(a, b, Components.optimizers)
+    case "schedule": return component(a, b, Components.schedules)
+    case "loss":
+      let x = a.split(separator: " ").map(String.init), y = b.split(separator: " ").map(String.init)
+      return x.count == y.count && zip(x, y).allSatisfy { component($0, $1, nil) }
+    case "seed", "subclasses", "epochs": return Double(a) != nil && Double(a) == Double(b)
+    default: return false
     }
   }
 
@@ -333,6 +439,14 @@ struct Train: ParsableCommand {
     var best = state.best
     var stale = state.stale
     var history: [[String: Any]] = []  // the log's records, for --plots
+    if json {
+      // The log opens with what produced it: the recipe, the data and the versions.
+      say(jsonLine([
+        "event": "configuration", "dml_version": DML.version, "configuration": configuration, "resume": resume,
+        "train_samples": train.labels.count, "train_classes": Set(train.labels).count, "test_samples": test.labels.count,
+        "validation_samples": validation?.labels.count ?? 0, "blas": BLAS.configuration,
+      ]))
+    }
     for epoch in state.epoch..<epochs {
       summary.epochsRun = epoch + 1
       var lossSum = 0.0, emptyMined = 0, minedTotal = 0, activeTuples = 0
@@ -458,7 +572,11 @@ struct Train: ParsableCommand {
         p.value = best.values[index]
         index += 1
       }
-      if !json { say("restored the parameters of epoch \(best.epoch) (best validation MAP@R)") }
+      if json {
+        say(jsonLine(["event": "restored", "epoch": best.epoch, "validation_map_at_r": best.map]))
+      } else {
+        say("restored the parameters of epoch \(best.epoch) (best validation MAP@R)")
+      }
       if !trial, let baseline = validationBaselines, best.map <= Swift.max(baseline.raw, baseline.untrained) {
         warn(String(format: "warning: on the validation classes, training did not help: best MAP@R %.4f, raw input %.4f, untrained %.4f", best.map, baseline.raw, baseline.untrained))
       }
@@ -598,7 +716,7 @@ struct RunState {
       throw TrainingError("\(dir)/state.json: unreadable (\(error))")
     }
     let saved = progress.configuration
-    for key in configuration.keys.sorted() where saved[key] != configuration[key] && key != "epochs" {
+    for key in configuration.keys.sorted() where saved[key] != configuration[key] && !Train.changeableOnResume.contains(key) {
       throw ValidationError("--resume: --\(key.replacingOccurrences(of: "_", with: "-")) is '\(configuration[key]!)' but the checkpoint was made with '\(saved[key] ?? "")'")
     }
     try trainer.restore(fromCheckpoint: dir)

@@ -93,14 +93,25 @@ public enum NPY {
 
   /// Writes a float32 matrix.
   public static func write(_ m: Matrix<Float>, to path: String) throws {
-    var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(m.rows), \(m.columns)), }"
+    let payload = m.withUnsafeBufferPointer { Array(UnsafeRawBufferPointer($0)) }
+    try write(descr: "<f4", shape: "(\(m.rows), \(m.columns))", payload: payload, to: path)
+  }
+
+  /// Writes integers (labels, ids) as a one-dimensional int64 array.
+  public static func write(integers: [Int], to path: String) throws {
+    let payload = integers.map { Int64($0).littleEndian }.withUnsafeBytes { Array($0) }
+    try write(descr: "<i8", shape: "(\(integers.count),)", payload: payload, to: path)
+  }
+
+  static func write(descr: String, shape: String, payload: [UInt8], to path: String) throws {
+    var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shape), }"
     while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
     header += "\n"
     var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0]
     let length = header.utf8.count
     bytes += [UInt8(length & 0xFF), UInt8(length >> 8)]
     bytes += Array(header.utf8)
-    m.withUnsafeBufferPointer { bytes += Array(UnsafeRawBufferPointer($0)) }
+    bytes += payload
     try atomicWrite(Data(bytes), to: path)
   }
 }

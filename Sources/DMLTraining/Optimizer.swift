@@ -49,8 +49,9 @@ public protocol Optimizer<Scalar>: ParameterVisitor {
 public struct ParameterSlots: Sendable, Equatable {
   /// The scopes entered so far in the current visit, outermost first.
   public var path: [String] = []
-  /// The slot of each full name, as its path components.
-  @usableFromInline var index: [[String]: Int] = [:]
+  /// The slot of each full name: by the scopes' path, then by the parameter's own name. A hit
+  /// reads the path without changing it, so a step allocates nothing.
+  @usableFromInline var index: [[String]: [String: Int]] = [:]
   /// The full name of each slot, by slot.
   public private(set) var names: [String] = []
 
@@ -60,19 +61,17 @@ public struct ParameterSlots: Sendable, Equatable {
   /// The slot of the parameter `name` in the current path, given a new one on first use.
   @inlinable
   public mutating func slot(for name: String) -> Int {
-    path.append(name)
-    defer { path.removeLast() }
-    if let slot = index[path] { return slot }
-    // A copy with its own buffer, so that the path's buffer stays uniquely owned.
-    return add(path.map { $0 })
+    if let slot = index[path]?[name] { return slot }
+    return add(path, name)
   }
 
-  /// Gives `components` the next slot.
+  /// Gives the parameter `name` under `scopes` the next slot.
   @usableFromInline
-  mutating func add(_ components: [String]) -> Int {
+  mutating func add(_ scopes: [String], _ name: String) -> Int {
     let slot = names.count
-    index[components] = slot
-    names.append(components.joined(separator: "."))
+    // A copy with its own buffer, so that `path`'s buffer stays uniquely owned.
+    index[scopes.map { $0 }, default: [:]][name] = slot
+    names.append((scopes + [name]).joined(separator: "."))
     return slot
   }
 
@@ -80,7 +79,10 @@ public struct ParameterSlots: Sendable, Equatable {
   public mutating func reset(to names: [String]) {
     index = [:]
     self.names = []
-    for name in names { _ = add(name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)) }
+    for name in names {
+      let components = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+      _ = add(Array(components.dropLast()), components.last ?? "")
+    }
   }
 }
 
@@ -387,8 +389,9 @@ public struct Adam<Scalar: DMLScalar>: Optimizer {
     }
   }
 
-  /// Elements per chunk of the update (on the stack).
-  @usableFromInline static var chunk: Int { 512 }
+  /// Elements per chunk of the update: 1 KiB, which `withUnsafeTemporaryAllocation` always puts
+  /// on the stack (a larger buffer may go to the heap, one allocation per parameter and step).
+  @usableFromInline static var chunk: Int { 1024 / MemoryLayout<Scalar>.stride }
   /// Elements per core below which the update stays on one core.
   @usableFromInline static var parallelMinimum: Int { 1 << 15 }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import DMLCommands
 import DMLTesting
 import MetricLearning
 import Testing
@@ -777,5 +778,60 @@ struct GuardTests {
     let e = try dml(["evaluate", "--checkpoint", ck, "--data", syntheticCSV(), "--test-classes", "4-5", "--json"])
     let json = try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as! [String: Any]
     for key in ["recall_at_1", "recall_at_2", "recall_at_4", "recall_at_8", "lone_queries"] { #expect(json[key] != nil, "\(key)") }
+  }
+}
+
+@Suite("Resume from the checkpoint's recipe; the JSON log's records", .serialized)
+struct ResumeConfigurationTests {
+  static func arguments(_ data: String, folder: String, epochs: Int) -> [String] {
+    ["train", "--data", data, "--train-classes", "0-3", "--test-classes", "4-5", "--network", "mlp:hidden=16,embedding=4",
+     "--loss", "triplet:margin=0.2", "--miner", "semihard:margin=0.3", "--batch", "m-per-class:m=4,size=32",
+     "--optimizer", "adam:lr=0.001", "--epochs", "\(epochs)", "--seed", "3", "--checkpoint", folder, "--log", "json", "--log-every", "0"]
+  }
+
+  @Test("--resume alone reads the recipe from the checkpoint; flags equal by value pass; every mismatch is listed")
+  func resumeReadsRecipe() throws {
+    let data = syntheticCSV()
+    let straight = temporaryFolder("rc-straight"), split = temporaryFolder("rc-split")
+    let a = try dml(Self.arguments(data, folder: straight, epochs: 3))
+    #expect(a.status == 0, "\(a.stderr)")
+    #expect(try dml(Self.arguments(data, folder: split, epochs: 1)).status == 0)
+    // Only the folder, the new epoch count and the log format: the rest comes from the checkpoint.
+    let b = try dml(["train", "--checkpoint", split, "--resume", "--epochs", "2", "--log", "json", "--log-every", "0"])
+    #expect(b.status == 0, "\(b.stderr)")
+    // The same learning rate written another way is the same recipe.
+    let c = try dml(["train", "--checkpoint", split, "--resume", "--epochs", "3", "--optimizer", "adam:lr=1e-3", "--log", "json", "--log-every", "0"])
+    #expect(c.status == 0, "\(c.stderr)")
+    let test = { (r: (status: Int32, stdout: String, stderr: String)) in r.stdout.split(separator: "\n").last { $0.contains("\"test\"") } }
+    #expect(test(a) != nil && test(a) == test(c), "the resumed run differs from the uninterrupted one")
+    let d = try dml(["train", "--checkpoint", split, "--resume", "--seed", "4", "--loss", "triplet:margin=0.25"])
+    #expect(d.status == 64, "\(d.stderr)")
+    #expect(d.stderr.contains("--loss is 'triplet:margin=0.25' but the checkpoint was made with 'triplet:margin=0.2'"), "\(d.stderr)")
+    #expect(d.stderr.contains("--seed is '4' but the checkpoint was made with '3'"), "\(d.stderr)")
+  }
+
+  @Test("the JSON log opens with the configuration and the version, and ends with the error that stopped it")
+  func logRecords() throws {
+    let data = syntheticCSV()
+    let r = try dml(Self.arguments(data, folder: temporaryFolder("rc-log"), epochs: 1))
+    let first = try JSONSerialization.jsonObject(with: Data(r.stdout.split(separator: "\n")[0].utf8)) as! [String: Any]
+    #expect(first["event"] as? String == "configuration" && first["dml_version"] as? String == DML.version)
+    #expect((first["configuration"] as? [String: String])?["loss"] == "triplet:margin=0.2")
+    let bad = try dml(["train", "--data", data, "--train-classes", "0-3", "--test-classes", "4-5", "--loss", "softmax:classes=2", "--log", "json"])
+    #expect(bad.status == 64 && bad.stdout.contains("\"event\":\"error\"") && bad.stdout.contains("classes=2 is fewer than the 4 classes"), "\(bad.stdout)")
+    let v = try dml(["--version"])
+    #expect(v.status == 0 && v.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == DML.version)
+  }
+
+  @Test("embed writes the labels beside NPY embeddings")
+  func embedLabels() throws {
+    let data = syntheticCSV()
+    let folder = temporaryFolder("rc-embed")
+    #expect(try dml(Self.arguments(data, folder: folder, epochs: 1)).status == 0)
+    let out = folder + "/test.npy"
+    let e = try dml(["embed", "--checkpoint", folder, "--data", data, "--test-classes", "4-5", "--output", out])
+    #expect(e.status == 0, "\(e.stderr)")
+    let labels = try NPY.read(folder + "/test.labels.npy")
+    #expect(labels.shape == [80] && Set(labels.values) == [4, 5])
   }
 }
