@@ -40,6 +40,35 @@ public struct DataOptions: ParsableArguments {
     throw ValidationError("--data \(path): expected fashion-mnist, a .csv or a .npy file")
   }
 
+  /// For a command that reads a checkpoint: the data the model was trained on and the test
+  /// classes of its run fill every data flag not given in `arguments`, so that
+  /// `dml evaluate --checkpoint DIR` evaluates on the run's own unseen classes. A warning is
+  /// printed when the test classes include classes the model was trained on.
+  func resolved(forCheckpoint checkpoint: String?, arguments: [String] = CommandLine.arguments) -> DataOptions {
+    guard let checkpoint, !checkpoint.isEmpty, let (dir, _) = try? Checkpoint.verifiedLatest(in: checkpoint),
+      let data = FileManager.default.contents(atPath: "\(dir)/state.json"),
+      let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+      let saved = json["configuration"] as? [String: String]
+    else { return self }
+    func given(_ flag: String) -> Bool { arguments.contains { $0 == flag || $0.hasPrefix(flag + "=") } }
+    var r = self
+    if !given("--data"), let d = saved["data"] { r.data = d }
+    if !given("--test-data"), !given("--data"), let t = saved["test_data"], !t.isEmpty { r.testData = t }
+    if !given("--test-classes"), !given("--test-data"), let t = saved["test_classes"], !t.isEmpty { r.testClasses = t }
+    // Seen classes: the run's training classes (its validation classes are among them).
+    if let trained = saved["train_classes"], trained != "all", let seen = try? ClassSplit.parse(trained) {
+      let test = (try? r.testClasses.map { try ClassSplit.parse($0) }) ?? nil
+      let overlap = test.map { seen.intersection($0) } ?? seen
+      if !overlap.isEmpty {
+        warn(
+          "warning: \(test == nil ? "every class is evaluated, " : "")classes \(overlap.sorted().map(String.init).joined(separator: ",")) were training classes of \(checkpoint): the result is not an open-set one")
+      }
+    } else if saved["train_classes"] == "all", r.testData == nil {
+      warn("warning: \(checkpoint) was trained on every class of \(r.data): no class is unseen")
+    }
+    return r
+  }
+
   /// The classes of each split, and whether the test rows come from the training file.
   struct SplitClasses {
     /// Every class the training file contributes to training or validation.

@@ -66,7 +66,7 @@ struct Evaluate: ParsableCommand {
   @Flag(help: "Print one JSON object.") var json = false
 
   func run() throws {
-    let (_, _, test) = try dataOptions.splits()
+    let (_, _, test) = try dataOptions.resolved(forCheckpoint: checkpointOptions.checkpoint).splits()
     let e = try checkpointOptions.embed(test.features, imageShape: test.imageShape)
     let m = try retrievalMetrics(queries: e, queryLabels: test.labels)
     let c = try clusteringScores(e, labels: test.labels)
@@ -97,7 +97,7 @@ struct Embed: ParsableCommand {
   }
 
   func run() throws {
-    let (train, _, test) = try dataOptions.splits()
+    let (train, _, test) = try dataOptions.resolved(forCheckpoint: checkpointOptions.checkpoint).splits()
     let data = split == "train" ? train : test
     let e = try checkpointOptions.embed(data.features, imageShape: data.imageShape)
     if output.hasSuffix(".npy") {

@@ -24,7 +24,7 @@ struct PictureSource: ParsableArguments {
 
   /// The data split and its embeddings.
   func load() throws -> (data: Dataset, embeddings: Matrix<Float>, names: [Int: String], what: String) {
-    let (train, _, test) = try dataOptions.splits()
+    let (train, _, test) = try dataOptions.resolved(forCheckpoint: checkpoint).splits()
     var data = split == "train" ? train : test
     if split == "train", dataOptions.data == "fashion-mnist" {
       // Training labels were remapped to 0..<classes; plot the original ones.

@@ -66,7 +66,7 @@ struct Search: ParsableCommand {
     if let index {
       (refs, refLabels, ids) = try SearchIndex.load(index)
     } else {
-      let (_, _, test) = try dataOptions.splits()
+      let (_, _, test) = try dataOptions.resolved(forCheckpoint: source.checkpoint).splits()
       refs = try source.embed(test)
       refLabels = test.labels
       ids = Array(0..<test.labels.count)
@@ -104,7 +104,7 @@ struct Verify: ParsableCommand {
   @Option(help: "Seed of the sampling.") var seed: UInt64 = 0
 
   func run() throws {
-    let (_, _, test) = try dataOptions.splits()
+    let (_, _, test) = try dataOptions.resolved(forCheckpoint: source.checkpoint).splits()
     let e = try source.embed(test)
     var scores: [Double] = [], matches: [Bool] = []
     if let pairs {
@@ -187,7 +187,7 @@ struct Dedup: ParsableCommand {
   }
 
   func run() throws {
-    let (train, _, test) = try dataOptions.splits()
+    let (train, _, test) = try dataOptions.resolved(forCheckpoint: source.checkpoint).splits()
     var items = test.features
     var planted: Int?, plantedSource: [Int]?
     var groups: [[Int]]
@@ -256,7 +256,7 @@ struct FewShot: ParsableCommand {
       guard let v = Int(s), v >= 1 else { throw ValidationError("--shots \(shots): '\(s)' is not a positive integer") }
       return v
     }
-    let (_, _, test) = try dataOptions.splits()
+    let (_, _, test) = try dataOptions.resolved(forCheckpoint: source.checkpoint).splits()
     let e = try source.embed(test)
     for k in shotList {
       print(try fewShotEvaluation(e, labels: test.labels, ways: ways, shots: k, queriesPerClass: queries, episodes: episodes, seed: seed))

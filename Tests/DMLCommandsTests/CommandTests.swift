@@ -835,3 +835,31 @@ struct ResumeConfigurationTests {
     #expect(labels.shape == [80] && Set(labels.values) == [4, 5])
   }
 }
+
+@Suite("Post-training commands read the checkpoint's data and unseen classes", .serialized)
+struct PostTrainingDefaultsTests {
+  @Test("evaluate, embed and fewshot default to the run's data and test classes, and warn on trained classes")
+  func defaults() throws {
+    let data = syntheticCSV()
+    let folder = temporaryFolder("post")
+    let t = try dml(["train", "--data", data, "--train-classes", "0-3", "--test-classes", "4-5", "--network", "mlp:hidden=16,embedding=4",
+      "--batch", "shuffled:size=32", "--epochs", "1", "--checkpoint", folder, "--log", "json", "--log-every", "0"])
+    #expect(t.status == 0, "\(t.stderr)")
+    // No --data, no --test-classes: the run's own.
+    let plain = try dml(["evaluate", "--checkpoint", folder, "--json"])
+    let explicit = try dml(["evaluate", "--checkpoint", folder, "--data", data, "--test-classes", "4-5", "--json"])
+    #expect(plain.status == 0 && plain.stdout == explicit.stdout, "\(plain.stderr)")
+    let json = try JSONSerialization.jsonObject(with: Data(plain.stdout.utf8)) as! [String: Any]
+    #expect(json["queries"] as? Int == 80)
+    #expect(!plain.stderr.contains("warning"), "\(plain.stderr)")
+    // Asked for trained classes: it runs, and says what the number means.
+    let seen = try dml(["evaluate", "--checkpoint", folder, "--test-classes", "2-5", "--json"])
+    #expect(seen.status == 0 && seen.stderr.contains("warning: classes 2,3 were training classes of \(folder)"), "\(seen.stderr)")
+    let out = folder + "/e.csv"
+    let e = try dml(["embed", "--checkpoint", folder, "--output", out])
+    #expect(e.status == 0, "\(e.stderr)")
+    #expect(try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").count == 80)
+    let f = try dml(["fewshot", "--checkpoint", folder, "--ways", "2", "--shots", "1", "--episodes", "20"])
+    #expect(f.status == 0 && !f.stderr.contains("warning"), "\(f.stderr)")
+  }
+}
