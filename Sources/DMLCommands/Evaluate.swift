@@ -4,7 +4,7 @@ import MetricLearning
 
 /// Options shared by commands that load a trained network from a checkpoint.
 struct CheckpointOptions: ParsableArguments {
-  @Option(help: "A checkpoint folder written by `dml train --checkpoint`.") var checkpoint: String = ""
+  @Option(help: "A checkpoint folder written by `dml train --checkpoint`.") var checkpoint: String
 
   func validate() throws {
     guard !checkpoint.isEmpty else { throw ValidationError("--checkpoint FOLDER is required") }

@@ -16,17 +16,17 @@ struct Train: ParsableCommand {
   @OptionGroup(title: "Data") var dataOptions: DataOptions
   @Option(help: "The network, e.g. mlp:hidden=512 or convnet-s.") var network = "mlp"
   @Option(help: "A loss (repeatable; several are summed, weight=W scales one).") var loss: [String] = ["contrastive"]
-  @Option(help: "The tuple miner, e.g. semihard:margin=0.2 (default: none).") var miner = "none"
+  @Option(help: "The tuple miner, e.g. semihard:margin=0.2 (none: every pair or triplet).") var miner = "none"
   @Option(help: "The batch sampler: m-per-class:m=4,size=128 or shuffled:size=128.") var batch = "m-per-class:m=4,size=128"
   @Option(help: "The optimizer: adam:lr=1e-3, adamw:..., sgd:lr=0.01,momentum=0.9.") var optimizer = "adam:lr=0.001"
   @Option(help: "The learning-rate schedule: constant, cosine, step:every=10,gamma=0.1.") var schedule = "constant"
-  @Option(help: "Image augmentation, e.g. crop:pad=2,flip,affine:shift=2,rotate=10,erase:p=0.5 (default: none).")
+  @Option(help: "Image augmentation, e.g. crop:pad=2,flip,affine:shift=2,rotate=10,erase:p=0.5 (none: off).")
   var augment = "none"
   @Option(help: "Split each training class into this many k-means clusters of its inputs and train on those as classes (1: off).")
   var subclasses = 1
-  @Option(help: "Cross-batch memory (Wang et al. 2020) for pair losses: size=N,warmup=STEPS (filled from step STEPS on; default: none).")
+  @Option(help: "Cross-batch memory (Wang et al. 2020) for pair losses: size=N,warmup=STEPS (filled from step STEPS on).")
   var memory = "none"
-  @Option(help: "Offline hard mining: every=EPOCHS or steps=N, k=10, window=hard|semihard, positives=1, negatives=3 per anchor, distance=euclidean (default: none).")
+  @Option(help: "Offline hard mining: every=EPOCHS or steps=N, k=10, window=hard|semihard, positives=1, negatives=3 per anchor, distance=euclidean (none: off).")
   var offlineMining = "none"
   @Option(help: "Epochs.") var epochs = 5
   @Option(help: "Stop after this many epochs without a better validation MAP@R (needs --validation-classes).") var patience: Int?
