@@ -14,39 +14,70 @@ struct EmbeddingSource: ParsableArguments {
   }
 }
 
-/// A saved search index: embeddings, labels and ids, in safetensors.
+/// A saved search index: embeddings (F32), labels and ids (I64, exact at any size), in
+/// safetensors, with the model that made the embeddings in its metadata.
 public enum SearchIndex {
-  /// Writes embeddings `e`, one per row, with each row's label and id to `path`, atomically.
-  public static func save(_ e: Matrix<Float>, labels: [Int], ids: [Int], to path: String) throws {
-    let data = Checkpoint.safetensors([
-      (name: "embeddings", shape: [e.rows, e.columns], values: e.elements),
-      (name: "labels", shape: [labels.count], values: labels.map(Float.init)),
-      (name: "ids", shape: [ids.count], values: ids.map(Float.init)),
-    ], metadata: ["format": "swift-metric-learning index"])
+  /// What made an index's embeddings: a checkpoint's parameters, or the raw features.
+  public static func model(of checkpoint: String?) throws -> String {
+    guard let checkpoint else { return "raw features" }
+    let (dir, _) = try Checkpoint.verifiedLatest(in: checkpoint)
+    guard let data = FileManager.default.contents(atPath: "\(dir)/parameters.safetensors") else {
+      throw ValidationError("--checkpoint \(checkpoint): no parameters.safetensors in \(dir)")
+    }
+    return "parameters crc32 " + String(format: "%08x", CRC32.checksum(data))
+  }
+
+  /// Writes embeddings `e`, one per row, with each row's label and id to `path`, atomically;
+  /// `model` (from `model(of:)`) and `source` (the checkpoint's folder) go into the metadata.
+  public static func save(
+    _ e: Matrix<Float>, labels: [Int], ids: [Int], to path: String, model: String = "raw features", source: String = ""
+  ) throws {
+    let data = Checkpoint.safetensors(
+      [(name: "embeddings", shape: [e.rows, e.columns], values: e.elements)],
+      integers: [(name: "labels", shape: [labels.count], values: labels), (name: "ids", shape: [ids.count], values: ids)],
+      metadata: ["format": "swift-metric-learning index", "model": model, "checkpoint": source])
     try atomicWrite(data, to: path)
   }
 
-  /// Reads an index written by ``save(_:labels:ids:to:)``: the embeddings, labels and ids.
+  /// Reads an index written by ``save(_:labels:ids:to:model:source:)``: the embeddings, labels and
+  /// ids. An index of the first format (labels and ids as F32) is read too.
   ///
   /// - Throws: `ValidationError` if the file is not a search index, a label or id is not a whole
   ///   number, or an embedding is NaN or infinite.
   public static func load(_ path: String) throws -> (Matrix<Float>, [Int], [Int]) {
+    let (e, labels, ids, _) = try loadWithModel(path)
+    return (e, labels, ids)
+  }
+
+  /// `load`, with the model recorded in the index (`nil` for an index of the first format).
+  public static func loadWithModel(_ path: String) throws -> (Matrix<Float>, [Int], [Int], model: String?) {
     let t = try Checkpoint.readSafetensors(path)
-    guard let e = t["embeddings"], e.shape.count == 2, let l = t["labels"], let i = t["ids"],
-      l.values.count == e.shape[0], i.values.count == e.shape[0]
-    else { throw ValidationError("--index \(path): not a search index (embeddings, labels, ids)") }
-    // Labels and ids are whole numbers stored as F32; anything else is a damaged or foreign file.
-    for v in l.values + i.values where !(v.isFinite && v == v.rounded() && abs(v) <= 16_777_216) {
-      throw ValidationError("--index \(path): label or id \(v) is not a whole number")
+    let extras = try Checkpoint.readSafetensorsExtras(path)
+    guard let e = t["embeddings"], e.shape.count == 2 else { throw ValidationError("--index \(path): not a search index (embeddings, labels, ids)") }
+    var labels: [Int], ids: [Int]
+    if let l = extras.integers["labels"], let i = extras.integers["ids"] {
+      (labels, ids) = (l.values, i.values)
+    } else if let l = t["labels"], let i = t["ids"] {
+      // The first format: whole numbers stored as F32; anything else is a damaged or foreign file.
+      for v in l.values + i.values where !(v.isFinite && v == v.rounded() && abs(v) <= 16_777_216) {
+        throw ValidationError("--index \(path): label or id \(v) is not a whole number")
+      }
+      (labels, ids) = (l.values.map { Int($0) }, i.values.map { Int($0) })
+    } else {
+      throw ValidationError("--index \(path): not a search index (embeddings, labels, ids)")
+    }
+    guard labels.count == e.shape[0], ids.count == e.shape[0] else {
+      throw ValidationError("--index \(path): \(e.shape[0]) embeddings but \(labels.count) labels and \(ids.count) ids")
     }
     guard e.values.allSatisfy(\.isFinite) else { throw ValidationError("--index \(path): embeddings contain NaN or infinite values") }
-    return (Matrix(rows: e.shape[0], columns: e.shape[1], elements: e.values), l.values.map { Int($0) }, i.values.map { Int($0) })
+    return (Matrix(rows: e.shape[0], columns: e.shape[1], elements: e.values), labels, ids, extras.metadata["model"])
   }
 }
 
 struct Search: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Find the k nearest references of each query (exact search), as CSV: query,rank,id,label,distance.")
+    abstract: "Find the k nearest references of each query (exact search), as CSV: query,rank,id,label,distance.",
+    discussion: "An id is a reference's row in its data file (0 for the first data row); a query is its row in --queries, or in --data.")
 
   @OptionGroup var source: EmbeddingSource
   @OptionGroup(title: "References (the --test-classes of --data)") var dataOptions: DataOptions
@@ -63,15 +94,25 @@ struct Search: ParsableCommand {
 
   func run() throws {
     var refs: Matrix<Float>, refLabels: [Int], ids: [Int]
+    let model = try SearchIndex.model(of: source.checkpoint)
     if let index {
-      (refs, refLabels, ids) = try SearchIndex.load(index)
+      let saved: String?
+      (refs, refLabels, ids, saved) = try SearchIndex.loadWithModel(index)
+      // Queries must be embedded by the model that embedded the references.
+      if let saved, saved != model {
+        throw ValidationError(
+          "--index \(index) holds embeddings of \(saved), and the queries would be embedded by \(model)"
+            + (source.checkpoint.map { " (--checkpoint \($0))" } ?? "") + ": search it with the checkpoint that built it")
+      }
     } else {
       let (_, _, test) = try dataOptions.resolved(forCheckpoint: source.checkpoint).splits()
       refs = try source.embed(test)
       refLabels = test.labels
-      ids = Array(0..<test.labels.count)
+      ids = test.ids  // rows of the user's file
     }
-    if let saveIndex { try SearchIndex.save(refs, labels: refLabels, ids: ids, to: saveIndex) }
+    if let saveIndex {
+      try SearchIndex.save(refs, labels: refLabels, ids: ids, to: saveIndex, model: model, source: source.checkpoint ?? "")
+    }
     var q = refs, qLabels = refLabels
     if let queries {
       let d = try dataOptions.load(queries, labels: queryLabels, train: false)
@@ -98,7 +139,8 @@ struct Verify: ParsableCommand {
 
   @OptionGroup var source: EmbeddingSource
   @OptionGroup(title: "Data (the --test-classes of --data)") var dataOptions: DataOptions
-  @Option(help: "A CSV of pairs i,j (row indices of the test split); default: sampled pairs.") var pairs: String?
+  @Option(help: "A CSV of pairs i,j: rows of the data file (0 for the first data row) in the test classes; default: sampled pairs.")
+  var pairs: String?
   @Option(help: "Pairs sampled when no --pairs file is given.") var samplePairs = 200_000
   @Option(help: "Threshold rule: f1, or precision=P, or far=F.") var target = "f1"
   @Option(help: "Seed of the sampling.") var seed: UInt64 = 0
@@ -110,11 +152,16 @@ struct Verify: ParsableCommand {
     if let pairs {
       var a = Matrix<Float>(rows: 1, columns: e.columns), b = a, s = Matrix<Float>()
       var w = DistanceWorkspace<Float>()
+      let position = Dictionary(test.ids.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
       for (n, line) in textLines(try readFileBytes(pairs)).enumerated() where !line.allSatisfy({ $0 == " " }) {
         let cells = line.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard cells.count >= 2, let i = cells[0], let j = cells[1], (0..<e.rows).contains(i), (0..<e.rows).contains(j) else {
+        guard cells.count >= 2, let ri = cells[0], let rj = cells[1] else {
           if n == 0 { continue }  // a header
-          throw ValidationError("--pairs \(pairs):\(n + 1): expected two row indices in 0..<\(e.rows)")
+          throw ValidationError("--pairs \(pairs):\(n + 1): expected two row numbers i,j")
+        }
+        guard let i = position[ri], let j = position[rj] else {
+          throw ValidationError(
+            "--pairs \(pairs):\(n + 1): row \(position[ri] == nil ? ri : rj) of the data is not among the \(e.rows) test rows (their classes: --test-classes)")
         }
         for k in 0..<e.columns { a[0, k] = e[i, k]; b[0, k] = e[j, k] }
         Distance.cosine.scores(a, b, into: &s, workspace: &w)
@@ -218,8 +265,11 @@ struct Dedup: ParsableCommand {
     } else {
       groups = try nearDuplicateGroups(try source.embed(test), threshold: threshold, distance: .cosine)
     }
-    var text = "group,index\n"
-    for (g, members) in groups.enumerated() { for i in members { text += "\(g),\(i)\n" } }
+    // Ids are rows of the data file; copies planted by --plant follow as planted-0, planted-1, ….
+    var text = "group,id\n"
+    for (g, members) in groups.enumerated() {
+      for i in members { text += "\(g),\(i < test.ids.count ? String(test.ids[i]) : "planted-\(i - test.ids.count)")\n" }
+    }
     if let output { try atomicWrite(Data(text.utf8), to: output) } else { print(text, terminator: "") }
     warn("\(groups.count) groups of near-duplicates among \(items.rows) items")
     if let planted, let plantedSource {

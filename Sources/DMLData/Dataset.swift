@@ -12,6 +12,9 @@ public struct Dataset: Sendable {
   public var imageShape: (height: Int, width: Int, channels: Int)?
   /// The names of the file's columns, from a header line (CSV), or `nil`.
   public var columnNames: [String]?
+  /// Each sample's row in the file it was read from (0 for the first data row), which subsets keep:
+  /// the ids that search, verification and deduplication report.
+  public var ids: [Int]
 
   /// A dataset of `features` with one label per row; `imageShape` for image data.
   public init(features: Matrix<Float>, labels: [Int], imageShape: (height: Int, width: Int, channels: Int)? = nil) {
@@ -19,11 +22,15 @@ public struct Dataset: Sendable {
     self.features = features
     self.labels = labels
     self.imageShape = imageShape
+    ids = Array(0..<labels.count)
   }
 
   /// The samples at `indices`, in that order.
   public func subset(_ indices: [Int]) -> Dataset {
-    Dataset(features: features.rows(indices), labels: indices.map { labels[$0] }, imageShape: imageShape)
+    var d = Dataset(features: features.rows(indices), labels: indices.map { labels[$0] }, imageShape: imageShape)
+    d.ids = indices.map { ids[$0] }
+    d.columnNames = columnNames
+    return d
   }
 
   /// The samples whose label is in `classes`.

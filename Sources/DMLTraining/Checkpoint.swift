@@ -10,13 +10,21 @@ import Foundation
 /// then a symbolic link `latest` is replaced atomically (`rename`) to point at it, and older ones
 /// are removed. A crash at any moment leaves `latest` pointing at a complete checkpoint.
 public enum Checkpoint {
-  /// Writes named Float tensors in the safetensors format.
-  public static func safetensors(_ tensors: [(name: String, shape: [Int], values: [Float])], metadata: [String: String] = [:]) -> Data {
+  /// Writes named Float tensors (F32), and integer ones (I64: ids and labels, exact at any size),
+  /// in the safetensors format.
+  public static func safetensors(
+    _ tensors: [(name: String, shape: [Int], values: [Float])], integers: [(name: String, shape: [Int], values: [Int])] = [],
+    metadata: [String: String] = [:]
+  ) -> Data {
     var header: [String: Any] = [:]
     var offset = 0
     for t in tensors {
       header[t.name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + 4 * t.values.count]]
       offset += 4 * t.values.count
+    }
+    for t in integers {
+      header[t.name] = ["dtype": "I64", "shape": t.shape, "data_offsets": [offset, offset + 8 * t.values.count]]
+      offset += 8 * t.values.count
     }
     if !metadata.isEmpty { header["__metadata__"] = metadata }
     var json = try! JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
@@ -26,11 +34,29 @@ public enum Checkpoint {
     withUnsafeBytes(of: &length) { data.append(contentsOf: $0) }
     data.append(json)
     for t in tensors { t.values.withUnsafeBytes { data.append(contentsOf: $0) } }
+    for t in integers { t.values.map { Int64($0).littleEndian }.withUnsafeBytes { data.append(contentsOf: $0) } }
     return data
   }
 
-  /// Reads a safetensors file of F32 tensors.
-  public static func readSafetensors(_ path: String) throws -> [String: (shape: [Int], values: [Float])] {
+  /// The integer (I64) tensors and the metadata of a safetensors file written with `integers:`.
+  public static func readSafetensorsExtras(_ path: String) throws -> (integers: [String: (shape: [Int], values: [Int])], metadata: [String: String]) {
+    let (header, body) = try safetensorsHeader(path)
+    var integers: [String: (shape: [Int], values: [Int])] = [:]
+    for (name, entry) in header where name != "__metadata__" {
+      guard let e = entry as? [String: Any], e["dtype"] as? String == "I64" else { continue }
+      guard let shape = e["shape"] as? [Int], let offsets = e["data_offsets"] as? [Int], offsets.count == 2, offsets[0] >= 0,
+        offsets[0] <= offsets[1], offsets[1] <= body.count, let count = checkedElementCount(shape), offsets[1] - offsets[0] == 8 * count
+      else { throw TrainingError("\(path): tensor \(name) is malformed") }
+      let values = body.subdata(in: offsets[0]..<offsets[1]).withUnsafeBytes { raw in
+        (0..<count).map { Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))) }
+      }
+      integers[name] = (shape, values)
+    }
+    return (integers, header["__metadata__"] as? [String: String] ?? [:])
+  }
+
+  /// The parsed JSON header of a safetensors file and the bytes after it.
+  static func safetensorsHeader(_ path: String) throws -> (header: [String: Any], body: Data) {
     guard let data = FileManager.default.contents(atPath: path), data.count >= 8 else {
       throw TrainingError("\(path): missing or truncated")
     }
@@ -38,11 +64,17 @@ public enum Checkpoint {
     guard header > 0, header <= UInt64(data.count - 8) else { throw TrainingError("\(path): not a safetensors file (header length \(header))") }
     let length = Int(header)
     guard 8 + length <= data.count,
-      let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + length))) as? [String: Any]
+      let parsed = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + length))) as? [String: Any]
     else { throw TrainingError("\(path): not a safetensors file") }
+    return (parsed, data.subdata(in: (8 + length)..<data.count))
+  }
+
+  /// Reads the F32 tensors of a safetensors file (I64 ones: `readSafetensorsExtras`).
+  public static func readSafetensors(_ path: String) throws -> [String: (shape: [Int], values: [Float])] {
+    let (header, body) = try safetensorsHeader(path)
     var result: [String: (shape: [Int], values: [Float])] = [:]
-    let body = data.subdata(in: (8 + length)..<data.count)
     for (name, entry) in header where name != "__metadata__" {
+      if (entry as? [String: Any])?["dtype"] as? String == "I64" { continue }
       guard let e = entry as? [String: Any], e["dtype"] as? String == "F32", let shape = e["shape"] as? [Int],
         let offsets = e["data_offsets"] as? [Int], offsets.count == 2, offsets[0] >= 0, offsets[0] <= offsets[1],
         offsets[1] <= body.count, let count = checkedElementCount(shape), offsets[1] - offsets[0] == 4 * count

@@ -762,11 +762,13 @@ struct GuardTests {
     let pairs = folder + "/pairs.csv"
     // Sorted by kind, as LFW ships its pairs: the non-matching pairs, then a few matching ones. A
     // calibration on the file's first half would see no match at all.
-    let labels = try String(contentsOfFile: syntheticCSV(), encoding: .utf8).split(separator: "\n").dropFirst()
-      .map { Int($0.prefix { $0 != "," })! }.filter { $0 >= 4 }
+    // Pairs name rows of the data file (0 for the first data row), here among the test classes 4-5.
+    let all = try String(contentsOfFile: syntheticCSV(), encoding: .utf8).split(separator: "\n").dropFirst()
+      .map { Int($0.prefix { $0 != "," })! }
+    let rows = all.indices.filter { all[$0] >= 4 }
     var same: [(Int, Int)] = [], different: [(Int, Int)] = []
-    for i in 0..<labels.count { for j in (i + 1)..<labels.count where (i + j) % 7 == 0 {
-      if labels[i] == labels[j] { same.append((i, j)) } else { different.append((i, j)) }
+    for (a, i) in rows.enumerated() { for j in rows[(a + 1)...] where (i + j) % 7 == 0 {
+      if all[i] == all[j] { same.append((i, j)) } else { different.append((i, j)) }
     } }
     var text = "\u{FEFF}i,j\r\n"
     for (i, j) in different + same.prefix(different.count / 4) { text += "\(i),\(j)\r\n" }
@@ -861,5 +863,41 @@ struct PostTrainingDefaultsTests {
     #expect(try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").count == 80)
     let f = try dml(["fewshot", "--checkpoint", folder, "--ways", "2", "--shots", "1", "--episodes", "20"])
     #expect(f.status == 0 && !f.stderr.contains("warning"), "\(f.stderr)")
+  }
+}
+
+@Suite("Search indexes know their model; ids are rows of the user's file", .serialized)
+struct IndexIdentityTests {
+  @Test("search reports file rows as ids; an index refuses queries embedded by another model")
+  func identity() throws {
+    let data = syntheticCSV()
+    let s = try dml(["search", "--data", data, "--test-classes", "4-5", "--k", "1", "--limit", "80"])
+    #expect(s.status == 0, "\(s.stderr)")
+    let ids = s.stdout.split(separator: "\n").dropFirst().map { Int($0.split(separator: ",")[2])! }
+    #expect(ids.count == 80 && ids.allSatisfy { $0 % 6 == 4 || $0 % 6 == 5 }, "ids are not rows of classes 4-5: \(ids.prefix(10))")
+    func train(_ folder: String, seed: String) throws {
+      let t = try dml(["train", "--data", data, "--train-classes", "0-3", "--test-classes", "4-5", "--network", "mlp:hidden=8,embedding=4",
+        "--batch", "shuffled:size=32", "--epochs", "1", "--seed", seed, "--checkpoint", folder, "--log", "json"])
+      #expect(t.status == 0, "\(t.stderr)")
+    }
+    let a = temporaryFolder("index-a"), b = temporaryFolder("index-b")
+    try train(a, seed: "1")
+    try train(b, seed: "2")
+    let index = a + "/index.safetensors"
+    #expect(try dml(["search", "--checkpoint", a, "--save-index", index, "--limit", "1"]).status == 0)
+    #expect(try dml(["search", "--checkpoint", a, "--index", index, "--limit", "1"]).status == 0)
+    let other = try dml(["search", "--checkpoint", b, "--index", index, "--limit", "1"])
+    #expect(other.status == 64 && other.stderr.contains("search it with the checkpoint that built it"), "\(other.stderr)")
+    let raw = try dml(["search", "--data", data, "--index", index, "--limit", "1"])
+    #expect(raw.status == 64 && raw.stderr.contains("the queries would be embedded by raw features"), "\(raw.stderr)")
+  }
+
+  @Test("ids and labels beyond 2^24 survive an index exactly (int64)")
+  func largeIds() throws {
+    let path = temporaryFolder("big-ids") + ".safetensors"
+    let ids = [16_777_217, 9_007_199_254_740_993, 3]
+    try SearchIndex.save(Matrix(rows: 3, columns: 2, elements: [1, 0, 0, 1, 1, 1]), labels: [16_777_219, 0, 1], ids: ids, to: path)
+    let (_, labels, loaded) = try SearchIndex.load(path)
+    #expect(loaded == ids && labels == [16_777_219, 0, 1])
   }
 }
