@@ -69,6 +69,13 @@ public struct DataOptions: ParsableArguments {
     return r
   }
 
+  /// How `--data` is scaled before the network sees it: Fashion-MNIST's pixels are standardised
+  /// as in the benchmarks; CSV and NPY values are used as given. Checkpoints record it.
+  var inputScaling: String {
+    data == "fashion-mnist"
+      ? "fashion-mnist pixels standardised: (x/255 - \(FashionMNIST.mean)) / \(FashionMNIST.std)" : "values as given in the file"
+  }
+
   /// The classes of each split, and whether the test rows come from the training file.
   struct SplitClasses {
     /// Every class the training file contributes to training or validation.

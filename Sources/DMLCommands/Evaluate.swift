@@ -48,8 +48,24 @@ struct CheckpointOptions: ParsableArguments {
     }
   }
 
+  /// Warns when `x` is not in the scale of the inputs `checkpoint`'s network was trained on: a
+  /// mean more than half a standard deviation away, or a spread off by more than a factor of two.
+  static func checkScale(_ checkpoint: String, _ x: Matrix<Float>) {
+    guard let (dir, _) = try? Checkpoint.verifiedLatest(in: checkpoint),
+      let data = FileManager.default.contents(atPath: "\(dir)/state.json"),
+      let progress = try? JSONDecoder().decode(RunState.RunProgress.self, from: data), let mean = progress.inputMean,
+      let std = progress.inputStd, std > 0, x.count > 0
+    else { return }
+    let s = Train.statistics(x)
+    if abs(s.mean - mean) > std / 2 || s.std > 2 * std || s.std < std / 2 {
+      let scaling = progress.configuration["input_scaling"] ?? "?"
+      warn(String(format: "warning: these inputs (mean %.3g, std %.3g) are not in the scale the network of %@ was trained on (mean %.3g, std %.3g; %@)", s.mean, s.std, checkpoint, mean, std, scaling))
+    }
+  }
+
   /// Embeddings of `x` by the network of the checkpoint in `folder`.
   static func embed(_ checkpoint: String, _ x: Matrix<Float>, imageShape: (height: Int, width: Int, channels: Int)?) throws -> Matrix<Float> {
+    checkScale(checkpoint, x)
     switch try network(checkpoint, inputFeatures: x.columns, imageShape: imageShape) {
     case .mlp(var n): return n.embed(x)
     case .convNet(var n): return n.embed(x)

@@ -116,6 +116,7 @@ struct Train: ParsableCommand {
       "schedule": schedule, "seed": "\(seed)", "data": dataOptions.data, "train_classes": dataOptions.trainClasses ?? "all",
       "validation_classes": dataOptions.validationClasses ?? "", "epochs": "\(epochs)", "augment": augment, "subclasses": "\(subclasses)",
       "memory": memory, "offline_mining": offlineMining, "test_classes": dataOptions.testClasses ?? "",
+      "input_scaling": dataOptions.inputScaling,
       "test_data": dataOptions.testData ?? "",
     ]
   }
@@ -307,6 +308,14 @@ struct Train: ParsableCommand {
     case "seed", "subclasses", "epochs": return Double(a) != nil && Double(a) == Double(b)
     default: return false
     }
+  }
+
+  /// The mean and standard deviation of every value of `x`.
+  static func statistics(_ x: Matrix<Float>) -> (mean: Double, std: Double) {
+    var sum = 0.0, squares = 0.0
+    x.withUnsafeBufferPointer { for v in $0 { sum += Double(v); squares += Double(v) * Double(v) } }
+    let n = Double(Swift.max(1, x.count)), mean = sum / n
+    return (mean, Swift.max(0, squares / n - mean * mean).squareRoot())
   }
 
   /// Checks, before any training, that the checkpoint and plot folders can be written, and that
@@ -559,6 +568,7 @@ struct Train: ParsableCommand {
         s.best = best
         s.stale = stale
         s.mined = state.mined
+        s.inputStatistics = Self.statistics(train.features)
         try s.save(folder, trainer: trainer, configuration: configuration)
       }
       if let patience, stale >= patience {
@@ -659,6 +669,9 @@ struct RunState {
   var best: (map: Double, epoch: Int, values: [Matrix<Float>]) = (-1, 0, [])
   /// The last offline mining: the step it ran at and what it found.
   var mined: (step: Int, lists: HardNeighbors)?
+  /// The mean and standard deviation of the training inputs, after their scaling, so that later
+  /// inputs in another scale can be noticed.
+  var inputStatistics: (mean: Double, std: Double)?
 
   /// `state.json`: the run's progress, typed.
   struct RunProgress: Codable {
@@ -669,10 +682,13 @@ struct RunState {
     var bestEpoch: Int
     var configuration: [String: String]
     var offlineMinedAtStep: Int?
+    var inputMean: Double?
+    var inputStd: Double?
 
     enum CodingKeys: String, CodingKey {
       case version, epoch, stale, configuration
       case bestMapAtR = "best_map_at_r", bestEpoch = "best_epoch", offlineMinedAtStep = "offline_mined_at_step"
+      case inputMean = "input_mean", inputStd = "input_std"
     }
   }
 
@@ -696,7 +712,7 @@ struct RunState {
     }
     let progress = RunProgress(
       epoch: epoch, stale: stale, bestMapAtR: best.map, bestEpoch: best.epoch, configuration: configuration,
-      offlineMinedAtStep: mined?.step)
+      offlineMinedAtStep: mined?.step, inputMean: inputStatistics?.mean, inputStd: inputStatistics?.std)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     files["state.json"] = try encoder.encode(progress)

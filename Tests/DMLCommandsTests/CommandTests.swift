@@ -901,3 +901,29 @@ struct IndexIdentityTests {
     #expect(loaded == ids && labels == [16_777_219, 0, 1])
   }
 }
+
+@Suite("Input scaling is recorded and checked", .serialized)
+struct InputScalingTests {
+  @Test("a checkpoint records its input scaling; inputs in another scale are warned about")
+  func scale() throws {
+    let data = syntheticCSV()
+    let folder = temporaryFolder("scale")
+    #expect(try dml(["train", "--data", data, "--train-classes", "0-3", "--test-classes", "4-5", "--network", "mlp:hidden=8,embedding=4",
+      "--batch", "shuffled:size=32", "--epochs", "1", "--checkpoint", folder, "--log", "json"]).status == 0)
+    let state = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: try Checkpoint.latest(in: folder) + "/state.json"))) as! [String: Any]
+    #expect((state["configuration"] as? [String: String])?["input_scaling"] == "values as given in the file")
+    #expect(state["input_mean"] is Double && state["input_std"] is Double)
+    let same = try dml(["evaluate", "--checkpoint", folder, "--json"])
+    #expect(same.status == 0 && !same.stderr.contains("not in the scale"), "\(same.stderr)")
+    // The same file in another unit (×100): the model still runs, and says the scale is off.
+    let lines = try String(contentsOfFile: data, encoding: .utf8).split(separator: "\n")
+    let scaled = [String(lines[0])] + lines.dropFirst().map { line -> String in
+      let cells = line.split(separator: ",")
+      return ([String(cells[0])] + cells.dropFirst().map { String(Double($0)! * 100) }).joined(separator: ",")
+    }
+    let path = folder + "-x100.csv"
+    try scaled.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+    let other = try dml(["evaluate", "--checkpoint", folder, "--data", path, "--json"])
+    #expect(other.status == 0 && other.stderr.contains("are not in the scale the network of \(folder) was trained on"), "\(other.stderr)")
+  }
+}
