@@ -158,31 +158,52 @@ struct Tune: ParsableCommand {
       rows.append(row)
       try Self.writeTable(rows, to: tablePath)
       print(String(format: "trial %d/%d  validation MAP@R %.4f  (%.0f s)  ", trial + 1, trials, row.score, row.seconds) + settings.arguments.joined(separator: " "))
+      fflush(nil)  // each trial as it ends, also into a file or a pipe
     }
     guard let best = rows.max(by: { $0.score < $1.score }) else { return }
     if baselines.count == validationSets.count {
-      print(String(format: "raw input on the same folds: validation MAP@R %.4f", baselines.values.reduce(0, +) / Double(baselines.count)))
+      let raw = baselines.values.reduce(0, +) / Double(baselines.count)
+      print(String(format: "raw input on the same folds: validation MAP@R %.4f", raw))
+      if best.score <= raw {
+        warn(String(format: "warning: the best trial (validation MAP@R %.4f) does not beat the raw input (%.4f) on the validation folds", best.score, raw))
+      }
     }
     // The final run trains on every training class for the epochs the folds chose (the upper
     // median of the folds' best epochs).
     let finalEpochs = Swift.max(1, best.bestEpochs.sorted()[best.bestEpochs.count / 2])
     var command = ["dml", "train"] + dataOptionsArguments() + best.settings.arguments + ["--epochs", "\(finalEpochs)", "--seed", "\(seed)"]
+    command += try testArguments()
     command = command.map { $0.contains(where: { " {}|+,:=".contains($0) }) && !$0.hasPrefix("--") ? "'\($0)'" : $0 }
     let choice: [String: Any] = [
       "trial": best.trial + 1, "mean_validation_map_at_r": best.score, "fold_map_at_r": best.foldScores, "epochs": finalEpochs,
       "network": best.settings.network, "loss": best.settings.loss, "miner": best.settings.miner, "batch": best.settings.batch,
       "optimizer": best.settings.optimizer, "schedule": best.settings.schedule, "augment": best.settings.augment,
-      "command": command.joined(separator: " ") + " --test-classes ...",
+      "command": command.joined(separator: " "),
     ]
     try atomicWrite(try JSONSerialization.data(withJSONObject: choice, options: [.sortedKeys, .prettyPrinted]), to: "\(output)/best.json")
     print("\nbest of \(rows.count) trials: #\(best.trial + 1), validation MAP@R \(String(format: "%.4f", best.score))")
-    print("train it on every training class with:\n  " + command.joined(separator: " ") + " --test-classes ...")
+    print("train it on every training class with:\n  " + command.joined(separator: " "))
     print("table: \(tablePath); choice: \(output)/best.json")
+  }
+
+  /// The test flags of the suggested command: the given test classes or file, else every class
+  /// of the data that is not a training class (an open-set test), else a closed-set one.
+  func testArguments() throws -> [String] {
+    if let t = dataOptions.testData {
+      return ["--test-data", t] + (dataOptions.testLabels.map { ["--test-labels", $0] } ?? [])
+        + (dataOptions.testClasses.map { ["--test-classes", $0] } ?? [])
+    }
+    if let t = dataOptions.testClasses { return ["--test-classes", t] }
+    let all = Set(try dataOptions.load(dataOptions.data, labels: dataOptions.labels, train: dataOptions.data != "fashion-mnist").labels)
+    let trained = try dataOptions.trainClasses.map { try ClassSplit.parse($0) } ?? all
+    let unseen = all.subtracting(trained).sorted()
+    return unseen.isEmpty ? ["--allow-overlap"] : ["--test-classes", unseen.map(String.init).joined(separator: ",")]
   }
 
   /// The data flags to pass on to each trial.
   func dataOptionsArguments() -> [String] {
-    var a = ["--data", dataOptions.data, "--data-dir", dataOptions.dataDir]
+    var a = ["--data", dataOptions.data]
+    if dataOptions.data == "fashion-mnist" && dataOptions.dataDir != FashionMNIST.defaultDirectory { a += ["--data-dir", dataOptions.dataDir] }
     if let l = dataOptions.labels { a += ["--labels", l] }
     if let t = dataOptions.trainClasses { a += ["--train-classes", t] }
     return a

@@ -551,7 +551,17 @@ struct TuneTests {
     }
     let best = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/best.json"))) as! [String: Any]
     #expect((best["mean_validation_map_at_r"] as! Double) > 0)
-    #expect((best["command"] as! String).hasPrefix("dml train --data"))
+    let command = best["command"] as! String
+    #expect(command.hasPrefix("dml train --data") && !command.contains("...") && !command.contains("--data-dir"), "\(command)")
+    #expect(command.contains("--test-classes"), "\(command)")
+    // It runs as printed, pasted into a shell.
+    let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dml").path
+    let shell = Process()
+    shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+    shell.arguments = ["-c", binary + command.dropFirst(3) + " --epochs 1 --log json > /dev/null 2>&1"]
+    try shell.run()
+    shell.waitUntilExit()
+    #expect(shell.terminationStatus == 0, "\(command)")
     // Resume: the three trials are kept, one more is run.
     let second = try dml(Self.arguments(data, output: folder, trials: 4))
     #expect(second.status == 0 && second.stdout.contains("resuming after 3 trial(s)"), "\(second.stderr)")
