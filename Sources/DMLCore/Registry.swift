@@ -106,6 +106,7 @@ public struct ValueRange: Sendable, Equatable, CustomStringConvertible {
     }
   }
 
+  /// Whether two ranges have the same ends, each included or not alike.
   public static func == (a: ValueRange, b: ValueRange) -> Bool {
     a.lower?.value == b.lower?.value && a.lower?.included == b.lower?.included && a.upper?.value == b.upper?.value
       && a.upper?.included == b.upper?.included

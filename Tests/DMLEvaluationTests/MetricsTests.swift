@@ -46,10 +46,35 @@ struct GoldenMetricsTests {
     let knn = try nearestNeighbors(queries: q, references: r ?? q, k: m.k, excludeSelf: r == nil)
     let expected = (c.outputs["knn_indices"] as! [[NSNumber]]).map { $0.map(\.intValue) }
     for i in 0..<q.rows { #expect(knn.row(i).map(Int.init) == expected[i], "\(name) query \(i)") }
-    // Float32, as faiss computed them, gives the same.
+    // Float32 ranks as Double does except where two references lie within Float32's rounding of
+    // each other; a query's AP can then move by at most 1, so MAP@R by at most the share of such
+    // queries. (This holds for every input; on this one the share happens to be 0.)
     let f = try retrievalMetrics(
       queries: q.converted(to: Float.self), queryLabels: ql, references: r?.converted(to: Float.self), referenceLabels: rl)
-    #expect(abs(f.mapAtR - c.value("mean_average_precision_at_r")) < 1e-12)
+    let bound = Self.nearTieShare(q, ql, r, rl)
+    #expect(abs(f.mapAtR - m.mapAtR) <= bound + 1e-12, "Float32 \(f.mapAtR) vs Double \(m.mapAtR), near-tie share \(bound)")
+  }
+
+  /// The share of queries whose ranking up to R + 1 holds two Euclidean distances closer than
+  /// Float32 can tell apart (a relative 1e-5, well above the rounding of the sums).
+  static func nearTieShare(_ q: Matrix<Double>, _ ql: [Int], _ r: Matrix<Double>?, _ rl: [Int]?) -> Double {
+    let refs = r ?? q, labels = rl ?? ql
+    var ties = 0, counted = 0
+    for i in 0..<q.rows {
+      var d: [Double] = []
+      for j in 0..<refs.rows where r != nil || j != i {
+        var s = 0.0
+        for t in 0..<q.columns { s += (q[i, t] - refs[j, t]) * (q[i, t] - refs[j, t]) }
+        d.append(s.squareRoot())
+      }
+      let relevant = labels.indices.filter { labels[$0] == ql[i] && (r != nil || $0 != i) }.count
+      guard relevant > 0 else { continue }
+      counted += 1
+      d.sort()
+      let top = d.prefix(relevant + 1)
+      if zip(top, top.dropFirst()).contains(where: { $1 - $0 <= 1e-5 * Swift.max(1, $1) }) { ties += 1 }
+    }
+    return counted == 0 ? 0 : Double(ties) / Double(counted)
   }
 
   @Test("Recall@K", arguments: ["recall_at_k_single_set", "recall_at_k_query_reference"])
@@ -69,11 +94,63 @@ struct GoldenMetricsTests {
     #expect(abs(MutualInformation.adjusted(labels, clusters) - c.value("AMI")) < 1e-10)
     let x = c.matrix("query")!
     let k = c.inputs["num_clusters"] as! Int
-    let theirs = KMeans.inertia(x, clusters, k: k).inertia
-    let ours = try KMeans.fit(x, k: k, seed: 1)
-    #expect(ours.inertia <= theirs * (1 + 1e-9), "our inertia \(ours.inertia) vs faiss's \(theirs)")
+    #expect(KMeansProperties.failures(try KMeans.fit(x, k: k, seed: 1), x).isEmpty)
+  }
+}
+
+/// What a k-means result must satisfy on every input: it is a fixed point of Lloyd's iteration.
+enum KMeansProperties {
+  static func failures(_ result: KMeans, _ x: Matrix<Double>) -> [String] {
+    var failures: [String] = []
+    let k = result.centroids.rows
+    func distance(_ i: Int, _ c: Int) -> Double {
+      var s = 0.0
+      for t in 0..<x.columns { s += (x[i, t] - result.centroids[c, t]) * (x[i, t] - result.centroids[c, t]) }
+      return s
+    }
+    var total = 0.0
+    for i in 0..<x.rows {
+      let own = distance(i, result.assignments[i])
+      total += own
+      for c in 0..<k where distance(i, c) < own - 1e-9 * Swift.max(1, own) {
+        failures.append("point \(i) is nearer centroid \(c) than its own \(result.assignments[i])")
+      }
+    }
+    for c in 0..<k {
+      let members = result.assignments.indices.filter { result.assignments[$0] == c }
+      guard !members.isEmpty else { continue }
+      for t in 0..<x.columns {
+        let mean = members.reduce(0.0) { $0 + x[$1, t] } / Double(members.count)
+        if abs(mean - result.centroids[c, t]) > 1e-9 * Swift.max(1, abs(mean)) {
+          failures.append("centroid \(c) is not the mean of its \(members.count) points (column \(t))")
+          break
+        }
+      }
+    }
+    if abs(total - result.inertia) > 1e-9 * Swift.max(1, total) { failures.append("inertia \(result.inertia), recomputed \(total)") }
+    return failures
+  }
+}
+
+@Suite("Clustering properties on every input")
+struct ClusteringPropertyTests {
+  @Test("k-means ends at a fixed point of Lloyd's iteration, on random inputs", arguments: [(1, 2), (2, 5), (3, 8), (4, 1)])
+  func fixedPoint(seed: UInt64, k: Int) throws {
+    var rng = RandomSource(seed: seed)
+    var x = Matrix<Double>(rows: 60 + Int(seed) * 17, columns: 3 + Int(seed))
+    x.apply { _ in rng.normal() }
+    let result = try KMeans.fit(x, k: k, iterations: 1_000, seed: seed)
+    #expect(KMeansProperties.failures(result, x).isEmpty, "\(KMeansProperties.failures(result, x).prefix(3))")
+  }
+
+  @Test("NMI and AMI are 1 for a clustering that recovers well-separated classes, whatever their order")
+  func separated() throws {
+    var rng = RandomSource(seed: 9)
+    let labels = (0..<40).map { $0 % 4 }
+    var x = Matrix<Double>(rows: 40, columns: 4)
+    for i in 0..<40 { for t in 0..<4 { x[i, t] = (t == labels[i] ? 100 : 0) + rng.normal() } }
     let scores = try clusteringScores(x, labels: labels)
-    #expect(scores.nmi > 0.5 && scores.ami > 0.4)
+    #expect(abs(scores.nmi - 1) < 1e-12 && abs(scores.ami - 1) < 1e-12, "\(scores)")
   }
 }
 

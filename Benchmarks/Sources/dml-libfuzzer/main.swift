@@ -25,11 +25,11 @@ guard let chosen = targets.first(where: { $0.name == name }) else {
 }
 if let folder = environment["DML_FUZZ_SEEDS"] {
   try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-  for (i, seed) in chosen.seeds.enumerated() { FileManager.default.createFile(atPath: "\(folder)/seed-\(i)", contents: Data(seed)) }
+  for (i, seed) in chosen.seeds.enumerated() { _ = FileManager.default.createFile(atPath: "\(folder)/seed-\(i)", contents: Data(seed)) }
   exit(0)
 }
 nonisolated(unsafe) let target = chosen
-nonisolated(unsafe) let path = "\(fixtures)/input\(chosen.suffix)"
+let path = "\(fixtures)/input\(chosen.suffix)"
 
 let callback: Callback = { data, size in
   let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
