@@ -19,6 +19,18 @@ enum Builders {
     }
   }
 
+  /// Refuses a network whose parameters alone (weights, their gradients and two Adam moments:
+  /// 16 bytes a scalar) would take more than half of this machine's memory, before allocating
+  /// any of it: an allocation that large ends the process instead of failing.
+  static func checkSize(_ text: String, parameters: Double) throws {
+    let bytes = parameters * 16, limit = Double(ProcessInfo.processInfo.physicalMemory) / 2
+    guard bytes <= limit else {
+      throw ValidationError(
+        String(format: "--network %@: %.3g parameters would need %.1f GiB for training, over half of this machine's %.1f GiB",
+          text, parameters, bytes / 1_073_741_824, 2 * limit / 1_073_741_824))
+    }
+  }
+
   static func network(_ text: String, inputFeatures: Int, imageShape: (height: Int, width: Int, channels: Int)?, seed: UInt64)
     throws -> AnyNetwork
   {
@@ -33,6 +45,8 @@ enum Builders {
     case "mlp":
       let hidden = try v.integer("hidden"), depth = try v.integer("depth")
       guard hidden >= 0, depth >= 0 else { throw ValidationError("--network \(text): hidden and depth must be ≥ 0") }
+      let widths = [Double(inputFeatures)] + Array(repeating: Double(hidden), count: hidden == 0 ? 0 : depth) + [Double(try embedding())]
+      try checkSize(text, parameters: zip(widths, widths.dropFirst()).reduce(0) { $0 + ($1.0 + 1) * $1.1 })
       return .mlp(MLP<Float>.mlp(
         inputFeatures: inputFeatures, hidden: hidden == 0 ? [] : Array(repeating: hidden, count: depth),
         embeddingDimension: try embedding(), normalize: try v.boolean("normalize"), batchNorm: try v.boolean("batchnorm"), seed: seed))
@@ -48,6 +62,10 @@ enum Builders {
           throw ValidationError(
             "--network \(text): channels and out must be positive, and kernel and mix odd and at most the image size")
         }
+        // Parameters, plus a batch of 128 images' full-resolution maps counted at a quarter (4 bytes each).
+        let pixels = Double(s.height * s.width)
+        try checkSize(text, parameters: Double(channels) * Double(kernel * kernel * s.channels + 1) + Double(out) * Double(mix * mix * channels + 1)
+          + 128 * pixels * Double(channels + out) / 2)
         return .local(LocalNet<Float>.localNet(
           input: ImageShape(height: s.height, width: s.width, channels: s.channels), channels: channels, kernel: kernel,
           mixKernel: mix, outChannels: out, normalize: try v.boolean("normalize"), identity: try v.string("init") == "identity",
@@ -55,6 +73,9 @@ enum Builders {
       }
       let width = try v.integer("width")
       guard width > 0 else { throw ValidationError("--network \(text): width must be positive") }
+      let w = Double(width), pixels = Double(s.height * s.width)
+      try checkSize(text, parameters: w * Double(9 * s.channels + 1) + 2 * w * (9 * w + 1)
+        + (pixels / 16 * 2 * w + 1) * Double(try embedding()) + 128 * pixels * 3 * w / 2)
       return .convNet(ConvNetS<Float>.convNetS(
         input: ImageShape(height: s.height, width: s.width, channels: s.channels), channels: [width, 2 * width],
         embeddingDimension: try embedding(), normalize: try v.boolean("normalize"), batchNorm: try v.boolean("batchnorm"), seed: seed))

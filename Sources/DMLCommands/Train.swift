@@ -185,6 +185,11 @@ struct Train: ParsableCommand {
     // Concrete types throughout: the step below is compiled specialised for each of these four
     // combinations; the loss and the sampler run code specialised where they were wrapped.
     let memorySettings = try self.memorySettings()
+    if let m = memorySettings, m.size > train.labels.count {
+      // A queue longer than the training set would hold each embedding more than once (and a size
+      // too large to allocate would end the process).
+      throw ValidationError("--memory \(memory): size=\(m.size) exceeds the \(train.labels.count) training samples")
+    }
     if memorySettings != nil {
       guard lossValue.acceptsMemory else {
         throw ValidationError("--memory needs losses that compare embeddings with each other (contrastive, triplet, multi-similarity, supcon, uniformity), not learned proxies or class weights: --loss \(loss.joined(separator: " --loss "))")

@@ -693,6 +693,10 @@ struct GuardTests {
     (["--optimizer", "sgd:momentum=1"], "sgd: momentum=1 must be in [0, 1)"),
     (["--network", "mlp:embedding=0"], "mlp: embedding=0 must be ≥ 1"),
     (["--loss", "proxy-anchor:classes=-3"], "proxy-anchor: classes=-3 must be ≥ 0"),
+    // Sizes that would end the process in an allocation are refused before it.
+    (["--memory", "size=100000000000"], "--memory size=100000000000: size=100000000000 exceeds the 80 training samples"),
+    (["--network", "mlp:hidden=100000000,embedding=4"], "parameters would need"),
+    (["--network", "mlp:hidden=8,embedding=1000000000"], "parameters would need"),
   ])
   func ranges(extra: [String], message: String) throws {
     let r = try Self.train(extra)
