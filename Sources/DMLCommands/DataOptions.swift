@@ -2,6 +2,12 @@ import ArgumentParser
 import Foundation
 import MetricLearning
 
+/// `--validation-classes`, for the commands that train.
+struct ValidationOption: ParsableArguments {
+  @Option(help: "Training classes held out for validation and early stopping, e.g. 3-4 (at most 1,000 samples each).")
+  var validationClasses: String?
+}
+
 /// Where the data comes from and which classes each split uses.
 public struct DataOptions: ParsableArguments {
   @Option(help: "fashion-mnist, a CSV file (label, features…) or an NPY file of features.")
@@ -18,8 +24,9 @@ public struct DataOptions: ParsableArguments {
   var trainClasses: String?
   @Option(help: "Classes to evaluate on, e.g. 5-9 (default: every class of --test-data, else the training classes).")
   var testClasses: String?
-  @Option(help: "Training classes held out for validation and early stopping, e.g. 3-4 (at most 1,000 samples each).")
-  var validationClasses: String?
+  /// Training classes held out for validation: set by the commands that train, which declare
+  /// `--validation-classes` themselves (`ValidationOption`), so that the others do not list it.
+  var validationClasses: String? = nil
 
   /// Options with their defaults (Fashion-MNIST, every class); ArgumentParser sets parsed values.
   public init() {}

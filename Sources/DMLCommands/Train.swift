@@ -13,7 +13,20 @@ struct Train: ParsableCommand {
         --loss triplet:margin=0.2 --miner semihard:margin=0.2 --batch m-per-class:m=4,size=128
       """)
 
-  @OptionGroup(title: "Data") var dataOptions: DataOptions
+  @OptionGroup(title: "Data") var dataFlags: DataOptions
+  @OptionGroup(title: "Data") var validation: ValidationOption
+  /// The data flags with the validation classes.
+  var dataOptions: DataOptions {
+    get {
+      var d = dataFlags
+      d.validationClasses = validation.validationClasses
+      return d
+    }
+    set {
+      dataFlags = newValue
+      validation.validationClasses = newValue.validationClasses
+    }
+  }
   @Option(help: "The network, e.g. mlp:hidden=512 or convnet-s.") var network = "mlp"
   @Option(help: "A loss (repeatable; several are summed, weight=W scales one).") var loss: [String] = ["contrastive"]
   @Option(help: "The tuple miner, e.g. semihard:margin=0.2 (none: every pair or triplet).") var miner = "none"

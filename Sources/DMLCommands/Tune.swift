@@ -17,7 +17,20 @@ struct Tune: ParsableCommand {
           --optimizer "adamw:lr={1e-5..1e-3 log},weight_decay={0..0.2}" --trials 20 --output runs/tune
       """)
 
-  @OptionGroup(title: "Data") var dataOptions: DataOptions
+  @OptionGroup(title: "Data") var dataFlags: DataOptions
+  @OptionGroup(title: "Data") var validation: ValidationOption
+  /// The data flags with the validation classes.
+  var dataOptions: DataOptions {
+    get {
+      var d = dataFlags
+      d.validationClasses = validation.validationClasses
+      return d
+    }
+    set {
+      dataFlags = newValue
+      validation.validationClasses = newValue.validationClasses
+    }
+  }
   @Option(help: "Class-disjoint folds of the training classes (1: use --validation-classes).") var folds = 2
   @Option(help: "Network templates (alternatives).") var network: [String] = ["mlp"]
   @Option(help: "Loss templates (alternatives; + sums losses).") var loss: [String] = ["contrastive"]

@@ -703,6 +703,18 @@ struct GuardTests {
     #expect(Self.refused(r, message), "\(extra): \(r.status) \(r.stderr)")
   }
 
+  @Test("help lists training-only options only under the commands that train, and no doubled defaults")
+  func help() throws {
+    for command in ["train", "tune"] {
+      #expect(try dml([command, "--help"]).stdout.contains("--validation-classes"), "\(command)")
+    }
+    for command in ["evaluate", "embed", "search", "verify", "dedup", "fewshot"] {
+      let h = try dml([command, "--help"]).stdout
+      #expect(!h.contains("--validation-classes") && !h.contains("(default: none). (default"), "\(command)")
+    }
+    #expect(try dml(["evaluate", "--help"]).stdout.contains("USAGE: dml evaluate --checkpoint <checkpoint>"))
+  }
+
   @Test("dml list shows each hyperparameter's range")
   func listRanges() throws {
     let r = try dml(["list"])
@@ -835,6 +847,9 @@ struct ResumeConfigurationTests {
     #expect((first["configuration"] as? [String: String])?["loss"] == "triplet:margin=0.2")
     let bad = try dml(["train", "--data", data, "--train-classes", "0-3", "--test-classes", "4-5", "--loss", "softmax:classes=2", "--log", "json"])
     #expect(bad.status == 64 && bad.stdout.contains("\"event\":\"error\"") && bad.stdout.contains("classes=2 is fewer than the 4 classes"), "\(bad.stdout)")
+    let validated = try dml(["train", "--data", data, "--train-classes", "0-3", "--validation-classes", "2-3", "--test-classes", "4-5",
+      "--network", "mlp:hidden=8,embedding=4", "--batch", "shuffled:size=32", "--epochs", "2", "--log", "json", "--log-every", "0"])
+    #expect(validated.status == 0 && validated.stdout.contains("\"event\":\"restored\""), "\(validated.stdout)")
     let v = try dml(["--version"])
     #expect(v.status == 0 && v.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == DML.version)
   }
