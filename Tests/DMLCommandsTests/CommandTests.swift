@@ -956,3 +956,38 @@ struct InputScalingTests {
     #expect(other.status == 0 && other.stderr.contains("are not in the scale the network of \(folder) was trained on"), "\(other.stderr)")
   }
 }
+
+@Suite("A killed run keeps its log", .serialized)
+struct KilledLogTests {
+  @Test("the JSON log written to a file holds every line up to a kill -9, each a whole JSON object")
+  func killedLog() throws {
+    let log = temporaryFolder("killed-log") + ".jsonl"
+    _ = FileManager.default.createFile(atPath: log, contents: nil)
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dml")
+    process.arguments = ["train", "--data", syntheticCSV(), "--train-classes", "0-3", "--test-classes", "4-5", "--network", "mlp:hidden=8,embedding=4",
+      "--batch", "shuffled:size=16", "--epochs", "100000", "--log", "json", "--log-every", "0"]
+    process.standardOutput = handle
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    // Wait (at most 60 s) until an epoch's record is in the file, then kill the run.
+    let deadline = Date().addingTimeInterval(60)
+    var text = ""
+    while Date() < deadline {
+      text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+      if text.contains("\"event\":\"epoch\"") { break }
+      usleep(20_000)
+    }
+    kill(process.processIdentifier, SIGKILL)
+    process.waitUntilExit()
+    try handle.close()
+    text = try String(contentsOfFile: log, encoding: .utf8)
+    let lines = text.split(separator: "\n")
+    #expect(lines.first?.contains("\"event\":\"configuration\"") == true, "\(text.prefix(300))")
+    #expect(lines.contains { $0.contains("\"event\":\"epoch\"") }, "no epoch record before the kill")
+    // Only whole lines: the file ends with a newline, and every line is a JSON object.
+    #expect(text.hasSuffix("\n"))
+    for line in lines { #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) is [String: Any], "\(line)") }
+  }
+}
