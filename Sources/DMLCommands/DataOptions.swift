@@ -8,6 +8,27 @@ struct ValidationOption: ParsableArguments {
   var validationClasses: String?
 }
 
+/// A command that trains: the data flags, and `--validation-classes` beside them.
+protocol TrainingDataFlags {
+  var dataFlags: DataOptions { get set }
+  var validation: ValidationOption { get set }
+}
+
+extension TrainingDataFlags {
+  /// The data flags with the validation classes.
+  var dataOptions: DataOptions {
+    get {
+      var d = dataFlags
+      d.validationClasses = validation.validationClasses
+      return d
+    }
+    set {
+      dataFlags = newValue
+      validation.validationClasses = newValue.validationClasses
+    }
+  }
+}
+
 /// Where the data comes from and which classes each split uses.
 public struct DataOptions: ParsableArguments {
   @Option(help: "fashion-mnist, a CSV file (label, features…) or an NPY file of features.")

@@ -4,7 +4,7 @@ import MetricLearning
 
 /// `dml train`: trains a network with a loss, evaluates it on the test classes, and prints the
 /// metrics beside the raw-input and untrained baselines.
-struct Train: ParsableCommand {
+struct Train: ParsableCommand, TrainingDataFlags {
   static let configuration = CommandConfiguration(
     abstract: "Train an embedding network and evaluate it on (unseen) test classes.",
     discussion: """
@@ -15,18 +15,6 @@ struct Train: ParsableCommand {
 
   @OptionGroup(title: "Data") var dataFlags: DataOptions
   @OptionGroup(title: "Data") var validation: ValidationOption
-  /// The data flags with the validation classes.
-  var dataOptions: DataOptions {
-    get {
-      var d = dataFlags
-      d.validationClasses = validation.validationClasses
-      return d
-    }
-    set {
-      dataFlags = newValue
-      validation.validationClasses = newValue.validationClasses
-    }
-  }
   @Option(help: "The network, e.g. mlp:hidden=512 or convnet-s.") var network = "mlp"
   @Option(help: "A loss (repeatable; several are summed, weight=W scales one).") var loss: [String] = ["contrastive"]
   @Option(help: "The tuple miner, e.g. semihard:margin=0.2 (none: every pair or triplet).") var miner = "none"
@@ -466,6 +454,7 @@ struct Train: ParsableCommand {
     var best = state.best
     var stale = state.stale
     var history: [[String: Any]] = []  // the log's records, for --plots
+    let inputStatistics = checkpoint == nil ? nil : Self.statistics(train.features)  // saved with every checkpoint
     if json {
       // The log opens with what produced it: the recipe, the data and the versions.
       say(jsonLine([
@@ -586,7 +575,7 @@ struct Train: ParsableCommand {
         s.best = best
         s.stale = stale
         s.mined = state.mined
-        s.inputStatistics = Self.statistics(train.features)
+        s.inputStatistics = inputStatistics
         try s.save(folder, trainer: trainer, configuration: configuration)
       }
       if let patience, stale >= patience {

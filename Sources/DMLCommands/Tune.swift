@@ -5,7 +5,7 @@ import MetricLearning
 /// `dml tune`: random search over recipes, scored by class-disjoint cross-validation on the
 /// training classes (MAP@R on held-out training classes, as in Musgrave et al. 2020). The test
 /// classes are never loaded.
-struct Tune: ParsableCommand {
+struct Tune: ParsableCommand, TrainingDataFlags {
   static let configuration = CommandConfiguration(
     abstract: "Search recipes by class-disjoint cross-validation on the training classes, within a budget; resumable.",
     discussion: """
@@ -19,18 +19,6 @@ struct Tune: ParsableCommand {
 
   @OptionGroup(title: "Data") var dataFlags: DataOptions
   @OptionGroup(title: "Data") var validation: ValidationOption
-  /// The data flags with the validation classes.
-  var dataOptions: DataOptions {
-    get {
-      var d = dataFlags
-      d.validationClasses = validation.validationClasses
-      return d
-    }
-    set {
-      dataFlags = newValue
-      validation.validationClasses = newValue.validationClasses
-    }
-  }
   @Option(help: "Class-disjoint folds of the training classes (1: use --validation-classes).") var folds = 2
   @Option(help: "Network templates (alternatives).") var network: [String] = ["mlp"]
   @Option(help: "Loss templates (alternatives; + sums losses).") var loss: [String] = ["contrastive"]
