@@ -139,8 +139,9 @@ enum Builders {
     case "adam": return .adam(Adam(learningRate: lr, weightDecay: decay, groups: groups))
     case "adamw": return .adam(Adam.adamW(learningRate: lr, weightDecay: decay, groups: groups))
     default:
-      return .sgd(SGD(learningRate: lr, momentum: try v.real("momentum", "in [0, 1)") { $0 >= 0 && $0 < 1 },
-        nesterov: try v.boolean("nesterov"), weightDecay: decay, groups: groups))
+      let momentum = try v.real("momentum", "in [0, 1)") { $0 >= 0 && $0 < 1 }, nesterov = try v.boolean("nesterov")
+      guard !nesterov || momentum > 0 else { throw SpecificationError("sgd: nesterov=true needs momentum > 0 (momentum=\(momentum))") }
+      return .sgd(SGD(learningRate: lr, momentum: momentum, nesterov: nesterov, weightDecay: decay, groups: groups))
     }
   }
 

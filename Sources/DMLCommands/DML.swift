@@ -49,9 +49,27 @@ public struct DML: ParsableCommand {
 /// Writes a line to standard error.
 func warn(_ text: String) { FileHandle.standardError.write(Data((text + "\n").utf8)) }
 
-/// One JSON object on a line.
+/// An error of a run itself (not of a flag's value): printed as `Error: …`, exit status 1.
+struct RuntimeError: Error, CustomStringConvertible {
+  let description: String
+  init(_ description: String) { self.description = description }
+}
+
+/// One JSON object on a line. A value JSON cannot hold (NaN or an infinity) is written as a
+/// string ("nan", "inf", "-inf"), so that a log line is never lost to it.
 func jsonLine(_ object: [String: Any]) -> String {
-  let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+  func clean(_ value: Any) -> Any {
+    switch value {
+    case let d as Double where !d.isFinite: return d.isNaN ? "nan" : (d > 0 ? "inf" : "-inf")
+    case let f as Float where !f.isFinite: return f.isNaN ? "nan" : (f > 0 ? "inf" : "-inf")
+    case let dictionary as [String: Any]: return dictionary.mapValues(clean)
+    case let array as [Any]: return array.map(clean)
+    default: return value
+    }
+  }
+  guard let data = try? JSONSerialization.data(withJSONObject: clean(object), options: [.sortedKeys]) else {
+    return #"{"event":"error","message":"a log record could not be written as JSON"}"#
+  }
   return String(decoding: data, as: UTF8.self)
 }
 

@@ -52,6 +52,21 @@ public struct DataOptions: ParsableArguments {
   /// Options with their defaults (Fashion-MNIST, every class); ArgumentParser sets parsed values.
   public init() {}
 
+  public func validate() throws {
+    try Self.checkLabels(labels, flag: "--labels", for: data, dataFlag: "--data")
+    try Self.checkLabels(testLabels, flag: "--test-labels", for: testData, dataFlag: "--test-data")
+  }
+
+  /// A labels file belongs to an NPY features file; CSV files and Fashion-MNIST carry their own
+  /// labels, so a labels flag beside them would be silently ignored.
+  static func checkLabels(_ labels: String?, flag: String, for data: String?, dataFlag: String) throws {
+    guard let labels else { return }
+    guard let data else { throw ValidationError("\(flag) \(labels) needs an NPY \(dataFlag) file beside it") }
+    guard data.hasSuffix(".npy") else {
+      throw ValidationError("\(flag) \(labels) is for an NPY \(dataFlag) file; \(data) carries its own labels")
+    }
+  }
+
   func load(_ path: String, labels: String?, train: Bool) throws -> Dataset {
     if path == "fashion-mnist" { return try FashionMNIST.load(train: train, directory: dataDir) }
     if path.hasSuffix(".csv") {

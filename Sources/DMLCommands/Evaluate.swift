@@ -28,6 +28,11 @@ struct CheckpointOptions: ParsableArguments {
       let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
       let config = json["configuration"] as? [String: String], let spec = config["network"]
     else { throw ValidationError("--checkpoint \(checkpoint): no readable state.json in \(dir)") }
+    if let progress = try? JSONDecoder().decode(RunState.RunProgress.self, from: data), let features = progress.inputFeatures,
+      features != inputFeatures
+    {
+      throw ValidationError("these inputs have \(inputFeatures) features; the network of --checkpoint \(checkpoint) takes \(features)")
+    }
     let built = try Builders.network(spec, inputFeatures: inputFeatures, imageShape: imageShape, seed: 0)
     // Prefer the best parameters when the run validated: by name, or by position (`best.0`, …) in
     // a checkpoint of the first format.

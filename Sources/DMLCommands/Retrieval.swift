@@ -90,6 +90,8 @@ struct Search: ParsableCommand {
 
   func validate() throws {
     guard k >= 1 else { throw ValidationError("--k \(k) must be at least 1") }
+    guard limit >= 0 else { throw ValidationError("--limit \(limit) must be ≥ 0") }
+    try DataOptions.checkLabels(queryLabels, flag: "--query-labels", for: queries, dataFlag: "--queries")
   }
 
   func run() throws {
@@ -119,6 +121,10 @@ struct Search: ParsableCommand {
       q = try source.embed(d)
       qLabels = d.labels
     }
+    let available = refs.rows - (queries == nil ? 1 : 0)
+    guard k <= available else {
+      throw ValidationError("--k \(k) exceeds the \(available) references\(queries == nil ? " (each query's own row excluded)" : ""); pass a smaller --k")
+    }
     let knn = try nearestNeighbors(queries: q, references: refs, k: k, excludeSelf: queries == nil)
     print("query,rank,id,label,distance")
     for i in 0..<Swift.min(q.rows, limit) {
@@ -145,7 +151,28 @@ struct Verify: ParsableCommand {
   @Option(help: "Threshold rule: f1, or precision=P, or far=F.") var target = "f1"
   @Option(help: "Seed of the sampling.") var seed: UInt64 = 0
 
+  func validate() throws {
+    guard samplePairs >= 2 else { throw ValidationError("--sample-pairs \(samplePairs) must be at least 2 (one to calibrate, one to test)") }
+    _ = try rule()
+  }
+
+  /// The threshold rule `--target` names, its value checked: a precision in (0, 1], a false
+  /// accept rate in [0, 1].
+  func rule() throws -> Verification.Target {
+    if target == "f1" { return .bestF1 }
+    if target.hasPrefix("precision="), let p = Double(target.dropFirst(10)) {
+      guard p > 0 && p <= 1 else { throw ValidationError("--target \(target): the precision must lie in (0, 1]") }
+      return .precision(p)
+    }
+    if target.hasPrefix("far="), let f = Double(target.dropFirst(4)) {
+      guard f >= 0 && f <= 1 else { throw ValidationError("--target \(target): the false accept rate must lie in [0, 1]") }
+      return .falseAcceptRate(f)
+    }
+    throw ValidationError("--target \(target): expected f1, precision=P or far=F")
+  }
+
   func run() throws {
+    let rule = try rule()
     let (_, _, test) = try dataOptions.resolved(forCheckpoint: source.checkpoint).splits()
     let e = try source.embed(test)
     var scores: [Double] = [], matches: [Bool] = []
@@ -170,12 +197,6 @@ struct Verify: ParsableCommand {
       }
     } else {
       (scores, matches) = try Verification.pairs(e, labels: test.labels, distance: .cosine, maxPairs: samplePairs, seed: seed)
-    }
-    let rule: Verification.Target
-    if target == "f1" { rule = .bestF1 } else if target.hasPrefix("precision="), let p = Double(target.dropFirst(10)) {
-      rule = .precision(p)
-    } else if target.hasPrefix("far="), let f = Double(target.dropFirst(4)) { rule = .falseAcceptRate(f) } else {
-      throw ValidationError("--target \(target): expected f1, precision=P or far=F")
     }
     let half = scores.count / 2
     guard half > 0 else { throw ValidationError("too few pairs to calibrate and test") }
@@ -301,11 +322,27 @@ struct FewShot: ParsableCommand {
   @Option(help: "Episodes.") var episodes = 1000
   @Option(help: "Seed of the episodes.") var seed: UInt64 = 0
 
-  func run() throws {
-    let shotList = try shots.split(separator: ",").map { s -> Int in
-      guard let v = Int(s), v >= 1 else { throw ValidationError("--shots \(shots): '\(s)' is not a positive integer") }
+  func validate() throws {
+    guard ways >= 2 else { throw ValidationError("--ways \(ways) must be at least 2") }
+    guard queries >= 1 else { throw ValidationError("--queries \(queries) must be at least 1") }
+    guard episodes >= 1 else { throw ValidationError("--episodes \(episodes) must be at least 1") }
+    _ = try shotList()
+  }
+
+  /// The `--shots` list: positive integers, at least one.
+  func shotList() throws -> [Int] {
+    let list = try shots.split(separator: ",", omittingEmptySubsequences: false).map { s -> Int in
+      guard let v = Int(s.trimmingCharacters(in: .whitespaces)), v >= 1 else {
+        throw ValidationError("--shots \(shots): '\(s)' is not a positive integer")
+      }
       return v
     }
+    guard !list.isEmpty else { throw ValidationError("--shots is empty; give support sizes such as 1,5") }
+    return list
+  }
+
+  func run() throws {
+    let shotList = try shotList()
     let (_, _, test) = try dataOptions.resolved(forCheckpoint: source.checkpoint).splits()
     let e = try source.embed(test)
     for k in shotList {

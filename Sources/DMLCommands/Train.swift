@@ -576,6 +576,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
         s.stale = stale
         s.mined = state.mined
         s.inputStatistics = inputStatistics
+        s.inputFeatures = train.features.columns
         try s.save(folder, trainer: trainer, configuration: configuration)
       }
       if let patience, stale >= patience {
@@ -679,6 +680,8 @@ struct RunState {
   /// The mean and standard deviation of the training inputs, after their scaling, so that later
   /// inputs in another scale can be noticed.
   var inputStatistics: (mean: Double, std: Double)?
+  /// The number of input features the network takes, so that other inputs are refused by name.
+  var inputFeatures: Int?
 
   /// `state.json`: the run's progress, typed.
   struct RunProgress: Codable {
@@ -691,11 +694,12 @@ struct RunState {
     var offlineMinedAtStep: Int?
     var inputMean: Double?
     var inputStd: Double?
+    var inputFeatures: Int?
 
     enum CodingKeys: String, CodingKey {
       case version, epoch, stale, configuration
       case bestMapAtR = "best_map_at_r", bestEpoch = "best_epoch", offlineMinedAtStep = "offline_mined_at_step"
-      case inputMean = "input_mean", inputStd = "input_std"
+      case inputMean = "input_mean", inputStd = "input_std", inputFeatures = "input_features"
     }
   }
 
@@ -719,7 +723,8 @@ struct RunState {
     }
     let progress = RunProgress(
       epoch: epoch, stale: stale, bestMapAtR: best.map, bestEpoch: best.epoch, configuration: configuration,
-      offlineMinedAtStep: mined?.step, inputMean: inputStatistics?.mean, inputStd: inputStatistics?.std)
+      offlineMinedAtStep: mined?.step, inputMean: inputStatistics?.mean, inputStd: inputStatistics?.std,
+      inputFeatures: inputFeatures)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     files["state.json"] = try encoder.encode(progress)

@@ -45,7 +45,30 @@ struct Tune: ParsableCommand, TrainingDataFlags {
     if let minutes, !(minutes > 0) { throw ValidationError("--minutes \(minutes) must be positive") }
     for (flag, list) in [("network", network), ("loss", loss), ("miner", miner), ("batch", batch), ("optimizer", optimizer), ("schedule", schedule), ("augment", augment)] {
       for template in list {
-        do { _ = try Template(template) } catch { throw ValidationError("--\(flag) \(template): \(error)") }
+        let parsed: Template
+        do { parsed = try Template(template) } catch { throw ValidationError("--\(flag) \(template): \(error)") }
+        try Self.checkRanges(parsed, flag: flag, template: template)
+      }
+    }
+  }
+
+  /// Refuses a `{low..high}` range that reaches outside the values its hyperparameter accepts,
+  /// before any trial: otherwise some trials would fail one by one.
+  static func checkRanges(_ template: Template, flag: String, template text: String) throws {
+    for r in template.ranges {
+      let declared: [HyperparameterSpec]?
+      switch flag {
+      case "loss": declared = CommandRegistry.losses.factories[r.component]?.hyperparameters
+      case "network": declared = Components.networks.first { $0.name == r.component }?.hyperparameters
+      case "miner": declared = Components.allMiners.first { $0.name == r.component }?.hyperparameters
+      case "batch": declared = Components.batches.first { $0.name == r.component }?.hyperparameters
+      case "optimizer": declared = Components.optimizers.first { $0.name == r.component }?.hyperparameters
+      case "schedule": declared = Components.schedules.first { $0.name == r.component }?.hyperparameters
+      default: declared = nil
+      }
+      guard let spec = declared?.first(where: { $0.name == r.key }), let range = spec.range else { continue }
+      for end in [r.low, r.high] where !range.contains(end) {
+        throw ValidationError("--\(flag) \(text): \(r.key)=\(end == end.rounded() && abs(end) < 1e15 ? String(Int(end)) : String(end)) is outside the range of \(r.component)'s \(r.key) (\(range))")
       }
     }
   }
@@ -162,6 +185,9 @@ struct Tune: ParsableCommand, TrainingDataFlags {
       fflush(nil)  // each trial as it ends, also into a file or a pipe
     }
     guard let best = rows.max(by: { $0.score < $1.score }) else { return }
+    guard best.score > 0 else {
+      throw RuntimeError("no trial trained: every recipe of the search failed (see the trial lines above); table: \(tablePath)")
+    }
     if baselines.count == validationSets.count {
       let raw = baselines.values.reduce(0, +) / Double(baselines.count)
       print(String(format: "raw input on the same folds: validation MAP@R %.4f", raw))
@@ -286,7 +312,9 @@ struct Template {
           throw SpecificationError("{\(inner)}: expected {low..high} or {low..high log} with low ≤ high")
         }
         if log && !(a > 0) { throw SpecificationError("{\(inner)}: a log range needs positive ends") }
+        // Whole-number ends draw whole numbers, while they are exact (and fit an Int).
         let integer = !ends[0].contains(where: { ".eE".contains($0) }) && !ends[1].contains(where: { ".eE".contains($0) })
+          && max(abs(a), abs(b)) <= 1e15
         parts.append(.uniform(a, b, log: log, integer: integer))
       } else {
         let options = inner.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
@@ -297,6 +325,25 @@ struct Template {
     }
     if rest.contains("}") { throw SpecificationError("'}' without '{'") }
     parts.append(.text(String(rest)))
+  }
+
+  /// Each `{low..high}` range with the component and key it sets: `triplet:margin={0..1}` gives
+  /// ("triplet", "margin", 0, 1). A `+` starts another component (summed losses).
+  var ranges: [(component: String, key: String, low: Double, high: Double)] {
+    var prefix = "", found: [(component: String, key: String, low: Double, high: Double)] = []
+    for part in parts {
+      switch part {
+      case .text(let t): prefix += t
+      case .choice: prefix += "x"
+      case .uniform(let a, let b, _, _):
+        let current = prefix.split(separator: "+", omittingEmptySubsequences: false).last.map(String.init) ?? prefix
+        let component = String(current.prefix { $0 != ":" })
+        let key = current.split(whereSeparator: { $0 == "," || $0 == ":" }).last.map { String($0.prefix { $0 != "=" }) } ?? ""
+        found.append((component, key, a, b))
+        prefix += "0"
+      }
+    }
+    return found
   }
 
   func sample(_ rng: inout RandomSource) -> String {

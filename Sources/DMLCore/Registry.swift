@@ -1,3 +1,5 @@
+import Foundation
+
 /// A hyperparameter a component declares: its name, type, default and one line of help. A front
 /// end builds the component from text such as `triplet:margin=0.2,swap=true` with these alone.
 public struct HyperparameterSpec: Sendable, Equatable {
@@ -231,7 +233,17 @@ public struct HyperparameterValues: Sendable, Equatable {
     guard context.classes > 0 || classes > 0 else {
       throw SpecificationError("\(component): no training classes to make learned vectors for")
     }
-    return classes > 0 ? classes : context.classes
+    let resolved = classes > 0 ? classes : context.classes
+    // One vector per class, with its gradient and two Adam moments (16 bytes a scalar): a count
+    // that large would end the process in the allocation instead of failing.
+    let bytes = Double(resolved) * Double(max(context.embeddingDimension, 1)) * 16
+    let limit = Double(ProcessInfo.processInfo.physicalMemory) / 2
+    guard bytes <= limit else {
+      throw SpecificationError(
+        "\(component): classes=\(classes) of \(context.embeddingDimension)-dimensional vectors would need "
+          + String(format: "%.1f GiB for training, over half of this machine's %.1f GiB", bytes / 1_073_741_824, 2 * limit / 1_073_741_824))
+    }
+    return resolved
   }
 
   /// The `distance` hyperparameter as a `Distance`.
@@ -362,6 +374,8 @@ public struct LossRegistry: Sendable {
       guard let v = Float(w), v.isFinite else {
         throw SpecificationError("\(values.component): weight=\(w) is not a finite number")
       }
+      // A negative weight would maximise the loss it scales.
+      guard v >= 0 else { throw SpecificationError("\(values.component): weight=\(w) must be ≥ 0") }
       weight = v
     }
     return (try factory.build(values, context), weight)

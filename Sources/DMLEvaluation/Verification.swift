@@ -170,6 +170,7 @@ public enum Verification {
     _ embeddings: Matrix<T>, labels: [Int], distance: Distance = .cosine, maxPairs: Int = 1_000_000, seed: UInt64 = 0
   ) throws -> (scores: [Double], matches: [Bool]) {
     guard labels.count == embeddings.rows else { throw EvaluationError("\(embeddings.rows) embeddings but \(labels.count) labels") }
+    guard maxPairs >= 0 else { throw EvaluationError("maxPairs \(maxPairs) must be ≥ 0") }
     let n = labels.count
     var w = DistanceWorkspace<T>()
     var scores: [Double] = [], matches: [Bool] = []

@@ -991,3 +991,74 @@ struct KilledLogTests {
     for line in lines { #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) is [String: Any], "\(line)") }
   }
 }
+
+/// Every value below reached a trap, a silent no-op or a misleading message before the audit of
+/// the preconditions, force-unwraps and ranges that a flag can reach; each now ends in a named
+/// error with the usage status, through the real executable.
+@Suite("Audited guards: each flag value that once trapped or misled", .serialized)
+struct AuditedGuardTests {
+  @Test("training flags", arguments: [
+    (["--optimizer", "sgd:nesterov=true,momentum=0"], "sgd: nesterov=true needs momentum > 0"),
+    (["--loss", "softmax:classes=100000000000"], "softmax: classes=100000000000 of 4-dimensional vectors would need"),
+    (["--loss", "triplet:weight=-1"], "triplet: weight=-1 must be ≥ 0"),
+    (["--labels", "x.npy"], "--labels x.npy is for an NPY --data file;"),
+    (["--test-labels", "x.npy"], "--test-labels x.npy needs an NPY --test-data file beside it"),
+  ])
+  func training(extra: [String], message: String) throws {
+    let r = try GuardTests.train(extra)
+    #expect(GuardTests.refused(r, message), "\(extra): \(r.status) \(r.stderr)")
+  }
+
+  /// A small trained checkpoint for the post-training commands.
+  static let checkpoint: String = {
+    let folder = temporaryFolder("audit")
+    _ = try? dml(["train", "--data", syntheticCSV(), "--train-classes", "0-3", "--test-classes", "4-5", "--network", "mlp:hidden=8,embedding=4",
+      "--batch", "shuffled:size=32", "--epochs", "1", "--checkpoint", folder, "--force", "--log", "json", "--log-every", "0"])
+    return folder
+  }()
+
+  @Test("post-training flags", arguments: [
+    (["search", "--limit=-1"], "--limit -1 must be ≥ 0"),
+    (["search", "--k", "80"], "--k 80 exceeds the 79 references (each query's own row excluded); pass a smaller --k"),
+    (["search", "--query-labels", "x.npy"], "--query-labels x.npy needs an NPY --queries file beside it"),
+    (["verify", "--sample-pairs=-3"], "--sample-pairs -3 must be at least 2"),
+    (["verify", "--target", "precision=2"], "--target precision=2: the precision must lie in (0, 1]"),
+    (["verify", "--target", "precision=nan"], "--target precision=nan: the precision must lie in (0, 1]"),
+    (["verify", "--target", "far=-1"], "--target far=-1: the false accept rate must lie in [0, 1]"),
+    (["fewshot", "--ways", "1"], "--ways 1 must be at least 2"),
+    (["fewshot", "--episodes=-1"], "--episodes -1 must be at least 1"),
+    (["fewshot", "--queries", "0"], "--queries 0 must be at least 1"),
+    (["fewshot", "--shots", ",,"], "--shots ,,: '' is not a positive integer"),
+  ])
+  func postTraining(arguments: [String], message: String) throws {
+    let r = try dml(arguments + ["--checkpoint", Self.checkpoint])
+    #expect(GuardTests.refused(r, message), "\(arguments): \(r.status) \(r.stderr)")
+  }
+
+  @Test("queries with another number of features are refused by name, not as a checkpoint shape error")
+  func queryFeatures() throws {
+    let path = temporaryFolder("narrow") + ".csv"
+    try "0,1,2,3,4\n1,1,2,3,5\n".write(toFile: path, atomically: true, encoding: .utf8)
+    let r = try dml(["search", "--checkpoint", Self.checkpoint, "--queries", path])
+    #expect(GuardTests.refused(r, "these inputs have 4 features; the network of --checkpoint \(Self.checkpoint) takes 8"), "\(r.stderr)")
+  }
+
+  @Test("tune refuses a range outside a hyperparameter's declared values before any trial", arguments: [
+    ("triplet:margin={-1..1}", "--loss triplet:margin={-1..1}: margin=-1 is outside the range of triplet's margin (≥ 0)"),
+    ("triplet:margin={0.1..0.2}+center:alpha={0..1}", "alpha=0 is outside the range of center's alpha (in (0, 1])"),
+  ])
+  func tuneRanges(template: String, message: String) throws {
+    let r = try dml(["tune", "--data", syntheticCSV(), "--train-classes", "0-3", "--trials", "1", "--epochs", "1",
+      "--batch", "shuffled:size=16", "--output", temporaryFolder("tune-range"), "--loss", template])
+    #expect(GuardTests.refused(r, message), "\(r.stderr)")
+    #expect(!r.stdout.contains("trial 1"))
+  }
+
+  @Test("a search whose every trial fails ends in an error, not in a suggested recipe; huge whole-number ranges do not trap")
+  func tuneAllFailed() throws {
+    let r = try dml(["tune", "--data", syntheticCSV(), "--train-classes", "0-3", "--trials", "1", "--epochs", "1",
+      "--batch", "shuffled:size=16", "--output", temporaryFolder("tune-failed"), "--network", "mlp:hidden={1..100000000000000000000000}"])
+    #expect(r.status == 1 && r.stderr.contains("Error: no trial trained: every recipe of the search failed"), "\(r.status) \(r.stderr)")
+    #expect(!r.stdout.contains("train it on every training class"))
+  }
+}
