@@ -28,7 +28,7 @@ let coreRows: [Module] = [
 ]
 let umbrellaDependencies: [Target.Dependency] = [
   "DMLKernels", "DMLCore", "DMLNetworks", "DMLTraining", "DMLLosses", "DMLSamplers", "DMLEvaluation", "DMLData", "DMLPlot",
-  "DMLTesting",
+  "DMLTesting", "DMLRun",
 ]
 let restRows: [Module] = [
   ("DMLLosses", lossTargets, true),
@@ -36,6 +36,8 @@ let restRows: [Module] = [
   ("DMLEvaluation", ["DMLCore"], true),
   ("DMLData", ["DMLCore", "CZlib"], true),
   ("DMLTesting", ["DMLCore"], false),
+  // The training run: epochs, validation, early stopping, offline mining, checkpoints and resume.
+  ("DMLRun", ["DMLCore", "DMLTraining", "DMLSamplers", "DMLEvaluation", "DMLData"], true),
   ("DMLPlot", ["DMLCore", "DMLEvaluation", "DMLData", "CBLAS", "CZlib", "CFreeType"], true),
   // The umbrella. It also depends directly on the loss modules and DMLTesting so that its DocC
   // articles can link to their pages (combined documentation links to direct dependencies only).
@@ -64,7 +66,7 @@ let goldenTests: Set<String> = ["DMLNetworks", "DMLLosses", "DMLSamplers", "DMLE
 targets += modules.filter(\.hasTests).map { module in
   .testTarget(
     name: "\(module.name)Tests",
-    dependencies: Array(Set([module.name, "DMLTesting", "DMLNetworks", "DMLTraining", "DMLLosses", "DMLSamplers", "DMLEvaluation", "DMLData"])).sorted().map {
+    dependencies: Array(Set([module.name, "DMLTesting", "DMLRun", "DMLNetworks", "DMLTraining", "DMLLosses", "DMLSamplers", "DMLEvaluation", "DMLData"])).sorted().map {
       .target(name: $0)
     },
     resources: goldenTests.contains(module.name) ? [.copy("Golden")] : [],

@@ -161,16 +161,13 @@ enum Builders {
     return MPerClassSampler(labels: labels, m: m, batchSize: size, seed: seed)
   }
 
-  static func schedule(_ text: String, stepsPerEpoch: Int, epochs: Int) throws -> @Sendable (Int) -> Double {
+  static func schedule(_ text: String, stepsPerEpoch: Int, epochs: Int) throws -> any LearningRateSchedule {
     let (spec, v) = try Components.find(Components.schedules, text, kind: "schedule")
     switch spec.name {
-    case "constant": return { _ in 1 }
-    case "cosine":
-      let c = CosineSchedule(totalSteps: Swift.max(1, stepsPerEpoch * epochs), minimumFactor: try v.real("min"))
-      return { c.factor(at: $0) }
-    default:
-      let s = StepSchedule(stepSize: Swift.max(1, try v.integer("every") * stepsPerEpoch), gamma: try v.real("gamma"))
-      return { s.factor(at: $0) }
+    case "constant": return ConstantSchedule()
+    case "cosine": return CosineSchedule(totalSteps: Swift.max(1, stepsPerEpoch * epochs), minimumFactor: try v.real("min"))
+    default: return StepSchedule(stepSize: Swift.max(1, try v.integer("every") * stepsPerEpoch), gamma: try v.real("gamma"))
     }
   }
+
 }

@@ -28,7 +28,7 @@ struct CheckpointOptions: ParsableArguments {
       let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
       let config = json["configuration"] as? [String: String], let spec = config["network"]
     else { throw ValidationError("--checkpoint \(checkpoint): no readable state.json in \(dir)") }
-    if let progress = try? JSONDecoder().decode(RunState.RunProgress.self, from: data), let features = progress.inputFeatures,
+    if let progress = try? JSONDecoder().decode(RunProgress.self, from: data), let features = progress.inputFeatures,
       features != inputFeatures
     {
       throw ValidationError("these inputs have \(inputFeatures) features; the network of --checkpoint \(checkpoint) takes \(features)")
@@ -58,10 +58,10 @@ struct CheckpointOptions: ParsableArguments {
   static func checkScale(_ checkpoint: String, _ x: Matrix<Float>) {
     guard let (dir, _) = try? Checkpoint.verifiedLatest(in: checkpoint),
       let data = FileManager.default.contents(atPath: "\(dir)/state.json"),
-      let progress = try? JSONDecoder().decode(RunState.RunProgress.self, from: data), let mean = progress.inputMean,
+      let progress = try? JSONDecoder().decode(RunProgress.self, from: data), let mean = progress.inputMean,
       let std = progress.inputStd, std > 0, x.count > 0
     else { return }
-    let s = Train.statistics(x)
+    let s = RunProgress.statistics(x)
     if abs(s.mean - mean) > std / 2 || s.std > 2 * std || s.std < std / 2 {
       let scaling = progress.configuration["input_scaling"] ?? "?"
       warn(String(format: "warning: these inputs (mean %.3g, std %.3g) are not in the scale the network of %@ was trained on (mean %.3g, std %.3g; %@)", s.mean, s.std, checkpoint, mean, std, scaling))

@@ -59,7 +59,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
     guard subclasses >= 1 else { throw ValidationError("--subclasses \(subclasses) must be at least 1") }
     do { _ = try ImageAugmentation(parsing: augment) } catch { throw ValidationError("--augment: \(error)") }
     _ = try memorySettings()
-    _ = try offlineSettings()
+    _ = try offlineSettings(batchSize: 2)
   }
 
   /// `--memory`: the queue's size and warm-up, or `nil`.
@@ -78,12 +78,8 @@ struct Train: ParsableCommand, TrainingDataFlags {
     } catch { throw ValidationError("--memory \(memory): \(error)") }
   }
 
-  /// `--offline-mining` settings.
-  struct OfflineSettings {
-    var everyEpochs: Int, everySteps: Int?, k: Int, window: OfflineWindow, positives: Int, negatives: Int, distance: Distance
-  }
-
-  func offlineSettings() throws -> OfflineSettings? {
+  /// `--offline-mining` settings, for batches of `batchSize` samples.
+  func offlineSettings(batchSize: Int) throws -> OfflineMiningSettings? {
     guard offlineMining != "none" else { return nil }
     do {
       var v = try HyperparameterValues(parsing: "offline-mining:" + offlineMining)
@@ -104,9 +100,9 @@ struct Train: ParsableCommand, TrainingDataFlags {
       guard positives >= 0, negatives >= 0, positives + negatives >= 1, positives <= k, negatives <= k else {
         throw SpecificationError("positives=\(positives) and negatives=\(negatives) must lie in 0...k=\(k), not both 0")
       }
-      return OfflineSettings(
+      return OfflineMiningSettings(
         everyEpochs: every, everySteps: steps > 0 ? steps : nil, k: k, window: OfflineWindow(rawValue: try v.string("window"))!,
-        positives: positives, negatives: negatives, distance: try v.distance())
+        positives: positives, negatives: negatives, distance: try v.distance(), batchSize: batchSize)
     } catch { throw ValidationError("--offline-mining \(offlineMining): \(error)") }
   }
 
@@ -122,15 +118,6 @@ struct Train: ParsableCommand, TrainingDataFlags {
     ]
   }
 
-  /// What a run found, for `dml tune`.
-  struct Summary {
-    var bestValidationMapAtR: Double?
-    var bestEpoch = 0
-    var epochsRun = 0
-    var validationRawMapAtR: Double?
-    var validationUntrainedMapAtR: Double?
-  }
-
   func run() throws {
     do { _ = try resolvingResume(given: CommandLine.arguments).execute() } catch {
       // The JSON log ends with the error too, so that a reader of the file alone sees why it stopped.
@@ -141,7 +128,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
     }
   }
 
-  func execute() throws -> Summary {
+  func execute() throws -> RunSummary {
     if let threads { BLAS.threadCount = threads }
     let json = log == "json" || (log == nil && isatty(STDOUT_FILENO) == 0)
     if let advice = BLAS.advice { warn("note: \(advice)") }
@@ -204,10 +191,13 @@ struct Train: ParsableCommand, TrainingDataFlags {
     // Every component is built: the last checks before any training.
     if !trial, let warning = try splitClasses.openSetCheck(allowed: allowOverlap, options: dataOptions) { warn(warning) }
     try checkOutputs()
-    func run<N: EmbeddingNetwork, O: Optimizer>(_ n: N, _ o: O) throws -> Summary where N.Scalar == Float, O.Scalar == Float {
+    let batches = try Builders.batchSampler(batch, labels: train.labels, seed: seed &+ 1)
+    let settings = try runSettings(stepsPerEpoch: batches.batchesPerEpoch, imageData: train.imageShape != nil)
+    func run<N: EmbeddingNetwork, O: Optimizer>(_ n: N, _ o: O) throws -> RunSummary where N.Scalar == Float, O.Scalar == Float {
       var t = Trainer(network: n, loss: lossValue, sampler: sampler, optimizer: o)
       if let m = memorySettings { t.memory = CrossBatchMemory(capacity: m.size, warmUp: m.warmUp) }
-      return try fit(&t, train: train, validation: validation, test: test, json: json)
+      var r = try TrainingRun(trainer: t, training: train, validation: validation, batches: batches, settings: settings)
+      return try fit(&r, test: test, json: json)
     }
     switch (net, opt) {
     case (.mlp(let n), .adam(let o)): return try run(n, o)
@@ -236,8 +226,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
   /// 0.001); every mismatch is listed at once. `--epochs` may differ, to extend a run.
   func resolvingResume(given arguments: [String]) throws -> Train {
     guard resume, let folder = checkpoint, let (dir, _) = try? Checkpoint.verifiedLatest(in: folder),
-      let data = FileManager.default.contents(atPath: "\(dir)/state.json"),
-      let saved = (try? JSONDecoder().decode(RunState.RunProgress.self, from: data))?.configuration
+      let saved = RunProgress.read(dir)?.configuration
     else { return self }  // nothing readable to resume from: `RunState.load` reports it
     var resolved = self
     var mismatches: [String] = []
@@ -316,14 +305,6 @@ struct Train: ParsableCommand, TrainingDataFlags {
     }
   }
 
-  /// The mean and standard deviation of every value of `x`.
-  static func statistics(_ x: Matrix<Float>) -> (mean: Double, std: Double) {
-    var sum = 0.0, squares = 0.0
-    x.withUnsafeBufferPointer { for v in $0 { sum += Double(v); squares += Double(v) * Double(v) } }
-    let n = Double(Swift.max(1, x.count)), mean = sum / n
-    return (mean, Swift.max(0, squares / n - mean * mean).squareRoot())
-  }
-
   /// Checks, before any training, that the checkpoint and plot folders can be written, and that
   /// the checkpoint folder holds no other run unless `--resume` or `--force` says what to do with
   /// it (`--force` clears its checkpoints).
@@ -388,230 +369,140 @@ struct Train: ParsableCommand, TrainingDataFlags {
     fflush(nil)
   }
 
-  func fit<N, L, S, O>(
-    _ trainer: inout Trainer<N, L, S, O>, train: Dataset, validation: Dataset?, test: Dataset, json: Bool
-  ) throws -> Summary where N.Scalar == Float {
-    var summary = Summary()
-    var batches = try Builders.batchSampler(batch, labels: train.labels, seed: seed &+ 1)
-    let perEpoch = batches.batchesPerEpoch
-    let factor = try Builders.schedule(schedule, stepsPerEpoch: perEpoch, epochs: epochs)
-    let untrained = trainer.network
-    var state = RunState()
-    // Offline hard mining: batches come from the mined lists, rebuilt every `miningInterval` steps.
-    let offline = try offlineSettings()
-    let miningInterval = offline.map { $0.everySteps ?? $0.everyEpochs * perEpoch }
+  /// The library's run settings from the flags, for `stepsPerEpoch` batches per epoch (of image
+  /// data or not).
+  func runSettings(stepsPerEpoch: Int, imageData: Bool) throws -> RunSettings {
     let batchSize = try Components.find(Components.batches, batch, kind: "batch sampler").1.integer("size")
-    var minedSampler: MinedPartnersBatchSampler?
-    func partnersSampler(_ h: HardNeighbors, minedAt step: Int) -> MinedPartnersBatchSampler {
-      MinedPartnersBatchSampler(
-        positives: h.positives, negatives: h.negatives, k: h.k, batchSize: batchSize, positivesPerAnchor: offline!.positives,
-        negativesPerAnchor: offline!.negatives, seed: seed &+ 0x0FF_0000 &+ UInt64(step))
+    var s = RunSettings(
+      epochs: epochs, patience: patience, seed: seed,
+      schedule: try Builders.schedule(schedule, stepsPerEpoch: stepsPerEpoch, epochs: epochs),
+      augmentation: try ImageAugmentation(parsing: augment), offlineMining: try offlineSettings(batchSize: batchSize),
+      instanceLabels: try instanceLabels(), stepEventInterval: logEvery)
+    if let checkpoint {
+      s.checkpoint = CheckpointSettings(folder: checkpoint, resume: resume, configuration: configuration, changeableOnResume: Self.changeableOnResume)
     }
-    if resume, let folder = checkpoint {
-      state = try RunState.load(folder, into: &trainer, configuration: configuration)
-      var skip: [Int] = []
-      if offline != nil, let mined = state.mined {
-        let n = train.labels.count
-        guard mined.step <= trainer.step else {
-          throw TrainingError("\(folder): the checkpoint's offline mining (step \(mined.step)) is later than its step \(trainer.step)")
-        }
-        guard mined.lists.positives.count == n * mined.lists.k, mined.lists.positives.allSatisfy({ $0 >= -1 && Int($0) < n }),
-          mined.lists.negatives.allSatisfy({ $0 >= -1 && Int($0) < n })
-        else { throw TrainingError("\(folder): the checkpoint's offline-mined lists do not fit the \(n) training samples") }
-        // The same sampler as before the interruption, at the same batch.
-        minedSampler = partnersSampler(mined.lists, minedAt: mined.step)
-        for _ in 0..<(trainer.step - mined.step) { minedSampler!.next(into: &skip) }
-      } else {
-        for _ in 0..<(state.epoch * perEpoch) { batches.next(into: &skip) }
+    if s.augmentation?.operations.isEmpty == false && !imageData {
+      throw ValidationError("--augment \(augment) needs image data (such as fashion-mnist)")
+    }
+    return s
+  }
+
+  /// Trains `run`, logging its events as text or JSON lines, then reports the test metrics and
+  /// draws the plots.
+  func fit<N, L, S, O>(_ run: inout TrainingRun<N, L, S, O>, test: Dataset, json: Bool) throws -> RunSummary where N.Scalar == Float {
+    var history: [[String: Any]] = []  // the log's records, for --plots
+    let tty = isatty(STDOUT_FILENO) != 0
+    let sizes: [String: Any] = [
+      "train_samples": run.training.labels.count, "train_classes": Set(run.training.labels).count, "test_samples": test.labels.count,
+      "validation_samples": run.validation?.labels.count ?? 0,
+    ]
+    let summary: RunSummary
+    do {
+      summary = try run.fit { event in
+        if let record = Self.record(event) { history.append(record) }
+        log(event, json: json, tty: tty, sizes: sizes)
       }
-      if !json { say("resumed \(folder) at epoch \(state.epoch), step \(trainer.step)") }
+    } catch let mismatch as ConfigurationMismatch {
+      throw ValidationError(
+        "--resume: --\(mismatch.key.replacingOccurrences(of: "_", with: "-")) is '\(mismatch.current)' but the checkpoint was made with '\(mismatch.saved)'")
     }
-    // SimCLR-style batches: a sample's views are its only positives.
-    let instanceLabels = try self.instanceLabels()
-    let augmentation = try ImageAugmentation(parsing: augment)
-    var augmenter: ImageAugmenter?
-    if !augmentation.operations.isEmpty {
-      guard let shape = train.imageShape else { throw ValidationError("--augment \(augment) needs image data (such as fashion-mnist)") }
-      augmenter = ImageAugmenter(augmentation, height: shape.height, width: shape.width, channels: shape.channels)
+    if trial { return summary }
+    try report(run.test(on: test), test: test, json: json)
+    if let plots {
+      // The run and its report are done: a picture that cannot be drawn is a warning, not a failure.
+      do { try drawPlots(plots, network: &run.trainer.network, test: test, history: history, json: json) } catch {
+        warn("warning: --plots \(plots): \(error)")
+      }
     }
-    var validationBaselines: (raw: Double, untrained: Double)?
-    if let validation {
-      var fresh = untrained
-      let raw = try retrievalMetrics(queries: validation.features.rowsNormalized(), queryLabels: validation.labels).mapAtR
-      let initial = try retrievalMetrics(queries: fresh.embed(validation.features), queryLabels: validation.labels).mapAtR
-      validationBaselines = (raw, initial)
-      summary.validationRawMapAtR = raw
-      summary.validationUntrainedMapAtR = initial
+    return summary
+  }
+
+  /// The JSON record of an event that the log writes and the curves plot, or `nil` for the
+  /// events written otherwise.
+  static func record(_ event: RunEvent) -> [String: Any]? {
+    switch event {
+    case .offlineMining(let m):
+      return [
+        "event": "offline_mining", "step": m.step, "seconds": (m.seconds * 1000).rounded() / 1000, "anchors": m.anchors,
+        "hard_positives": m.hardPositives, "hard_negatives": m.hardNegatives,
+      ]
+    case .step(let s):
+      var o: [String: Any] = ["event": "step", "epoch": s.epoch, "step": s.step, "loss": s.loss, "images_per_second": s.imagesPerSecond.rounded()]
+      if let m = s.mined { o["mined"] = m }
+      return o
+    case .epoch(let e):
+      var record: [String: Any] = [
+        "event": "epoch", "epoch": e.epoch, "step": e.step, "mean_loss": e.meanLoss, "images_per_second": e.imagesPerSecond.rounded(),
+      ]
+      if let m = e.meanMined { record["mean_mined"] = m }
+      if let b = e.batchesWithNothingMined { record["batches_with_nothing_mined"] = b }
+      record["mean_active_terms"] = e.meanActiveTerms
+      if let s = e.offlineMiningSeconds { record["offline_mining_seconds"] = (s * 1000).rounded() / 1000 }
+      if let m = e.memoryHeld { record["memory_held"] = m }
+      if let v = e.validationMapAtR { record["validation_map_at_r"] = v }
+      if let p = e.validationPrecisionAt1 { record["validation_precision_at_1"] = p }
+      return record
+    default: return nil
+    }
+  }
+
+  /// Writes one event of the run: JSON lines, or text for a person (a progress line on a terminal).
+  /// `sizes` are the data's counts for the opening line.
+  func log(_ event: RunEvent, json: Bool, tty: Bool, sizes: [String: Any]) {
+    switch event {
+    case .started(let epoch, let step, let resumed):
+      if resumed && !json { say("resumed \(checkpoint ?? "") at epoch \(epoch), step \(step)") }
+      if json {
+        // The log opens with what produced it: the recipe, the data and the versions.
+        let opening: [String: Any] = [
+          "event": "configuration", "dml_version": DML.version, "configuration": configuration, "resume": resume, "blas": BLAS.configuration,
+        ]
+        say(jsonLine(opening.merging(sizes) { a, _ in a }))
+      }
+    case .validationBaselines(let raw, let initial):
       if json {
         say(jsonLine(["event": "validation_baselines", "raw_input_map_at_r": raw, "untrained_map_at_r": initial]))
       } else {
         say(String(format: "validation classes %@: MAP@R of the raw input %.4f, of the untrained network %.4f", dataOptions.validationClasses ?? "", raw, initial))
       }
-    }
-    var indices: [Int] = [], labels: [Int] = []
-    var x = Matrix<Float>(rows: 0, columns: train.features.columns)
-    let d = train.features.columns
-    var best = state.best
-    var stale = state.stale
-    var history: [[String: Any]] = []  // the log's records, for --plots
-    let inputStatistics = checkpoint == nil ? nil : Self.statistics(train.features)  // saved with every checkpoint
-    if json {
-      // The log opens with what produced it: the recipe, the data and the versions.
-      say(jsonLine([
-        "event": "configuration", "dml_version": DML.version, "configuration": configuration, "resume": resume,
-        "train_samples": train.labels.count, "train_classes": Set(train.labels).count, "test_samples": test.labels.count,
-        "validation_samples": validation?.labels.count ?? 0, "blas": BLAS.configuration,
-      ]))
-    }
-    for epoch in state.epoch..<epochs {
-      summary.epochsRun = epoch + 1
-      var lossSum = 0.0, emptyMined = 0, minedTotal = 0, activeTuples = 0
-      var miningSeconds = 0.0
-      let start = Date()
-      for b in 0..<perEpoch {
-        if let offline, let interval = miningInterval {
-          if minedSampler == nil || trainer.step - (state.mined?.step ?? 0) >= interval {
-            let t0 = Date()
-            let e = trainer.network.embed(train.features)
-            let lists = try hardNeighbors(embeddings: e, labels: train.labels, k: offline.k, distance: offline.distance, window: offline.window)
-            let seconds = Date().timeIntervalSince(t0)
-            miningSeconds += seconds
-            state.mined = (trainer.step, lists)
-            minedSampler = partnersSampler(lists, minedAt: trainer.step)
-            let negatives = lists.negatives.filter { $0 >= 0 }.count, positives = lists.positives.filter { $0 >= 0 }.count
-            let o: [String: Any] = [
-              "event": "offline_mining", "step": trainer.step, "seconds": (seconds * 1000).rounded() / 1000, "anchors": train.labels.count,
-              "hard_positives": positives, "hard_negatives": negatives,
-            ]
-            history.append(o)
-            if json { say(jsonLine(o)) } else if isatty(STDOUT_FILENO) == 0 || logEvery == 0 {
-              say(String(format: "offline mining at step %d: %d anchors, %d hard positives, %d hard negatives in %.2f s", trainer.step, train.labels.count, positives, negatives, seconds))
-            }
-          }
-          minedSampler!.next(into: &indices)
-        } else {
-          batches.next(into: &indices)
-        }
-        x.resize(rows: indices.count, columns: d)
-        labels.removeAll(keepingCapacity: true)
-        train.features.withUnsafeBufferPointer { src in
-          x.withUnsafeMutableBufferPointer { dst in
-            for (r, i) in indices.enumerated() {
-              dst.baseAddress!.advanced(by: r * d).update(from: src.baseAddress! + i * d, count: d)
-            }
-          }
-        }
-        if instanceLabels { labels.append(contentsOf: indices) } else { for i in indices { labels.append(train.labels[i]) } }
-        if augmenter != nil {
-          // Drawn from the seed and the step alone, so a resumed run augments identically.
-          var rng = RandomSource(seed: seed).derived(stream: 0xA064_0000 &+ UInt64(trainer.step))
-          augmenter!.apply(to: &x, rng: &rng)
-        }
-        trainer.optimizer.learningRateScale = factor(trainer.step)
-        let result = try trainer.train(x, labels: labels)
-        lossSum += Double(result.loss.total)
-        activeTuples += result.loss.terms.reduce(0) { $0 + $1.nonZero }
-        if let mined = result.mined {
-          minedTotal += mined
-          if mined == 0 { emptyMined += 1 }
-        }
-        if logEvery > 0 && (b + 1) % logEvery == 0 {
-          let rate = Double((b + 1) * indices.count) / Date().timeIntervalSince(start)
-          var o: [String: Any] = ["event": "step", "epoch": epoch + 1, "step": trainer.step, "loss": Double(result.loss.total), "images_per_second": rate.rounded()]
-          if let m = result.mined { o["mined"] = m }
-          history.append(o)
-          if json {
-            say(jsonLine(o))
-          } else if isatty(STDOUT_FILENO) != 0 {
-            let eta = Double(perEpoch - b - 1) * Double(indices.count) / rate
-            say(String(format: "\repoch %d/%d  [%3d%%]  loss %.4f  %6.0f img/s%@  eta %.0fs   ", epoch + 1, epochs, 100 * (b + 1) / perEpoch,
-              result.loss.total, rate, result.mined.map { "  mined \($0)" } ?? "", eta), terminator: "")
-            fflush(nil)
-          }
-        }
-      }
-      let seconds = Date().timeIntervalSince(start)
-      var record: [String: Any] = [
-        "event": "epoch", "epoch": epoch + 1, "step": trainer.step, "mean_loss": lossSum / Double(perEpoch),
-        "images_per_second": (Double(perEpoch * indices.count) / seconds).rounded(),
-      ]
-      if trainer.mines {
-        record["mean_mined"] = minedTotal / Swift.max(1, perEpoch)
-        record["batches_with_nothing_mined"] = emptyMined
-      }
-      record["mean_active_terms"] = activeTuples / Swift.max(1, perEpoch)
-      if offline != nil { record["offline_mining_seconds"] = (miningSeconds * 1000).rounded() / 1000 }
-      if let m = trainer.memory { record["memory_held"] = m.count }
-      if let validation {
-        let e = trainer.network.embed(validation.features)
-        let m = try retrievalMetrics(queries: e, queryLabels: validation.labels)
-        record["validation_map_at_r"] = m.mapAtR
-        record["validation_precision_at_1"] = m.precisionAt1
-        if m.mapAtR > best.map {
-          best = (m.mapAtR, epoch + 1, trainer.network.parameters.map(\.value))
-          stale = 0
-        } else {
-          stale += 1
-        }
-      }
-      history.append(record)
-      var line = String(format: "epoch %d/%d  loss %.4f  %.0f img/s", epoch + 1, epochs, lossSum / Double(perEpoch), Double(perEpoch * indices.count) / seconds)
-      if trainer.mines { line += "  mined \(minedTotal / Swift.max(1, perEpoch))/batch" }
-      if let v = record["validation_map_at_r"] as? Double { line += String(format: "  validation MAP@R %.4f", v) }
+    case .offlineMining(let m):
       if json {
-        say(jsonLine(record))
+        say(jsonLine(Self.record(event)!))
+      } else if !tty || logEvery == 0 {
+        say(String(format: "offline mining at step %d: %d anchors, %d hard positives, %d hard negatives in %.2f s", m.step, m.anchors, m.hardPositives, m.hardNegatives, m.seconds))
+      }
+    case .step(let s):
+      if json {
+        say(jsonLine(Self.record(event)!))
+      } else if tty {
+        let eta = Double(s.batchesPerEpoch - s.batch) * Double(s.batchSize) / s.imagesPerSecond
+        say(String(format: "\repoch %d/%d  [%3d%%]  loss %.4f  %6.0f img/s%@  eta %.0fs   ", s.epoch, epochs, 100 * s.batch / s.batchesPerEpoch,
+          s.loss, s.imagesPerSecond, s.mined.map { "  mined \($0)" } ?? "", eta), terminator: "")
+      }
+    case .epoch(let e):
+      var line = String(format: "epoch %d/%d  loss %.4f  %.0f img/s", e.epoch, epochs, e.meanLoss, e.imagesPerSecond)
+      if let m = e.meanMined { line += "  mined \(m)/batch" }
+      if let v = e.validationMapAtR { line += String(format: "  validation MAP@R %.4f", v) }
+      if json {
+        say(jsonLine(Self.record(event)!))
         // Progress for a person watching while the JSON goes to a file or a pipe.
-        if !trial && isatty(STDOUT_FILENO) == 0 { warn(line) }
+        if !trial && !tty { warn(line) }
       } else {
-        if isatty(STDOUT_FILENO) != 0 { say("\r\u{1B}[2K", terminator: "") }  // erase the progress line
+        if tty { say("\r\u{1B}[2K", terminator: "") }  // erase the progress line
         say(line)
       }
-      if trainer.mines && emptyMined > perEpoch / 2 {
-        warn("warning: the miner found nothing in \(emptyMined) of \(perEpoch) batches: the loss is stuck at zero there")
-      }
-      if let folder = checkpoint {
-        var s = RunState()
-        s.epoch = epoch + 1
-        s.best = best
-        s.stale = stale
-        s.mined = state.mined
-        s.inputStatistics = inputStatistics
-        s.inputFeatures = train.features.columns
-        try s.save(folder, trainer: trainer, configuration: configuration)
-      }
-      if let patience, stale >= patience {
-        if !json { say("early stop: no better validation MAP@R for \(patience) epochs (best \(String(format: "%.4f", best.map)) at epoch \(best.epoch))") }
-        break
-      }
-    }
-    if validation != nil, !best.values.isEmpty {
-      var index = 0
-      trainer.network.forEachParameter { _, p in
-        p.value = best.values[index]
-        index += 1
-      }
+    case .checkpoint: break
+    case .earlyStop(let patience, let bestEpoch, let bestMap):
+      if !json { say("early stop: no better validation MAP@R for \(patience) epochs (best \(String(format: "%.4f", bestMap)) at epoch \(bestEpoch))") }
+    case .restored(let epoch, let map):
       if json {
-        say(jsonLine(["event": "restored", "epoch": best.epoch, "validation_map_at_r": best.map]))
+        say(jsonLine(["event": "restored", "epoch": epoch, "validation_map_at_r": map]))
       } else {
-        say("restored the parameters of epoch \(best.epoch) (best validation MAP@R)")
+        say("restored the parameters of epoch \(epoch) (best validation MAP@R)")
       }
-      if !trial, let baseline = validationBaselines, best.map <= Swift.max(baseline.raw, baseline.untrained) {
-        warn(String(format: "warning: on the validation classes, training did not help: best MAP@R %.4f, raw input %.4f, untrained %.4f", best.map, baseline.raw, baseline.untrained))
-      }
+    case .warning(let text):
+      if !trial { warn(text) }
     }
-    if validation != nil {
-      summary.bestValidationMapAtR = best.map
-      summary.bestEpoch = best.epoch
-    }
-    if trial { return summary }
-    try report(&trainer.network, untrained: untrained, test: test, json: json)
-    if let plots {
-      // The run and its report are done: a picture that cannot be drawn is a warning, not a failure.
-      do { try drawPlots(plots, network: &trainer.network, test: test, history: history, json: json) } catch {
-        warn("warning: --plots \(plots): \(error)")
-      }
-    }
-    return summary
   }
 
   /// `--plots`: the training curves, a t-SNE map of the test embeddings and, for image data, a
@@ -641,139 +532,25 @@ struct Train: ParsableCommand, TrainingDataFlags {
     if json { say(jsonLine(["event": "plots", "files": written])) } else { say("plots: " + written.joined(separator: ", ")) }
   }
 
-  func report<N: EmbeddingNetwork>(_ network: inout N, untrained: N, test: Dataset, json: Bool) throws where N.Scalar == Float {
-    var fresh = untrained
-    let trained = try retrievalMetrics(queries: network.embed(test.features), queryLabels: test.labels)
-    let random = try retrievalMetrics(queries: fresh.embed(test.features), queryLabels: test.labels)
-    let raw = try retrievalMetrics(queries: test.features.rowsNormalized(), queryLabels: test.labels)
+  /// Prints the test metrics beside the baselines, with a warning when training did not help.
+  func report(_ r: TestReport, test: Dataset, json: Bool) throws {
     let classes = Set(test.labels).sorted().map(String.init).joined(separator: ",")
     defer {
-      if trained.mapAtR <= Swift.max(raw.mapAtR, random.mapAtR) {
-        warn(String(format: "warning: training did not help on the test classes: MAP@R %.4f against %.4f for the raw input and %.4f untrained", trained.mapAtR, raw.mapAtR, random.mapAtR))
+      if !r.helped {
+        warn(String(format: "warning: training did not help on the test classes: MAP@R %.4f against %.4f for the raw input and %.4f untrained", r.trained.mapAtR, r.rawInput.mapAtR, r.untrained.mapAtR))
       }
     }
     if json {
       func obj(_ m: RetrievalMetrics) -> [String: Any] {
         ["precision_at_1": m.precisionAt1, "r_precision": m.rPrecision, "map_at_r": m.mapAtR]
       }
-      say(jsonLine(["event": "test", "classes": classes, "queries": trained.queries, "trained": obj(trained), "untrained": obj(random), "raw_input": obj(raw)]))
+      say(jsonLine(["event": "test", "classes": classes, "queries": r.trained.queries, "trained": obj(r.trained), "untrained": obj(r.untrained), "raw_input": obj(r.rawInput)]))
       return
     }
-    say("\ntest classes \(classes): \(trained.queries) queries against the others (self excluded)")
+    say("\ntest classes \(classes): \(r.trained.queries) queries against the others (self excluded)")
     say("".padding(toLength: 24, withPad: " ", startingAt: 0) + "  P@1      R-Prec   MAP@R")
-    say(metricsRow("trained", trained))
-    say(metricsRow("untrained (same seed)", random))
-    say(metricsRow("raw input, L2-normalised", raw))
-  }
-}
-
-/// Progress kept in checkpoints, beside the trainer's own files (`Trainer.checkpointFiles`): the
-/// epoch, early stopping's state, the best parameters by name, the last offline mining and the
-/// configuration that a resume must match, in `state.json` (`RunProgress`) and
-/// `best.safetensors`.
-struct RunState {
-  var epoch = 0
-  var stale = 0
-  var best: (map: Double, epoch: Int, values: [Matrix<Float>]) = (-1, 0, [])
-  /// The last offline mining: the step it ran at and what it found.
-  var mined: (step: Int, lists: HardNeighbors)?
-  /// The mean and standard deviation of the training inputs, after their scaling, so that later
-  /// inputs in another scale can be noticed.
-  var inputStatistics: (mean: Double, std: Double)?
-  /// The number of input features the network takes, so that other inputs are refused by name.
-  var inputFeatures: Int?
-
-  /// `state.json`: the run's progress, typed.
-  struct RunProgress: Codable {
-    var version = 2
-    var epoch: Int
-    var stale: Int
-    var bestMapAtR: Double
-    var bestEpoch: Int
-    var configuration: [String: String]
-    var offlineMinedAtStep: Int?
-    var inputMean: Double?
-    var inputStd: Double?
-    var inputFeatures: Int?
-
-    enum CodingKeys: String, CodingKey {
-      case version, epoch, stale, configuration
-      case bestMapAtR = "best_map_at_r", bestEpoch = "best_epoch", offlineMinedAtStep = "offline_mined_at_step"
-      case inputMean = "input_mean", inputStd = "input_std", inputFeatures = "input_features"
-    }
-  }
-
-  func save<N, L, S, O>(_ folder: String, trainer: Trainer<N, L, S, O>, configuration: [String: String]) throws
-  where N.Scalar == Float {
-    var files = try trainer.checkpointFiles()
-    // The best parameters so far, by the network's names.
-    let names = trainer.network.namedParameters(prefix: ["network"])
-    var bestTensors: [(name: String, shape: [Int], values: [Float])] = []
-    if best.values.count == names.count {
-      for (p, v) in zip(names, best.values) { bestTensors.append((p.name, p.parameter.shape, v.elements)) }
-    }
-    files["best.safetensors"] = Checkpoint.safetensors(bestTensors)
-    // The last offline mining's lists (indices are exact in Float below 2^24).
-    if let mined {
-      let k = mined.lists.k
-      files["offline.safetensors"] = Checkpoint.safetensors([
-        (name: "positives", shape: [mined.lists.positives.count / k, k], values: mined.lists.positives.map { Float($0) }),
-        (name: "negatives", shape: [mined.lists.negatives.count / k, k], values: mined.lists.negatives.map { Float($0) }),
-      ])
-    }
-    let progress = RunProgress(
-      epoch: epoch, stale: stale, bestMapAtR: best.map, bestEpoch: best.epoch, configuration: configuration,
-      offlineMinedAtStep: mined?.step, inputMean: inputStatistics?.mean, inputStd: inputStatistics?.std,
-      inputFeatures: inputFeatures)
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    files["state.json"] = try encoder.encode(progress)
-    try Checkpoint.save(files, in: folder, step: trainer.step)
-  }
-
-  static func load<N, L, S, O>(_ folder: String, into trainer: inout Trainer<N, L, S, O>, configuration: [String: String]) throws
-    -> RunState where N.Scalar == Float
-  {
-    let (dir, rejected) = try Checkpoint.verifiedLatest(in: folder)
-    for r in rejected { warn(r.hasSuffix("loaded unverified") ? "warning: \(r)" : "warning: \(r); using the previous checkpoint \(dir)") }
-    // The trainer's manifest first: an older checkpoint is refused with what to do instead.
-    _ = try CheckpointManifest.read(dir)
-    guard let data = FileManager.default.contents(atPath: "\(dir)/state.json") else { throw TrainingError("\(dir)/state.json: missing") }
-    let progress: RunProgress
-    do { progress = try JSONDecoder().decode(RunProgress.self, from: data) } catch {
-      throw TrainingError("\(dir)/state.json: unreadable (\(error))")
-    }
-    let saved = progress.configuration
-    for key in configuration.keys.sorted() where saved[key] != configuration[key] && !Train.changeableOnResume.contains(key) {
-      throw ValidationError("--resume: --\(key.replacingOccurrences(of: "_", with: "-")) is '\(configuration[key]!)' but the checkpoint was made with '\(saved[key] ?? "")'")
-    }
-    try trainer.restore(fromCheckpoint: dir)
-    var s = RunState()
-    s.epoch = progress.epoch
-    s.stale = progress.stale
-    let bestPath = "\(dir)/best.safetensors"
-    let bestTensors = try Checkpoint.readSafetensors(bestPath)
-    var values: [Matrix<Float>] = []
-    if !bestTensors.isEmpty {
-      for p in trainer.network.namedParameters(prefix: ["network"]) {
-        guard let t = bestTensors[p.name], t.shape == p.parameter.shape else {
-          throw TrainingError("\(bestPath): no tensor \(p.name) of shape \(p.parameter.shape)")
-        }
-        values.append(Matrix(rows: p.parameter.value.rows, columns: p.parameter.value.columns, elements: t.values))
-      }
-    }
-    s.best = (progress.bestMapAtR, progress.bestEpoch, values)
-    if let step = progress.offlineMinedAtStep {
-      let path = "\(dir)/offline.safetensors"
-      let t = try Checkpoint.readSafetensors(path)
-      func indices(_ v: [Float]) -> Bool { v.allSatisfy { $0.isFinite && $0 == $0.rounded() && $0 >= -1 && $0 < 16_777_216 } }
-      guard let p = t["positives"], let n = t["negatives"], p.shape.count == 2, p.shape == n.shape, p.shape[1] >= 1,
-        indices(p.values), indices(n.values)
-      else {
-        throw TrainingError("\(path): the offline-mined lists are missing or malformed")
-      }
-      s.mined = (step, HardNeighbors(k: p.shape[1], positives: p.values.map { Int32($0) }, negatives: n.values.map { Int32($0) }))
-    }
-    return s
+    say(metricsRow("trained", r.trained))
+    say(metricsRow("untrained (same seed)", r.untrained))
+    say(metricsRow("raw input, L2-normalised", r.rawInput))
   }
 }

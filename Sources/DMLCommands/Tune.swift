@@ -163,7 +163,7 @@ struct Tune: ParsableCommand, TrainingDataFlags {
       for validation in validationSets {
         var arguments = dataOptionsArguments() + ["--validation-classes", validation, "--test-classes", validation]
         arguments += settings.arguments + ["--epochs", "\(epochs)", "--patience", "\(patience)", "--seed", "\(seed)", "--log", "json", "--log-every", "0", "--trial"]
-        let summary: Train.Summary
+        var summary = RunSummary()
         do {
           summary = try Train.parse(arguments).execute()
         } catch let error as DataError {
@@ -171,7 +171,7 @@ struct Tune: ParsableCommand, TrainingDataFlags {
         } catch {
           // A recipe that diverges or is invalid scores nothing; the search goes on.
           warn("trial \(trial + 1): \(Train.message(for: error)); scored 0")
-          summary = Train.Summary(bestValidationMapAtR: 0)
+          summary.bestValidationMapAtR = 0
         }
         scores.append(summary.bestValidationMapAtR ?? 0)
         bestEpochs.append(summary.bestEpoch)

@@ -113,3 +113,23 @@ public struct Trainer<
     return StepResult(loss: value, mined: mined)
   }
 }
+
+extension Trainer {
+  /// A trainer of a `PairwiseLoss` (a loss on a score matrix), which runs in a `LossEvaluator`:
+  /// the evaluator computes the scores, the loss and the backward pass to the embeddings.
+  public init<Pairwise: PairwiseLoss>(network: Network, loss: Pairwise, sampler: Sampler, optimizer: Opt)
+  where Loss == LossEvaluator<Pairwise> {
+    self.init(network: network, loss: LossEvaluator(loss), sampler: sampler, optimizer: optimizer)
+  }
+
+  /// A trainer without a miner: the loss sees every pair or triplet of the batch.
+  public init(network: Network, loss: Loss, optimizer: Opt) where Sampler == NoMining<Network.Scalar> {
+    self.init(network: network, loss: loss, sampler: NoMining(), optimizer: optimizer)
+  }
+
+  /// A trainer of a `PairwiseLoss` without a miner.
+  public init<Pairwise: PairwiseLoss>(network: Network, loss: Pairwise, optimizer: Opt)
+  where Loss == LossEvaluator<Pairwise>, Sampler == NoMining<Network.Scalar> {
+    self.init(network: network, loss: LossEvaluator(loss), sampler: NoMining(), optimizer: optimizer)
+  }
+}

@@ -7,3 +7,5 @@
 @_exported import DMLEvaluation
 @_exported import DMLData
 @_exported import DMLPlot
+@_exported import DMLRun
+@_exported import DMLTesting
