@@ -37,7 +37,7 @@ let restRows: [Module] = [
   ("DMLData", ["DMLCore", "CZlib"], true),
   ("DMLTesting", ["DMLCore"], false),
   // The training run: epochs, validation, early stopping, offline mining, checkpoints and resume.
-  ("DMLRun", ["DMLCore", "DMLTraining", "DMLSamplers", "DMLEvaluation", "DMLData"], true),
+  ("DMLRun", ["DMLCore", "DMLNetworks", "DMLTraining", "DMLSamplers", "DMLEvaluation", "DMLData"], true),
   ("DMLPlot", ["DMLCore", "DMLEvaluation", "DMLData", "CBLAS", "CZlib", "CFreeType"], true),
   // The umbrella. It also depends directly on the loss modules and DMLTesting so that its DocC
   // articles can link to their pages (combined documentation links to direct dependencies only).

@@ -90,15 +90,18 @@ struct List: ParsableCommand {
         for h in hyper { print("      \(h.name)=\(h.defaultValue)  \(h.help)" + (h.range.map { " (\($0))" } ?? "")) }
       }
     }
-    show("networks (--network)", Components.networks.map { ($0.name, $0.summary, $0.hyperparameters) })
+    func entries<P, C>(_ r: ComponentRegistry<P, C>) -> [(String, String, [HyperparameterSpec])] {
+      r.factories.map { ($0.name, $0.summary, $0.hyperparameters) }
+    }
+    show("networks (--network)", entries(CommandRegistry.networks))
     let registry = CommandRegistry.losses
     show("losses (--loss, repeatable; weight=W scales one)", registry.names.map { n in
       let f = registry.factories[n]!
       return (n, f.summary, f.hyperparameters)
     })
-    show("miners (--miner)", Components.allMiners.map { ($0.name, $0.summary, $0.hyperparameters) })
-    show("batch samplers (--batch)", Components.batches.map { ($0.name, $0.summary, $0.hyperparameters) })
-    show("optimizers (--optimizer)", Components.optimizers.map { ($0.name, $0.summary, $0.hyperparameters) })
-    show("schedules (--schedule)", Components.schedules.map { ($0.name, $0.summary, $0.hyperparameters) })
+    show("miners (--miner)", entries(CommandRegistry.miners))
+    show("batch samplers (--batch)", entries(CommandRegistry.batches))
+    show("optimizers (--optimizer)", entries(CommandRegistry.optimizers))
+    show("schedules (--schedule)", entries(CommandRegistry.schedules))
   }
 }

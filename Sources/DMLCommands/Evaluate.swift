@@ -11,7 +11,7 @@ struct CheckpointOptions: ParsableArguments {
   }
 
   /// The network of the latest checkpoint, rebuilt from its configuration and loaded.
-  func network(inputFeatures: Int, imageShape: (height: Int, width: Int, channels: Int)?) throws -> Builders.AnyNetwork {
+  func network(inputFeatures: Int, imageShape: (height: Int, width: Int, channels: Int)?) throws -> AnyEmbeddingNetwork<Float> {
     try Self.network(checkpoint, inputFeatures: inputFeatures, imageShape: imageShape)
   }
 
@@ -21,7 +21,7 @@ struct CheckpointOptions: ParsableArguments {
   }
 
   /// The network of the latest checkpoint in `folder`, rebuilt from its configuration and loaded.
-  static func network(_ checkpoint: String, inputFeatures: Int, imageShape: (height: Int, width: Int, channels: Int)?) throws -> Builders.AnyNetwork {
+  static func network(_ checkpoint: String, inputFeatures: Int, imageShape: (height: Int, width: Int, channels: Int)?) throws -> AnyEmbeddingNetwork<Float> {
     let (dir, rejected) = try Checkpoint.verifiedLatest(in: checkpoint)
     for r in rejected { warn(r.hasSuffix("loaded unverified") ? "warning: \(r)" : "warning: \(r); using the previous checkpoint \(dir)") }
     guard let data = FileManager.default.contents(atPath: "\(dir)/state.json"),
@@ -33,24 +33,16 @@ struct CheckpointOptions: ParsableArguments {
     {
       throw ValidationError("these inputs have \(inputFeatures) features; the network of --checkpoint \(checkpoint) takes \(features)")
     }
-    let built = try Builders.network(spec, inputFeatures: inputFeatures, imageShape: imageShape, seed: 0)
+    var net = try Builders.network(spec, inputFeatures: inputFeatures, imageShape: imageShape, seed: 0)
     // Prefer the best parameters when the run validated: by name, or by position (`best.0`, …) in
     // a checkpoint of the first format.
     let best = (try? Checkpoint.readSafetensors("\(dir)/best.safetensors")) ?? [:]
-    func load<N: EmbeddingNetwork>(_ n: N) throws -> N where N.Scalar == Float {
-      var net = n
-      var replacing: [String: (shape: [Int], values: [Float])] = [:]
-      for (index, p) in net.namedParameters(prefix: ["network"]).enumerated() {
-        if let t = best[p.name] ?? best["best.\(index)"] { replacing[p.name] = (p.parameter.shape, t.values) }
-      }
-      try net.loadNetwork(fromCheckpoint: dir, replacing: replacing)
-      return net
+    var replacing: [String: (shape: [Int], values: [Float])] = [:]
+    for (index, p) in net.namedParameters(prefix: ["network"]).enumerated() {
+      if let t = best[p.name] ?? best["best.\(index)"] { replacing[p.name] = (p.parameter.shape, t.values) }
     }
-    switch built {
-    case .mlp(let n): return .mlp(try load(n))
-    case .convNet(let n): return .convNet(try load(n))
-    case .local(let n): return .local(try load(n))
-    }
+    try net.loadNetwork(fromCheckpoint: dir, replacing: replacing)
+    return net
   }
 
   /// Warns when `x` is not in the scale of the inputs `checkpoint`'s network was trained on: a
@@ -71,11 +63,8 @@ struct CheckpointOptions: ParsableArguments {
   /// Embeddings of `x` by the network of the checkpoint in `folder`.
   static func embed(_ checkpoint: String, _ x: Matrix<Float>, imageShape: (height: Int, width: Int, channels: Int)?) throws -> Matrix<Float> {
     checkScale(checkpoint, x)
-    switch try network(checkpoint, inputFeatures: x.columns, imageShape: imageShape) {
-    case .mlp(var n): return n.embed(x)
-    case .convNet(var n): return n.embed(x)
-    case .local(var n): return n.embed(x)
-    }
+    var net = try network(checkpoint, inputFeatures: x.columns, imageShape: imageShape)
+    return net.embed(x)
   }
 }
 

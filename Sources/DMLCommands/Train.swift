@@ -57,54 +57,17 @@ struct Train: ParsableCommand, TrainingDataFlags {
     }
     guard logEvery >= 0 else { throw ValidationError("--log-every must be ≥ 0") }
     guard subclasses >= 1 else { throw ValidationError("--subclasses \(subclasses) must be at least 1") }
-    do { _ = try ImageAugmentation(parsing: augment) } catch { throw ValidationError("--augment: \(error)") }
-    _ = try memorySettings()
-    _ = try offlineSettings(batchSize: 2)
+    try recipe.validate()
   }
 
-  /// `--memory`: the queue's size and warm-up, or `nil`.
-  func memorySettings() throws -> (size: Int, warmUp: Int)? {
-    guard memory != "none" else { return nil }
-    do {
-      var v = try HyperparameterValues(parsing: "memory:" + memory)
-      try v.validate(against: [
-        HyperparameterSpec("size", .integer, default: "4096", "embeddings held", range: .atLeast(1)),
-        HyperparameterSpec("warmup", .integer, default: "0", "steps before the memory starts filling", range: .nonNegative),
-      ])
-      let size = try v.integer("size"), warmUp = try v.integer("warmup")
-      guard size >= 1 else { throw SpecificationError("size=\(size) must be at least 1") }
-      guard warmUp >= 0 else { throw SpecificationError("warmup=\(warmUp) must be ≥ 0") }
-      return (size, warmUp)
-    } catch { throw ValidationError("--memory \(memory): \(error)") }
+  /// The recipe the flags give.
+  var recipe: Recipe {
+    Recipe(
+      network: network, loss: loss, miner: miner, batch: batch, optimizer: optimizer, schedule: schedule, augment: augment,
+      subclasses: subclasses, memory: memory, offlineMining: offlineMining, epochs: epochs, patience: patience, seed: seed, logEvery: logEvery)
   }
 
-  /// `--offline-mining` settings, for batches of `batchSize` samples.
-  func offlineSettings(batchSize: Int) throws -> OfflineMiningSettings? {
-    guard offlineMining != "none" else { return nil }
-    do {
-      var v = try HyperparameterValues(parsing: "offline-mining:" + offlineMining)
-      try v.validate(against: [
-        HyperparameterSpec("every", .integer, default: "1", "mine again every this many epochs", range: .atLeast(1)),
-        HyperparameterSpec("steps", .integer, default: "0", "or every this many steps (0: use every)", range: .nonNegative),
-        HyperparameterSpec("k", .integer, default: "10", "hard positives and negatives kept per anchor", range: .atLeast(1)),
-        HyperparameterSpec("window", .choice(OfflineWindow.allCases.map(\.rawValue)), default: "hard", "hard: nearest negatives; semihard: nearest beyond the hardest positive"),
-        HyperparameterSpec("positives", .integer, default: "1", "hard positives per anchor in a batch", range: .nonNegative),
-        HyperparameterSpec("negatives", .integer, default: "3", "hard negatives per anchor in a batch", range: .nonNegative),
-        .distance(default: "euclidean"),
-      ])
-      let every = try v.integer("every"), steps = try v.integer("steps"), k = try v.integer("k")
-      let positives = try v.integer("positives"), negatives = try v.integer("negatives")
-      guard every >= 1 else { throw SpecificationError("every=\(every) must be at least 1") }
-      guard steps >= 0 else { throw SpecificationError("steps=\(steps) must be ≥ 0") }
-      guard k >= 1 else { throw SpecificationError("k=\(k) must be at least 1") }
-      guard positives >= 0, negatives >= 0, positives + negatives >= 1, positives <= k, negatives <= k else {
-        throw SpecificationError("positives=\(positives) and negatives=\(negatives) must lie in 0...k=\(k), not both 0")
-      }
-      return OfflineMiningSettings(
-        everyEpochs: every, everySteps: steps > 0 ? steps : nil, k: k, window: OfflineWindow(rawValue: try v.string("window"))!,
-        positives: positives, negatives: negatives, distance: try v.distance(), batchSize: batchSize)
-    } catch { throw ValidationError("--offline-mining \(offlineMining): \(error)") }
-  }
+
 
   /// The settings that must match for --resume, in a fixed order.
   var configuration: [String: String] {
@@ -138,75 +101,16 @@ struct Train: ParsableCommand, TrainingDataFlags {
         "--train-classes \(dataOptions.trainClasses ?? "all"): training needs at least 2 classes, the data has \(Set(train.labels).count) left for it")
     }
     // Renumbered, as k-means may leave a cluster empty.
-    if subclasses > 1 { train.labels = ClassSplit.remap(try Self.subclassLabels(train, per: subclasses, seed: seed)).labels }
-    let classes = Set(train.labels).count
-    var net = try Builders.network(network, inputFeatures: train.features.columns, imageShape: train.imageShape, seed: seed)
-    // The first layer's weight and bias (the first two parameters) learn at first_lr × lr.
-    func firstLayerToGroup2<N: EmbeddingNetwork>(_ n: inout N) {
-      var index = 0
-      n.forEachParameter { _, p in
-        if index < 2 { p.group = 2 }
-        index += 1
-      }
-    }
-    switch net {
-    case .mlp(var n):
-      firstLayerToGroup2(&n)
-      net = .mlp(n)
-    case .convNet(var n):
-      firstLayerToGroup2(&n)
-      net = .convNet(n)
-    case .local(var n):
-      firstLayerToGroup2(&n)
-      net = .local(n)
-    }
-    let context = LossContext(classes: classes, embeddingDimension: net.embeddingDimension, seed: seed)
-    let (lossValue, usesTuples) = try Builders.loss(loss, context: context)
-    if try instanceLabels() {
-      guard usesTuples else {
-        throw ValidationError("--batch \(batch): instance labels need pair losses (contrastive, triplet, multi-similarity), not class-based ones")
-      }
-    }
-    let sampler = try Builders.sampler(miner, embedding: net.embeddingDimension, seed: seed &+ 7)
-    if miner != "none" && !usesTuples { warn("note: --miner \(miner) is ignored by losses that read no tuples") }
-    let opt = try Builders.optimizer(optimizer)
-    // Concrete types throughout: the step below is compiled specialised for each of these four
-    // combinations; the loss and the sampler run code specialised where they were wrapped.
-    let memorySettings = try self.memorySettings()
-    if let m = memorySettings, m.size > train.labels.count {
-      // A queue longer than the training set would hold each embedding more than once (and a size
-      // too large to allocate would end the process).
-      throw ValidationError("--memory \(memory): size=\(m.size) exceeds the \(train.labels.count) training samples")
-    }
-    if memorySettings != nil {
-      guard lossValue.acceptsMemory else {
-        throw ValidationError("--memory needs losses that compare embeddings with each other (contrastive, triplet, multi-similarity, supcon, uniformity), not learned proxies or class weights: --loss \(loss.joined(separator: " --loss "))")
-      }
-      guard sampler.acceptsMemory else { throw ValidationError("--memory: the miner \(miner) cannot use a cross-batch memory") }
-    }
-    if offlineMining != "none" {
-      guard usesTuples else { throw ValidationError("--offline-mining builds batches for pair losses (contrastive, triplet, multi-similarity), not class-based ones") }
-      if try instanceLabels() { throw ValidationError("--offline-mining cannot be combined with --batch views:...,labels=instance") }
-    }
+    if subclasses > 1 { train.labels = ClassSplit.remap(try Recipe.subclassLabels(train, per: subclasses, seed: seed)).labels }
+    var (trainer, batches, settings) = try recipe.parts(train: train) { warn($0) }
     // Every component is built: the last checks before any training.
     if !trial, let warning = try splitClasses.openSetCheck(allowed: allowOverlap, options: dataOptions) { warn(warning) }
     try checkOutputs()
-    let batches = try Builders.batchSampler(batch, labels: train.labels, seed: seed &+ 1)
-    let settings = try runSettings(stepsPerEpoch: batches.batchesPerEpoch, imageData: train.imageShape != nil)
-    func run<N: EmbeddingNetwork, O: Optimizer>(_ n: N, _ o: O) throws -> RunSummary where N.Scalar == Float, O.Scalar == Float {
-      var t = Trainer(network: n, loss: lossValue, sampler: sampler, optimizer: o)
-      if let m = memorySettings { t.memory = CrossBatchMemory(capacity: m.size, warmUp: m.warmUp) }
-      var r = try TrainingRun(trainer: t, training: train, validation: validation, batches: batches, settings: settings)
-      return try fit(&r, test: test, json: json)
+    if let checkpoint {
+      settings.checkpoint = CheckpointSettings(folder: checkpoint, resume: resume, configuration: configuration, changeableOnResume: Self.changeableOnResume)
     }
-    switch (net, opt) {
-    case (.mlp(let n), .adam(let o)): return try run(n, o)
-    case (.mlp(let n), .sgd(let o)): return try run(n, o)
-    case (.convNet(let n), .adam(let o)): return try run(n, o)
-    case (.convNet(let n), .sgd(let o)): return try run(n, o)
-    case (.local(let n), .adam(let o)): return try run(n, o)
-    case (.local(let n), .sgd(let o)): return try run(n, o)
-    }
+    var run = try TrainingRun(trainer: trainer, training: train, validation: validation, batches: batches, settings: settings)
+    return try fit(&run, test: test, json: json)
   }
 
   /// The flags of the configuration kept in checkpoints, by configuration key.
@@ -284,22 +188,16 @@ struct Train: ParsableCommand, TrainingDataFlags {
       }
       return out
     }
-    func component(_ x: String, _ y: String, _ list: [ComponentSpec]?) -> Bool {
-      let name = (try? HyperparameterValues(parsing: x))?.component
-      let specs = list?.first { $0.name == name }?.hyperparameters
-        ?? name.flatMap { CommandRegistry.losses.factories[$0]?.hyperparameters }
+    func component(_ x: String, _ y: String) -> Bool {
+      let specs = (try? HyperparameterValues(parsing: x)).flatMap { CommandRegistry.hyperparameters(kind: key, name: $0.component) }
       guard let cx = canonical(x, specs), let cy = canonical(y, specs) else { return false }
       return cx == cy
     }
     switch key {
-    case "network": return component(a, b, Components.networks)
-    case "miner": return component(a, b, Components.allMiners)
-    case "batch": return component(a, b, Components.batches)
-    case "optimizer": return component(a, b, Components.optimizers)
-    case "schedule": return component(a, b, Components.schedules)
+    case "network", "miner", "batch", "optimizer", "schedule": return component(a, b)
     case "loss":
       let x = a.split(separator: " ").map(String.init), y = b.split(separator: " ").map(String.init)
-      return x.count == y.count && zip(x, y).allSatisfy { component($0, $1, nil) }
+      return x.count == y.count && zip(x, y).allSatisfy { component($0, $1) }
     case "seed", "subclasses", "epochs": return Double(a) != nil && Double(a) == Double(b)
     default: return false
     }
@@ -340,26 +238,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
     try? fm.removeItem(atPath: probe)
   }
 
-  /// Sub-class labels: each class's samples clustered by k-means on their inputs (seeded), so
-  /// that the loss separates the modes within a class as well as the classes, which keeps
-  /// features that the seen classes alone would not need (as MIC, Roth et al. 2019, argues).
-  static func subclassLabels(_ data: Dataset, per k: Int, seed: UInt64) throws -> [Int] {
-    var labels = data.labels
-    for c in data.classes {
-      let members = data.labels.indices.filter { data.labels[$0] == c }
-      guard members.count >= k else { throw ValidationError("--subclasses \(k): class \(c) has only \(members.count) samples") }
-      let clusters = try KMeans.fit(data.subset(members).features, k: k, iterations: 20, restarts: 1, seed: seed &+ UInt64(c))
-      for (i, m) in members.enumerated() { labels[m] = c * k + clusters.assignments[i] }
-    }
-    return labels
-  }
 
-  /// Whether `--batch` asks for SimCLR-style labels (views:labels=instance).
-  func instanceLabels() throws -> Bool {
-    let (spec, values) = try Components.find(Components.batches, batch, kind: "batch sampler")
-    guard spec.name == "views" else { return false }
-    return try values.string("labels") == "instance"
-  }
 
   /// Prints unless this is one of `dml tune`'s trials, and flushes: each log line reaches its
   /// reader (a file, a pipe) as it is written, so a killed run keeps its log up to the kill.
@@ -369,27 +248,10 @@ struct Train: ParsableCommand, TrainingDataFlags {
     fflush(nil)
   }
 
-  /// The library's run settings from the flags, for `stepsPerEpoch` batches per epoch (of image
-  /// data or not).
-  func runSettings(stepsPerEpoch: Int, imageData: Bool) throws -> RunSettings {
-    let batchSize = try Components.find(Components.batches, batch, kind: "batch sampler").1.integer("size")
-    var s = RunSettings(
-      epochs: epochs, patience: patience, seed: seed,
-      schedule: try Builders.schedule(schedule, stepsPerEpoch: stepsPerEpoch, epochs: epochs),
-      augmentation: try ImageAugmentation(parsing: augment), offlineMining: try offlineSettings(batchSize: batchSize),
-      instanceLabels: try instanceLabels(), stepEventInterval: logEvery)
-    if let checkpoint {
-      s.checkpoint = CheckpointSettings(folder: checkpoint, resume: resume, configuration: configuration, changeableOnResume: Self.changeableOnResume)
-    }
-    if s.augmentation?.operations.isEmpty == false && !imageData {
-      throw ValidationError("--augment \(augment) needs image data (such as fashion-mnist)")
-    }
-    return s
-  }
 
   /// Trains `run`, logging its events as text or JSON lines, then reports the test metrics and
   /// draws the plots.
-  func fit<N, L, S, O>(_ run: inout TrainingRun<N, L, S, O>, test: Dataset, json: Bool) throws -> RunSummary where N.Scalar == Float {
+  func fit(_ run: inout CommandRun, test: Dataset, json: Bool) throws -> RunSummary {
     var history: [[String: Any]] = []  // the log's records, for --plots
     let tty = isatty(STDOUT_FILENO) != 0
     let sizes: [String: Any] = [

@@ -56,16 +56,7 @@ struct Tune: ParsableCommand, TrainingDataFlags {
   /// before any trial: otherwise some trials would fail one by one.
   static func checkRanges(_ template: Template, flag: String, template text: String) throws {
     for r in template.ranges {
-      let declared: [HyperparameterSpec]?
-      switch flag {
-      case "loss": declared = CommandRegistry.losses.factories[r.component]?.hyperparameters
-      case "network": declared = Components.networks.first { $0.name == r.component }?.hyperparameters
-      case "miner": declared = Components.allMiners.first { $0.name == r.component }?.hyperparameters
-      case "batch": declared = Components.batches.first { $0.name == r.component }?.hyperparameters
-      case "optimizer": declared = Components.optimizers.first { $0.name == r.component }?.hyperparameters
-      case "schedule": declared = Components.schedules.first { $0.name == r.component }?.hyperparameters
-      default: declared = nil
-      }
+      let declared = CommandRegistry.hyperparameters(kind: flag, name: r.component)
       guard let spec = declared?.first(where: { $0.name == r.key }), let range = spec.range else { continue }
       for end in [r.low, r.high] where !range.contains(end) {
         throw ValidationError("--\(flag) \(text): \(r.key)=\(end == end.rounded() && abs(end) < 1e15 ? String(Int(end)) : String(end)) is outside the range of \(r.component)'s \(r.key) (\(range))")

@@ -371,7 +371,7 @@ public struct AnyEmbeddingLoss<Scalar: DMLScalar>: EmbeddingLoss {
 
 /// A mutable box for the state of a type-erased component.
 @usableFromInline
-final class Box<Value> {
-  @usableFromInline var value: Value
-  @usableFromInline init(_ value: Value) { self.value = value }
+package final class Box<Value> {
+  @usableFromInline package var value: Value
+  @usableFromInline package init(_ value: Value) { self.value = value }
 }

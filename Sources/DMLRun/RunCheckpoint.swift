@@ -14,16 +14,17 @@ public struct RunProgress: Codable, Sendable, Equatable {
   public var epoch: Int
   /// Epochs since the best validation MAP@R.
   public var stale: Int
-  /// The best validation MAP@R so far (-1 without validation) and its epoch.
+  /// The best validation MAP@R so far (-1 without validation).
   public var bestMapAtR: Double
+  /// The epoch of the best validation MAP@R (0 without validation).
   public var bestEpoch: Int
   /// The recipe the run was made with (`CheckpointSettings.configuration`).
   public var configuration: [String: String]
   /// The step of the last offline mining, whose lists are in `offline.safetensors`.
   public var offlineMinedAtStep: Int?
-  /// The mean and standard deviation of the training inputs, so that later inputs in another
-  /// scale can be noticed.
+  /// The mean of the training inputs, so that later inputs in another scale can be noticed.
   public var inputMean: Double?
+  /// The standard deviation of the training inputs.
   public var inputStd: Double?
   /// The number of input features the network takes.
   public var inputFeatures: Int?
@@ -60,6 +61,7 @@ public struct ConfigurationMismatch: Error, CustomStringConvertible, Equatable {
     self.current = current
     self.saved = saved
   }
+  /// The mismatch in words, naming the key and both values.
   public var description: String { "resume: \(key) is '\(current)' but the checkpoint was made with '\(saved)'" }
 }
 

@@ -186,13 +186,16 @@ public struct EpochEvent: Sendable, Equatable {
 
 /// What a finished run found.
 public struct RunSummary: Sendable, Equatable {
-  /// The best validation MAP@R and its epoch (`nil`, 0 without validation data).
+  /// The best validation MAP@R (`nil` without validation data).
   public var bestValidationMapAtR: Double?
+  /// The epoch of the best validation MAP@R, from 1 (0 without validation data).
   public var bestEpoch = 0
   /// The last epoch trained (counted from 1).
   public var epochsRun = 0
-  /// Validation MAP@R of the raw inputs and of the untrained network.
-  public var validationRawMapAtR: Double?, validationUntrainedMapAtR: Double?
+  /// Validation MAP@R of the raw inputs, L2-normalised.
+  public var validationRawMapAtR: Double?
+  /// Validation MAP@R of the untrained network.
+  public var validationUntrainedMapAtR: Double?
   /// Whether patience ran out before the last epoch.
   public var stoppedEarly = false
 

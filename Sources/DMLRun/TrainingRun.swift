@@ -24,6 +24,8 @@ import Foundation
 /// one dynamic call per batch (the batch sampler) and the observer's call per event.
 public struct TrainingRun<Network: EmbeddingNetwork, Loss: EmbeddingLoss, Sampler: TupleSampler, Opt: Optimizer>
 where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sampler.Scalar, Sampler.Scalar == Opt.Scalar {
+  /// The trainer's type.
+  public typealias TrainerType = Trainer<Network, Loss, Sampler, Opt>
   /// The trainer: the network, loss, miner and optimizer, and the step count.
   public var trainer: Trainer<Network, Loss, Sampler, Opt>
   /// The training data.

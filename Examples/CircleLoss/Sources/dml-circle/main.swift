@@ -7,8 +7,8 @@ import DMLLosses
 var registry = LossRegistry.standard
 registry.register(LossFactory(CircleLoss<Float>.self))
 CommandRegistry.losses = registry
-CommandRegistry.miners.append(
-  MinerFactory(name: "hardest-pairs", summary: "each anchor's hardest positive and negative pair (example package)", hyperparameters: [.distance(default: "cosine")]) {
-    values, _, _ in AnyTupleSampler(HardestPairsMiner<Float>(distance: try values.distance()))
-  })
+CommandRegistry.miners.register(
+  ComponentFactory(
+    "hardest-pairs", summary: "each anchor's hardest positive and negative pair (example package)", hyperparameters: [.distance(default: "cosine")]
+  ) { values, _ in AnyTupleSampler(HardestPairsMiner<Float>(distance: try values.distance())) })
 DML.main()

@@ -1,0 +1,154 @@
+import ArgumentParser
+import Foundation
+import MetricLearning
+
+/// The run that `dml train` and every trial of `dml tune` build from the same flags.
+typealias CommandRun = TrainingRun<AnyEmbeddingNetwork<Float>, AnyEmbeddingLoss<Float>, AnyTupleSampler<Float>, AnyOptimizer<Float>>
+
+/// A training recipe as the flags give it: each component as `name:key=value` text, looked up in
+/// `CommandRegistry`. `dml train` and `dml tune` both build their runs from one.
+struct Recipe {
+  var network = "mlp"
+  var loss = ["contrastive"]
+  var miner = "none"
+  var batch = "m-per-class:m=4,size=128"
+  var optimizer = "adam:lr=0.001"
+  var schedule = "constant"
+  var augment = "none"
+  var subclasses = 1
+  var memory = "none"
+  var offlineMining = "none"
+  var epochs = 5
+  var patience: Int?
+  var seed: UInt64 = 0
+  var logEvery = 50
+
+  /// Checks the flags that need no data.
+  func validate() throws {
+    do { _ = try ImageAugmentation(parsing: augment) } catch { throw ValidationError("--augment: \(error)") }
+    _ = try memorySettings()
+    _ = try offlineSettings(batchSize: 2)
+  }
+
+  /// The trainer, the batches and the settings of a run on `train`, every component built and
+  /// checked against the others; nothing is written yet. `warn` receives the notes that do not
+  /// stop the run.
+  func parts(train: Dataset, warn: (String) -> Void) throws -> (trainer: CommandRun.TrainerType, batches: any BatchSampler, settings: RunSettings) {
+    let classes = Set(train.labels).count
+    var net = try Builders.network(network, inputFeatures: train.features.columns, imageShape: train.imageShape, seed: seed)
+    // The first layer's weight and bias (the first two parameters) learn at first_lr × lr.
+    var index = 0
+    net.forEachParameter { _, p in
+      if index < 2 { p.group = 2 }
+      index += 1
+    }
+    let context = LossContext(classes: classes, embeddingDimension: net.embeddingDimension, seed: seed)
+    let (lossValue, usesTuples) = try Builders.loss(loss, context: context)
+    let instance = try instanceLabels()
+    if instance && !usesTuples {
+      throw ValidationError("--batch \(batch): instance labels need pair losses (contrastive, triplet, multi-similarity), not class-based ones")
+    }
+    let sampler = try Builders.sampler(miner, embedding: net.embeddingDimension, seed: seed &+ 7)
+    if miner != "none" && !usesTuples { warn("note: --miner \(miner) is ignored by losses that read no tuples") }
+    var trainer = CommandRun.TrainerType(network: net, loss: lossValue, sampler: sampler, optimizer: try Builders.optimizer(optimizer))
+    if let m = try memorySettings() {
+      // A queue longer than the training set would hold each embedding more than once (and a size
+      // too large to allocate would end the process).
+      guard m.size <= train.labels.count else {
+        throw ValidationError("--memory \(memory): size=\(m.size) exceeds the \(train.labels.count) training samples")
+      }
+      guard lossValue.acceptsMemory else {
+        throw ValidationError("--memory needs losses that compare embeddings with each other (contrastive, triplet, multi-similarity, supcon, uniformity), not learned proxies or class weights: --loss \(loss.joined(separator: " --loss "))")
+      }
+      guard sampler.acceptsMemory else { throw ValidationError("--memory: the miner \(miner) cannot use a cross-batch memory") }
+      trainer.memory = CrossBatchMemory(capacity: m.size, warmUp: m.warmUp)
+    }
+    if offlineMining != "none" {
+      guard usesTuples else { throw ValidationError("--offline-mining builds batches for pair losses (contrastive, triplet, multi-similarity), not class-based ones") }
+      if instance { throw ValidationError("--offline-mining cannot be combined with --batch views:...,labels=instance") }
+    }
+    let batches = try Builders.batchSampler(batch, labels: train.labels, seed: seed &+ 1)
+    let settings = try runSettings(stepsPerEpoch: batches.batchesPerEpoch, imageData: train.imageShape != nil)
+    return (trainer, batches, settings)
+  }
+
+  /// `--memory`: the queue's size and warm-up, or `nil`.
+  func memorySettings() throws -> (size: Int, warmUp: Int)? {
+    guard memory != "none" else { return nil }
+    do {
+      var v = try HyperparameterValues(parsing: "memory:" + memory)
+      try v.validate(against: [
+        HyperparameterSpec("size", .integer, default: "4096", "embeddings held", range: .atLeast(1)),
+        HyperparameterSpec("warmup", .integer, default: "0", "steps before the memory starts filling", range: .nonNegative),
+      ])
+      let size = try v.integer("size"), warmUp = try v.integer("warmup")
+      guard size >= 1 else { throw SpecificationError("size=\(size) must be at least 1") }
+      guard warmUp >= 0 else { throw SpecificationError("warmup=\(warmUp) must be ≥ 0") }
+      return (size, warmUp)
+    } catch { throw ValidationError("--memory \(memory): \(error)") }
+  }
+
+  /// `--offline-mining` settings, for batches of `batchSize` samples.
+  func offlineSettings(batchSize: Int) throws -> OfflineMiningSettings? {
+    guard offlineMining != "none" else { return nil }
+    do {
+      var v = try HyperparameterValues(parsing: "offline-mining:" + offlineMining)
+      try v.validate(against: [
+        HyperparameterSpec("every", .integer, default: "1", "mine again every this many epochs", range: .atLeast(1)),
+        HyperparameterSpec("steps", .integer, default: "0", "or every this many steps (0: use every)", range: .nonNegative),
+        HyperparameterSpec("k", .integer, default: "10", "hard positives and negatives kept per anchor", range: .atLeast(1)),
+        HyperparameterSpec("window", .choice(OfflineWindow.allCases.map(\.rawValue)), default: "hard", "hard: nearest negatives; semihard: nearest beyond the hardest positive"),
+        HyperparameterSpec("positives", .integer, default: "1", "hard positives per anchor in a batch", range: .nonNegative),
+        HyperparameterSpec("negatives", .integer, default: "3", "hard negatives per anchor in a batch", range: .nonNegative),
+        .distance(default: "euclidean"),
+      ])
+      let every = try v.integer("every"), steps = try v.integer("steps"), k = try v.integer("k")
+      let positives = try v.integer("positives"), negatives = try v.integer("negatives")
+      guard every >= 1 else { throw SpecificationError("every=\(every) must be at least 1") }
+      guard steps >= 0 else { throw SpecificationError("steps=\(steps) must be ≥ 0") }
+      guard k >= 1 else { throw SpecificationError("k=\(k) must be at least 1") }
+      guard positives >= 0, negatives >= 0, positives + negatives >= 1, positives <= k, negatives <= k else {
+        throw SpecificationError("positives=\(positives) and negatives=\(negatives) must lie in 0...k=\(k), not both 0")
+      }
+      return OfflineMiningSettings(
+        everyEpochs: every, everySteps: steps > 0 ? steps : nil, k: k, window: OfflineWindow(rawValue: try v.string("window"))!,
+        positives: positives, negatives: negatives, distance: try v.distance(), batchSize: batchSize)
+    } catch { throw ValidationError("--offline-mining \(offlineMining): \(error)") }
+  }
+
+  /// Sub-class labels: each class's samples clustered by k-means on their inputs (seeded), so
+  /// that the loss separates the modes within a class as well as the classes, which keeps
+  /// features that the seen classes alone would not need (as MIC, Roth et al. 2019, argues).
+  static func subclassLabels(_ data: Dataset, per k: Int, seed: UInt64) throws -> [Int] {
+    var labels = data.labels
+    for c in data.classes {
+      let members = data.labels.indices.filter { data.labels[$0] == c }
+      guard members.count >= k else { throw ValidationError("--subclasses \(k): class \(c) has only \(members.count) samples") }
+      let clusters = try KMeans.fit(data.subset(members).features, k: k, iterations: 20, restarts: 1, seed: seed &+ UInt64(c))
+      for (i, m) in members.enumerated() { labels[m] = c * k + clusters.assignments[i] }
+    }
+    return labels
+  }
+
+  /// Whether `--batch` asks for SimCLR-style labels (views:labels=instance).
+  func instanceLabels() throws -> Bool {
+    let values = try Builders.values(CommandRegistry.batches, batch, flag: "--batch")
+    guard values.component == "views" else { return false }
+    return try values.string("labels") == "instance"
+  }
+
+  /// The library's run settings from the flags, for `stepsPerEpoch` batches per epoch (of image
+  /// data or not).
+  func runSettings(stepsPerEpoch: Int, imageData: Bool) throws -> RunSettings {
+    let batchSize = try Builders.values(CommandRegistry.batches, batch, flag: "--batch").integer("size")
+    let s = RunSettings(
+      epochs: epochs, patience: patience, seed: seed,
+      schedule: try Builders.schedule(schedule, stepsPerEpoch: stepsPerEpoch, epochs: epochs),
+      augmentation: try ImageAugmentation(parsing: augment), offlineMining: try offlineSettings(batchSize: batchSize),
+      instanceLabels: try instanceLabels(), stepEventInterval: logEvery)
+    if s.augmentation?.operations.isEmpty == false && !imageData {
+      throw ValidationError("--augment \(augment) needs image data (such as fashion-mnist)")
+    }
+    return s
+  }
+}

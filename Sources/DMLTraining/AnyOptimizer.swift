@@ -1,0 +1,109 @@
+import DMLCore
+
+/// An optimizer whose concrete type is erased, for optimizers chosen at run time (the registry,
+/// the command line). The update is the wrapped optimizer's, specialised where it was wrapped;
+/// the names of the slots are kept here, so a visit costs one indirect call per parameter.
+/// Copies are independent values, like the optimizers they wrap.
+public struct AnyOptimizer<Scalar: DMLScalar>: Optimizer {
+  @usableFromInline var witness: Witness
+  /// The slot of each parameter name, and the path being visited.
+  public var slots: ParameterSlots
+
+  /// The closures over one boxed optimizer.
+  @usableFromInline
+  struct Witness {
+    /// The only strong reference to the box (the closures hold it unowned).
+    @usableFromInline var owner: AnyObject
+    @usableFromInline let update: (inout Parameter<Scalar>, Int) -> Void
+    @usableFromInline let learningRate: () -> Double
+    @usableFromInline let setLearningRate: (Double) -> Void
+    @usableFromInline let scale: () -> Double
+    @usableFromInline let setScale: (Double) -> Void
+    @usableFromInline let groups: () -> [ParameterGroup]
+    @usableFromInline let setGroups: ([ParameterGroup]) -> Void
+    @usableFromInline let state: () -> SlotState<Scalar>
+    @usableFromInline let setState: (SlotState<Scalar>) -> Void
+    @usableFromInline let copy: () -> Witness
+    @usableFromInline let unwrap: () -> Any
+
+    @inlinable
+    init<O: Optimizer>(_ optimizer: O) where O.Scalar == Scalar {
+      let box = Box(optimizer)
+      owner = box
+      update = { [unowned(unsafe) box] in box.value.update(&$0, slot: $1) }
+      learningRate = { [unowned(unsafe) box] in box.value.learningRate }
+      setLearningRate = { [unowned(unsafe) box] in box.value.learningRate = $0 }
+      scale = { [unowned(unsafe) box] in box.value.learningRateScale }
+      setScale = { [unowned(unsafe) box] in box.value.learningRateScale = $0 }
+      groups = { [unowned(unsafe) box] in box.value.groups }
+      setGroups = { [unowned(unsafe) box] in box.value.groups = $0 }
+      state = { [unowned(unsafe) box] in box.value.slotState }
+      setState = { [unowned(unsafe) box] in box.value.slotState = $0 }
+      copy = { [unowned(unsafe) box] in Witness(box.value) }
+      unwrap = { [unowned(unsafe) box] in box.value }
+    }
+  }
+
+  /// Wraps `optimizer`, with its slots.
+  @inlinable
+  public init<O: Optimizer>(_ optimizer: O) where O.Scalar == Scalar {
+    if let erased = optimizer as? AnyOptimizer<Scalar> {
+      self = erased
+      return
+    }
+    witness = Witness(optimizer)
+    slots = optimizer.slots
+  }
+
+  /// The wrapped optimizer as its concrete type (its slots are this wrapper's), or `nil` when
+  /// it has another type.
+  public func unwrapped<O: Optimizer>(as _: O.Type = O.self) -> O? { witness.unwrap() as? O }
+
+  @inlinable
+  mutating func makeUnique() {
+    if !isKnownUniquelyReferenced(&witness.owner) { witness = witness.copy() }
+  }
+
+  /// The wrapped optimizer's base learning rate.
+  public var learningRate: Double {
+    get { witness.learningRate() }
+    set {
+      makeUnique()
+      witness.setLearningRate(newValue)
+    }
+  }
+
+  /// The wrapped optimizer's schedule factor.
+  public var learningRateScale: Double {
+    get { witness.scale() }
+    set {
+      makeUnique()
+      witness.setScale(newValue)
+    }
+  }
+
+  /// The wrapped optimizer's parameter groups.
+  public var groups: [ParameterGroup] {
+    get { witness.groups() }
+    set {
+      makeUnique()
+      witness.setGroups(newValue)
+    }
+  }
+
+  /// The wrapped optimizer's per-slot buffers and step counts.
+  public var slotState: SlotState<Scalar> {
+    get { witness.state() }
+    set {
+      makeUnique()
+      witness.setState(newValue)
+    }
+  }
+
+  /// Updates `parameter` with the wrapped optimizer's rule.
+  @inlinable
+  public mutating func update(_ parameter: inout Parameter<Scalar>, slot: Int) {
+    makeUnique()
+    witness.update(&parameter, slot)
+  }
+}
