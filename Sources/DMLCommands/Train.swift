@@ -42,8 +42,6 @@ struct Train: ParsableCommand, TrainingDataFlags {
   @Option(help: "Log every this many steps (0: epochs only).") var logEvery = 50
   @Option(help: "Write curves.png, embeddings.png (t-SNE of the test split) and, for images, retrieval.png into this folder at the end.")
   var plots: String?
-  /// `dml tune`'s trials: print nothing and skip the test classes (the caller reads the summary).
-  @Flag(help: .hidden) var trial = false
 
   func validate() throws {
     guard epochs >= 1 else { throw ValidationError("--epochs \(epochs) must be at least 1") }
@@ -84,7 +82,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
   func run() throws {
     do { _ = try resolvingResume(given: CommandLine.arguments).execute() } catch {
       // The JSON log ends with the error too, so that a reader of the file alone sees why it stopped.
-      if !trial && (log == "json" || (log == nil && isatty(STDOUT_FILENO) == 0)) {
+      if (log == "json" || (log == nil && isatty(STDOUT_FILENO) == 0)) {
         say(jsonLine(["event": "error", "message": (error as? ValidationError)?.message ?? "\(error)"]))
       }
       throw error
@@ -104,7 +102,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
     if subclasses > 1 { train.labels = ClassSplit.remap(try Recipe.subclassLabels(train, per: subclasses, seed: seed)).labels }
     var (trainer, batches, settings) = try recipe.parts(train: train) { warn($0) }
     // Every component is built: the last checks before any training.
-    if !trial, let warning = try splitClasses.openSetCheck(allowed: allowOverlap, options: dataOptions) { warn(warning) }
+    if let warning = try splitClasses.openSetCheck(allowed: allowOverlap, options: dataOptions) { warn(warning) }
     try checkOutputs()
     if let checkpoint {
       settings.checkpoint = CheckpointSettings(folder: checkpoint, resume: resume, configuration: configuration, changeableOnResume: Self.changeableOnResume)
@@ -240,13 +238,13 @@ struct Train: ParsableCommand, TrainingDataFlags {
 
 
 
-  /// Prints unless this is one of `dml tune`'s trials, and flushes: each log line reaches its
-  /// reader (a file, a pipe) as it is written, so a killed run keeps its log up to the kill.
+  /// Prints and flushes: each log line reaches its reader (a file, a pipe) as it is written, so a
+  /// killed run keeps its log up to the kill.
   func say(_ text: String, terminator: String = "\n") {
-    guard !trial else { return }
     print(text, terminator: terminator)
     fflush(nil)
   }
+
 
 
   /// Trains `run`, logging its events as text or JSON lines, then reports the test metrics and
@@ -268,7 +266,6 @@ struct Train: ParsableCommand, TrainingDataFlags {
       throw ValidationError(
         "--resume: --\(mismatch.key.replacingOccurrences(of: "_", with: "-")) is '\(mismatch.current)' but the checkpoint was made with '\(mismatch.saved)'")
     }
-    if trial { return summary }
     try report(run.test(on: test), test: test, json: json)
     if let plots {
       // The run and its report are done: a picture that cannot be drawn is a warning, not a failure.
@@ -348,7 +345,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
       if json {
         say(jsonLine(Self.record(event)!))
         // Progress for a person watching while the JSON goes to a file or a pipe.
-        if !trial && !tty { warn(line) }
+        if !tty { warn(line) }
       } else {
         if tty { say("\r\u{1B}[2K", terminator: "") }  // erase the progress line
         say(line)
@@ -363,7 +360,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
         say("restored the parameters of epoch \(epoch) (best validation MAP@R)")
       }
     case .warning(let text):
-      if !trial { warn(text) }
+      warn(text)
     }
   }
 

@@ -74,6 +74,28 @@ struct Tune: ParsableCommand, TrainingDataFlags {
     ]
   }
 
+  /// Trains one trial's recipe on one fold through the library's run (quietly, early-stopped on
+  /// the fold's validation classes) and returns what it found. The fold's data is loaded once and
+  /// kept in `data`.
+  func trialRun(_ settings: Settings, fold: String, data: inout [String: (train: Dataset, validation: Dataset)]) throws -> RunSummary {
+    if data[fold] == nil {
+      var options = dataOptions
+      options.validationClasses = fold
+      options.testClasses = fold  // never used: the trials skip testing
+      let (train, validation, _, _) = try options.splitsAndClasses()
+      data[fold] = (train, validation!)
+    }
+    let (train, validation) = data[fold]!
+    let recipe = Recipe(
+      network: settings.network, loss: settings.loss.split(separator: "+").map(String.init), miner: settings.miner, batch: settings.batch,
+      optimizer: settings.optimizer, schedule: settings.schedule, augment: settings.augment, epochs: epochs, patience: patience, seed: seed,
+      logEvery: 0)
+    try recipe.validate()
+    let (trainer, batches, runSettings) = try recipe.parts(train: train) { _ in }
+    var run = try TrainingRun(trainer: trainer, training: train, validation: validation, batches: batches, settings: runSettings)
+    return try run.fit()
+  }
+
   /// A trial's settings, one per flag.
   struct Settings: Equatable {
     var network, loss, miner, batch, optimizer, schedule, augment: String
@@ -143,6 +165,7 @@ struct Tune: ParsableCommand, TrainingDataFlags {
       + (done.isEmpty ? "" : "; resuming after \(done.count) trial(s)"))
     let start = Date()
     var baselines: [String: Double] = [:]  // the raw input's validation MAP@R, per fold
+    var foldData: [String: (train: Dataset, validation: Dataset)] = [:]  // each fold's data, loaded once
     for trial in 0..<trials where !done.contains(trial) {
       if let minutes, Date().timeIntervalSince(start) > minutes * 60 {
         print("budget of \(minutes) minutes spent: stopping before trial \(trial + 1)")
@@ -152,11 +175,9 @@ struct Tune: ParsableCommand, TrainingDataFlags {
       let t0 = Date()
       var scores: [Double] = [], bestEpochs: [Int] = []
       for validation in validationSets {
-        var arguments = dataOptionsArguments() + ["--validation-classes", validation, "--test-classes", validation]
-        arguments += settings.arguments + ["--epochs", "\(epochs)", "--patience", "\(patience)", "--seed", "\(seed)", "--log", "json", "--log-every", "0", "--trial"]
         var summary = RunSummary()
         do {
-          summary = try Train.parse(arguments).execute()
+          summary = try trialRun(settings, fold: validation, data: &foldData)
         } catch let error as DataError {
           throw error  // the data, not the recipe: the whole search would fail alike
         } catch {
