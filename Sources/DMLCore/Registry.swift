@@ -221,6 +221,14 @@ public struct HyperparameterValues: Sendable, Equatable {
     return v
   }
 
+  /// An integer value that must satisfy `condition`, described by `requirement` in the error
+  /// (for a rule that a declared range cannot state, such as "odd").
+  public func integer(_ name: String, _ requirement: String, _ condition: (Int) -> Bool) throws -> Int {
+    let v = try integer(name)
+    guard condition(v) else { throw SpecificationError("\(component): \(name)=\(v) must be \(requirement)") }
+    return v
+  }
+
   /// The `classes` hyperparameter (`HyperparameterSpec.classes`) resolved against the data: 0
   /// means the context's number of classes; a number below it is refused, since every training
   /// label needs its learned vector (a smaller count would index past the last one).

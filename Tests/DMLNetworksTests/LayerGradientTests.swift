@@ -274,6 +274,34 @@ struct LayerGradientTests {
     expectPasses(GradientCheck.layer(body, input: randomInput(4, 5, seed: 18)), "Sequential")
     expectPasses(GradientCheck.layer(Stack<ReLU<Double>>([]), input: randomInput(2, 3, seed: 19)), "empty Stack")
   }
+
+  @Test("Residual: x + body(x), gradients through both paths, the body's names under `body`")
+  func residual() {
+    var rng = RandomSource(seed: 23)
+    let block = Residual {
+      Linear<Double>(6, 9, rng: &rng)
+      ReLU<Double>()
+      Linear<Double>(9, 6, rng: &rng)
+    }
+    expectPasses(GradientCheck.layer(block, input: randomInput(5, 6, seed: 24)), "Residual")
+    // In a sequence, as element 1: `1.body.0.weight`, … (PyTorch's names for such a module).
+    var net = sequential {
+      Linear<Double>(4, 6, rng: &rng)
+      block
+    }
+    var names: [String] = []
+    net.forEachParameter { name, _ in names.append(name) }
+    #expect(names == ["0.weight", "0.bias", "1.body.0.weight", "1.body.0.bias", "1.body.2.weight", "1.body.2.bias"])
+    // The output is the input plus the body's output, exactly.
+    var b = block, body = block.body
+    let x = randomInput(3, 6, seed: 25)
+    var y = Matrix<Double>(), f = Matrix<Double>()
+    b.forward(x, into: &y, mode: .inference)
+    body.forward(x, into: &f, mode: .inference)
+    f.add(x)
+    #expect(y == f)
+    expectPasses(GradientCheck.layer(net, input: randomInput(4, 4, seed: 26)), "Linear then Residual")
+  }
 }
 
 /// The layers that split a batch over the cores (`BatchParallelism`) give what the unsplit pass
