@@ -64,14 +64,19 @@ check-new-loss: deps
 	$(SWIFT) build --build-tests; $(SWIFT) test --skip-build --filter FooLossTests 2>&1 | tee "$$tmp/log"; \
 	grep -q 'Test run with 2 tests in 1 suite passed' "$$tmp/log" && echo "check-new-loss: FooLoss scaffolded, built and passed its conformance tests"
 
-# Issue 8: the external example package (Examples/CircleLoss) depends on this one, passes the
-# conformance suite with its own loss, and trains with it through the library's command line.
+# The external example package (Examples/CircleLoss) depends on this one, passes the conformance
+# suite with its own loss and miner, trains its own network, loss and miner through the run API
+# (train-recipe: a run, then its resume), and through the library's command line, selected by flags.
 example: deps
 	cd Examples/CircleLoss && $(SWIFT) build --build-tests && $(SWIFT) test
-	out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
+	out=$$(mktemp); dir=$$(mktemp -d); trap 'rm -rf "$$out" "$$dir"' EXIT; \
+	{ Examples/CircleLoss/.build/debug/train-recipe "$$dir/run" && Examples/CircleLoss/.build/debug/train-recipe "$$dir/run" --resume | tee "$$out" && \
+	  grep -q '^epoch 2 ' "$$out" && ! grep -q '^epoch 1 ' "$$out"; } || { echo "example: train-recipe did not train and resume"; exit 1; }; \
+	echo "example: train-recipe trained, then resumed at epoch 2"; \
+	[ "$$(Examples/CircleLoss/.build/debug/dml-circle list | grep -cE '^  (residual-mlp|circle|hardest-pairs) ')" = 3 ] || { echo "example: dml-circle list lacks a component"; exit 1; }; \
 	Examples/CircleLoss/.build/debug/dml-circle train --train-classes 0-2 --test-classes 5-6 \
-	  --network mlp:hidden=64 --loss circle --miner hardest-pairs --epochs 1 --log json --log-every 0 > "$$out"; \
-	status=$$?; cat "$$out"; [ $$status -eq 0 ] && grep -q '"event":"test"' "$$out" && echo "example: dml-circle trained with the circle loss and the hardest-pairs miner"
+	  --network residual-mlp:width=64,blocks=1 --loss circle --miner hardest-pairs --epochs 1 --log json --log-every 0 > "$$out"; \
+	status=$$?; cat "$$out"; [ $$status -eq 0 ] && grep -q '"event":"test"' "$$out" && echo "example: dml-circle trained the residual-mlp network with the circle loss and the hardest-pairs miner"
 
 # numpy from PyPI: its bundled OpenBLAS detects this CPU by itself, the reference for GEMM speed.
 bench-deps: deps

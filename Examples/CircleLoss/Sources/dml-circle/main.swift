@@ -1,5 +1,5 @@
-// The library's `dml` command line, with Circle loss registered beside the standard losses and
-// the hardest-pairs miner beside the built-in miners.
+// The library's `dml` command line, with Circle loss registered beside the standard losses, the
+// hardest-pairs miner beside the built-in miners and the residual MLP beside the built-in networks.
 import CircleLoss
 import DMLCommands
 import DMLLosses
@@ -11,4 +11,5 @@ CommandRegistry.miners.register(
   ComponentFactory(
     "hardest-pairs", summary: "each anchor's hardest positive and negative pair (example package)", hyperparameters: [.distance(default: "cosine")]
   ) { values, _ in AnyTupleSampler(HardestPairsMiner<Float>(distance: try values.distance())) })
+CommandRegistry.networks.register(ResidualMLP.factory)
 DML.main()
