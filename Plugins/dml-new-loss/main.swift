@@ -35,7 +35,12 @@ else { fail("cannot read \(manifestPath): run this in swift-metric-learning's pa
 
 // The manifest: the module's name in `lossModules`, one line. Everything else follows from it.
 guard let markerRange = manifest.range(of: "  // `swift package new-loss NAME` adds a loss module's name above this line")
-else { fail("\(manifestPath) lacks the new-loss marker in `lossModules`") }
+else {
+  fail(
+    "\(manifestPath) has no `lossModules` list with the new-loss marker: new-loss scaffolds a loss module inside "
+      + "swift-metric-learning's own package only. In another package, write the loss as one file of your own target "
+      + "(a RegisteredLoss) and test it with DMLTesting's LossConformance, as Examples/CircleLoss does.")
+}
 guard !manifest.contains("\"\(module)\"") else { fail("\(manifestPath) already names a module \(module)") }
 manifest.insert(contentsOf: "  \"\(module)\",\n", at: markerRange.lowerBound)
 

@@ -33,13 +33,10 @@ public struct Residual<Body: Layer>: Layer {
     return n
   }
 
-  /// `input + body(input)`.
+  /// `input + body(input)` (`add` checks that the body kept the width).
   @inlinable
   public mutating func forward(_ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode) {
     body.forward(input, into: &bodyOutput, mode: mode)
-    precondition(
-      bodyOutput.rows == input.rows && bodyOutput.columns == input.columns,
-      "Residual: the body maps \(input.columns) features to \(bodyOutput.columns)")
     output.assign(bodyOutput)
     output.add(input)
   }
