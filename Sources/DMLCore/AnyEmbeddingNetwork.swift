@@ -16,9 +16,9 @@ public struct AnyEmbeddingNetwork<Scalar: DMLScalar>: EmbeddingNetwork {
   /// The closures over one boxed network.
   @usableFromInline
   struct Witness {
-    /// The only strong reference to the box (the closures hold it unowned), so that
-    /// `isKnownUniquelyReferenced` tells whether another copy shares it.
-    @usableFromInline var owner: AnyObject
+    /// Held by the copies of this witness only (the closures hold the box): unique when no
+    /// other copy shares the box.
+    @usableFromInline var token = UniquenessToken()
     @usableFromInline let forward: (Matrix<Scalar>, ForwardMode) -> Void
     @usableFromInline let backward: (Matrix<Scalar>) -> Void
     @usableFromInline let embeddings: () -> Matrix<Scalar>
@@ -31,15 +31,14 @@ public struct AnyEmbeddingNetwork<Scalar: DMLScalar>: EmbeddingNetwork {
     @inlinable
     init<N: EmbeddingNetwork>(_ network: N) where N.Scalar == Scalar {
       let box = Box(network)
-      owner = box
-      forward = { [unowned(unsafe) box] in box.value.forward($0, mode: $1) }
-      backward = { [unowned(unsafe) box] in box.value.backward($0) }
-      embeddings = { [unowned(unsafe) box] in box.value.embeddings }
-      embeddingDimension = { [unowned(unsafe) box] in box.value.embeddingDimension }
-      visit = { [unowned(unsafe) box] in box.value.visitParameters(&$0) }
-      visitRandom = { [unowned(unsafe) box] in box.value.visitRandomSources($0) }
-      copy = { [unowned(unsafe) box] in Witness(box.value) }
-      unwrap = { [unowned(unsafe) box] in box.value }
+      forward = { box.value.forward($0, mode: $1) }
+      backward = { box.value.backward($0) }
+      embeddings = { box.value.embeddings }
+      embeddingDimension = { box.value.embeddingDimension }
+      visit = { box.value.visitParameters(&$0) }
+      visitRandom = { box.value.visitRandomSources($0) }
+      copy = { Witness(box.value) }
+      unwrap = { box.value }
     }
   }
 
@@ -60,7 +59,7 @@ public struct AnyEmbeddingNetwork<Scalar: DMLScalar>: EmbeddingNetwork {
   /// Gives this copy its own network before a mutation, if another copy shares it.
   @inlinable
   mutating func makeUnique() {
-    if !isKnownUniquelyReferenced(&witness.owner) { witness = witness.copy() }
+    if !isKnownUniquelyReferenced(&witness.token) { witness = witness.copy() }
   }
 
   /// The wrapped network's embeddings of the last forward pass.

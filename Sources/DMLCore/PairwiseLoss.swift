@@ -75,12 +75,36 @@ public protocol EmbeddingLoss<Scalar>: ParameterContainer {
   var embeddingGradient: Matrix<Scalar> { get }
   /// Applies reference updates that are not the optimizer's, once per step, after it.
   mutating func updateReferences()
+  /// The distance under which `evaluate(_:labels:tuples:sharedScores:)` reuses a score matrix of
+  /// the batch against itself computed before (by the trainer, for its miner), or `nil` when the
+  /// loss computes its own scores (learned references, several parts).
+  var sharedScoreDistance: Distance? { get }
+  /// Evaluates the loss on the batch alone, reusing `sharedScores`: the batch against itself
+  /// under `sharedScoreDistance`, computed with `workspace` (which the backward pass reads). The
+  /// buffers may be exchanged with the loss's own (no copy); their content afterwards is
+  /// unspecified.
+  mutating func evaluate(
+    _ embeddings: Matrix<Scalar>, labels: [Int], tuples: Tuples?, sharedScores: inout Matrix<Scalar>,
+    workspace: inout DistanceWorkspace<Scalar>
+  ) -> LossValue<Scalar>
 }
 
 extension EmbeddingLoss {
   /// Evaluates the loss on the batch alone.
   @inlinable
   public mutating func evaluate(_ embeddings: Matrix<Scalar>, labels: [Int], tuples: Tuples?) -> LossValue<Scalar> {
+    evaluate(embeddings, labels: labels, memory: nil, tuples: tuples)
+  }
+
+  /// `nil` by default: the loss computes its own scores.
+  @inlinable public var sharedScoreDistance: Distance? { nil }
+
+  /// Evaluates without the shared scores by default.
+  @inlinable
+  public mutating func evaluate(
+    _ embeddings: Matrix<Scalar>, labels: [Int], tuples: Tuples?, sharedScores: inout Matrix<Scalar>,
+    workspace: inout DistanceWorkspace<Scalar>
+  ) -> LossValue<Scalar> {
     evaluate(embeddings, labels: labels, memory: nil, tuples: tuples)
   }
 }
@@ -141,6 +165,26 @@ public struct LossEvaluator<Loss: PairwiseLoss>: EmbeddingLoss {
 
   /// True when the loss has no learned references and supports a cross-batch memory.
   @inlinable public var acceptsMemory: Bool { loss.references == nil && Loss.supportsCrossBatchMemory }
+
+  /// The loss's distance when it compares the batch with itself (no learned references).
+  @inlinable public var sharedScoreDistance: Distance? { loss.references == nil ? loss.distance : nil }
+
+  /// Evaluates on `sharedScores` (the batch against itself under the loss's distance) and the
+  /// workspace that computed them, taken in exchange for the evaluator's own buffers: the scores
+  /// are computed once per step.
+  @inlinable
+  public mutating func evaluate(
+    _ embeddings: Matrix<Scalar>, labels: [Int], tuples: Tuples?, sharedScores: inout Matrix<Scalar>,
+    workspace shared: inout DistanceWorkspace<Scalar>
+  ) -> LossValue<Scalar> {
+    guard loss.references == nil else { return evaluate(embeddings, labels: labels, memory: nil, tuples: tuples) }
+    precondition(
+      labels.count == embeddings.rows && sharedScores.rows == embeddings.rows && sharedScores.columns == embeddings.rows,
+      "Loss: the shared scores are \(sharedScores.rows)x\(sharedScores.columns) for \(embeddings.rows) embeddings")
+    swap(&scores, &sharedScores)
+    swap(&workspace, &shared)
+    return finish(embeddings, labels: labels, tuples: tuples)
+  }
 
   /// Mines with `sampler`, then evaluates the loss on what it found. When the sampler and the
   /// loss compare the batch with itself under the same distance, the score matrix is computed
@@ -337,8 +381,12 @@ public struct AnyEmbeddingLoss<Scalar: DMLScalar>: EmbeddingLoss {
   @usableFromInline let _gradient: () -> Matrix<Scalar>
   @usableFromInline let _visit: (inout ForwardingVisitor<Scalar>) -> Void
   @usableFromInline let _update: () -> Void
+  @usableFromInline let _evaluateShared:
+    (Matrix<Scalar>, [Int], Tuples?, inout Matrix<Scalar>, inout DistanceWorkspace<Scalar>) -> LossValue<Scalar>
   /// Whether the wrapped loss accepts a cross-batch memory.
   public let acceptsMemory: Bool
+  /// The wrapped loss's `sharedScoreDistance`.
+  public let sharedScoreDistance: Distance?
 
   /// Wraps `loss`; its state lives in a box that copies of this wrapper share.
   @inlinable
@@ -349,6 +397,17 @@ public struct AnyEmbeddingLoss<Scalar: DMLScalar>: EmbeddingLoss {
     _gradient = { box.value.embeddingGradient }
     _visit = { box.value.visitParameters(&$0) }
     _update = { box.value.updateReferences() }
+    _evaluateShared = { box.value.evaluate($0, labels: $1, tuples: $2, sharedScores: &$3, workspace: &$4) }
+    sharedScoreDistance = loss.sharedScoreDistance
+  }
+
+  /// Evaluates the wrapped loss on shared scores.
+  @inlinable
+  public mutating func evaluate(
+    _ embeddings: Matrix<Scalar>, labels: [Int], tuples: Tuples?, sharedScores: inout Matrix<Scalar>,
+    workspace: inout DistanceWorkspace<Scalar>
+  ) -> LossValue<Scalar> {
+    _evaluateShared(embeddings, labels, tuples, &sharedScores, &workspace)
   }
 
   /// Evaluates the wrapped loss.
@@ -367,6 +426,13 @@ public struct AnyEmbeddingLoss<Scalar: DMLScalar>: EmbeddingLoss {
   }
   /// Applies the wrapped loss's reference updates.
   @inlinable public mutating func updateReferences() { _update() }
+}
+
+/// A marker object held only by the copies of one type-erased value (never by its closures), so
+/// that `isKnownUniquelyReferenced` tells whether a copy shares the value's box with another.
+@usableFromInline
+package final class UniquenessToken {
+  @usableFromInline package init() {}
 }
 
 /// A mutable box for the state of a type-erased component.

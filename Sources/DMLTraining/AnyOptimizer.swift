@@ -12,8 +12,9 @@ public struct AnyOptimizer<Scalar: DMLScalar>: Optimizer {
   /// The closures over one boxed optimizer.
   @usableFromInline
   struct Witness {
-    /// The only strong reference to the box (the closures hold it unowned).
-    @usableFromInline var owner: AnyObject
+    /// Held by the copies of this witness only (the closures hold the box): unique when no
+    /// other copy shares the box.
+    @usableFromInline var token = UniquenessToken()
     @usableFromInline let update: (inout Parameter<Scalar>, Int) -> Void
     @usableFromInline let learningRate: () -> Double
     @usableFromInline let setLearningRate: (Double) -> Void
@@ -29,18 +30,17 @@ public struct AnyOptimizer<Scalar: DMLScalar>: Optimizer {
     @inlinable
     init<O: Optimizer>(_ optimizer: O) where O.Scalar == Scalar {
       let box = Box(optimizer)
-      owner = box
-      update = { [unowned(unsafe) box] in box.value.update(&$0, slot: $1) }
-      learningRate = { [unowned(unsafe) box] in box.value.learningRate }
-      setLearningRate = { [unowned(unsafe) box] in box.value.learningRate = $0 }
-      scale = { [unowned(unsafe) box] in box.value.learningRateScale }
-      setScale = { [unowned(unsafe) box] in box.value.learningRateScale = $0 }
-      groups = { [unowned(unsafe) box] in box.value.groups }
-      setGroups = { [unowned(unsafe) box] in box.value.groups = $0 }
-      state = { [unowned(unsafe) box] in box.value.slotState }
-      setState = { [unowned(unsafe) box] in box.value.slotState = $0 }
-      copy = { [unowned(unsafe) box] in Witness(box.value) }
-      unwrap = { [unowned(unsafe) box] in box.value }
+      update = { box.value.update(&$0, slot: $1) }
+      learningRate = { box.value.learningRate }
+      setLearningRate = { box.value.learningRate = $0 }
+      scale = { box.value.learningRateScale }
+      setScale = { box.value.learningRateScale = $0 }
+      groups = { box.value.groups }
+      setGroups = { box.value.groups = $0 }
+      state = { box.value.slotState }
+      setState = { box.value.slotState = $0 }
+      copy = { Witness(box.value) }
+      unwrap = { box.value }
     }
   }
 
@@ -61,7 +61,7 @@ public struct AnyOptimizer<Scalar: DMLScalar>: Optimizer {
 
   @inlinable
   mutating func makeUnique() {
-    if !isKnownUniquelyReferenced(&witness.owner) { witness = witness.copy() }
+    if !isKnownUniquelyReferenced(&witness.token) { witness = witness.copy() }
   }
 
   /// The wrapped optimizer's base learning rate.

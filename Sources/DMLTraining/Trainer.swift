@@ -83,6 +83,9 @@ public struct Trainer<
       precondition(loss.acceptsMemory && (!mines || sampler.acceptsMemory), "Trainer: the loss or the miner cannot use a cross-batch memory")
       memory!.makeReferences(batch: network.embeddings, labels: labels)
     }
+    // One score matrix per step: when the miner and the loss compare the batch with itself under
+    // the same distance, the loss evaluates on the miner's scores.
+    var shared = false
     if mines {
       let e = network.embeddings
       if usesMemory {
@@ -91,11 +94,14 @@ public struct Trainer<
       } else {
         sampler.distance.scores(e, e, sameSet: true, into: &scores, workspace: &workspace)
         sampler.mine(scores: scores, labels: labels, into: &tuples)
+        shared = loss.sharedScoreDistance == sampler.distance
       }
       mined = tuples.count
     }
-    let value = loss.evaluate(
-      network.embeddings, labels: labels, memory: usesMemory ? memory : nil, tuples: mines ? tuples : nil)
+    let value =
+      shared
+      ? loss.evaluate(network.embeddings, labels: labels, tuples: tuples, sharedScores: &scores, workspace: &workspace)
+      : loss.evaluate(network.embeddings, labels: labels, memory: usesMemory ? memory : nil, tuples: mines ? tuples : nil)
     guard value.total.isFinite else {
       throw TrainingError("step \(step + 1): the loss is \(value.total); parameters left as they were")
     }

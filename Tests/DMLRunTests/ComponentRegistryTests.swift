@@ -130,3 +130,37 @@ struct ComponentRegistryTests {
     #expect(p.learningRate == 0.1 && o.learningRate == 0.5)
   }
 }
+
+/// A loss that hides `sharedScoreDistance`, so that the trainer cannot share its scores.
+struct Unshared<Inner: EmbeddingLoss>: EmbeddingLoss {
+  typealias Scalar = Inner.Scalar
+  var inner: Inner
+  var acceptsMemory: Bool { inner.acceptsMemory }
+  var embeddingGradient: Matrix<Scalar> { inner.embeddingGradient }
+  mutating func evaluate(_ e: Matrix<Scalar>, labels: [Int], memory: CrossBatchMemory<Scalar>?, tuples: Tuples?) -> LossValue<Scalar> {
+    inner.evaluate(e, labels: labels, memory: memory, tuples: tuples)
+  }
+  mutating func updateReferences() { inner.updateReferences() }
+  mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar { inner.visitParameters(&visitor) }
+}
+
+@Suite("One score matrix per step")
+struct SharedScoresTests {
+  @Test("a loss and a miner of the same distance share the scores, and training is bitwise what it was with two computations")
+  func sharedEqualsUnshared() throws {
+    let loss = LossEvaluator(TripletMarginLoss<Float>(margin: 0.2))
+    let miner = TripletMarginMiner<Float>(margin: 0.2, type: .semihard)
+    #expect(loss.sharedScoreDistance == miner.distance && AnyEmbeddingLoss(loss).sharedScoreDistance == miner.distance)
+    #expect(Unshared(inner: loss).sharedScoreDistance == nil)
+    func run<L: EmbeddingLoss>(_ l: L) throws -> [UInt32] where L.Scalar == Float {
+      var r = try TrainingRun(
+        trainer: Trainer(
+          network: MLP<Float>.mlp(inputFeatures: 16, hidden: [32], embeddingDimension: 8, seed: 3), loss: l, sampler: miner,
+          optimizer: Adam<Float>(learningRate: 0.01)),
+        training: trainingData, batches: MPerClassSampler(labels: trainingData.labels, m: 4, batchSize: 24, seed: 6), settings: RunSettings(epochs: 3))
+      _ = try r.fit()
+      return bits(r)
+    }
+    #expect(try run(loss) == run(Unshared(inner: loss)))
+  }
+}
