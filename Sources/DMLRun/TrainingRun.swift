@@ -38,9 +38,14 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
   public let settings: RunSettings
   /// The network as it was before training, the baseline of `test(on:)`.
   public let untrained: Network
+  /// One training step, created where the run is built: there the four component types are
+  /// known, so the step (and every per-element loop in it) is compiled specialised for them,
+  /// while `fit` itself stays generic.
+  @usableFromInline let step: (inout Trainer<Network, Loss, Sampler, Opt>, Matrix<Float>, [Int]) throws -> StepResult<Float>
 
   /// A run of `trainer` on `training`. The settings are checked here: an error names the
   /// setting at fault.
+  @inlinable
   public init(
     trainer: Trainer<Network, Loss, Sampler, Opt>, training: Dataset, validation: Dataset? = nil, batches: any BatchSampler,
     settings: RunSettings
@@ -82,6 +87,7 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
     self.batches = batches
     self.settings = settings
     untrained = trainer.network
+    step = { try $0.train($1, labels: $2) }
   }
 
   /// Trains for the remaining epochs, calling `observe` with every event in order. An error thrown
@@ -176,7 +182,7 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
           augmenter!.apply(to: &x, rng: &rng)
         }
         if let schedule = settings.schedule { trainer.optimizer.learningRateScale = schedule.factor(at: trainer.step) }
-        let result = try trainer.train(x, labels: labels)
+        let result = try step(&trainer, x, labels)
         lossSum += Double(result.loss.total)
         activeTuples += result.loss.terms.reduce(0) { $0 + $1.nonZero }
         if let mined = result.mined {

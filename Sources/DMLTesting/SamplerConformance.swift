@@ -4,7 +4,10 @@
 ///   deterministic samplers);
 /// - one-sided batches (one label, or all labels distinct), a single row and an empty batch are
 ///   handled without a crash;
-/// - the statistics count every batch.
+/// - the statistics count every batch;
+/// - a sampler that accepts a cross-batch memory mines valid tuples from a rectangular score
+///   matrix: the batch's rows against the batch followed by a memory, with one label per column,
+///   anchors among the rows and partners among the columns.
 public enum SamplerConformance {
   /// Every failed check, described; empty when the sampler conforms.
   ///
@@ -32,17 +35,20 @@ public enum SamplerConformance {
       return t
     }
 
-    func invalid(_ t: Tuples, _ y: [Int]) -> String? {
-      let n = y.count
-      func ok(_ i: Int32) -> Bool { i >= 0 && Int(i) < n }
-      for p in t.positivePairs where !(ok(p.x) && ok(p.y) && p.x != p.y && y[Int(p.x)] == y[Int(p.y)]) {
+    /// The first invalid tuple: anchors index the first `rows` labels (all of them by default),
+    /// partners any label; column `j < rows` is row `j`, so an anchor is never its own positive.
+    func invalid(_ t: Tuples, _ y: [Int], rows: Int? = nil) -> String? {
+      let n = rows ?? y.count, m = y.count
+      func anchor(_ i: Int32) -> Bool { i >= 0 && Int(i) < n }
+      func partner(_ i: Int32) -> Bool { i >= 0 && Int(i) < m }
+      for p in t.positivePairs where !(anchor(p.x) && partner(p.y) && p.x != p.y && y[Int(p.x)] == y[Int(p.y)]) {
         return "invalid positive pair \(p)"
       }
-      for p in t.negativePairs where !(ok(p.x) && ok(p.y) && y[Int(p.x)] != y[Int(p.y)]) {
+      for p in t.negativePairs where !(anchor(p.x) && partner(p.y) && y[Int(p.x)] != y[Int(p.y)]) {
         return "invalid negative pair \(p)"
       }
       for q in t.triplets
-      where !(ok(q.x) && ok(q.y) && ok(q.z) && q.x != q.y && y[Int(q.x)] == y[Int(q.y)] && y[Int(q.x)] != y[Int(q.z)]) {
+      where !(anchor(q.x) && partner(q.y) && partner(q.z) && q.x != q.y && y[Int(q.x)] == y[Int(q.y)] && y[Int(q.x)] != y[Int(q.z)]) {
         return "invalid triplet \(q)"
       }
       return nil
@@ -85,6 +91,28 @@ public enum SamplerConformance {
     one.apply { _ in 0.5 }
     if mine(one, [0]).count != 0 { failures.append("a single row gave tuples") }
     if mine(Matrix(rows: 0, columns: x.columns), []).count != 0 { failures.append("an empty batch gave tuples") }
+
+    if sampler.acceptsMemory {
+      // The batch against itself followed by a memory of 24 earlier embeddings of the same classes.
+      let memory = LossConformance.Batch(rows: 24, dimension: 5, classes: 4, seed: 11)
+      var references = Matrix<Double>(rows: n + 24, columns: x.columns)
+      for i in 0..<(n + 24) {
+        for j in 0..<x.columns { references[i, j] = i < n ? x[i, j] : memory.embeddings[i - n, j] }
+      }
+      let labels = y + memory.labels
+      var s = sampler
+      var w = DistanceWorkspace<Double>()
+      var scores = Matrix<Double>()
+      s.distance.scores(x, references, into: &scores, workspace: &w)
+      var t = Tuples.none
+      s.mine(scores: scores, labels: labels, into: &t)
+      if let e = invalid(t, labels, rows: n) { failures.append("with a memory: \(e)") }
+      if t.count == 0 { failures.append("with a memory: nothing mined") }
+      let reachesMemory =
+        t.positivePairs.contains { $0.y >= n } || t.negativePairs.contains { $0.y >= n }
+        || t.triplets.contains { $0.y >= n || $0.z >= n }
+      if !reachesMemory { failures.append("with a memory: no tuple uses a memory column") }
+    }
     return failures
   }
 }

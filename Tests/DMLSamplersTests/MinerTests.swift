@@ -113,6 +113,29 @@ struct SamplerConformanceTests {
     }
     #expect(!SamplerConformance.failures(Wrong()).isEmpty)
   }
+
+  @Test("the memory case fails a miner that claims a memory but treats the scores as square")
+  func memoryCaseCanFail() {
+    // Batch-hard on the first `rows` columns only (it takes the column count for the row count):
+    // valid tuples on a square matrix, none reaching the memory.
+    struct SquareOnly: TupleSampler {
+      var inner = BatchHardMiner<Double>()
+      var distance: Distance { inner.distance }
+      var acceptsMemory: Bool { true }
+      var statistics: MiningStatistics {
+        get { inner.statistics }
+        set { inner.statistics = newValue }
+      }
+      mutating func mine(scores: Matrix<Double>, labels: [Int], into tuples: inout Tuples) {
+        var square = Matrix<Double>(rows: scores.rows, columns: scores.rows)
+        for i in 0..<scores.rows { for j in 0..<scores.rows { square[i, j] = scores[i, j] } }
+        inner.mine(scores: square, labels: Array(labels.prefix(scores.rows)), into: &tuples)
+      }
+    }
+    let failures = SamplerConformance.failures(SquareOnly())
+    #expect(failures == ["with a memory: no tuple uses a memory column"], "\(failures)")
+    #expect(SamplerConformance.failures(BatchHardMiner<Double>()).isEmpty)
+  }
 }
 
 @Suite("Mining behaviour")
