@@ -63,7 +63,10 @@ struct CommandTests {
   func list() throws {
     let r = try dml(["list"])
     #expect(r.status == 0)
-    for name in ["mlp", "convnet-s", "local", "triplet", "contrastive", "supcon", "proxy-anchor", "semihard", "batch-hard", "m-per-class", "adam", "cosine"] {
+    for name in [
+      "mlp", "convnet-s", "local", "triplet", "contrastive", "supcon", "proxy-anchor", "semihard", "batch-hard", "distance-weighted", "m-per-class",
+      "views", "adam", "sgd", "cosine", "step", "crop", "erase",
+    ] {
       #expect(r.stdout.contains("  \(name) — "), "list lacks \(name)")
     }
     #expect(r.stdout.contains("margin=0.05  required gap between positive and negative"))
