@@ -140,7 +140,15 @@ struct Recipe {
   /// The library's run settings from the flags, for `stepsPerEpoch` batches per epoch (of image
   /// data or not).
   func runSettings(stepsPerEpoch: Int, imageData: Bool) throws -> RunSettings {
-    let batchSize = try Builders.values(CommandRegistry.batches, batch, flag: "--batch").integer("size")
+    // Offline mining builds batches of the batch sampler's size.
+    var batchSize = 2
+    if offlineMining != "none" {
+      let values = try Builders.values(CommandRegistry.batches, batch, flag: "--batch")
+      guard values.specs.contains(where: { $0.name == "size" }) else {
+        throw ValidationError("--offline-mining needs a batch sampler with a size; --batch \(batch) declares none")
+      }
+      batchSize = try values.integer("size")
+    }
     let s = RunSettings(
       epochs: epochs, patience: patience, seed: seed,
       schedule: try Builders.schedule(schedule, stepsPerEpoch: stepsPerEpoch, epochs: epochs),

@@ -210,6 +210,9 @@ struct Train: ParsableCommand, TrainingDataFlags {
       let existing = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).filter { $0 == "latest" || $0.hasPrefix("step-") }
       if resume {
         guard !existing.isEmpty else { throw ValidationError("--resume: \(folder) holds no checkpoint to continue") }
+        if let (dir, _) = try? Checkpoint.verifiedLatest(in: folder), let done = RunProgress.read(dir)?.epoch, done > epochs {
+          throw ValidationError("--epochs \(epochs): the run in --checkpoint \(folder) has completed \(done) epochs; give at least \(done) to continue it")
+        }
       } else if !existing.isEmpty {
         guard force else {
           throw ValidationError(

@@ -77,23 +77,33 @@ struct Tune: ParsableCommand, TrainingDataFlags {
   /// Trains one trial's recipe on one fold through the library's run (quietly, early-stopped on
   /// the fold's validation classes) and returns what it found. The fold's data is loaded once and
   /// kept in `data`.
-  func trialRun(_ settings: Settings, fold: String, data: inout [String: (train: Dataset, validation: Dataset)]) throws -> RunSummary {
+  func trialRun(
+    _ settings: Settings, trial: Int, fold: String, data: inout [String: (train: Dataset, validation: Dataset)]
+  ) throws -> RunSummary {
     if data[fold] == nil {
       var options = dataOptions
       options.validationClasses = fold
-      options.testClasses = fold  // never used: the trials skip testing
+      // Never the test data: the folds are held-out training classes, scored as validation.
+      options.testData = nil
+      options.testLabels = nil
+      options.testClasses = fold
       let (train, validation, _, _) = try options.splitsAndClasses()
       data[fold] = (train, validation!)
     }
     let (train, validation) = data[fold]!
+    guard Set(train.labels).count >= 2 else {
+      throw ValidationError("fold {\(fold)}: training needs at least 2 classes, the fold leaves \(Set(train.labels).count)")
+    }
     let recipe = Recipe(
       network: settings.network, loss: settings.loss.split(separator: "+").map(String.init), miner: settings.miner, batch: settings.batch,
       optimizer: settings.optimizer, schedule: settings.schedule, augment: settings.augment, epochs: epochs, patience: patience, seed: seed,
       logEvery: 0)
     try recipe.validate()
-    let (trainer, batches, runSettings) = try recipe.parts(train: train) { _ in }
+    let (trainer, batches, runSettings) = try recipe.parts(train: train) { warn("trial \(trial + 1): \($0)") }
     var run = try TrainingRun(trainer: trainer, training: train, validation: validation, batches: batches, settings: runSettings)
-    return try run.fit()
+    return try run.fit { event in
+      if case .warning(let text) = event { warn("trial \(trial + 1): \(text)") }
+    }
   }
 
   /// A trial's settings, one per flag.
@@ -144,6 +154,7 @@ struct Tune: ParsableCommand, TrainingDataFlags {
   static let header = "trial,mean_validation_map_at_r,fold_map_at_r,best_epochs,seconds,network,loss,miner,batch,optimizer,schedule,augment"
 
   func run() throws {
+    if let advice = BLAS.advice { warn("note: \(advice)") }
     let fm = FileManager.default
     try fm.createDirectory(atPath: output, withIntermediateDirectories: true)
     let signaturePath = "\(output)/search.json"
@@ -177,7 +188,7 @@ struct Tune: ParsableCommand, TrainingDataFlags {
       for validation in validationSets {
         var summary = RunSummary()
         do {
-          summary = try trialRun(settings, fold: validation, data: &foldData)
+          summary = try trialRun(settings, trial: trial, fold: validation, data: &foldData)
         } catch let error as DataError {
           throw error  // the data, not the recipe: the whole search would fail alike
         } catch {

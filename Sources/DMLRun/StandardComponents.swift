@@ -110,8 +110,12 @@ extension ComponentRegistry where Product == AnyEmbeddingNetwork<Float>, Context
         HyperparameterSpec("batchnorm", .boolean, default: "false", "BatchNorm before each ReLU"),
       ]) { v, c in
         let hidden = try v.integer("hidden"), depth = try v.integer("depth"), embedding = try v.integer("embedding")
-        let widths = [Double(c.inputFeatures)] + Array(repeating: Double(hidden), count: hidden == 0 ? 0 : depth) + [Double(embedding)]
-        try checkSize("mlp", parameters: zip(widths, widths.dropFirst()).reduce(0) { $0 + ($1.0 + 1) * $1.1 })
+        // Input → hidden, (depth − 1) × hidden → hidden, hidden → embedding (or input → embedding),
+        // and each layer's own bookkeeping counted as 64 scalars.
+        let (x, h, e) = (Double(c.inputFeatures), Double(hidden), Double(embedding))
+        try checkSize(
+          "mlp",
+          parameters: hidden == 0 || depth == 0 ? (x + 1) * e : (x + 1) * h + Double(depth - 1) * (h + 1) * h + (h + 1) * e + 64 * Double(depth))
         return AnyEmbeddingNetwork(MLP<Float>.mlp(
           inputFeatures: c.inputFeatures, hidden: hidden == 0 ? [] : Array(repeating: hidden, count: depth), embeddingDimension: embedding,
           normalize: try v.boolean("normalize"), batchNorm: try v.boolean("batchnorm"), seed: c.seed))
@@ -304,11 +308,17 @@ extension ComponentRegistry where Product == any LearningRateSchedule, Context =
       ComponentFactory("constant", summary: "the base rate throughout") { _, _ in ConstantSchedule() },
       ComponentFactory("cosine", summary: "cosine annealing over the run", hyperparameters: [
         HyperparameterSpec("min", .real, default: "0", "final factor", range: .closed(0, 1))
-      ]) { v, c in CosineSchedule(totalSteps: Swift.max(1, c.stepsPerEpoch * c.epochs), minimumFactor: try v.real("min")) },
+      ]) { v, c in
+        let (total, overflow) = c.stepsPerEpoch.multipliedReportingOverflow(by: c.epochs)
+        return CosineSchedule(totalSteps: overflow ? Int.max : Swift.max(1, total), minimumFactor: try v.real("min"))
+      },
       ComponentFactory("step", summary: "multiply by gamma every `every` epochs", hyperparameters: [
         HyperparameterSpec("every", .integer, default: "10", "epochs between decays", range: .atLeast(1)),
         HyperparameterSpec("gamma", .real, default: "0.1", "factor", range: .leftOpen(0, 1)),
-      ]) { v, c in StepSchedule(stepSize: Swift.max(1, try v.integer("every") * c.stepsPerEpoch), gamma: try v.real("gamma")) },
+      ]) { v, c in
+        let (size, overflow) = try v.integer("every").multipliedReportingOverflow(by: c.stepsPerEpoch)
+        return StepSchedule(stepSize: overflow ? Int.max : Swift.max(1, size), gamma: try v.real("gamma"))
+      },
     ])
   }
 }

@@ -113,6 +113,10 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
       state = try RunState.load(c.folder, into: &trainer, configuration: c.configuration, changeable: c.changeableOnResume) {
         warnings.append($0)
       }
+      guard state.epoch <= settings.epochs else {
+        throw TrainingError(
+          "\(c.folder): the run has completed \(state.epoch) epochs, more than RunSettings.epochs \(settings.epochs); give at least \(state.epoch)")
+      }
       var skip: [Int] = []
       if let offline, let mined = state.mined {
         let n = training.labels.count

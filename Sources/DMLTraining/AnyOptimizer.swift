@@ -55,8 +55,9 @@ public struct AnyOptimizer<Scalar: DMLScalar>: Optimizer {
     slots = optimizer.slots
   }
 
-  /// The wrapped optimizer as its concrete type (its slots are this wrapper's), or `nil` when
-  /// it has another type.
+  /// The wrapped optimizer as its concrete type, or `nil` when it has another type. Its
+  /// per-slot state follows this wrapper's slot numbering (`slots`), not its own `slots`, which
+  /// stay as they were when it was wrapped.
   public func unwrapped<O: Optimizer>(as _: O.Type = O.self) -> O? { witness.unwrap() as? O }
 
   @inlinable

@@ -1057,6 +1057,28 @@ struct AuditedGuardTests {
     #expect(!r.stdout.contains("trial 1"))
   }
 
+  @Test("tune's trials never load --test-data: a test file of other classes leaves the folds' training as it was")
+  func tuneIgnoresTestData() throws {
+    let lines = try String(contentsOfFile: syntheticCSV(), encoding: .utf8).split(separator: "\n")
+    let test = temporaryFolder("tune-test") + ".csv"
+    let kept = [lines[0]] + lines.dropFirst().filter { $0.hasPrefix("4,") || $0.hasPrefix("5,") }
+    _ = FileManager.default.createFile(atPath: test, contents: Data((kept.joined(separator: "\n") + "\n").utf8))
+    let r = try dml(["tune", "--data", syntheticCSV(), "--train-classes", "0-3", "--test-data", test, "--trials", "1", "--epochs", "1",
+      "--batch", "shuffled:size=16", "--output", temporaryFolder("tune-testdata")])
+    #expect(r.status == 0 && r.stdout.contains("trial 1/1") && !r.stderr.contains("scored 0"), "\(r.status) \(r.stderr)")
+    #expect(r.stdout.contains("--test-data \(test)"), "\(r.stdout)")  // the suggested final command tests on it
+  }
+
+  @Test("a resume that asks for fewer epochs than the run has completed is refused by --epochs, before any work")
+  func resumeFewerEpochs() throws {
+    let folder = temporaryFolder("resume-fewer")
+    let flags = ["--data", syntheticCSV(), "--train-classes", "0-3", "--test-classes", "4-5", "--batch", "shuffled:size=16"]
+    let first = try dml(["train"] + flags + ["--epochs", "2", "--checkpoint", folder])
+    #expect(first.status == 0, "\(first.stderr)")
+    let r = try dml(["train"] + flags + ["--epochs", "1", "--checkpoint", folder, "--resume"])
+    #expect(GuardTests.refused(r, "--epochs 1: the run in --checkpoint \(folder) has completed 2 epochs; give at least 2 to continue it"), "\(r.stderr)")
+  }
+
   @Test("a search whose every trial fails ends in an error, not in a suggested recipe; huge whole-number ranges do not trap")
   func tuneAllFailed() throws {
     let r = try dml(["tune", "--data", syntheticCSV(), "--train-classes", "0-3", "--trials", "1", "--epochs", "1",

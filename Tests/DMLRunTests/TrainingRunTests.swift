@@ -154,6 +154,16 @@ struct TrainingRunTests {
     var b = try makeRun(epochs: 2) { $0.checkpoint = CheckpointSettings(folder: folder, resume: true, configuration: ["loss": "contrastive"]) }
     #expect(throws: ConfigurationMismatch(key: "loss", current: "contrastive", saved: "triplet")) { try b.fit() }
     #expect(throws: TrainingError.self) { try makeRun(epochs: 2) { $0.checkpoint = CheckpointSettings(folder: folder) } }
+    // Fewer epochs than the checkpoint has done: refused, not a trap.
+    func resumed(epochs: Int) throws -> TrainingRun<MLP<Float>, LossEvaluator<TripletMarginLoss<Float>>, TripletMarginMiner<Float>, Adam<Float>> {
+      try makeRun(epochs: epochs) { $0.checkpoint = CheckpointSettings(folder: folder, resume: true, configuration: ["loss": "triplet"]) }
+    }
+    var same = try resumed(epochs: 1)
+    #expect(try same.fit().epochsRun == 0)  // as many epochs as done: nothing left to train
+    var more = try resumed(epochs: 2)
+    #expect(try more.fit().epochsRun == 2)
+    var fewer = try resumed(epochs: 1)
+    #expect(throws: TrainingError.self) { try fewer.fit() }
   }
 
   @Test("an observer that throws stops the run at once; the last checkpoint is intact and resumes")
