@@ -103,12 +103,6 @@ struct List: ParsableCommand {
     show("batch samplers (--batch)", entries(CommandRegistry.batches))
     show("optimizers (--optimizer)", entries(CommandRegistry.optimizers))
     show("schedules (--schedule)", entries(CommandRegistry.schedules))
-    let augmentations = [
-      "crop": "random crop after zero padding", "flip": "random left-right mirror", "affine": "random shift and rotation",
-      "erase": "random erasing of a rectangle (Zhong et al. 2020)", "gamma": "random gamma of the intensities",
-    ]
-    show("augmentations (--augment, several joined by commas)", ImageAugmentation.catalogue.map { op in
-      (op.name, augmentations[op.name] ?? "image augmentation", op.settings.map { HyperparameterSpec($0.key, .real, default: $0.defaultValue, $0.help) })
-    })
+    show("augmentations (--augment, several joined by commas)", entries(CommandRegistry.augmentations))
   }
 }

@@ -25,7 +25,7 @@ struct Recipe {
 
   /// Checks the flags that need no data.
   func validate() throws {
-    do { _ = try ImageAugmentation(parsing: augment) } catch { throw ValidationError("--augment: \(error)") }
+    do { _ = try ImageAugmentation(parsing: augment, registry: CommandRegistry.augmentations) } catch { throw ValidationError("--augment: \(error)") }
     _ = try memorySettings()
     _ = try offlineSettings(batchSize: 2)
   }
@@ -152,7 +152,7 @@ struct Recipe {
     let s = RunSettings(
       epochs: epochs, patience: patience, seed: seed,
       schedule: try Builders.schedule(schedule, stepsPerEpoch: stepsPerEpoch, epochs: epochs),
-      augmentation: try ImageAugmentation(parsing: augment), offlineMining: try offlineSettings(batchSize: batchSize),
+      augmentation: try ImageAugmentation(parsing: augment, registry: CommandRegistry.augmentations), offlineMining: try offlineSettings(batchSize: batchSize),
       instanceLabels: try instanceLabels(), stepEventInterval: logEvery)
     if s.augmentation?.operations.isEmpty == false && !imageData {
       throw ValidationError("--augment \(augment) needs image data (such as fashion-mnist)")

@@ -3,7 +3,7 @@ import MetricLearning
 
 /// The registries the commands build components from, one per kind. They start with the
 /// library's standard components; a researcher's package registers its own (networks, losses,
-/// miners, batch samplers, optimizers, schedules) before calling `DML.main()`, and they appear in
+/// miners, batch samplers, optimizers, schedules, augmentations) before calling `DML.main()`, and they appear in
 /// `dml list` and in every `name:key=value` flag like the built-in ones.
 public enum CommandRegistry {
   private static let lock = NSLock()
@@ -13,6 +13,7 @@ public enum CommandRegistry {
   nonisolated(unsafe) private static var _batches = BatchSamplerRegistry.standard
   nonisolated(unsafe) private static var _optimizers = OptimizerRegistry.standard
   nonisolated(unsafe) private static var _schedules = ScheduleRegistry.standard
+  nonisolated(unsafe) private static var _augmentations = AugmentationRegistry.standard
 
   /// The losses (`--loss`).
   public static var losses: LossRegistry {
@@ -45,8 +46,15 @@ public enum CommandRegistry {
     set { lock.withLock { _schedules = newValue } }
   }
 
+  /// The image augmentation operations (`--augment`, several joined by commas).
+  public static var augmentations: AugmentationRegistry {
+    get { lock.withLock { _augmentations } }
+    set { lock.withLock { _augmentations = newValue } }
+  }
+
   /// The declared hyperparameters of the component `name` of the flag `kind` ("network",
-  /// "loss", "miner", "batch", "optimizer", "schedule"), or `nil` if there is none of that name.
+  /// "loss", "miner", "batch", "optimizer", "schedule", "augment"), or `nil` if there is none of
+  /// that name.
   static func hyperparameters(kind: String, name: String) -> [HyperparameterSpec]? {
     switch kind {
     case "loss": return losses.factories[name]?.hyperparameters
@@ -55,6 +63,7 @@ public enum CommandRegistry {
     case "batch": return batches.factory(named: name)?.hyperparameters
     case "optimizer": return optimizers.factory(named: name)?.hyperparameters
     case "schedule": return schedules.factory(named: name)?.hyperparameters
+    case "augment": return augmentations.factory(named: name)?.hyperparameters
     default: return nil
     }
   }

@@ -27,6 +27,8 @@ public struct ImageAugmentation: Sendable, Equatable, CustomStringConvertible {
     /// Raises the image, rescaled to 0...1 over its own range, to a power drawn log-uniformly
     /// from `1/range...range`: darker or lighter mid-tones with the same silhouette.
     case gamma(range: Double)
+    /// An operation registered from outside the library (see `AugmentationRegistry`).
+    case custom(CustomImageOperation)
   }
 
   /// The operations, applied in this order to every image.
@@ -35,18 +37,11 @@ public struct ImageAugmentation: Sendable, Equatable, CustomStringConvertible {
   /// An augmentation applying `operations` in order (none: images are left as they are).
   public init(_ operations: [Operation]) { self.operations = operations }
 
-  /// The operation names and their settings, with defaults, for help text and `dml list`.
-  public static let catalogue: [(name: String, settings: [(key: String, defaultValue: String, help: String)])] = [
-    ("crop", [("pad", "2", "pixels of padding before the random crop")]),
-    ("flip", [("p", "0.5", "probability of a left-right mirror")]),
-    ("affine", [("shift", "2", "largest shift in pixels"), ("rotate", "10", "largest rotation in degrees")]),
-    ("erase", [("p", "0.5", "probability of erasing"), ("min_area", "0.02", "smallest erased fraction"), ("max_area", "0.2", "largest erased fraction")]),
-    ("gamma", [("range", "2", "largest gamma (and 1/range the smallest)")]),
-  ]
-
-  /// Parses `crop:pad=2,flip,...`; "none" or "" gives no operation.
-  public init(parsing text: String) throws {
-    var ops: [(name: String, settings: [String: String])] = []
+  /// Parses `crop:pad=2,flip,...`: operations separated by commas, each followed by its own
+  /// `key=value` settings, looked up in `registry` and checked against their declared settings;
+  /// "none" or "" gives no operation.
+  public init(parsing text: String, registry: AugmentationRegistry = .standard) throws {
+    var items: [(name: String, settings: [String])] = []
     let trimmed = text.trimmingCharacters(in: .whitespaces)
     if trimmed.isEmpty || trimmed == "none" {
       self.init([])
@@ -55,44 +50,21 @@ public struct ImageAugmentation: Sendable, Equatable, CustomStringConvertible {
     for token in trimmed.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }) {
       guard !token.isEmpty else { throw DataError("augmentation '\(text)': empty item") }
       if let colon = token.firstIndex(of: ":") {
-        ops.append((String(token[..<colon]), [:]))
         let rest = String(token[token.index(after: colon)...])
-        guard let eq = rest.firstIndex(of: "=") else { throw DataError("augmentation '\(text)': '\(rest)' is not key=value") }
-        guard let last = ops.indices.last else { continue }
-        ops[last].settings[String(rest[..<eq])] = String(rest[rest.index(after: eq)...])
-      } else if let eq = token.firstIndex(of: "=") {
-        guard let last = ops.indices.last else { throw DataError("augmentation '\(text)': '\(token)' comes before any operation") }
-        ops[last].settings[String(token[..<eq])] = String(token[token.index(after: eq)...])
+        guard rest.contains("=") else { throw DataError("augmentation '\(text)': '\(rest)' is not key=value") }
+        items.append((String(token[..<colon]), [rest]))
+      } else if token.contains("=") {
+        guard !items.isEmpty else { throw DataError("augmentation '\(text)': '\(token)' comes before any operation") }
+        items[items.count - 1].settings.append(token)
       } else {
-        ops.append((token, [:]))
+        items.append((token, []))
       }
     }
     var operations: [Operation] = []
-    for (name, settings) in ops {
-      guard let entry = Self.catalogue.first(where: { $0.name == name }) else {
-        throw DataError("augmentation '\(name)' is unknown; known: " + Self.catalogue.map(\.name).joined(separator: ", "))
-      }
-      for key in settings.keys where !entry.settings.contains(where: { $0.key == key }) {
-        throw DataError("augmentation \(name) has no setting '\(key)'; it has: " + entry.settings.map(\.key).joined(separator: ", "))
-      }
-      func value(_ key: String, _ range: ClosedRange<Double>) throws -> Double {
-        let text = settings[key] ?? entry.settings.first { $0.key == key }!.defaultValue
-        guard let v = Double(text), v.isFinite else { throw DataError("augmentation \(name): \(key)=\(text) is not a number") }
-        guard range.contains(v) else { throw DataError("augmentation \(name): \(key)=\(text) must lie in \(range.lowerBound)...\(range.upperBound)") }
-        return v
-      }
-      switch name {
-      case "crop":
-        let pad = try value("pad", 0...64)
-        guard pad == pad.rounded() else { throw DataError("augmentation crop: pad=\(pad) must be a whole number") }
-        operations.append(.crop(pad: Int(pad)))
-      case "flip": operations.append(.flip(p: try value("p", 0...1)))
-      case "affine": operations.append(.affine(shift: try value("shift", 0...64), rotate: try value("rotate", 0...180)))
-      case "gamma": operations.append(.gamma(range: try value("range", 1...10)))
-      default:
-        let minArea = try value("min_area", 0...1), maxArea = try value("max_area", 0...1)
-        guard minArea <= maxArea else { throw DataError("augmentation erase: min_area \(minArea) exceeds max_area \(maxArea)") }
-        operations.append(.erase(p: try value("p", 0...1), minArea: minArea, maxArea: maxArea))
+    for item in items {
+      let spec = item.settings.isEmpty ? item.name : item.name + ":" + item.settings.joined(separator: ",")
+      do { operations.append(try registry.make(spec, context: AugmentationContext())) } catch let e as SpecificationError {
+        throw DataError("augmentation \(e.description)")
       }
     }
     self.init(operations)
@@ -108,6 +80,7 @@ public struct ImageAugmentation: Sendable, Equatable, CustomStringConvertible {
       case .affine(let shift, let rotate): return "affine:shift=\(shift),rotate=\(rotate)"
       case .erase(let p, let lo, let hi): return "erase:p=\(p),min_area=\(lo),max_area=\(hi)"
       case .gamma(let range): return "gamma:range=\(range)"
+      case .custom(let op): return op.description
       }
     }.joined(separator: ",")
   }
@@ -207,6 +180,8 @@ public struct ImageAugmenter: Sendable {
       guard high > background else { return }
       let span = high - background
       for i in image.indices { image[i] = background + span * pow((image[i] - background) / span, g) }
+    case .custom(let op):
+      op.apply(image, tmp, (h, w, c), background, &rng)
     case .erase(let p, let minArea, let maxArea):
       guard rng.uniform(Double.self) < p else { return }
       var high = -Float.infinity

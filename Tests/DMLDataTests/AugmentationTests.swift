@@ -21,8 +21,8 @@ struct AugmentationTests {
     #expect(try ImageAugmentation(parsing: a.description) == a)
     #expect(try ImageAugmentation(parsing: "none").operations.isEmpty)
     for (text, message) in [
-      ("blur", "augmentation 'blur' is unknown"), ("crop:size=3", "crop has no setting 'size'"),
-      ("flip:p=2", "p=2 must lie in 0.0...1.0"), ("crop:pad=1.5", "must be a whole number"), ("pad=2,crop", "comes before any operation"),
+      ("blur", "unknown augmentation 'blur'; known: crop, flip, affine, erase, gamma"), ("crop:size=3", "crop: unknown hyperparameter 'size'"),
+      ("flip:p=2", "flip: p=2 must be in [0, 1]"), ("crop:pad=1.5", "crop: pad=1.5 is not an integer"), ("pad=2,crop", "comes before any operation"),
       ("erase:min_area=0.5,max_area=0.1", "exceeds max_area"), ("flip,,crop", "empty item"),
     ] {
       #expect(throws: DataError.self) { try ImageAugmentation(parsing: text) }
@@ -111,6 +111,31 @@ struct AugmentationTests {
       #expect(a.min() == b.min() && abs(a.max()! - b.max()!) < 1e-5)
       for j in 0..<30 { for k in 0..<30 where b[j] < b[k] { #expect(a[j] <= a[k]) } }
     }
+  }
+
+  @Test("An operation registered from outside is parsed, listed, applied in order and round-trips")
+  func registeredOperation() throws {
+    var registry = AugmentationRegistry.standard
+    registry.register(ComponentFactory("brighten", summary: "adds a constant", hyperparameters: [
+      HyperparameterSpec("by", .real, default: "0.25", "the constant", range: .closed(-1, 1))
+    ]) { v, _ in
+      let by = Float(try v.real("by"))
+      return .custom(try CustomImageOperation(values: v) { image, _, _, _, _ in
+        for i in image.indices { image[i] += by }
+      })
+    })
+    #expect(throws: DataError.self) { try ImageAugmentation(parsing: "brighten") }  // not in the standard registry
+    let spec = try ImageAugmentation(parsing: "flip:p=1,brighten:by=0.5", registry: registry)
+    #expect(spec.description == "flip:p=1.0,brighten:by=0.5")
+    #expect(try ImageAugmentation(parsing: spec.description, registry: registry) == spec)
+    #expect(throws: DataError.self) { try ImageAugmentation(parsing: "brighten:by=3", registry: registry) }
+    var augmented = images(2), flipped = augmented
+    var a = ImageAugmenter(spec, height: 6, width: 5, channels: 1), f = ImageAugmenter(ImageAugmentation([.flip(p: 1)]), height: 6, width: 5, channels: 1)
+    var r1 = RandomSource(seed: 1), r2 = RandomSource(seed: 1)
+    a.apply(to: &augmented, rng: &r1)
+    f.apply(to: &flipped, rng: &r2)
+    flipped.apply { $0 + 0.5 }
+    #expect(augmented == flipped)
   }
 
   @Test("The same seed gives the same batch; another seed another")
