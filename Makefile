@@ -31,7 +31,7 @@ test: deps
 	$(SWIFT) test
 	$(MAKE) --no-print-directory example
 
-# Issue 8: the DocC documentation (catalog: Docs/MetricLearning.docc, a link to the umbrella module's),
+# The DocC documentation (catalog: Docs/MetricLearning.docc, a link to the umbrella module's),
 # combined over every library module, offline; fails on any warning (a broken link, a missing symbol).
 DOC_TARGETS := DMLKernels DMLCore DMLNetworks DMLTraining ContrastiveLosses TripletLosses CenterLosses ProxyLosses \
   ClassificationLosses DMLLosses DMLSamplers DMLEvaluation DMLData DMLPlot DMLTesting DMLRun MetricLearning
@@ -42,13 +42,13 @@ docs: deps
 	@echo "docs: .build/plugins/Swift-DocC/outputs/ (combined archive), no warnings"
 	$(MAKE) --no-print-directory doc-coverage
 
-# Issue 8: every public symbol of Sources/ has a doc comment (its own, or the documented protocol
+# Every public symbol of Sources/ has a doc comment (its own, or the documented protocol
 # requirement's it implements); lists the undocumented ones and fails.
 doc-coverage: deps
 	set -o pipefail; $(SWIFT) package dump-symbol-graph --minimum-access-level public 2>&1 | tee .build/symbolgraph.log
 	python3 .ci/doc_coverage.py "$$(grep -oE '/[^ ]*symbolgraph/?' .build/symbolgraph.log | tail -1)" .
 
-# Issue 8: `swift package new-loss` in a fresh copy of this tree (build folders left out) writes a
+# `swift package new-loss` in a fresh copy of this tree (build folders left out) writes a
 # module that builds and passes its conformance tests, with one added manifest line and no other
 # source edited (the registry is generated). The plugin exits 0 even without write permission, so
 # the files are checked.
@@ -82,7 +82,7 @@ example: deps
 bench-deps: deps
 	@python3 -c "import numpy" 2>/dev/null || python3 -m pip install --quiet numpy
 
-# Issue 7: the reference stack of the side-by-side comparison, in a virtual environment on Debian's
+# The reference stack of the side-by-side comparison, in a virtual environment on Debian's
 # Python: python3-torch and python3-faiss from Debian (the stack behind shared/BENCHMARKS.md),
 # pytorch-metric-learning 2.9.0 and numpy from PyPI (numpy < 2: Debian's torch 1.13 is built against 1.x).
 BENCH_DEB := python3-torch python3-faiss python3-venv
@@ -101,7 +101,7 @@ bench-env: deps
 BENCH_BUILD := $(SWIFT) build -c release --product dml-bench && $(SWIFT) build -c release --product dml
 COMPARE := python3 Benchmarks/Scripts/compare.py --dml-bench .build/release/dml-bench --dml .build/release/dml --python $(BENCH_VENV)/bin/python
 
-# Issue 7: every kernel case and the fmnist-05 protocol beside PML/torch/numpy/faiss, interleaved in
+# Every kernel case and the fmnist-05 protocol beside PML/torch/numpy/faiss, interleaved in
 # one run, on the default and on the best BLAS kernels; writes Docs/BENCHMARKS.md (about 40 minutes).
 bench: bench-env
 	$(BENCH_BUILD)
@@ -132,7 +132,7 @@ bench-search: deps
 	$(SWIFT) build -c release --product dml-bench
 	env $(FAST_BLAS) .build/release/dml-bench search --no-large
 
-# Issue 9: t-SNE of 10,000 points of dimension 128 in under a minute.
+# t-SNE of 10,000 points of dimension 128 in under a minute.
 bench-plots: bench-deps
 	@python3 -c "import sklearn" 2>/dev/null || python3 -m pip install --quiet scikit-learn
 	$(SWIFT) build -c release --product dml-bench
@@ -162,7 +162,7 @@ pictures: deps
 	$(SWIFT) build -c release --product dml
 	env $(FAST_BLAS) .build/release/dml train $(DEMO_FLAGS) --plots Docs/pictures
 
-# Issue 10: 100,000 mutated inputs for each loader and parser (IDX, CSV, NPY, safetensors, the
+# 100,000 mutated inputs for each loader and parser (IDX, CSV, NPY, safetensors, the
 # search index, the hyperparameter syntax); any crash, hang or runaway allocation stops it.
 fuzz: deps
 	$(SWIFT) build -c release --product dml-fuzz
@@ -184,14 +184,14 @@ libfuzz: deps
 	  -Xlinker -u -Xlinker LLVMFuzzerRunDriver -Xlinker --export-dynamic -Xlinker $(LIBFUZZER) -Xlinker -lstdc++
 	Benchmarks/Scripts/libfuzz.sh
 
-# Issue 10: kill -9 and resume 25 times, fuzz every loader, check peak memory; writes Docs/RELIABILITY.md.
+# Kill -9 and resume 25 times, fuzz every loader, check peak memory; writes Docs/RELIABILITY.md.
 reliability: deps
 	$(SWIFT) build -c release --product dml
 	$(SWIFT) build -c release --product dml-fuzz
 	$(SWIFT) build -c release --product dml-bench
 	Benchmarks/Scripts/reliability.sh
 
-# Issue 11: the fmnist-05 generalisation table (Docs/Generalisation.md). Long: about an hour on 2 cores.
+# The fmnist-05 generalisation table (Docs/Generalisation.md). Long: about an hour on 2 cores.
 report: deps
 	$(SWIFT) build -c release --product dml
 	python3 Benchmarks/Scripts/fmnist05_report.py .build/release/dml Docs/fmnist05-table.md --tune
@@ -204,7 +204,7 @@ report-class-weights: bench-env
 	env $(FAST_BLAS) python3 Benchmarks/Scripts/class_weights_report.py .build/release/dml $(BENCH_VENV)/bin/python Docs/class-weights.md
 
 SEEDS ?= 0,1
-# Issue 12: offline hard mining and cross-batch memory, with and without, on fmnist-05 (MLP).
+# Offline hard mining and cross-batch memory, with and without, on fmnist-05 (MLP).
 report-crossbatch: deps
 	$(SWIFT) build -c release --product dml
 	python3 Benchmarks/Scripts/crossbatch_report.py .build/release/dml Docs/crossbatch.md --seeds $(SEEDS)
