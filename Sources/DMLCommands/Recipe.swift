@@ -72,48 +72,47 @@ struct Recipe {
     return (trainer, batches, settings)
   }
 
+  /// The settings of a flag that is not a registered component (`--memory`, `--offline-mining`):
+  /// `text` checked against `specs` as component `name`, then read by `body`; errors name the flag.
+  static func settings<T>(
+    _ flag: String, _ text: String, name: String, _ specs: [HyperparameterSpec], _ body: (HyperparameterValues) throws -> T
+  ) throws -> T {
+    do {
+      var v = try HyperparameterValues(parsing: name + ":" + text)
+      try v.validate(against: specs)
+      return try body(v)
+    } catch { throw ValidationError("\(flag) \(text): \(error)") }
+  }
+
   /// `--memory`: the queue's size and warm-up, or `nil`.
   func memorySettings() throws -> (size: Int, warmUp: Int)? {
     guard memory != "none" else { return nil }
-    do {
-      var v = try HyperparameterValues(parsing: "memory:" + memory)
-      try v.validate(against: [
-        HyperparameterSpec("size", .integer, default: "4096", "embeddings held", range: .atLeast(1)),
-        HyperparameterSpec("warmup", .integer, default: "0", "steps before the memory starts filling", range: .nonNegative),
-      ])
-      let size = try v.integer("size"), warmUp = try v.integer("warmup")
-      guard size >= 1 else { throw SpecificationError("size=\(size) must be at least 1") }
-      guard warmUp >= 0 else { throw SpecificationError("warmup=\(warmUp) must be ≥ 0") }
-      return (size, warmUp)
-    } catch { throw ValidationError("--memory \(memory): \(error)") }
+    return try Self.settings("--memory", memory, name: "memory", [
+      HyperparameterSpec("size", .integer, default: "4096", "embeddings held", range: .atLeast(1)),
+      HyperparameterSpec("warmup", .integer, default: "0", "steps before the memory starts filling", range: .nonNegative),
+    ]) { v in (try v.integer("size"), try v.integer("warmup")) }
   }
 
   /// `--offline-mining` settings, for batches of `batchSize` samples.
   func offlineSettings(batchSize: Int) throws -> OfflineMiningSettings? {
     guard offlineMining != "none" else { return nil }
-    do {
-      var v = try HyperparameterValues(parsing: "offline-mining:" + offlineMining)
-      try v.validate(against: [
-        HyperparameterSpec("every", .integer, default: "1", "mine again every this many epochs", range: .atLeast(1)),
-        HyperparameterSpec("steps", .integer, default: "0", "or every this many steps (0: use every)", range: .nonNegative),
-        HyperparameterSpec("k", .integer, default: "10", "hard positives and negatives kept per anchor", range: .atLeast(1)),
-        HyperparameterSpec("window", .choice(OfflineWindow.allCases.map(\.rawValue)), default: "hard", "hard: nearest negatives; semihard: nearest beyond the hardest positive"),
-        HyperparameterSpec("positives", .integer, default: "1", "hard positives per anchor in a batch", range: .nonNegative),
-        HyperparameterSpec("negatives", .integer, default: "3", "hard negatives per anchor in a batch", range: .nonNegative),
-        .distance(default: "euclidean"),
-      ])
-      let every = try v.integer("every"), steps = try v.integer("steps"), k = try v.integer("k")
-      let positives = try v.integer("positives"), negatives = try v.integer("negatives")
-      guard every >= 1 else { throw SpecificationError("every=\(every) must be at least 1") }
-      guard steps >= 0 else { throw SpecificationError("steps=\(steps) must be ≥ 0") }
-      guard k >= 1 else { throw SpecificationError("k=\(k) must be at least 1") }
-      guard positives >= 0, negatives >= 0, positives + negatives >= 1, positives <= k, negatives <= k else {
+    return try Self.settings("--offline-mining", offlineMining, name: "offline-mining", [
+      HyperparameterSpec("every", .integer, default: "1", "mine again every this many epochs", range: .atLeast(1)),
+      HyperparameterSpec("steps", .integer, default: "0", "or every this many steps (0: use every)", range: .nonNegative),
+      HyperparameterSpec("k", .integer, default: "10", "hard positives and negatives kept per anchor", range: .atLeast(1)),
+      HyperparameterSpec("window", .choice(OfflineWindow.allCases.map(\.rawValue)), default: "hard", "hard: nearest negatives; semihard: nearest beyond the hardest positive"),
+      HyperparameterSpec("positives", .integer, default: "1", "hard positives per anchor in a batch", range: .nonNegative),
+      HyperparameterSpec("negatives", .integer, default: "3", "hard negatives per anchor in a batch", range: .nonNegative),
+      .distance(default: "euclidean"),
+    ]) { v in
+      let k = try v.integer("k"), steps = try v.integer("steps"), positives = try v.integer("positives"), negatives = try v.integer("negatives")
+      guard positives + negatives >= 1, positives <= k, negatives <= k else {
         throw SpecificationError("positives=\(positives) and negatives=\(negatives) must lie in 0...k=\(k), not both 0")
       }
       return OfflineMiningSettings(
-        everyEpochs: every, everySteps: steps > 0 ? steps : nil, k: k, window: OfflineWindow(rawValue: try v.string("window"))!,
+        everyEpochs: try v.integer("every"), everySteps: steps > 0 ? steps : nil, k: k, window: OfflineWindow(rawValue: try v.string("window"))!,
         positives: positives, negatives: negatives, distance: try v.distance(), batchSize: batchSize)
-    } catch { throw ValidationError("--offline-mining \(offlineMining): \(error)") }
+    }
   }
 
   /// Sub-class labels: each class's samples clustered by k-means on their inputs (seeded), so
