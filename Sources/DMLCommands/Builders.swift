@@ -19,6 +19,23 @@ enum Builders {
     }
   }
 
+  /// The compute context of a command: `--threads` (else the threads OpenBLAS was started with,
+  /// `OPENBLAS_NUM_THREADS` or the cores) and the GEMM engine `DML_GEMM` names (`kernels` or
+  /// `blas`; unset, the fastest of this build and CPU).
+  static func compute(threads: Int? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) throws
+    -> ComputeContext
+  {
+    var context = ComputeContext.automatic
+    if let threads { context.threads = threads }
+    if let name = environment["DML_GEMM"], !name.isEmpty {
+      guard let engine = LayerGemm.Engine(rawValue: name) else {
+        throw ValidationError("DML_GEMM=\(name) in the environment: expected kernels or blas")
+      }
+      context.engine = engine
+    }
+    return context
+  }
+
   static func network(_ text: String, inputFeatures: Int, imageShape: (height: Int, width: Int, channels: Int)?, seed: UInt64)
     throws -> AnyEmbeddingNetwork<Float>
   {

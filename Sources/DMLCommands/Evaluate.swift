@@ -64,7 +64,7 @@ struct CheckpointOptions: ParsableArguments {
   static func embed(_ checkpoint: String, _ x: Matrix<Float>, imageShape: (height: Int, width: Int, channels: Int)?) throws -> Matrix<Float> {
     checkScale(checkpoint, x)
     var net = try network(checkpoint, inputFeatures: x.columns, imageShape: imageShape)
-    return net.embed(x)
+    return net.embed(x, compute: try Builders.compute())
   }
 }
 

@@ -22,6 +22,7 @@ struct Recipe {
   var patience: Int?
   var seed: UInt64 = 0
   var logEvery = 50
+  var compute = ComputeContext.automatic
 
   /// Checks the flags that need no data.
   func validate() throws {
@@ -50,7 +51,8 @@ struct Recipe {
     }
     let sampler = try Builders.sampler(miner, embedding: net.embeddingDimension, seed: seed &+ 7)
     if miner != "none" && !usesTuples { warn("note: --miner \(miner) is ignored by losses that read no tuples") }
-    var trainer = CommandRun.TrainerType(network: net, loss: lossValue, sampler: sampler, optimizer: try Builders.optimizer(optimizer))
+    var trainer = CommandRun.TrainerType(network: net, loss: lossValue, sampler: sampler, optimizer: try Builders.optimizer(optimizer),
+      compute: compute)
     if let m = try memorySettings() {
       // A queue longer than the training set would hold each embedding more than once (and a size
       // too large to allocate would end the process).

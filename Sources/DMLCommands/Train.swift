@@ -32,7 +32,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
   @Option(help: "Epochs.") var epochs = 5
   @Option(help: "Stop after this many epochs without a better validation MAP@R (needs --validation-classes).") var patience: Int?
   @Option(help: "The seed of every random choice.") var seed: UInt64 = 0
-  @Option(help: "OpenBLAS threads (default: as the environment sets).") var threads: Int?
+  @Option(help: "Threads for each step's work and products (default: OPENBLAS_NUM_THREADS, else the cores).") var threads: Int?
   @Option(help: "Write a checkpoint into this folder after each epoch.") var checkpoint: String?
   @Flag(help: "Continue the run whose checkpoints are in --checkpoint.") var resume = false
   @Flag(help: "Replace the checkpoints of another run in --checkpoint (without it, such a folder is refused).") var force = false
@@ -90,7 +90,8 @@ struct Train: ParsableCommand, TrainingDataFlags {
   }
 
   func execute() throws -> RunSummary {
-    if let threads { BLAS.threadCount = threads }
+    var recipe = self.recipe
+    recipe.compute = try Builders.compute(threads: threads)
     let json = log == "json" || (log == nil && isatty(STDOUT_FILENO) == 0)
     if let advice = BLAS.advice { warn("note: \(advice)") }
     var (train, validation, test, splitClasses) = try dataOptions.splitsAndClasses()
@@ -375,7 +376,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
       try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     } catch { throw ValidationError("--plots \(folder): cannot create the folder (\(error.localizedDescription))") }
     let names = dataOptions.data == "fashion-mnist" ? Pictures.fashionNames : [:]
-    let embeddings = network.embed(test.features)
+    let embeddings = network.embed(test.features, compute: try Builders.compute(threads: threads))
     var written = ["\(folder)/curves.png", "\(folder)/embeddings.png"]
     if history.contains(where: { $0["event"] as? String == "epoch" }) {
       try PNG.write(try Pictures.curves(history).image, to: written[0])

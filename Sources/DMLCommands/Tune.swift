@@ -94,11 +94,12 @@ struct Tune: ParsableCommand, TrainingDataFlags {
     guard Set(train.labels).count >= 2 else {
       throw ValidationError("fold {\(fold)}: training needs at least 2 classes, the fold leaves \(Set(train.labels).count)")
     }
-    let recipe = Recipe(
+    var recipe = Recipe(
       network: settings.network, loss: settings.loss.split(separator: "+").map(String.init), miner: settings.miner, batch: settings.batch,
       optimizer: settings.optimizer, schedule: settings.schedule, augment: settings.augment, epochs: epochs, patience: patience, seed: seed,
       logEvery: 0)
     try recipe.validate()
+    recipe.compute = try Builders.compute()
     let (trainer, batches, runSettings) = try recipe.parts(train: train) { warn("trial \(trial + 1): \($0)") }
     var run = try TrainingRun(trainer: trainer, training: train, validation: validation, batches: batches, settings: runSettings)
     return try run.fit { event in

@@ -19,8 +19,8 @@ public struct AnyEmbeddingNetwork<Scalar: DMLScalar>: EmbeddingNetwork {
     /// Held by the copies of this witness only (the closures hold the box): unique when no
     /// other copy shares the box.
     @usableFromInline var token = UniquenessToken()
-    @usableFromInline let forward: (Matrix<Scalar>, ForwardMode) -> Void
-    @usableFromInline let backward: (Matrix<Scalar>) -> Void
+    @usableFromInline let forward: (Matrix<Scalar>, ForwardMode, ComputeContext) -> Void
+    @usableFromInline let backward: (Matrix<Scalar>, ComputeContext) -> Void
     @usableFromInline let embeddings: () -> Matrix<Scalar>
     @usableFromInline let embeddingDimension: () -> Int
     @usableFromInline let visit: (inout ForwardingVisitor<Scalar>) -> Void
@@ -31,8 +31,8 @@ public struct AnyEmbeddingNetwork<Scalar: DMLScalar>: EmbeddingNetwork {
     @inlinable
     init<N: EmbeddingNetwork>(_ network: N) where N.Scalar == Scalar {
       let box = Box(network)
-      forward = { box.value.forward($0, mode: $1) }
-      backward = { box.value.backward($0) }
+      forward = { box.value.forward($0, mode: $1, compute: $2) }
+      backward = { box.value.backward($0, compute: $1) }
       embeddings = { box.value.embeddings }
       embeddingDimension = { box.value.embeddingDimension }
       visit = { box.value.visitParameters(&$0) }
@@ -69,16 +69,16 @@ public struct AnyEmbeddingNetwork<Scalar: DMLScalar>: EmbeddingNetwork {
 
   /// Runs the wrapped network's forward pass.
   @inlinable
-  public mutating func forward(_ input: Matrix<Scalar>, mode: ForwardMode) {
+  public mutating func forward(_ input: Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext) {
     makeUnique()
-    witness.forward(input, mode)
+    witness.forward(input, mode, compute)
   }
 
   /// Runs the wrapped network's backward pass.
   @inlinable
-  public mutating func backward(_ gradient: Matrix<Scalar>) {
+  public mutating func backward(_ gradient: Matrix<Scalar>, compute: ComputeContext) {
     makeUnique()
-    witness.backward(gradient)
+    witness.backward(gradient, compute)
   }
 
   /// Visits the wrapped network's parameters, through one forwarding visitor.

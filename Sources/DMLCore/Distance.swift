@@ -10,9 +10,11 @@ public struct DistanceWorkspace<Scalar: DMLScalar>: Sendable {
   @usableFromInline var lastSameSet = false
   @usableFromInline var querySquares: [Scalar] = []
   @usableFromInline var referenceSquares: [Scalar] = []
+  /// The threads the distance's products may use.
+  public var compute: ComputeContext
 
   /// An empty workspace; its buffers grow on first use.
-  public init() {}
+  public init(compute: ComputeContext = .automatic) { self.compute = compute }
 }
 
 /// How a `Distance` compares two rows.
@@ -88,10 +90,10 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     prepare(query, into: &w.query, norms: &w.queryNorms)
     w.lastSameSet = sameSet
     if sameSet {
-      gemm(w.query, w.query, transposeB: true, into: &scores)
+      gemm(w.query, w.query, transposeB: true, into: &scores, compute: w.compute)
     } else {
       prepare(reference, into: &w.reference, norms: &w.referenceNorms)
-      gemm(w.query, w.reference, transposeB: true, into: &scores)
+      gemm(w.query, w.reference, transposeB: true, into: &scores, compute: w.compute)
     }
     guard kind != .dotProduct else { return }
     let n = scores.rows, m = scores.columns, d = query.columns
@@ -209,7 +211,7 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     }
     if kind == .dotProduct {
       // S = X Xᵀ: dX = (G + Gᵀ) X.
-      multiplyWeights(w.weights, w.query, alpha: 1, into: &gradient)
+      multiplyWeights(w.weights, w.query, alpha: 1, into: &gradient, compute: w.compute)
     } else {
       // dX = 2 (rowsum(W') X − W' X) with W' the symmetrised weights (the 2 is folded in).
       if w.rowWeights.count != n { w.rowWeights = [T](repeating: 0, count: n) }
@@ -223,7 +225,7 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
           }
         }
       }
-      multiplyWeights(w.weights, w.query, alpha: -1, into: &gradient)
+      multiplyWeights(w.weights, w.query, alpha: -1, into: &gradient, compute: w.compute)
       addScaledRows(w.query, scales: w.rowWeights, into: &gradient)
     }
     if normalizesEmbeddings {
@@ -249,8 +251,8 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     switch kind {
     case .dotProduct:
       // S = Q Rᵀ: dQ = G R, dR = Gᵀ Q.
-      multiplyWeights(scoreGradient, referenceRows, alpha: 1, into: &queryGradient)
-      multiplyWeights(scoreGradient, transposeW: true, w.query, alpha: 1, into: &referenceGradient)
+      multiplyWeights(scoreGradient, referenceRows, alpha: 1, into: &queryGradient, compute: w.compute)
+      multiplyWeights(scoreGradient, transposeW: true, w.query, alpha: 1, into: &referenceGradient, compute: w.compute)
     case .euclidean, .squaredEuclidean:
       // With W = ∂L/∂(d²) (·2 folded in): dQ = 2(rowsum(W) Q − W R), dR = 2(colsum(W) R − Wᵀ Q).
       scoreWeights(scores, scoreGradient, into: &w.weights)
@@ -271,9 +273,9 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
           }
         }
       }
-      multiplyWeights(w.weights, referenceRows, alpha: -1, into: &queryGradient)
+      multiplyWeights(w.weights, referenceRows, alpha: -1, into: &queryGradient, compute: w.compute)
       addScaledRows(w.query, scales: w.rowWeights, into: &queryGradient)
-      multiplyWeights(w.weights, transposeW: true, w.query, alpha: -1, into: &referenceGradient)
+      multiplyWeights(w.weights, transposeW: true, w.query, alpha: -1, into: &referenceGradient, compute: w.compute)
       addScaledRows(referenceRows, scales: w.columnWeights, into: &referenceGradient)
     }
     if normalizesEmbeddings {
@@ -332,12 +334,15 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
 /// column order.
 @inlinable
 func multiplyWeights<T: DMLScalar>(
-  _ w: Matrix<T>, transposeW: Bool = false, _ x: Matrix<T>, alpha: T, into out: inout Matrix<T>
+  _ w: Matrix<T>, transposeW: Bool = false, _ x: Matrix<T>, alpha: T, into out: inout Matrix<T>,
+  compute: ComputeContext
 ) {
   let (n, m, d) = (w.rows, w.columns, x.columns)
   precondition(x.rows == (transposeW ? n : m), "multiplyWeights: W is \(n)x\(m), X is \(x.rows)x\(d)")
   let limit = n * m / 16
-  guard d > 0, limit > 0 else { return gemm(w, transposeA: transposeW, x, alpha: alpha, into: &out) }
+  guard d > 0, limit > 0 else {
+    return gemm(w, transposeA: transposeW, x, alpha: alpha, into: &out, compute: compute)
+  }
   let sparse: Bool = w.withUnsafeBufferPointer { wt in
     withUnsafeTemporaryAllocation(of: Int.self, capacity: limit) { found in
       guard let count = nonZeroPositions(wt, into: found) else { return false }
@@ -356,7 +361,7 @@ func multiplyWeights<T: DMLScalar>(
       return true
     }
   }
-  if !sparse { gemm(w, transposeA: transposeW, x, alpha: alpha, into: &out) }
+  if !sparse { gemm(w, transposeA: transposeW, x, alpha: alpha, into: &out, compute: compute) }
 }
 
 /// The positions of the non-zero entries of `p` in increasing order, into `found`; their number,

@@ -16,15 +16,16 @@ public protocol Layer<Scalar>: ParameterContainer {
   /// The number of features of one output row, given that of an input row.
   func outputFeatures(forInput inputFeatures: Int) -> Int
 
-  /// Computes the output for `input` into `output`, resizing it as needed.
-  mutating func forward(_ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode)
+  /// Computes the output for `input` into `output`, resizing it as needed, splitting the work
+  /// and choosing the GEMM engine as `compute` says.
+  mutating func forward(_ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext)
 
   /// Given the pass's `input` and `output` and the gradient of the loss with respect to the
   /// output, overwrites the gradients of the parameters and, if `propagate`, writes the gradient
-  /// with respect to the input into `inputGradient`.
+  /// with respect to the input into `inputGradient`, splitting the work as `compute` says.
   mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
-    inputGradient: inout Matrix<Scalar>, propagate: Bool)
+    inputGradient: inout Matrix<Scalar>, propagate: Bool, compute: ComputeContext)
 
   /// True when the layer is currently the identity (a switched-off `Optionally`): a `Chain`
   /// then skips it instead of copying the activations and their gradient through it.
@@ -55,12 +56,13 @@ extension Layer {
     visitor.leaveScope()
   }
 
-  /// The output for `input`, in a new matrix (inference mode unless told otherwise).
-  public mutating func callAsFunction(_ input: Matrix<Scalar>, mode: ForwardMode = .inference)
-    -> Matrix<Scalar>
-  {
+  /// The output for `input`, in a new matrix (inference mode and the automatic compute context
+  /// unless told otherwise).
+  public mutating func callAsFunction(
+    _ input: Matrix<Scalar>, mode: ForwardMode = .inference, compute: ComputeContext = .automatic
+  ) -> Matrix<Scalar> {
     var out = Matrix<Scalar>()
-    forward(input, into: &out, mode: mode)
+    forward(input, into: &out, mode: mode, compute: compute)
     return out
   }
 }
@@ -77,11 +79,11 @@ public protocol EmbeddingNetwork<Scalar>: ParameterContainer {
   var embeddingDimension: Int { get }
   /// The number of features of one input row.
   var inputFeatures: Int { get }
-  /// Runs the forward pass on `input`; the result is in `embeddings`.
-  mutating func forward(_ input: Matrix<Scalar>, mode: ForwardMode)
+  /// Runs the forward pass on `input`, as `compute` says; the result is in `embeddings`.
+  mutating func forward(_ input: Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext)
   /// Back-propagates `gradient` (d loss / d embeddings of the last forward pass) into the
-  /// parameter gradients.
-  mutating func backward(_ gradient: Matrix<Scalar>)
+  /// parameter gradients, as `compute` says.
+  mutating func backward(_ gradient: Matrix<Scalar>, compute: ComputeContext)
 }
 
 /// An `EmbeddingNetwork` built from one layer (usually a composed chain), holding the buffers
@@ -113,25 +115,25 @@ public struct Network<Body: Layer>: EmbeddingNetwork {
   /// Runs `body` on `input` (`inputFeatures` columns), keeping a copy of it for `backward`; the
   /// result is in `embeddings`.
   @inlinable
-  public mutating func forward(_ input: Matrix<Scalar>, mode: ForwardMode) {
+  public mutating func forward(_ input: Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext) {
     precondition(
       input.columns == inputFeatures,
       "Network expects \(inputFeatures) features per row, got \(input.columns)")
     lastInput.assign(input)  // a private copy: the caller may refill its batch buffer
-    body.forward(input, into: &output, mode: mode)
+    body.forward(input, into: &output, mode: mode, compute: compute)
   }
 
   /// Back-propagates `gradient` (shaped like `embeddings`) through `body` into its parameter
   /// gradients; the gradient with respect to the input is not computed.
   @inlinable
-  public mutating func backward(_ gradient: Matrix<Scalar>) {
+  public mutating func backward(_ gradient: Matrix<Scalar>, compute: ComputeContext) {
     precondition(
       gradient.rows == output.rows && gradient.columns == output.columns,
       "Embedding gradient is \(gradient.rows)x\(gradient.columns), embeddings are "
         + "\(output.rows)x\(output.columns)")
     body.backward(
       input: lastInput, output: output, outputGradient: gradient,
-      inputGradient: &inputGradient, propagate: false)
+      inputGradient: &inputGradient, propagate: false, compute: compute)
   }
 
   /// Visits the body's parameters, named as the body names them (no scope of its own).
@@ -149,7 +151,9 @@ public struct Network<Body: Layer>: EmbeddingNetwork {
 extension EmbeddingNetwork {
   /// Embeds every row of `input` in inference mode, in batches of `batchSize`, into a new matrix.
   @inlinable
-  public mutating func embed(_ input: Matrix<Scalar>, batchSize: Int = 1024) -> Matrix<Scalar> {
+  public mutating func embed(
+    _ input: Matrix<Scalar>, batchSize: Int = 1024, compute: ComputeContext = .automatic
+  ) -> Matrix<Scalar> {
     var result = Matrix<Scalar>(rows: input.rows, columns: embeddingDimension)
     var batch = Matrix<Scalar>()
     let d = input.columns
@@ -162,7 +166,7 @@ extension EmbeddingNetwork {
           dst.baseAddress!.update(from: src.baseAddress! + start * d, count: (end - start) * d)
         }
       }
-      forward(batch, mode: .inference)
+      forward(batch, mode: .inference, compute: compute)
       let e = embeddings
       let k = e.columns
       e.withUnsafeBufferPointer { src in

@@ -87,9 +87,18 @@ public protocol EmbeddingLoss<Scalar>: ParameterContainer {
     _ embeddings: Matrix<Scalar>, labels: [Int], tuples: Tuples?, sharedScores: inout Matrix<Scalar>,
     workspace: inout DistanceWorkspace<Scalar>
   ) -> LossValue<Scalar>
+  /// The threads the loss's products may use. A loss that computes products stores it; the
+  /// default ignores it.
+  var compute: ComputeContext { get set }
 }
 
 extension EmbeddingLoss {
+  /// `.automatic`, and setting it does nothing: for losses that compute no products of their own.
+  @inlinable public var compute: ComputeContext {
+    get { .automatic }
+    set {}
+  }
+
   /// Evaluates the loss on the batch alone.
   @inlinable
   public mutating func evaluate(_ embeddings: Matrix<Scalar>, labels: [Int], tuples: Tuples?) -> LossValue<Scalar> {
@@ -131,6 +140,15 @@ public struct LossEvaluator<Loss: PairwiseLoss>: EmbeddingLoss {
 
   /// An evaluator for `loss`, with empty buffers.
   public init(_ loss: Loss) { self.loss = loss }
+
+  /// The threads the score products and their gradients may use.
+  @inlinable public var compute: ComputeContext {
+    get { workspace.compute }
+    set {
+      workspace.compute = newValue
+      samplerWorkspace.compute = newValue
+    }
+  }
 
   /// Compares `embeddings` with themselves or with the loss's learned references (or, with a
   /// `memory`, with `memory.references`, which must start with this batch), computes the loss, and
@@ -291,6 +309,15 @@ where A.Scalar == B.Scalar {
     return value
   }
 
+  /// The parts' compute context, set on both.
+  @inlinable public var compute: ComputeContext {
+    get { first.compute }
+    set {
+      first.compute = newValue
+      second.compute = newValue
+    }
+  }
+
   /// True when both parts accept a cross-batch memory.
   @inlinable public var acceptsMemory: Bool { first.acceptsMemory && second.acceptsMemory }
 
@@ -355,6 +382,12 @@ public struct MultipleLosses<Scalar: DMLScalar>: EmbeddingLoss {
     return value
   }
 
+  /// The parts' compute context, set on every part.
+  @inlinable public var compute: ComputeContext {
+    get { parts.first?.compute ?? .automatic }
+    set { for k in parts.indices { parts[k].compute = newValue } }
+  }
+
   /// True when every part accepts a cross-batch memory.
   @inlinable public var acceptsMemory: Bool { parts.allSatisfy(\.acceptsMemory) }
 
@@ -381,6 +414,8 @@ public struct AnyEmbeddingLoss<Scalar: DMLScalar>: EmbeddingLoss {
   @usableFromInline let _gradient: () -> Matrix<Scalar>
   @usableFromInline let _visit: (inout ForwardingVisitor<Scalar>) -> Void
   @usableFromInline let _update: () -> Void
+  @usableFromInline let _compute: () -> ComputeContext
+  @usableFromInline let _setCompute: (ComputeContext) -> Void
   @usableFromInline let _evaluateShared:
     (Matrix<Scalar>, [Int], Tuples?, inout Matrix<Scalar>, inout DistanceWorkspace<Scalar>) -> LossValue<Scalar>
   /// Whether the wrapped loss accepts a cross-batch memory.
@@ -397,6 +432,8 @@ public struct AnyEmbeddingLoss<Scalar: DMLScalar>: EmbeddingLoss {
     _gradient = { box.value.embeddingGradient }
     _visit = { box.value.visitParameters(&$0) }
     _update = { box.value.updateReferences() }
+    _compute = { box.value.compute }
+    _setCompute = { box.value.compute = $0 }
     _evaluateShared = { box.value.evaluate($0, labels: $1, tuples: $2, sharedScores: &$3, workspace: &$4) }
     sharedScoreDistance = loss.sharedScoreDistance
   }
@@ -423,6 +460,11 @@ public struct AnyEmbeddingLoss<Scalar: DMLScalar>: EmbeddingLoss {
   @inlinable
   public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
     ForwardingVisitor.forwarding(to: &visitor) { _visit(&$0) }
+  }
+  /// The wrapped loss's compute context.
+  @inlinable public var compute: ComputeContext {
+    get { _compute() }
+    set { _setCompute(newValue) }
   }
   /// Applies the wrapped loss's reference updates.
   @inlinable public mutating func updateReferences() { _update() }

@@ -47,16 +47,17 @@ public struct EvaluationError: Error, CustomStringConvertible, Equatable {
 ///   - excludeSelf: `queries` *are* `references`, and a query is not its own neighbour.
 ///   - queryBlock: queries scored per block.
 ///   - referenceBlock: references scored per block; memory is `queryBlock × referenceBlock` scores.
+///   - compute: the threads each block's product may use.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 public func nearestNeighbors<T: DMLScalar>(
   queries: Matrix<T>, references: Matrix<T>, k: Int,
   distance: Distance = Distance(.euclidean, normalizesEmbeddings: false), excludeSelf: Bool = false,
-  queryBlock: Int = 1024, referenceBlock: Int = 4096
+  queryBlock: Int = 1024, referenceBlock: Int = 4096, compute: ComputeContext = .automatic
 ) throws -> Neighbors<T> {
   try searchNeighbors(
     queries: queries, references: references, k: k, distance: distance, excludeSelf: excludeSelf,
-    queryBlock: queryBlock, referenceBlock: referenceBlock, filter: nil)
+    queryBlock: queryBlock, referenceBlock: referenceBlock, filter: nil, compute: compute)
 }
 
 /// Which references a filtered search may return for each query, and in which order.
@@ -75,7 +76,7 @@ struct NeighborFilter<T: DMLScalar> {
 /// than `k` valid neighbours: the rest are index `-1` with a NaN score.
 func searchNeighbors<T: DMLScalar>(
   queries: Matrix<T>, references: Matrix<T>, k: Int, distance: Distance, excludeSelf: Bool,
-  queryBlock: Int, referenceBlock: Int, filter: NeighborFilter<T>?
+  queryBlock: Int, referenceBlock: Int, filter: NeighborFilter<T>?, compute: ComputeContext
 ) throws -> Neighbors<T> {
   let (q, r, d) = (queries.rows, references.rows, queries.columns)
   guard references.columns == d else {
@@ -120,7 +121,7 @@ func searchNeighbors<T: DMLScalar>(
     while r0 < r {
       let r1 = Swift.min(r, r0 + referenceBlock)
       copyRows(rn, r0..<r1, into: &rBlock)
-      gemm(qBlock, rBlock, transposeB: true, into: &block)
+      gemm(qBlock, rBlock, transposeB: true, into: &block, compute: compute)
       let m = r1 - r0
       let take = Swift.min(kk, m)
       block.withUnsafeMutableBufferPointer { b in

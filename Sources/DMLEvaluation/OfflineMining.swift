@@ -43,7 +43,7 @@ public struct HardNeighbors: Sendable, Equatable {
 @_specialize(where T == Double)
 public func hardNeighbors<T: DMLScalar>(
   embeddings: Matrix<T>, labels: [Int], k: Int, distance: Distance, window: OfflineWindow = .hard,
-  queryBlock: Int = 1024, referenceBlock: Int = 4096
+  queryBlock: Int = 1024, referenceBlock: Int = 4096, compute: ComputeContext = .automatic
 ) throws -> HardNeighbors {
   let n = embeddings.rows
   guard labels.count == n else { throw EvaluationError("offline mining: \(n) embeddings but \(labels.count) labels") }
@@ -61,7 +61,8 @@ public func hardNeighbors<T: DMLScalar>(
     let found = try searchNeighbors(
       queries: subset, references: subset, k: Swift.min(k, members.count - 1), distance: distance, excludeSelf: true,
       queryBlock: queryBlock, referenceBlock: referenceBlock,
-      filter: NeighborFilter(queryLabels: [Int](repeating: 0, count: members.count), referenceLabels: [Int](repeating: 0, count: members.count), sameLabel: true, farthest: true, fartherThan: nil))
+      filter: NeighborFilter(queryLabels: [Int](repeating: 0, count: members.count), referenceLabels: [Int](repeating: 0, count: members.count), sameLabel: true, farthest: true, fartherThan: nil),
+      compute: compute)
     for (a, anchor) in members.enumerated() {
       for slot in 0..<found.k where found.indices[a * found.k + slot] >= 0 {
         positives[anchor * k + slot] = Int32(members[Int(found.indices[a * found.k + slot])])
@@ -74,6 +75,7 @@ public func hardNeighbors<T: DMLScalar>(
     queryBlock: queryBlock, referenceBlock: referenceBlock,
     filter: NeighborFilter(
       queryLabels: labels, referenceLabels: labels, sameLabel: false, farthest: false,
-      fartherThan: window == .semihard ? farthestPositive : nil))
+      fartherThan: window == .semihard ? farthestPositive : nil),
+    compute: compute)
   return HardNeighbors(k: k, positives: positives, negatives: found.indices)
 }

@@ -68,10 +68,11 @@ public struct RetrievalMetrics: Sendable, Equatable, CustomStringConvertible {
 ///   - k: neighbours per query; `nil` for PML's `"max_bin_count"`. At least the largest K of
 ///     `recallAt` are retrieved.
 ///   - distance: unnormalised Euclidean by default, as PML's faiss `IndexFlatL2`.
+///   - compute: the threads the search's products may use.
 public func retrievalMetrics<T: DMLScalar>(
   queries: Matrix<T>, queryLabels: [Int], references: Matrix<T>? = nil, referenceLabels: [Int]? = nil,
   k: Int? = nil, recallAt: [Int] = [1, 2, 4, 8],
-  distance: Distance = Distance(.euclidean, normalizesEmbeddings: false)
+  distance: Distance = Distance(.euclidean, normalizesEmbeddings: false), compute: ComputeContext = .automatic
 ) throws -> RetrievalMetrics {
   guard queryLabels.count == queries.rows else {
     throw EvaluationError("\(queries.rows) queries but \(queryLabels.count) query labels")
@@ -89,7 +90,7 @@ public func retrievalMetrics<T: DMLScalar>(
   let available = refs.rows - (sameSet ? 1 : 0)
   let kk = Swift.min(available, Swift.max(k ?? maxBin, recallAt.max() ?? 1, 1))
   let knn = try nearestNeighbors(
-    queries: queries, references: refs, k: kk, distance: distance, excludeSelf: sameSet)
+    queries: queries, references: refs, k: kk, distance: distance, excludeSelf: sameSet, compute: compute)
   return metricsFromNeighbors(
     knn.indices, k: kk, metricK: Swift.min(kk, k ?? maxBin), queryLabels: queryLabels,
     referenceLabels: refLabels, counts: counts, sameSet: sameSet, recallAt: recallAt)

@@ -3,6 +3,12 @@ import Foundation
 
 /// The BLAS library behind GEMM: which CPU kernels it picked, and how many threads it uses.
 ///
+/// The library drives OpenBLAS on one thread and splits work over the threads of a
+/// `ComputeContext` itself: at the library's first product (`singleThreaded`), OpenBLAS's thread
+/// count is read once (`initialThreadCount`, what `OPENBLAS_NUM_THREADS` or the cores gave it) and
+/// set to 1, for good. A product called inside a chunk then never starts threads of its own, and
+/// no step changes a process-wide setting.
+///
 /// Debian's OpenBLAS 0.3.21 does not recognise recent AVX-512 CPUs and falls back to its SSE3
 /// ("Prescott") kernels at about a fifth of the machine's peak. OpenBLAS reads
 /// `OPENBLAS_CORETYPE` once, when the library loads, so the choice must be made in the
@@ -21,11 +27,19 @@ public enum BLAS {
     return String(cString: config).trimmingCharacters(in: .whitespacesAndNewlines)
   }
 
-  /// The number of threads OpenBLAS uses for one call.
-  public static var threadCount: Int {
-    get { Int(openblas_get_num_threads()) }
-    set { openblas_set_num_threads(Int32(max(1, newValue))) }
-  }
+  /// The number of threads OpenBLAS uses for one call: 1 once the library has used it.
+  public static var threadCount: Int { Int(openblas_get_num_threads()) }
+
+  /// OpenBLAS's thread count when the library first used it: `OPENBLAS_NUM_THREADS`, else the
+  /// cores. `ComputeContext.automatic` uses this many threads.
+  public static var initialThreadCount: Int { singleThreaded }
+
+  /// Reads OpenBLAS's thread count and sets it to 1, once; evaluated before every BLAS call.
+  @usableFromInline static let singleThreaded: Int = {
+    let count = Int(openblas_get_num_threads())
+    openblas_set_num_threads(1)
+    return max(1, count)
+  }()
 
   /// Whether this CPU supports AVX-512F, read from `/proc/cpuinfo` (Linux only).
   public static var cpuHasAVX512: Bool {

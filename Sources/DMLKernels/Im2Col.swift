@@ -45,7 +45,7 @@ public struct ConvGeometry: Sendable, Equatable, Codable {
 ///
 /// A convolution is then one GEMM of the column matrix with the `(ky, kx, c)`-ordered weights.
 @inlinable
-public func im2col<T: DMLScalar>(
+package func im2col<T: DMLScalar>(
   _ input: UnsafePointer<T>, geometry g: ConvGeometry, into columns: UnsafeMutablePointer<T>
 ) {
   let oh = g.outputHeight, ow = g.outputWidth, c = g.channels
@@ -77,7 +77,7 @@ public func im2col<T: DMLScalar>(
 /// The adjoint of `im2col`: folds a column matrix back into NHWC images, summing the entries
 /// that overlapping windows share. The output is overwritten.
 @inlinable
-public func col2im<T: DMLScalar>(
+package func col2im<T: DMLScalar>(
   _ columns: UnsafePointer<T>, geometry g: ConvGeometry, into output: UnsafeMutablePointer<T>
 ) {
   let oh = g.outputHeight, ow = g.outputWidth, c = g.channels

@@ -1,16 +1,12 @@
 import CGemm
 import CSIMD
 
-/// Elementwise kernels that the compiler does not vectorise on its own (branchy selects).
-///
-/// They are `DMLScalar` requirements with a concrete body per type. The standard library's vector
-/// operations on `SIMD16<T>` for a generic `T` resolve to lane-by-lane fallbacks that stay scalar
-/// even after specialisation, while those on the concrete `SIMD16<Float>` and `SIMD8<Double>`
-/// compile to vector compares and blends. The two bodies are the same text with the type changed.
+/// Elementwise kernels that the compiler does not vectorise on its own (branchy selects), written
+/// once over a scalar's `Lanes` (see `KernelLanes`): `SIMD16<Float>` or `SIMD8<Double>`.
 
 /// `y = max(x, 0)` over `count` elements. (This select form vectorises when generic.)
 @inlinable
-public func reluForward<T: DMLScalar>(
+package func reluForward<T: DMLScalar>(
   _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, count: Int
 ) {
   for i in 0..<count { y[i] = x[i] > 0 ? x[i] : 0 }
@@ -18,7 +14,7 @@ public func reluForward<T: DMLScalar>(
 
 /// `gx = x > 0 ? g : 0` over `count` elements.
 @inlinable
-public func reluBackward<T: DMLScalar>(
+package func reluBackward<T: DMLScalar>(
   _ x: UnsafePointer<T>, _ g: UnsafePointer<T>, _ gx: UnsafeMutablePointer<T>, count: Int
 ) {
   T.reluBackward(x, g, gx, count: count)
@@ -26,22 +22,22 @@ public func reluBackward<T: DMLScalar>(
 
 /// `y = max(y, x)` over `count` elements (NaN in `x` is ignored).
 @inlinable
-public func maximumInPlace<T: DMLScalar>(
+package func maximumInPlace<T: DMLScalar>(
   _ y: UnsafeMutablePointer<T>, _ x: UnsafePointer<T>, count: Int
 ) {
   T.maximumInPlace(y, x, count: count)
 }
 
-extension Float {
-  /// `Σ p[k]·q[k]` over `count` elements, with `SIMD16<Float>` partial sums.
+extension LaneScalar {
+  /// `Σ p[k]·q[k]` over `count` elements, with `Lanes` partial sums: lane-wise, then the lanes
+  /// added (so the order of the additions differs from a serial loop's).
   @inlinable
-  public static func dot(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, count: Int) -> Float {
-    typealias V = SIMD16<Float>
-    var acc = V(repeating: 0)
+  package static func dot(_ p: UnsafePointer<Self>, _ q: UnsafePointer<Self>, count: Int) -> Self {
+    var acc = Lanes(repeating: 0)
     var j = 0
-    while j + V.scalarCount <= count {
-      acc += UnsafeRawPointer(p + j).loadUnaligned(as: V.self) * UnsafeRawPointer(q + j).loadUnaligned(as: V.self)
-      j += V.scalarCount
+    while j + Lanes.width <= count {
+      acc = acc + Lanes(loading: p + j) * Lanes(loading: q + j)
+      j += Lanes.width
     }
     var s = acc.sum()
     while j < count {
@@ -50,23 +46,18 @@ extension Float {
     }
     return s
   }
-}
 
-extension Float {
-  /// `gx = x > 0 ? g : 0` over `count` elements, in `SIMD16<Float>` lanes.
+  /// `gx = x > 0 ? g : 0` over `count` elements.
   @inlinable
-  public static func reluBackward(
-    _ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ gx: UnsafeMutablePointer<Float>, count: Int
+  package static func reluBackward(
+    _ x: UnsafePointer<Self>, _ g: UnsafePointer<Self>, _ gx: UnsafeMutablePointer<Self>, count: Int
   ) {
-    typealias V = SIMD16<Float>
-    let zero = V(repeating: 0)
+    let zero = Lanes(repeating: 0)
     var i = 0
-    while i + V.scalarCount <= count {
-      let xv = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
-      let gv = UnsafeRawPointer(g + i).loadUnaligned(as: V.self)
-      UnsafeMutableRawPointer(gx + i).storeBytes(
-        of: zero.replacing(with: gv, where: xv .> zero), as: V.self)
-      i += V.scalarCount
+    while i + Lanes.width <= count {
+      let xv = Lanes(loading: x + i), gv = Lanes(loading: g + i)
+      zero.replacing(with: gv, where: Lanes.greater(xv, zero)).store(to: gx + i)
+      i += Lanes.width
     }
     while i < count {
       gx[i] = x[i] > 0 ? g[i] : 0
@@ -74,105 +65,34 @@ extension Float {
     }
   }
 
-  /// `y = max(y, x)` over `count` elements, in `SIMD16<Float>` lanes (NaN in `x` is ignored).
+  /// `y = max(y, x)` over `count` elements (NaN in `x` is ignored).
   @inlinable
-  public static func maximumInPlace(
-    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int
-  ) {
-    typealias V = SIMD16<Float>
+  package static func maximumInPlace(_ y: UnsafeMutablePointer<Self>, _ x: UnsafePointer<Self>, count: Int) {
     var i = 0
-    while i + V.scalarCount <= count {
-      let a = UnsafeRawPointer(y + i).loadUnaligned(as: V.self)
-      let b = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
-      UnsafeMutableRawPointer(y + i).storeBytes(of: a.replacing(with: b, where: b .> a), as: V.self)
-      i += V.scalarCount
+    while i + Lanes.width <= count {
+      let a = Lanes(loading: y + i), b = Lanes(loading: x + i)
+      a.replacing(with: b, where: Lanes.greater(b, a)).store(to: y + i)
+      i += Lanes.width
     }
     while i < count {
       if x[i] > y[i] { y[i] = x[i] }
       i += 1
     }
   }
-}
 
-extension Double {
-  /// `Σ p[k]·q[k]` over `count` elements, with `SIMD8<Double>` partial sums.
+  /// `row[j] = max(querySquare + referenceSquares[j] − 2 row[j], 0)`: a row of squared distances
+  /// from a row of dot products.
   @inlinable
-  public static func dot(_ p: UnsafePointer<Double>, _ q: UnsafePointer<Double>, count: Int) -> Double {
-    typealias V = SIMD8<Double>
-    var acc = V(repeating: 0)
+  package static func squaredDistanceRow(
+    _ row: UnsafeMutablePointer<Self>, querySquare: Self, referenceSquares: UnsafePointer<Self>, count: Int
+  ) {
+    let q = Lanes(repeating: querySquare), zero = Lanes(repeating: 0), two = Lanes(repeating: 2)
     var j = 0
-    while j + V.scalarCount <= count {
-      acc += UnsafeRawPointer(p + j).loadUnaligned(as: V.self) * UnsafeRawPointer(q + j).loadUnaligned(as: V.self)
-      j += V.scalarCount
-    }
-    var s = acc.sum()
-    while j < count {
-      s += p[j] * q[j]
-      j += 1
-    }
-    return s
-  }
-}
-
-extension Double {
-  /// `gx = x > 0 ? g : 0` over `count` elements, in `SIMD8<Double>` lanes.
-  @inlinable
-  public static func reluBackward(
-    _ x: UnsafePointer<Double>, _ g: UnsafePointer<Double>, _ gx: UnsafeMutablePointer<Double>, count: Int
-  ) {
-    typealias V = SIMD8<Double>
-    let zero = V(repeating: 0)
-    var i = 0
-    while i + V.scalarCount <= count {
-      let xv = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
-      let gv = UnsafeRawPointer(g + i).loadUnaligned(as: V.self)
-      UnsafeMutableRawPointer(gx + i).storeBytes(
-        of: zero.replacing(with: gv, where: xv .> zero), as: V.self)
-      i += V.scalarCount
-    }
-    while i < count {
-      gx[i] = x[i] > 0 ? g[i] : 0
-      i += 1
-    }
-  }
-
-  /// `y = max(y, x)` over `count` elements, in `SIMD8<Double>` lanes (NaN in `x` is ignored).
-  @inlinable
-  public static func maximumInPlace(
-    _ y: UnsafeMutablePointer<Double>, _ x: UnsafePointer<Double>, count: Int
-  ) {
-    typealias V = SIMD8<Double>
-    var i = 0
-    while i + V.scalarCount <= count {
-      let a = UnsafeRawPointer(y + i).loadUnaligned(as: V.self)
-      let b = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
-      UnsafeMutableRawPointer(y + i).storeBytes(of: a.replacing(with: b, where: b .> a), as: V.self)
-      i += V.scalarCount
-    }
-    while i < count {
-      if x[i] > y[i] { y[i] = x[i] }
-      i += 1
-    }
-  }
-}
-
-
-extension Float {
-  /// `row[j] = max(querySquare + referenceSquares[j] − 2 row[j], 0)`: squared distances from
-  /// dot products, in `SIMD16<Float>` lanes.
-  @inlinable
-  public static func squaredDistanceRow(
-    _ row: UnsafeMutablePointer<Float>, querySquare: Float, referenceSquares: UnsafePointer<Float>, count: Int
-  ) {
-    typealias V = SIMD16<Float>
-    let q = V(repeating: querySquare), zero = V(repeating: 0)
-    var j = 0
-    while j + V.scalarCount <= count {
-      let dot = UnsafeRawPointer(row + j).loadUnaligned(as: V.self)
-      let r = UnsafeRawPointer(referenceSquares + j).loadUnaligned(as: V.self)
-      let d2 = q + r - 2 * dot
-      UnsafeMutableRawPointer(row + j).storeBytes(of: d2.replacing(with: zero, where: d2 .< zero), as: V.self)
-      j += V.scalarCount
+    while j + Lanes.width <= count {
+      let dot = Lanes(loading: row + j), r = Lanes(loading: referenceSquares + j)
+      let d2 = q + r - two * dot
+      d2.replacing(with: zero, where: Lanes.less(d2, zero)).store(to: row + j)
+      j += Lanes.width
     }
     while j < count {
       row[j] = Swift.max(querySquare + referenceSquares[j] - 2 * row[j], 0)
@@ -180,156 +100,120 @@ extension Float {
     }
   }
 
+  /// `out[j] = denominator[j] > 0 ? numerator[j] / denominator[j] : 0`.
+  @inlinable
+  package static func divideWherePositive(
+    _ numerator: UnsafePointer<Self>, _ denominator: UnsafePointer<Self>, _ out: UnsafeMutablePointer<Self>,
+    count: Int
+  ) {
+    let zero = Lanes(repeating: 0), one = Lanes(repeating: 1)
+    var j = 0
+    while j + Lanes.width <= count {
+      let g = Lanes(loading: numerator + j), d = Lanes(loading: denominator + j)
+      let positive = Lanes.greater(d, zero)
+      let q = g / d.replacing(with: one, where: Lanes.not(positive))
+      zero.replacing(with: q, where: positive).store(to: out + j)
+      j += Lanes.width
+    }
+    while j < count {
+      out[j] = denominator[j] > 0 ? numerator[j] / denominator[j] : 0
+      j += 1
+    }
+  }
+
+  /// Max-pooling's gradient routing for one window position over `count` channels: where
+  /// `x == y` (the window's maximum) and `done` is still 0, adds `g` to `gx` and sets `done` to 1,
+  /// so the first maximum of each window gets the gradient.
+  @inlinable
+  package static func routeMaximum(
+    _ x: UnsafePointer<Self>, _ y: UnsafePointer<Self>, _ g: UnsafePointer<Self>,
+    _ gx: UnsafeMutablePointer<Self>, _ done: UnsafeMutablePointer<Self>, count: Int
+  ) {
+    let zero = Lanes(repeating: 0), one = Lanes(repeating: 1)
+    var i = 0
+    while i + Lanes.width <= count {
+      let xv = Lanes(loading: x + i), yv = Lanes(loading: y + i), dv = Lanes(loading: done + i)
+      let m = Lanes.both(Lanes.equal(xv, yv), Lanes.equal(dv, zero))
+      let gv = Lanes(loading: g + i), acc = Lanes(loading: gx + i)
+      (acc + zero.replacing(with: gv, where: m)).store(to: gx + i)
+      dv.replacing(with: one, where: m).store(to: done + i)
+      i += Lanes.width
+    }
+    while i < count {
+      if done[i] == 0 && x[i] == y[i] {
+        gx[i] += g[i]
+        done[i] = 1
+      }
+      i += 1
+    }
+  }
+}
+
+extension PoolingScalar {
+  /// `reluPoolWindow` in `PoolLanes`: the first position of a tie wins, as in `routeMaximum`.
+  @inlinable
+  package static func reluPoolWindowLanes(
+    _ base: UnsafePointer<Self>, offsets: UnsafePointer<Int>, positions: Int,
+    _ y: UnsafeMutablePointer<Self>, _ routes: UnsafeMutablePointer<UInt8>, count: Int
+  ) {
+    typealias V = PoolLanes
+    let zero = V(repeating: 0)
+    var c = 0
+    while c + V.width <= count {
+      var best = V(loading: base + offsets[0] + c)
+      var index = V.index(0)
+      for r in 1..<Swift.max(1, positions) {
+        let v = V(loading: base + offsets[r] + c)
+        let greater = V.greater(v, best)
+        best = best.replacing(with: v, where: greater)
+        index = V.replacing(index, with: V.index(r), where: greater)
+      }
+      let positive = V.greater(best, zero)
+      zero.replacing(with: best, where: positive).store(to: y + c)
+      V.store(routes: V.replacing(index, with: V.index(255), where: V.not(positive)), to: routes + c)
+      c += V.width
+    }
+    while c < count {
+      var best = base[offsets[0] + c], index = 0
+      for r in 1..<Swift.max(1, positions) where base[offsets[r] + c] > best {
+        best = base[offsets[r] + c]
+        index = r
+      }
+      y[c] = best > 0 ? best : 0
+      routes[c] = best > 0 ? UInt8(truncatingIfNeeded: index) : 255
+      c += 1
+    }
+  }
+
+  /// Max-pooling after ReLU for one window, in `PoolLanes`.
+  @inlinable
+  public static func reluPoolWindow(
+    _ base: UnsafePointer<Self>, offsets: UnsafePointer<Int>, positions: Int,
+    _ y: UnsafeMutablePointer<Self>, _ routes: UnsafeMutablePointer<UInt8>, count: Int
+  ) {
+    reluPoolWindowLanes(base, offsets: offsets, positions: positions, y, routes, count: count)
+  }
+}
+
+extension Float {
   /// `p[j] = √p[j]` over `count` elements, with SSE's 4-lane `sqrtps` (`dml_sqrt_f32` in CSIMD).
   @inlinable
   public static func squareRootInPlace(_ p: UnsafeMutablePointer<Float>, count: Int) {
     dml_sqrt_f32(p, count)
   }
-
-  /// `out[j] = denominator[j] > 0 ? numerator[j] / denominator[j] : 0`, in `SIMD16<Float>` lanes.
-  @inlinable
-  public static func divideWherePositive(
-    _ numerator: UnsafePointer<Float>, _ denominator: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-    count: Int
-  ) {
-    typealias V = SIMD16<Float>
-    let zero = V(repeating: 0), one = V(repeating: 1)
-    var j = 0
-    while j + V.scalarCount <= count {
-      let g = UnsafeRawPointer(numerator + j).loadUnaligned(as: V.self)
-      let d = UnsafeRawPointer(denominator + j).loadUnaligned(as: V.self)
-      let positive = d .> zero
-      let q = g / d.replacing(with: one, where: .!positive)
-      UnsafeMutableRawPointer(out + j).storeBytes(of: zero.replacing(with: q, where: positive), as: V.self)
-      j += V.scalarCount
-    }
-    while j < count {
-      out[j] = denominator[j] > 0 ? numerator[j] / denominator[j] : 0
-      j += 1
-    }
-  }
 }
 
 extension Double {
-  /// `row[j] = max(querySquare + referenceSquares[j] − 2 row[j], 0)`: squared distances from
-  /// dot products, in `SIMD8<Double>` lanes.
-  @inlinable
-  public static func squaredDistanceRow(
-    _ row: UnsafeMutablePointer<Double>, querySquare: Double, referenceSquares: UnsafePointer<Double>, count: Int
-  ) {
-    typealias V = SIMD8<Double>
-    let q = V(repeating: querySquare), zero = V(repeating: 0)
-    var j = 0
-    while j + V.scalarCount <= count {
-      let dot = UnsafeRawPointer(row + j).loadUnaligned(as: V.self)
-      let r = UnsafeRawPointer(referenceSquares + j).loadUnaligned(as: V.self)
-      let d2 = q + r - 2 * dot
-      UnsafeMutableRawPointer(row + j).storeBytes(of: d2.replacing(with: zero, where: d2 .< zero), as: V.self)
-      j += V.scalarCount
-    }
-    while j < count {
-      row[j] = Swift.max(querySquare + referenceSquares[j] - 2 * row[j], 0)
-      j += 1
-    }
-  }
-
   /// `p[j] = √p[j]` over `count` elements, with SSE2's 2-lane `sqrtpd` (`dml_sqrt_f64` in CSIMD).
   @inlinable
   public static func squareRootInPlace(_ p: UnsafeMutablePointer<Double>, count: Int) {
     dml_sqrt_f64(p, count)
   }
-
-  /// `out[j] = denominator[j] > 0 ? numerator[j] / denominator[j] : 0`, in `SIMD8<Double>` lanes.
-  @inlinable
-  public static func divideWherePositive(
-    _ numerator: UnsafePointer<Double>, _ denominator: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>,
-    count: Int
-  ) {
-    typealias V = SIMD8<Double>
-    let zero = V(repeating: 0), one = V(repeating: 1)
-    var j = 0
-    while j + V.scalarCount <= count {
-      let g = UnsafeRawPointer(numerator + j).loadUnaligned(as: V.self)
-      let d = UnsafeRawPointer(denominator + j).loadUnaligned(as: V.self)
-      let positive = d .> zero
-      let q = g / d.replacing(with: one, where: .!positive)
-      UnsafeMutableRawPointer(out + j).storeBytes(of: zero.replacing(with: q, where: positive), as: V.self)
-      j += V.scalarCount
-    }
-    while j < count {
-      out[j] = denominator[j] > 0 ? numerator[j] / denominator[j] : 0
-      j += 1
-    }
-  }
-}
-
-extension Float {
-  /// Max-pooling's gradient routing over `count` channels, in `SIMD16<Float>` lanes: where
-  /// `x == y` and `done` is 0, adds `g` to `gx` and sets `done` to 1.
-  @inlinable
-  public static func routeMaximum(
-    _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ g: UnsafePointer<Float>,
-    _ gx: UnsafeMutablePointer<Float>, _ done: UnsafeMutablePointer<Float>, count: Int
-  ) {
-    typealias V = SIMD16<Float>
-    let zero = V(repeating: 0), one = V(repeating: 1)
-    var i = 0
-    while i + V.scalarCount <= count {
-      let xv = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
-      let yv = UnsafeRawPointer(y + i).loadUnaligned(as: V.self)
-      let dv = UnsafeRawPointer(done + i).loadUnaligned(as: V.self)
-      let m = (xv .== yv) .& (dv .== zero)
-      let gv = UnsafeRawPointer(g + i).loadUnaligned(as: V.self)
-      let acc = UnsafeRawPointer(gx + i).loadUnaligned(as: V.self)
-      UnsafeMutableRawPointer(gx + i).storeBytes(of: acc + zero.replacing(with: gv, where: m), as: V.self)
-      UnsafeMutableRawPointer(done + i).storeBytes(of: dv.replacing(with: one, where: m), as: V.self)
-      i += V.scalarCount
-    }
-    while i < count {
-      if done[i] == 0 && x[i] == y[i] {
-        gx[i] += g[i]
-        done[i] = 1
-      }
-      i += 1
-    }
-  }
-}
-
-extension Double {
-  /// Max-pooling's gradient routing over `count` channels, in `SIMD8<Double>` lanes: where
-  /// `x == y` and `done` is 0, adds `g` to `gx` and sets `done` to 1.
-  @inlinable
-  public static func routeMaximum(
-    _ x: UnsafePointer<Double>, _ y: UnsafePointer<Double>, _ g: UnsafePointer<Double>,
-    _ gx: UnsafeMutablePointer<Double>, _ done: UnsafeMutablePointer<Double>, count: Int
-  ) {
-    typealias V = SIMD8<Double>
-    let zero = V(repeating: 0), one = V(repeating: 1)
-    var i = 0
-    while i + V.scalarCount <= count {
-      let xv = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
-      let yv = UnsafeRawPointer(y + i).loadUnaligned(as: V.self)
-      let dv = UnsafeRawPointer(done + i).loadUnaligned(as: V.self)
-      let m = (xv .== yv) .& (dv .== zero)
-      let gv = UnsafeRawPointer(g + i).loadUnaligned(as: V.self)
-      let acc = UnsafeRawPointer(gx + i).loadUnaligned(as: V.self)
-      UnsafeMutableRawPointer(gx + i).storeBytes(of: acc + zero.replacing(with: gv, where: m), as: V.self)
-      UnsafeMutableRawPointer(done + i).storeBytes(of: dv.replacing(with: one, where: m), as: V.self)
-      i += V.scalarCount
-    }
-    while i < count {
-      if done[i] == 0 && x[i] == y[i] {
-        gx[i] += g[i]
-        done[i] = 1
-      }
-      i += 1
-    }
-  }
 }
 
 /// Copies `count` elements; short runs (a pixel's few channels) avoid a `memmove` call.
 @inlinable @inline(__always)
-public func copyElements<T: DMLScalar>(
+package func copyElements<T: DMLScalar>(
   _ dst: UnsafeMutablePointer<T>, _ src: UnsafePointer<T>, count: Int
 ) {
   if count < 16 {
@@ -357,7 +241,7 @@ extension Float {
   /// the 1.5 · 2²³ trick, which needs only SSE2. Lanes below −87.34 give 0, above 88.72 give
   /// +∞, and NaN stays NaN.
   @inlinable @inline(__always)
-  public static func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
+  package static func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
     // Two SSE-width halves: an 8-lane mask on a 4-lane target round-trips through general
     // registers (pack, shift, insert per lane), which cost more than the polynomial.
     SIMD8(lowHalf: exp4(x.lowHalf), highHalf: exp4(x.highHalf))
@@ -436,84 +320,14 @@ extension Double {
 }
 
 extension Float {
-  /// Max-pooling after ReLU for one window over `count` channels, in `SIMD8<Float>` lanes with
-  /// `SIMD8<Int32>` positions: the first position of a tie wins, as in `routeMaximum`.
+  /// Max-pooling after ReLU for one window over `count` channels: AVX-512 where the CPU has it
+  /// (the same values, 16 lanes at a time), else `reluPoolWindowLanes`.
   @inlinable
   public static func reluPoolWindow(
     _ base: UnsafePointer<Float>, offsets: UnsafePointer<Int>, positions: Int,
     _ y: UnsafeMutablePointer<Float>, _ routes: UnsafeMutablePointer<UInt8>, count: Int
   ) {
-    // AVX-512 where the CPU has it (the same values, 16 lanes at a time).
     if dml_relu_pool_window(base, offsets, positions, y, routes, count) != 0 { return }
-    typealias V = SIMD8<Float>
-    typealias I = SIMD8<Int32>
-    let zero = V(repeating: 0)
-    var c = 0
-    while c + V.scalarCount <= count {
-      var best = UnsafeRawPointer(base + offsets[0] + c).loadUnaligned(as: V.self)
-      var index = I(repeating: 0)
-      for r in 1..<Swift.max(1, positions) {
-        let v = UnsafeRawPointer(base + offsets[r] + c).loadUnaligned(as: V.self)
-        let greater = v .> best
-        best.replace(with: v, where: greater)
-        index.replace(with: I(repeating: Int32(r)), where: greater)
-      }
-      let positive = best .> zero
-      UnsafeMutableRawPointer(y + c).storeBytes(of: zero.replacing(with: best, where: positive), as: V.self)
-      index.replace(with: I(repeating: 255), where: .!positive)
-      UnsafeMutableRawPointer(routes + c).storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: index), as: SIMD8<UInt8>.self)
-      c += V.scalarCount
-    }
-    while c < count {
-      var best = base[offsets[0] + c], index = 0
-      for r in 1..<Swift.max(1, positions) where base[offsets[r] + c] > best {
-        best = base[offsets[r] + c]
-        index = r
-      }
-      y[c] = best > 0 ? best : 0
-      routes[c] = best > 0 ? UInt8(truncatingIfNeeded: index) : 255
-      c += 1
-    }
+    reluPoolWindowLanes(base, offsets: offsets, positions: positions, y, routes, count: count)
   }
 }
-
-extension Double {
-  /// Max-pooling after ReLU for one window over `count` channels, in `SIMD8<Double>` lanes with
-  /// `SIMD8<Int64>` positions: the first position of a tie wins, as in `routeMaximum`.
-  @inlinable
-  public static func reluPoolWindow(
-    _ base: UnsafePointer<Double>, offsets: UnsafePointer<Int>, positions: Int,
-    _ y: UnsafeMutablePointer<Double>, _ routes: UnsafeMutablePointer<UInt8>, count: Int
-  ) {
-    typealias V = SIMD8<Double>
-    typealias I = SIMD8<Int64>
-    let zero = V(repeating: 0)
-    var c = 0
-    while c + V.scalarCount <= count {
-      var best = UnsafeRawPointer(base + offsets[0] + c).loadUnaligned(as: V.self)
-      var index = I(repeating: 0)
-      for r in 1..<Swift.max(1, positions) {
-        let v = UnsafeRawPointer(base + offsets[r] + c).loadUnaligned(as: V.self)
-        let greater = v .> best
-        best.replace(with: v, where: greater)
-        index.replace(with: I(repeating: Int64(r)), where: greater)
-      }
-      let positive = best .> zero
-      UnsafeMutableRawPointer(y + c).storeBytes(of: zero.replacing(with: best, where: positive), as: V.self)
-      index.replace(with: I(repeating: 255), where: .!positive)
-      UnsafeMutableRawPointer(routes + c).storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: index), as: SIMD8<UInt8>.self)
-      c += V.scalarCount
-    }
-    while c < count {
-      var best = base[offsets[0] + c], index = 0
-      for r in 1..<Swift.max(1, positions) where base[offsets[r] + c] > best {
-        best = base[offsets[r] + c]
-        index = r
-      }
-      y[c] = best > 0 ? best : 0
-      routes[c] = best > 0 ? UInt8(truncatingIfNeeded: index) : 255
-      c += 1
-    }
-  }
-}
-

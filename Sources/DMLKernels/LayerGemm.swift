@@ -1,6 +1,5 @@
 import CBLAS
 import CGemm
-import Foundation
 
 /// Where the layers' products go: this package's AVX-512 kernels (`CGemm`) or BLAS.
 ///
@@ -11,38 +10,21 @@ import Foundation
 /// against 55–85 for OpenBLAS with `OPENBLAS_CORETYPE=SkylakeX` and about 15 without it.
 ///
 /// `Linear`, `Conv2D` and `ConvBlock`'s direct first block use it through
-/// `DMLScalar.layerGemm`, in `Float`, when the CPU has
-/// AVX-512 and the build is optimised (unoptimised C runs these kernels at about 2 GFLOP/s, so
-/// debug builds keep BLAS). `DML_GEMM=blas` in the environment turns the kernels off;
-/// `DML_GEMM=kernels` turns them on in any build. Search and evaluation stay on BLAS.
+/// `DMLScalar.layerGemm`, in `Float`, when their `ComputeContext` says `.kernels`: by default in an
+/// optimised build on a CPU with AVX-512 (unoptimised C runs these kernels at about 2 GFLOP/s).
+/// Tests choose the engine through the context, so debug test runs check the kernels too. Search
+/// and evaluation stay on BLAS.
 public enum LayerGemm {
   /// Which engine the layers use.
-  public enum Engine: String, Sendable {
-    /// This package's AVX-512 kernels.
+  public enum Engine: String, Sendable, Hashable, CaseIterable {
+    /// This package's AVX-512 kernels (a portable loop on a CPU without AVX-512).
     case kernels
     /// OpenBLAS.
     case blas
   }
 
-  /// The engine of this process: `DML_GEMM` when set to `blas` or `kernels` (the latter only
-  /// where the CPU has AVX-512), else the kernels in an optimised build on an AVX-512 CPU.
-  public static let engine: Engine = {
-    guard dml_sgemm_available() != 0 else { return .blas }
-    switch ProcessInfo.processInfo.environment["DML_GEMM"] {
-    case "blas": return .blas
-    case "kernels": return .kernels
-    default: return dml_sgemm_optimized() != 0 ? .kernels : .blas
-    }
-  }()
-
   /// Whether this CPU runs the kernels (AVX-512F).
   public static var kernelsAvailable: Bool { dml_sgemm_available() != 0 }
-
-  /// When set (for the current task, with `$forcedEngine.withValue`), the engine of the products
-  /// computed on this task's thread instead of `engine`: tests use it to run the layers through
-  /// both engines in one process. Chunks running on other threads (`BatchParallelism`) do not see
-  /// it; force one chunk as well.
-  @TaskLocal public static var forcedEngine: Engine?
 
   /// Whether `A Bᵀ` (B transposed) goes to the kernels too: computed as `(B Aᵀ)ᵀ` (a batch's rows
   /// copied transposed, 60–95 GFLOP/s) or as dot products (50–70), they beat OpenBLAS's SSE3
@@ -56,12 +38,12 @@ public enum LayerGemm {
   /// kernels when `engine` is `.kernels` and they take the shape (B's columns a multiple of 16
   /// unless B is transposed), else through BLAS.
   @inlinable
-  public static func sgemm(
+  package static func sgemm(
     transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, engine: Engine
   ) {
-    if (forcedEngine ?? engine) == .kernels,
+    if engine == .kernels,
       transposeB ? (transposedB && !transposeA) : n % 16 == 0,
       kernelGemm(
         transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b,
@@ -79,7 +61,7 @@ public enum LayerGemm {
   /// (another `beta`, or B's columns not a multiple of 16 where the kernel needs that). On a CPU
   /// without AVX-512 a portable loop computes the product.
   @inlinable
-  public static func kernelGemm(
+  package static func kernelGemm(
     transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int

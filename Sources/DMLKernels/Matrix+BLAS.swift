@@ -4,8 +4,9 @@
 /// its previous contents are ignored; otherwise `c` must already have that shape and is
 /// accumulated into.
 ///
-/// Products under `BatchParallelism.threadedGemmMinimum` multiply-adds run on one OpenBLAS
-/// thread.
+/// Products of at least `BatchParallelism.splitGemmMinimum` multiply-adds are split over
+/// `compute`'s threads: the longer side of C in contiguous pieces, one single-threaded BLAS call
+/// each. Each element of C is the same dot product, in the same order, whatever the split.
 ///
 /// - Parameters:
 ///   - a: the left operand, `m × k` after `op`.
@@ -15,10 +16,11 @@
 ///   - alpha: the scale of the product.
 ///   - beta: the scale of the previous `c`.
 ///   - c: the `m × n` result.
+///   - compute: the threads a large product may use.
 @inlinable
 public func gemm<T: DMLScalar>(
   _ a: Matrix<T>, transposeA: Bool = false, _ b: Matrix<T>, transposeB: Bool = false,
-  alpha: T = 1, beta: T = 0, into c: inout Matrix<T>
+  alpha: T = 1, beta: T = 0, into c: inout Matrix<T>, compute: ComputeContext = .automatic
 ) {
   let m = transposeA ? a.columns : a.rows
   let k = transposeA ? a.rows : a.columns
@@ -44,17 +46,31 @@ public func gemm<T: DMLScalar>(
   a.withUnsafeBufferPointer { pa in
     b.withUnsafeBufferPointer { pb in
       c.withUnsafeMutableBufferPointer { pc in
-        let product = {
+        let (pa, pb, pc) = (pa.baseAddress!, pb.baseAddress!, pc.baseAddress!)
+        let (lda, ldb) = (a.columns, b.columns)
+        let chunks = m * n * k < BatchParallelism.splitGemmMinimum
+          ? 1 : compute.chunkCount(rows: Swift.max(m, n), workPerRow: 1, minimumWork: 1)
+        if chunks == 1 {
           T.blasGemm(
-            transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
-            alpha: alpha, a: pa.baseAddress!, lda: a.columns,
-            b: pb.baseAddress!, ldb: b.columns,
-            beta: beta, c: pc.baseAddress!, ldc: n)
-        }
-        if m * n * k < BatchParallelism.threadedGemmMinimum {
-          BatchParallelism.serially(product)
+            transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+            a: pa, lda: lda, b: pb, ldb: ldb, beta: beta, c: pc, ldc: n)
+        } else if m >= n {
+          // Rows of C: rows of op(A).
+          BatchParallelism.forEachChunk(rows: m, chunks: chunks) { _, rows in
+            T.blasGemm(
+              transposeA: transposeA, transposeB: transposeB, m: rows.count, n: n, k: k,
+              alpha: alpha, a: pa + rows.lowerBound * (transposeA ? 1 : lda), lda: lda,
+              b: pb, ldb: ldb, beta: beta, c: pc + rows.lowerBound * n, ldc: n)
+          }
         } else {
-          product()
+          // Columns of C: columns of op(B).
+          BatchParallelism.forEachChunk(rows: n, chunks: chunks) { _, columns in
+            T.blasGemm(
+              transposeA: transposeA, transposeB: transposeB, m: m, n: columns.count, k: k,
+              alpha: alpha, a: pa, lda: lda,
+              b: pb + columns.lowerBound * (transposeB ? ldb : 1), ldb: ldb,
+              beta: beta, c: pc + columns.lowerBound, ldc: n)
+          }
         }
       }
     }
@@ -64,9 +80,10 @@ public func gemm<T: DMLScalar>(
 /// The product `op(A) * op(B)` as a new matrix.
 @inlinable
 public func matmul<T: DMLScalar>(
-  _ a: Matrix<T>, transposeA: Bool = false, _ b: Matrix<T>, transposeB: Bool = false
+  _ a: Matrix<T>, transposeA: Bool = false, _ b: Matrix<T>, transposeB: Bool = false,
+  compute: ComputeContext = .automatic
 ) -> Matrix<T> {
   var c = Matrix<T>()
-  gemm(a, transposeA: transposeA, b, transposeB: transposeB, into: &c)
+  gemm(a, transposeA: transposeA, b, transposeB: transposeB, into: &c, compute: compute)
   return c
 }

@@ -2,12 +2,9 @@ import CBLAS
 import CGemm
 @_exported import RealModule
 
-/// The element type of every matrix: `Float` for training, `Double` for exact tests.
-///
-/// It gathers what the kernels need: real functions (`exp`, `log`, `erf`, …) from swift-numerics,
-/// binary floating-point conversions, SIMD lanes, and a BLAS entry point for GEMM.
-public protocol DMLScalar: Real, BinaryFloatingPoint, SIMDScalar, Sendable, Codable
-where Self.RawSignificand: FixedWidthInteger {
+/// Matrix products: BLAS for every product, and the layers' products through the engine a
+/// `ComputeContext` names.
+public protocol GEMMScalar {
   /// Row-major GEMM, `C = alpha * op(A) * op(B) + beta * C`, forwarded to BLAS.
   static func blasGemm(
     transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
@@ -16,41 +13,35 @@ where Self.RawSignificand: FixedWidthInteger {
     beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
 
   /// Row-major `C = op(A) op(B)` (`beta` 0) or `C += op(A) op(B)` (`beta` 1) for the layers'
-  /// products: `Float` goes through `LayerGemm` (this package's AVX-512 kernels where they run),
-  /// `Double` through BLAS.
+  /// products: `Float` goes through `LayerGemm` (this package's AVX-512 kernels when `engine`
+  /// is `.kernels`), `Double` through BLAS.
   static func layerGemm(
     transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
     a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
-    beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+    beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int, engine: LayerGemm.Engine)
+}
 
-  /// `gx = x > 0 ? g : 0` over `count` elements, vectorised (see Kernels+SIMD.swift).
-  static func reluBackward(
-    _ x: UnsafePointer<Self>, _ g: UnsafePointer<Self>, _ gx: UnsafeMutablePointer<Self>, count: Int)
-
-  /// `y = max(y, x)` over `count` elements, vectorised (see Kernels+SIMD.swift).
-  static func maximumInPlace(_ y: UnsafeMutablePointer<Self>, _ x: UnsafePointer<Self>, count: Int)
-
-  /// `row[j] = max(querySquare + referenceSquares[j] − 2 row[j], 0)`: a row of squared distances
-  /// from a row of dot products, vectorised.
-  static func squaredDistanceRow(
-    _ row: UnsafeMutablePointer<Self>, querySquare: Self, referenceSquares: UnsafePointer<Self>,
-    count: Int)
+/// Vectorised elementwise kernels. Most are written once, over the vector type `Lanes`, in an
+/// extension (`dot`, `reluBackward`, `maximumInPlace`, `squaredDistanceRow`,
+/// `divideWherePositive`, `routeMaximum`; Kernels+SIMD.swift); the two below differ by type.
+public protocol LaneScalar: BinaryFloatingPoint {
+  /// The widest vector of the elementwise kernels: `SIMD16<Float>`, `SIMD8<Double>`.
+  associatedtype Lanes: KernelLanes where Lanes.Element == Self
+  /// The vector of pooling's window kernel, 8 lanes, whose positions fit a lane's width.
+  associatedtype PoolLanes: KernelLanes where PoolLanes.Element == Self
 
   /// `p[j] = √p[j]`, vectorised (the scalar form calls libm for its errno branch).
   static func squareRootInPlace(_ p: UnsafeMutablePointer<Self>, count: Int)
 
-  /// `out[j] = denominator[j] > 0 ? numerator[j] / denominator[j] : 0`, vectorised.
-  static func divideWherePositive(
-    _ numerator: UnsafePointer<Self>, _ denominator: UnsafePointer<Self>,
-    _ out: UnsafeMutablePointer<Self>, count: Int)
+  /// `p[j] = exp(p[j])` over `count` elements. `Float` uses an 8-lane polynomial (Cephes'
+  /// `expf`, within 2 ulp of libm; exactly 0 below −87.34, +∞ above 88.72, NaN kept); `Double`
+  /// calls libm per element, so the golden tests in `Double` see libm's values.
+  static func expInPlace(_ p: UnsafeMutablePointer<Self>, count: Int)
+}
 
-  /// Max-pooling's gradient routing for one window position over `count` channels: where
-  /// `x == y` (the window's maximum) and `done` is still 0, adds `g` to `gx` and sets `done` to 1,
-  /// so the first maximum of each window gets the gradient. Vectorised.
-  static func routeMaximum(
-    _ x: UnsafePointer<Self>, _ y: UnsafePointer<Self>, _ g: UnsafePointer<Self>,
-    _ gx: UnsafeMutablePointer<Self>, _ done: UnsafeMutablePointer<Self>, count: Int)
-
+/// Pooling's window kernels, with a `Lanes` implementation each; `Float` replaces both with
+/// AVX-512 code where the CPU has it (the same values).
+public protocol PoolingScalar: LaneScalar {
   /// Max-pooling after ReLU for one window over `count` channels, vectorised: window position
   /// `r` holds its values at `base + offsets[r]`; `y[c] = max(0, max_r value_r[c])`, and
   /// `routes[c]` is the first `r` holding that maximum, or 255 when it is not positive (where
@@ -61,25 +52,23 @@ where Self.RawSignificand: FixedWidthInteger {
 
   /// Pooling's gradient along its routes, for one window over `count` channels:
   /// `row[offsets[r] + c] += g[c]` where `routes[c] == r` (255, no route, matches no position).
-  /// `Float` uses AVX-512 where the CPU has it.
   static func routeGradient(
     _ g: UnsafePointer<Self>, routes: UnsafePointer<UInt8>, offsets: UnsafePointer<Int>, positions: Int,
     into row: UnsafeMutablePointer<Self>, count: Int)
+}
 
-  /// `Σ p[k]·q[k]` over `count` elements, vectorised: lane-wise partial sums, then the lanes
-  /// added (so the order of the additions differs from a serial loop's).
-  static func dot(_ p: UnsafePointer<Self>, _ q: UnsafePointer<Self>, count: Int) -> Self
-
-  /// `p[j] = exp(p[j])` over `count` elements. `Float` uses an 8-lane polynomial (Cephes'
-  /// `expf`, within 2 ulp of libm; exactly 0 below −87.34, +∞ above 88.72, NaN kept); `Double`
-  /// calls libm per element, so the golden tests in `Double` see libm's values.
-  static func expInPlace(_ p: UnsafeMutablePointer<Self>, count: Int)
-
+/// The element type of every matrix: `Float` for training, `Double` for exact tests.
+///
+/// It gathers small capabilities: real functions (`exp`, `log`, `erf`, …) from swift-numerics,
+/// binary floating-point conversions, products (`GEMMScalar`), vectorised elementwise kernels
+/// (`LaneScalar`) and pooling's window kernels (`PoolingScalar`).
+public protocol DMLScalar: Real, BinaryFloatingPoint, SIMDScalar, Sendable, Codable, GEMMScalar, PoolingScalar
+where Self.RawSignificand: FixedWidthInteger {
   /// A short name for reports (`"f32"`, `"f64"`).
   static var typeName: String { get }
 }
 
-extension DMLScalar {
+extension PoolingScalar {
   /// `routeGradient` as a scalar loop: `Double`'s, and `Float`'s without AVX-512.
   @inlinable
   public static func routeGradient(
@@ -118,6 +107,8 @@ func clearedForGemm<T: DMLScalar>(beta: T, c: UnsafeMutablePointer<T>, m: Int, n
 }
 
 extension Float: DMLScalar {
+  public typealias Lanes = FloatLanes16
+  public typealias PoolLanes = FloatLanes8
   /// Row-major single-precision GEMM, `C = alpha * op(A) * op(B) + beta * C`, through
   /// `cblas_sgemm`.
   @inlinable
@@ -127,6 +118,7 @@ extension Float: DMLScalar {
     b: UnsafePointer<Float>, ldb: Int,
     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
   ) {
+    _ = BLAS.singleThreaded
     cblas_sgemm(
       CblasRowMajor, cblasTranspose(transposeA), cblasTranspose(transposeB),
       blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
@@ -147,17 +139,19 @@ extension Float: DMLScalar {
   public static func layerGemm(
     transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, engine: LayerGemm.Engine
   ) {
     LayerGemm.sgemm(
       transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b,
-      ldb: ldb, beta: beta, c: c, ldc: ldc)
+      ldb: ldb, beta: beta, c: c, ldc: ldc, engine: engine)
   }
   /// The short name for reports, `"f32"`.
   public static var typeName: String { "f32" }
 }
 
 extension Double: DMLScalar {
+  public typealias Lanes = DoubleLanes8
+  public typealias PoolLanes = DoubleLanes8
   /// Row-major double-precision GEMM, `C = alpha * op(A) * op(B) + beta * C`, through
   /// `cblas_dgemm`.
   @inlinable
@@ -167,6 +161,7 @@ extension Double: DMLScalar {
     b: UnsafePointer<Double>, ldb: Int,
     beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
   ) {
+    _ = BLAS.singleThreaded
     cblas_dgemm(
       CblasRowMajor, cblasTranspose(transposeA), cblasTranspose(transposeB),
       blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
@@ -177,7 +172,7 @@ extension Double: DMLScalar {
   public static func layerGemm(
     transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
     a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
-    beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
+    beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int, engine: LayerGemm.Engine
   ) {
     blasGemm(
       transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda,

@@ -12,7 +12,7 @@
 ///   - indices: receives `k` column indices, best first.
 ///   - values: receives the `k` scores, best first.
 @inlinable
-public func selectTopK<T: DMLScalar>(
+package func selectTopK<T: DMLScalar>(
   row: UnsafePointer<T>, count n: Int, k: Int, largest: Bool,
   indices: UnsafeMutablePointer<Int32>, values: UnsafeMutablePointer<T>
 ) {

@@ -9,11 +9,11 @@ public struct ReLU<Scalar: DMLScalar>: Layer, ParameterFree {
 
   @inlinable
   public mutating func forward(
-    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext
   ) {
     let (n, f) = (input.rows, input.columns)
     output.resize(rows: n, columns: f)
-    let chunks = BatchParallelism.chunkCount(rows: n, workPerRow: f)
+    let chunks = compute.chunkCount(rows: n, workPerRow: f)
     input.withUnsafeBufferPointer { x in
       output.withUnsafeMutableBufferPointer { y in
         BatchParallelism.forEachChunk(rows: n, chunks: chunks) { _, r in
@@ -26,12 +26,12 @@ public struct ReLU<Scalar: DMLScalar>: Layer, ParameterFree {
   @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
-    inputGradient: inout Matrix<Scalar>, propagate: Bool
+    inputGradient: inout Matrix<Scalar>, propagate: Bool, compute: ComputeContext
   ) {
     guard propagate else { return }
     let (n, f) = (input.rows, input.columns)
     inputGradient.resize(rows: n, columns: f)
-    let chunks = BatchParallelism.chunkCount(rows: n, workPerRow: f)
+    let chunks = compute.chunkCount(rows: n, workPerRow: f)
     input.withUnsafeBufferPointer { x in
       outputGradient.withUnsafeBufferPointer { g in
         inputGradient.withUnsafeMutableBufferPointer { gx in
@@ -56,7 +56,7 @@ public struct LeakyReLU<Scalar: DMLScalar>: Layer, ParameterFree {
 
   @inlinable
   public mutating func forward(
-    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext
   ) {
     output.resize(rows: input.rows, columns: input.columns)
     let a = slope
@@ -70,7 +70,7 @@ public struct LeakyReLU<Scalar: DMLScalar>: Layer, ParameterFree {
   @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
-    inputGradient: inout Matrix<Scalar>, propagate: Bool
+    inputGradient: inout Matrix<Scalar>, propagate: Bool, compute: ComputeContext
   ) {
     guard propagate else { return }
     inputGradient.resize(rows: input.rows, columns: input.columns)
@@ -94,7 +94,7 @@ public struct GELU<Scalar: DMLScalar>: Layer, ParameterFree {
 
   @inlinable
   public mutating func forward(
-    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext
   ) {
     output.resize(rows: input.rows, columns: input.columns)
     let r = 1 / Scalar.sqrt(2)
@@ -108,7 +108,7 @@ public struct GELU<Scalar: DMLScalar>: Layer, ParameterFree {
   @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
-    inputGradient: inout Matrix<Scalar>, propagate: Bool
+    inputGradient: inout Matrix<Scalar>, propagate: Bool, compute: ComputeContext
   ) {
     guard propagate else { return }
     inputGradient.resize(rows: input.rows, columns: input.columns)

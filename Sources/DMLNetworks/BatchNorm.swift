@@ -71,7 +71,7 @@ public struct BatchNorm<Scalar: DMLScalar>: Layer {
 
   @inlinable
   public mutating func forward(
-    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext
   ) {
     precondition(
       input.columns % channels == 0,
@@ -131,7 +131,7 @@ public struct BatchNorm<Scalar: DMLScalar>: Layer {
   @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
-    inputGradient: inout Matrix<Scalar>, propagate: Bool
+    inputGradient: inout Matrix<Scalar>, propagate: Bool, compute: ComputeContext
   ) {
     let c = channels
     let n = input.count / c

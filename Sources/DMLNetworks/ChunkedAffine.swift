@@ -14,12 +14,13 @@ enum ChunkedAffine {
   @inlinable
   static func forward<T: DMLScalar>(
     _ a: UnsafePointer<T>, rows: Int, inputs: Int, weight w: UnsafePointer<T>,
-    bias b: UnsafePointer<T>, outputs: Int, into y: UnsafeMutablePointer<T>, transposed: Bool = false
+    bias b: UnsafePointer<T>, outputs: Int, into y: UnsafeMutablePointer<T>, transposed: Bool = false,
+    engine: LayerGemm.Engine
   ) {
     for i in 0..<rows { (y + i * outputs).update(from: b, count: outputs) }
     T.layerGemm(
       transposeA: false, transposeB: !transposed, m: rows, n: outputs, k: inputs,
-      a: a, lda: inputs, b: w, ldb: transposed ? outputs : inputs, beta: 1, c: y, ldc: outputs)
+      a: a, lda: inputs, b: w, ldb: transposed ? outputs : inputs, beta: 1, c: y, ldc: outputs, engine: engine)
   }
 
   /// `∂w = ∂yᵀ a` and `∂b = Σ_rows ∂y` over `rows` rows: overwritten, or added to the
@@ -28,11 +29,11 @@ enum ChunkedAffine {
   static func parameterGradients<T: DMLScalar>(
     _ a: UnsafePointer<T>, _ dy: UnsafePointer<T>, rows: Int, inputs: Int, outputs: Int,
     weightGradient dw: UnsafeMutablePointer<T>, biasGradient db: UnsafeMutablePointer<T>,
-    accumulate: Bool = false
+    accumulate: Bool = false, engine: LayerGemm.Engine
   ) {
     T.layerGemm(
       transposeA: true, transposeB: false, m: outputs, n: inputs, k: rows,
-      a: dy, lda: outputs, b: a, ldb: inputs, beta: accumulate ? 1 : 0, c: dw, ldc: inputs)
+      a: dy, lda: outputs, b: a, ldb: inputs, beta: accumulate ? 1 : 0, c: dw, ldc: inputs, engine: engine)
     if !accumulate { db.update(repeating: 0, count: outputs) }
     for i in 0..<rows {
       let row = dy + i * outputs
@@ -46,12 +47,13 @@ enum ChunkedAffine {
   @inlinable
   static func outputGradients<T: DMLScalar>(
     _ a: UnsafePointer<T>, _ dy: UnsafePointer<T>, rows: Int, inputs: Int, outputs: Int, of outs: Range<Int>,
-    weightGradient dw: UnsafeMutablePointer<T>, biasGradient db: UnsafeMutablePointer<T>
+    weightGradient dw: UnsafeMutablePointer<T>, biasGradient db: UnsafeMutablePointer<T>,
+    engine: LayerGemm.Engine
   ) {
     T.layerGemm(
       transposeA: true, transposeB: false, m: outs.count, n: inputs, k: rows,
       a: dy + outs.lowerBound, lda: outputs, b: a, ldb: inputs, beta: 0, c: dw + outs.lowerBound * inputs,
-      ldc: inputs)
+      ldc: inputs, engine: engine)
     let bias = db + outs.lowerBound
     bias.update(repeating: 0, count: outs.count)
     for i in 0..<rows {
@@ -64,11 +66,11 @@ enum ChunkedAffine {
   @inlinable
   static func inputGradient<T: DMLScalar>(
     _ dy: UnsafePointer<T>, rows: Int, inputs: Int, outputs: Int, weight w: UnsafePointer<T>,
-    into da: UnsafeMutablePointer<T>
+    into da: UnsafeMutablePointer<T>, engine: LayerGemm.Engine
   ) {
     T.layerGemm(
       transposeA: false, transposeB: false, m: rows, n: inputs, k: outputs,
-      a: dy, lda: outputs, b: w, ldb: inputs, beta: 0, c: da, ldc: inputs)
+      a: dy, lda: outputs, b: w, ldb: inputs, beta: 0, c: da, ldc: inputs, engine: engine)
   }
 
   /// Where chunk `chunk` writes its parameter gradients: the parameters' own buffers for chunk
@@ -94,6 +96,7 @@ enum ChunkedAffine {
     input a: UnsafePointer<T>, outputGradient dy: UnsafePointer<T>, weight w: UnsafePointer<T>,
     weightGradient dw: UnsafeMutablePointer<T>, biasGradient db: UnsafeMutablePointer<T>,
     partial: UnsafeMutablePointer<T>?, inputGradient da: UnsafeMutablePointer<T>?,
+    engine: LayerGemm.Engine,
     afterInputGradient: (Range<Int>, UnsafeMutablePointer<T>) -> Void = { _, _ in }
   ) {
     BatchParallelism.forEachChunk(rows: items, chunks: chunks) { chunk, range in
@@ -103,11 +106,11 @@ enum ChunkedAffine {
         partial: partial)
       parameterGradients(
         a + first * inputs, dy + first * outputs, rows: rows, inputs: inputs, outputs: outputs,
-        weightGradient: target.weight, biasGradient: target.bias)
+        weightGradient: target.weight, biasGradient: target.bias, engine: engine)
       guard let da else { return }
       inputGradient(
         dy + first * outputs, rows: rows, inputs: inputs, outputs: outputs, weight: w,
-        into: da + first * inputs)
+        into: da + first * inputs, engine: engine)
       afterInputGradient(range, da + first * inputs)
     }
     addPartialGradients(

@@ -24,16 +24,16 @@ public struct Chain<First: Layer, Second: Layer>: Layer where First.Scalar == Se
 
   @inlinable
   public mutating func forward(
-    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext
   ) {
     // A switched-off part is skipped: the other writes straight into `output`.
     if second.isIdentity {
-      first.forward(input, into: &output, mode: mode)
+      first.forward(input, into: &output, mode: mode, compute: compute)
     } else if first.isIdentity {
-      second.forward(input, into: &output, mode: mode)
+      second.forward(input, into: &output, mode: mode, compute: compute)
     } else {
-      first.forward(input, into: &middle, mode: mode)
-      second.forward(middle, into: &output, mode: mode)
+      first.forward(input, into: &middle, mode: mode, compute: compute)
+      second.forward(middle, into: &output, mode: mode, compute: compute)
     }
   }
 
@@ -43,23 +43,23 @@ public struct Chain<First: Layer, Second: Layer>: Layer where First.Scalar == Se
   @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
-    inputGradient: inout Matrix<Scalar>, propagate: Bool
+    inputGradient: inout Matrix<Scalar>, propagate: Bool, compute: ComputeContext
   ) {
     if second.isIdentity {
       first.backward(
         input: input, output: output, outputGradient: outputGradient,
-        inputGradient: &inputGradient, propagate: propagate)
+        inputGradient: &inputGradient, propagate: propagate, compute: compute)
     } else if first.isIdentity {
       second.backward(
         input: input, output: output, outputGradient: outputGradient,
-        inputGradient: &inputGradient, propagate: propagate)
+        inputGradient: &inputGradient, propagate: propagate, compute: compute)
     } else {
       second.backward(
         input: middle, output: output, outputGradient: outputGradient,
-        inputGradient: &middleGradient, propagate: true)
+        inputGradient: &middleGradient, propagate: true, compute: compute)
       first.backward(
         input: input, output: middle, outputGradient: middleGradient,
-        inputGradient: &inputGradient, propagate: propagate)
+        inputGradient: &inputGradient, propagate: propagate, compute: compute)
     }
   }
 
@@ -108,7 +108,7 @@ public struct Stack<Element: Layer>: Layer {
 
   @inlinable
   public mutating func forward(
-    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext
   ) {
     let last = layers.count - 1
     guard last >= 0 else {
@@ -118,11 +118,11 @@ public struct Stack<Element: Layer>: Layer {
     for i in 0...last {
       let x = i == 0 ? input : activations[i - 1]
       if i == last {
-        layers[i].forward(x, into: &output, mode: mode)
+        layers[i].forward(x, into: &output, mode: mode, compute: compute)
       } else {
         var y = Matrix<Scalar>()
         swap(&y, &activations[i])
-        layers[i].forward(x, into: &y, mode: mode)
+        layers[i].forward(x, into: &y, mode: mode, compute: compute)
         swap(&y, &activations[i])
       }
     }
@@ -131,7 +131,7 @@ public struct Stack<Element: Layer>: Layer {
   @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
-    inputGradient: inout Matrix<Scalar>, propagate: Bool
+    inputGradient: inout Matrix<Scalar>, propagate: Bool, compute: ComputeContext
   ) {
     let last = layers.count - 1
     guard last >= 0 else {
@@ -145,12 +145,12 @@ public struct Stack<Element: Layer>: Layer {
       if i == 0 {
         layers[i].backward(
           input: x, output: y, outputGradient: g, inputGradient: &inputGradient,
-          propagate: propagate)
+          propagate: propagate, compute: compute)
       } else {
         var gx = Matrix<Scalar>()
         swap(&gx, &gradients[i - 1])
         layers[i].backward(
-          input: x, output: y, outputGradient: g, inputGradient: &gx, propagate: true)
+          input: x, output: y, outputGradient: g, inputGradient: &gx, propagate: true, compute: compute)
         swap(&gx, &gradients[i - 1])
       }
     }
@@ -193,10 +193,10 @@ public struct Optionally<Wrapped: Layer>: Layer {
 
   @inlinable
   public mutating func forward(
-    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext
   ) {
     if isEnabled {
-      wrapped.forward(input, into: &output, mode: mode)
+      wrapped.forward(input, into: &output, mode: mode, compute: compute)
     } else {
       output.assign(input)
     }
@@ -205,12 +205,12 @@ public struct Optionally<Wrapped: Layer>: Layer {
   @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
-    inputGradient: inout Matrix<Scalar>, propagate: Bool
+    inputGradient: inout Matrix<Scalar>, propagate: Bool, compute: ComputeContext
   ) {
     if isEnabled {
       wrapped.backward(
         input: input, output: output, outputGradient: outputGradient,
-        inputGradient: &inputGradient, propagate: propagate)
+        inputGradient: &inputGradient, propagate: propagate, compute: compute)
     } else if propagate {
       inputGradient.assign(outputGradient)
     }
@@ -250,13 +250,13 @@ public struct Flatten<Scalar: DMLScalar>: Layer, ParameterFree {
   public init() {}
   public func outputFeatures(forInput n: Int) -> Int { n }
   public mutating func forward(
-    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext
   ) {
     output.assign(input)
   }
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
-    inputGradient: inout Matrix<Scalar>, propagate: Bool
+    inputGradient: inout Matrix<Scalar>, propagate: Bool, compute: ComputeContext
   ) {
     if propagate { inputGradient.assign(outputGradient) }
   }

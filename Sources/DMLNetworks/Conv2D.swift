@@ -76,8 +76,8 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
   /// How many chunks of the batch run in parallel (`BatchParallelism`): one per OpenBLAS thread
   /// when each gets at least 2²⁰ multiply-adds.
   @inlinable
-  func chunkCount(_ g: ConvGeometry) -> Int {
-    BatchParallelism.chunkCount(
+  func chunkCount(_ g: ConvGeometry, compute: ComputeContext) -> Int {
+    compute.chunkCount(
       rows: g.batch, workPerRow: g.outputHeight * g.outputWidth * g.patchSize * outChannels,
       minimumWork: 1 << 20)
   }
@@ -100,7 +100,7 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
   /// Per chunk of images, in parallel, block by block: `im2col`, then the GEMM onto the bias.
   @inlinable
   public mutating func forward(
-    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext
   ) {
     precondition(
       input.columns == inputShape.features,
@@ -109,7 +109,7 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
     let (perImage, ps, oc, inF) = (g.outputHeight * g.outputWidth, g.patchSize, outChannels, inputShape.features)
     output.resize(rows: g.patchCount, columns: oc)
     if g.batch > 0 {
-      let chunks = chunkCount(g), perBlock = imagesPerBlock(g)
+      let chunks = chunkCount(g, compute: compute), perBlock = imagesPerBlock(g)
       let scratch = 2 * perBlock * perImage * ps
       columns.resize(rows: chunks, columns: scratch)
       weight.value.transpose(into: &transposedWeight)
@@ -126,7 +126,7 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
                     im2col(x.baseAddress! + first * inF, geometry: gc, into: cols)
                     ChunkedAffine.forward(
                       cols, rows: gc.patchCount, inputs: ps, weight: w.baseAddress!, bias: b.baseAddress!,
-                      outputs: oc, into: y.baseAddress! + first * perImage * oc, transposed: true)
+                      outputs: oc, into: y.baseAddress! + first * perImage * oc, transposed: true, engine: compute.engine)
                   }
                 }
               }
@@ -144,14 +144,14 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
   @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
-    inputGradient: inout Matrix<Scalar>, propagate: Bool
+    inputGradient: inout Matrix<Scalar>, propagate: Bool, compute: ComputeContext
   ) {
     let g = geometry(batch: input.rows)
     let (perImage, ps, oc, inF) = (g.outputHeight * g.outputWidth, g.patchSize, outChannels, inputShape.features)
     precondition(
       outputGradient.rows * outputGradient.columns == g.patchCount * oc,
       "Conv2D.backward: the output gradient has \(outputGradient.rows)x\(outputGradient.columns) values, expected \(g.patchCount * oc)")
-    let chunks = chunkCount(g), perBlock = imagesPerBlock(g)
+    let chunks = chunkCount(g, compute: compute), perBlock = imagesPerBlock(g)
     // Each chunk's first block overwrites its gradients; only an empty batch needs them zeroed.
     weight.gradient.resize(rows: oc, columns: ps, zeroed: g.batch == 0)
     bias.gradient.resize(rows: 1, columns: oc, zeroed: g.batch == 0)
@@ -181,11 +181,11 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
                         ChunkedAffine.parameterGradients(
                           cols, gradient, rows: gc.patchCount, inputs: ps, outputs: oc,
                           weightGradient: target.weight, biasGradient: target.bias,
-                          accumulate: first > images.lowerBound)
+                          accumulate: first > images.lowerBound, engine: compute.engine)
                         guard propagate else { return }
                         ChunkedAffine.inputGradient(
                           gradient, rows: gc.patchCount, inputs: ps, outputs: oc, weight: w.baseAddress!,
-                          into: columnGradient)
+                          into: columnGradient, engine: compute.engine)
                         col2im(columnGradient, geometry: gc, into: dx.baseAddress! + first * inF)
                       }
                     }

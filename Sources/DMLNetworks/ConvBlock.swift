@@ -15,8 +15,11 @@
 /// pooling window go to the first position, as ``MaxPool2D`` does). With BatchNorm on, the block
 /// runs the chained layers.
 public struct ConvBlock<Scalar: DMLScalar>: Layer {
+  /// The four layers chained: `Conv2D → Optionally(BatchNorm) → ReLU → MaxPool2D`.
+  public typealias Layers = Chain<Chain<Chain<Conv2D<Scalar>, Optionally<BatchNorm<Scalar>>>, ReLU<Scalar>>, MaxPool2D<Scalar>>
   /// The same block as chained layers: the parameters live here, and it runs when BatchNorm is on.
-  public var layers: Chain<Chain<Chain<Conv2D<Scalar>, Optionally<BatchNorm<Scalar>>>, ReLU<Scalar>>, MaxPool2D<Scalar>>
+  /// Its parts are `conv`, `batchNorm`, and `pool`.
+  public var layers: Layers
   @usableFromInline var preActivation = Matrix<Scalar>()
   @usableFromInline var preGradient = Matrix<Scalar>()
   /// Per pooled value, the window position its gradient goes to, or `noRoute`.
@@ -34,23 +37,29 @@ public struct ConvBlock<Scalar: DMLScalar>: Layer {
     layers = Chain(Chain(Chain(conv, Optionally(BatchNorm(channels: conv.outChannels), enabled: batchNorm)), ReLU()), pool)
   }
 
-  /// The convolution.
+  /// The convolution, read and changed in place in `layers`.
   @inlinable public var conv: Conv2D<Scalar> {
-    get { layers.first.first.first }
-    set { layers.first.first.first = newValue }
+    _read { yield layers.first.first.first }
+    _modify { yield &layers.first.first.first }
+  }
+
+  /// The BatchNorm over the convolution's channels, switched off unless the block was built with it.
+  @inlinable public var batchNorm: Optionally<BatchNorm<Scalar>> {
+    _read { yield layers.first.first.second }
+    _modify { yield &layers.first.first.second }
   }
 
   /// The pooling.
   @inlinable public var pool: MaxPool2D<Scalar> { layers.second }
 
   /// The shape of one output image.
-  public var outputShape: ImageShape { layers.second.outputShape }
+  public var outputShape: ImageShape { pool.outputShape }
 
   public func outputFeatures(forInput n: Int) -> Int { layers.outputFeatures(forInput: n) }
 
   /// True when the fused passes run (BatchNorm off, and a window's positions fit in a byte).
   @inlinable var isFused: Bool {
-    !layers.first.first.second.isEnabled && pool.size * pool.size < Int(Self.noRoute)
+    !batchNorm.isEnabled && pool.size * pool.size < Int(Self.noRoute)
   }
 
   /// True when the convolution runs directly: one input channel, stride 1.
@@ -71,19 +80,19 @@ public struct ConvBlock<Scalar: DMLScalar>: Layer {
   }
 
   @inlinable
-  func chunkCount(rows: Int) -> Int {
-    let c = DirectShape(layers.first.first.first), out = layers.first.first.first.outputShape
-    return BatchParallelism.chunkCount(
+  func chunkCount(rows: Int, compute: ComputeContext) -> Int {
+    let c = DirectShape(conv), out = conv.outputShape
+    return compute.chunkCount(
       rows: rows, workPerRow: out.height * out.width * c.kernel * c.kernel * c.inputChannels * c.channels,
       minimumWork: 1 << 20)
   }
 
   @inlinable
   public mutating func forward(
-    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext
   ) {
     guard isFused else {
-      layers.forward(input, into: &output, mode: mode)
+      layers.forward(input, into: &output, mode: mode, compute: compute)
       return
     }
     precondition(
@@ -95,22 +104,23 @@ public struct ConvBlock<Scalar: DMLScalar>: Layer {
       routes = Array(repeating: Self.noRoute, count: n * grid.cells * channels)
     }
     if isDirect {
-      directForward(input, into: &output)
+      directForward(input, into: &output, compute: compute)
     } else {
-      layers.first.first.first.forward(input, into: &preActivation, mode: mode)
-      reluPool(into: &output)
+      // The stored path, not `conv`: the accessor would claim all of `self` beside `preActivation`.
+      layers.first.first.first.forward(input, into: &preActivation, mode: mode, compute: compute)
+      reluPool(into: &output, compute: compute)
     }
   }
 
   @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
-    inputGradient: inout Matrix<Scalar>, propagate: Bool
+    inputGradient: inout Matrix<Scalar>, propagate: Bool, compute: ComputeContext
   ) {
     guard isFused else {
       layers.backward(
         input: input, output: output, outputGradient: outputGradient, inputGradient: &inputGradient,
-        propagate: propagate)
+        propagate: propagate, compute: compute)
       return
     }
     precondition(
@@ -118,12 +128,13 @@ public struct ConvBlock<Scalar: DMLScalar>: Layer {
         && outputGradient.columns == outputFeatures(forInput: input.columns),
       "ConvBlock.backward: the output gradient is \(outputGradient.rows)x\(outputGradient.columns)")
     if isDirect {
-      directBackward(input: input, outputGradient: outputGradient, inputGradient: &inputGradient, propagate: propagate)
+      directBackward(input: input, outputGradient: outputGradient, inputGradient: &inputGradient, propagate: propagate,
+        compute: compute)
     } else {
-      scatterToPreActivation(outputGradient)
-      layers.first.first.first.backward(
+      scatterToPreActivation(outputGradient, compute: compute)
+      layers.first.first.first.backward(  // the stored path, as in `forward`
         input: input, output: preActivation, outputGradient: preGradient, inputGradient: &inputGradient,
-        propagate: propagate)
+        propagate: propagate, compute: compute)
     }
   }
 
@@ -143,10 +154,10 @@ extension ConvBlock {
   /// `output = maxpool(relu(preActivation))`, keeping each pooled value's route; the windows
   /// are `MaxPool2D`'s own (`forEachWindow`).
   @inlinable
-  mutating func reluPool(into output: inout Matrix<Scalar>) {
+  mutating func reluPool(into output: inout Matrix<Scalar>, compute: ComputeContext) {
     let n = preActivation.rows, pool = self.pool, channels = conv.outChannels
     let inF = preActivation.columns, outF = pool.outputShape.features
-    let chunks = BatchParallelism.chunkCount(rows: n, workPerRow: inF)
+    let chunks = compute.chunkCount(rows: n, workPerRow: inF)
     preActivation.withUnsafeBufferPointer { z in
       output.withUnsafeMutableBufferPointer { y in
         routes.withUnsafeMutableBufferPointer { routes in
@@ -166,11 +177,11 @@ extension ConvBlock {
 
   /// `preGradient`: zero, except the pooled gradient at each routed position.
   @inlinable
-  mutating func scatterToPreActivation(_ outputGradient: Matrix<Scalar>) {
+  mutating func scatterToPreActivation(_ outputGradient: Matrix<Scalar>, compute: ComputeContext) {
     let n = outputGradient.rows, pool = self.pool, channels = conv.outChannels
     let inF = conv.outputShape.features, outF = pool.outputShape.features
     preGradient.resize(rows: n, columns: inF)
-    let chunks = BatchParallelism.chunkCount(rows: n, workPerRow: inF)
+    let chunks = compute.chunkCount(rows: n, workPerRow: inF)
     outputGradient.withUnsafeBufferPointer { g in
       preGradient.withUnsafeMutableBufferPointer { dz in
         routes.withUnsafeBufferPointer { routes in
@@ -212,7 +223,7 @@ extension ConvBlock {
   /// the window inputs (`rows × lanes`: the taps, then 1 for the bias, then zeros) and the
   /// routed output gradients (`rows × channels`).
   @inlinable var scratchPerChunk: Int {
-    let c = DirectShape(layers.first.first.first), taps = c.kernel * c.kernel
+    let c = DirectShape(conv), taps = c.kernel * c.kernel
     let rows = PoolGrid(pool).cells * pool.size * pool.size, lanes = Self.lanes(taps: taps)
     let forward = rows * (taps + c.channels)
     let backward = lanes * c.channels + rows * (lanes + c.channels)
@@ -251,55 +262,28 @@ extension ConvBlock {
     for y in 0..<h { (padded + (y + p) * pw + p).update(from: x + y * w, count: w) }
   }
 
-  /// The convolution, ReLU and pooling, one image at a time: the window inputs of every pooled
-  /// cell's positions, one product with the filters onto the bias (`layerGemm`), then each
-  /// window's maximum and its route.
+  /// The convolution, ReLU and pooling, one image at a time (`directForwardImage`), each chunk of
+  /// images in its own scratch.
   @inlinable
-  mutating func directForward(_ input: Matrix<Scalar>, into output: inout Matrix<Scalar>) {
-    let c = DirectShape(layers.first.first.first), grid = PoolGrid(pool), n = input.rows
-    let (channels, k, taps) = (c.channels, c.kernel, c.kernel * c.kernel)
-    let pw = c.width + 2 * c.padding, inF = c.height * c.width, outF = grid.cells * channels
-    layers.first.first.first.weight.value.transpose(into: &tapWeights)
-    let chunks = chunkCount(rows: n), perChunk = scratchPerChunk
+  mutating func directForward(_ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, compute: ComputeContext) {
+    let c = DirectShape(conv), grid = PoolGrid(pool), n = input.rows
+    let inF = c.height * c.width, outF = grid.cells * c.channels
+    conv.weight.value.transpose(into: &tapWeights)
+    let bias = conv.bias.value
+    let chunks = chunkCount(rows: n, compute: compute), perChunk = scratchPerChunk
     scratch.resize(rows: chunks, columns: perChunk)
     input.withUnsafeBufferPointer { x in
       output.withUnsafeMutableBufferPointer { y in
         routes.withUnsafeMutableBufferPointer { routes in
           tapWeights.withUnsafeBufferPointer { w in
-            layers.first.first.first.bias.value.withUnsafeBufferPointer { bias in
+            bias.withUnsafeBufferPointer { bias in
               scratch.withUnsafeMutableBufferPointer { scratch in
                 BatchParallelism.forEachChunk(rows: n, chunks: chunks) { chunk, images in
-                  let padded = scratch.baseAddress! + chunk * perChunk
-                  // Each pooled cell's window positions, a row each: their input values, then
-                  // one product gives every row's sums for every channel, then each window's
-                  // maximum.
-                  let positions = grid.size * grid.size, rows = grid.cells * positions
-                  let sums = padded + 2 * c.paddedSize, windows = sums + rows * channels
-                  withUnsafeTemporaryAllocation(of: Int.self, capacity: positions) { offsets in
-                    for r in 0..<positions { offsets[r] = r * channels }
-                    for b in images {
-                      Self.pad(x.baseAddress! + b * inF, into: padded, shape: c)
-                      var row = 0
-                      for oy in 0..<grid.height {
-                        for ox in 0..<grid.width {
-                          for r in 0..<positions {
-                            let (py, px) = grid.position(oy, ox, r)
-                            Self.gather(padded + py * pw + px, rowStride: pw, kernel: k, into: windows + row * taps)
-                            (sums + row * channels).update(from: bias.baseAddress!, count: channels)
-                            row += 1
-                          }
-                        }
-                      }
-                      Scalar.layerGemm(
-                        transposeA: false, transposeB: false, m: rows, n: channels, k: taps, a: windows, lda: taps,
-                        b: w.baseAddress!, ldb: channels, beta: 1, c: sums, ldc: channels)
-                      for cell in 0..<grid.cells {
-                        let o = b * outF + cell * channels
-                        Scalar.reluPoolWindow(
-                          sums + cell * positions * channels, offsets: offsets.baseAddress!, positions: positions,
-                          y.baseAddress! + o, routes.baseAddress! + o, count: channels)
-                      }
-                    }
+                  for b in images {
+                    Self.directForwardImage(
+                      x.baseAddress! + b * inF, into: y.baseAddress! + b * outF, routes: routes.baseAddress! + b * outF,
+                      tapWeights: w.baseAddress!, bias: bias.baseAddress!, scratch: scratch.baseAddress! + chunk * perChunk,
+                      shape: c, grid: grid, engine: compute.engine)
                   }
                 }
               }
@@ -310,81 +294,77 @@ extension ConvBlock {
     }
   }
 
-  /// The weight and bias gradients (and the input gradient when `propagate`). Per image, the
-  /// output gradients go to their routed positions (zero elsewhere) and one product with the
-  /// window inputs adds them to the chunk's sums; the input gradient visits only the routed
-  /// positions. Each chunk sums into its own scratch; the chunks are added in order.
+  /// One image of `directForward`: the window inputs of every pooled cell's positions (a row
+  /// each), one product with the filters onto the bias (`layerGemm`) giving every row's sums for
+  /// every channel, then each window's maximum and its route.
+  @inlinable
+  static func directForwardImage(
+    _ x: UnsafePointer<Scalar>, into y: UnsafeMutablePointer<Scalar>, routes: UnsafeMutablePointer<UInt8>,
+    tapWeights w: UnsafePointer<Scalar>, bias: UnsafePointer<Scalar>, scratch padded: UnsafeMutablePointer<Scalar>,
+    shape c: DirectShape, grid: PoolGrid, engine: LayerGemm.Engine
+  ) {
+    let (channels, k, taps) = (c.channels, c.kernel, c.kernel * c.kernel)
+    let pw = c.width + 2 * c.padding
+    let positions = grid.size * grid.size, rows = grid.cells * positions
+    let sums = padded + 2 * c.paddedSize, windows = sums + rows * channels
+    pad(x, into: padded, shape: c)
+    var row = 0
+    for oy in 0..<grid.height {
+      for ox in 0..<grid.width {
+        for r in 0..<positions {
+          let (py, px) = grid.position(oy, ox, r)
+          gather(padded + py * pw + px, rowStride: pw, kernel: k, into: windows + row * taps)
+          (sums + row * channels).update(from: bias, count: channels)
+          row += 1
+        }
+      }
+    }
+    Scalar.layerGemm(
+      transposeA: false, transposeB: false, m: rows, n: channels, k: taps, a: windows, lda: taps,
+      b: w, ldb: channels, beta: 1, c: sums, ldc: channels, engine: engine)
+    withUnsafeTemporaryAllocation(of: Int.self, capacity: positions) { offsets in
+      for r in 0..<positions { offsets[r] = r * channels }
+      for cell in 0..<grid.cells {
+        Scalar.reluPoolWindow(
+          sums + cell * positions * channels, offsets: offsets.baseAddress!, positions: positions,
+          y + cell * channels, routes + cell * channels, count: channels)
+      }
+    }
+  }
+
+  /// The weight and bias gradients (and the input gradient when `propagate`), one image at a
+  /// time (`directBackwardImage`). Each chunk sums into its own scratch; the chunks are added in
+  /// order.
   @inlinable
   mutating func directBackward(
     input: Matrix<Scalar>, outputGradient: Matrix<Scalar>, inputGradient: inout Matrix<Scalar>,
-    propagate: Bool
+    propagate: Bool, compute: ComputeContext
   ) {
-    let c = DirectShape(layers.first.first.first), grid = PoolGrid(pool), n = input.rows
-    let (channels, k, taps) = (c.channels, c.kernel, c.kernel * c.kernel)
-    let (h, w, p) = (c.height, c.width, c.padding)
-    let pw = w + 2 * p, paddedSize = (h + 2 * p) * pw, positions = pool.size * pool.size
-    let inF = h * w, outF = grid.cells * channels, lanes = Self.lanes(taps: taps)
-    let chunks = chunkCount(rows: n)
+    let c = DirectShape(conv), grid = PoolGrid(pool), n = input.rows
+    let (channels, taps) = (c.channels, c.kernel * c.kernel)
+    let inF = c.height * c.width, outF = grid.cells * channels, lanes = Self.lanes(taps: taps)
+    let chunks = chunkCount(rows: n, compute: compute)
     let perChunk = scratchPerChunk
     scratch.resize(rows: max(1, chunks), columns: perChunk)
     if propagate { inputGradient.resize(rows: n, columns: inF) }
     input.withUnsafeBufferPointer { x in
       outputGradient.withUnsafeBufferPointer { g in
         routes.withUnsafeBufferPointer { routes in
-          layers.first.first.first.weight.value.withUnsafeBufferPointer { weight in
+          conv.weight.value.withUnsafeBufferPointer { weight in
             inputGradient.withUnsafeMutableBufferPointer { dx in
               scratch.withUnsafeMutableBufferPointer { scratch in
                 BatchParallelism.forEachChunk(rows: n, chunks: chunks) { chunk, images in
                   let padded = scratch.baseAddress! + chunk * perChunk
-                  let paddedGradient = padded + paddedSize
-                  let rows = grid.cells * positions
-                  let sums = paddedGradient + paddedSize  // lanes × channels
+                  let sums = padded + 2 * c.paddedSize  // lanes × channels
                   let windows = sums + lanes * channels  // rows × lanes
-                  let routed = windows + rows * lanes  // rows × channels
                   sums.update(repeating: 0, count: lanes * channels)
-                  windows.update(repeating: 0, count: rows * lanes)
+                  windows.update(repeating: 0, count: grid.cells * grid.size * grid.size * lanes)
                   for b in images {
-                    Self.pad(x.baseAddress! + b * inF, into: padded, shape: c)
-                    if propagate { paddedGradient.update(repeating: 0, count: paddedSize) }
-                    // Each pooled cell's window positions, a row each: their input values, then 1
-                    // for the bias; and the output gradient at each channel's routed position.
-                    routed.update(repeating: 0, count: rows * channels)
-                    var row = 0
-                    for oy in 0..<grid.height {
-                      for ox in 0..<grid.width {
-                        let o = b * outF + (oy * grid.width + ox) * channels
-                        for r in 0..<positions {
-                          let (py, px) = grid.position(oy, ox, r)
-                          let values = windows + (row + r) * lanes
-                          Self.gather(padded + py * pw + px, rowStride: pw, kernel: k, into: values)
-                          values[taps] = 1
-                        }
-                        for ch in 0..<channels where routes[o + ch] != Self.noRoute {
-                          routed[(row + Int(routes[o + ch])) * channels + ch] = g[o + ch]
-                        }
-                        row += positions
-                        guard propagate else { continue }
-                        for ch in 0..<channels where routes[o + ch] != Self.noRoute {
-                          let (py, px) = grid.position(oy, ox, Int(routes[o + ch]))
-                          let gradient = g[o + ch], at = py * pw + px
-                          let wRow = weight.baseAddress! + ch * taps
-                          for ky in 0..<k {
-                            for kx in 0..<k { paddedGradient[at + ky * pw + kx] += gradient * wRow[ky * k + kx] }
-                          }
-                        }
-                      }
-                    }
-                    // A channel's gradient reaches its weights only through its routed positions:
-                    // the weight and bias gradients gain the window inputs' transpose times the
-                    // routed gradients.
-                    Scalar.layerGemm(
-                      transposeA: true, transposeB: false, m: taps + 1, n: channels, k: rows, a: windows, lda: lanes,
-                      b: routed, ldb: channels, beta: 1, c: sums, ldc: channels)
-                    if propagate {
-                      for y in 0..<h {
-                        (dx.baseAddress! + b * inF + y * w).update(from: paddedGradient + (y + p) * pw + p, count: w)
-                      }
-                    }
+                    Self.directBackwardImage(
+                      x.baseAddress! + b * inF, outputGradient: g.baseAddress! + b * outF,
+                      routes: routes.baseAddress! + b * outF, weight: weight.baseAddress!,
+                      inputGradient: propagate ? dx.baseAddress! + b * inF : nil, scratch: padded,
+                      shape: c, grid: grid, engine: compute.engine)
                   }
                 }
               }
@@ -393,14 +373,21 @@ extension ConvBlock {
         }
       }
     }
-    // The chunks' sums, added in chunk order.
-    layers.first.first.first.weight.gradient.resize(rows: channels, columns: taps, zeroed: true)
-    layers.first.first.first.bias.gradient.resize(rows: 1, columns: channels, zeroed: true)
+    // The chunks' sums, added in chunk order, into the gradients taken out of `conv` meanwhile.
+    var weightGradient = Matrix<Scalar>(), biasGradient = Matrix<Scalar>()
+    swap(&weightGradient, &conv.weight.gradient)
+    swap(&biasGradient, &conv.bias.gradient)
+    defer {
+      swap(&weightGradient, &conv.weight.gradient)
+      swap(&biasGradient, &conv.bias.gradient)
+    }
+    weightGradient.resize(rows: channels, columns: taps, zeroed: true)
+    biasGradient.resize(rows: 1, columns: channels, zeroed: true)
     scratch.withUnsafeBufferPointer { scratch in
-      layers.first.first.first.weight.gradient.withUnsafeMutableBufferPointer { dw in
-        layers.first.first.first.bias.gradient.withUnsafeMutableBufferPointer { db in
+      weightGradient.withUnsafeMutableBufferPointer { dw in
+        biasGradient.withUnsafeMutableBufferPointer { db in
           for chunk in 0..<max(1, chunks) {
-            let sums = scratch.baseAddress! + chunk * perChunk + 2 * paddedSize
+            let sums = scratch.baseAddress! + chunk * perChunk + 2 * c.paddedSize
             for ch in 0..<channels {
               for t in 0..<taps { dw[ch * taps + t] += sums[t * channels + ch] }
               db[ch] += sums[taps * channels + ch]
@@ -408,6 +395,62 @@ extension ConvBlock {
           }
         }
       }
+    }
+  }
+
+  /// One image of `directBackward`. Each pooled cell's window positions, a row each: their input
+  /// values, then 1 for the bias; and the output gradient at each channel's routed position (zero
+  /// elsewhere). A channel's gradient reaches its weights only through its routed positions, so
+  /// one product of the window inputs' transpose and the routed gradients adds the image's weight
+  /// and bias gradients to the chunk's sums. With `inputGradient`, the gradient flows back to the
+  /// routed positions' windows only.
+  @inlinable
+  static func directBackwardImage(
+    _ x: UnsafePointer<Scalar>, outputGradient g: UnsafePointer<Scalar>, routes: UnsafePointer<UInt8>,
+    weight: UnsafePointer<Scalar>, inputGradient dx: UnsafeMutablePointer<Scalar>?,
+    scratch padded: UnsafeMutablePointer<Scalar>, shape c: DirectShape, grid: PoolGrid, engine: LayerGemm.Engine
+  ) {
+    let (channels, k, taps) = (c.channels, c.kernel, c.kernel * c.kernel)
+    let (h, w, p) = (c.height, c.width, c.padding)
+    let pw = w + 2 * p, positions = grid.size * grid.size, lanes = Self.lanes(taps: taps)
+    let rows = grid.cells * positions
+    let paddedGradient = padded + c.paddedSize
+    let sums = paddedGradient + c.paddedSize  // lanes × channels
+    let windows = sums + lanes * channels  // rows × lanes
+    let routed = windows + rows * lanes  // rows × channels
+    pad(x, into: padded, shape: c)
+    if dx != nil { paddedGradient.update(repeating: 0, count: c.paddedSize) }
+    routed.update(repeating: 0, count: rows * channels)
+    var row = 0
+    for oy in 0..<grid.height {
+      for ox in 0..<grid.width {
+        let o = (oy * grid.width + ox) * channels
+        for r in 0..<positions {
+          let (py, px) = grid.position(oy, ox, r)
+          let values = windows + (row + r) * lanes
+          gather(padded + py * pw + px, rowStride: pw, kernel: k, into: values)
+          values[taps] = 1
+        }
+        for ch in 0..<channels where routes[o + ch] != noRoute {
+          routed[(row + Int(routes[o + ch])) * channels + ch] = g[o + ch]
+        }
+        row += positions
+        guard dx != nil else { continue }
+        for ch in 0..<channels where routes[o + ch] != noRoute {
+          let (py, px) = grid.position(oy, ox, Int(routes[o + ch]))
+          let gradient = g[o + ch], at = py * pw + px
+          let wRow = weight + ch * taps
+          for ky in 0..<k {
+            for kx in 0..<k { paddedGradient[at + ky * pw + kx] += gradient * wRow[ky * k + kx] }
+          }
+        }
+      }
+    }
+    Scalar.layerGemm(
+      transposeA: true, transposeB: false, m: taps + 1, n: channels, k: rows, a: windows, lda: lanes,
+      b: routed, ldb: channels, beta: 1, c: sums, ldc: channels, engine: engine)
+    if let dx {
+      for y in 0..<h { (dx + y * w).update(from: paddedGradient + (y + p) * pw + p, count: w) }
     }
   }
 }

@@ -24,7 +24,7 @@ public struct Dropout<Scalar: DMLScalar>: Layer, ParameterFree {
 
   @inlinable
   public mutating func forward(
-    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext
   ) {
     lastMode = mode
     guard mode == .training, probability > 0 else {
@@ -50,7 +50,7 @@ public struct Dropout<Scalar: DMLScalar>: Layer, ParameterFree {
   @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
-    inputGradient: inout Matrix<Scalar>, propagate: Bool
+    inputGradient: inout Matrix<Scalar>, propagate: Bool, compute: ComputeContext
   ) {
     guard propagate else { return }
     guard lastMode == .training, probability > 0 else {

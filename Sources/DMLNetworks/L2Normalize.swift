@@ -12,7 +12,7 @@ public struct L2Normalize<Scalar: DMLScalar>: Layer, ParameterFree {
 
   @inlinable
   public mutating func forward(
-    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext
   ) {
     let (rows, d) = (input.rows, input.columns)
     output.resize(rows: rows, columns: d)
@@ -37,7 +37,7 @@ public struct L2Normalize<Scalar: DMLScalar>: Layer, ParameterFree {
   @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
-    inputGradient: inout Matrix<Scalar>, propagate: Bool
+    inputGradient: inout Matrix<Scalar>, propagate: Bool, compute: ComputeContext
   ) {
     guard propagate else { return }
     let (rows, d) = (input.rows, input.columns)

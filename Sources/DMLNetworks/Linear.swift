@@ -41,21 +41,21 @@ public struct Linear<Scalar: DMLScalar>: Layer {
   /// How many chunks of the batch run in parallel (`BatchParallelism`): one per OpenBLAS thread
   /// when each gets at least 2²⁰ multiply-adds.
   @inlinable
-  func chunkCount(rows: Int) -> Int {
-    BatchParallelism.chunkCount(rows: rows, workPerRow: inputs * outputs, minimumWork: 1 << 20)
+  func chunkCount(rows: Int, compute: ComputeContext) -> Int {
+    compute.chunkCount(rows: rows, workPerRow: inputs * outputs, minimumWork: 1 << 20)
   }
 
   /// One GEMM per chunk of rows, the chunks in parallel (`BatchParallelism`).
   @inlinable
   public mutating func forward(
-    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext
   ) {
     precondition(
       input.columns == inputs, "Linear(\(inputs), \(outputs)) got \(input.columns) input features")
     let (n, nIn, nOut) = (input.rows, inputs, outputs)
     output.resize(rows: n, columns: nOut)
     guard n > 0 else { return }
-    let chunks = chunkCount(rows: n)
+    let chunks = chunkCount(rows: n, compute: compute)
     input.withUnsafeBufferPointer { x in
       output.withUnsafeMutableBufferPointer { y in
         bias.value.withUnsafeBufferPointer { b in
@@ -63,7 +63,7 @@ public struct Linear<Scalar: DMLScalar>: Layer {
             BatchParallelism.forEachChunk(rows: n, chunks: chunks) { _, r in
               ChunkedAffine.forward(
                 x.baseAddress! + r.lowerBound * nIn, rows: r.count, inputs: nIn, weight: w.baseAddress!,
-                bias: b.baseAddress!, outputs: nOut, into: y.baseAddress! + r.lowerBound * nOut)
+                bias: b.baseAddress!, outputs: nOut, into: y.baseAddress! + r.lowerBound * nOut, engine: compute.engine)
             }
           }
         }
@@ -78,7 +78,7 @@ public struct Linear<Scalar: DMLScalar>: Layer {
   @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
-    inputGradient: inout Matrix<Scalar>, propagate: Bool
+    inputGradient: inout Matrix<Scalar>, propagate: Bool, compute: ComputeContext
   ) {
     let (n, nIn, nOut) = (input.rows, inputs, outputs)
     precondition(
@@ -89,7 +89,7 @@ public struct Linear<Scalar: DMLScalar>: Layer {
     bias.gradient.resize(rows: 1, columns: nOut, zeroed: n == 0)
     if propagate { inputGradient.resize(rows: n, columns: nIn) }
     guard n > 0 else { return }
-    let chunks = chunkCount(rows: n)
+    let chunks = chunkCount(rows: n, compute: compute)
     input.withUnsafeBufferPointer { xBuffer in
       outputGradient.withUnsafeBufferPointer { dyBuffer in
         weight.value.withUnsafeBufferPointer { wBuffer in
@@ -102,12 +102,13 @@ public struct Linear<Scalar: DMLScalar>: Layer {
                   let outs = BatchParallelism.rows(ofChunk: chunk, chunks: chunks, rows: nOut)
                   if !outs.isEmpty {
                     ChunkedAffine.outputGradients(
-                      x, dy, rows: n, inputs: nIn, outputs: nOut, of: outs, weightGradient: dw, biasGradient: db)
+                      x, dy, rows: n, inputs: nIn, outputs: nOut, of: outs, weightGradient: dw, biasGradient: db,
+                      engine: compute.engine)
                   }
                   if propagate {
                     ChunkedAffine.inputGradient(
                       dy + rows.lowerBound * nOut, rows: rows.count, inputs: nIn, outputs: nOut, weight: w,
-                      into: dx! + rows.lowerBound * nIn)
+                      into: dx! + rows.lowerBound * nIn, engine: compute.engine)
                   }
                 }
               }

@@ -48,12 +48,12 @@ public struct MaxPool2D<Scalar: DMLScalar>: Layer, ParameterFree {
 
   @inlinable
   public mutating func forward(
-    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext
   ) {
     precondition(input.columns == inputShape.features, "MaxPool2D expects \(inputShape)")
     let nIn = inputShape.features, nOut = outputShape.features, c = inputShape.channels
     output.resize(rows: input.rows, columns: nOut)
-    let chunks = BatchParallelism.chunkCount(rows: input.rows, workPerRow: nIn)
+    let chunks = compute.chunkCount(rows: input.rows, workPerRow: nIn)
     input.withUnsafeBufferPointer { x in
       output.withUnsafeMutableBufferPointer { y in
         BatchParallelism.forEachChunk(rows: input.rows, chunks: chunks) { _, images in
@@ -74,12 +74,12 @@ public struct MaxPool2D<Scalar: DMLScalar>: Layer, ParameterFree {
   @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
-    inputGradient: inout Matrix<Scalar>, propagate: Bool
+    inputGradient: inout Matrix<Scalar>, propagate: Bool, compute: ComputeContext
   ) {
     guard propagate else { return }
     let nIn = inputShape.features, nOut = outputShape.features, c = inputShape.channels
     inputGradient.resize(rows: input.rows, columns: nIn, zeroed: true)
-    let chunks = BatchParallelism.chunkCount(rows: input.rows, workPerRow: nIn)
+    let chunks = compute.chunkCount(rows: input.rows, workPerRow: nIn)
     input.withUnsafeBufferPointer { x in
       output.withUnsafeBufferPointer { y in
         outputGradient.withUnsafeBufferPointer { g in
@@ -153,7 +153,7 @@ public struct AvgPool2D<Scalar: DMLScalar>: Layer, ParameterFree {
 
   @inlinable
   public mutating func forward(
-    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext
   ) {
     precondition(input.columns == inputShape.features, "AvgPool2D expects \(inputShape)")
     let nIn = inputShape.features, nOut = outputShape.features
@@ -171,7 +171,7 @@ public struct AvgPool2D<Scalar: DMLScalar>: Layer, ParameterFree {
   @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
-    inputGradient: inout Matrix<Scalar>, propagate: Bool
+    inputGradient: inout Matrix<Scalar>, propagate: Bool, compute: ComputeContext
   ) {
     guard propagate else { return }
     let nIn = inputShape.features, nOut = outputShape.features
@@ -202,7 +202,7 @@ public struct GlobalAvgPool<Scalar: DMLScalar>: Layer, ParameterFree {
 
   @inlinable
   public mutating func forward(
-    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext
   ) {
     precondition(input.columns == inputShape.features, "GlobalAvgPool expects \(inputShape)")
     let c = inputShape.channels, pixels = inputShape.height * inputShape.width
@@ -223,7 +223,7 @@ public struct GlobalAvgPool<Scalar: DMLScalar>: Layer, ParameterFree {
   @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
-    inputGradient: inout Matrix<Scalar>, propagate: Bool
+    inputGradient: inout Matrix<Scalar>, propagate: Bool, compute: ComputeContext
   ) {
     guard propagate else { return }
     let c = inputShape.channels, pixels = inputShape.height * inputShape.width

@@ -35,8 +35,8 @@ public struct Residual<Body: Layer>: Layer {
 
   /// `input + body(input)` (`add` checks that the body kept the width).
   @inlinable
-  public mutating func forward(_ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode) {
-    body.forward(input, into: &bodyOutput, mode: mode)
+  public mutating func forward(_ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext) {
+    body.forward(input, into: &bodyOutput, mode: mode, compute: compute)
     output.assign(bodyOutput)
     output.add(input)
   }
@@ -46,9 +46,9 @@ public struct Residual<Body: Layer>: Layer {
   @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
-    inputGradient: inout Matrix<Scalar>, propagate: Bool
+    inputGradient: inout Matrix<Scalar>, propagate: Bool, compute: ComputeContext
   ) {
-    body.backward(input: input, output: bodyOutput, outputGradient: outputGradient, inputGradient: &inputGradient, propagate: propagate)
+    body.backward(input: input, output: bodyOutput, outputGradient: outputGradient, inputGradient: &inputGradient, propagate: propagate, compute: compute)
     if propagate { inputGradient.add(outputGradient) }
   }
 

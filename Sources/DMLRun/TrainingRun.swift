@@ -28,6 +28,12 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
   public typealias TrainerType = Trainer<Network, Loss, Sampler, Opt>
   /// The trainer: the network, loss, miner and optimizer, and the step count.
   public var trainer: Trainer<Network, Loss, Sampler, Opt>
+  /// The threads and GEMM engine of the run: the trainer's, used by every step, embedding pass,
+  /// search and offline mining of the run.
+  public var compute: ComputeContext {
+    get { trainer.compute }
+    set { trainer.compute = newValue }
+  }
   /// The training data.
   public let training: Dataset
   /// Held-out data to validate on after every epoch (`nil`: none, and no early stopping).
@@ -142,8 +148,8 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
     var validationBaselines: (raw: Double, untrained: Double)?
     if let validation {
       var fresh = untrained
-      let raw = try retrievalMetrics(queries: validation.features.rowsNormalized(), queryLabels: validation.labels).mapAtR
-      let initial = try retrievalMetrics(queries: fresh.embed(validation.features), queryLabels: validation.labels).mapAtR
+      let raw = try retrievalMetrics(queries: validation.features.rowsNormalized(), queryLabels: validation.labels, compute: trainer.compute).mapAtR
+      let initial = try retrievalMetrics(queries: fresh.embed(validation.features, compute: trainer.compute), queryLabels: validation.labels, compute: trainer.compute).mapAtR
       validationBaselines = (raw, initial)
       summary.validationRawMapAtR = raw
       summary.validationUntrainedMapAtR = initial
@@ -164,9 +170,10 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
         if let offline, let interval = miningInterval {
           if minedSampler == nil || trainer.step - (state.mined?.step ?? 0) >= interval {
             let t0 = Date()
-            let e = trainer.network.embed(training.features)
+            let e = trainer.network.embed(training.features, compute: trainer.compute)
             let lists = try hardNeighbors(
-              embeddings: e, labels: training.labels, k: offline.k, distance: offline.distance, window: offline.window)
+              embeddings: e, labels: training.labels, k: offline.k, distance: offline.distance, window: offline.window,
+              compute: trainer.compute)
             let seconds = Date().timeIntervalSince(t0)
             miningSeconds += seconds
             state.mined = (trainer.step, lists)
@@ -212,8 +219,8 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
       if offline != nil { event.offlineMiningSeconds = miningSeconds }
       event.memoryHeld = trainer.memory?.count
       if let validation {
-        let e = trainer.network.embed(validation.features)
-        let m = try retrievalMetrics(queries: e, queryLabels: validation.labels)
+        let e = trainer.network.embed(validation.features, compute: trainer.compute)
+        let m = try retrievalMetrics(queries: e, queryLabels: validation.labels, compute: trainer.compute)
         event.validationMapAtR = m.mapAtR
         event.validationPrecisionAt1 = m.precisionAt1
         if m.mapAtR > best.map {
@@ -283,9 +290,9 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
   /// the untrained one and the raw inputs.
   public mutating func test(on test: Dataset) throws -> TestReport {
     var fresh = untrained
-    let trained = try retrievalMetrics(queries: trainer.network.embed(test.features), queryLabels: test.labels)
-    let random = try retrievalMetrics(queries: fresh.embed(test.features), queryLabels: test.labels)
-    let raw = try retrievalMetrics(queries: test.features.rowsNormalized(), queryLabels: test.labels)
+    let trained = try retrievalMetrics(queries: trainer.network.embed(test.features, compute: trainer.compute), queryLabels: test.labels, compute: trainer.compute)
+    let random = try retrievalMetrics(queries: fresh.embed(test.features, compute: trainer.compute), queryLabels: test.labels, compute: trainer.compute)
+    let raw = try retrievalMetrics(queries: test.features.rowsNormalized(), queryLabels: test.labels, compute: trainer.compute)
     return TestReport(trained: trained, untrained: random, rawInput: raw)
   }
 }

@@ -46,7 +46,7 @@ public enum GradientCheck {
   /// statistics) see the same state every time.
   public static func layer<L: Layer>(
     _ layer: L, input: Matrix<Double>, mode: ForwardMode = .training, step h: Double = 1e-6,
-    seed: UInt64 = 1
+    seed: UInt64 = 1, compute: ComputeContext = .automatic
   ) -> GradientCheckReport where L.Scalar == Double {
     var rng = RandomSource(seed: seed)
     var probe = layer
@@ -56,16 +56,16 @@ public enum GradientCheck {
 
     func objective(_ l: L, _ x: Matrix<Double>) -> Double {
       var copy = l
-      return copy(x, mode: mode).dot(upstream)
+      return copy(x, mode: mode, compute: compute).dot(upstream)
     }
 
     var analytic = layer
     var out = Matrix<Double>()
-    analytic.forward(input, into: &out, mode: mode)
+    analytic.forward(input, into: &out, mode: mode, compute: compute)
     var inputGradient = Matrix<Double>()
     analytic.backward(
       input: input, output: out, outputGradient: upstream, inputGradient: &inputGradient,
-      propagate: true)
+      propagate: true, compute: compute)
 
     var report = GradientCheckReport()
     var x = input
@@ -108,17 +108,17 @@ public enum GradientCheck {
   /// directional derivative of `⟨G, net(x)⟩` from backward against a central difference.
   public static func network<N: EmbeddingNetwork>(
     _ network: N, input: Matrix<Double>, directions: Int = 4, mode: ForwardMode = .training,
-    step h: Double = 1e-6, seed: UInt64 = 2
+    step h: Double = 1e-6, seed: UInt64 = 2, compute: ComputeContext = .automatic
   ) -> GradientCheckReport where N.Scalar == Double {
     var rng = RandomSource(seed: seed)
     var probe = network
-    probe.forward(input, mode: mode)
+    probe.forward(input, mode: mode, compute: compute)
     var upstream = probe.embeddings
     upstream.apply { _ in rng.normal() }
 
     var analytic = network
-    analytic.forward(input, mode: mode)
-    analytic.backward(upstream)
+    analytic.forward(input, mode: mode, compute: compute)
+    analytic.backward(upstream, compute: compute)
     let trainable = analytic.parameters.map(\.trainable)
     let gradients = analytic.parameters.map(\.gradient)
 
@@ -138,7 +138,7 @@ public enum GradientCheck {
           q.value.add(direction[index], scaledBy: t)
           index += 1
         }
-        net.forward(input, mode: mode)
+        net.forward(input, mode: mode, compute: compute)
         return net.embeddings.dot(upstream)
       }
       report.record(

@@ -18,7 +18,7 @@ public enum StateConformance {
   ///   random generators) alone gives bitwise the same embeddings, in inference and in training
   ///   mode: a layer that holds a tensor it does not declare fails here.
   public static func networkFailures<N: EmbeddingNetwork>(
-    input: Matrix<Double>, seed: UInt64 = 3, _ make: (UInt64) -> N
+    input: Matrix<Double>, seed: UInt64 = 3, compute: ComputeContext = .automatic, _ make: (UInt64) -> N
   ) -> [String] where N.Scalar == Double {
     var failures: [String] = []
     var trained = make(1)
@@ -29,10 +29,10 @@ public enum StateConformance {
       failures.append("a parameter name has an empty component: \(names)")
     }
     var rng = RandomSource(seed: seed)
-    trained.forward(input, mode: .training)
+    trained.forward(input, mode: .training, compute: compute)
     var upstream = trained.embeddings
     upstream.apply { _ in rng.normal() }
-    trained.backward(upstream)
+    trained.backward(upstream, compute: compute)
     trained.forEachParameter { _, p in if p.trainable { p.value.add(p.gradient, scaledBy: -0.1) } }
     let after = trained.namedParameters()
     for (b, a) in zip(initial, after) where b.parameter.value == a.parameter.value {
@@ -48,8 +48,8 @@ public enum StateConformance {
     if !restored.restoreRandomStates(trained.randomStates) { failures.append("the random generators do not fit a network built with another seed") }
     for mode in [ForwardMode.inference, .training] {
       var a = trained, b = restored
-      a.forward(input, mode: mode)
-      b.forward(input, mode: mode)
+      a.forward(input, mode: mode, compute: compute)
+      b.forward(input, mode: mode, compute: compute)
       if a.embeddings != b.embeddings {
         failures.append("loaded from the trained network's named parameters, a network built with another seed embeds differently (\(mode)): it holds state it does not declare")
       }

@@ -24,6 +24,8 @@ public struct AnyOptimizer<Scalar: DMLScalar>: Optimizer {
     @usableFromInline let setGroups: ([ParameterGroup]) -> Void
     @usableFromInline let state: () -> SlotState<Scalar>
     @usableFromInline let setState: (SlotState<Scalar>) -> Void
+    @usableFromInline let compute: () -> ComputeContext
+    @usableFromInline let setCompute: (ComputeContext) -> Void
     @usableFromInline let copy: () -> Witness
     @usableFromInline let unwrap: () -> Any
 
@@ -39,6 +41,8 @@ public struct AnyOptimizer<Scalar: DMLScalar>: Optimizer {
       setGroups = { box.value.groups = $0 }
       state = { box.value.slotState }
       setState = { box.value.slotState = $0 }
+      compute = { box.value.compute }
+      setCompute = { box.value.compute = $0 }
       copy = { Witness(box.value) }
       unwrap = { box.value }
     }
@@ -98,6 +102,15 @@ public struct AnyOptimizer<Scalar: DMLScalar>: Optimizer {
     set {
       makeUnique()
       witness.setState(newValue)
+    }
+  }
+
+  /// The wrapped optimizer's compute context.
+  public var compute: ComputeContext {
+    get { witness.compute() }
+    set {
+      makeUnique()
+      witness.setCompute(newValue)
     }
   }
 

@@ -43,6 +43,9 @@ public protocol Optimizer<Scalar>: ParameterVisitor {
   var slots: ParameterSlots { get set }
   /// The per-slot buffers (momenta) by buffer name, and the per-slot step counts.
   var slotState: SlotState<Scalar> { get set }
+  /// The threads an update may use. An optimizer that splits its updates stores it; the default
+  /// ignores it.
+  var compute: ComputeContext { get set }
 }
 
 /// The names of an optimizer's slots, and the scopes of the visit in progress.
@@ -121,6 +124,12 @@ public struct OptimizerState<Scalar: DMLScalar>: Sendable, Equatable {
 }
 
 extension Optimizer {
+  /// `.serial`, and setting it does nothing: for optimizers whose updates run on one thread.
+  @inlinable public var compute: ComputeContext {
+    get { .serial }
+    set {}
+  }
+
   /// Enters the scope `name` of the parameters about to be visited.
   @inlinable public mutating func enterScope(_ name: String) { slots.path.append(name) }
   /// Leaves the scope entered last.
@@ -297,6 +306,8 @@ public struct Adam<Scalar: DMLScalar>: Optimizer {
   public var stepCounts: [Int] = []
   /// The slot of each parameter name.
   public var slots = ParameterSlots()
+  /// The threads a large parameter's update is split over.
+  public var compute = ComputeContext.automatic
 
   /// The moments, named `m` and `v`, and the step counts; setting a state without them clears them.
   public var slotState: SlotState<Scalar> {
@@ -357,11 +368,11 @@ public struct Adam<Scalar: DMLScalar>: Optimizer {
             // In chunks, so that each loop vectorises: the moments, then the square roots of v in
             // one vectorised pass (`squareRootInPlace`; a scalar `squareRoot()` in the loop kept it
             // scalar), then the step. Every element sees the same operations as the one-loop form.
-            // Large parameters are split over the cores (`BatchParallelism`): each element is
-            // updated on its own, so the split changes no result.
+            // Large parameters are split over `compute`'s threads: each element is updated on its
+            // own, so the split changes no result.
             let grad = gradBuffer.baseAddress!, theta = thetaBuffer.baseAddress!
             let m = mBuffer.baseAddress!, v = vBuffer.baseAddress!
-            let parts = BatchParallelism.chunkCount(rows: count, workPerRow: 1, minimumWork: Adam.parallelMinimum)
+            let parts = compute.chunkCount(rows: count, workPerRow: 1, minimumWork: Adam.parallelMinimum)
             BatchParallelism.forEachChunk(rows: count, chunks: parts) { _, range in
               withUnsafeTemporaryAllocation(of: Scalar.self, capacity: Adam.chunk) { rootBuffer in
                 let root = rootBuffer.baseAddress!

@@ -62,21 +62,38 @@ public struct Trainer<
   @usableFromInline var tuples = Tuples.none
   @usableFromInline var scores = Matrix<Scalar>()
   @usableFromInline var workspace = DistanceWorkspace<Scalar>()
+  /// The threads and GEMM engine of every step: the network's passes, the score products, the
+  /// optimizer's updates. Setting it hands it to the loss and the optimizer.
+  public var compute: ComputeContext {
+    didSet { distribute() }
+  }
 
   /// A trainer at step 0 without a cross-batch memory; `mines` is `sampler.providesTuples`.
-  public init(network: Network, loss: Loss, sampler: Sampler, optimizer: Opt) {
+  public init(
+    network: Network, loss: Loss, sampler: Sampler, optimizer: Opt, compute: ComputeContext = .automatic
+  ) {
     self.network = network
     self.loss = loss
     self.sampler = sampler
     self.optimizer = optimizer
+    self.compute = compute
     mines = sampler.providesTuples
+    distribute()
+  }
+
+  /// Gives `compute` to the loss, the optimizer and the trainer's own score workspace.
+  @usableFromInline
+  mutating func distribute() {
+    loss.compute = compute
+    optimizer.compute = compute
+    workspace.compute = compute
   }
 
   /// One optimisation step on a batch. Throws, before touching the parameters, if the loss or a
   /// gradient is not finite.
   @inlinable
   public mutating func train(_ batch: Matrix<Scalar>, labels: [Int]) throws -> StepResult<Scalar> {
-    network.forward(batch, mode: .training)
+    network.forward(batch, mode: .training, compute: compute)
     var mined: Int?
     let usesMemory = memory?.isUsed(atStep: step) ?? false
     if usesMemory {
@@ -111,7 +128,7 @@ public struct Trainer<
     }
     // The step's embeddings join the memory without gradient, as in the paper.
     if memory?.fills(atStep: step) ?? false { memory!.enqueue(network.embeddings, labels: labels) }
-    network.backward(loss.embeddingGradient)
+    network.backward(loss.embeddingGradient, compute: compute)
     optimizer.scope("network") { network.visitParameters(&$0) }
     optimizer.scope("loss") { loss.visitParameters(&$0) }
     loss.updateReferences()
@@ -123,19 +140,23 @@ public struct Trainer<
 extension Trainer {
   /// A trainer of a `PairwiseLoss` (a loss on a score matrix), which runs in a `LossEvaluator`:
   /// the evaluator computes the scores, the loss and the backward pass to the embeddings.
-  public init<Pairwise: PairwiseLoss>(network: Network, loss: Pairwise, sampler: Sampler, optimizer: Opt)
-  where Loss == LossEvaluator<Pairwise> {
-    self.init(network: network, loss: LossEvaluator(loss), sampler: sampler, optimizer: optimizer)
+  public init<Pairwise: PairwiseLoss>(
+    network: Network, loss: Pairwise, sampler: Sampler, optimizer: Opt, compute: ComputeContext = .automatic
+  ) where Loss == LossEvaluator<Pairwise> {
+    self.init(network: network, loss: LossEvaluator(loss), sampler: sampler, optimizer: optimizer, compute: compute)
   }
 
   /// A trainer without a miner: the loss sees every pair or triplet of the batch.
-  public init(network: Network, loss: Loss, optimizer: Opt) where Sampler == NoMining<Network.Scalar> {
-    self.init(network: network, loss: loss, sampler: NoMining(), optimizer: optimizer)
+  public init(
+    network: Network, loss: Loss, optimizer: Opt, compute: ComputeContext = .automatic
+  ) where Sampler == NoMining<Network.Scalar> {
+    self.init(network: network, loss: loss, sampler: NoMining(), optimizer: optimizer, compute: compute)
   }
 
   /// A trainer of a `PairwiseLoss` without a miner.
-  public init<Pairwise: PairwiseLoss>(network: Network, loss: Pairwise, optimizer: Opt)
-  where Loss == LossEvaluator<Pairwise>, Sampler == NoMining<Network.Scalar> {
-    self.init(network: network, loss: LossEvaluator(loss), sampler: NoMining(), optimizer: optimizer)
+  public init<Pairwise: PairwiseLoss>(
+    network: Network, loss: Pairwise, optimizer: Opt, compute: ComputeContext = .automatic
+  ) where Loss == LossEvaluator<Pairwise>, Sampler == NoMining<Network.Scalar> {
+    self.init(network: network, loss: LossEvaluator(loss), sampler: NoMining(), optimizer: optimizer, compute: compute)
   }
 }

@@ -5,12 +5,15 @@ import MetricLearning
 import Testing
 
 /// Runs the built `dml` binary (next to this test bundle) and returns its exit code and output.
-func dml(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+func dml(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
   let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
   let binary = bundle.appendingPathComponent("dml")
   let process = Process()
   process.executableURL = binary
   process.arguments = arguments
+  if !environment.isEmpty {
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+  }
   let out = Pipe(), err = Pipe()
   process.standardOutput = out
   process.standardError = err
@@ -369,6 +372,37 @@ func stressCSV(_ name: String, classes: Int = 4, perClass: Int = 16, identical: 
   }
   _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
   return path
+}
+
+@Suite("The compute context on the command line")
+struct CommandComputeTests {
+  static func train(_ extra: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
+    try dml(
+      ["train", "--data", syntheticCSV(), "--train-classes", "0-3", "--test-classes", "4-5", "--network", "mlp:hidden=32,embedding=16",
+       "--batch", "m-per-class:m=4,size=16", "--epochs", "2", "--log", "json", "--log-every", "0"] + extra,
+      environment: environment)
+  }
+
+  @Test("DML_GEMM names the engine; any other value is refused, naming the variable")
+  func engineFromEnvironment() throws {
+    let bad = try Self.train([], environment: ["DML_GEMM": "fast"])
+    #expect(bad.status != 0 && bad.stderr.contains("DML_GEMM=fast") && bad.stderr.contains("kernels or blas"), "\(bad.stderr)")
+    for engine in ["blas", "kernels"] {
+      let r = try Self.train([], environment: ["DML_GEMM": engine])
+      #expect(r.status == 0 && r.stdout.contains("\"event\":\"test\""), "\(engine): \(r.stderr)")
+    }
+  }
+
+  @Test("--threads 1 and --threads 2 train the MLP to the same test metrics, bit for bit")
+  func threadsChangeNoResult() throws {
+    func testLine(_ threads: String) throws -> String {
+      let r = try Self.train(["--threads", threads])
+      #expect(r.status == 0, "\(r.stderr)")
+      return r.stdout.split(separator: "\n").first { $0.contains("\"event\":\"test\"") }.map(String.init) ?? ""
+    }
+    let one = try testLine("1"), two = try testLine("2")
+    #expect(!one.isEmpty && one == two)
+  }
 }
 
 @Suite("Numerical stress: extreme settings end finite, or in the clear non-finite stop", .serialized)

@@ -14,9 +14,10 @@ func readmeSnippet(batch: Matrix<Float>, lossGradient: (Matrix<Float>) -> Matrix
 
   var net = MLP<Float>.mlp()                  // 784 → 512 → ReLU → 128 → L2-normalise
   var optimizer = Adam<Float>(learningRate: 1e-3)
-  net.forward(batch, mode: .training)          // batch: Matrix<Float>, 128 × 784
+  let compute = ComputeContext(threads: 2)     // threads, and the GEMM engine of this build
+  net.forward(batch, mode: .training, compute: compute)  // batch: Matrix<Float>, 128 × 784
   let gradient = lossGradient(net.embeddings)  // d loss / d embeddings
-  net.backward(gradient)
+  net.backward(gradient, compute: compute)
   optimizer.step(&net)
 }
 
@@ -140,17 +141,21 @@ struct ArticleResidual<Body: Layer>: Layer {
 
   func outputFeatures(forInput n: Int) -> Int { n }
 
-  public mutating func forward(_ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode) {
-    body.forward(input, into: &bodyOutput, mode: mode)
+  public mutating func forward(
+    _ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext
+  ) {
+    body.forward(input, into: &bodyOutput, mode: mode, compute: compute)
     output.assign(bodyOutput)
     output.add(input)
   }
 
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
-    inputGradient: inout Matrix<Scalar>, propagate: Bool
+    inputGradient: inout Matrix<Scalar>, propagate: Bool, compute: ComputeContext
   ) {
-    body.backward(input: input, output: bodyOutput, outputGradient: outputGradient, inputGradient: &inputGradient, propagate: propagate)
+    body.backward(
+      input: input, output: bodyOutput, outputGradient: outputGradient, inputGradient: &inputGradient,
+      propagate: propagate, compute: compute)
     if propagate { inputGradient.add(outputGradient) }
   }
 

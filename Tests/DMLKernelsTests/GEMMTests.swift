@@ -96,13 +96,37 @@ struct GEMMTests {
     #expect(c == Matrix(rows: 2, columns: 3, repeating: 0))
   }
 
-  @Test("BLAS reports its core and thread count")
+  @Test("BLAS reports its core; once the library has used it, OpenBLAS runs on one thread")
   func blasInfo() {
     #expect(!BLAS.coreName.isEmpty && BLAS.coreName != "unknown")
-    let before = BLAS.threadCount
-    BLAS.threadCount = 1
+    _ = matmul(Matrix<Float>(rows: 2, columns: 2, repeating: 1), Matrix<Float>(rows: 2, columns: 2, repeating: 1))
     #expect(BLAS.threadCount == 1)
-    BLAS.threadCount = before
-    #expect(BLAS.threadCount == before)
+    #expect(BLAS.initialThreadCount >= 1)
+    #expect(ComputeContext.automatic.threads == BLAS.initialThreadCount)
+  }
+
+  @Test(
+    "A large product split over threads equals the unsplit one bit for bit, by rows and by columns, every transposition",
+    arguments: [(m: 300, n: 200, k: 300), (m: 90, n: 700, k: 300)], [false, true])
+  func splitProduct(shape: (m: Int, n: Int, k: Int), transposed: Bool) {
+    var rng = RandomSource(seed: 5)
+    let (m, n, k) = shape
+    var a = transposed ? Matrix<Float>(rows: k, columns: m) : Matrix<Float>(rows: m, columns: k)
+    var b = transposed ? Matrix<Float>(rows: n, columns: k) : Matrix<Float>(rows: k, columns: n)
+    a.apply { _ in Float(rng.normal() as Double) }
+    b.apply { _ in Float(rng.normal() as Double) }
+    #expect(m * n * k >= BatchParallelism.splitGemmMinimum)
+    var one = Matrix<Float>(), three = Matrix<Float>()
+    gemm(a, transposeA: transposed, b, transposeB: transposed, into: &one, compute: ComputeContext(threads: 1))
+    gemm(a, transposeA: transposed, b, transposeB: transposed, into: &three, compute: ComputeContext(threads: 3))
+    #expect(one.rows == m && one.columns == n)
+    #expect(one == three)
+    // Accumulating (beta 1) splits the same way.
+    var twice = one
+    gemm(a, transposeA: transposed, b, transposeB: transposed, beta: 1, into: &twice, compute: ComputeContext(threads: 3))
+    var expected = one
+    gemm(a, transposeA: transposed, b, transposeB: transposed, beta: 1, into: &expected, compute: ComputeContext(threads: 1))
+    #expect(twice == expected)
+    #expect(twice != one)
   }
 }

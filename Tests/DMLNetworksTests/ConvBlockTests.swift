@@ -44,17 +44,18 @@ struct ConvBlockTests {
   /// Forward, then backward with and without the input gradient, in one chunk and in two.
   static func compare(_ block: inout ConvBlock<Double>, _ chained: inout some Layer<Double>, input x: Matrix<Double>, seed: UInt64, _ what: String) {
     for chunks in [1, 2] {
-      BatchParallelism.$forcedChunks.withValue(chunks) {
+      do {
+        let compute = ComputeContext(threads: chunks, splitsAlways: true)
         var y1 = Matrix<Double>(), y2 = Matrix<Double>()
-        block.forward(x, into: &y1, mode: .training)
-        chained.forward(x, into: &y2, mode: .training)
+        block.forward(x, into: &y1, mode: .training, compute: compute)
+        chained.forward(x, into: &y2, mode: .training, compute: compute)
         #expect(y1.rows == y2.rows && y1.columns == y2.columns, "\(what): output shape")
         #expect(worst(y1, y2) < 1e-12, "\(what), \(chunks) chunks: outputs differ by \(worst(y1, y2))")
         let g = randomInput(y1.rows, y1.columns, seed: seed)
         for propagate in [true, false] {
           var gx1 = Matrix<Double>(), gx2 = Matrix<Double>()
-          block.backward(input: x, output: y1, outputGradient: g, inputGradient: &gx1, propagate: propagate)
-          chained.backward(input: x, output: y2, outputGradient: g, inputGradient: &gx2, propagate: propagate)
+          block.backward(input: x, output: y1, outputGradient: g, inputGradient: &gx1, propagate: propagate, compute: compute)
+          chained.backward(input: x, output: y2, outputGradient: g, inputGradient: &gx2, propagate: propagate, compute: compute)
           if propagate {
             #expect(worst(gx1, gx2) < 1e-12, "\(what), \(chunks) chunks: input gradients differ by \(worst(gx1, gx2))")
           }

@@ -2,25 +2,22 @@ import DMLKernels
 import DMLNetworks
 import Testing
 
-/// `Linear` and `Conv2D` in `Float` through the GEMM kernels (`LayerGemm`) and through BLAS, on
-/// one chunk so that the forced engine reaches every product: the outputs, the input gradients
-/// and the parameter gradients agree to Float rounding.
+/// `Linear` and `Conv2D` in `Float` through the GEMM kernels (`LayerGemm`) and through BLAS, the
+/// engine chosen by the compute context (so a debug build checks the kernels too), on one and on
+/// two threads: the outputs, the input gradients and the parameter gradients agree to Float
+/// rounding.
 @Suite("Layers on both GEMM engines")
 struct LayerGemmEngineTests {
   struct Pass {
     var output: Matrix<Float>, inputGradient: Matrix<Float>, parameterGradients: [Matrix<Float>]
   }
 
-  static func pass<L: Layer>(_ layer: L, _ x: Matrix<Float>, _ dy: Matrix<Float>, engine: LayerGemm.Engine) -> Pass
+  static func pass<L: Layer>(_ layer: L, _ x: Matrix<Float>, _ dy: Matrix<Float>, compute: ComputeContext) -> Pass
   where L.Scalar == Float {
     var layer = layer
     var y = Matrix<Float>(), dx = Matrix<Float>()
-    LayerGemm.$forcedEngine.withValue(engine) {
-      BatchParallelism.$forcedChunks.withValue(1) {
-        layer.forward(x, into: &y, mode: .training)
-        layer.backward(input: x, output: y, outputGradient: dy, inputGradient: &dx, propagate: true)
-      }
-    }
+    layer.forward(x, into: &y, mode: .training, compute: compute)
+    layer.backward(input: x, output: y, outputGradient: dy, inputGradient: &dx, propagate: true, compute: compute)
     var gradients: [Matrix<Float>] = []
     layer.forEachParameter { gradients.append($1.gradient) }
     return Pass(output: y, inputGradient: dx, parameterGradients: gradients)
@@ -44,11 +41,14 @@ struct LayerGemmEngineTests {
     var x = Matrix<Float>(rows: rows, columns: inputs), dy = Matrix<Float>(rows: rows, columns: outputs)
     x.apply { _ in Float(rng.normal() as Double) }
     dy.apply { _ in Float(rng.normal() as Double) }
-    let fast = pass(layer, x, dy, engine: .kernels), blas = pass(layer, x, dy, engine: .blas)
-    #expect(relative(fast.output, blas.output) < 1e-5)
-    #expect(relative(fast.inputGradient, blas.inputGradient) < 1e-5)
-    #expect(fast.parameterGradients.count == blas.parameterGradients.count)
-    for (f, b) in zip(fast.parameterGradients, blas.parameterGradients) { #expect(relative(f, b) < 1e-5) }
+    let blas = pass(layer, x, dy, compute: ComputeContext(threads: 1, engine: .blas))
+    for threads in [1, 2] {
+      let fast = pass(layer, x, dy, compute: ComputeContext(threads: threads, engine: .kernels, splitsAlways: true))
+      #expect(relative(fast.output, blas.output) < 1e-5, "\(threads) threads")
+      #expect(relative(fast.inputGradient, blas.inputGradient) < 1e-5, "\(threads) threads")
+      #expect(fast.parameterGradients.count == blas.parameterGradients.count)
+      for (f, b) in zip(fast.parameterGradients, blas.parameterGradients) { #expect(relative(f, b) < 1e-5, "\(threads) threads") }
+    }
   }
 
   @Test("Linear(48 → 32) over 13 rows")

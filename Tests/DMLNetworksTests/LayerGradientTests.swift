@@ -72,19 +72,20 @@ struct LayerGradientTests {
       let xi = Matrix(rows: 1, columns: shape.features, elements: (0..<shape.features).map { x[i, $0] })
       let gi = Matrix(rows: 1, columns: g.columns, elements: (0..<g.columns).map { g[i, $0] })
       var y = Matrix<Double>(), gx = Matrix<Double>()
-      single.forward(xi, into: &y, mode: .training)
-      single.backward(input: xi, output: y, outputGradient: gi, inputGradient: &gx, propagate: true)
+      single.forward(xi, into: &y, mode: .training, compute: .automatic)
+      single.backward(input: xi, output: y, outputGradient: gi, inputGradient: &gx, propagate: true, compute: .automatic)
       outputs.append((0..<y.columns).map { y[0, $0] })
       inputGradients.append((0..<gx.columns).map { gx[0, $0] })
       for r in 0..<3 { for c in 0..<18 { weightSum[r, c] += single.weight.gradient[r, c] } }
       for c in 0..<3 { biasSum[0, c] += single.bias.gradient[0, c] }
     }
     for chunks in [1, 2] {
-      BatchParallelism.$forcedChunks.withValue(chunks) {
+      do {
+        let compute = ComputeContext(threads: chunks, splitsAlways: true)
         var batch = layer
         var y = Matrix<Double>(), gx = Matrix<Double>()
-        batch.forward(x, into: &y, mode: .training)
-        batch.backward(input: x, output: y, outputGradient: g, inputGradient: &gx, propagate: true)
+        batch.forward(x, into: &y, mode: .training, compute: compute)
+        batch.backward(input: x, output: y, outputGradient: g, inputGradient: &gx, propagate: true, compute: compute)
         var worst = 0.0
         for i in 0..<4 {
           for j in 0..<y.columns { worst = max(worst, abs(y[i, j] - outputs[i][j])) }
@@ -118,7 +119,7 @@ struct LayerGradientTests {
         layer.bias.value = Matrix([[0.1, -0.2, 0.3]])
         let x = randomInput(2, shape.features, seed: 12)
         var y = Matrix<Double>()
-        layer.forward(x, into: &y, mode: .training)
+        layer.forward(x, into: &y, mode: .training, compute: .automatic)
         let out = layer.outputShape
         var maxError = 0.0
         for b in 0..<2 {
@@ -158,8 +159,8 @@ struct LayerGradientTests {
     var pool = layer
     let zeros = Matrix<Double>(rows: 1, columns: 256)  // all tied: each window's first pixel wins
     var y = Matrix<Double>(), gx = Matrix<Double>()
-    pool.forward(zeros, into: &y, mode: .training)
-    pool.backward(input: zeros, output: y, outputGradient: Matrix(rows: 1, columns: 64, repeating: 1), inputGradient: &gx, propagate: true)
+    pool.forward(zeros, into: &y, mode: .training, compute: .automatic)
+    pool.backward(input: zeros, output: y, outputGradient: Matrix(rows: 1, columns: 64, repeating: 1), inputGradient: &gx, propagate: true, compute: .automatic)
     for py in 0..<4 {
       for px in 0..<4 {
         let first = py % 2 == 0 && px % 2 == 0
@@ -179,10 +180,10 @@ struct LayerGradientTests {
     // Windows: [1 3 / 3 0] (tie between positions 1 and 2), [5 5 / 5 5] (all tied).
     let x = Matrix<Double>([[1, 3, 5, 5, 3, 0, 5, 5]])
     var y = Matrix<Double>(), gx = Matrix<Double>()
-    pool.forward(x, into: &y, mode: .training)
+    pool.forward(x, into: &y, mode: .training, compute: .automatic)
     #expect(y == Matrix([[3, 5]]))
     pool.backward(
-      input: x, output: y, outputGradient: Matrix([[10, 20]]), inputGradient: &gx, propagate: true)
+      input: x, output: y, outputGradient: Matrix([[10, 20]]), inputGradient: &gx, propagate: true, compute: .automatic)
     #expect(gx == Matrix([[0, 10, 20, 0, 0, 0, 0, 0]]))
   }
 
@@ -251,8 +252,8 @@ struct LayerGradientTests {
     var l = L2Normalize<Double>()
     let x = Matrix<Double>([[0, 0, 0]])
     var y = Matrix<Double>(), g = Matrix<Double>()
-    l.forward(x, into: &y, mode: .training)
-    l.backward(input: x, output: y, outputGradient: Matrix([[1, 2, 3]]), inputGradient: &g, propagate: true)
+    l.forward(x, into: &y, mode: .training, compute: .automatic)
+    l.backward(input: x, output: y, outputGradient: Matrix([[1, 2, 3]]), inputGradient: &g, propagate: true, compute: .automatic)
     #expect(g.isFinite && y.isFinite)
   }
 
@@ -296,8 +297,8 @@ struct LayerGradientTests {
     var b = block, body = block.body
     let x = randomInput(3, 6, seed: 25)
     var y = Matrix<Double>(), f = Matrix<Double>()
-    b.forward(x, into: &y, mode: .inference)
-    body.forward(x, into: &f, mode: .inference)
+    b.forward(x, into: &y, mode: .inference, compute: .automatic)
+    body.forward(x, into: &f, mode: .inference, compute: .automatic)
     f.add(x)
     #expect(y == f)
     expectPasses(GradientCheck.layer(net, input: randomInput(4, 4, seed: 26)), "Linear then Residual")
@@ -317,17 +318,16 @@ struct BatchSplitTests {
 
   static func run<L: Layer>(_ layer: L, input: Matrix<Double>, chunks: Int) -> Pass
   where L.Scalar == Double {
-    BatchParallelism.$forcedChunks.withValue(chunks) {
-      var l = layer
-      var pass = Pass()
-      l.forward(input, into: &pass.output, mode: .training)
-      var seed = RandomSource(seed: 31)
-      var g = Matrix<Double>(rows: pass.output.rows, columns: pass.output.columns)
-      g.apply { _ in seed.normal() }
-      l.backward(input: input, output: pass.output, outputGradient: g, inputGradient: &pass.inputGradient, propagate: true)
-      l.forEachParameter { pass.parameterGradients.append($1.gradient) }
-      return pass
-    }
+    let compute = ComputeContext(threads: chunks, splitsAlways: true)
+    var l = layer
+    var pass = Pass()
+    l.forward(input, into: &pass.output, mode: .training, compute: compute)
+    var seed = RandomSource(seed: 31)
+    var g = Matrix<Double>(rows: pass.output.rows, columns: pass.output.columns)
+    g.apply { _ in seed.normal() }
+    l.backward(input: input, output: pass.output, outputGradient: g, inputGradient: &pass.inputGradient, propagate: true, compute: compute)
+    l.forEachParameter { pass.parameterGradients.append($1.gradient) }
+    return pass
   }
 
   static func maxDifference(_ a: Matrix<Double>, _ b: Matrix<Double>) -> Double {

@@ -133,16 +133,16 @@ struct GoldenNetworkTests {
     var net = Network(
       inputFeatures: 8, body: sequential { first; ReLU<Double>(); second; L2Normalize<Double>() })
     let x = c.matrix("input", in: c.inputs)
-    net.forward(x, mode: .training)
+    net.forward(x, mode: .training, compute: .automatic)
     Self.expectClose(net.embeddings, c.matrix("embeddings", in: c.outputs), "embeddings")
     var hidden = first
     Self.expectClose(hidden(x), c.matrix("hidden_preactivation", in: c.outputs), "hidden")
     var partial = Network(inputFeatures: 8, body: sequential { first; ReLU<Double>(); second })
-    partial.forward(x, mode: .training)
+    partial.forward(x, mode: .training, compute: .automatic)
     Self.expectClose(partial.embeddings, c.matrix("output_before_normalize", in: c.outputs), "pre-normalize")
 
     // The loss's gradient comes from the golden file until the loss module computes it.
-    net.backward(c.matrix("grad_embeddings", in: c.outputs))
+    net.backward(c.matrix("grad_embeddings", in: c.outputs), compute: .automatic)
     let p = net.parameters
     Self.expectClose(p[0].gradient, c.matrix("grad_layer1_weight", in: c.outputs), "grad W1")
     Self.expectClose(p[1].gradient, c.vector("grad_layer1_bias", in: c.outputs), "grad b1")
@@ -159,13 +159,13 @@ struct HiddenScale<Scalar: DMLScalar>: Layer, ParameterFree {
     scale = 1 + Scalar(rng.normal(Double.self)) / 10
   }
   func outputFeatures(forInput n: Int) -> Int { n }
-  mutating func forward(_ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode) {
+  mutating func forward(_ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext) {
     output.assign(input)
     output.apply { $0 * scale }
   }
   mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>, inputGradient: inout Matrix<Scalar>,
-    propagate: Bool
+    propagate: Bool, compute: ComputeContext
   ) {
     if propagate {
       inputGradient.assign(outputGradient)

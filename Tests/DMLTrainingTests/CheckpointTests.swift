@@ -51,14 +51,14 @@ struct RandomStateTests {
     var net = Network(inputFeatures: 6, body: Chain(Chain(Linear<Double>(6, 8, rng: &rng), Dropout<Double>(probability: 0.5, rng: &rng)), Dropout<Double>(probability: 0.3, rng: &rng)))
     var x = Matrix<Double>(rows: 5, columns: 6)
     x.apply { _ in rng.normal() }
-    net.forward(x, mode: .training)
+    net.forward(x, mode: .training, compute: .automatic)
     let saved = net.randomStates
     #expect(saved.count == 2)
-    net.forward(x, mode: .training)
+    net.forward(x, mode: .training, compute: .automatic)
     let first = net.embeddings
     let restored = net.restoreRandomStates(saved)
     #expect(restored)
-    net.forward(x, mode: .training)
+    net.forward(x, mode: .training, compute: .automatic)
     #expect(net.embeddings == first)
     let wrongCount = net.restoreRandomStates([saved[0]])
     let zeroState = net.restoreRandomStates([[0, 0, 0, 0], saved[1]])  // an all-zero state is not a generator

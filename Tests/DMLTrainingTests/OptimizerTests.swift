@@ -28,7 +28,7 @@ struct OptimizerTests {
     var c = Single([1, -2])
     c.setGradient([0.5, 1])
     plain.step(&c)
-    #expect(c.values == [1 - 0.05, -2 - 0.1])
+    #expect(c.values == [1 - 0.05, -2 - 0.1] as [Double])
 
     var momentum = SGD<Double>(learningRate: 0.1, momentum: 0.9, weightDecay: 0.01)
     var m = Single([1])
@@ -85,12 +85,13 @@ struct OptimizerTests {
     var rng = RandomSource(seed: 11)
     let start = (0..<n).map { _ in rng.normal(Double.self) }
     var opt = Adam<Double>(learningRate: 0.003, weightDecay: 0.05, decoupled: decoupled)
+    opt.compute = ComputeContext(threads: cores, splitsAlways: true)
     var c = Single(start)
     var theta = start, m = [Double](repeating: 0, count: n), v = [Double](repeating: 0, count: n)
     for t in 1...3 {
       let g = (0..<n).map { i in i % 7 == 0 ? 0 : rng.normal(Double.self) }
       c.setGradient(g)
-      BatchParallelism.$forcedChunks.withValue(cores) { opt.step(&c) }
+      opt.step(&c)
       let stepSize = 0.003 / (1 - pow(0.9, Double(t))), rootBias2 = (1 - pow(0.999, Double(t))).squareRoot()
       for i in 0..<n {
         var grad = g[i]
@@ -153,13 +154,13 @@ struct TrainingSmokeTests {
       var opt = Adam<Double>(learningRate: 1e-2)
       var first = 0.0, last = 0.0
       for step in 0..<60 {
-        net.forward(x, mode: .training)
+        net.forward(x, mode: .training, compute: .automatic)
         var grad = net.embeddings
         grad.add(target, scaledBy: -1)
         let loss = grad.dot(grad) / 2
         if step == 0 { first = loss }
         last = loss
-        net.backward(grad)
+        net.backward(grad, compute: .automatic)
         opt.step(&net)
       }
       return (first, last)

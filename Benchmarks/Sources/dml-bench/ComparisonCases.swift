@@ -75,7 +75,7 @@ enum ComparisonCases {
     }
     var object: [String: Any] = out
     object["_openblas_core"] = BLAS.coreName
-    object["_blas_threads"] = BLAS.threadCount
+    object["_blas_threads"] = ComputeContext.automatic.threads
     let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
     print(String(decoding: data, as: UTF8.self))
     return 0
@@ -183,9 +183,9 @@ enum ComparisonCases {
       batch.apply { _ in rng.normal() }
       var gradient = Matrix<Float>()
       ms("network \(name) forward+backward 128", {
-        net.forward(batch, mode: .training)
+        net.forward(batch, mode: .training, compute: .automatic)
         gradient.assign(net.embeddings)  // the stand-in gradient: d = embeddings
-        net.backward(gradient)
+        net.backward(gradient, compute: .automatic)
       }, trials: trials, into: &out)
     }
     var mlp = MLP<Float>.mlp(seed: 0)

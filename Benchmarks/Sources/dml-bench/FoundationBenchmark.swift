@@ -13,20 +13,19 @@ enum FoundationBenchmark {
     print("OpenBLAS core: \(BLAS.coreName)   (OPENBLAS_CORETYPE=\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "unset"))")
     print("OpenBLAS config: \(BLAS.configuration)")
     if let advice = BLAS.advice { print("note: \(advice)") }
-    let defaultThreads = BLAS.threadCount
     let trials = quick ? 3 : 7
 
     print("\n-- GEMM, Float32, C = A·B (m×k · k×n), GFLOP/s: best of alternating rounds of medians")
     print(pad("m×n×k", 16) + pad("threads", 9) + pad("ours", 9) + pad("numpy", 9) + pad("ratio", 8))
     var ratios: [Double] = []
     for threads in [1, 2] {
-      BLAS.threadCount = threads
+      let compute = ComputeContext(threads: threads)
       // Alternate rounds of ours and numpy's and keep each side's best, so that a burst of load
       // from another tenant of this shared machine does not land on one side only.
       var ours = [Double](repeating: 0, count: shapes.count)
       var reference: NumpyResult?
       for _ in 0..<(quick ? 1 : 3) {
-        for (i, s) in shapes.enumerated() { ours[i] = max(ours[i], gemmGflops(s.m, s.n, s.k, trials: trials)) }
+        for (i, s) in shapes.enumerated() { ours[i] = max(ours[i], gemmGflops(s.m, s.n, s.k, trials: trials, compute: compute)) }
         if let r = numpyGflops(threads: threads, trials: trials) {
           if var best = reference {
             best.gflops = zip(best.gflops, r.gflops).map { max($0, $1) }
@@ -51,32 +50,29 @@ enum FoundationBenchmark {
     if let worst = ratios.min() {
       print("lowest ratio ours/numpy: \(worst.fixed(2))x (target ≥ 0.90x)")
     }
-    BLAS.threadCount = defaultThreads
 
     for threads in [1, 2] {
-      BLAS.threadCount = threads
-      print("\n-- Networks, Float32, batch 128, \(threads) BLAS thread(s), median ms")
+      let compute = ComputeContext(threads: threads)
+      print("\n-- Networks, Float32, batch 128, \(compute), median ms")
       print(
         pad("network", 12) + pad("forward", 10) + pad("backward", 10) + pad("Adam", 10)
           + pad("step", 10) + pad("images/s", 10) + pad("allocs/step", 13))
       var mlp = MLP<Float>.mlp(seed: 0)
-      report("MLP", &mlp, trials: trials)
+      report("MLP", &mlp, trials: trials, compute: compute)
       var conv = ConvNetS<Float>.convNetS(seed: 0)
-      report("ConvNet-S", &conv, trials: trials)
+      report("ConvNet-S", &conv, trials: trials, compute: compute)
     }
-    BLAS.threadCount = defaultThreads
-    print("(step = forward + backward + Adam update; the loss gradient is a stand-in, d = embeddings.")
-    print(" allocs/step counts every malloc in the process; with 2 threads OpenBLAS's threaded driver")
-    print(" makes one per multi-threaded GEMM call, outside this library's code.)")
+    print("(step = forward + backward + Adam update; the loss gradient is a stand-in, d = embeddings;")
+    print(" allocs/step counts every malloc in the process, Dispatch's among them when a step splits over threads.)")
   }
 
-  static func gemmGflops(_ m: Int, _ n: Int, _ k: Int, trials: Int) -> Double {
+  static func gemmGflops(_ m: Int, _ n: Int, _ k: Int, trials: Int, compute: ComputeContext) -> Double {
     var rng = RandomSource(seed: 0)
     var a = Matrix<Float>(rows: m, columns: k), b = Matrix<Float>(rows: k, columns: n)
     a.apply { _ in rng.normal() }
     b.apply { _ in rng.normal() }
     var c = Matrix<Float>(rows: m, columns: n)
-    let seconds = Timing.median(trials: trials) { gemm(a, b, into: &c) }
+    let seconds = Timing.median(trials: trials) { gemm(a, b, into: &c, compute: compute) }
     return 2 * Double(m * n * k) / seconds / 1e9
   }
 
@@ -121,24 +117,25 @@ enum FoundationBenchmark {
       gflops: results.map { ($0["gflops"] as? Double) ?? .nan })
   }
 
-  static func report<N: EmbeddingNetwork>(_ name: String, _ net: inout N, trials: Int)
+  static func report<N: EmbeddingNetwork>(_ name: String, _ net: inout N, trials: Int, compute: ComputeContext)
   where N.Scalar == Float {
     var rng = RandomSource(seed: 1)
     var batch = Matrix<Float>(rows: 128, columns: net.inputFeatures)
     batch.apply { _ in rng.normal() }
     var gradient = Matrix<Float>()
     var optimizer = Adam<Float>(learningRate: 1e-4)
+    optimizer.compute = compute
 
     func step() {
-      net.forward(batch, mode: .training)
+      net.forward(batch, mode: .training, compute: compute)
       gradient.assign(net.embeddings)
-      net.backward(gradient)
+      net.backward(gradient, compute: compute)
       optimizer.step(&net)
     }
     for _ in 0..<3 { step() }  // warm-up: buffers and optimizer state reach their size
-    let forward = Timing.median(trials: trials) { net.forward(batch, mode: .training) }
+    let forward = Timing.median(trials: trials) { net.forward(batch, mode: .training, compute: compute) }
     gradient.assign(net.embeddings)
-    let backward = Timing.median(trials: trials) { net.backward(gradient) }
+    let backward = Timing.median(trials: trials) { net.backward(gradient, compute: compute) }
     let update = Timing.median(trials: trials) { optimizer.step(&net) }
     let full = Timing.median(trials: trials) { step() }
 
@@ -150,10 +147,10 @@ enum FoundationBenchmark {
     if allocations > 0 {
       // Where they come from, phase by phase.
       var start = dml_allocation_count()
-      net.forward(batch, mode: .training)
+      net.forward(batch, mode: .training, compute: compute)
       let f = dml_allocation_count() - start
       start = dml_allocation_count()
-      net.backward(gradient)
+      net.backward(gradient, compute: compute)
       let b = dml_allocation_count() - start
       start = dml_allocation_count()
       optimizer.step(&net)

@@ -4,7 +4,7 @@ import MetricLearning
 /// goes.
 enum LayerProfile {
   static func run() {
-    print("== ConvNet-S layers, Float32, batch 128, \(BLAS.threadCount) BLAS threads, median ms")
+    print("== ConvNet-S layers, Float32, batch 128, \(ComputeContext.automatic.threads) threads, median ms")
     var rng = RandomSource(seed: 0)
     let s1 = ImageShape(height: 28, width: 28, channels: 1)
     let conv1 = Conv2D<Float>(input: s1, outChannels: 32, kernel: 3, padding: 1, rng: &rng)
@@ -25,10 +25,10 @@ enum LayerProfile {
     var x = Matrix<Float>(rows: 128, columns: inputs)
     x.apply { _ in rng.normal() }
     var y = Matrix<Float>(), gx = Matrix<Float>()
-    let f = Timing.median(trials: 5) { l.forward(x, into: &y, mode: .training) }
+    let f = Timing.median(trials: 5) { l.forward(x, into: &y, mode: .training, compute: .automatic) }
     let g = y
     let b = Timing.median(trials: 5) {
-      l.backward(input: x, output: y, outputGradient: g, inputGradient: &gx, propagate: true)
+      l.backward(input: x, output: y, outputGradient: g, inputGradient: &gx, propagate: true, compute: .automatic)
     }
     print(pad(name, 18) + pad((f * 1e3).fixed(2), 10) + pad((b * 1e3).fixed(2), 10))
   }

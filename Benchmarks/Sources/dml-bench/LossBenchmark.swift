@@ -50,7 +50,7 @@ enum LossBenchmark {
 
   static func run(quick: Bool, large: Bool = true) {
     let trials = quick ? 3 : 7
-    print("== Losses, Float32, 256 × 128 unit vectors, 64 classes × 4, \(BLAS.threadCount) BLAS threads")
+    print("== Losses, Float32, 256 × 128 unit vectors, 64 classes × 4, \(ComputeContext.automatic.threads) threads")
     print("OpenBLAS core: \(BLAS.coreName)")
     print(pad("case", 28) + pad("ours ms", 10) + pad("PML ms", 10) + pad("speed-up", 10) + pad("tuples", 9))
     let x = unitBatch(256, 128, seed: 1)

@@ -5,7 +5,7 @@ import MetricLearning
 /// peak memory, which stays at the block buffers (the full matrix would be 40 GB).
 enum SearchBenchmark {
   static func run(large: Bool) {
-    print("== Exact k-NN, k = 10, dimension 128, Float32, unnormalised Euclidean (as IndexFlatL2), \(BLAS.threadCount) BLAS threads")
+    print("== Exact k-NN, k = 10, dimension 128, Float32, unnormalised Euclidean (as IndexFlatL2), \(ComputeContext.automatic.threads) threads")
     print("OpenBLAS core: \(BLAS.coreName)")
     let x = LossBenchmark.unitBatch(10_000, 128, seed: 1)
     let y = LossBenchmark.unitBatch(10_000, 128, seed: 2)
