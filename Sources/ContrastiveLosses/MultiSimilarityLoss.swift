@@ -93,12 +93,14 @@ public struct MultiSimilarityLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterF
 
 /// The pair losses of this module, for a `LossRegistry`.
 public enum ContrastiveLosses {
-  /// Registry entries for `ContrastiveLoss`, `MultiSimilarityLoss`, `SupConLoss` and
-  /// `UniformityLoss`, in `Float`.
+  /// Registry entries for `ContrastiveLoss`, `MultiSimilarityLoss`, `SupConLoss`,
+  /// `UniformityLoss`, `LiftedStructureLoss`, `GeneralizedLiftedStructureLoss` and `NTXentLoss`, in
+  /// `Float`.
   public static var registrations: [LossFactory] {
     [
       LossFactory(ContrastiveLoss<Float>.self), LossFactory(MultiSimilarityLoss<Float>.self), LossFactory(SupConLoss<Float>.self),
-      LossFactory(UniformityLoss<Float>.self),
+      LossFactory(UniformityLoss<Float>.self), LossFactory(LiftedStructureLoss<Float>.self),
+      LossFactory(GeneralizedLiftedStructureLoss<Float>.self), LossFactory(NTXentLoss<Float>.self),
     ]
   }
 }

@@ -60,7 +60,8 @@ struct Recipe {
         throw ValidationError("--memory \(memory): size=\(m.size) exceeds the \(train.labels.count) training samples")
       }
       guard lossValue.acceptsMemory else {
-        throw ValidationError("--memory needs losses that compare embeddings with each other (contrastive, triplet, multi-similarity, supcon, uniformity), not learned proxies or class weights: --loss \(loss.joined(separator: " --loss "))")
+        let accepting = CommandRegistry.losses.factories.values.filter(\.acceptsMemory).map(\.name).sorted()
+        throw ValidationError("--memory needs losses that compare embeddings with each other (\(accepting.joined(separator: ", "))), not learned proxies or class weights: --loss \(loss.joined(separator: " --loss "))")
       }
       guard sampler.acceptsMemory else { throw ValidationError("--memory: the miner \(miner) cannot use a cross-batch memory") }
       trainer.memory = CrossBatchMemory(capacity: m.size, warmUp: m.warmUp)

@@ -321,14 +321,17 @@ public struct LossFactory: Sendable {
   public let hyperparameters: [HyperparameterSpec]
   /// Whether the loss reads tuples from a sampler.
   public let usesTuples: Bool
+  /// Whether the loss accepts a cross-batch memory (`PairwiseLoss.supportsCrossBatchMemory`).
+  public let acceptsMemory: Bool
 
   @usableFromInline
-  init(name: String, summary: String, hyperparameters: [HyperparameterSpec], usesTuples: Bool,
+  init(name: String, summary: String, hyperparameters: [HyperparameterSpec], usesTuples: Bool, acceptsMemory: Bool,
        build: @escaping @Sendable (HyperparameterValues, LossContext) throws -> AnyEmbeddingLoss<Float>) {
     self.name = name
     self.summary = summary
     self.hyperparameters = hyperparameters
     self.usesTuples = usesTuples
+    self.acceptsMemory = acceptsMemory
     self.build = build
   }
   @usableFromInline let build: @Sendable (HyperparameterValues, LossContext) throws -> AnyEmbeddingLoss<Float>
@@ -339,7 +342,7 @@ public struct LossFactory: Sendable {
   public init<L: RegisteredLoss & SendableMetatype>(_: L.Type) where L.Scalar == Float {
     self.init(
       name: L.registryName, summary: L.summary, hyperparameters: L.hyperparameters, usesTuples: L.usesTuples,
-      build: { try Self.build(L.self, $0, $1) })
+      acceptsMemory: L.supportsCrossBatchMemory, build: { try Self.build(L.self, $0, $1) })
   }
 
   /// Builds an `L` from its values, wrapped where its type is concrete.

@@ -41,6 +41,25 @@ struct ConformanceTests {
     ConformanceCase(description: "multi-similarity") {
       LossConformance.failures(MultiSimilarityLoss<Double>(), MultiSimilarityLoss<Float>(), usesTuples: true)
     },
+    ConformanceCase(description: "lifted-structure") {
+      LossConformance.failures(LiftedStructureLoss<Double>(), LiftedStructureLoss<Float>(), usesTuples: true)
+    },
+    ConformanceCase(description: "generalized-lifted-structure") {
+      LossConformance.failures(GeneralizedLiftedStructureLoss<Double>(), GeneralizedLiftedStructureLoss<Float>(), usesTuples: true)
+    },
+    ConformanceCase(description: "generalized-lifted-structure (cosine, margins 0.2/0.9)") {
+      LossConformance.failures(
+        GeneralizedLiftedStructureLoss<Double>(negativeMargin: 0.2, positiveMargin: 0.9, distance: .cosine),
+        GeneralizedLiftedStructureLoss<Float>(negativeMargin: 0.2, positiveMargin: 0.9, distance: .cosine), usesTuples: true)
+    },
+    ConformanceCase(description: "ntxent") {
+      LossConformance.failures(NTXentLoss<Double>(temperature: 0.5), NTXentLoss<Float>(temperature: 0.5), usesTuples: true)
+    },
+    ConformanceCase(description: "ntxent (Euclidean)") {
+      LossConformance.failures(
+        NTXentLoss<Double>(temperature: 0.5, distance: .euclidean), NTXentLoss<Float>(temperature: 0.5, distance: .euclidean),
+        usesTuples: true)
+    },
     ConformanceCase(description: "supcon") {
       LossConformance.failures(SupConLoss<Double>(), SupConLoss<Float>(), usesTuples: true)
     },
@@ -105,6 +124,13 @@ struct ConformanceTests {
   @Test("conformance: normalized-softmax") func c10() { Self.check("normalized-softmax") }
   @Test("conformance: arcface") func c11() { Self.check("arcface") }
   @Test("conformance: cosface") func c12() { Self.check("cosface") }
+  @Test("conformance: lifted-structure") func c13() { Self.check("lifted-structure") }
+  @Test("conformance: generalized-lifted-structure") func c14() { Self.check("generalized-lifted-structure") }
+  @Test("conformance: generalized-lifted-structure (cosine)") func c15() {
+    Self.check("generalized-lifted-structure (cosine, margins 0.2/0.9)")
+  }
+  @Test("conformance: ntxent") func c16() { Self.check("ntxent") }
+  @Test("conformance: ntxent (Euclidean)") func c17() { Self.check("ntxent (Euclidean)") }
 
   @Test("a loss that ignores its input fails the suite")
   func suiteCanFail() {

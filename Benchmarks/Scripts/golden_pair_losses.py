@@ -1,0 +1,81 @@
+"""Golden values for the lifted structure losses and NT-Xent from pytorch-metric-learning, in float64.
+
+Writes Tests/DMLLossesTests/Golden/pair_losses.json in the layout of the other golden files (inputs,
+then outputs: loss, grad_embeddings, term counts, mined pairs where a miner is used). Run from the
+repository root with the benchmark venv: .build-bench/venv/bin/python Benchmarks/Scripts/golden_pair_losses.py
+"""
+import json, platform
+import numpy as np, torch
+import pytorch_metric_learning as pml
+from pytorch_metric_learning import losses, miners, distances
+
+torch.set_default_dtype(torch.float64)
+
+def case(name, description, x, labels, loss, registry, hyper, distance_desc, miner=None):
+    e = torch.tensor(x, requires_grad=True)
+    y = torch.tensor(labels)
+    tuples = miner(e, y) if miner is not None else None
+    value = loss(e, y, tuples)
+    value.backward()
+    g = e.grad if e.grad is not None else torch.zeros_like(e)
+    per = loss.compute_loss(e.detach(), y, tuples, None, None)["loss"]["losses"]
+    per = per.flatten() if torch.is_tensor(per) and per.ndim > 0 else torch.zeros(0)
+    out = {
+        "loss": value.item(),
+        "grad_embeddings": g.tolist(),
+        "term_counts": {"loss": {"terms": int(per.numel()), "nonzero": int((per > 0).sum())}},
+    }
+    if miner is not None:
+        a1, p, a2, n = tuples
+        out["mined_pos_pairs"] = torch.stack([a1, p], 1).tolist()
+        out["mined_neg_pairs"] = torch.stack([a2, n], 1).tolist()
+        hyper = dict(hyper, miner={"type": type(miner).__name__, "epsilon": miner.epsilon})
+    return {
+        "name": name, "description": description, "loss": registry,
+        "inputs": {"embeddings": x.tolist(), "labels": labels, "hyperparameters": hyper, "distance": distance_desc,
+                   "reducer": {"type": "MeanReducer"}},
+        "outputs": out,
+    }
+
+rng = np.random.default_rng(20261204)
+cos = {"type": "CosineSimilarity", "normalize_embeddings": True, "is_inverted": True}
+lp = {"type": "LpDistance", "p": 2, "power": 1, "normalize_embeddings": True, "is_inverted": False}
+x = rng.normal(size=(16, 8))
+labels = [int(v) for v in rng.integers(0, 4, size=16)]
+x32 = rng.normal(size=(32, 8))
+labels32 = [int(v) for v in rng.integers(0, 6, size=32)]
+small = rng.normal(size=(6, 5))
+ms = lambda: miners.MultiSimilarityMiner(epsilon=0.1)
+cases = [
+    case("lifted_default", "PML `LiftedStructureLoss()` (neg 1, pos 0), default `LpDistance()` on normalised rows; MeanReducer over positive pairs.",
+         x, labels, losses.LiftedStructureLoss(), "lifted-structure", {"neg_margin": 1, "pos_margin": 0}, lp),
+    case("lifted_margins_cosine", "PML `LiftedStructureLoss(neg_margin=0.3, pos_margin=0.8, distance=CosineSimilarity())`.",
+         x, labels, losses.LiftedStructureLoss(neg_margin=0.3, pos_margin=0.8, distance=distances.CosineSimilarity()),
+         "lifted-structure", {"neg_margin": 0.3, "pos_margin": 0.8}, cos),
+    case("lifted_with_miner", "PML `LiftedStructureLoss()` called with the pairs of `MultiSimilarityMiner(epsilon=0.1)`.",
+         x32, labels32, losses.LiftedStructureLoss(), "lifted-structure", {"neg_margin": 1, "pos_margin": 0}, lp, miner=ms()),
+    case("lifted_single_class", "PML `LiftedStructureLoss()` with one label only: no negative pair, loss 0.",
+         small, [1] * 6, losses.LiftedStructureLoss(), "lifted-structure", {"neg_margin": 1, "pos_margin": 0}, lp),
+    case("generalized_lifted_default", "PML `GeneralizedLiftedStructureLoss()` (neg 1, pos 0), `LpDistance()`; MeanReducer over rows.",
+         x, labels, losses.GeneralizedLiftedStructureLoss(), "generalized-lifted-structure", {"neg_margin": 1, "pos_margin": 0}, lp),
+    case("generalized_lifted_margins_cosine", "PML `GeneralizedLiftedStructureLoss(neg_margin=0.2, pos_margin=0.9, distance=CosineSimilarity())`.",
+         x, labels, losses.GeneralizedLiftedStructureLoss(neg_margin=0.2, pos_margin=0.9, distance=distances.CosineSimilarity()),
+         "generalized-lifted-structure", {"neg_margin": 0.2, "pos_margin": 0.9}, cos),
+    case("generalized_lifted_with_miner", "PML `GeneralizedLiftedStructureLoss()` with `MultiSimilarityMiner(epsilon=0.1)` pairs.",
+         x32, labels32, losses.GeneralizedLiftedStructureLoss(), "generalized-lifted-structure", {"neg_margin": 1, "pos_margin": 0}, lp, miner=ms()),
+    case("generalized_lifted_single_class", "PML `GeneralizedLiftedStructureLoss()` with one label only: positives alone.",
+         small, [1] * 6, losses.GeneralizedLiftedStructureLoss(), "generalized-lifted-structure", {"neg_margin": 1, "pos_margin": 0}, lp),
+    case("ntxent_default", "PML `NTXentLoss()` (temperature 0.07), default `CosineSimilarity()`; MeanReducer over positive pairs.",
+         x, labels, losses.NTXentLoss(), "ntxent", {"temperature": 0.07}, cos),
+    case("ntxent_euclidean", "PML `NTXentLoss(temperature=0.5, distance=LpDistance())` (the loss negates distances).",
+         x, labels, losses.NTXentLoss(temperature=0.5, distance=distances.LpDistance()), "ntxent", {"temperature": 0.5}, lp),
+    case("ntxent_with_miner", "PML `NTXentLoss(temperature=0.2)` with `MultiSimilarityMiner(epsilon=0.1)` pairs.",
+         x32, labels32, losses.NTXentLoss(temperature=0.2), "ntxent", {"temperature": 0.2}, cos, miner=ms()),
+    case("ntxent_single_class", "PML `NTXentLoss()` with one label only: no negative pair, loss 0.",
+         small, [3] * 6, losses.NTXentLoss(), "ntxent", {"temperature": 0.07}, cos),
+    case("ntxent_distinct", "PML `NTXentLoss()` with distinct labels: no positive pair, loss 0.",
+         small, list(range(6)), losses.NTXentLoss(), "ntxent", {"temperature": 0.07}, cos),
+]
+json.dump({"generator": f"pytorch-metric-learning {pml.__version__}, torch {torch.__version__}, Python {platform.python_version()} (Benchmarks/Scripts/golden_pair_losses.py)",
+           "cases": cases}, open("Tests/DMLLossesTests/Golden/pair_losses.json", "w"), indent=1)
+for c in cases: print(c["name"], c["outputs"]["loss"], c["outputs"]["term_counts"])
