@@ -1,4 +1,4 @@
-"""Golden values for the lifted structure losses and NT-Xent from pytorch-metric-learning, in float64.
+"""Golden values for the lifted structure losses, NT-Xent, NCA and the intra-pair variance loss from pytorch-metric-learning, in float64.
 
 Writes Tests/DMLLossesTests/Golden/pair_losses.json in the layout of the other golden files (inputs,
 then outputs: loss, grad_embeddings, term counts, mined pairs where a miner is used). Run from the
@@ -18,12 +18,19 @@ def case(name, description, x, labels, loss, registry, hyper, distance_desc, min
     value = loss(e, y, tuples)
     value.backward()
     g = e.grad if e.grad is not None else torch.zeros_like(e)
-    per = loss.compute_loss(e.detach(), y, tuples, None, None)["loss"]["losses"]
-    per = per.flatten() if torch.is_tensor(per) and per.ndim > 0 else torch.zeros(0)
+    ed = e.detach()
+    computed = loss.compute_loss(ed, y, tuples, ed, y)
+    counts, sub = {}, {}
+    for key, d in computed.items():
+        per = d["losses"]
+        per = per.flatten() if torch.is_tensor(per) and per.ndim > 0 else torch.zeros(0)
+        counts[key] = {"terms": int(per.numel()), "nonzero": int((per > 0).sum())}
+        sub[key] = float(per.mean()) if per.numel() > 0 else 0.0
     out = {
         "loss": value.item(),
         "grad_embeddings": g.tolist(),
-        "term_counts": {"loss": {"terms": int(per.numel()), "nonzero": int((per > 0).sum())}},
+        "term_counts": counts,
+        "sub_losses": sub,
     }
     if miner is not None:
         a1, p, a2, n = tuples
@@ -40,6 +47,7 @@ def case(name, description, x, labels, loss, registry, hyper, distance_desc, min
 rng = np.random.default_rng(20261204)
 cos = {"type": "CosineSimilarity", "normalize_embeddings": True, "is_inverted": True}
 lp = {"type": "LpDistance", "p": 2, "power": 1, "normalize_embeddings": True, "is_inverted": False}
+lp2 = {"type": "LpDistance", "p": 2, "power": 2, "normalize_embeddings": True, "is_inverted": False}
 x = rng.normal(size=(16, 8))
 labels = [int(v) for v in rng.integers(0, 4, size=16)]
 x32 = rng.normal(size=(32, 8))
@@ -73,6 +81,23 @@ cases = [
          x32, labels32, losses.NTXentLoss(temperature=0.2), "ntxent", {"temperature": 0.2}, cos, miner=ms()),
     case("ntxent_single_class", "PML `NTXentLoss()` with one label only: no negative pair, loss 0.",
          small, [3] * 6, losses.NTXentLoss(), "ntxent", {"temperature": 0.07}, cos),
+    case("nca_default", "PML `NCALoss()` (softmax_scale 1), default `LpDistance(power=2)` on normalised rows; MeanReducer over rows kept.",
+         x, labels, losses.NCALoss(), "nca", {"softmax_scale": 1}, lp2),
+    case("nca_scale_cosine", "PML `NCALoss(softmax_scale=4, distance=CosineSimilarity())`.",
+         x, labels, losses.NCALoss(softmax_scale=4, distance=distances.CosineSimilarity()), "nca", {"softmax_scale": 4}, cos),
+    case("nca_singletons", "PML `NCALoss()` where most labels occur once: rows without a same-label neighbour drop out.",
+         small, [0, 1, 2, 3, 0, 1], losses.NCALoss(), "nca", {"softmax_scale": 1}, lp2),
+    case("nca_single_class", "PML `NCALoss()` with one label only: every neighbour is the same label, loss 0.",
+         small, [2] * 6, losses.NCALoss(), "nca", {"softmax_scale": 1}, lp2),
+    case("intra_pair_variance_default", "PML `IntraPairVarianceLoss()` (pos_eps 0.01, neg_eps 0.01), default `CosineSimilarity()`; MeanReducer per sub-loss.",
+         x, labels, losses.IntraPairVarianceLoss(), "intra-pair-variance", {"pos_eps": 0.01, "neg_eps": 0.01}, cos),
+    case("intra_pair_variance_euclidean", "PML `IntraPairVarianceLoss(pos_eps=0.1, neg_eps=0.05, distance=LpDistance())`.",
+         x, labels, losses.IntraPairVarianceLoss(pos_eps=0.1, neg_eps=0.05, distance=distances.LpDistance()),
+         "intra-pair-variance", {"pos_eps": 0.1, "neg_eps": 0.05}, lp),
+    case("intra_pair_variance_with_miner", "PML `IntraPairVarianceLoss()` with `MultiSimilarityMiner(epsilon=0.1)` pairs.",
+         x32, labels32, losses.IntraPairVarianceLoss(), "intra-pair-variance", {"pos_eps": 0.01, "neg_eps": 0.01}, cos, miner=ms()),
+    case("intra_pair_variance_single_class", "PML `IntraPairVarianceLoss()` with one label only: no negative pair, neg_loss 0.",
+         small, [1] * 6, losses.IntraPairVarianceLoss(), "intra-pair-variance", {"pos_eps": 0.01, "neg_eps": 0.01}, cos),
     case("ntxent_distinct", "PML `NTXentLoss()` with distinct labels: no positive pair, loss 0.",
          small, list(range(6)), losses.NTXentLoss(), "ntxent", {"temperature": 0.07}, cos),
 ]

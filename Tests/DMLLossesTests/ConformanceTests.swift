@@ -60,6 +60,21 @@ struct ConformanceTests {
         NTXentLoss<Double>(temperature: 0.5, distance: .euclidean), NTXentLoss<Float>(temperature: 0.5, distance: .euclidean),
         usesTuples: true)
     },
+    ConformanceCase(description: "nca") {
+      LossConformance.failures(NCALoss<Double>(), NCALoss<Float>(), usesTuples: false)
+    },
+    ConformanceCase(description: "nca (cosine, scale 4)") {
+      LossConformance.failures(
+        NCALoss<Double>(softmaxScale: 4, distance: .cosine), NCALoss<Float>(softmaxScale: 4, distance: .cosine), usesTuples: false)
+    },
+    ConformanceCase(description: "intra-pair-variance") {
+      LossConformance.failures(IntraPairVarianceLoss<Double>(), IntraPairVarianceLoss<Float>(), usesTuples: true)
+    },
+    ConformanceCase(description: "intra-pair-variance (Euclidean)") {
+      LossConformance.failures(
+        IntraPairVarianceLoss<Double>(positiveEpsilon: 0.1, negativeEpsilon: 0.05, distance: .euclidean),
+        IntraPairVarianceLoss<Float>(positiveEpsilon: 0.1, negativeEpsilon: 0.05, distance: .euclidean), usesTuples: true)
+    },
     ConformanceCase(description: "supcon") {
       LossConformance.failures(SupConLoss<Double>(), SupConLoss<Float>(), usesTuples: true)
     },
@@ -131,6 +146,10 @@ struct ConformanceTests {
   }
   @Test("conformance: ntxent") func c16() { Self.check("ntxent") }
   @Test("conformance: ntxent (Euclidean)") func c17() { Self.check("ntxent (Euclidean)") }
+  @Test("conformance: nca") func c18() { Self.check("nca") }
+  @Test("conformance: nca (cosine, scale 4)") func c19() { Self.check("nca (cosine, scale 4)") }
+  @Test("conformance: intra-pair-variance") func c20() { Self.check("intra-pair-variance") }
+  @Test("conformance: intra-pair-variance (Euclidean)") func c21() { Self.check("intra-pair-variance (Euclidean)") }
 
   @Test("a loss that ignores its input fails the suite")
   func suiteCanFail() {

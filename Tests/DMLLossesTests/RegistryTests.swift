@@ -11,8 +11,9 @@ struct RegistryTests {
   @Test("every module registers its losses at startup")
   func names() {
     #expect(registry.names == [
-      "arcface", "center", "contrastive", "cosface", "generalized-lifted-structure", "lifted-structure", "multi-similarity",
-      "normalized-softmax", "ntxent", "proxy-anchor", "proxy-nca", "softmax", "supcon", "triplet", "uniformity",
+      "arcface", "center", "contrastive", "cosface", "generalized-lifted-structure", "intra-pair-variance", "lifted-structure",
+      "multi-similarity", "nca", "normalized-softmax", "ntxent", "proxy-anchor", "proxy-nca", "softmax", "supcon", "triplet",
+      "uniformity",
     ])
     // The command line's memory check reads this flag: it is the loss's own declaration.
     #expect(registry.factories["ntxent"]!.acceptsMemory && !registry.factories["lifted-structure"]!.acceptsMemory)

@@ -1,0 +1,203 @@
+/// Neighbourhood components analysis (Goldberger et al. 2004), as PML's `NCALoss`: each row's
+/// probability of picking a same-label neighbour under a softmax over its negated distances.
+///
+/// ```
+/// p_ij = softmax_j(−scale · d(i,j)) over j ≠ i        loss_i = −log Σ_{j: y_j = y_i} p_ij
+/// loss = mean over the rows with a same-label neighbour
+/// ```
+/// With a similarity, `+scale · s(i,j)`.
+///
+/// - Default distance: squared Euclidean between L2-normalised rows; default scale 1. Default
+///   reduction: the mean over the rows whose probability is not 0 (a row without a same-label
+///   neighbour drops out, as in PML).
+/// - Term: `loss`, one per kept row.
+/// - Ignores tuples: PML weighs rows by a miner's tuples; here `--miner` does not apply.
+/// - Accepts a cross-batch memory: a row's softmax runs over the batch and the memory, itself
+///   excluded (PML's memory wrapper keeps the row's own column, which compares it with itself).
+///
+/// ### See Also
+/// `ProxyNCALoss`, `SupConLoss`.
+public struct NCALoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
+  /// The softmax scale.
+  public var softmaxScale: Scalar
+  /// The score between embeddings.
+  public var distance: Distance
+  @usableFromInline var kept: [Bool] = []
+
+  /// An NCA loss with scale 1 and squared Euclidean distance between normalised rows by default,
+  /// as PML.
+  public init(softmaxScale: Scalar = 1, distance: Distance = .squaredEuclidean) {
+    self.softmaxScale = softmaxScale
+    self.distance = distance
+  }
+
+  public static var registryName: String { "nca" }
+  public static var summary: String { "Neighbourhood components analysis (Goldberger et al. 2004): softmax over the batch" }
+  public static var usesTuples: Bool { false }
+  public static var supportsCrossBatchMemory: Bool { true }
+  public static var hyperparameters: [HyperparameterSpec] {
+    [
+      HyperparameterSpec("softmax_scale", .real, default: "1", "scale of the negated distances in the softmax", range: .positive),
+      .distance(default: "squared-euclidean"),
+    ]
+  }
+
+  public init(_ v: HyperparameterValues, context: LossContext) throws {
+    self.init(softmaxScale: Scalar(try v.real("softmax_scale", "positive") { $0 > 0 }), distance: try v.distance())
+  }
+
+  @inlinable
+  public mutating func compute(
+    scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>
+  ) -> LossValue<Scalar> {
+    let n = scores.rows, columns = scores.columns
+    precondition(labels.count == columns, "NCALoss: \(columns) columns but \(labels.count) labels")
+    scoreGradient.resize(rows: n, columns: columns, zeroed: true)
+    let scale = softmaxScale * Scalar(distance.closeness)  // x = scale·s, or −scale·d
+    var terms = TermAccumulator<Scalar>()
+    kept.removeAll(keepingCapacity: true)
+    // First pass: each row's loss, log Σ_all − log Σ_same, and whether it has a same-label column.
+    scores.withUnsafeBufferPointer { s in
+      withUnsafeTemporaryAllocation(of: Scalar.self, capacity: columns) { scratch in
+        for i in 0..<n {
+          let row = i * columns
+          let all = logSumExp(count: columns, keep: { $0 != i }, x: { scale * s[row + $0] }, scratch: scratch.baseAddress!, addOne: false)
+          let hasSame = (0..<columns).contains { $0 != i && labels[$0] == labels[i] }
+          kept.append(hasSame)
+          guard hasSame else { continue }
+          let same = logSumExp(
+            count: columns, keep: { $0 != i && labels[$0] == labels[i] }, x: { scale * s[row + $0] },
+            scratch: scratch.baseAddress!, addOne: false)
+          terms.add(all - same)
+        }
+      }
+    }
+    // Second pass: ∂loss_i/∂x_ij = softmax_all(j) − softmax_same(j), over the kept rows' mean.
+    let perRow = Reduction.mean.weight(of: Scalar(0), terms) * scale
+    scores.withUnsafeBufferPointer { s in
+      scoreGradient.withUnsafeMutableBufferPointer { g in
+        withUnsafeTemporaryAllocation(of: Scalar.self, capacity: columns) { scratch in
+          for i in 0..<n where kept[i] {
+            let row = i * columns
+            _ = logSumExp(
+              count: columns, keep: { $0 != i }, x: { scale * s[row + $0] }, scratch: scratch.baseAddress!, addOne: false,
+              weights: { j, w in g[row + j] += w * perRow })
+            _ = logSumExp(
+              count: columns, keep: { $0 != i && labels[$0] == labels[i] }, x: { scale * s[row + $0] },
+              scratch: scratch.baseAddress!, addOne: false, weights: { j, w in g[row + j] -= w * perRow })
+          }
+        }
+      }
+    }
+    return LossValue(LossTerm(name: "loss", value: Reduction.mean.value(terms), count: terms.count, nonZero: terms.nonZero))
+  }
+}
+
+/// Intra-pair variance loss (Yu and Tao 2019, "Deep metric learning with tuplet margin loss"), as
+/// PML's `IntraPairVarianceLoss`: penalises positive pairs less similar than a fraction of the
+/// batch's mean positive similarity, and negative pairs more similar than a multiple of the mean
+/// negative one.
+///
+/// ```
+/// μ⁺ = mean of the positive pairs' s    pos_loss = mean over positive pairs of relu((1 − ε⁺) μ⁺ − s)²
+/// μ⁻ = mean of the negative pairs' s    neg_loss = mean over negative pairs of relu(s − (1 + ε⁻) μ⁻)²
+/// ```
+/// With a distance the two roles swap: `relu(d − (1 + ε⁺) μ⁺)²` and `relu((1 − ε⁻) μ⁻ − d)²`.
+///
+/// - Default distance: cosine similarity; ε⁺ = ε⁻ = 0.01. Default reduction: the mean over each
+///   sub-loss's pairs, both orders of a pair counting (PML's `MeanReducer`), then summed.
+/// - Terms: `pos_loss` and `neg_loss`.
+/// - Accepts a cross-batch memory.
+/// - Unlike PML, a tuple list with a single pair is not turned into a zero loss.
+///
+/// ### See Also
+/// `ContrastiveLoss`, `NCALoss`.
+public struct IntraPairVarianceLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
+  /// ε⁺, the fraction of the mean positive score that positives must stay within.
+  public var positiveEpsilon: Scalar
+  /// ε⁻, the fraction of the mean negative score that negatives must stay within.
+  public var negativeEpsilon: Scalar
+  /// The score between embeddings.
+  public var distance: Distance
+  @usableFromInline var mask = PairMask()
+
+  /// An intra-pair variance loss with ε⁺ = ε⁻ = 0.01 and cosine similarity by default, as PML.
+  public init(positiveEpsilon: Scalar = 0.01, negativeEpsilon: Scalar = 0.01, distance: Distance = .cosine) {
+    self.positiveEpsilon = positiveEpsilon
+    self.negativeEpsilon = negativeEpsilon
+    self.distance = distance
+  }
+
+  public static var registryName: String { "intra-pair-variance" }
+  public static var summary: String { "Intra-pair variance loss (Yu and Tao 2019): pairs against the batch's mean scores" }
+  public static var usesTuples: Bool { true }
+  public static var supportsCrossBatchMemory: Bool { true }
+  public static var hyperparameters: [HyperparameterSpec] {
+    [
+      HyperparameterSpec("pos_eps", .real, default: "0.01", "ε⁺: positives stay within this fraction of their mean", range: .closed(0, 1)),
+      HyperparameterSpec("neg_eps", .real, default: "0.01", "ε⁻: negatives stay within this fraction of their mean", range: .closed(0, 1)),
+      .distance(default: "cosine"),
+    ]
+  }
+
+  public init(_ v: HyperparameterValues, context: LossContext) throws {
+    self.init(
+      positiveEpsilon: Scalar(try v.real("pos_eps")), negativeEpsilon: Scalar(try v.real("neg_eps")), distance: try v.distance())
+  }
+
+  @inlinable
+  public mutating func compute(
+    scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>
+  ) -> LossValue<Scalar> {
+    let n = scores.rows, columns = scores.columns
+    mask.build(rows: n, labels: labels, tuples: tuples)
+    scoreGradient.resize(rows: n, columns: columns, zeroed: true)
+    // With a similarity, positives are pushed up (v = c·μ − s) and negatives down (v = s − c·μ);
+    // with a distance the other way round.
+    let similarity = distance.isSimilarity
+    let (cPos, cNeg) = similarity ? (1 - positiveEpsilon, 1 + negativeEpsilon) : (1 + positiveEpsilon, 1 - negativeEpsilon)
+    var pos = TermAccumulator<Scalar>(), neg = TermAccumulator<Scalar>()
+    scores.withUnsafeBufferPointer { s in
+      mask.values.withUnsafeBufferPointer { m in
+        scoreGradient.withUnsafeMutableBufferPointer { g in
+          pos = Self.part(s, m, g, count: n * columns, kind: PairMask.positive, raise: similarity, c: cPos)
+          neg = Self.part(s, m, g, count: n * columns, kind: PairMask.negative, raise: !similarity, c: cNeg)
+        }
+      }
+    }
+    return LossValue(
+      LossTerm(name: "pos_loss", value: Reduction.mean.value(pos), count: pos.count, nonZero: pos.nonZero),
+      LossTerm(name: "neg_loss", value: Reduction.mean.value(neg), count: neg.count, nonZero: neg.nonZero))
+  }
+
+  /// One sub-loss over the pairs of `kind`: `mean_k relu(v_k)²` with `v_k = c·μ − s_k` (`raise`)
+  /// or `s_k − c·μ`, its gradient added to `g`.
+  @inlinable
+  static func part(
+    _ s: UnsafeBufferPointer<Scalar>, _ m: UnsafeBufferPointer<UInt8>, _ g: UnsafeMutableBufferPointer<Scalar>,
+    count: Int, kind: UInt8, raise: Bool, c: Scalar
+  ) -> TermAccumulator<Scalar> {
+    var sum: Scalar = 0, pairs = 0
+    for k in 0..<count where m[k] == kind {
+      sum += s[k]
+      pairs += 1
+    }
+    var terms = TermAccumulator<Scalar>()
+    guard pairs > 0 else { return terms }
+    let mean = sum / Scalar(pairs)
+    var relus: Scalar = 0  // Σ_k 2 relu(v_k)
+    for k in 0..<count where m[k] == kind {
+      let r = Swift.max(0, raise ? c * mean - s[k] : s[k] - c * mean)
+      terms.add(r * r)
+      relus += 2 * r
+    }
+    // ∂/∂s_j = (1/P)(±2 relu(v_j) ∓ c·Σ_k 2 relu(v_k) / P), through s_j itself and through μ.
+    let inverse = 1 / Scalar(pairs)
+    let throughMean = c * relus * inverse
+    for k in 0..<count where m[k] == kind {
+      let own = 2 * Swift.max(0, raise ? c * mean - s[k] : s[k] - c * mean)
+      g[k] += (raise ? throughMean - own : own - throughMean) * inverse
+    }
+    return terms
+  }
+}
