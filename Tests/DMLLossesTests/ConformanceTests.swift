@@ -75,6 +75,16 @@ struct ConformanceTests {
         IntraPairVarianceLoss<Double>(positiveEpsilon: 0.1, negativeEpsilon: 0.05, distance: .euclidean),
         IntraPairVarianceLoss<Float>(positiveEpsilon: 0.1, negativeEpsilon: 0.05, distance: .euclidean), usesTuples: true)
     },
+    ConformanceCase(description: "margin (learned β per class)") {
+      LossConformance.failures(
+        MarginLoss<Double>(nu: 0.05, beta: 0.9, learnBeta: true, classes: 4),
+        MarginLoss<Float>(nu: 0.05, beta: 0.9, learnBeta: true, classes: 4), usesTuples: true)
+    },
+    ConformanceCase(description: "margin (cosine, one learned β)") {
+      LossConformance.failures(
+        MarginLoss<Double>(margin: 0.1, beta: 0.3, learnBeta: true, distance: .cosine),
+        MarginLoss<Float>(margin: 0.1, beta: 0.3, learnBeta: true, distance: .cosine), usesTuples: true)
+    },
     ConformanceCase(description: "supcon") {
       LossConformance.failures(SupConLoss<Double>(), SupConLoss<Float>(), usesTuples: true)
     },
@@ -150,6 +160,8 @@ struct ConformanceTests {
   @Test("conformance: nca (cosine, scale 4)") func c19() { Self.check("nca (cosine, scale 4)") }
   @Test("conformance: intra-pair-variance") func c20() { Self.check("intra-pair-variance") }
   @Test("conformance: intra-pair-variance (Euclidean)") func c21() { Self.check("intra-pair-variance (Euclidean)") }
+  @Test("conformance: margin (learned β per class)") func c22() { Self.check("margin (learned β per class)") }
+  @Test("conformance: margin (cosine, one learned β)") func c23() { Self.check("margin (cosine, one learned β)") }
 
   @Test("a loss that ignores its input fails the suite")
   func suiteCanFail() {

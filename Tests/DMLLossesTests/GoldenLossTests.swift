@@ -1,4 +1,5 @@
 import DMLLosses
+import Foundation
 import Testing
 
 /// Builds the Double loss a golden case describes.
@@ -144,6 +145,26 @@ struct GoldenLossTests {
       if counts["terms"]! > 0 { #expect(term.count == counts["terms"], "\(c.name) \(name) terms") }
       // NCA on one class is 0 up to rounding in PML (7e-17 in four rows), exactly 0 here.
       if c.name != "nca_single_class" { #expect(term.nonZero == counts["nonzero"], "\(c.name) \(name) non-zero terms") }
+    }
+  }
+
+  @Test(
+    "margin loss, β fixed, learned, per class: value, gradients of the embeddings and of β to rtol 1e-9 (Golden/margin_loss.json)",
+    arguments: GoldenCase.marginLoss)
+  func marginLoss(_ c: GoldenCase) {
+    let learn = (c.hyper["learn_beta"] as? Bool) ?? false
+    let classes = (c.hyper["num_classes"] as? NSNumber)?.intValue
+    let distance = (c.inputs["distance"] as! [String: Any])["type"] as! String == "CosineSimilarity" ? Distance.cosine : .euclidean
+    var e = LossEvaluator(
+      MarginLoss(
+        margin: c.hyper("margin"), nu: c.hyper("nu"), beta: c.hyper("beta"), learnBeta: learn, classes: classes, distance: distance))
+    let value = e.evaluate(c.matrix("embeddings"), labels: c.labels, tuples: GoldenLoss.tuples(c))
+    expectClose(value.total, c.scalar("loss"), "\(c.name) loss")
+    expectClose(e.embeddingGradient, c.output("grad_embeddings"), "\(c.name) grad_embeddings")
+    if learn {
+      let expected = (c.outputs["grad_beta"] as! [NSNumber]).map(\.doubleValue)
+      expectClose(e.loss.beta.gradient, Matrix(rows: 1, columns: expected.count, elements: expected), "\(c.name) grad_beta")
+      #expect(e.loss.parameters.first { $0.name == "beta" }?.trainable == true)
     }
   }
 

@@ -12,7 +12,7 @@ struct RegistryTests {
   func names() {
     #expect(registry.names == [
       "arcface", "center", "contrastive", "cosface", "generalized-lifted-structure", "intra-pair-variance", "lifted-structure",
-      "multi-similarity", "nca", "normalized-softmax", "ntxent", "proxy-anchor", "proxy-nca", "softmax", "supcon", "triplet",
+      "margin", "multi-similarity", "nca", "normalized-softmax", "ntxent", "proxy-anchor", "proxy-nca", "softmax", "supcon", "triplet",
       "uniformity",
     ])
     // The command line's memory check reads this flag: it is the loss's own declaration.

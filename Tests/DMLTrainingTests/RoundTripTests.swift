@@ -72,7 +72,9 @@ struct RoundTripTests {
     return AnyEmbeddingLoss(MultipleLosses(parts.map(\.loss), weights: parts.map(\.weight)))
   }
 
-  @Test("every registered loss, with Adam", arguments: LossRegistry.standard.names)
+  @Test(
+    "every registered loss, with Adam (and the margin loss with a learned β per class)",
+    arguments: LossRegistry.standard.names + ["margin:learn_beta=true,per_class=true,nu=0.01"])
   func everyLoss(name: String) throws {
     let failures = try roundTripFailures({
       Trainer(network: Self.mlp(), loss: try Self.loss([name]), sampler: NoMining<Float>(), optimizer: Adam<Float>(learningRate: 0.01))
