@@ -1,4 +1,4 @@
-"""Golden values for the lifted structure losses, NT-Xent, NCA and the intra-pair variance loss from pytorch-metric-learning, in float64.
+"""Golden values for the lifted structure losses, NT-Xent, NCA, the intra-pair variance and the tuplet margin losses from pytorch-metric-learning, in float64.
 
 Writes Tests/DMLLossesTests/Golden/pair_losses.json in the layout of the other golden files (inputs,
 then outputs: loss, grad_embeddings, term counts, mined pairs where a miner is used). Run from the
@@ -98,6 +98,14 @@ cases = [
          x32, labels32, losses.IntraPairVarianceLoss(), "intra-pair-variance", {"pos_eps": 0.01, "neg_eps": 0.01}, cos, miner=ms()),
     case("intra_pair_variance_single_class", "PML `IntraPairVarianceLoss()` with one label only: no negative pair, neg_loss 0.",
          small, [1] * 6, losses.IntraPairVarianceLoss(), "intra-pair-variance", {"pos_eps": 0.01, "neg_eps": 0.01}, cos),
+    case("tuplet_margin_default", "PML `TupletMarginLoss()` (margin 5.73°, scale 64), `CosineSimilarity()`; MeanReducer over positive pairs.",
+         x, labels, losses.TupletMarginLoss(), "tuplet-margin", {"margin": 5.73, "scale": 64}, cos),
+    case("tuplet_margin_10_32", "PML `TupletMarginLoss(margin=10, scale=32)`.",
+         x, labels, losses.TupletMarginLoss(margin=10, scale=32), "tuplet-margin", {"margin": 10, "scale": 32}, cos),
+    case("tuplet_margin_with_miner", "PML `TupletMarginLoss()` with `MultiSimilarityMiner(epsilon=0.1)` pairs.",
+         x32, labels32, losses.TupletMarginLoss(), "tuplet-margin", {"margin": 5.73, "scale": 64}, cos, miner=ms()),
+    case("tuplet_margin_single_class", "PML `TupletMarginLoss()` with one label only: no negative pair, loss 0.",
+         small, [0] * 6, losses.TupletMarginLoss(), "tuplet-margin", {"margin": 5.73, "scale": 64}, cos),
     case("ntxent_distinct", "PML `NTXentLoss()` with distinct labels: no positive pair, loss 0.",
          small, list(range(6)), losses.NTXentLoss(), "ntxent", {"temperature": 0.07}, cos),
 ]

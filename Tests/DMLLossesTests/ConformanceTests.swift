@@ -85,6 +85,9 @@ struct ConformanceTests {
         MarginLoss<Double>(margin: 0.1, beta: 0.3, learnBeta: true, distance: .cosine),
         MarginLoss<Float>(margin: 0.1, beta: 0.3, learnBeta: true, distance: .cosine), usesTuples: true)
     },
+    ConformanceCase(description: "tuplet-margin") {
+      LossConformance.failures(TupletMarginLoss<Double>(scale: 16), TupletMarginLoss<Float>(scale: 16), usesTuples: true)
+    },
     ConformanceCase(description: "supcon") {
       LossConformance.failures(SupConLoss<Double>(), SupConLoss<Float>(), usesTuples: true)
     },
@@ -162,6 +165,7 @@ struct ConformanceTests {
   @Test("conformance: intra-pair-variance (Euclidean)") func c21() { Self.check("intra-pair-variance (Euclidean)") }
   @Test("conformance: margin (learned β per class)") func c22() { Self.check("margin (learned β per class)") }
   @Test("conformance: margin (cosine, one learned β)") func c23() { Self.check("margin (cosine, one learned β)") }
+  @Test("conformance: tuplet-margin") func c24() { Self.check("tuplet-margin") }
 
   @Test("a loss that ignores its input fails the suite")
   func suiteCanFail() {

@@ -64,6 +64,9 @@ enum GoldenLoss {
       let distance = (c.inputs["distance"] as! [String: Any])["type"] as! String == "LpDistance" ? Distance.euclidean : .cosine
       return go(SupConLoss(temperature: c.hyper("temperature"), distance: distance))
     }
+    if name.hasPrefix("tuplet_margin") {
+      return go(TupletMarginLoss(marginDegrees: c.hyper("margin"), scale: c.hyper("scale")))
+    }
     if name.hasPrefix("nca") || name.hasPrefix("intra_pair_variance") {
       let d = c.inputs["distance"] as! [String: Any]
       let distance = d["type"] as! String == "CosineSimilarity" ? Distance.cosine : (d["power"] as! Int == 2 ? .squaredEuclidean : .euclidean)
@@ -130,7 +133,7 @@ struct GoldenLossTests {
   }
 
   @Test(
-    "lifted structure, generalised lifted structure, NT-Xent, NCA and intra-pair variance: value, sub-losses, term counts and gradients to rtol 1e-9 (Golden/pair_losses.json)",
+    "lifted structure, generalised lifted structure, NT-Xent, NCA, intra-pair variance and tuplet margin: value, sub-losses, term counts and gradients to rtol 1e-9 (Golden/pair_losses.json)",
     arguments: GoldenCase.pairLosses)
   func pairLosses(_ c: GoldenCase) {
     let (value, gradient, _) = GoldenLoss.run(c)

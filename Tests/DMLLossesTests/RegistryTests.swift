@@ -13,7 +13,7 @@ struct RegistryTests {
     #expect(registry.names == [
       "arcface", "center", "contrastive", "cosface", "generalized-lifted-structure", "intra-pair-variance", "lifted-structure",
       "margin", "multi-similarity", "nca", "normalized-softmax", "ntxent", "proxy-anchor", "proxy-nca", "softmax", "supcon", "triplet",
-      "uniformity",
+      "tuplet-margin", "uniformity",
     ])
     // The command line's memory check reads this flag: it is the loss's own declaration.
     #expect(registry.factories["ntxent"]!.acceptsMemory && !registry.factories["lifted-structure"]!.acceptsMemory)
