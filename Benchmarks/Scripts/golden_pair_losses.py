@@ -1,4 +1,4 @@
-"""Golden values for the lifted structure losses, NT-Xent, NCA, the intra-pair variance and the tuplet margin losses from pytorch-metric-learning, in float64.
+"""Golden values for the lifted structure losses, NT-Xent, NCA, the intra-pair variance, tuplet margin and angular losses from pytorch-metric-learning, in float64.
 
 Writes Tests/DMLLossesTests/Golden/pair_losses.json in the layout of the other golden files (inputs,
 then outputs: loss, grad_embeddings, term counts, mined pairs where a miner is used). Run from the
@@ -54,6 +54,15 @@ x32 = rng.normal(size=(32, 8))
 labels32 = [int(v) for v in rng.integers(0, 6, size=32)]
 small = rng.normal(size=(6, 5))
 ms = lambda: miners.MultiSimilarityMiner(epsilon=0.1)
+unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)
+
+def quirk_angular():
+    """Raw rows: PML's value (negatives left unnormalised) beside the paper's (all rows normalised)."""
+    c = case("quirk_angular_raw_rows", "PML `AngularLoss()` on rows of norm ≠ 1: `loss` is PML's (negatives not normalised); "
+             "`loss_paper` is the paper's formula with every row normalised (PML on the normalised rows).",
+             x, labels, losses.AngularLoss(), "angular", {"alpha": 40}, lp)
+    c["outputs"]["loss_paper"] = losses.AngularLoss()(torch.tensor(unit(x)), torch.tensor(labels)).item()
+    return c
 cases = [
     case("lifted_default", "PML `LiftedStructureLoss()` (neg 1, pos 0), default `LpDistance()` on normalised rows; MeanReducer over positive pairs.",
          x, labels, losses.LiftedStructureLoss(), "lifted-structure", {"neg_margin": 1, "pos_margin": 0}, lp),
@@ -106,6 +115,17 @@ cases = [
          x32, labels32, losses.TupletMarginLoss(), "tuplet-margin", {"margin": 5.73, "scale": 64}, cos, miner=ms()),
     case("tuplet_margin_single_class", "PML `TupletMarginLoss()` with one label only: no negative pair, loss 0.",
          small, [0] * 6, losses.TupletMarginLoss(), "tuplet-margin", {"margin": 5.73, "scale": 64}, cos),
+    # PML's AngularLoss normalises the anchors and positives but not the negatives (ref_emb); the
+    # paper's formula has all three unit-length. On unit-length inputs the two agree.
+    case("angular_default", "PML `AngularLoss()` (alpha 40°) on unit-length rows, its required `LpDistance()`; MeanReducer over positive pairs.",
+         unit(x), labels, losses.AngularLoss(), "angular", {"alpha": 40}, lp),
+    case("angular_alpha_30", "PML `AngularLoss(alpha=30)` on unit-length rows.",
+         unit(x), labels, losses.AngularLoss(alpha=30), "angular", {"alpha": 30}, lp),
+    case("angular_with_miner", "PML `AngularLoss()` on unit-length rows with `MultiSimilarityMiner(epsilon=0.1)` pairs (negatives: every other label).",
+         unit(x32), labels32, losses.AngularLoss(), "angular", {"alpha": 40}, lp, miner=ms()),
+    case("angular_single_class", "PML `AngularLoss()` with one label only: no negative pair, loss 0.",
+         unit(small), [0] * 6, losses.AngularLoss(), "angular", {"alpha": 40}, lp),
+    quirk_angular(),
     case("ntxent_distinct", "PML `NTXentLoss()` with distinct labels: no positive pair, loss 0.",
          small, list(range(6)), losses.NTXentLoss(), "ntxent", {"temperature": 0.07}, cos),
 ]

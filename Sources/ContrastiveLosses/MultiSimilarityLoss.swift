@@ -95,13 +95,14 @@ public struct MultiSimilarityLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterF
 public enum ContrastiveLosses {
   /// Registry entries for `ContrastiveLoss`, `MultiSimilarityLoss`, `SupConLoss`,
   /// `UniformityLoss`, `LiftedStructureLoss`, `GeneralizedLiftedStructureLoss`, `NTXentLoss`,
-  /// `NCALoss`, `IntraPairVarianceLoss` and `TupletMarginLoss`, in `Float`.
+  /// `NCALoss`, `IntraPairVarianceLoss`, `TupletMarginLoss` and `AngularLoss`, in `Float`.
   public static var registrations: [LossFactory] {
     [
       LossFactory(ContrastiveLoss<Float>.self), LossFactory(MultiSimilarityLoss<Float>.self), LossFactory(SupConLoss<Float>.self),
       LossFactory(UniformityLoss<Float>.self), LossFactory(LiftedStructureLoss<Float>.self),
       LossFactory(GeneralizedLiftedStructureLoss<Float>.self), LossFactory(NTXentLoss<Float>.self),
       LossFactory(NCALoss<Float>.self), LossFactory(IntraPairVarianceLoss<Float>.self), LossFactory(TupletMarginLoss<Float>.self),
+      LossFactory(AngularLoss<Float>.self),
     ]
   }
 }

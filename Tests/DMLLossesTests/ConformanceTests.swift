@@ -88,6 +88,9 @@ struct ConformanceTests {
     ConformanceCase(description: "tuplet-margin") {
       LossConformance.failures(TupletMarginLoss<Double>(scale: 16), TupletMarginLoss<Float>(scale: 16), usesTuples: true)
     },
+    ConformanceCase(description: "angular") {
+      LossConformance.failures(AngularLoss<Double>(alphaDegrees: 30), AngularLoss<Float>(alphaDegrees: 30), usesTuples: true)
+    },
     ConformanceCase(description: "supcon") {
       LossConformance.failures(SupConLoss<Double>(), SupConLoss<Float>(), usesTuples: true)
     },
@@ -166,6 +169,7 @@ struct ConformanceTests {
   @Test("conformance: margin (learned β per class)") func c22() { Self.check("margin (learned β per class)") }
   @Test("conformance: margin (cosine, one learned β)") func c23() { Self.check("margin (cosine, one learned β)") }
   @Test("conformance: tuplet-margin") func c24() { Self.check("tuplet-margin") }
+  @Test("conformance: angular") func c25() { Self.check("angular") }
 
   @Test("a loss that ignores its input fails the suite")
   func suiteCanFail() {

@@ -11,7 +11,7 @@ struct RegistryTests {
   @Test("every module registers its losses at startup")
   func names() {
     #expect(registry.names == [
-      "arcface", "center", "contrastive", "cosface", "generalized-lifted-structure", "intra-pair-variance", "lifted-structure",
+      "angular", "arcface", "center", "contrastive", "cosface", "generalized-lifted-structure", "intra-pair-variance", "lifted-structure",
       "margin", "multi-similarity", "nca", "normalized-softmax", "ntxent", "proxy-anchor", "proxy-nca", "softmax", "supcon", "triplet",
       "tuplet-margin", "uniformity",
     ])
@@ -59,7 +59,7 @@ struct RegistryTests {
   @Test(
     "bad specifications are errors that name the value at fault",
     arguments: [
-      ("tripplet", "unknown loss 'tripplet'; known: arcface"),
+      ("tripplet", "unknown loss 'tripplet'; known: angular, arcface"),
       ("triplet:margn=0.2", "triplet: unknown hyperparameter 'margn'; known:"),
       ("triplet:margin=abc", "triplet: margin=abc is not a finite number"),
       ("triplet:margin=nan", "triplet: margin=nan is not a finite number"),
