@@ -1,4 +1,4 @@
-"""Golden values for the lifted structure losses, NT-Xent, NCA, the intra-pair variance, tuplet margin and angular losses from pytorch-metric-learning, in float64.
+"""Golden values for the lifted structure losses, NT-Xent, NCA, the intra-pair variance, tuplet margin, angular and N-pair losses from pytorch-metric-learning, in float64.
 
 Writes Tests/DMLLossesTests/Golden/pair_losses.json in the layout of the other golden files (inputs,
 then outputs: loss, grad_embeddings, term counts, mined pairs where a miner is used). Run from the
@@ -48,6 +48,8 @@ rng = np.random.default_rng(20261204)
 cos = {"type": "CosineSimilarity", "normalize_embeddings": True, "is_inverted": True}
 lp = {"type": "LpDistance", "p": 2, "power": 1, "normalize_embeddings": True, "is_inverted": False}
 lp2 = {"type": "LpDistance", "p": 2, "power": 2, "normalize_embeddings": True, "is_inverted": False}
+dot = {"type": "DotProductSimilarity", "normalize_embeddings": True, "is_inverted": True}
+rawdot = {"type": "DotProductSimilarity", "normalize_embeddings": False, "is_inverted": True}
 x = rng.normal(size=(16, 8))
 labels = [int(v) for v in rng.integers(0, 4, size=16)]
 x32 = rng.normal(size=(32, 8))
@@ -126,6 +128,14 @@ cases = [
     case("angular_single_class", "PML `AngularLoss()` with one label only: no negative pair, loss 0.",
          unit(small), [0] * 6, losses.AngularLoss(), "angular", {"alpha": 40}, lp),
     quirk_angular(),
+    case("npairs_default", "PML `NPairsLoss()`, default `DotProductSimilarity()` (which normalises rows: cosine); MeanReducer over the chosen anchors.",
+         x32, labels32, losses.NPairsLoss(), "npairs", {}, dot),
+    case("npairs_plain_dot", "PML `NPairsLoss(distance=DotProductSimilarity(normalize_embeddings=False))`.",
+         x32, labels32, losses.NPairsLoss(distance=distances.DotProductSimilarity(normalize_embeddings=False)), "npairs", {}, rawdot),
+    case("npairs_with_miner", "PML `NPairsLoss()` with `MultiSimilarityMiner(epsilon=0.1)` pairs (the first pair of each label, in the miner's order).",
+         x32, labels32, losses.NPairsLoss(), "npairs", {}, dot, miner=ms()),
+    case("npairs_single_class", "PML `NPairsLoss()` with one label only: one pair, a softmax over itself, loss 0.",
+         small, [0] * 6, losses.NPairsLoss(), "npairs", {}, dot),
     case("ntxent_distinct", "PML `NTXentLoss()` with distinct labels: no positive pair, loss 0.",
          small, list(range(6)), losses.NTXentLoss(), "ntxent", {"temperature": 0.07}, cos),
 ]

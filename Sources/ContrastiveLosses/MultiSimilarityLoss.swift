@@ -95,14 +95,15 @@ public struct MultiSimilarityLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterF
 public enum ContrastiveLosses {
   /// Registry entries for `ContrastiveLoss`, `MultiSimilarityLoss`, `SupConLoss`,
   /// `UniformityLoss`, `LiftedStructureLoss`, `GeneralizedLiftedStructureLoss`, `NTXentLoss`,
-  /// `NCALoss`, `IntraPairVarianceLoss`, `TupletMarginLoss` and `AngularLoss`, in `Float`.
+  /// `NCALoss`, `IntraPairVarianceLoss`, `TupletMarginLoss`, `AngularLoss` and `NPairsLoss`, in
+  /// `Float`.
   public static var registrations: [LossFactory] {
     [
       LossFactory(ContrastiveLoss<Float>.self), LossFactory(MultiSimilarityLoss<Float>.self), LossFactory(SupConLoss<Float>.self),
       LossFactory(UniformityLoss<Float>.self), LossFactory(LiftedStructureLoss<Float>.self),
       LossFactory(GeneralizedLiftedStructureLoss<Float>.self), LossFactory(NTXentLoss<Float>.self),
       LossFactory(NCALoss<Float>.self), LossFactory(IntraPairVarianceLoss<Float>.self), LossFactory(TupletMarginLoss<Float>.self),
-      LossFactory(AngularLoss<Float>.self),
+      LossFactory(AngularLoss<Float>.self), LossFactory(NPairsLoss<Float>.self),
     ]
   }
 }

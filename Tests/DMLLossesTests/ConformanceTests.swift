@@ -91,6 +91,9 @@ struct ConformanceTests {
     ConformanceCase(description: "angular") {
       LossConformance.failures(AngularLoss<Double>(alphaDegrees: 30), AngularLoss<Float>(alphaDegrees: 30), usesTuples: true)
     },
+    ConformanceCase(description: "npairs (cosine)") {
+      LossConformance.failures(NPairsLoss<Double>(), NPairsLoss<Float>(), usesTuples: true, orderDependent: true)
+    },
     ConformanceCase(description: "supcon") {
       LossConformance.failures(SupConLoss<Double>(), SupConLoss<Float>(), usesTuples: true)
     },
@@ -170,6 +173,7 @@ struct ConformanceTests {
   @Test("conformance: margin (cosine, one learned β)") func c23() { Self.check("margin (cosine, one learned β)") }
   @Test("conformance: tuplet-margin") func c24() { Self.check("tuplet-margin") }
   @Test("conformance: angular") func c25() { Self.check("angular") }
+  @Test("conformance: npairs (cosine)") func c26() { Self.check("npairs (cosine)") }
 
   @Test("a loss that ignores its input fails the suite")
   func suiteCanFail() {

@@ -1,0 +1,89 @@
+/// N-pair loss (Sohn 2016), as PML's `NPairsLoss`: one positive pair per class, each anchor
+/// classifying its own positive among the other classes' positives with a softmax.
+///
+/// ```
+/// pairs (a_k, p_k): the first positive pair of each label, in pair order
+/// loss_k = −log softmax_j(s(a_k, p_j))[k]
+/// loss = mean_k loss_k
+/// ```
+/// With a distance, `s` is the negated distance.
+///
+/// - Default distance: cosine similarity (PML's default `DotProductSimilarity()` normalises rows);
+///   `distance=dot` for the plain dot product. Reduction: the mean over the chosen anchors (PML's
+///   `MeanReducer`).
+/// - Pairs: the first positive pair of each label, in row-major order without tuples, or in the
+///   tuples' order (PML's `convert_to_pos_pairs_with_unique_labels`).
+/// - Term: `loss`, one per chosen anchor. The choice depends on the order of the batch, so the
+///   loss is not invariant under a permutation of the batch (PML's is not either).
+/// - No cross-batch memory (as in PML).
+///
+/// ### See Also
+/// `NTXentLoss`, `SupConLoss`.
+public struct NPairsLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
+  /// The score between embeddings.
+  public var distance: Distance
+  @usableFromInline var anchors: [Int] = []
+  @usableFromInline var positives: [Int] = []
+  @usableFromInline var logits: [Scalar] = []
+
+  /// An N-pair loss with cosine similarity by default, as PML.
+  public init(distance: Distance = .cosine) {
+    self.distance = distance
+  }
+
+  public static var registryName: String { "npairs" }
+  public static var summary: String { "N-pair loss (Sohn 2016): each class's anchor picks its positive among the other classes'" }
+  public static var usesTuples: Bool { true }
+  public static var supportsCrossBatchMemory: Bool { false }
+  public static var hyperparameters: [HyperparameterSpec] { [.distance(default: "cosine")] }
+
+  public init(_ v: HyperparameterValues, context: LossContext) throws {
+    self.init(distance: try v.distance())
+  }
+
+  @inlinable
+  public mutating func compute(
+    scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>
+  ) -> LossValue<Scalar> {
+    let n = scores.rows, columns = scores.columns
+    precondition(columns == n, "NPairsLoss compares the batch with itself (no cross-batch memory)")
+    scoreGradient.resize(rows: n, columns: columns, zeroed: true)
+    // The first positive pair of each label.
+    anchors.removeAll(keepingCapacity: true)
+    positives.removeAll(keepingCapacity: true)
+    var seen = Set<Int>()
+    func offer(_ a: Int, _ p: Int) {
+      if seen.insert(labels[a]).inserted {
+        anchors.append(a)
+        positives.append(p)
+      }
+    }
+    if let tuples {
+      for pair in tuples.asPairs.positive { offer(Int(pair.x), Int(pair.y)) }
+    } else {
+      for a in 0..<n {
+        for p in 0..<columns where p != a && labels[p] == labels[a] { offer(a, p) }
+      }
+    }
+    let k = anchors.count
+    var terms = TermAccumulator<Scalar>()
+    guard k > 0 else { return LossValue(LossTerm(name: "loss", value: 0, count: 0, nonZero: 0)) }
+    let sign = Scalar(distance.closeness)
+    let perTerm = 1 / Scalar(k)
+    if logits.count < k { logits = [Scalar](repeating: 0, count: k) }
+    scores.withUnsafeBufferPointer { s in
+      scoreGradient.withUnsafeMutableBufferPointer { g in
+        logits.withUnsafeMutableBufferPointer { z in
+          withUnsafeTemporaryAllocation(of: Scalar.self, capacity: k) { gradient in
+            for i in 0..<k {
+              for j in 0..<k { z[j] = sign * s[anchors[i] * columns + positives[j]] }
+              terms.add(crossEntropy(logits: z.baseAddress!, count: k, label: i, scale: perTerm, gradient: gradient.baseAddress!))
+              for j in 0..<k { g[anchors[i] * columns + positives[j]] += sign * gradient[j] }
+            }
+          }
+        }
+      }
+    }
+    return LossValue(LossTerm(name: "loss", value: Reduction.mean.value(terms), count: terms.count, nonZero: terms.nonZero))
+  }
+}
