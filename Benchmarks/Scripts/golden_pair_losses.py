@@ -1,4 +1,4 @@
-"""Golden values for the lifted structure losses, NT-Xent, NCA, the intra-pair variance, tuplet margin, angular and N-pair losses from pytorch-metric-learning, in float64.
+"""Golden values for the lifted structure losses, NT-Xent, NCA, the intra-pair variance, tuplet margin, angular, N-pair and ranked list losses from pytorch-metric-learning, in float64.
 
 Writes Tests/DMLLossesTests/Golden/pair_losses.json in the layout of the other golden files (inputs,
 then outputs: loss, grad_embeddings, term counts, mined pairs where a miner is used). Run from the
@@ -134,6 +134,13 @@ cases = [
          x32, labels32, losses.NPairsLoss(distance=distances.DotProductSimilarity(normalize_embeddings=False)), "npairs", {}, rawdot),
     case("npairs_with_miner", "PML `NPairsLoss()` with `MultiSimilarityMiner(epsilon=0.1)` pairs (the first pair of each label, in the miner's order).",
          x32, labels32, losses.NPairsLoss(), "npairs", {}, dot, miner=ms()),
+    case("ranked_list_simpler", "PML `RankedListLoss(margin=0.4, Tn=10)` (imbalance 0.5, Tp 0, alpha 1.2), `LpDistance()`; MeanReducer over rows.",
+         x, labels, losses.RankedListLoss(margin=0.4, Tn=10), "ranked-list", {"margin": 0.4, "tn": 10, "imbalance": 0.5, "tp": 0, "alpha": 1.2}, lp),
+    case("ranked_list_weighted_positives", "PML `RankedListLoss(margin=0.2, Tn=4, imbalance=0.3, alpha=1.1, Tp=2)`.",
+         x32, labels32, losses.RankedListLoss(margin=0.2, Tn=4, imbalance=0.3, alpha=1.1, Tp=2), "ranked-list",
+         {"margin": 0.2, "tn": 4, "imbalance": 0.3, "tp": 2, "alpha": 1.1}, lp),
+    case("ranked_list_single_class", "PML `RankedListLoss(margin=0.4, Tn=10)` with one label only: positives alone.",
+         small, [0] * 6, losses.RankedListLoss(margin=0.4, Tn=10), "ranked-list", {"margin": 0.4, "tn": 10, "imbalance": 0.5, "tp": 0, "alpha": 1.2}, lp),
     case("npairs_single_class", "PML `NPairsLoss()` with one label only: one pair, a softmax over itself, loss 0.",
          small, [0] * 6, losses.NPairsLoss(), "npairs", {}, dot),
     case("ntxent_distinct", "PML `NTXentLoss()` with distinct labels: no positive pair, loss 0.",

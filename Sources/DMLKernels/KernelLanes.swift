@@ -61,47 +61,47 @@ public struct FloatLanes16: KernelLanes {
   /// The vector.
   @usableFromInline var lanes: SIMD16<Float>
   /// Wraps `lanes`.
-  @inlinable init(_ lanes: SIMD16<Float>) { self.lanes = lanes }
+  @inlinable @inline(__always) init(_ lanes: SIMD16<Float>) { self.lanes = lanes }
   /// Lanes per vector.
-  @inlinable public static var width: Int { SIMD16<Float>.scalarCount }
+  @inlinable @inline(__always) public static var width: Int { SIMD16<Float>.scalarCount }
   /// Every lane `value`.
-  @inlinable public init(repeating value: Float) { lanes = SIMD16<Float>(repeating: value) }
+  @inlinable @inline(__always) public init(repeating value: Float) { lanes = SIMD16<Float>(repeating: value) }
   /// The lanes at `p` (any alignment).
-  @inlinable public init(loading p: UnsafePointer<Float>) { lanes = UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self) }
+  @inlinable @inline(__always) public init(loading p: UnsafePointer<Float>) { lanes = UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self) }
   /// Writes the lanes to `p` (any alignment).
-  @inlinable public func store(to p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: lanes, as: SIMD16<Float>.self) }
+  @inlinable @inline(__always) public func store(to p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: lanes, as: SIMD16<Float>.self) }
   /// Lane-wise sum.
-  @inlinable public static func + (a: Self, b: Self) -> Self { Self(a.lanes + b.lanes) }
+  @inlinable @inline(__always) public static func + (a: Self, b: Self) -> Self { Self(a.lanes + b.lanes) }
   /// Lane-wise difference.
-  @inlinable public static func - (a: Self, b: Self) -> Self { Self(a.lanes - b.lanes) }
+  @inlinable @inline(__always) public static func - (a: Self, b: Self) -> Self { Self(a.lanes - b.lanes) }
   /// Lane-wise product.
-  @inlinable public static func * (a: Self, b: Self) -> Self { Self(a.lanes * b.lanes) }
+  @inlinable @inline(__always) public static func * (a: Self, b: Self) -> Self { Self(a.lanes * b.lanes) }
   /// Lane-wise quotient.
-  @inlinable public static func / (a: Self, b: Self) -> Self { Self(a.lanes / b.lanes) }
+  @inlinable @inline(__always) public static func / (a: Self, b: Self) -> Self { Self(a.lanes / b.lanes) }
   /// The sum of the lanes.
-  @inlinable public func sum() -> Float { lanes.sum() }
+  @inlinable @inline(__always) public func sum() -> Float { lanes.sum() }
   /// `a > b` per lane.
-  @inlinable public static func greater(_ a: Self, _ b: Self) -> SIMDMask<SIMD16<Int32>> { a.lanes .> b.lanes }
+  @inlinable @inline(__always) public static func greater(_ a: Self, _ b: Self) -> SIMDMask<SIMD16<Int32>> { a.lanes .> b.lanes }
   /// `a < b` per lane.
-  @inlinable public static func less(_ a: Self, _ b: Self) -> SIMDMask<SIMD16<Int32>> { a.lanes .< b.lanes }
+  @inlinable @inline(__always) public static func less(_ a: Self, _ b: Self) -> SIMDMask<SIMD16<Int32>> { a.lanes .< b.lanes }
   /// `a == b` per lane.
-  @inlinable public static func equal(_ a: Self, _ b: Self) -> SIMDMask<SIMD16<Int32>> { a.lanes .== b.lanes }
+  @inlinable @inline(__always) public static func equal(_ a: Self, _ b: Self) -> SIMDMask<SIMD16<Int32>> { a.lanes .== b.lanes }
   /// Both masks per lane.
-  @inlinable public static func both(_ a: SIMDMask<SIMD16<Int32>>, _ b: SIMDMask<SIMD16<Int32>>) -> SIMDMask<SIMD16<Int32>> { a .& b }
+  @inlinable @inline(__always) public static func both(_ a: SIMDMask<SIMD16<Int32>>, _ b: SIMDMask<SIMD16<Int32>>) -> SIMDMask<SIMD16<Int32>> { a .& b }
   /// The mask negated.
-  @inlinable public static func not(_ a: SIMDMask<SIMD16<Int32>>) -> SIMDMask<SIMD16<Int32>> { .!a }
+  @inlinable @inline(__always) public static func not(_ a: SIMDMask<SIMD16<Int32>>) -> SIMDMask<SIMD16<Int32>> { .!a }
   /// `other`'s lanes where `mask` holds.
-  @inlinable public func replacing(with other: Self, where mask: SIMDMask<SIMD16<Int32>>) -> Self {
+  @inlinable @inline(__always) public func replacing(with other: Self, where mask: SIMDMask<SIMD16<Int32>>) -> Self {
     Self(lanes.replacing(with: other.lanes, where: mask))
   }
   /// Every lane `position`.
-  @inlinable public static func index(_ position: Int) -> SIMD16<Int32> { SIMD16<Int32>(repeating: Int32(position)) }
+  @inlinable @inline(__always) public static func index(_ position: Int) -> SIMD16<Int32> { SIMD16<Int32>(repeating: Int32(position)) }
   /// `other`'s positions where `mask` holds.
-  @inlinable public static func replacing(_ index: SIMD16<Int32>, with other: SIMD16<Int32>, where mask: SIMDMask<SIMD16<Int32>>) -> SIMD16<Int32> {
+  @inlinable @inline(__always) public static func replacing(_ index: SIMD16<Int32>, with other: SIMD16<Int32>, where mask: SIMDMask<SIMD16<Int32>>) -> SIMD16<Int32> {
     index.replacing(with: other, where: mask)
   }
   /// Writes the positions, truncated to bytes, to `p`.
-  @inlinable public static func store(routes: SIMD16<Int32>, to p: UnsafeMutablePointer<UInt8>) {
+  @inlinable @inline(__always) public static func store(routes: SIMD16<Int32>, to p: UnsafeMutablePointer<UInt8>) {
     UnsafeMutableRawPointer(p).storeBytes(of: SIMD16<UInt8>(truncatingIfNeeded: routes), as: SIMD16<UInt8>.self)
   }
 }
@@ -116,47 +116,47 @@ public struct FloatLanes8: KernelLanes {
   /// The vector.
   @usableFromInline var lanes: SIMD8<Float>
   /// Wraps `lanes`.
-  @inlinable init(_ lanes: SIMD8<Float>) { self.lanes = lanes }
+  @inlinable @inline(__always) init(_ lanes: SIMD8<Float>) { self.lanes = lanes }
   /// Lanes per vector.
-  @inlinable public static var width: Int { SIMD8<Float>.scalarCount }
+  @inlinable @inline(__always) public static var width: Int { SIMD8<Float>.scalarCount }
   /// Every lane `value`.
-  @inlinable public init(repeating value: Float) { lanes = SIMD8<Float>(repeating: value) }
+  @inlinable @inline(__always) public init(repeating value: Float) { lanes = SIMD8<Float>(repeating: value) }
   /// The lanes at `p` (any alignment).
-  @inlinable public init(loading p: UnsafePointer<Float>) { lanes = UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+  @inlinable @inline(__always) public init(loading p: UnsafePointer<Float>) { lanes = UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
   /// Writes the lanes to `p` (any alignment).
-  @inlinable public func store(to p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: lanes, as: SIMD8<Float>.self) }
+  @inlinable @inline(__always) public func store(to p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: lanes, as: SIMD8<Float>.self) }
   /// Lane-wise sum.
-  @inlinable public static func + (a: Self, b: Self) -> Self { Self(a.lanes + b.lanes) }
+  @inlinable @inline(__always) public static func + (a: Self, b: Self) -> Self { Self(a.lanes + b.lanes) }
   /// Lane-wise difference.
-  @inlinable public static func - (a: Self, b: Self) -> Self { Self(a.lanes - b.lanes) }
+  @inlinable @inline(__always) public static func - (a: Self, b: Self) -> Self { Self(a.lanes - b.lanes) }
   /// Lane-wise product.
-  @inlinable public static func * (a: Self, b: Self) -> Self { Self(a.lanes * b.lanes) }
+  @inlinable @inline(__always) public static func * (a: Self, b: Self) -> Self { Self(a.lanes * b.lanes) }
   /// Lane-wise quotient.
-  @inlinable public static func / (a: Self, b: Self) -> Self { Self(a.lanes / b.lanes) }
+  @inlinable @inline(__always) public static func / (a: Self, b: Self) -> Self { Self(a.lanes / b.lanes) }
   /// The sum of the lanes.
-  @inlinable public func sum() -> Float { lanes.sum() }
+  @inlinable @inline(__always) public func sum() -> Float { lanes.sum() }
   /// `a > b` per lane.
-  @inlinable public static func greater(_ a: Self, _ b: Self) -> SIMDMask<SIMD8<Int32>> { a.lanes .> b.lanes }
+  @inlinable @inline(__always) public static func greater(_ a: Self, _ b: Self) -> SIMDMask<SIMD8<Int32>> { a.lanes .> b.lanes }
   /// `a < b` per lane.
-  @inlinable public static func less(_ a: Self, _ b: Self) -> SIMDMask<SIMD8<Int32>> { a.lanes .< b.lanes }
+  @inlinable @inline(__always) public static func less(_ a: Self, _ b: Self) -> SIMDMask<SIMD8<Int32>> { a.lanes .< b.lanes }
   /// `a == b` per lane.
-  @inlinable public static func equal(_ a: Self, _ b: Self) -> SIMDMask<SIMD8<Int32>> { a.lanes .== b.lanes }
+  @inlinable @inline(__always) public static func equal(_ a: Self, _ b: Self) -> SIMDMask<SIMD8<Int32>> { a.lanes .== b.lanes }
   /// Both masks per lane.
-  @inlinable public static func both(_ a: SIMDMask<SIMD8<Int32>>, _ b: SIMDMask<SIMD8<Int32>>) -> SIMDMask<SIMD8<Int32>> { a .& b }
+  @inlinable @inline(__always) public static func both(_ a: SIMDMask<SIMD8<Int32>>, _ b: SIMDMask<SIMD8<Int32>>) -> SIMDMask<SIMD8<Int32>> { a .& b }
   /// The mask negated.
-  @inlinable public static func not(_ a: SIMDMask<SIMD8<Int32>>) -> SIMDMask<SIMD8<Int32>> { .!a }
+  @inlinable @inline(__always) public static func not(_ a: SIMDMask<SIMD8<Int32>>) -> SIMDMask<SIMD8<Int32>> { .!a }
   /// `other`'s lanes where `mask` holds.
-  @inlinable public func replacing(with other: Self, where mask: SIMDMask<SIMD8<Int32>>) -> Self {
+  @inlinable @inline(__always) public func replacing(with other: Self, where mask: SIMDMask<SIMD8<Int32>>) -> Self {
     Self(lanes.replacing(with: other.lanes, where: mask))
   }
   /// Every lane `position`.
-  @inlinable public static func index(_ position: Int) -> SIMD8<Int32> { SIMD8<Int32>(repeating: Int32(position)) }
+  @inlinable @inline(__always) public static func index(_ position: Int) -> SIMD8<Int32> { SIMD8<Int32>(repeating: Int32(position)) }
   /// `other`'s positions where `mask` holds.
-  @inlinable public static func replacing(_ index: SIMD8<Int32>, with other: SIMD8<Int32>, where mask: SIMDMask<SIMD8<Int32>>) -> SIMD8<Int32> {
+  @inlinable @inline(__always) public static func replacing(_ index: SIMD8<Int32>, with other: SIMD8<Int32>, where mask: SIMDMask<SIMD8<Int32>>) -> SIMD8<Int32> {
     index.replacing(with: other, where: mask)
   }
   /// Writes the positions, truncated to bytes, to `p`.
-  @inlinable public static func store(routes: SIMD8<Int32>, to p: UnsafeMutablePointer<UInt8>) {
+  @inlinable @inline(__always) public static func store(routes: SIMD8<Int32>, to p: UnsafeMutablePointer<UInt8>) {
     UnsafeMutableRawPointer(p).storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: routes), as: SIMD8<UInt8>.self)
   }
 }
@@ -171,47 +171,47 @@ public struct DoubleLanes8: KernelLanes {
   /// The vector.
   @usableFromInline var lanes: SIMD8<Double>
   /// Wraps `lanes`.
-  @inlinable init(_ lanes: SIMD8<Double>) { self.lanes = lanes }
+  @inlinable @inline(__always) init(_ lanes: SIMD8<Double>) { self.lanes = lanes }
   /// Lanes per vector.
-  @inlinable public static var width: Int { SIMD8<Double>.scalarCount }
+  @inlinable @inline(__always) public static var width: Int { SIMD8<Double>.scalarCount }
   /// Every lane `value`.
-  @inlinable public init(repeating value: Double) { lanes = SIMD8<Double>(repeating: value) }
+  @inlinable @inline(__always) public init(repeating value: Double) { lanes = SIMD8<Double>(repeating: value) }
   /// The lanes at `p` (any alignment).
-  @inlinable public init(loading p: UnsafePointer<Double>) { lanes = UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Double>.self) }
+  @inlinable @inline(__always) public init(loading p: UnsafePointer<Double>) { lanes = UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Double>.self) }
   /// Writes the lanes to `p` (any alignment).
-  @inlinable public func store(to p: UnsafeMutablePointer<Double>) { UnsafeMutableRawPointer(p).storeBytes(of: lanes, as: SIMD8<Double>.self) }
+  @inlinable @inline(__always) public func store(to p: UnsafeMutablePointer<Double>) { UnsafeMutableRawPointer(p).storeBytes(of: lanes, as: SIMD8<Double>.self) }
   /// Lane-wise sum.
-  @inlinable public static func + (a: Self, b: Self) -> Self { Self(a.lanes + b.lanes) }
+  @inlinable @inline(__always) public static func + (a: Self, b: Self) -> Self { Self(a.lanes + b.lanes) }
   /// Lane-wise difference.
-  @inlinable public static func - (a: Self, b: Self) -> Self { Self(a.lanes - b.lanes) }
+  @inlinable @inline(__always) public static func - (a: Self, b: Self) -> Self { Self(a.lanes - b.lanes) }
   /// Lane-wise product.
-  @inlinable public static func * (a: Self, b: Self) -> Self { Self(a.lanes * b.lanes) }
+  @inlinable @inline(__always) public static func * (a: Self, b: Self) -> Self { Self(a.lanes * b.lanes) }
   /// Lane-wise quotient.
-  @inlinable public static func / (a: Self, b: Self) -> Self { Self(a.lanes / b.lanes) }
+  @inlinable @inline(__always) public static func / (a: Self, b: Self) -> Self { Self(a.lanes / b.lanes) }
   /// The sum of the lanes.
-  @inlinable public func sum() -> Double { lanes.sum() }
+  @inlinable @inline(__always) public func sum() -> Double { lanes.sum() }
   /// `a > b` per lane.
-  @inlinable public static func greater(_ a: Self, _ b: Self) -> SIMDMask<SIMD8<Int64>> { a.lanes .> b.lanes }
+  @inlinable @inline(__always) public static func greater(_ a: Self, _ b: Self) -> SIMDMask<SIMD8<Int64>> { a.lanes .> b.lanes }
   /// `a < b` per lane.
-  @inlinable public static func less(_ a: Self, _ b: Self) -> SIMDMask<SIMD8<Int64>> { a.lanes .< b.lanes }
+  @inlinable @inline(__always) public static func less(_ a: Self, _ b: Self) -> SIMDMask<SIMD8<Int64>> { a.lanes .< b.lanes }
   /// `a == b` per lane.
-  @inlinable public static func equal(_ a: Self, _ b: Self) -> SIMDMask<SIMD8<Int64>> { a.lanes .== b.lanes }
+  @inlinable @inline(__always) public static func equal(_ a: Self, _ b: Self) -> SIMDMask<SIMD8<Int64>> { a.lanes .== b.lanes }
   /// Both masks per lane.
-  @inlinable public static func both(_ a: SIMDMask<SIMD8<Int64>>, _ b: SIMDMask<SIMD8<Int64>>) -> SIMDMask<SIMD8<Int64>> { a .& b }
+  @inlinable @inline(__always) public static func both(_ a: SIMDMask<SIMD8<Int64>>, _ b: SIMDMask<SIMD8<Int64>>) -> SIMDMask<SIMD8<Int64>> { a .& b }
   /// The mask negated.
-  @inlinable public static func not(_ a: SIMDMask<SIMD8<Int64>>) -> SIMDMask<SIMD8<Int64>> { .!a }
+  @inlinable @inline(__always) public static func not(_ a: SIMDMask<SIMD8<Int64>>) -> SIMDMask<SIMD8<Int64>> { .!a }
   /// `other`'s lanes where `mask` holds.
-  @inlinable public func replacing(with other: Self, where mask: SIMDMask<SIMD8<Int64>>) -> Self {
+  @inlinable @inline(__always) public func replacing(with other: Self, where mask: SIMDMask<SIMD8<Int64>>) -> Self {
     Self(lanes.replacing(with: other.lanes, where: mask))
   }
   /// Every lane `position`.
-  @inlinable public static func index(_ position: Int) -> SIMD8<Int64> { SIMD8<Int64>(repeating: Int64(position)) }
+  @inlinable @inline(__always) public static func index(_ position: Int) -> SIMD8<Int64> { SIMD8<Int64>(repeating: Int64(position)) }
   /// `other`'s positions where `mask` holds.
-  @inlinable public static func replacing(_ index: SIMD8<Int64>, with other: SIMD8<Int64>, where mask: SIMDMask<SIMD8<Int64>>) -> SIMD8<Int64> {
+  @inlinable @inline(__always) public static func replacing(_ index: SIMD8<Int64>, with other: SIMD8<Int64>, where mask: SIMDMask<SIMD8<Int64>>) -> SIMD8<Int64> {
     index.replacing(with: other, where: mask)
   }
   /// Writes the positions, truncated to bytes, to `p`.
-  @inlinable public static func store(routes: SIMD8<Int64>, to p: UnsafeMutablePointer<UInt8>) {
+  @inlinable @inline(__always) public static func store(routes: SIMD8<Int64>, to p: UnsafeMutablePointer<UInt8>) {
     UnsafeMutableRawPointer(p).storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: routes), as: SIMD8<UInt8>.self)
   }
 }

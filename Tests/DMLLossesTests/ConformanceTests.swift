@@ -94,6 +94,11 @@ struct ConformanceTests {
     ConformanceCase(description: "npairs (cosine)") {
       LossConformance.failures(NPairsLoss<Double>(), NPairsLoss<Float>(), usesTuples: true, orderDependent: true)
     },
+    ConformanceCase(description: "ranked-list (T_p 2)") {
+      LossConformance.failures(
+        RankedListLoss<Double>(margin: 0.2, negativeTemperature: 4, positiveTemperature: 2),
+        RankedListLoss<Float>(margin: 0.2, negativeTemperature: 4, positiveTemperature: 2), usesTuples: false)
+    },
     ConformanceCase(description: "supcon") {
       LossConformance.failures(SupConLoss<Double>(), SupConLoss<Float>(), usesTuples: true)
     },
@@ -174,6 +179,7 @@ struct ConformanceTests {
   @Test("conformance: tuplet-margin") func c24() { Self.check("tuplet-margin") }
   @Test("conformance: angular") func c25() { Self.check("angular") }
   @Test("conformance: npairs (cosine)") func c26() { Self.check("npairs (cosine)") }
+  @Test("conformance: ranked-list") func c27() { Self.check("ranked-list (T_p 2)") }
 
   @Test("a loss that ignores its input fails the suite")
   func suiteCanFail() {

@@ -67,6 +67,12 @@ enum GoldenLoss {
     if name.hasPrefix("angular") || name == "quirk_angular_raw_rows" {
       return go(AngularLoss(alphaDegrees: c.hyper("alpha")))
     }
+    if name.hasPrefix("ranked_list") {
+      return go(
+        RankedListLoss(
+          margin: c.hyper("margin"), negativeTemperature: c.hyper("tn"), imbalance: c.hyper("imbalance"), alpha: c.hyper("alpha"),
+          positiveTemperature: c.hyper("tp")))
+    }
     if name.hasPrefix("npairs") {
       let normalizes = (c.inputs["distance"] as! [String: Any])["normalize_embeddings"] as! Bool
       return go(NPairsLoss(distance: normalizes ? .cosine : .dotProduct))
@@ -140,7 +146,7 @@ struct GoldenLossTests {
   }
 
   @Test(
-    "lifted structure, generalised lifted structure, NT-Xent, NCA, intra-pair variance, tuplet margin, angular and N-pair: value, sub-losses, term counts and gradients to rtol 1e-9 (Golden/pair_losses.json)",
+    "lifted structure, generalised lifted structure, NT-Xent, NCA, intra-pair variance, tuplet margin, angular, N-pair and ranked list: value, sub-losses, term counts and gradients to rtol 1e-9 (Golden/pair_losses.json)",
     arguments: GoldenCase.pairLosses.filter { !$0.name.hasPrefix("quirk") })
   func pairLosses(_ c: GoldenCase) {
     let (value, gradient, _) = GoldenLoss.run(c)
