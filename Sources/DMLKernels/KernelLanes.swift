@@ -106,61 +106,6 @@ public struct FloatLanes16: KernelLanes {
   }
 }
 
-/// `SIMD8<Float>` as `KernelLanes`.
-@frozen
-public struct FloatLanes8: KernelLanes {
-  /// The lanes' scalar.
-  public typealias Element = Float
-  /// Window positions, one per lane, as wide as a lane.
-  public typealias Index = SIMD8<Int32>
-  /// The vector.
-  @usableFromInline var lanes: SIMD8<Float>
-  /// Wraps `lanes`.
-  @inlinable @inline(__always) init(_ lanes: SIMD8<Float>) { self.lanes = lanes }
-  /// Lanes per vector.
-  @inlinable @inline(__always) public static var width: Int { SIMD8<Float>.scalarCount }
-  /// Every lane `value`.
-  @inlinable @inline(__always) public init(repeating value: Float) { lanes = SIMD8<Float>(repeating: value) }
-  /// The lanes at `p` (any alignment).
-  @inlinable @inline(__always) public init(loading p: UnsafePointer<Float>) { lanes = UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
-  /// Writes the lanes to `p` (any alignment).
-  @inlinable @inline(__always) public func store(to p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: lanes, as: SIMD8<Float>.self) }
-  /// Lane-wise sum.
-  @inlinable @inline(__always) public static func + (a: Self, b: Self) -> Self { Self(a.lanes + b.lanes) }
-  /// Lane-wise difference.
-  @inlinable @inline(__always) public static func - (a: Self, b: Self) -> Self { Self(a.lanes - b.lanes) }
-  /// Lane-wise product.
-  @inlinable @inline(__always) public static func * (a: Self, b: Self) -> Self { Self(a.lanes * b.lanes) }
-  /// Lane-wise quotient.
-  @inlinable @inline(__always) public static func / (a: Self, b: Self) -> Self { Self(a.lanes / b.lanes) }
-  /// The sum of the lanes.
-  @inlinable @inline(__always) public func sum() -> Float { lanes.sum() }
-  /// `a > b` per lane.
-  @inlinable @inline(__always) public static func greater(_ a: Self, _ b: Self) -> SIMDMask<SIMD8<Int32>> { a.lanes .> b.lanes }
-  /// `a < b` per lane.
-  @inlinable @inline(__always) public static func less(_ a: Self, _ b: Self) -> SIMDMask<SIMD8<Int32>> { a.lanes .< b.lanes }
-  /// `a == b` per lane.
-  @inlinable @inline(__always) public static func equal(_ a: Self, _ b: Self) -> SIMDMask<SIMD8<Int32>> { a.lanes .== b.lanes }
-  /// Both masks per lane.
-  @inlinable @inline(__always) public static func both(_ a: SIMDMask<SIMD8<Int32>>, _ b: SIMDMask<SIMD8<Int32>>) -> SIMDMask<SIMD8<Int32>> { a .& b }
-  /// The mask negated.
-  @inlinable @inline(__always) public static func not(_ a: SIMDMask<SIMD8<Int32>>) -> SIMDMask<SIMD8<Int32>> { .!a }
-  /// `other`'s lanes where `mask` holds.
-  @inlinable @inline(__always) public func replacing(with other: Self, where mask: SIMDMask<SIMD8<Int32>>) -> Self {
-    Self(lanes.replacing(with: other.lanes, where: mask))
-  }
-  /// Every lane `position`.
-  @inlinable @inline(__always) public static func index(_ position: Int) -> SIMD8<Int32> { SIMD8<Int32>(repeating: Int32(position)) }
-  /// `other`'s positions where `mask` holds.
-  @inlinable @inline(__always) public static func replacing(_ index: SIMD8<Int32>, with other: SIMD8<Int32>, where mask: SIMDMask<SIMD8<Int32>>) -> SIMD8<Int32> {
-    index.replacing(with: other, where: mask)
-  }
-  /// Writes the positions, truncated to bytes, to `p`.
-  @inlinable @inline(__always) public static func store(routes: SIMD8<Int32>, to p: UnsafeMutablePointer<UInt8>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: routes), as: SIMD8<UInt8>.self)
-  }
-}
-
 /// `SIMD8<Double>` as `KernelLanes`.
 @frozen
 public struct DoubleLanes8: KernelLanes {

@@ -150,13 +150,13 @@ extension LaneScalar {
 }
 
 extension PoolingScalar {
-  /// `reluPoolWindow` in `PoolLanes`: the first position of a tie wins, as in `routeMaximum`.
+  /// `reluPoolWindow` in `Lanes`: the first position of a tie wins, as in `routeMaximum`.
   @inlinable
   package static func reluPoolWindowLanes(
     _ base: UnsafePointer<Self>, offsets: UnsafePointer<Int>, positions: Int,
     _ y: UnsafeMutablePointer<Self>, _ routes: UnsafeMutablePointer<UInt8>, count: Int
   ) {
-    typealias V = PoolLanes
+    typealias V = Lanes
     let zero = V(repeating: 0)
     var c = 0
     while c + V.width <= count {
@@ -185,7 +185,7 @@ extension PoolingScalar {
     }
   }
 
-  /// Max-pooling after ReLU for one window, in `PoolLanes`.
+  /// Max-pooling after ReLU for one window, in `Lanes`.
   @inlinable
   public static func reluPoolWindow(
     _ base: UnsafePointer<Self>, offsets: UnsafePointer<Int>, positions: Int,

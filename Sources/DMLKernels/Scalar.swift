@@ -25,10 +25,8 @@ public protocol GEMMScalar {
 /// extension (`dot`, `reluBackward`, `maximumInPlace`, `squaredDistanceRow`,
 /// `divideWherePositive`, `routeMaximum`; Kernels+SIMD.swift); the two below differ by type.
 public protocol LaneScalar: BinaryFloatingPoint {
-  /// The widest vector of the elementwise kernels: `SIMD16<Float>`, `SIMD8<Double>`.
+  /// The vector of the elementwise kernels: `SIMD16<Float>`, `SIMD8<Double>`.
   associatedtype Lanes: KernelLanes where Lanes.Element == Self
-  /// The vector of pooling's window kernel, 8 lanes, whose positions fit a lane's width.
-  associatedtype PoolLanes: KernelLanes where PoolLanes.Element == Self
 
   /// `p[j] = √p[j]`, vectorised (the scalar form calls libm for its errno branch).
   static func squareRootInPlace(_ p: UnsafeMutablePointer<Self>, count: Int)
@@ -108,7 +106,6 @@ func clearedForGemm<T: DMLScalar>(beta: T, c: UnsafeMutablePointer<T>, m: Int, n
 
 extension Float: DMLScalar {
   public typealias Lanes = FloatLanes16
-  public typealias PoolLanes = FloatLanes8
   /// Row-major single-precision GEMM, `C = alpha * op(A) * op(B) + beta * C`, through
   /// `cblas_sgemm`.
   @inlinable
@@ -151,7 +148,6 @@ extension Float: DMLScalar {
 
 extension Double: DMLScalar {
   public typealias Lanes = DoubleLanes8
-  public typealias PoolLanes = DoubleLanes8
   /// Row-major double-precision GEMM, `C = alpha * op(A) * op(B) + beta * C`, through
   /// `cblas_dgemm`.
   @inlinable

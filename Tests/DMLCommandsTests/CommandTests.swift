@@ -78,7 +78,7 @@ struct CommandTests {
   @Test(
     "bad input is a clear error, not a crash",
     arguments: [
-      (["train", "--loss", "tripplet"], "unknown loss 'tripplet'; known: arcface"),
+      (["train", "--loss", "tripplet"], "unknown loss 'tripplet'; known: angular, arcface"),
       (["train", "--loss", "triplet:margin=x"], "triplet: margin=x is not a finite number"),
       (["train", "--network", "resnet"], "unknown network 'resnet'; known: mlp, local, convnet-s"),
       (["train", "--data", "fashion-mnist", "--network", "local:kernel=1,mix=4"], "kernel and mix odd and at most the image size"),
