@@ -200,6 +200,20 @@ extension ComponentRegistry where Product == AnyTupleSampler<Float>, Context == 
       ComponentFactory("batch-hard", summary: "hardest positive and negative per anchor (Hermans et al. 2017)") { _, _ in
         AnyTupleSampler(BatchHardMiner<Float>())
       },
+      ComponentFactory(
+        "batch-easy-hard", summary: "PML BatchEasyHardMiner: one positive and one negative per anchor by strategy",
+        hyperparameters: [
+          HyperparameterSpec("pos_strategy", .choice(EasyHardStrategy.allCases.map(\.rawValue)), default: "easy", "which positive"),
+          HyperparameterSpec("neg_strategy", .choice(EasyHardStrategy.allCases.map(\.rawValue)), default: "semihard", "which negative"),
+        ]
+      ) { v, _ in
+        let positive = EasyHardStrategy(rawValue: try v.string("pos_strategy"))!
+        let negative = EasyHardStrategy(rawValue: try v.string("neg_strategy"))!
+        if let reason = BatchEasyHardMiner<Float>.refusal(positive: positive, negative: negative) {
+          throw SpecificationError("batch-easy-hard: \(reason)")
+        }
+        return AnyTupleSampler(BatchEasyHardMiner<Float>(positive: positive, negative: negative))
+      },
       ComponentFactory("facenet-semihard", summary: "FaceNet's rule: nearest negative beyond the positive") { _, _ in
         AnyTupleSampler(FaceNetSemiHardMiner<Float>())
       },

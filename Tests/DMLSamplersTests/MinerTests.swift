@@ -276,3 +276,56 @@ struct MiningBehaviourTests {
     #expect(miner.statistics.lastCount == 10_000)
   }
 }
+
+/// Golden/batch_easy_hard.json: PML's `BatchEasyHardMiner` on one batch, every strategy pair it
+/// accepts, Euclidean and cosine, and two cases with allowed ranges
+/// (Benchmarks/Scripts/golden_batch_easy_hard.py, PML 2.9.0, float64).
+@Suite("BatchEasyHardMiner reproduces PML's index sets (Golden/batch_easy_hard.json)")
+struct BatchEasyHardGoldenTests {
+  struct Case: CustomStringConvertible, @unchecked Sendable {
+    let values: [String: Any]
+    var description: String { values["name"] as! String }
+    func pairs(_ key: String) -> [SIMD2<Int32>] { (values[key] as! [[Int]]).map { SIMD2(Int32($0[0]), Int32($0[1])) } }
+    func range(_ key: String) -> ClosedRange<Double>? {
+      (values[key] as? [NSNumber]).map { $0[0].doubleValue...$0[1].doubleValue }
+    }
+  }
+
+  nonisolated(unsafe) static let file: [String: Any] = {
+    let url = Bundle.module.url(forResource: "Golden/batch_easy_hard", withExtension: "json")!
+    return try! JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+  }()
+  static let cases = (file["cases"] as! [[String: Any]]).map(Case.init)
+
+  @Test("every strategy pair, in PML's order", arguments: cases)
+  func golden(_ c: Case) {
+    let x = Matrix((Self.file["embeddings"] as! [[NSNumber]]).map { $0.map(\.doubleValue) })
+    let labels = (Self.file["labels"] as! [NSNumber]).map(\.intValue)
+    let distance: Distance = c.values["distance"] as! String == "cosine" ? .cosine : .euclidean
+    var miner = BatchEasyHardMiner<Double>(
+      positive: EasyHardStrategy(rawValue: c.values["pos_strategy"] as! String)!,
+      negative: EasyHardStrategy(rawValue: c.values["neg_strategy"] as! String)!,
+      allowedPositiveRange: c.range("allowed_pos_range"), allowedNegativeRange: c.range("allowed_neg_range"), distance: distance)
+    var w = DistanceWorkspace<Double>(), scores = Matrix<Double>(), t = Tuples.none
+    distance.scores(x, x, sameSet: true, into: &scores, workspace: &w)
+    miner.mine(scores: scores, labels: labels, into: &t)
+    #expect(t.positivePairs == c.pairs("pos_pairs"), "\(c): positive pairs")
+    #expect(t.negativePairs == c.pairs("neg_pairs"), "\(c): negative pairs")
+  }
+
+  @Test("the strategy pairs PML refuses are refused, with its reason")
+  func refusals() {
+    #expect(BatchEasyHardMiner<Double>.refusal(positive: .semihard, negative: .semihard) != nil)
+    #expect(BatchEasyHardMiner<Double>.refusal(positive: .all, negative: .semihard) != nil)
+    #expect(BatchEasyHardMiner<Double>.refusal(positive: .semihard, negative: .all) != nil)
+    #expect(BatchEasyHardMiner<Double>.refusal(positive: .easy, negative: .semihard) == nil)
+  }
+
+  @Test("sampler conformance: batch-easy-hard, every accepted strategy pair", arguments: EasyHardStrategy.allCases)
+  func conformance(_ positive: EasyHardStrategy) {
+    for negative in EasyHardStrategy.allCases where BatchEasyHardMiner<Double>.isValid(positive: positive, negative: negative) {
+      let failures = SamplerConformance.failures(BatchEasyHardMiner<Double>(positive: positive, negative: negative))
+      #expect(failures.isEmpty, "\(positive)/\(negative): \(failures)")
+    }
+  }
+}
