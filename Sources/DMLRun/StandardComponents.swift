@@ -214,6 +214,15 @@ extension ComponentRegistry where Product == AnyTupleSampler<Float>, Context == 
         }
         return AnyTupleSampler(BatchEasyHardMiner<Float>(positive: positive, negative: negative))
       },
+      ComponentFactory("angular", summary: "PML AngularMiner: triplets whose angle at the negative exceeds angle", hyperparameters: [
+        HyperparameterSpec("angle", .real, default: "20", "threshold angle in degrees", range: ValueRange(lower: (0, false), upper: (90, false)))
+      ]) { v, _ in AnyTupleSampler(AngularMiner<Float>(angleDegrees: try v.real("angle"))) },
+      ComponentFactory("hdc", summary: "PML HDCMiner: the hardest fraction of the positive and of the negative pairs", hyperparameters: [
+        HyperparameterSpec("filter_percentage", .real, default: "0.5", "fraction of each list kept", range: .leftOpen(0, 1))
+      ]) { v, _ in AnyTupleSampler(HDCMiner<Float>(filterPercentage: try v.real("filter_percentage"))) },
+      ComponentFactory("packaged-triplets", summary: "PML EmbeddingsAlreadyPackagedAsTriplets: rows 3i, 3i+1, 3i+2 are a triplet") { _, _ in
+        AnyTupleSampler(PackagedTripletsMiner<Float>())
+      },
       ComponentFactory("facenet-semihard", summary: "FaceNet's rule: nearest negative beyond the positive") { _, _ in
         AnyTupleSampler(FaceNetSemiHardMiner<Float>())
       },

@@ -329,3 +329,53 @@ struct BatchEasyHardGoldenTests {
     }
   }
 }
+
+/// Golden/more_miners.json: PML's `AngularMiner` (on unit-length rows) and `HDCMiner`
+/// (Benchmarks/Scripts/golden_more_miners.py, PML 2.9.0, float64); and the packaged-triplets miner.
+@Suite("AngularMiner, HDCMiner and packaged triplets reproduce PML's index sets (Golden/more_miners.json)")
+struct MoreMinerTests {
+  nonisolated(unsafe) static let file: [String: Any] = {
+    let url = Bundle.module.url(forResource: "Golden/more_miners", withExtension: "json")!
+    return try! JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+  }()
+  static func matrix(_ key: String) -> Matrix<Double> { Matrix((file[key] as! [[NSNumber]]).map { $0.map(\.doubleValue) }) }
+  static var labels: [Int] { (file["labels"] as! [NSNumber]).map(\.intValue) }
+  static func golden(_ name: String) -> [String: Any] { (file["cases"] as! [[String: Any]]).first { $0["name"] as! String == name }! }
+  static func mine<S: TupleSampler>(_ sampler: S, _ x: Matrix<Double>) -> Tuples where S.Scalar == Double {
+    var s = sampler, w = DistanceWorkspace<Double>(), scores = Matrix<Double>(), t = Tuples.none
+    s.distance.scores(x, x, sameSet: true, into: &scores, workspace: &w)
+    s.mine(scores: scores, labels: labels, into: &t)
+    return t
+  }
+  static func rows(_ v: Any?) -> [[Int32]] { (v as! [[Int]]).map { $0.map(Int32.init) }.sorted { $0.lexicographicallyPrecedes($1) } }
+
+  @Test("AngularMiner at 20° and 35°: the same triplets", arguments: [20, 35])
+  func angular(_ angle: Int) {
+    let t = Self.mine(AngularMiner<Double>(angleDegrees: Double(angle)), Self.matrix("unit_embeddings"))
+    let found = t.triplets.map { [$0.x, $0.y, $0.z] }.sorted { $0.lexicographicallyPrecedes($1) }
+    #expect(found == Self.rows(Self.golden("angular_\(angle)")["triplets"]))
+  }
+
+  @Test("HDCMiner: the hardest half (Euclidean) and the hardest 30% (cosine) of each list", arguments: ["hdc_default", "hdc_0.3_cosine"])
+  func hdc(_ name: String) {
+    let c = Self.golden(name)
+    let distance: Distance = c["distance"] as! String == "cosine" ? .cosine : .euclidean
+    let t = Self.mine(HDCMiner<Double>(filterPercentage: (c["filter_percentage"] as! NSNumber).doubleValue, distance: distance), Self.matrix("embeddings"))
+    let sorted = { (p: [SIMD2<Int32>]) in p.map { [$0.x, $0.y] }.sorted { $0.lexicographicallyPrecedes($1) } }
+    #expect(sorted(t.positivePairs) == Self.rows(c["pos_pairs"]))
+    #expect(sorted(t.negativePairs) == Self.rows(c["neg_pairs"]))
+  }
+
+  @Test("packaged triplets: rows 3i, 3i + 1, 3i + 2, whole triplets only")
+  func packaged() {
+    var miner = PackagedTripletsMiner<Double>(), t = Tuples.none
+    miner.mine(scores: Matrix(rows: 8, columns: 8), labels: Array(0..<8), into: &t)
+    #expect(t.triplets == [SIMD3(0, 1, 2), SIMD3(3, 4, 5)])
+  }
+
+  @Test("sampler conformance: HDC and angular")
+  func conformance() {
+    #expect(SamplerConformance.failures(HDCMiner<Double>()).isEmpty)
+    #expect(SamplerConformance.failures(AngularMiner<Double>()).isEmpty)
+  }
+}

@@ -1,0 +1,112 @@
+/// PML's `EmbeddingsAlreadyPackagedAsTriplets`: the batch is laid out as triplets, rows
+/// `3i, 3i + 1, 3i + 2` being anchor, positive and negative; labels are not read.
+///
+/// - A batch whose size is not a multiple of 3 uses its whole triplets only (PML's index ranges
+///   would not line up there).
+/// - No cross-batch memory: the triplets are the batch's own rows.
+public struct PackagedTripletsMiner<Scalar: DMLScalar>: TupleSampler {
+  public var distance: Distance
+  public var statistics = MiningStatistics()
+
+  /// A miner of the batch's packaged triplets; `distance` is the loss's (it reads no score).
+  public init(distance: Distance = .euclidean) { self.distance = distance }
+
+  @inlinable
+  public mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples) {
+    tuples.removeAll(pairs: false)
+    for i in 0..<(scores.rows / 3) {
+      tuples.triplets.append(SIMD3(Int32(3 * i), Int32(3 * i + 1), Int32(3 * i + 2)))
+    }
+    statistics.record(tuples.count)
+  }
+}
+
+/// PML's `AngularMiner` (after Wang et al. 2017): every triplet whose angle at the negative,
+/// `atan(‖a − p‖ / (2‖n − c‖))` with `c` the middle of `a` and `p`, exceeds `angle`.
+///
+/// - Distance: Euclidean between L2-normalised rows, from which the angle is computed:
+///   `‖n − c‖² = (d_an² + d_pn²)/2 − d_ap²/4`. PML computes it from the rows as given (it checks
+///   that its distance normalises, but measures the raw rows, with `pairwise_distance`'s 10⁻⁶);
+///   on unit-length rows the two agree.
+/// - Default angle 20°. Output: triplets, anchors in order, then positives, then negatives.
+/// - No cross-batch memory: `d_pn` needs the positive to be a row of the batch.
+public struct AngularMiner<Scalar: DMLScalar>: TupleSampler {
+  public var distance: Distance { .euclidean }
+  public var statistics = MiningStatistics()
+  /// The threshold angle, in degrees.
+  public var angleDegrees: Double
+
+  /// A miner of the triplets wider than `angleDegrees` (20 by default).
+  public init(angleDegrees: Double = 20) { self.angleDegrees = angleDegrees }
+
+  @inlinable
+  public mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples) {
+    let n = scores.rows, m = scores.columns
+    precondition(m == n, "AngularMiner reads the batch against itself (no cross-batch memory)")
+    tuples.removeAll(pairs: false)
+    let threshold = Scalar(angleDegrees * Double.pi / 180)
+    scores.withUnsafeBufferPointer { d in
+      for a in 0..<n {
+        for p in 0..<n where p != a && labels[p] == labels[a] {
+          let ap = d[a * m + p]
+          for q in 0..<n where labels[q] != labels[a] {
+            let an = d[a * m + q], pn = d[p * m + q]
+            let centre = Swift.max((an * an + pn * pn) / 2 - ap * ap / 4, 0).squareRoot()
+            if Scalar.atan(ap / (2 * centre)) > threshold {
+              tuples.triplets.append(SIMD3(Int32(a), Int32(p), Int32(q)))
+            }
+          }
+        }
+      }
+    }
+    statistics.record(tuples.count)
+  }
+}
+
+/// PML's `HDCMiner` (Yuan et al. 2017, hard-aware deeply cascaded embedding): the hardest
+/// `filterPercentage` of the positive pairs (the farthest) and of the negative pairs (the
+/// nearest).
+///
+/// - Default filter percentage 0.5 and Euclidean distance between normalised rows, as PML; each
+///   list keeps `⌈percentage · count⌉` pairs, hardest first (PML's `torch.topk` order).
+/// - Accepts a cross-batch memory.
+public struct HDCMiner<Scalar: DMLScalar>: TupleSampler {
+  public var distance: Distance
+  public var statistics = MiningStatistics()
+  public var acceptsMemory: Bool { true }
+  /// The fraction of each list kept.
+  public var filterPercentage: Double
+  @usableFromInline var candidates: [(value: Scalar, pair: SIMD2<Int32>)] = []
+
+  /// A miner keeping the hardest `filterPercentage` (0.5) of each list, on `distance`.
+  public init(filterPercentage: Double = 0.5, distance: Distance = .euclidean) {
+    precondition(filterPercentage > 0 && filterPercentage <= 1, "HDCMiner: filterPercentage must lie in (0, 1]")
+    self.filterPercentage = filterPercentage
+    self.distance = distance
+  }
+
+  @inlinable
+  public mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples) {
+    let n = scores.rows, m = scores.columns
+    tuples.removeAll(pairs: true)
+    let sign = Scalar(-distance.closeness)  // larger is farther
+    for positive in [true, false] {
+      candidates.removeAll(keepingCapacity: true)
+      scores.withUnsafeBufferPointer { s in
+        for a in 0..<n {
+          for j in 0..<m where j != a && (labels[j] == labels[a]) == positive {
+            // Hardest first: the farthest positives, the nearest negatives.
+            let far = sign * s[a * m + j]
+            candidates.append((positive ? -far : far, SIMD2(Int32(a), Int32(j))))
+          }
+        }
+      }
+      let keep = Int((filterPercentage * Double(candidates.count)).rounded(.up))
+      // Stable: equal values keep their row-major order.
+      let chosen = candidates.enumerated().sorted { $0.element.value != $1.element.value ? $0.element.value < $1.element.value : $0.offset < $1.offset }
+        .prefix(keep).map(\.element.pair)
+      if positive { tuples.positivePairs.append(contentsOf: chosen) } else { tuples.negativePairs.append(contentsOf: chosen) }
+    }
+    statistics.record(tuples.count)
+  }
+}
