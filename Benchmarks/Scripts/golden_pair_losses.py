@@ -1,4 +1,4 @@
-"""Golden values for the lifted structure losses, NT-Xent, NCA, the intra-pair variance, tuplet margin, angular, N-pair and ranked list losses from pytorch-metric-learning, in float64.
+"""Golden values for the lifted structure losses, NT-Xent, NCA, the intra-pair variance, tuplet margin, angular, N-pair, ranked list and histogram losses from pytorch-metric-learning, in float64.
 
 Writes Tests/DMLLossesTests/Golden/pair_losses.json in the layout of the other golden files (inputs,
 then outputs: loss, grad_embeddings, term counts, mined pairs where a miner is used). Run from the
@@ -23,7 +23,7 @@ def case(name, description, x, labels, loss, registry, hyper, distance_desc, min
     counts, sub = {}, {}
     for key, d in computed.items():
         per = d["losses"]
-        per = per.flatten() if torch.is_tensor(per) and per.ndim > 0 else torch.zeros(0)
+        per = per.flatten() if torch.is_tensor(per) else torch.zeros(0)  # an already-reduced value is one term
         counts[key] = {"terms": int(per.numel()), "nonzero": int((per > 0).sum())}
         sub[key] = float(per.mean()) if per.numel() > 0 else 0.0
     out = {
@@ -141,6 +141,12 @@ cases = [
          {"margin": 0.2, "tn": 4, "imbalance": 0.3, "tp": 2, "alpha": 1.1}, lp),
     case("ranked_list_single_class", "PML `RankedListLoss(margin=0.4, Tn=10)` with one label only: positives alone.",
          small, [0] * 6, losses.RankedListLoss(margin=0.4, Tn=10), "ranked-list", {"margin": 0.4, "tn": 10, "imbalance": 0.5, "tp": 0, "alpha": 1.2}, lp),
+    case("histogram_default", "PML `HistogramLoss()` (100 bins), `CosineSimilarity()`; already reduced.",
+         x, labels, losses.HistogramLoss(), "histogram", {"bins": 100}, cos),
+    case("histogram_20_bins", "PML `HistogramLoss(n_bins=20)`.",
+         x32, labels32, losses.HistogramLoss(n_bins=20), "histogram", {"bins": 20}, cos),
+    case("histogram_with_miner", "PML `HistogramLoss(n_bins=50)` with `MultiSimilarityMiner(epsilon=0.1)` pairs (turned into triplets, then unique pairs).",
+         x32, labels32, losses.HistogramLoss(n_bins=50), "histogram", {"bins": 50}, cos, miner=ms()),
     case("npairs_single_class", "PML `NPairsLoss()` with one label only: one pair, a softmax over itself, loss 0.",
          small, [0] * 6, losses.NPairsLoss(), "npairs", {}, dot),
     case("ntxent_distinct", "PML `NTXentLoss()` with distinct labels: no positive pair, loss 0.",

@@ -95,8 +95,8 @@ public struct MultiSimilarityLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterF
 public enum ContrastiveLosses {
   /// Registry entries for `ContrastiveLoss`, `MultiSimilarityLoss`, `SupConLoss`,
   /// `UniformityLoss`, `LiftedStructureLoss`, `GeneralizedLiftedStructureLoss`, `NTXentLoss`,
-  /// `NCALoss`, `IntraPairVarianceLoss`, `TupletMarginLoss`, `AngularLoss`, `NPairsLoss` and
-  /// `RankedListLoss`, in `Float`.
+  /// `NCALoss`, `IntraPairVarianceLoss`, `TupletMarginLoss`, `AngularLoss`, `NPairsLoss`,
+  /// `RankedListLoss` and `HistogramLoss`, in `Float`.
   public static var registrations: [LossFactory] {
     [
       LossFactory(ContrastiveLoss<Float>.self), LossFactory(MultiSimilarityLoss<Float>.self), LossFactory(SupConLoss<Float>.self),
@@ -104,7 +104,7 @@ public enum ContrastiveLosses {
       LossFactory(GeneralizedLiftedStructureLoss<Float>.self), LossFactory(NTXentLoss<Float>.self),
       LossFactory(NCALoss<Float>.self), LossFactory(IntraPairVarianceLoss<Float>.self), LossFactory(TupletMarginLoss<Float>.self),
       LossFactory(AngularLoss<Float>.self), LossFactory(NPairsLoss<Float>.self),
-      LossFactory(RankedListLoss<Float>.self),
+      LossFactory(RankedListLoss<Float>.self), LossFactory(HistogramLoss<Float>.self),
     ]
   }
 }

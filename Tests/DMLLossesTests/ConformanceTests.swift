@@ -99,6 +99,9 @@ struct ConformanceTests {
         RankedListLoss<Double>(margin: 0.2, negativeTemperature: 4, positiveTemperature: 2),
         RankedListLoss<Float>(margin: 0.2, negativeTemperature: 4, positiveTemperature: 2), usesTuples: false)
     },
+    ConformanceCase(description: "histogram (20 bins)") {
+      LossConformance.failures(HistogramLoss<Double>(bins: 20), HistogramLoss<Float>(bins: 20), usesTuples: true)
+    },
     ConformanceCase(description: "supcon") {
       LossConformance.failures(SupConLoss<Double>(), SupConLoss<Float>(), usesTuples: true)
     },
@@ -180,6 +183,7 @@ struct ConformanceTests {
   @Test("conformance: angular") func c25() { Self.check("angular") }
   @Test("conformance: npairs (cosine)") func c26() { Self.check("npairs (cosine)") }
   @Test("conformance: ranked-list") func c27() { Self.check("ranked-list (T_p 2)") }
+  @Test("conformance: histogram") func c28() { Self.check("histogram (20 bins)") }
 
   @Test("a loss that ignores its input fails the suite")
   func suiteCanFail() {

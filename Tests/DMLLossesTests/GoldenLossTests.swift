@@ -67,6 +67,9 @@ enum GoldenLoss {
     if name.hasPrefix("angular") || name == "quirk_angular_raw_rows" {
       return go(AngularLoss(alphaDegrees: c.hyper("alpha")))
     }
+    if name.hasPrefix("histogram") {
+      return go(HistogramLoss(bins: Int(c.hyper("bins"))))
+    }
     if name.hasPrefix("ranked_list") {
       return go(
         RankedListLoss(
@@ -146,7 +149,7 @@ struct GoldenLossTests {
   }
 
   @Test(
-    "lifted structure, generalised lifted structure, NT-Xent, NCA, intra-pair variance, tuplet margin, angular, N-pair and ranked list: value, sub-losses, term counts and gradients to rtol 1e-9 (Golden/pair_losses.json)",
+    "lifted structure, generalised lifted structure, NT-Xent, NCA, intra-pair variance, tuplet margin, angular, N-pair, ranked list and histogram: value, sub-losses, term counts and gradients to rtol 1e-9 (Golden/pair_losses.json)",
     arguments: GoldenCase.pairLosses.filter { !$0.name.hasPrefix("quirk") })
   func pairLosses(_ c: GoldenCase) {
     let (value, gradient, _) = GoldenLoss.run(c)
