@@ -220,6 +220,15 @@ extension ComponentRegistry where Product == AnyTupleSampler<Float>, Context == 
       ComponentFactory("hdc", summary: "PML HDCMiner: the hardest fraction of the positive and of the negative pairs", hyperparameters: [
         HyperparameterSpec("filter_percentage", .real, default: "0.5", "fraction of each list kept", range: .leftOpen(0, 1))
       ]) { v, _ in AnyTupleSampler(HDCMiner<Float>(filterPercentage: try v.real("filter_percentage"))) },
+      ComponentFactory("uniform-histogram", summary: "PML UniformHistogramMiner: pairs drawn evenly over the score range (seeded)", hyperparameters: [
+        HyperparameterSpec("bins", .integer, default: "100", "bins over each list's score range", range: .closed(1, 100_000)),
+        HyperparameterSpec("pos_per_bin", .integer, default: "10", "positive pairs drawn per bin", range: .closed(1, 100_000)),
+        HyperparameterSpec("neg_per_bin", .integer, default: "10", "negative pairs drawn per bin", range: .closed(1, 100_000)),
+      ]) { v, c in
+        AnyTupleSampler(UniformHistogramMiner<Float>(
+          bins: try v.integer("bins"), positivesPerBin: try v.integer("pos_per_bin"), negativesPerBin: try v.integer("neg_per_bin"),
+          seed: c.seed))
+      },
       ComponentFactory("packaged-triplets", summary: "PML EmbeddingsAlreadyPackagedAsTriplets: rows 3i, 3i+1, 3i+2 are a triplet") { _, _ in
         AnyTupleSampler(PackagedTripletsMiner<Float>())
       },

@@ -110,3 +110,82 @@ public struct HDCMiner<Scalar: DMLScalar>: TupleSampler {
     statistics.record(tuples.count)
   }
 }
+
+/// PML's `UniformHistogramMiner`: positive and negative pairs spread evenly over their score
+/// range. Each list's scores are cut into `bins` equal bins between its least and greatest score
+/// (the last bin closed), and every non-empty bin gives `perBin` pairs drawn with replacement.
+///
+/// - Defaults: 100 bins, 10 positive and 10 negative pairs per bin, Euclidean distance between
+///   normalised rows, as PML.
+/// - The draws come from the miner's own seeded generator (checkpoints hold it), so a run is
+///   reproducible; they cannot be PML's (`torch.multinomial`).
+/// - Accepts a cross-batch memory.
+public struct UniformHistogramMiner<Scalar: DMLScalar>: TupleSampler {
+  public var distance: Distance
+  public var statistics = MiningStatistics()
+  public var acceptsMemory: Bool { true }
+  /// Bins over each list's score range.
+  public var bins: Int
+  /// Positive pairs drawn per non-empty bin.
+  public var positivesPerBin: Int
+  /// Negative pairs drawn per non-empty bin.
+  public var negativesPerBin: Int
+  /// The generator of the draws.
+  public var rng: RandomSource
+  @usableFromInline var members: [[SIMD2<Int32>]] = []
+
+  /// A miner of `bins` bins (100), `positivesPerBin` and `negativesPerBin` draws (10 each), on
+  /// `distance`, seeded with `seed`.
+  public init(
+    bins: Int = 100, positivesPerBin: Int = 10, negativesPerBin: Int = 10, distance: Distance = .euclidean, seed: UInt64 = 0
+  ) {
+    precondition(bins >= 1 && positivesPerBin >= 1 && negativesPerBin >= 1, "UniformHistogramMiner: counts must be at least 1")
+    self.bins = bins
+    self.positivesPerBin = positivesPerBin
+    self.negativesPerBin = negativesPerBin
+    self.distance = distance
+    rng = RandomSource(seed: seed)
+  }
+
+  public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) { visit(&rng) }
+
+  @inlinable
+  public mutating func mine(scores: Matrix<Scalar>, labels: [Int], into tuples: inout Tuples) {
+    let n = scores.rows, m = scores.columns
+    tuples.removeAll(pairs: true)
+    for positive in [true, false] {
+      // The list's range, then each pair's bin (PML's `linspace` edges, the last bin closed).
+      var low = Scalar.infinity, high = -Scalar.infinity
+      scores.withUnsafeBufferPointer { s in
+        for a in 0..<n {
+          for j in 0..<m where j != a && (labels[j] == labels[a]) == positive {
+            low = Swift.min(low, s[a * m + j])
+            high = Swift.max(high, s[a * m + j])
+          }
+        }
+      }
+      guard low <= high else { continue }
+      if members.count < bins { members = Array(repeating: [], count: bins) }
+      for b in 0..<bins { members[b].removeAll(keepingCapacity: true) }
+      let width = (high - low) / Scalar(bins)
+      scores.withUnsafeBufferPointer { s in
+        for a in 0..<n {
+          for j in 0..<m where j != a && (labels[j] == labels[a]) == positive {
+            let v = s[a * m + j]
+            var b = width > 0 ? Int(((v - low) / width).rounded(.down)) : 0
+            b = Swift.min(Swift.max(b, 0), bins - 1)
+            members[b].append(SIMD2(Int32(a), Int32(j)))
+          }
+        }
+      }
+      let draws = positive ? positivesPerBin : negativesPerBin
+      for b in 0..<bins where !members[b].isEmpty {
+        for _ in 0..<draws {
+          let pair = members[b][rng.index(below: members[b].count)]
+          if positive { tuples.positivePairs.append(pair) } else { tuples.negativePairs.append(pair) }
+        }
+      }
+    }
+    statistics.record(tuples.count)
+  }
+}

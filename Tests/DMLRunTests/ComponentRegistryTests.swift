@@ -39,7 +39,7 @@ struct ComponentRegistryTests {
   @Test("the standard registries list every built-in component, and specifications are checked by key")
   func standard() throws {
     #expect(NetworkRegistry.standard.names == ["mlp", "local", "convnet-s"])
-    #expect(MinerRegistry.standard.names.contains("distance-weighted") && MinerRegistry.standard.names.count == 12)
+    #expect(MinerRegistry.standard.names.contains("distance-weighted") && MinerRegistry.standard.names.count == 13)
     #expect(BatchSamplerRegistry.standard.names == ["m-per-class", "shuffled", "views"])
     #expect(OptimizerRegistry.standard.names == ["adam", "adamw", "sgd"])
     #expect(ScheduleRegistry.standard.names == ["constant", "cosine", "step"])

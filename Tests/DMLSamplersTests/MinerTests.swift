@@ -379,3 +379,38 @@ struct MoreMinerTests {
     #expect(SamplerConformance.failures(AngularMiner<Double>()).isEmpty)
   }
 }
+
+@Suite("UniformHistogramMiner: even draws over the score range, seeded")
+struct UniformHistogramMinerTests {
+  @Test("every non-empty bin gives its draws, each drawn pair lies in its list, and a seed repeats the draws")
+  func bins() {
+    var rng = RandomSource(seed: 4)
+    var x = Matrix<Double>(rows: 24, columns: 6)
+    x.apply { _ in rng.normal() }
+    let labels = (0..<24).map { $0 % 4 }
+    var w = DistanceWorkspace<Double>(), scores = Matrix<Double>()
+    Distance.euclidean.scores(x, x, sameSet: true, into: &scores, workspace: &w)
+    func run(seed: UInt64) -> Tuples {
+      var miner = UniformHistogramMiner<Double>(bins: 5, positivesPerBin: 3, negativesPerBin: 2, seed: seed)
+      var t = Tuples.none
+      miner.mine(scores: scores, labels: labels, into: &t)
+      return t
+    }
+    let t = run(seed: 1)
+    #expect(t.positivePairs.allSatisfy { $0.x != $0.y && labels[Int($0.x)] == labels[Int($0.y)] })
+    #expect(t.negativePairs.allSatisfy { labels[Int($0.x)] != labels[Int($0.y)] })
+    // Count the non-empty bins of each list by hand: draws = bins × per-bin count.
+    func nonEmptyBins(_ positive: Bool) -> Int {
+      var values: [Double] = []
+      for a in 0..<24 { for j in 0..<24 where j != a && (labels[j] == labels[a]) == positive { values.append(scores[a, j]) } }
+      let (lo, hi) = (values.min()!, values.max()!)
+      return Set(values.map { min(4, Int(((($0 - lo) / ((hi - lo) / 5))).rounded(.down))) }).count
+    }
+    #expect(t.positivePairs.count == 3 * nonEmptyBins(true))
+    #expect(t.negativePairs.count == 2 * nonEmptyBins(false))
+    let again = run(seed: 1), other = run(seed: 2)
+    #expect(again.positivePairs == t.positivePairs && again.negativePairs == t.negativePairs)
+    #expect(other.positivePairs != t.positivePairs || other.negativePairs != t.negativePairs)
+    #expect(SamplerConformance.failures(UniformHistogramMiner<Double>(bins: 5, positivesPerBin: 3, negativesPerBin: 2), deterministic: false).isEmpty)
+  }
+}

@@ -103,12 +103,15 @@ struct RoundTripTests {
     "pair-margin": { AnyTupleSampler(PairMarginMiner<Float>()) },
     "distance-weighted (seeded)": { AnyTupleSampler(DistanceWeightedMiner<Float>(dimension: 8, seed: 4)) },
     "batch-all (capped, seeded)": { AnyTupleSampler(BatchAllMiner<Float>(triplets: true, maxTuples: 20, seed: 6)) },
+    "uniform-histogram (seeded)": { AnyTupleSampler(UniformHistogramMiner<Float>(bins: 4, positivesPerBin: 3, negativesPerBin: 3, seed: 8)) },
+    "batch-easy-hard": { AnyTupleSampler(BatchEasyHardMiner<Float>()) },
+    "hdc": { AnyTupleSampler(HDCMiner<Float>()) },
   ]
 
   @Test("every miner, with the triplet or contrastive loss", arguments: miners.keys.sorted())
   func everyMiner(name: String) throws {
     let make = Self.miners[name]!
-    let pairs = name == "multi-similarity" || name == "pair-margin"
+    let pairs = ["multi-similarity", "pair-margin", "uniform-histogram (seeded)", "batch-easy-hard", "hdc"].contains(name)
     let failures = try roundTripFailures({
       Trainer(
         network: Self.mlp(), loss: try Self.loss([pairs ? "contrastive" : "triplet:margin=0.2"]), sampler: make(),
