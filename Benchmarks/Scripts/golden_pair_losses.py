@@ -1,4 +1,4 @@
-"""Golden values for the lifted structure losses, NT-Xent, NCA, the intra-pair variance, tuplet margin, angular, N-pair, ranked list and histogram losses from pytorch-metric-learning, in float64.
+"""Golden values for the lifted structure losses, NT-Xent, NCA, the intra-pair variance, tuplet margin, angular, N-pair, ranked list, histogram and threshold-consistent margin losses from pytorch-metric-learning, in float64.
 
 Writes Tests/DMLLossesTests/Golden/pair_losses.json in the layout of the other golden files (inputs,
 then outputs: loss, grad_embeddings, term counts, mined pairs where a miner is used). Run from the
@@ -147,6 +147,13 @@ cases = [
          x32, labels32, losses.HistogramLoss(n_bins=20), "histogram", {"bins": 20}, cos),
     case("histogram_with_miner", "PML `HistogramLoss(n_bins=50)` with `MultiSimilarityMiner(epsilon=0.1)` pairs (turned into triplets, then unique pairs).",
          x32, labels32, losses.HistogramLoss(n_bins=50), "histogram", {"bins": 50}, cos, miner=ms()),
+    case("tcm_default", "PML `ThresholdConsistentMarginLoss()` (lambdas 1, margins 0.9 / 0.5), `CosineSimilarity()`; already reduced.",
+         x, labels, losses.ThresholdConsistentMarginLoss(), "tcm", {"lambda_plus": 1, "lambda_minus": 1, "margin_plus": 0.9, "margin_minus": 0.5}, cos),
+    case("tcm_weights_margins", "PML `ThresholdConsistentMarginLoss(lambda_plus=0.5, lambda_minus=2, margin_plus=0.3, margin_minus=0.1)`.",
+         x32, labels32, losses.ThresholdConsistentMarginLoss(lambda_plus=0.5, lambda_minus=2, margin_plus=0.3, margin_minus=0.1), "tcm",
+         {"lambda_plus": 0.5, "lambda_minus": 2, "margin_plus": 0.3, "margin_minus": 0.1}, cos),
+    case("tcm_with_miner", "PML `ThresholdConsistentMarginLoss()` with `MultiSimilarityMiner(epsilon=0.1)` pairs.",
+         x32, labels32, losses.ThresholdConsistentMarginLoss(), "tcm", {"lambda_plus": 1, "lambda_minus": 1, "margin_plus": 0.9, "margin_minus": 0.5}, cos, miner=ms()),
     case("npairs_single_class", "PML `NPairsLoss()` with one label only: one pair, a softmax over itself, loss 0.",
          small, [0] * 6, losses.NPairsLoss(), "npairs", {}, dot),
     case("ntxent_distinct", "PML `NTXentLoss()` with distinct labels: no positive pair, loss 0.",

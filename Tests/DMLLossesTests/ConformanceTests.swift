@@ -102,6 +102,11 @@ struct ConformanceTests {
     ConformanceCase(description: "histogram (20 bins)") {
       LossConformance.failures(HistogramLoss<Double>(bins: 20), HistogramLoss<Float>(bins: 20), usesTuples: true)
     },
+    ConformanceCase(description: "tcm (margins 0.3/0.1)") {
+      LossConformance.failures(
+        ThresholdConsistentMarginLoss<Double>(positiveMargin: 0.3, negativeMargin: 0.1),
+        ThresholdConsistentMarginLoss<Float>(positiveMargin: 0.3, negativeMargin: 0.1), usesTuples: true)
+    },
     ConformanceCase(description: "supcon") {
       LossConformance.failures(SupConLoss<Double>(), SupConLoss<Float>(), usesTuples: true)
     },
@@ -184,6 +189,7 @@ struct ConformanceTests {
   @Test("conformance: npairs (cosine)") func c26() { Self.check("npairs (cosine)") }
   @Test("conformance: ranked-list") func c27() { Self.check("ranked-list (T_p 2)") }
   @Test("conformance: histogram") func c28() { Self.check("histogram (20 bins)") }
+  @Test("conformance: tcm") func c29() { Self.check("tcm (margins 0.3/0.1)") }
 
   @Test("a loss that ignores its input fails the suite")
   func suiteCanFail() {

@@ -67,6 +67,12 @@ enum GoldenLoss {
     if name.hasPrefix("angular") || name == "quirk_angular_raw_rows" {
       return go(AngularLoss(alphaDegrees: c.hyper("alpha")))
     }
+    if name.hasPrefix("tcm") {
+      return go(
+        ThresholdConsistentMarginLoss(
+          positiveWeight: c.hyper("lambda_plus"), negativeWeight: c.hyper("lambda_minus"), positiveMargin: c.hyper("margin_plus"),
+          negativeMargin: c.hyper("margin_minus")))
+    }
     if name.hasPrefix("histogram") {
       return go(HistogramLoss(bins: Int(c.hyper("bins"))))
     }
@@ -149,7 +155,7 @@ struct GoldenLossTests {
   }
 
   @Test(
-    "lifted structure, generalised lifted structure, NT-Xent, NCA, intra-pair variance, tuplet margin, angular, N-pair, ranked list and histogram: value, sub-losses, term counts and gradients to rtol 1e-9 (Golden/pair_losses.json)",
+    "lifted structure, generalised lifted structure, NT-Xent, NCA, intra-pair variance, tuplet margin, angular, N-pair, ranked list, histogram and TCM: value, sub-losses, term counts and gradients to rtol 1e-9 (Golden/pair_losses.json)",
     arguments: GoldenCase.pairLosses.filter { !$0.name.hasPrefix("quirk") })
   func pairLosses(_ c: GoldenCase) {
     let (value, gradient, _) = GoldenLoss.run(c)
