@@ -1,4 +1,4 @@
-"""Golden values for the lifted structure losses, NT-Xent, NCA, the intra-pair variance, tuplet margin, angular, N-pair, ranked list, histogram and threshold-consistent margin losses from pytorch-metric-learning, in float64.
+"""Golden values for the lifted structure losses, NT-Xent, NCA, the intra-pair variance, tuplet margin, angular, N-pair, ranked list, histogram, threshold-consistent margin and FastAP losses from pytorch-metric-learning, in float64.
 
 Writes Tests/DMLLossesTests/Golden/pair_losses.json in the layout of the other golden files (inputs,
 then outputs: loss, grad_embeddings, term counts, mined pairs where a miner is used). Run from the
@@ -154,6 +154,12 @@ cases = [
          {"lambda_plus": 0.5, "lambda_minus": 2, "margin_plus": 0.3, "margin_minus": 0.1}, cos),
     case("tcm_with_miner", "PML `ThresholdConsistentMarginLoss()` with `MultiSimilarityMiner(epsilon=0.1)` pairs.",
          x32, labels32, losses.ThresholdConsistentMarginLoss(), "tcm", {"lambda_plus": 1, "lambda_minus": 1, "margin_plus": 0.9, "margin_minus": 0.5}, cos, miner=ms()),
+    case("fast_ap_default", "PML `FastAPLoss()` (10 bins), its `LpDistance(power=2)` on normalised rows; MeanReducer over rows with a positive.",
+         x, labels, losses.FastAPLoss(), "fast-ap", {"bins": 10}, lp2),
+    case("fast_ap_25_bins", "PML `FastAPLoss(num_bins=25)`.",
+         x32, labels32, losses.FastAPLoss(num_bins=25), "fast-ap", {"bins": 25}, lp2),
+    case("fast_ap_singletons", "PML `FastAPLoss()` where most labels occur once: rows without a positive drop out.",
+         small, [0, 1, 2, 3, 0, 1], losses.FastAPLoss(), "fast-ap", {"bins": 10}, lp2),
     case("npairs_single_class", "PML `NPairsLoss()` with one label only: one pair, a softmax over itself, loss 0.",
          small, [0] * 6, losses.NPairsLoss(), "npairs", {}, dot),
     case("ntxent_distinct", "PML `NTXentLoss()` with distinct labels: no positive pair, loss 0.",

@@ -96,7 +96,7 @@ public enum ContrastiveLosses {
   /// Registry entries for `ContrastiveLoss`, `MultiSimilarityLoss`, `SupConLoss`,
   /// `UniformityLoss`, `LiftedStructureLoss`, `GeneralizedLiftedStructureLoss`, `NTXentLoss`,
   /// `NCALoss`, `IntraPairVarianceLoss`, `TupletMarginLoss`, `AngularLoss`, `NPairsLoss`,
-  /// `RankedListLoss`, `HistogramLoss` and `ThresholdConsistentMarginLoss`, in `Float`.
+  /// `RankedListLoss`, `HistogramLoss`, `ThresholdConsistentMarginLoss` and `FastAPLoss`, in `Float`.
   public static var registrations: [LossFactory] {
     [
       LossFactory(ContrastiveLoss<Float>.self), LossFactory(MultiSimilarityLoss<Float>.self), LossFactory(SupConLoss<Float>.self),
@@ -105,7 +105,7 @@ public enum ContrastiveLosses {
       LossFactory(NCALoss<Float>.self), LossFactory(IntraPairVarianceLoss<Float>.self), LossFactory(TupletMarginLoss<Float>.self),
       LossFactory(AngularLoss<Float>.self), LossFactory(NPairsLoss<Float>.self),
       LossFactory(RankedListLoss<Float>.self), LossFactory(HistogramLoss<Float>.self),
-      LossFactory(ThresholdConsistentMarginLoss<Float>.self),
+      LossFactory(ThresholdConsistentMarginLoss<Float>.self), LossFactory(FastAPLoss<Float>.self),
     ]
   }
 }

@@ -107,6 +107,9 @@ struct ConformanceTests {
         ThresholdConsistentMarginLoss<Double>(positiveMargin: 0.3, negativeMargin: 0.1),
         ThresholdConsistentMarginLoss<Float>(positiveMargin: 0.3, negativeMargin: 0.1), usesTuples: true)
     },
+    ConformanceCase(description: "fast-ap") {
+      LossConformance.failures(FastAPLoss<Double>(), FastAPLoss<Float>(), usesTuples: false)
+    },
     ConformanceCase(description: "supcon") {
       LossConformance.failures(SupConLoss<Double>(), SupConLoss<Float>(), usesTuples: true)
     },
@@ -190,6 +193,7 @@ struct ConformanceTests {
   @Test("conformance: ranked-list") func c27() { Self.check("ranked-list (T_p 2)") }
   @Test("conformance: histogram") func c28() { Self.check("histogram (20 bins)") }
   @Test("conformance: tcm") func c29() { Self.check("tcm (margins 0.3/0.1)") }
+  @Test("conformance: fast-ap") func c30() { Self.check("fast-ap") }
 
   @Test("a loss that ignores its input fails the suite")
   func suiteCanFail() {
