@@ -1,4 +1,4 @@
-"""Golden values for the lifted structure losses, NT-Xent, NCA, the intra-pair variance, tuplet margin, angular, N-pair, ranked list, histogram, threshold-consistent margin and FastAP losses from pytorch-metric-learning, in float64.
+"""Golden values for the lifted structure losses, NT-Xent, NCA, the intra-pair variance, tuplet margin, angular, N-pair, ranked list, histogram, threshold-consistent margin, FastAP and PNP losses from pytorch-metric-learning, in float64.
 
 Writes Tests/DMLLossesTests/Golden/pair_losses.json in the layout of the other golden files (inputs,
 then outputs: loss, grad_embeddings, term counts, mined pairs where a miner is used). Run from the
@@ -160,6 +160,20 @@ cases = [
          x32, labels32, losses.FastAPLoss(num_bins=25), "fast-ap", {"bins": 25}, lp2),
     case("fast_ap_singletons", "PML `FastAPLoss()` where most labels occur once: rows without a positive drop out.",
          small, [0, 1, 2, 3, 0, 1], losses.FastAPLoss(), "fast-ap", {"bins": 10}, lp2),
+    case("pnp_O", "PML `PNPLoss(variant='O', anneal=0.1)` (b 2, alpha 1), `CosineSimilarity()`; already reduced.",
+         x, labels, losses.PNPLoss(variant="O", anneal=0.1), "pnp", {"b": 2, "alpha": 1, "anneal": 0.1, "variant": "O"}, cos),
+    case("pnp_Ds", "PML `PNPLoss(variant='Ds', anneal=0.1)` (b 2, alpha 1), `CosineSimilarity()`; already reduced.",
+         x, labels, losses.PNPLoss(variant="Ds", anneal=0.1), "pnp", {"b": 2, "alpha": 1, "anneal": 0.1, "variant": "Ds"}, cos),
+    case("pnp_Dq", "PML `PNPLoss(variant='Dq', anneal=0.1)` (b 2, alpha 1), `CosineSimilarity()`; already reduced.",
+         x, labels, losses.PNPLoss(variant="Dq", anneal=0.1), "pnp", {"b": 2, "alpha": 1, "anneal": 0.1, "variant": "Dq"}, cos),
+    case("pnp_Iu", "PML `PNPLoss(variant='Iu', anneal=0.1)` (b 2, alpha 1), `CosineSimilarity()`; already reduced.",
+         x, labels, losses.PNPLoss(variant="Iu", anneal=0.1), "pnp", {"b": 2, "alpha": 1, "anneal": 0.1, "variant": "Iu"}, cos),
+    case("pnp_Ib", "PML `PNPLoss(variant='Ib', anneal=0.1)` (b 2, alpha 1), `CosineSimilarity()`; already reduced.",
+         x, labels, losses.PNPLoss(variant="Ib", anneal=0.1), "pnp", {"b": 2, "alpha": 1, "anneal": 0.1, "variant": "Ib"}, cos),
+    case("pnp_default", "PML `PNPLoss()` (variant O, anneal 0.01: most sigmoids clamped).",
+         x32, labels32, losses.PNPLoss(), "pnp", {"b": 2, "alpha": 1, "anneal": 0.01, "variant": "O"}, cos),
+    case("pnp_Dq_alpha_2", "PML `PNPLoss(variant='Dq', alpha=2, anneal=0.05)`.",
+         x32, labels32, losses.PNPLoss(variant="Dq", alpha=2, anneal=0.05), "pnp", {"b": 2, "alpha": 2, "anneal": 0.05, "variant": "Dq"}, cos),
     case("npairs_single_class", "PML `NPairsLoss()` with one label only: one pair, a softmax over itself, loss 0.",
          small, [0] * 6, losses.NPairsLoss(), "npairs", {}, dot),
     case("ntxent_distinct", "PML `NTXentLoss()` with distinct labels: no positive pair, loss 0.",

@@ -96,7 +96,8 @@ public enum ContrastiveLosses {
   /// Registry entries for `ContrastiveLoss`, `MultiSimilarityLoss`, `SupConLoss`,
   /// `UniformityLoss`, `LiftedStructureLoss`, `GeneralizedLiftedStructureLoss`, `NTXentLoss`,
   /// `NCALoss`, `IntraPairVarianceLoss`, `TupletMarginLoss`, `AngularLoss`, `NPairsLoss`,
-  /// `RankedListLoss`, `HistogramLoss`, `ThresholdConsistentMarginLoss` and `FastAPLoss`, in `Float`.
+  /// `RankedListLoss`, `HistogramLoss`, `ThresholdConsistentMarginLoss`, `FastAPLoss` and
+  /// `PNPLoss`, in `Float`.
   public static var registrations: [LossFactory] {
     [
       LossFactory(ContrastiveLoss<Float>.self), LossFactory(MultiSimilarityLoss<Float>.self), LossFactory(SupConLoss<Float>.self),
@@ -106,6 +107,7 @@ public enum ContrastiveLosses {
       LossFactory(AngularLoss<Float>.self), LossFactory(NPairsLoss<Float>.self),
       LossFactory(RankedListLoss<Float>.self), LossFactory(HistogramLoss<Float>.self),
       LossFactory(ThresholdConsistentMarginLoss<Float>.self), LossFactory(FastAPLoss<Float>.self),
+      LossFactory(PNPLoss<Float>.self),
     ]
   }
 }

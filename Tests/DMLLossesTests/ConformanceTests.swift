@@ -110,6 +110,12 @@ struct ConformanceTests {
     ConformanceCase(description: "fast-ap") {
       LossConformance.failures(FastAPLoss<Double>(), FastAPLoss<Float>(), usesTuples: false)
     },
+    ConformanceCase(description: "pnp (every variant, τ 0.5)") {
+      PNPVariant.allCases.flatMap { v in
+        LossConformance.failures(PNPLoss<Double>(anneal: 0.5, variant: v), PNPLoss<Float>(anneal: 0.5, variant: v), usesTuples: false)
+          .map { "\(v): \($0)" }
+      }
+    },
     ConformanceCase(description: "supcon") {
       LossConformance.failures(SupConLoss<Double>(), SupConLoss<Float>(), usesTuples: true)
     },
@@ -194,6 +200,7 @@ struct ConformanceTests {
   @Test("conformance: histogram") func c28() { Self.check("histogram (20 bins)") }
   @Test("conformance: tcm") func c29() { Self.check("tcm (margins 0.3/0.1)") }
   @Test("conformance: fast-ap") func c30() { Self.check("fast-ap") }
+  @Test("conformance: pnp") func c31() { Self.check("pnp (every variant, τ 0.5)") }
 
   @Test("a loss that ignores its input fails the suite")
   func suiteCanFail() {

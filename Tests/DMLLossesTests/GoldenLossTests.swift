@@ -67,6 +67,11 @@ enum GoldenLoss {
     if name.hasPrefix("angular") || name == "quirk_angular_raw_rows" {
       return go(AngularLoss(alphaDegrees: c.hyper("alpha")))
     }
+    if name.hasPrefix("pnp") {
+      return go(
+        PNPLoss(
+          b: c.hyper("b"), alpha: c.hyper("alpha"), anneal: c.hyper("anneal"), variant: PNPVariant(rawValue: c.hyper["variant"] as! String)!))
+    }
     if name.hasPrefix("fast_ap") {
       return go(FastAPLoss(bins: Int(c.hyper("bins"))))
     }
@@ -158,7 +163,7 @@ struct GoldenLossTests {
   }
 
   @Test(
-    "lifted structure, generalised lifted structure, NT-Xent, NCA, intra-pair variance, tuplet margin, angular, N-pair, ranked list, histogram, TCM and FastAP: value, sub-losses, term counts and gradients to rtol 1e-9 (Golden/pair_losses.json)",
+    "lifted structure, generalised lifted structure, NT-Xent, NCA, intra-pair variance, tuplet margin, angular, N-pair, ranked list, histogram, TCM, FastAP and PNP: value, sub-losses, term counts and gradients to rtol 1e-9 (Golden/pair_losses.json)",
     arguments: GoldenCase.pairLosses.filter { !$0.name.hasPrefix("quirk") })
   func pairLosses(_ c: GoldenCase) {
     let (value, gradient, _) = GoldenLoss.run(c)
