@@ -51,7 +51,10 @@ public struct HistogramLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
   @inlinable
   static func node(_ s: Scalar, bins: Int) -> (bin: Int, low: Scalar, high: Scalar) {
     let delta = 2 / Double(bins)
-    let r = Swift.min(Swift.max(Int(((Float(s) + 1) / Float(delta)).rounded(.down)), 0), bins - 1)
+    // Clamped in Float first: a non-finite score (the trainer then stops on the non-finite loss)
+    // must not trap in the conversion to Int.
+    let position = ((Float(s) + 1) / Float(delta)).rounded(.down)
+    let r = position.isNaN ? 0 : Int(Swift.min(Swift.max(position, 0), Float(bins - 1)))
     let d = Scalar(delta)
     return (r, (Scalar(r + 1) * d - 1 - s) / d, (s + 1 - Scalar(r) * d) / d)
   }

@@ -12,7 +12,9 @@
 ///   `distance=dot` for the plain dot product. Reduction: the mean over the chosen anchors (PML's
 ///   `MeanReducer`).
 /// - Pairs: the first positive pair of each label, in row-major order without tuples, or in the
-///   tuples' order (PML's `convert_to_pos_pairs_with_unique_labels`).
+///   order of the tuples' positive pairs (PML's `convert_to_pos_pairs_with_unique_labels`; triplet
+///   tuples give their pairs sorted, which changes which pair is first but not what the loss
+///   measures).
 /// - Term: `loss`, one per chosen anchor. The choice depends on the order of the batch, so the
 ///   loss is not invariant under a permutation of the batch (PML's is not either).
 /// - No cross-batch memory (as in PML).

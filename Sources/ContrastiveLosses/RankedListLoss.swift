@@ -2,13 +2,14 @@
 /// `α − margin` and the negatives within `α`, each set weighted by a softmax-like temperature.
 ///
 /// ```
-/// P_i = {j ≠ i, y_j = y_i, d_ij > α − m}     w⁺_ij = exp(T_p (d_ij − (α − m)))
-/// N_i = {j, y_j ≠ y_i, d_ij < α}             w⁻_ij = exp(T_n (α − d_ij))
+/// P_i = {j ≠ i, y_j = y_i, d_ij > α − m, d_ij > 0}     w⁺_ij = exp(T_p (d_ij − (α − m)))
+/// N_i = {j, y_j ≠ y_i, d_ij < α, d_ij > 0}             w⁻_ij = exp(T_n (α − d_ij))
 /// L⁺_i = Σ_P w⁺ (d − (α − m)) / Σ_j (w⁺_ij + 10⁻⁵)    L⁻_i = Σ_N w⁻ (α − d) / Σ_j (w⁻_ij + 10⁻⁵)
 /// loss = mean_i ((1 − λ) L⁺_i + λ L⁻_i)
 /// ```
 /// The sums of the denominators run over every column (weights outside the sets are 0), as in PML.
-/// The weights are differentiated, as in PML.
+/// The weights are differentiated, as in PML. They are computed relative to each part's largest
+/// exponent (the ratio is unchanged), so large temperatures do not overflow.
 ///
 /// - Distance: Euclidean between L2-normalised rows. PML has no defaults for `margin` and `T_n`;
 ///   here margin 0.4 and T_n 10, λ (`imbalance`) 0.5, T_p 0 (RLL-Simpler), α = 1 + margin/2.
@@ -86,15 +87,24 @@ public struct RankedListLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
           // Which columns each part takes, the value it weighs, and dw/dd per unit weight.
           @inline(__always) func positive(_ j: Int) -> Bool { j != i && labels[j] == labels[i] && s[row + j] > boundary && s[row + j] > 0 }
           @inline(__always) func negative(_ j: Int) -> Bool { labels[j] != labels[i] && s[row + j] < a && s[row + j] > 0 }
-          var (numP, denP, numN, denN): (Scalar, Scalar, Scalar, Scalar) = (0, floor, 0, floor)
+          // Each part's largest exponent, subtracted from every exponent of the part: the ratios and
+          // their derivatives are unchanged (the 10⁻⁵ floor scales with them).
+          var (maxP, maxN) = (-Scalar.infinity, -Scalar.infinity)
+          for j in 0..<columns {
+            let d = s[row + j]
+            if positive(j) { maxP = Swift.max(maxP, tp * (d - boundary)) } else if negative(j) { maxN = Swift.max(maxN, tn * (a - d)) }
+          }
+          if !maxP.isFinite { maxP = 0 }
+          if !maxN.isFinite { maxN = 0 }
+          var (numP, denP, numN, denN): (Scalar, Scalar, Scalar, Scalar) = (0, floor * Scalar.exp(-maxP), 0, floor * Scalar.exp(-maxN))
           for j in 0..<columns {
             let d = s[row + j]
             if positive(j) {
-              let w = Scalar.exp(tp * (d - boundary))
+              let w = Scalar.exp(tp * (d - boundary) - maxP)
               numP += w * (d - boundary)
               denP += w
             } else if negative(j) {
-              let w = Scalar.exp(tn * (a - d))
+              let w = Scalar.exp(tn * (a - d) - maxN)
               numN += w * (a - d)
               denN += w
             }
@@ -105,11 +115,11 @@ public struct RankedListLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
           for j in 0..<columns {
             let d = s[row + j]
             if positive(j) {
-              let w = Scalar.exp(tp * (d - boundary))
+              let w = Scalar.exp(tp * (d - boundary) - maxP)
               let dN = w + tp * w * (d - boundary), dD = tp * w
               g[row + j] += (1 - lambda) * (dN * denP - numP * dD) / (denP * denP) * perRow
             } else if negative(j) {
-              let w = Scalar.exp(tn * (a - d))
+              let w = Scalar.exp(tn * (a - d) - maxN)
               let dN = -tn * w * (a - d) - w, dD = -tn * w
               g[row + j] += lambda * (dN * denN - numN * dD) / (denN * denN) * perRow
             }

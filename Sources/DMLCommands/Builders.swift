@@ -21,7 +21,8 @@ enum Builders {
 
   /// The compute context of a command: `--threads` (else the threads OpenBLAS was started with,
   /// `OPENBLAS_NUM_THREADS` or the cores) and the GEMM engine `DML_GEMM` names (`kernels` or
-  /// `blas`; unset, the fastest of this build and CPU).
+  /// `blas`; unset, the fastest of this build and CPU). `kernels` on a CPU without AVX-512 is
+  /// refused: the library would run their portable loop, far slower than BLAS.
   static func compute(threads: Int? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) throws
     -> ComputeContext
   {
@@ -30,6 +31,9 @@ enum Builders {
     if let name = environment["DML_GEMM"], !name.isEmpty {
       guard let engine = LayerGemm.Engine(rawValue: name) else {
         throw ValidationError("DML_GEMM=\(name) in the environment: expected kernels or blas")
+      }
+      if engine == .kernels && !LayerGemm.kernelsAvailable {
+        throw ValidationError("DML_GEMM=kernels in the environment: this CPU lacks AVX-512, which the kernels need; use blas or unset it")
       }
       context.engine = engine
     }

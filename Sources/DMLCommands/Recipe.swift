@@ -49,6 +49,13 @@ struct Recipe {
     if instance && !usesTuples {
       throw ValidationError("--batch \(batch): instance labels need pair losses (contrastive, triplet, multi-similarity), not class-based ones")
     }
+    // A margin loss with one β per class indexes β by label: instance labels are not classes.
+    if instance, let spec = try loss.first(where: { text in
+      let v = try HyperparameterValues(parsing: text)
+      return v.component == "margin" && ["true", "1", "yes"].contains(v.given["per_class"]?.lowercased() ?? "")
+    }) {
+      throw ValidationError("--loss \(spec): one β per class needs class labels, and --batch \(batch) gives instance labels")
+    }
     let sampler = try Builders.sampler(miner, embedding: net.embeddingDimension, seed: seed &+ 7)
     if miner != "none" && !usesTuples { warn("note: --miner \(miner) is ignored by losses that read no tuples") }
     var trainer = CommandRun.TrainerType(network: net, loss: lossValue, sampler: sampler, optimizer: try Builders.optimizer(optimizer),

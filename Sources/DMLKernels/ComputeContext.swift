@@ -14,7 +14,9 @@ import CGemm
 /// context from `--threads` and the `DML_GEMM` environment variable.
 ///
 /// Results are deterministic for a given context: chunks are fixed, contiguous pieces of the
-/// rows, and every layer computes each value in the same order whatever the chunk count.
+/// rows. Some results are the same whatever the thread count (`gemm`, `Linear`, the elementwise
+/// layers); a convolution's weight gradient sums per chunk, then across chunks in order, so it
+/// depends on the thread count in its last bits.
 public struct ComputeContext: Sendable, Hashable, CustomStringConvertible {
   /// How many threads a batch's work is split over (at least 1).
   public var threads: Int

@@ -73,8 +73,8 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
     return outputShape.features
   }
 
-  /// How many chunks of the batch run in parallel (`BatchParallelism`): one per OpenBLAS thread
-  /// when each gets at least 2²⁰ multiply-adds.
+  /// How many chunks of the batch run in parallel (`BatchParallelism`): one per thread of
+  /// `compute` when each gets at least 2²⁰ multiply-adds.
   @inlinable
   func chunkCount(_ g: ConvGeometry, compute: ComputeContext) -> Int {
     compute.chunkCount(

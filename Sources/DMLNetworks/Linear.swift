@@ -38,8 +38,8 @@ public struct Linear<Scalar: DMLScalar>: Layer {
     return outputs
   }
 
-  /// How many chunks of the batch run in parallel (`BatchParallelism`): one per OpenBLAS thread
-  /// when each gets at least 2²⁰ multiply-adds.
+  /// How many chunks of the batch run in parallel (`BatchParallelism`): one per thread of
+  /// `compute` when each gets at least 2²⁰ multiply-adds.
   @inlinable
   func chunkCount(rows: Int, compute: ComputeContext) -> Int {
     compute.chunkCount(rows: rows, workPerRow: inputs * outputs, minimumWork: 1 << 20)

@@ -225,7 +225,12 @@ extension ComponentRegistry where Product == AnyTupleSampler<Float>, Context == 
         HyperparameterSpec("pos_per_bin", .integer, default: "10", "positive pairs drawn per bin", range: .closed(1, 100_000)),
         HyperparameterSpec("neg_per_bin", .integer, default: "10", "negative pairs drawn per bin", range: .closed(1, 100_000)),
       ]) { v, c in
-        AnyTupleSampler(UniformHistogramMiner<Float>(
+        // Each non-empty bin draws its pairs: bound what a batch can produce (16 bytes a pair).
+        let most = try v.integer("bins") * max(try v.integer("pos_per_bin"), try v.integer("neg_per_bin"))
+        guard most <= 10_000_000 else {
+          throw SpecificationError("uniform-histogram: bins × pairs per bin = \(most) pairs per list and batch; at most 10,000,000")
+        }
+        return AnyTupleSampler(UniformHistogramMiner<Float>(
           bins: try v.integer("bins"), positivesPerBin: try v.integer("pos_per_bin"), negativesPerBin: try v.integer("neg_per_bin"),
           seed: c.seed))
       },

@@ -172,8 +172,9 @@ public struct UniformHistogramMiner<Scalar: DMLScalar>: TupleSampler {
         for a in 0..<n {
           for j in 0..<m where j != a && (labels[j] == labels[a]) == positive {
             let v = s[a * m + j]
-            var b = width > 0 ? Int(((v - low) / width).rounded(.down)) : 0
-            b = Swift.min(Swift.max(b, 0), bins - 1)
+            // Clamped before the conversion, so a non-finite score cannot trap.
+            let position = width > 0 ? ((v - low) / width).rounded(.down) : 0
+            let b = position.isNaN ? 0 : Int(Swift.min(Swift.max(position, 0), Scalar(bins - 1)))
             members[b].append(SIMD2(Int32(a), Int32(j)))
           }
         }

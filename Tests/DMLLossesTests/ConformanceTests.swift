@@ -296,3 +296,32 @@ struct UndeclaredStateTests {
     #expect(LossConformance.learnedStateFailures(CenterLoss<Double>(classes: 4, dimension: 6)).isEmpty)
   }
 }
+
+@Suite("New losses at the edges of their settings")
+struct LossEdgeTests {
+  @Test("ranked list at a large temperature stays finite in Float and agrees with Double")
+  func rankedListLargeTemperature() {
+    var rng = RandomSource(seed: 8)
+    var x = Matrix<Double>(rows: 12, columns: 5)
+    x.apply { _ in rng.normal() }
+    let labels = (0..<12).map { $0 % 3 }
+    var d = LossEvaluator(RankedListLoss<Double>(negativeTemperature: 300))
+    var f = LossEvaluator(RankedListLoss<Float>(negativeTemperature: 300))
+    let vd = d.evaluate(x, labels: labels, tuples: nil).total
+    let vf = f.evaluate(x.converted(to: Float.self), labels: labels, tuples: nil).total
+    #expect(vd.isFinite && vf.isFinite && f.embeddingGradient.isFinite)
+    #expect(abs(Double(vf) - vd) <= 1e-4 * max(1, abs(vd)), "\(vf) vs \(vd)")
+  }
+
+  @Test("the histogram loss takes non-finite scores without trapping")
+  func nonFiniteScores() {
+    var scores = Matrix<Double>(rows: 4, columns: 4, repeating: 0.5)
+    scores[0, 1] = .nan
+    scores[1, 2] = .infinity
+    let labels = [0, 0, 1, 1]
+    var loss = HistogramLoss<Double>(bins: 10), g = Matrix<Double>()
+    let value = loss.compute(scores: scores, labels: labels, tuples: nil, scoreGradient: &g)
+    #expect(g.rows == 4 && g.columns == 4)
+    _ = value
+  }
+}

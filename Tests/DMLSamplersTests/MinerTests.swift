@@ -414,3 +414,16 @@ struct UniformHistogramMinerTests {
     #expect(SamplerConformance.failures(UniformHistogramMiner<Double>(bins: 5, positivesPerBin: 3, negativesPerBin: 2), deterministic: false).isEmpty)
   }
 }
+
+@Suite("The uniform-histogram miner at non-finite scores")
+struct UniformHistogramNonFiniteTests {
+  @Test("NaN and infinite scores do not trap the binning")
+  func nonFinite() {
+    var scores = Matrix<Double>(rows: 4, columns: 4, repeating: 0.5)
+    scores[0, 1] = .nan
+    scores[1, 2] = .infinity
+    var miner = UniformHistogramMiner<Double>(bins: 5), t = Tuples.none
+    miner.mine(scores: scores, labels: [0, 0, 1, 1], into: &t)
+    #expect(t.positivePairs.count > 0 && t.negativePairs.count > 0)
+  }
+}
