@@ -149,6 +149,23 @@ enum ComparisonCases {
       registered("arcface", "arcface")
       registered("cosface", "cosface")
       registered("uniformity", "uniformity")
+      // PML's implementations of these build matrices of positive × negative pairs (or N³ for
+      // PNP): at 1,024 rows several would need tens of GB, so they are compared at 256 only.
+      if n == 256 {
+        registered("lifted-structure", "lifted-structure")
+        registered("generalized-lifted-structure", "generalized-lifted-structure")
+        registered("ntxent", "ntxent")
+        registered("nca", "nca")
+        registered("intra-pair-variance", "intra-pair-variance")
+        registered("tuplet-margin", "tuplet-margin")
+        registered("angular", "angular")
+        registered("npairs", "npairs")
+        registered("ranked-list", "ranked-list")
+        registered("histogram", "histogram")
+        registered("tcm", "tcm")
+        registered("fast-ap", "fast-ap")
+        registered("margin", "margin")
+      }
     }
   }
 
@@ -173,6 +190,9 @@ enum ComparisonCases {
       time("pair-margin") { PairMarginMiner<Float>() }
       time("distance-weighted") { DistanceWeightedMiner<Float>(dimension: 128) }
       time("facenet-semihard") { FaceNetSemiHardMiner<Float>() }
+      time("batch-easy-hard") { BatchEasyHardMiner<Float>() }
+      time("hdc") { HDCMiner<Float>() }
+      if n == 256 { time("angular") { AngularMiner<Float>() } }  // PML materialises every triplet
     }
   }
 
