@@ -61,39 +61,9 @@ public struct FastAPLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
     guard !rowsWithPositives.isEmpty else { return LossValue(LossTerm(name: "loss", value: 0, count: 0, nonZero: 0)) }
     var terms = TermAccumulator<Scalar>()
     var anySafe = false
-    var contributions: [(row: Int, value: Scalar)] = []
-    // First pass: each row's FastAP (and whether any bin anywhere is safe, as PML checks).
-    scores.withUnsafeBufferPointer { s in
-      for i in rowsWithPositives {
-        let row = i * columns
-        for b in 0..<edges { positive[b] = 0; negative[b] = 0 }
-        var count = 0
-        for j in 0..<columns where j != i {
-          let same = labels[j] == labels[i]
-          if same { count += 1 }
-          for b in 0..<edges {
-            let pulse = Swift.max(0, 1 - abs(s[row + j] - middle(b)) / delta)
-            if same { positive[b] += pulse } else { negative[b] += pulse }
-          }
-        }
-        var runningPositive: Scalar = 0, running: Scalar = 0, ap: Scalar = 0
-        for b in 0..<edges {
-          runningPositive += positive[b]
-          running += positive[b] + negative[b]
-          let product = positive[b] * runningPositive
-          if product > 0 && running > 0 {
-            ap += product / running
-            anySafe = true
-          }
-        }
-        contributions.append((i, 1 - ap / Scalar(count)))
-      }
-    }
-    guard anySafe else { return LossValue(LossTerm(name: "loss", value: 0, count: 0, nonZero: 0)) }
-    for c in contributions { terms.add(c.value) }
-    let perRow = 1 / Scalar(contributions.count)
-    // Second pass: ∂(Σ_b f_b)/∂h⁺_c and ∂/∂h⁻_c by a backward sweep over the bins, then through
-    // each pulse to the distances.
+    let perRow = 1 / Scalar(rowsWithPositives.count)
+    // One pass per row: its histograms, its FastAP, then ∂(Σ_b f_b)/∂h⁺_c and ∂/∂h⁻_c by a
+    // backward sweep over the bins, and through each pulse to the distances.
     scores.withUnsafeBufferPointer { s in
       scoreGradient.withUnsafeMutableBufferPointer { g in
         for i in rowsWithPositives {
@@ -108,15 +78,22 @@ public struct FastAPLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
               if same { positive[b] += pulse } else { negative[b] += pulse }
             }
           }
-          // Forward running sums, then G⁺_c = [safe_c]·H⁺_c/H_c + Σ_{b ≥ c, safe} (h⁺_b/H_b − h⁺_b H⁺_b/H_b²)
-          // and G⁻_c = Σ_{b ≥ c, safe} (−h⁺_b H⁺_b/H_b²).
-          var runningPositive: Scalar = 0, running: Scalar = 0
+          // Running sums H⁺ and H, and the row's FastAP over the safe bins.
+          var runningPositive: Scalar = 0, running: Scalar = 0, ap: Scalar = 0
           for b in 0..<edges {
             runningPositive += positive[b]
             running += positive[b] + negative[b]
             weights[b] = runningPositive
             weights[edges + b] = running
+            let product = positive[b] * runningPositive
+            if product > 0 && running > 0 {
+              ap += product / running
+              anySafe = true
+            }
           }
+          terms.add(1 - ap / Scalar(count))
+          // G⁺_c = [safe_c]·H⁺_c/H_c + Σ_{b ≥ c, safe} (h⁺_b/H_b − h⁺_b H⁺_b/H_b²) and
+          // G⁻_c = Σ_{b ≥ c, safe} (−h⁺_b H⁺_b/H_b²).
           var tailPositive: Scalar = 0, tailNegative: Scalar = 0
           let scale = -perRow / Scalar(count)  // ∂loss_i/∂(Σ_b f_b)
           for b in stride(from: edges - 1, through: 0, by: -1) {
@@ -142,6 +119,11 @@ public struct FastAPLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
           }
         }
       }
+    }
+    // No safe bin anywhere: PML's zero loss, and so no gradient.
+    guard anySafe else {
+      scoreGradient.resize(rows: n, columns: columns, zeroed: true)
+      return LossValue(LossTerm(name: "loss", value: 0, count: 0, nonZero: 0))
     }
     return LossValue(LossTerm(name: "loss", value: Reduction.mean.value(terms), count: terms.count, nonZero: terms.nonZero))
   }

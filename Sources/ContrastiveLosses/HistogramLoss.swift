@@ -72,15 +72,7 @@ public struct HistogramLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
       positiveSet.insert(Swift.min(a, p) * n + Swift.max(a, p))
       negativeSet.insert(Swift.min(a, q) * n + Swift.max(a, q))
     }
-    if let tuples {
-      for t in tuples.asTriplets { add(Int(t.x), Int(t.y), Int(t.z)) }
-    } else {
-      for a in 0..<n where (0..<n).contains(where: { labels[$0] != labels[a] }) {
-        for p in 0..<n where p != a && labels[p] == labels[a] {
-          for q in 0..<n where labels[q] != labels[a] { add(a, p, q) }
-        }
-      }
-    }
+    Tuples.forEachTriplet(rows: n, labels: labels, tuples: tuples, add)
     positives = positiveSet.sorted()
     negatives = negativeSet.sorted()
     guard !positives.isEmpty, !negatives.isEmpty else { return LossValue(LossTerm(name: "loss", value: 0, count: 1, nonZero: 0)) }

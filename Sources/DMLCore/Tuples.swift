@@ -53,3 +53,22 @@ public struct Tuples: Sendable, Equatable {
     return result
   }
 }
+
+extension Tuples {
+  /// Calls `body(a, p, n)` for every triplet: those `tuples` imply (`asTriplets`), or, with no
+  /// tuples, every valid one of `rows` anchors against the `labels.count` columns (a positive of
+  /// the anchor's label other than itself, a negative of another label).
+  @inlinable
+  public static func forEachTriplet(rows n: Int, labels: [Int], tuples: Tuples?, _ body: (Int, Int, Int) -> Void) {
+    if let tuples {
+      for t in tuples.asTriplets { body(Int(t.x), Int(t.y), Int(t.z)) }
+      return
+    }
+    let m = labels.count
+    for a in 0..<n {
+      for p in 0..<m where p != a && labels[p] == labels[a] {
+        for q in 0..<m where labels[q] != labels[a] { body(a, p, q) }
+      }
+    }
+  }
+}

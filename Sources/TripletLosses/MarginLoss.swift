@@ -77,21 +77,6 @@ public struct MarginLoss<Scalar: DMLScalar>: RegisteredLoss {
     visitor.visit(&beta)
   }
 
-  /// Calls `body(a, p, n)` for every triplet: the given ones, or all valid ones.
-  @inlinable
-  static func forEachTriplet(rows n: Int, labels: [Int], tuples: Tuples?, _ body: (Int, Int, Int) -> Void) {
-    if let tuples {
-      for t in tuples.asTriplets { body(Int(t.x), Int(t.y), Int(t.z)) }
-      return
-    }
-    let m = labels.count
-    for a in 0..<n {
-      for p in 0..<m where p != a && labels[p] == labels[a] {
-        for q in 0..<m where labels[q] != labels[a] { body(a, p, q) }
-      }
-    }
-  }
-
   @inlinable
   public mutating func compute(
     scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>
@@ -111,7 +96,7 @@ public struct MarginLoss<Scalar: DMLScalar>: RegisteredLoss {
     var margins = TermAccumulator<Scalar>()
     var positives = 0, negatives = 0, triplets = 0
     scores.withUnsafeBufferPointer { s in
-      Self.forEachTriplet(rows: n, labels: labels, tuples: tuples) { a, p, q in
+      Tuples.forEachTriplet(rows: n, labels: labels, tuples: tuples) { a, p, q in
         let t = terms(s, a, p, q)
         margins.add(Swift.max(0, t.pos) + Swift.max(0, t.neg))
         if t.pos > 0 { positives += 1 }
@@ -131,7 +116,7 @@ public struct MarginLoss<Scalar: DMLScalar>: RegisteredLoss {
       } else if divisor > 0 {
         scores.withUnsafeBufferPointer { s in
           beta.gradient.withUnsafeMutableBufferPointer { gb in
-            Self.forEachTriplet(rows: n, labels: labels, tuples: tuples) { a, p, q in
+            Tuples.forEachTriplet(rows: n, labels: labels, tuples: tuples) { a, p, q in
               let k = terms(s, a, p, q).beta
               regularizer += nu * b.withUnsafeBufferPointer { $0[k] }
               gb[k] += nu / divisor
@@ -147,7 +132,7 @@ public struct MarginLoss<Scalar: DMLScalar>: RegisteredLoss {
       scores.withUnsafeBufferPointer { s in
         scoreGradient.withUnsafeMutableBufferPointer { g in
           beta.gradient.withUnsafeMutableBufferPointer { gb in
-            Self.forEachTriplet(rows: n, labels: labels, tuples: tuples) { a, p, q in
+            Tuples.forEachTriplet(rows: n, labels: labels, tuples: tuples) { a, p, q in
               let t = terms(s, a, p, q)
               if t.pos > 0 {
                 g[a * columns + p] -= sign * w

@@ -62,21 +62,6 @@ public struct TripletMarginLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFre
       smoothLoss: try v.boolean("smooth"), distance: try v.distance(), reduction: try v.reduction())
   }
 
-  /// Calls `body(a, p, n)` for every triplet: the given ones, or all valid ones.
-  @inlinable
-  func forEachTriplet(rows n: Int, labels: [Int], tuples: Tuples?, _ body: (Int, Int, Int) -> Void) {
-    if let tuples {
-      for t in tuples.asTriplets { body(Int(t.x), Int(t.y), Int(t.z)) }
-      return
-    }
-    let m = labels.count
-    for a in 0..<n {
-      for p in 0..<m where p != a && labels[p] == labels[a] {
-        for q in 0..<m where labels[q] != labels[a] { body(a, p, q) }
-      }
-    }
-  }
-
   @inlinable
   public mutating func compute(
     scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>
@@ -100,13 +85,13 @@ public struct TripletMarginLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFre
     }
     var acc = TermAccumulator<Scalar>()
     scores.withUnsafeBufferPointer { s in
-      forEachTriplet(rows: n, labels: labels, tuples: tuples) { a, p, q in acc.add(terms(s, a, p, q).value) }
+      Tuples.forEachTriplet(rows: n, labels: labels, tuples: tuples) { a, p, q in acc.add(terms(s, a, p, q).value) }
     }
     scoreGradient.resize(rows: n, columns: columns, zeroed: true)
     let r = reduction
     scores.withUnsafeBufferPointer { s in
       scoreGradient.withUnsafeMutableBufferPointer { g in
-        forEachTriplet(rows: n, labels: labels, tuples: tuples) { a, p, q in
+        Tuples.forEachTriplet(rows: n, labels: labels, tuples: tuples) { a, p, q in
           let t = terms(s, a, p, q)
           let slope: Scalar = smooth ? 1 / (1 + Scalar.exp(-t.violation)) : (t.violation > 0 ? 1 : 0)
           guard slope != 0 else { return }
