@@ -5,8 +5,14 @@
 /// accumulated into.
 ///
 /// Products of at least `BatchParallelism.splitGemmMinimum` multiply-adds are split over
-/// `compute`'s threads: the longer side of C in contiguous pieces, one single-threaded BLAS call
-/// each. Each element of C is the same dot product, in the same order, whatever the split.
+/// `compute`'s threads by rows of C, one single-threaded BLAS call per piece. Each element of C is
+/// the same dot product, in the same order, whatever the split, with OpenBLAS's Haswell, Zen,
+/// SkylakeX, Cooperlake, Sandybridge and Prescott kernels (checked on all of them): pieces start at
+/// multiples of `gemmSplitAlignment` rows, and each holds at least `gemmMinimumPieceWork`
+/// multiply-adds, above the size where OpenBLAS switches to its small-matrix kernels, which round
+/// differently. Columns are never split: OpenBLAS's register blocking runs along them (C's
+/// columns are its kernels' M dimension, row-major C being a column-major Cᵀ), and a piece that
+/// starts inside a block rounds differently at any alignment.
 ///
 /// - Parameters:
 ///   - a: the left operand, `m × k` after `op`.
@@ -48,32 +54,50 @@ public func gemm<T: DMLScalar>(
       c.withUnsafeMutableBufferPointer { pc in
         let (pa, pb, pc) = (pa.baseAddress!, pb.baseAddress!, pc.baseAddress!)
         let (lda, ldb) = (a.columns, b.columns)
-        let chunks = m * n * k < BatchParallelism.splitGemmMinimum
-          ? 1 : compute.chunkCount(rows: Swift.max(m, n), workPerRow: 1, minimumWork: 1)
-        if chunks == 1 {
+        let pieces = gemmPieces(m: m, n: n, k: k, compute: compute)
+        if pieces.count == 1 {
           T.blasGemm(
             transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
             a: pa, lda: lda, b: pb, ldb: ldb, beta: beta, c: pc, ldc: n)
-        } else if m >= n {
+        } else {
           // Rows of C: rows of op(A).
-          BatchParallelism.forEachChunk(rows: m, chunks: chunks) { _, rows in
+          BatchParallelism.forEachChunk(rows: pieces.count, chunks: pieces.count) { _, range in
+            let rows = pieces[range.lowerBound]
             T.blasGemm(
               transposeA: transposeA, transposeB: transposeB, m: rows.count, n: n, k: k,
               alpha: alpha, a: pa + rows.lowerBound * (transposeA ? 1 : lda), lda: lda,
               b: pb, ldb: ldb, beta: beta, c: pc + rows.lowerBound * n, ldc: n)
           }
-        } else {
-          // Columns of C: columns of op(B).
-          BatchParallelism.forEachChunk(rows: n, chunks: chunks) { _, columns in
-            T.blasGemm(
-              transposeA: transposeA, transposeB: transposeB, m: m, n: columns.count, k: k,
-              alpha: alpha, a: pa, lda: lda,
-              b: pb + columns.lowerBound * (transposeB ? ldb : 1), ldb: ldb,
-              beta: beta, c: pc + columns.lowerBound, ldc: n)
-          }
         }
       }
     }
+  }
+}
+
+/// The multiple of rows at which `gemm` splits a large product.
+public let gemmSplitAlignment = 192
+
+/// The fewest multiply-adds of one piece of a split product: above OpenBLAS's small-matrix
+/// threshold (10⁶ on SkylakeX), so that every piece runs the kernels the whole product runs.
+public let gemmMinimumPieceWork = 1 << 21
+
+/// The rows of C that `gemm` computes in each piece of an `m × n` product with inner dimension
+/// `k`: one piece below `BatchParallelism.splitGemmMinimum` multiply-adds, else up to
+/// `compute.threads` pieces that start at multiples of `gemmSplitAlignment`, each of at least
+/// `gemmMinimumPieceWork` multiply-adds (the remainder rows join the last piece).
+@inlinable
+public func gemmPieces(m: Int, n: Int, k: Int, compute: ComputeContext) -> [Range<Int>] {
+  let step = gemmSplitAlignment, blocks = m / step
+  let total = m.multipliedReportingOverflow(by: n).partialValue.multipliedReportingOverflow(by: k).partialValue
+  guard total >= BatchParallelism.splitGemmMinimum, blocks >= 2, compute.threads > 1, n > 0, k > 0 else { return [0..<m] }
+  // Blocks a piece needs to reach the minimum work; pieces of ⌊blocks / count⌋ or more blocks.
+  let blockWork = step * n * k
+  let perPiece = (gemmMinimumPieceWork + blockWork - 1) / blockWork
+  let count = Swift.min(compute.threads, blocks / perPiece)
+  guard count > 1 else { return [0..<m] }
+  return (0..<count).map { c in
+    let range = BatchParallelism.rows(ofChunk: c, chunks: count, rows: blocks)
+    return (range.lowerBound * step)..<(c == count - 1 ? m : range.upperBound * step)
   }
 }
 

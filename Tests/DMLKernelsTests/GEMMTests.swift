@@ -106,8 +106,8 @@ struct GEMMTests {
   }
 
   @Test(
-    "A large product split over threads equals the unsplit one bit for bit, by rows and by columns, every transposition",
-    arguments: [(m: 300, n: 200, k: 300), (m: 90, n: 700, k: 300)], [false, true])
+    "A large product split over threads equals the unsplit one bit for bit, by rows, every transposition",
+    arguments: [(m: 700, n: 200, k: 300), (m: 1000, n: 64, k: 300), (m: 450, n: 700, k: 65)], [false, true])
   func splitProduct(shape: (m: Int, n: Int, k: Int), transposed: Bool) {
     var rng = RandomSource(seed: 5)
     let (m, n, k) = shape
@@ -115,7 +115,12 @@ struct GEMMTests {
     var b = transposed ? Matrix<Float>(rows: n, columns: k) : Matrix<Float>(rows: k, columns: n)
     a.apply { _ in Float(rng.normal() as Double) }
     b.apply { _ in Float(rng.normal() as Double) }
-    #expect(m * n * k >= BatchParallelism.splitGemmMinimum)
+    // The product is split: pieces start at multiples of the alignment, each above the
+    // small-matrix size, and cover every row once.
+    let pieces = gemmPieces(m: m, n: n, k: k, compute: ComputeContext(threads: 3))
+    #expect(pieces.count >= 2, "\(pieces)")
+    #expect(pieces.first?.lowerBound == 0 && pieces.last?.upperBound == m && zip(pieces, pieces.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
+    #expect(pieces.allSatisfy { $0.lowerBound % gemmSplitAlignment == 0 && $0.count * n * k >= gemmMinimumPieceWork })
     var one = Matrix<Float>(), three = Matrix<Float>()
     gemm(a, transposeA: transposed, b, transposeB: transposed, into: &one, compute: ComputeContext(threads: 1))
     gemm(a, transposeA: transposed, b, transposeB: transposed, into: &three, compute: ComputeContext(threads: 3))
@@ -128,5 +133,15 @@ struct GEMMTests {
     gemm(a, transposeA: transposed, b, transposeB: transposed, beta: 1, into: &expected, compute: ComputeContext(threads: 1))
     #expect(twice == expected)
     #expect(twice != one)
+  }
+
+  @Test("small or narrow products are not split: below the minimum work, fewer than two aligned blocks, or one thread")
+  func unsplitProducts() {
+    #expect(gemmPieces(m: 128, n: 128, k: 64, compute: ComputeContext(threads: 4)) == [0..<128])
+    #expect(gemmPieces(m: 300, n: 2000, k: 300, compute: ComputeContext(threads: 4)) == [0..<300])
+    #expect(gemmPieces(m: 5000, n: 500, k: 500, compute: ComputeContext(threads: 1)) == [0..<5000])
+    // Narrow rows: each piece needs several blocks to reach the minimum work.
+    let narrow = gemmPieces(m: 4000, n: 8, k: 600, compute: ComputeContext(threads: 8))
+    #expect(narrow.count >= 2 && narrow.allSatisfy { $0.count * 8 * 600 >= gemmMinimumPieceWork })
   }
 }
