@@ -34,7 +34,7 @@ test: deps
 # The DocC documentation (catalog: Docs/MetricLearning.docc, a link to the umbrella module's),
 # combined over every library module, offline; fails on any warning (a broken link, a missing symbol).
 DOC_TARGETS := DMLKernels DMLCore DMLNetworks DMLTraining ContrastiveLosses TripletLosses CenterLosses ProxyLosses \
-  ClassificationLosses DMLLosses DMLSamplers DMLEvaluation DMLData DMLPlot DMLTesting DMLRun MetricLearning
+  ClassificationLosses DMLLosses DMLSamplers DMLEvaluation DMLData DMLPlot DMLTesting DMLRun DMLPlugins MetricLearning
 docs: deps
 	set -o pipefail; $(SWIFT) package --disable-sandbox generate-documentation $(addprefix --target ,$(DOC_TARGETS)) --enable-inherited-docs \
 	  --enable-experimental-combined-documentation 2>&1 | tee .build/docs.log

@@ -28,7 +28,7 @@ let coreRows: [Module] = [
 ]
 let umbrellaDependencies: [Target.Dependency] = [
   "DMLKernels", "DMLCore", "DMLNetworks", "DMLTraining", "DMLLosses", "DMLSamplers", "DMLEvaluation", "DMLData", "DMLPlot",
-  "DMLTesting", "DMLRun",
+  "DMLTesting", "DMLRun", "DMLPlugins",
 ]
 let restRows: [Module] = [
   ("DMLLosses", lossTargets, true),
@@ -39,6 +39,9 @@ let restRows: [Module] = [
   // The training run: epochs, validation, early stopping, offline mining, checkpoints and resume.
   ("DMLRun", ["DMLCore", "DMLNetworks", "DMLTraining", "DMLSamplers", "DMLEvaluation", "DMLData"], true),
   ("DMLPlot", ["DMLCore", "DMLEvaluation", "DMLData", "CBLAS", "CZlib", "CFreeType"], true),
+  // Losses and miners from shared libraries loaded at start-up, through the C interface of
+  // Sources/DMLPluginABI/include/dml_plugin.h; and the conformance table of `dml check-plugin`.
+  ("DMLPlugins", ["DMLCore", "DMLRun", "DMLTesting", "DMLPluginABI"], true),
   // The umbrella. It also depends directly on the loss modules and DMLTesting so that its DocC
   // articles can link to their pages (combined documentation links to direct dependencies only).
   ("MetricLearning", umbrellaDependencies + lossTargets, false),
@@ -54,6 +57,9 @@ var targets: [Target] = [
   .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
   .systemLibrary(name: "CSIMD"),  // header-only vector kernels (Sources/CSIMD/shim.h)
   .target(name: "CGemm"),  // AVX-512 GEMM kernels for the layers, chosen at run time (Sources/CGemm)
+  // The plugin interface, dml_plugin.h: a C header that plugins compile against (a product, so
+  // that a Swift plugin package can depend on it alone).
+  .target(name: "DMLPluginABI"),
   .systemLibrary(name: "CFreeType", pkgConfig: "freetype2", providers: [.apt(["libfreetype-dev"])]),
 ]
 targets += modules.map {
@@ -69,6 +75,8 @@ targets += modules.filter(\.hasTests).map { module in
     dependencies: Array(Set([module.name, "DMLTesting", "DMLRun", "DMLNetworks", "DMLTraining", "DMLLosses", "DMLSamplers", "DMLEvaluation", "DMLData"])).sorted().map {
       .target(name: $0)
     },
+    // DMLPlugins' C fixtures are compiled by the tests themselves, with cc, into plugins.
+    exclude: module.name == "DMLPlugins" ? ["Fixtures"] : [],
     resources: goldenTests.contains(module.name) ? [.copy("Golden")] : [],
     swiftSettings: strict)
 }
@@ -120,6 +128,7 @@ let package = Package(
   products: modules.map { .library(name: $0.name, targets: [$0.name]) }
     + [
       .library(name: "DMLCommands", targets: ["DMLCommands"]),
+      .library(name: "DMLPluginABI", targets: ["DMLPluginABI"]),
       .executable(name: "dml", targets: ["dml"]),
       .plugin(name: "NewLoss", targets: ["NewLoss"]),
       .executable(name: "dml-bench", targets: ["dml-bench"]),

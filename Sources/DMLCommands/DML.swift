@@ -8,8 +8,16 @@ public struct DML: ParsableCommand {
   public static let configuration = CommandConfiguration(
     commandName: "dml",
     abstract: "Deep metric learning: train, evaluate and use embedding networks.",
+    discussion: """
+      --plugin PATH (repeatable, before or after the subcommand) loads a plugin, a shared library of \
+      losses and miners built against dml_plugin.h, before the command runs; DML_PLUGINS holds \
+      more paths, separated by ':'. Their components appear in `dml list` and in every flag.
+      """,
     version: DML.version,
-    subcommands: [Train.self, Tune.self, Evaluate.self, Embed.self, Search.self, Verify.self, Dedup.self, FewShot.self, Plot.self, List.self])
+    subcommands: [
+      Train.self, Tune.self, Evaluate.self, Embed.self, Search.self, Verify.self, Dedup.self, FewShot.self, Plot.self, List.self,
+      CheckPlugin.self,
+    ])
 
   /// Creates the root command, which has no options of its own and dispatches to a subcommand.
   public init() {}
@@ -22,8 +30,24 @@ public struct DML: ParsableCommand {
   /// bad option or hyperparameter value, 1 for data and runtime errors. Errors in parsing itself
   /// (an unknown option, a missing value) print the usage as ArgumentParser does, with status 64.
   public static func main() {
+    main(Array(CommandLine.arguments.dropFirst()))
+  }
+
+  /// Runs the command line `arguments` (without the program name), after loading the plugins
+  /// that `--plugin` options and `DML_PLUGINS` name.
+  public static func main(_ arguments: [String]) {
+    var arguments = arguments
+    do {
+      let split = try PluginOptions.split(arguments, environment: ProcessInfo.processInfo.environment)
+      arguments = split.arguments
+      try PluginOptions.load(split.plugins)
+    } catch let error as ValidationError {
+      fail(error.message, status: 64)
+    } catch {
+      fail("\(error)", status: 1)
+    }
     let command: any ParsableCommand
-    do { command = try parseAsRoot() } catch { exit(withError: error) }
+    do { command = try parseAsRoot(arguments) } catch { exit(withError: error) }
     var running = command
     do {
       try running.run()

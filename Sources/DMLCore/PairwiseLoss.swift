@@ -42,6 +42,15 @@ public protocol PairwiseLoss<Scalar>: ParameterContainer {
   /// class's reference (center loss). `LossEvaluator` then computes only those scores, in
   /// O(n·d) instead of a GEMM against every reference, and leaves the others 0.
   static var readsOwnClassScoresOnly: Bool { get }
+
+  /// Whether this loss reads score matrices against a cross-batch memory. By default
+  /// `supportsCrossBatchMemory` without learned references; a loss whose support is known only
+  /// when it is made (a plugin's) answers per value.
+  var acceptsCrossBatchMemory: Bool { get }
+
+  /// What went wrong in the last `compute`, for a loss computed by foreign code (a plugin) that
+  /// can fail: the value is then NaN, and the trainer stops with this message. `nil` by default.
+  var failure: String? { get }
 }
 
 extension PairwiseLoss {
@@ -57,6 +66,10 @@ extension PairwiseLoss {
   ) {}
   /// Does nothing by default.
   public mutating func updateReferences() {}
+  /// `supportsCrossBatchMemory`, when the loss has no learned references.
+  public var acceptsCrossBatchMemory: Bool { Self.supportsCrossBatchMemory && references == nil }
+  /// `nil`: a loss written in Swift does not fail.
+  public var failure: String? { nil }
 }
 
 /// Anything that turns a batch of embeddings and labels into a loss value and `∂loss/∂embeddings`:
@@ -90,6 +103,9 @@ public protocol EmbeddingLoss<Scalar>: ParameterContainer {
   /// The threads the loss's products may use. A loss that computes products stores it; the
   /// default ignores it.
   var compute: ComputeContext { get set }
+  /// What went wrong in the last evaluation, when a part computed by foreign code (a plugin)
+  /// failed; the trainer stops with it. `nil` by default.
+  var failure: String? { get }
 }
 
 extension EmbeddingLoss {
@@ -107,6 +123,9 @@ extension EmbeddingLoss {
 
   /// `nil` by default: the loss computes its own scores.
   @inlinable public var sharedScoreDistance: Distance? { nil }
+
+  /// `nil` by default: the loss does not fail.
+  @inlinable public var failure: String? { nil }
 
   /// Evaluates without the shared scores by default.
   @inlinable
@@ -182,7 +201,10 @@ public struct LossEvaluator<Loss: PairwiseLoss>: EmbeddingLoss {
   }
 
   /// True when the loss has no learned references and supports a cross-batch memory.
-  @inlinable public var acceptsMemory: Bool { loss.references == nil && Loss.supportsCrossBatchMemory }
+  @inlinable public var acceptsMemory: Bool { loss.acceptsCrossBatchMemory }
+
+  /// The loss's failure in the last evaluation, if any.
+  @inlinable public var failure: String? { loss.failure }
 
   /// The loss's distance when it compares the batch with itself (no learned references).
   @inlinable public var sharedScoreDistance: Distance? { loss.references == nil ? loss.distance : nil }
@@ -321,6 +343,9 @@ where A.Scalar == B.Scalar {
   /// True when both parts accept a cross-batch memory.
   @inlinable public var acceptsMemory: Bool { first.acceptsMemory && second.acceptsMemory }
 
+  /// The first part's failure in the last evaluation, else the second's.
+  @inlinable public var failure: String? { first.failure ?? second.failure }
+
   /// Visits `first`'s parameters in the scope `0`, then `second`'s in the scope `1`.
   @inlinable
   public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
@@ -391,6 +416,9 @@ public struct MultipleLosses<Scalar: DMLScalar>: EmbeddingLoss {
   /// True when every part accepts a cross-batch memory.
   @inlinable public var acceptsMemory: Bool { parts.allSatisfy(\.acceptsMemory) }
 
+  /// The first failing part's failure in the last evaluation, if any.
+  @inlinable public var failure: String? { parts.lazy.compactMap(\.failure).first }
+
   /// Visits each part's parameters, in the scope of its index when there are several parts.
   @inlinable
   public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
@@ -416,6 +444,7 @@ public struct AnyEmbeddingLoss<Scalar: DMLScalar>: EmbeddingLoss {
   @usableFromInline let _update: () -> Void
   @usableFromInline let _compute: () -> ComputeContext
   @usableFromInline let _setCompute: (ComputeContext) -> Void
+  @usableFromInline let _failure: () -> String?
   @usableFromInline let _evaluateShared:
     (Matrix<Scalar>, [Int], Tuples?, inout Matrix<Scalar>, inout DistanceWorkspace<Scalar>) -> LossValue<Scalar>
   /// Whether the wrapped loss accepts a cross-batch memory.
@@ -434,6 +463,7 @@ public struct AnyEmbeddingLoss<Scalar: DMLScalar>: EmbeddingLoss {
     _update = { box.value.updateReferences() }
     _compute = { box.value.compute }
     _setCompute = { box.value.compute = $0 }
+    _failure = { box.value.failure }
     _evaluateShared = { box.value.evaluate($0, labels: $1, tuples: $2, sharedScores: &$3, workspace: &$4) }
     sharedScoreDistance = loss.sharedScoreDistance
   }
@@ -468,6 +498,8 @@ public struct AnyEmbeddingLoss<Scalar: DMLScalar>: EmbeddingLoss {
   }
   /// Applies the wrapped loss's reference updates.
   @inlinable public mutating func updateReferences() { _update() }
+  /// The wrapped loss's failure in its last evaluation, if any.
+  @inlinable public var failure: String? { _failure() }
 }
 
 /// A marker object held only by the copies of one type-erased value (never by its closures), so

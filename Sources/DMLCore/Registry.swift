@@ -324,8 +324,9 @@ public struct LossFactory: Sendable {
   /// Whether the loss accepts a cross-batch memory (`PairwiseLoss.supportsCrossBatchMemory`).
   public let acceptsMemory: Bool
 
-  @usableFromInline
-  init(name: String, summary: String, hyperparameters: [HyperparameterSpec], usesTuples: Bool, acceptsMemory: Bool,
+  /// An entry built by `build`, for losses whose type is known only at run time (a plugin's);
+  /// see the properties for the other arguments.
+  public init(name: String, summary: String, hyperparameters: [HyperparameterSpec], usesTuples: Bool, acceptsMemory: Bool,
        build: @escaping @Sendable (HyperparameterValues, LossContext) throws -> AnyEmbeddingLoss<Float>) {
     self.name = name
     self.summary = summary

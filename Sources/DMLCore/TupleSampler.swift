@@ -24,6 +24,10 @@ public protocol TupleSampler<Scalar>: RandomSourceContainer {
   /// Whether `mine` reads rectangular score matrices against a cross-batch memory: its column
   /// loops run to `scores.columns` with `labels[j]` as column labels.
   var acceptsMemory: Bool { get }
+  /// What went wrong in the last `mine`, for a sampler run by foreign code (a plugin) that can
+  /// fail or return invalid tuples: it then leaves no tuples, and the trainer stops with this
+  /// message. `nil` by default.
+  var failure: String? { get }
 }
 
 extension TupleSampler {
@@ -31,6 +35,8 @@ extension TupleSampler {
   public var providesTuples: Bool { true }
   /// `false` by default: the sampler reads only square within-batch score matrices.
   public var acceptsMemory: Bool { false }
+  /// `nil`: a sampler written in Swift does not fail.
+  public var failure: String? { nil }
 }
 
 /// Counts kept by a sampler over a run, so a trainer can say "the loss is stuck at zero because
@@ -124,6 +130,7 @@ public struct AnyTupleSampler<Scalar: DMLScalar>: TupleSampler {
   @usableFromInline let _statistics: () -> MiningStatistics
   @usableFromInline let _setStatistics: (MiningStatistics) -> Void
   @usableFromInline let _visitRandom: ((inout RandomSource) -> Void) -> Void
+  @usableFromInline let _failure: () -> String?
   /// The wrapped sampler's distance.
   public let distance: Distance
   /// Whether the wrapped sampler produces tuples.
@@ -139,6 +146,7 @@ public struct AnyTupleSampler<Scalar: DMLScalar>: TupleSampler {
     _statistics = { box.value.statistics }
     _setStatistics = { box.value.statistics = $0 }
     _visitRandom = { visit in box.value.visitRandomSources(visit) }
+    _failure = { box.value.failure }
     distance = sampler.distance
     providesTuples = sampler.providesTuples
     acceptsMemory = sampler.acceptsMemory
@@ -155,6 +163,9 @@ public struct AnyTupleSampler<Scalar: DMLScalar>: TupleSampler {
     get { _statistics() }
     set { _setStatistics(newValue) }
   }
+
+  /// The wrapped sampler's failure in its last `mine`, if any.
+  public var failure: String? { _failure() }
 
   /// Visits the wrapped sampler's random generators.
   public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) { _visitRandom(visit) }

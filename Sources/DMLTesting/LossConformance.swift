@@ -1,3 +1,18 @@
+/// One named check of a conformance suite and what failed in it (nothing: it passed).
+public struct ConformanceCheck: Sendable, Equatable {
+  /// What the check verifies, in a few words.
+  public var name: String
+  /// Each failure, described; empty when the check passed.
+  public var failures: [String]
+  /// Whether the check passed.
+  public var passed: Bool { failures.isEmpty }
+  /// A check named `name` with `failures`.
+  public init(name: String, failures: [String]) {
+    self.name = name
+    self.failures = failures
+  }
+}
+
 /// The conformance suite every `PairwiseLoss` passes, including one written in another package:
 ///
 /// ```swift
@@ -13,7 +28,9 @@
 /// - that an empty tuple set gives a zero loss and an all-zero gradient, never NaN (for losses
 ///   that read tuples);
 /// - a non-zero value and gradient on an ordinary batch, so that a loss returning 0 cannot pass;
-/// - finite values and gradients when embeddings are duplicated, or all identical;
+/// - finite values and gradients when embeddings are duplicated, or all identical, and on a batch
+///   of a single class;
+/// - determinism: the same batch twice gives bitwise the same value and gradient;
 /// - that Float and Double agree within 1e-4;
 /// - its learned state (`learnedStateFailures`): every declared tensor moves in a training step,
 ///   learned references are declared, and a copy restored from the named tensors alone continues
@@ -50,7 +67,21 @@ public enum LossConformance {
   public static func failures<D: PairwiseLoss, F: PairwiseLoss>(
     _ double: D, _ float: F, usesTuples: Bool, classes: Int = 4, dimension: Int = 6, orderDependent: Bool = false
   ) -> [String] where D.Scalar == Double, F.Scalar == Float {
+    checks(double, float, usesTuples: usesTuples, classes: classes, dimension: dimension, orderDependent: orderDependent)
+      .flatMap(\.failures)
+  }
+
+  /// The same checks as `failures`, one entry per check with its own failures (empty: passed), for
+  /// a pass/fail table such as `dml check-plugin`'s.
+  public static func checks<D: PairwiseLoss, F: PairwiseLoss>(
+    _ double: D, _ float: F, usesTuples: Bool, classes: Int = 4, dimension: Int = 6, orderDependent: Bool = false
+  ) -> [ConformanceCheck] where D.Scalar == Double, F.Scalar == Float {
+    var checks: [ConformanceCheck] = []
     var failures: [String] = []
+    func close(_ name: String) {
+      checks.append(ConformanceCheck(name: name, failures: failures))
+      failures = []
+    }
     let batch = Batch(dimension: dimension, classes: classes)
     let (x, y) = (batch.embeddings, batch.labels)
 
@@ -93,11 +124,15 @@ public enum LossConformance {
       }
     }
     if !(report.maxError < 1e-6) { failures.append("gradient differs from finite differences: \(report)") }
+    close("gradients against finite differences")
+
+    if let f = evaluator.loss.failure { failures.append("the loss failed: \(f)") }
 
     // 2. A non-zero value and gradient.
     if !(abs(value.total) > 1e-6) { failures.append("loss is \(value.total) on an ordinary batch") }
     if !(gradient.maxAbs() > 1e-6) { failures.append("embedding gradient is all zero on an ordinary batch") }
     if !value.total.isFinite || !gradient.isFinite { failures.append("non-finite value or gradient") }
+    close("a non-zero, finite value and gradient")
 
     // 3. Permutation equivariance, unless the loss declares that it depends on the batch's order
     // (the N-pair loss picks the first pair of each label).
@@ -119,6 +154,15 @@ public enum LossConformance {
       }
     }
     if !orderDependent, !(gradientError <= 1e-10) { failures.append("gradient is not permuted with the batch: \(gradientError)") }
+    close(orderDependent ? "batch order (skipped: order-dependent by definition)" : "independent of the batch order")
+
+    // Determinism: the same batch twice, from fresh copies, gives bitwise the same value and gradient.
+    var again = LossEvaluator(double)
+    let av = again.evaluate(x, labels: y, tuples: nil)
+    if !(av.total == value.total || (av.total.isNaN && value.total.isNaN)) || again.embeddingGradient != gradient {
+      failures.append("two evaluations of the same batch differ: \(value.total) vs \(av.total)")
+    }
+    close("deterministic")
 
     // 4. No tuples: zero loss, zero gradient.
     if usesTuples {
@@ -133,6 +177,7 @@ public enum LossConformance {
         failures.append("no triplets gives loss \(et.total)")
       }
     }
+    close(usesTuples ? "empty tuples give 0 and a zero gradient" : "empty tuples (skipped: the loss reads no tuples)")
 
     // 5. Duplicates and a collapsed batch stay finite.
     var duplicated = x
@@ -148,6 +193,15 @@ public enum LossConformance {
         failures.append("\(name): non-finite loss \(v.total) or gradient")
       }
     }
+    close("finite on duplicated and identical rows")
+
+    // A batch of a single class: no negatives anywhere; the loss stays finite.
+    var single = LossEvaluator(double)
+    let sv = single.evaluate(x, labels: [Int](repeating: 0, count: x.rows), tuples: nil)
+    if !sv.total.isFinite || !single.embeddingGradient.isFinite {
+      failures.append("a single class: non-finite loss \(sv.total) or gradient")
+    }
+    close("finite on a single class")
 
     // 6. Float agrees with Double.
     var f = float
@@ -167,9 +221,10 @@ public enum LossConformance {
     if !(gd.maxAbs() <= 1e-4 * max(1, gradient.maxAbs())) {
       failures.append("Float gradient differs from Double by \(gd.maxAbs())")
     }
+    close("Float agrees with Double")
     // 7. With a cross-batch memory: rectangular scores, gradient against central differences,
     // with the memory's rows held constant and the batch's own columns moving with it.
-    if D.supportsCrossBatchMemory && double.references == nil {
+    if double.acceptsCrossBatchMemory {
       let n = 8
       let current = x.rows(Array(0..<n)), currentLabels = Array(y[0..<n])
       var memory = CrossBatchMemory<Double>(capacity: 6)
@@ -198,7 +253,10 @@ public enum LossConformance {
       if !(memoryReport.maxError < 1e-6) { failures.append("with a cross-batch memory, gradient differs from finite differences: \(memoryReport)") }
       if !mv.total.isFinite || !(mg.maxAbs() > 1e-6) { failures.append("with a cross-batch memory: loss \(mv.total), gradient max \(mg.maxAbs())") }
     }
-    return failures + learnedStateFailures(double, batch: batch)
+    close(double.acceptsCrossBatchMemory ? "with a cross-batch memory" : "cross-batch memory (skipped: not accepted)")
+    failures = learnedStateFailures(double, batch: batch)
+    close(double.parameters.isEmpty ? "learned state (none declared)" : "learned state moves and round-trips")
+    return checks
   }
 
   /// The learned-state checks, on one training step of `loss` (evaluation, a plain gradient step

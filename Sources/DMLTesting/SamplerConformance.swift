@@ -4,7 +4,8 @@
 ///   deterministic samplers);
 /// - one-sided batches (one label, or all labels distinct), a single row and an empty batch are
 ///   handled without a crash;
-/// - the statistics count every batch;
+/// - mining the same batch twice gives the same tuples;
+/// - the statistics count every batch, and the sampler reports no failure;
 /// - a sampler that accepts a cross-batch memory mines valid tuples from a rectangular score
 ///   matrix: the batch's rows against the batch followed by a memory, with one label per column,
 ///   anchors among the rows and partners among the columns.
@@ -19,7 +20,19 @@ public enum SamplerConformance {
   ///     label names (for samplers without randomness).
   public static func failures<S: TupleSampler>(_ sampler: S, deterministic: Bool = true) -> [String]
   where S.Scalar == Double {
+    checks(sampler, deterministic: deterministic).flatMap(\.failures)
+  }
+
+  /// The same checks as `failures`, one entry per check with its own failures (empty: passed).
+  public static func checks<S: TupleSampler>(_ sampler: S, deterministic: Bool = true) -> [ConformanceCheck]
+  where S.Scalar == Double {
+    var checks: [ConformanceCheck] = []
     var failures: [String] = []
+    var bookkeeping: [String] = []
+    func close(_ name: String) {
+      checks.append(ConformanceCheck(name: name, failures: failures))
+      failures = []
+    }
     let batch = LossConformance.Batch(rows: 16, dimension: 5, classes: 4, seed: 3)
 
     func mine(_ x: Matrix<Double>, _ y: [Int]) -> Tuples {
@@ -30,8 +43,9 @@ public enum SamplerConformance {
       var t = Tuples.none
       s.mine(scores: scores, labels: y, into: &t)
       if s.statistics.batches != 1 || s.statistics.lastCount != t.count {
-        failures.append("statistics do not count the batch: \(s.statistics)")
+        bookkeeping.append("statistics do not count the batch: \(s.statistics)")
       }
+      if let f = s.failure { bookkeeping.append("the sampler failed: \(f)") }
       return t
     }
 
@@ -58,6 +72,9 @@ public enum SamplerConformance {
     let base = mine(x, y)
     if let e = invalid(base, y) { failures.append(e) }
     if base.count == 0 { failures.append("nothing mined on an ordinary batch") }
+    close("valid tuples on an ordinary batch")
+    if mine(x, y) != base { failures.append("two calls on the same batch mine different tuples") }
+    close("deterministic")
 
     if deterministic {
       var rng = RandomSource(seed: 5)
@@ -78,6 +95,7 @@ public enum SamplerConformance {
         failures.append("the tuples depend on the batch order or the label names")
       }
     }
+    close(deterministic ? "independent of the batch order and label names" : "batch order (skipped: random by design)")
 
     let n = y.count
     for (name, labels) in [
@@ -87,10 +105,12 @@ public enum SamplerConformance {
       if let e = invalid(t, labels) { failures.append("\(name): \(e)") }
       if !t.triplets.isEmpty { failures.append("\(name): \(t.triplets.count) triplets where none exist") }
     }
+    close("one label, and all labels distinct")
     var one = Matrix<Double>(rows: 1, columns: x.columns)
     one.apply { _ in 0.5 }
     if mine(one, [0]).count != 0 { failures.append("a single row gave tuples") }
     if mine(Matrix(rows: 0, columns: x.columns), []).count != 0 { failures.append("an empty batch gave tuples") }
+    close("a single row and an empty batch")
 
     if sampler.acceptsMemory {
       // The batch against itself followed by a memory of 24 earlier embeddings of the same classes.
@@ -113,6 +133,9 @@ public enum SamplerConformance {
         || t.triplets.contains { $0.y >= n || $0.z >= n }
       if !reachesMemory { failures.append("with a memory: no tuple uses a memory column") }
     }
-    return failures
+    close(sampler.acceptsMemory ? "with a cross-batch memory" : "cross-batch memory (skipped: not accepted)")
+    failures = bookkeeping
+    close("statistics count every batch; no failure reported")
+    return checks
   }
 }

@@ -114,11 +114,13 @@ public struct Trainer<
         shared = loss.sharedScoreDistance == sampler.distance
       }
       mined = tuples.count
+      if let failure = sampler.failure { throw TrainingError("step \(step + 1): \(failure); parameters left as they were") }
     }
     let value =
       shared
       ? loss.evaluate(network.embeddings, labels: labels, tuples: tuples, sharedScores: &scores, workspace: &workspace)
       : loss.evaluate(network.embeddings, labels: labels, memory: usesMemory ? memory : nil, tuples: mines ? tuples : nil)
+    if let failure = loss.failure { throw TrainingError("step \(step + 1): \(failure); parameters left as they were") }
     guard value.total.isFinite else {
       throw TrainingError("step \(step + 1): the loss is \(value.total); parameters left as they were")
     }

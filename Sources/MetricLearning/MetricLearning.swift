@@ -9,3 +9,4 @@
 @_exported import DMLPlot
 @_exported import DMLRun
 @_exported import DMLTesting
+@_exported import DMLPlugins
