@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests and CI never set this: they run whatever the machine's environment gives.
 FAST_BLAS := $(if $(OPENBLAS_CORETYPE),,$(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX))
 
-.PHONY: all deps build test example check-new-loss docs doc-coverage demo bench bench-quick bench-kinds bench-env bench-each bench-deps bench-foundation bench-losses bench-search bench-plots fuzz fuzz-asan libfuzz reliability report report-crossbatch report-class-weights pictures clean
+.PHONY: all deps build test example plugins check-new-loss docs doc-coverage demo bench bench-quick bench-kinds bench-env bench-each bench-deps bench-foundation bench-losses bench-search bench-plots fuzz fuzz-asan libfuzz reliability report report-crossbatch report-class-weights pictures clean
 
 all: build
 
@@ -30,6 +30,7 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 	$(MAKE) --no-print-directory example
+	$(MAKE) --no-print-directory plugins
 
 # The DocC documentation (catalog: Docs/MetricLearning.docc, a link to the umbrella module's),
 # combined over every library module, offline; fails on any warning (a broken link, a missing symbol).
@@ -63,6 +64,29 @@ check-new-loss: deps
 	[ -z "$$(diff -rq "$(CURDIR)/Sources" Sources | grep -v FooLoss)" ] || { echo "new-loss edited sources beyond Sources/FooLoss"; exit 1; }; \
 	$(SWIFT) build --build-tests; $(SWIFT) test --skip-build --filter FooLossTests 2>&1 | tee "$$tmp/log"; \
 	grep -q 'Test run with 2 tests in 1 suite passed' "$$tmp/log" && echo "check-new-loss: FooLoss scaffolded, built and passed its conformance tests"
+
+# Plugins (Examples/Plugins): the C loss built with one cc command, the Swift miner with its own
+# package; each checked by `dml check-plugin` and trained for one epoch; then every bad plugin of
+# the test fixtures is refused at load, by name. Outputs stay under .build.
+PLUGIN_DIR := .build/plugins
+PLUGIN_TRAIN := --train-classes 0-2 --test-classes 5-6 --epochs 1 --log-every 0
+BAD_PLUGINS := NO_ENTRY_POINT WRONG_ABI_VERSION UNKNOWN_HYPERPARAMETER_TYPE BAD_DEFAULT NULL_COMPUTE DUPLICATE_NAME INIT_FAILS BUILTIN_NAME
+plugins: deps
+	$(SWIFT) build --product dml
+	mkdir -p $(PLUGIN_DIR)
+	cc -shared -fPIC -O2 -I Sources/DMLPluginABI/include Examples/Plugins/squared-hinge/squared_hinge.c -o $(PLUGIN_DIR)/squared_hinge.so
+	cd Examples/Plugins/HardestTriplets && $(SWIFT) build
+	.build/debug/dml check-plugin $(PLUGIN_DIR)/squared_hinge.so
+	.build/debug/dml check-plugin Examples/Plugins/HardestTriplets/.build/debug/libHardestTriplets.so
+	.build/debug/dml --plugin $(PLUGIN_DIR)/squared_hinge.so train --loss squared-hinge --miner none $(PLUGIN_TRAIN)
+	.build/debug/dml --plugin Examples/Plugins/HardestTriplets/.build/debug/libHardestTriplets.so train --loss triplet --miner hardest-triplets $(PLUGIN_TRAIN)
+	@set -e; for bad in $(BAD_PLUGINS); do \
+	  cc -shared -fPIC -D$$bad -I Sources/DMLPluginABI/include Tests/DMLPluginsTests/Fixtures/bad.c -o $(PLUGIN_DIR)/bad-$$bad.so; \
+	  if err=$$(.build/debug/dml --plugin $(PLUGIN_DIR)/bad-$$bad.so list 2>&1 >/dev/null); then echo "plugins: bad-$$bad.so was loaded"; exit 1; fi; \
+	  echo "$$err" | grep -q "^Error: plugin bad-$$bad.so: " || { echo "plugins: bad-$$bad.so: unexpected error: $$err"; exit 1; }; \
+	  echo "plugins: refused bad-$$bad.so: $${err#Error: }"; \
+	done
+	@echo "plugins: the C and the Swift example passed check-plugin and trained; every bad plugin was refused by name"
 
 # The external example package (Examples/CircleLoss) depends on this one, passes the conformance
 # suite with its own loss and miner, trains its own network, loss and miner through the run API

@@ -109,6 +109,18 @@ func addingALossSnippet() {
   DML.main()
 }
 
+// MARK: Writing a plugin
+
+/// The article's loading of a plugin into the registries.
+func pluginSnippet(path: String) throws -> (AnyEmbeddingLoss<Float>, AnyTupleSampler<Float>) {
+  let plugin = try PluginLibrary.load(path)
+  var losses = LossRegistry.standard, miners = MinerRegistry.standard
+  try plugin.register(losses: &losses, miners: &miners)
+  let (loss, _) = try losses.make("squared-hinge:alpha=0.2", context: LossContext(classes: 3, embeddingDimension: 64))
+  let miner = try miners.make("none", context: MinerContext(embeddingDimension: 64))
+  return (loss, miner)
+}
+
 // MARK: Using the library from your own package
 
 func trainAndEvaluate(checkpoints: String) throws -> TestReport {
