@@ -12,7 +12,9 @@
 /// multiply-adds, above the size where OpenBLAS switches to its small-matrix kernels, which round
 /// differently. Columns are never split: OpenBLAS's register blocking runs along them (C's
 /// columns are its kernels' M dimension, row-major C being a column-major Cᵀ), and a piece that
-/// starts inside a block rounds differently at any alignment.
+/// starts inside a block rounds differently at any alignment. A product with too few rows to
+/// split and many columns (`gemmComputesTransposed`) is computed as `Cᵀ`, split by its rows, and
+/// transposed into C.
 ///
 /// - Parameters:
 ///   - a: the left operand, `m × k` after `op`.
@@ -54,6 +56,30 @@ public func gemm<T: DMLScalar>(
       c.withUnsafeMutableBufferPointer { pc in
         let (pa, pb, pc) = (pa.baseAddress!, pb.baseAddress!, pc.baseAddress!)
         let (lda, ldb) = (a.columns, b.columns)
+        if gemmComputesTransposed(m: m, n: n, k: k) {
+          // Too few rows to split, many columns: Cᵀ = op(B)ᵀ op(A)ᵀ, split by its rows, then
+          // transposed into C. The choice depends on the shape alone, so every thread count
+          // computes the same dot products.
+          let pieces = gemmPieces(m: n, n: m, k: k, compute: compute)
+          let t = UnsafeMutablePointer<T>.allocate(capacity: n * m)
+          defer { t.deallocate() }
+          BatchParallelism.forEachChunk(rows: pieces.count, chunks: pieces.count) { _, range in
+            let rows = pieces[range.lowerBound]
+            T.blasGemm(
+              transposeA: !transposeB, transposeB: !transposeA, m: rows.count, n: m, k: k,
+              alpha: alpha, a: pb + rows.lowerBound * (transposeB ? ldb : 1), lda: ldb,
+              b: pa, ldb: lda, beta: 0, c: t + rows.lowerBound * m, ldc: m)
+          }
+          for i in 0..<m {
+            let row = pc + i * n
+            if beta == 0 {
+              for j in 0..<n { row[j] = t[j * m + i] }
+            } else {
+              for j in 0..<n { row[j] = t[j * m + i] + beta * row[j] }
+            }
+          }
+          return
+        }
         let pieces = gemmPieces(m: m, n: n, k: k, compute: compute)
         if pieces.count == 1 {
           T.blasGemm(
@@ -99,6 +125,16 @@ public func gemmPieces(m: Int, n: Int, k: Int, compute: ComputeContext) -> [Rang
     let range = BatchParallelism.rows(ofChunk: c, chunks: count, rows: blocks)
     return (range.lowerBound * step)..<(c == count - 1 ? m : range.upperBound * step)
   }
+}
+
+/// Whether `gemm` computes an `m × n` product with inner dimension `k` as `Cᵀ = op(B)ᵀ op(A)ᵀ`,
+/// split by the rows of `Cᵀ`: when the product is large enough to split but has fewer than two
+/// aligned blocks of rows and at least two of columns (a batch of 128 rows against 2,048
+/// references). A property of the shape alone, whatever the threads.
+@inlinable
+public func gemmComputesTransposed(m: Int, n: Int, k: Int) -> Bool {
+  let total = m.multipliedReportingOverflow(by: n).partialValue.multipliedReportingOverflow(by: k).partialValue
+  return total >= BatchParallelism.splitGemmMinimum && m / gemmSplitAlignment < 2 && n / gemmSplitAlignment >= 2
 }
 
 /// The product `op(A) * op(B)` as a new matrix.

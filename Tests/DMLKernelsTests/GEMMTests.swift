@@ -135,10 +135,44 @@ struct GEMMTests {
     #expect(twice != one)
   }
 
+  @Test(
+    "A wide product (too few rows to split) is computed as its transpose, split by the transpose's rows: equal across threads, and correct",
+    arguments: [(m: 90, n: 700, k: 300), (m: 128, n: 2048, k: 128)], [false, true])
+  func wideProduct(shape: (m: Int, n: Int, k: Int), transposed: Bool) {
+    var rng = RandomSource(seed: 7)
+    let (m, n, k) = shape
+    #expect(gemmComputesTransposed(m: m, n: n, k: k) && gemmPieces(m: n, n: m, k: k, compute: ComputeContext(threads: 2)).count == 2)
+    var a = transposed ? Matrix<Float>(rows: k, columns: m) : Matrix<Float>(rows: m, columns: k)
+    var b = transposed ? Matrix<Float>(rows: n, columns: k) : Matrix<Float>(rows: k, columns: n)
+    a.apply { _ in Float(rng.normal() as Double) }
+    b.apply { _ in Float(rng.normal() as Double) }
+    var one = Matrix<Float>(), two = Matrix<Float>()
+    gemm(a, transposeA: transposed, b, transposeB: transposed, alpha: 0.5, into: &one, compute: ComputeContext(threads: 1))
+    gemm(a, transposeA: transposed, b, transposeB: transposed, alpha: 0.5, into: &two, compute: ComputeContext(threads: 2))
+    #expect(one == two)
+    // Against a Double product, element by element.
+    let ad = a.converted(to: Double.self), bd = b.converted(to: Double.self)
+    var worst = 0.0
+    for i in stride(from: 0, to: m, by: 7) {
+      for j in stride(from: 0, to: n, by: 11) {
+        var sum = 0.0
+        for p in 0..<k { sum += (transposed ? ad[p, i] : ad[i, p]) * (transposed ? bd[j, p] : bd[p, j]) }
+        worst = max(worst, abs(Double(one[i, j]) - 0.5 * sum))
+      }
+    }
+    #expect(worst < 1e-3)
+    // Accumulating: C ← 0.5·op(A)op(B) + 2·C, the same across threads.
+    var twice = one, expected = one
+    gemm(a, transposeA: transposed, b, transposeB: transposed, alpha: 0.5, beta: 2, into: &twice, compute: ComputeContext(threads: 2))
+    gemm(a, transposeA: transposed, b, transposeB: transposed, alpha: 0.5, beta: 2, into: &expected, compute: ComputeContext(threads: 1))
+    #expect(twice == expected && abs(twice[3, 5] - 3 * one[3, 5]) <= 1e-4 * max(1, abs(one[3, 5])))
+  }
+
   @Test("small or narrow products are not split: below the minimum work, fewer than two aligned blocks, or one thread")
   func unsplitProducts() {
     #expect(gemmPieces(m: 128, n: 128, k: 64, compute: ComputeContext(threads: 4)) == [0..<128])
     #expect(gemmPieces(m: 300, n: 2000, k: 300, compute: ComputeContext(threads: 4)) == [0..<300])
+    #expect(!gemmComputesTransposed(m: 128, n: 128, k: 64) && !gemmComputesTransposed(m: 5000, n: 500, k: 500))
     #expect(gemmPieces(m: 5000, n: 500, k: 500, compute: ComputeContext(threads: 1)) == [0..<5000])
     // Narrow rows: each piece needs several blocks to reach the minimum work.
     let narrow = gemmPieces(m: 4000, n: 8, k: 600, compute: ComputeContext(threads: 8))
