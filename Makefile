@@ -3,7 +3,7 @@
 
 SHELL := /bin/bash
 SWIFT ?= swift
-DEB_PACKAGES := libopenblas-dev zlib1g-dev libfreetype-dev fonts-dejavu-core dataset-fashion-mnist
+DEB_PACKAGES := libopenblas-dev libfaiss-dev zlib1g-dev libfreetype-dev fonts-dejavu-core dataset-fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Benchmarks and the demo choose OpenBLAS's AVX-512 kernels deliberately when the CPU has them and
@@ -35,7 +35,7 @@ test: deps
 # The DocC documentation (catalog: Docs/MetricLearning.docc, a link to the umbrella module's),
 # combined over every library module, offline; fails on any warning (a broken link, a missing symbol).
 DOC_TARGETS := DMLKernels DMLCore DMLNetworks DMLTraining ContrastiveLosses TripletLosses CenterLosses ProxyLosses \
-  ClassificationLosses DMLLosses DMLSamplers DMLEvaluation DMLData DMLPlot DMLTesting DMLRun DMLPlugins MetricLearning
+  ClassificationLosses DMLLosses DMLSamplers DMLEvaluation DMLData DMLPlot DMLTesting DMLRun DMLPlugins DMLIndex MetricLearning
 docs: deps
 	set -o pipefail; $(SWIFT) package --disable-sandbox generate-documentation $(addprefix --target ,$(DOC_TARGETS)) --enable-inherited-docs \
 	  --enable-experimental-combined-documentation 2>&1 | tee .build/docs.log

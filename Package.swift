@@ -28,7 +28,7 @@ let coreRows: [Module] = [
 ]
 let umbrellaDependencies: [Target.Dependency] = [
   "DMLKernels", "DMLCore", "DMLNetworks", "DMLTraining", "DMLLosses", "DMLSamplers", "DMLEvaluation", "DMLData", "DMLPlot",
-  "DMLTesting", "DMLRun", "DMLPlugins",
+  "DMLTesting", "DMLRun", "DMLPlugins", "DMLIndex",
 ]
 let restRows: [Module] = [
   ("DMLLosses", lossTargets, true),
@@ -42,6 +42,8 @@ let restRows: [Module] = [
   // Losses and miners from shared libraries loaded at start-up, through the C interface of
   // Sources/DMLPluginABI/include/dml_plugin.h; and the conformance table of `dml check-plugin`.
   ("DMLPlugins", ["DMLCore", "DMLRun", "DMLTesting", "DMLPluginABI"], true),
+  // Search at scale: the VectorIndex protocol, exact and faiss backends, index folders, tuning.
+  ("DMLIndex", ["DMLCore", "DMLEvaluation", "DMLData", "DMLTraining", "CFaiss"], true),
   // The umbrella. It also depends directly on the loss modules and DMLTesting so that its DocC
   // articles can link to their pages (combined documentation links to direct dependencies only).
   ("MetricLearning", umbrellaDependencies + lossTargets, false),
@@ -60,6 +62,11 @@ var targets: [Target] = [
   // The plugin interface, dml_plugin.h: a C header that plugins compile against (a product, so
   // that a Swift plugin package can depend on it alone).
   .target(name: "DMLPluginABI"),
+  // faiss (Debian's libfaiss-dev, a static C++ library) behind a thin C interface that catches its
+  // exceptions: Sources/CFaiss/include/faiss_shim.h.
+  .target(
+    name: "CFaiss", cxxSettings: [.unsafeFlags(["-std=c++17"])],
+    linkerSettings: [.linkedLibrary("faiss"), .linkedLibrary("openblas"), .linkedLibrary("gomp"), .linkedLibrary("stdc++")]),
   .systemLibrary(name: "CFreeType", pkgConfig: "freetype2", providers: [.apt(["libfreetype-dev"])]),
 ]
 targets += modules.map {

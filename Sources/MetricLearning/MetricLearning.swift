@@ -10,3 +10,4 @@
 @_exported import DMLRun
 @_exported import DMLTesting
 @_exported import DMLPlugins
+@_exported import DMLIndex
