@@ -4,6 +4,8 @@
 #include <faiss/AutoTune.h>
 #include <faiss/IndexIDMap.h>
 #include <faiss/IVFlib.h>
+#include <faiss/IndexIVFPQ.h>
+#include <faiss/IndexPQ.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/MetricType.h>
 #include <faiss/impl/AuxIndexStructures.h>
@@ -104,6 +106,19 @@ int64_t dml_faiss_serialized_size(const dml_faiss_index *index) {
   } catch (...) {
     return -1;
   }
+}
+
+int dml_faiss_skip_polysemous_training(dml_faiss_index *index) {
+  faiss::Index *base = inner(index->index);
+  if (auto ivfpq = dynamic_cast<faiss::IndexIVFPQ *>(base)) {
+    ivfpq->do_polysemous_training = false;
+    return 1;
+  }
+  if (auto pq = dynamic_cast<faiss::IndexPQ *>(base)) {
+    pq->do_polysemous_training = false;
+    return 1;
+  }
+  return 0;
 }
 
 int dml_faiss_train(dml_faiss_index *index, int64_t n, const float *vectors, char *error, size_t error_size) {

@@ -74,21 +74,72 @@ struct Evaluate: ParsableCommand {
   @OptionGroup var checkpointOptions: CheckpointOptions
   @OptionGroup(title: "Data") var dataOptions: DataOptions
   @Flag(help: "Print one JSON object.") var json = false
+  @Option(help: "Also report the metrics from an approximate index of the test embeddings: an index kind (ivf:nlist=N, hnsw:m=M, ivfpq:..., a faiss factory string) or an index folder, whose kind and tuned parameters are used.")
+  var index: String?
+  @OptionGroup(title: "Approximate search (with --index)") var effort: SearchEffort
 
   func run() throws {
     let (_, _, test) = try dataOptions.resolved(forCheckpoint: checkpointOptions.checkpoint).splits()
+    // The index kind is checked before the embeddings are computed.
+    var kind: IndexKind?, tuned: IndexSearchParameters?
+    if let index {
+      if IndexFolder.exists(at: index) {
+        let m = try indexError { try IndexFolder.load(index) }.manifest
+        kind = try indexError { try IndexKind(parsing: m.kind) }
+        tuned = m.defaultParameters
+      } else {
+        do { kind = try IndexKind(parsing: index) } catch let e as IndexError { throw ValidationError("--index \(index): \(e.description)") }
+      }
+    }
     let e = try checkpointOptions.embed(test.features, imageShape: test.imageShape)
     let m = try retrievalMetrics(queries: e, queryLabels: test.labels)
     let c = try clusteringScores(e, labels: test.labels)
+    let approximate = try kind.map { try approximateMetrics(e, labels: test.labels, kind: $0, parameters: effort.parameters(tuned)) }
     if json {
-      print(jsonLine([
+      var object: [String: Any] = [
         "precision_at_1": m.precisionAt1, "r_precision": m.rPrecision, "map_at_r": m.mapAtR, "map": m.meanAveragePrecision,
         "mrr": m.meanReciprocalRank, "recall_at_1": m.recallAt[1]!, "recall_at_2": m.recallAt[2]!, "recall_at_4": m.recallAt[4]!,
         "recall_at_8": m.recallAt[8]!, "nmi": c.nmi, "ami": c.ami, "queries": m.queries, "lone_queries": m.loneQueries,
-      ]))
+      ]
+      if let a = approximate, let kind {
+        object["index"] = [
+          "kind": kind.description, "precision_at_1": a.precisionAt1, "r_precision": a.rPrecision, "map_at_r": a.mapAtR,
+          "recall_at_1": a.recallAt[1]!, "recall_at_2": a.recallAt[2]!, "recall_at_4": a.recallAt[4]!, "recall_at_8": a.recallAt[8]!,
+        ]
+      }
+      print(jsonLine(object))
     } else {
       print("\(m.queries) queries: \(m)  NMI \(String(format: "%.4f", c.nmi))  AMI \(String(format: "%.4f", c.ami))")
+      if let a = approximate, let kind { print("approximate, \(kind): \(a)") }
     }
+  }
+
+  /// The retrieval metrics with neighbours from an approximate index of `e` (each row its own
+  /// query, itself excluded), Euclidean as the exact evaluation.
+  func approximateMetrics(_ e: Matrix<Float>, labels: [Int], kind: IndexKind, parameters: IndexSearchParameters) throws -> RetrievalMetrics {
+    var counts: [Int: Int] = [:]
+    for y in labels { counts[y, default: 0] += 1 }
+    let maxBin = (counts.values.max() ?? 1) - 1
+    let k = Swift.max(1, Swift.min(e.rows - 1, Swift.max(maxBin, 8)))
+    var index = try indexError { try kind.make(dimension: e.columns, metric: .l2) }
+    try indexError { try index.train(e) }
+    try indexError { try index.add(e, ids: (0..<Int64(e.rows)).map { $0 }) }
+    let found = try indexError { try index.search(e, k: k + 1, parameters: parameters) }
+    // Each query's own row is dropped (or its last neighbour, if the index missed itself); a
+    // neighbour the index did not return counts as a miss.
+    var indices: [Int32] = []
+    indices.reserveCapacity(e.rows * k)
+    let missing = Int32(e.rows)
+    for i in 0..<e.rows {
+      var row = found.ids(ofQuery: i).filter { $0 != Int64(i) }.prefix(k).map { $0 < 0 ? missing : Int32($0) }
+      while row.count < k { row.append(missing) }
+      indices += row
+    }
+    // The missing neighbour gets a label no query has.
+    let sentinel = (labels.max() ?? 0) + 1
+    return metricsFromNeighbors(
+      indices, k: k, metricK: Swift.min(k, maxBin), queryLabels: labels, referenceLabels: labels + [sentinel], counts: counts, sameSet: true,
+      recallAt: [1, 2, 4, 8])
   }
 }
 

@@ -85,7 +85,9 @@ struct Search: ParsableCommand {
   @Option(help: "Labels for an NPY --queries file.") var queryLabels: String?
   @Option(help: "Neighbours per query.") var k = 10
   @Option(help: "Save the reference embeddings as an index file (safetensors).") var saveIndex: String?
-  @Option(help: "Search this saved index instead of embedding --data.") var index: String?
+  @Option(help: "Search this saved index instead of embedding --data: an index folder (`dml index build`) or a --save-index file.")
+  var index: String?
+  @OptionGroup(title: "Approximate search (an index folder)") var effort: SearchEffort
   @Option(help: "Print at most this many queries.") var limit = 20
 
   func validate() throws {
@@ -97,6 +99,7 @@ struct Search: ParsableCommand {
   func run() throws {
     var refs: Matrix<Float>, refLabels: [Int], ids: [Int]
     let model = try SearchIndex.model(of: source.checkpoint)
+    if let index, IndexFolder.exists(at: index) { return try searchFolder(index, model: model) }
     if let index {
       let saved: String?
       (refs, refLabels, ids, saved) = try SearchIndex.loadWithModel(index)
@@ -136,6 +139,37 @@ struct Search: ParsableCommand {
       knn.indices, k: k, metricK: k, queryLabels: qLabels, referenceLabels: refLabels,
       counts: Dictionary(refLabels.map { ($0, 1) }, uniquingKeysWith: +), sameSet: queries == nil, recallAt: [1, k])
     warn("\(q.rows) queries, \(refs.rows) references: Recall@1 \(m.recallAt[1]!), Recall@\(k) \(m.recallAt[k]!)")
+  }
+
+  /// Searches an index folder: the queries (--queries, else the test split of --data) embedded
+  /// by the model that made the index's vectors.
+  func searchFolder(_ path: String, model: String) throws {
+    guard saveIndex == nil else { throw ValidationError("--save-index: an index folder is already saved; use `dml index add` to grow it") }
+    let folder = try indexError { try IndexFolder.load(path) }
+    guard folder.manifest.model == model else {
+      throw ValidationError(
+        "--index \(path) holds embeddings of \(folder.manifest.model), and the queries would be embedded by \(model)"
+          + (source.checkpoint.map { " (--checkpoint \($0))" } ?? "") + ": search it with the checkpoint that built it")
+    }
+    let d = try queries.map { try dataOptions.load($0, labels: queryLabels, train: false) }
+      ?? dataOptions.resolved(forCheckpoint: source.checkpoint).splits().test
+    let q = try source.embed(d)
+    let result = try indexError { try folder.index.search(q, k: k, parameters: effort.parameters(folder.manifest.defaultParameters)) }
+    print("query,rank,id,label,score")
+    for i in 0..<Swift.min(q.rows, limit) {
+      for (rank, id) in result.ids(ofQuery: i).enumerated() where id >= 0 {
+        print("\(i),\(rank + 1),\(id),\(folder.labels[id].map(String.init) ?? ""),\(result.scores[i * k + rank])")
+      }
+    }
+    if !folder.labels.isEmpty {
+      var hits1 = 0, hitsK = 0
+      for i in 0..<q.rows {
+        let labels = result.ids(ofQuery: i).map { folder.labels[$0] }
+        if labels.first == d.labels[i] { hits1 += 1 }
+        if labels.contains(d.labels[i]) { hitsK += 1 }
+      }
+      warn("\(q.rows) queries, \(folder.index.count) indexed items: Recall@1 \(Double(hits1) / Double(max(1, q.rows))), Recall@\(k) \(Double(hitsK) / Double(max(1, q.rows)))")
+    }
   }
 }
 

@@ -3,10 +3,8 @@ import Foundation
 /// NumPy `.npy` files (version 1 and 2, C order): float32, float64, int32, int64 and uint8 arrays
 /// (two dimensions for features, one for labels; images may come as three).
 public enum NPY {
-  /// The array as Float values with its shape.
-  ///
-  /// Reads little-endian float32, float64, int32 and int64 arrays and uint8 ones, of any shape.
-  public static func read(_ path: String) throws -> (shape: [Int], values: [Float]) {
+  /// The header's dtype and shape, the element count and the data bytes, checked against each other.
+  static func parse(_ path: String) throws -> (descr: String, shape: [Int], count: Int, data: ArraySlice<UInt8>) {
     let b = try readFileBytes(path)
     guard b.count >= 10, b[0] == 0x93, Array(b[1...5]) == Array("NUMPY".utf8) else {
       throw DataError("\(path): not an NPY file (bad magic)")
@@ -55,6 +53,14 @@ public enum NPY {
     guard data.count == count * size else {
       throw DataError("\(path): shape \(shape) needs \(count * size) bytes, file holds \(data.count)")
     }
+    return (descr, shape, count, data)
+  }
+
+  /// The array as Float values with its shape.
+  ///
+  /// Reads little-endian float32, float64, int32 and int64 arrays and uint8 ones, of any shape.
+  public static func read(_ path: String) throws -> (shape: [Int], values: [Float]) {
+    let (descr, shape, count, data) = try parse(path)
     var values = [Float](repeating: 0, count: count)
     data.withUnsafeBytes { raw in
       for i in 0..<count {
@@ -68,6 +74,28 @@ public enum NPY {
       }
     }
     return (shape, values)
+  }
+
+  /// A one-dimensional array of whole numbers, exactly: int32 or int64 (ids beyond 2²⁴, which
+  /// Float cannot hold), or floats that are whole numbers.
+  public static func readIntegers(_ path: String) throws -> [Int] {
+    let (descr, shape, count, data) = try parse(path)
+    guard shape.count == 1 else { throw DataError("\(path): expected a one-dimensional array, got shape \(shape)") }
+    return try data.withUnsafeBytes { raw in
+      try (0..<count).map { i in
+        switch descr {
+        case "<i8": return Int(raw.loadUnaligned(fromByteOffset: i * 8, as: Int64.self))
+        case "<i4": return Int(raw.loadUnaligned(fromByteOffset: i * 4, as: Int32.self))
+        case "|u1", "<u1": return Int(raw[i])
+        default:
+          let v = descr == "<f8" ? raw.loadUnaligned(fromByteOffset: i * 8, as: Double.self) : Double(raw.loadUnaligned(fromByteOffset: i * 4, as: Float.self))
+          guard v.isFinite, v == v.rounded(), abs(v) <= 9_007_199_254_740_992 else {
+            throw DataError("\(path): value \(v) at \(i) is not a whole number")
+          }
+          return Int(v)
+        }
+      }
+    }
   }
 
   /// Features from an NPY matrix and labels from an NPY vector or a CSV column.

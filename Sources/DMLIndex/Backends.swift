@@ -143,6 +143,8 @@ public struct FaissIndex: VectorIndex, @unchecked Sendable {
       if text.hasPrefix("Error in "), let range = text.range(of: #"\.(cpp|h):[0-9]+: "#, options: .regularExpression) {
         reason = String(text[range.upperBound...])
       }
+      // A failed check: "Error: 'condition' failed: <reason>" → "<reason>".
+      if reason.hasPrefix("Error: '"), let range = reason.range(of: "' failed: ") { reason = String(reason[range.upperBound...]) }
       throw IndexError("faiss, \(subject): \(reason)")
     }
   }
@@ -172,6 +174,9 @@ public struct FaissIndex: VectorIndex, @unchecked Sendable {
   }
 
   func prepared(_ vectors: Matrix<Float>) -> Matrix<Float> { metric == .cosine ? vectors.rowsNormalized() : vectors }
+
+  /// Turns off faiss's polysemous training of a PQ or IVF-PQ index.
+  public func skipPolysemousTraining() { _ = dml_faiss_skip_polysemous_training(handle.pointer) }
 
   /// Trains the index (IVF centroids, PQ codebooks) on `vectors`.
   public mutating func train(_ vectors: Matrix<Float>) throws {

@@ -214,7 +214,8 @@ public struct IndexTuning: Sendable {
   /// The cheapest setting that reached the target, or `nil` if none did.
   public var chosen: Trial?
 
-  /// Tries `nprobe` (IVF) or `efSearch` (HNSW) at 1, 2, 4, … until Recall@`k` of `queries`
+  /// Tries `nprobe` (IVF) at 1, 2, 4, … or `efSearch` (HNSW) at `k` and the powers of two above
+  /// it, until Recall@`k` of `queries`
   /// against `exact` (the exact neighbours' ids, `queries × k`) reaches `target`.
   public static func tune(_ index: any VectorIndex, queries: Matrix<Float>, exact: IndexSearchResult, k: Int, target: Double) throws
     -> IndexTuning
@@ -224,17 +225,18 @@ public struct IndexTuning: Sendable {
     }
     guard target > 0, target <= 1 else { throw IndexError("target recall \(target) must be in (0, 1]") }
     var trials: [Trial] = []
-    var value = 1
-    let limit = faiss.isIVF ? 65_536 : 4_096
+    // nprobe 1, 2, 4, …; efSearch k (its least useful value), then the powers of two above it.
+    var value = faiss.isIVF ? 1 : k
+    let limit = faiss.isIVF ? 65_536 : Swift.max(4_096, k)
     while value <= limit {
-      let p = faiss.isIVF ? IndexSearchParameters(nprobe: value) : IndexSearchParameters(efSearch: Swift.max(value, k))
+      let p = faiss.isIVF ? IndexSearchParameters(nprobe: value) : IndexSearchParameters(efSearch: value)
       let start = DispatchTime.now().uptimeNanoseconds
       let found = try faiss.search(queries, k: k, parameters: p)
       let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
       let trial = Trial(parameters: p, recall: recall(found, exact: exact, k: k), queriesPerSecond: Double(queries.rows) / Swift.max(seconds, 1e-9))
       trials.append(trial)
       if trial.recall >= target { return IndexTuning(trials: trials, chosen: trial) }
-      value *= 2
+      value = faiss.isIVF || value < 1 ? value * 2 : 1 << (Int.bitWidth - (value).leadingZeroBitCount)
     }
     return IndexTuning(trials: trials, chosen: nil)
   }

@@ -1127,3 +1127,79 @@ struct AuditedGuardTests {
     #expect(!r.stdout.contains("train it on every training class"))
   }
 }
+
+@Suite("dml index: build, add, info, search, tune, and --index in search and evaluate")
+struct IndexCommandTests {
+  /// Clustered vectors in 16 dimensions, their labels (the cluster) and the NPY files.
+  static func files(_ name: String, rows: Int, seed: UInt64, dimension: Int = 16) throws -> String {
+    var rng = RandomSource(seed: 99)
+    let centres = (0..<12).map { _ in (0..<dimension).map { _ in 3 * rng.normal(Float.self) } }
+    var local = RandomSource(seed: seed)
+    var m = Matrix<Float>(rows: rows, columns: dimension)
+    var labels: [Int] = []
+    for i in 0..<rows {
+      let c = local.index(below: 12)
+      labels.append(c)
+      for j in 0..<dimension { m[i, j] = centres[c][j] + local.normal(Float.self) }
+    }
+    let path = ScratchSpace.path(name + ".npy")
+    try NPY.write(m, to: path)
+    try NPY.write(integers: labels, to: (path as NSString).deletingPathExtension + ".labels.npy")
+    return path
+  }
+
+  @Test("the index life cycle from the command line, and every refusal by name")
+  func lifeCycle() throws {
+    let base = try Self.files("index-base", rows: 2000, seed: 1), more = try Self.files("index-more", rows: 500, seed: 2)
+    let queries = try Self.files("index-queries", rows: 100, seed: 3)
+    let folder = ScratchSpace.path("ivf-index")
+    let build = try dml(["index", "build", "--embeddings", base, "--kind", "ivf:nlist=16", "--metric", "cosine", "--output", folder])
+    #expect(build.status == 0 && build.stdout.contains("2000 vectors of dimension 16"), "\(build.stderr)")
+    // The output is never replaced without --force, and is checked before any work.
+    let again = try dml(["index", "build", "--embeddings", base, "--kind", "ivf:nlist=16", "--output", folder])
+    #expect(again.status == 64 && again.stderr.contains("exists: choose another folder, or --force"))
+    let info = try dml(["index", "info", "--index", folder])
+    #expect(info.stdout.contains("kind ivf:nlist=16 (faiss, faiss \"IVF16,Flat\"), metric cosine") && info.stdout.contains("2000 vectors of dimension 16, with labels"))
+    let add = try dml(["index", "add", "--index", folder, "--embeddings", more])
+    #expect(add.status == 0 && add.stdout.contains("2500 in all"), "\(add.stderr)")
+    let search = try dml(["index", "search", "--index", folder, "--queries", queries, "-k", "5", "--nprobe", "16", "--limit", "3"])
+    let rows = search.stdout.split(separator: "\n")
+    #expect(search.status == 0 && rows.first == "query,rank,id,label,score" && rows.count == 1 + 3 * 5, "\(search.stderr)")
+    // Ids continue after the base's: an added item can be found.
+    let tune = try dml(["index", "tune", "--index", folder, "--queries", queries, "--embeddings", base, "--target", "0.9", "--save"])
+    #expect(tune.status == 64 && tune.stderr.contains("its ids are not the index's"))
+    let whole = ScratchSpace.path("index-whole.npy")
+    let (s1, v1) = try NPY.read(base), (s2, v2) = try NPY.read(more)
+    try NPY.write(Matrix(rows: s1[0] + s2[0], columns: s1[1], elements: v1 + v2), to: whole)
+    let tuned = try dml(["index", "tune", "--index", folder, "--queries", queries, "--embeddings", whole, "--target", "0.9", "--save"])
+    #expect(tuned.status == 0 && tuned.stdout.hasPrefix("parameter,value,recall_at_10,queries_per_second\nnprobe,1,"), "\(tuned.stderr)")
+    #expect(try dml(["index", "info", "--index", folder]).stdout.contains("tuned search parameters: nprobe "))
+
+    // Refusals: a dimension mismatch, an unknown kind, a factory string faiss cannot parse, a
+    // damaged index file.
+    let wide = try Self.files("index-wide", rows: 10, seed: 4, dimension: 8)
+    let mismatch = try dml(["index", "add", "--index", folder, "--embeddings", wide])
+    #expect(mismatch.status == 1 && mismatch.stderr.contains("the vectors have dimension 8; the index holds dimension 16"))
+    let unknown = try dml(["index", "build", "--embeddings", base, "--kind", "ivf:lists=4", "--output", ScratchSpace.path("x")])
+    #expect(unknown.status == 64 && unknown.stderr.contains("--kind ivf:lists=4: index kind ivf:lists=4: unknown key 'lists'"))
+    let factory = try dml(["index", "build", "--embeddings", base, "--kind", "IVF16,Bogus", "--output", ScratchSpace.path("y")])
+    #expect(factory.status == 1 && factory.stderr.contains("faiss, factory string \"IVF16,Bogus\": "))
+    try Data("garbage".utf8).write(to: URL(fileURLWithPath: folder + "/index.faiss"))
+    let damaged = try dml(["index", "search", "--index", folder, "--queries", queries])
+    #expect(damaged.status == 1 && damaged.stderr.contains("faiss, \(folder)/index.faiss: "))
+  }
+
+  @Test("evaluate --index reports the approximate index's metrics beside the exact ones; faiss's flat index equals the exact")
+  func evaluateWithIndex() throws {
+    let ck = temporaryFolder("index-evaluate")
+    let trained = try dml(CommandTests.trainArguments(syntheticCSV(), epochs: 1, checkpoint: ck))
+    #expect(trained.status == 0, "\(trained.stderr)")
+    let flat = try dml(["evaluate", "--checkpoint", ck, "--data", syntheticCSV(), "--test-classes", "4-5", "--index", "faiss-flat", "--json"])
+    #expect(flat.status == 0, "\(flat.stderr)")
+    let object = try JSONSerialization.jsonObject(with: Data(flat.stdout.utf8)) as! [String: Any]
+    let index = object["index"] as! [String: Any]
+    #expect(index["map_at_r"] as? Double == object["map_at_r"] as? Double && index["recall_at_1"] as? Double == object["recall_at_1"] as? Double)
+    let bad = try dml(["evaluate", "--checkpoint", ck, "--data", syntheticCSV(), "--test-classes", "4-5", "--index", "hnsw:m=0"])
+    #expect(bad.status == 64 && bad.stderr.contains("--index hnsw:m=0: index kind hnsw:m=0: 'm=0' is not key=positive integer"))
+  }
+}

@@ -87,7 +87,8 @@ struct IndexTests {
     }
     try IndexFolder(path: folder, manifest: manifest, index: index, labels: [:]).write(replace: true)
     #expect(try IndexFolder.load(folder).labels.isEmpty)
-    #expect(try FileManager.default.contentsOfDirectory(atPath: (folder as NSString).deletingLastPathComponent).filter { $0.contains(".writing-") || $0.contains(".old-") }.isEmpty)
+    let name = (folder as NSString).lastPathComponent
+    #expect(try FileManager.default.contentsOfDirectory(atPath: (folder as NSString).deletingLastPathComponent).filter { $0.hasPrefix(name + ".") }.isEmpty)
   }
 
   @Test("incremental add equals building at once; removal works where the index supports it", arguments: Backend.allCases)

@@ -34,6 +34,10 @@ int dml_faiss_is_hnsw(const dml_faiss_index *index);
 /// Bytes of the serialised index (faiss's own measure of its size), or -1.
 int64_t dml_faiss_serialized_size(const dml_faiss_index *index);
 
+/// Turns off the polysemous training of a PQ or IVF-PQ index (a simulated annealing that reorders
+/// codes for Hamming-distance filtering, which plain searches do not use, and that dominates the
+/// training time). Returns 1 if the index had it.
+int dml_faiss_skip_polysemous_training(dml_faiss_index *index);
 int dml_faiss_train(dml_faiss_index *index, int64_t n, const float *vectors, char *error, size_t error_size);
 int dml_faiss_add(dml_faiss_index *index, int64_t n, const float *vectors, const int64_t *ids, char *error,
                   size_t error_size);
