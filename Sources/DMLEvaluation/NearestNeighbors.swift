@@ -106,12 +106,17 @@ func searchNeighbors<T: DMLScalar>(
     rn.rowSquaredNorms(into: &rs)
   }
   let kk = Swift.min(k + (excludeSelf ? 1 : 0), r)  // one extra, in case self is among the best
-  var bestIndex = [Int32](repeating: -1, count: q * kk)
-  var bestScore = [T](repeating: largest ? -T.infinity : T.infinity, count: q * kk)
+  // Per query, a bounded max-heap of its best `kk` so far (the root is the worst kept), across
+  // every reference block: keys are oriented so that smaller is better, and references arrive in
+  // increasing index order, so ties keep the lower index. A score that does not beat the root is
+  // rejected by one comparison, which is most of them once the heap has filled: the cost is
+  // O(r) per query plus O(log kk) per accepted candidate, at any k.
+  var heapKey = [T](repeating: 0, count: q * kk)
+  var heapIndex = [Int32](repeating: -1, count: q * kk)
+  var heapCount = [Int](repeating: 0, count: q)
   var block = Matrix<T>()
   var qBlock = Matrix<T>(), rBlock = Matrix<T>()
-  var candIndex = [Int32](repeating: 0, count: kk), candScore = [T](repeating: 0, count: kk)
-  var mergedIndex = [Int32](repeating: 0, count: kk), mergedScore = [T](repeating: 0, count: kk)
+  let referenceSquares = rs
 
   var q0 = 0
   while q0 < q {
@@ -123,65 +128,39 @@ func searchNeighbors<T: DMLScalar>(
       copyRows(rn, r0..<r1, into: &rBlock)
       gemm(qBlock, rBlock, transposeB: true, into: &block, compute: compute)
       let m = r1 - r0
-      let take = Swift.min(kk, m)
+      let chunks = compute.chunkCount(rows: q1 - q0, workPerRow: m, minimumWork: 1 << 16)
       block.withUnsafeMutableBufferPointer { b in
-        for i in 0..<(q1 - q0) {
-          let row = b.baseAddress! + i * m
-          if euclidean {
-            // Squared distances; the query's own norm is constant along the row, so only the
-            // reference part decides the order — but it is kept to return true distances.
-            T.squaredDistanceRow(row, querySquare: qs[q0 + i], referenceSquares: rs.withUnsafeBufferPointer { $0.baseAddress! + r0 }, count: m)
-          }
-          if let filter {
-            // Filtered-out references get the worst score, so they rank last and are dropped.
-            let y = filter.queryLabels[q0 + i]
-            filter.referenceLabels.withUnsafeBufferPointer { labels in
-              for j in 0..<m where (labels[r0 + j] == y) != filter.sameLabel { row[j] = worst }
+        heapKey.withUnsafeMutableBufferPointer { hk in
+          heapIndex.withUnsafeMutableBufferPointer { hi in
+            heapCount.withUnsafeMutableBufferPointer { hc in
+              referenceSquares.withUnsafeBufferPointer { squares in
+                let (b, hk, hi, hc) = (b.baseAddress!, hk.baseAddress!, hi.baseAddress!, hc.baseAddress!)
+                BatchParallelism.forEachChunk(rows: q1 - q0, chunks: chunks) { _, rows in
+                  for i in rows {
+                    let row = b + i * m
+                    if euclidean {
+                      // Squared distances, rooted only for the neighbours kept.
+                      T.squaredDistanceRow(row, querySquare: qs[q0 + i], referenceSquares: squares.baseAddress! + r0, count: m)
+                    }
+                    if let filter {
+                      // Filtered-out references get the worst score, so they rank last and are dropped.
+                      let y = filter.queryLabels[q0 + i]
+                      filter.referenceLabels.withUnsafeBufferPointer { labels in
+                        for j in 0..<m where (labels[r0 + j] == y) != filter.sameLabel { row[j] = worst }
+                      }
+                      if let bound = filter.fartherThan?[q0 + i] {
+                        // Row scores are squared distances for the Euclidean kinds, similarities otherwise.
+                        let b = distance.kind == .euclidean && bound > 0 ? bound * bound : bound
+                        for j in 0..<m where distance.isSimilarity ? row[j] >= b : row[j] <= b { row[j] = worst }
+                      }
+                    }
+                    pushRow(
+                      row, count: m, firstIndex: r0, largest: largest, keys: hk + (q0 + i) * kk, indices: hi + (q0 + i) * kk,
+                      size: &hc[q0 + i], capacity: kk)
+                  }
+                }
+              }
             }
-            if let bound = filter.fartherThan?[q0 + i] {
-              // Row scores are squared distances for the Euclidean kinds, similarities otherwise.
-              let b = distance.kind == .euclidean && bound > 0 ? bound * bound : bound
-              for j in 0..<m where distance.isSimilarity ? row[j] >= b : row[j] <= b { row[j] = worst }
-            }
-          }
-          candIndex.withUnsafeMutableBufferPointer { ci in
-            candScore.withUnsafeMutableBufferPointer { cs in
-              selectTopK(row: row, count: m, k: take, largest: largest, indices: ci.baseAddress!, values: cs.baseAddress!)
-            }
-          }
-          // Merge the block's best (indices offset by r0) into the running best.
-          let base = (q0 + i) * kk
-          var a = 0, c = 0
-          for slot in 0..<kk {
-            let aValid = a < kk && bestIndex[base + a] >= 0
-            let cValid = c < take
-            let takeCandidate: Bool
-            if !aValid {
-              takeCandidate = cValid
-            } else if !cValid {
-              takeCandidate = false
-            } else {
-              let av = bestScore[base + a], cv = candScore[c]
-              let ci = candIndex[c] + Int32(r0)
-              takeCandidate = largest ? (cv > av || (cv == av && ci < bestIndex[base + a]))
-                : (cv < av || (cv == av && ci < bestIndex[base + a]))
-            }
-            if takeCandidate {
-              mergedIndex[slot] = candIndex[c] + Int32(r0)
-              mergedScore[slot] = candScore[c]
-              c += 1
-            } else if aValid {
-              mergedIndex[slot] = bestIndex[base + a]
-              mergedScore[slot] = bestScore[base + a]
-              a += 1
-            } else {
-              mergedIndex[slot] = -1
-              mergedScore[slot] = largest ? -T.infinity : T.infinity
-            }
-          }
-          for slot in 0..<kk {
-            bestIndex[base + slot] = mergedIndex[slot]
-            bestScore[base + slot] = mergedScore[slot]
           }
         }
       }
@@ -189,7 +168,24 @@ func searchNeighbors<T: DMLScalar>(
     }
     q0 = q1
   }
-
+  // Each heap, sorted best first, with its scores restored from the oriented keys.
+  var bestIndex = heapIndex, bestScore = heapKey
+  bestIndex.withUnsafeMutableBufferPointer { bi in
+    bestScore.withUnsafeMutableBufferPointer { bs in
+      for i in 0..<q {
+        let keys = bs.baseAddress! + i * kk, indices = bi.baseAddress! + i * kk
+        var size = heapCount[i]
+        while size > 1 {
+          size -= 1
+          let (key, index) = (keys[size], indices[size])
+          keys[size] = keys[0]
+          indices[size] = indices[0]
+          siftDown(key, index, keys: keys, indices: indices, size: size)
+        }
+        if largest { for s in 0..<kk { keys[s] = -keys[s] } }
+      }
+    }
+  }
   var result = Neighbors<T>(indices: [Int32](repeating: 0, count: q * k), scores: Matrix<T>(rows: q, columns: k), k: k)
   for i in 0..<q {
     var out = 0
@@ -208,6 +204,65 @@ func searchNeighbors<T: DMLScalar>(
     }
   }
   return result
+}
+
+/// `(a, ia)` ranks after `(b, ib)`: a larger oriented key, or the same key at a larger index.
+@inline(__always)
+func worse<T: DMLScalar>(_ a: T, _ ia: Int32, _ b: T, _ ib: Int32) -> Bool { a > b || (a == b && ia > ib) }
+
+/// Places `(key, index)` at the root of the max-heap `keys`/`indices` of `size` entries and sifts it
+/// down to its place.
+@inline(__always)
+func siftDown<T: DMLScalar>(_ key: T, _ index: Int32, keys: UnsafeMutablePointer<T>, indices: UnsafeMutablePointer<Int32>, size: Int) {
+  var i = 0
+  while true {
+    let l = 2 * i + 1
+    if l >= size { break }
+    var w = l
+    if l + 1 < size && worse(keys[l + 1], indices[l + 1], keys[l], indices[l]) { w = l + 1 }
+    guard worse(keys[w], indices[w], key, index) else { break }
+    keys[i] = keys[w]
+    indices[i] = indices[w]
+    i = w
+  }
+  keys[i] = key
+  indices[i] = index
+}
+
+/// Offers a block's row of `count` scores (references `firstIndex…`) to a query's bounded heap of
+/// `capacity` entries holding `size`; keys are `-score` when `largest`.
+@inline(__always)
+func pushRow<T: DMLScalar>(
+  _ row: UnsafePointer<T>, count: Int, firstIndex: Int, largest: Bool, keys: UnsafeMutablePointer<T>, indices: UnsafeMutablePointer<Int32>,
+  size: inout Int, capacity: Int
+) {
+  var j = 0
+  // Filling: sift each new entry up.
+  while j < count && size < capacity {
+    let key = largest ? -row[j] : row[j], index = Int32(firstIndex + j)
+    var c = size
+    size += 1
+    while c > 0 {
+      let p = (c - 1) / 2
+      guard worse(key, index, keys[p], indices[p]) else { break }
+      keys[c] = keys[p]
+      indices[c] = indices[p]
+      c = p
+    }
+    keys[c] = key
+    indices[c] = index
+    j += 1
+  }
+  // Full: a score enters only if it beats the worst kept (later indices lose ties).
+  var bound = keys[0]
+  while j < count {
+    let key = largest ? -row[j] : row[j]
+    if key < bound {
+      siftDown(key, Int32(firstIndex + j), keys: keys, indices: indices, size: capacity)
+      bound = keys[0]
+    }
+    j += 1
+  }
 }
 
 @usableFromInline

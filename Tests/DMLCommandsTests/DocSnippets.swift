@@ -121,6 +121,17 @@ func pluginSnippet(path: String) throws -> (AnyEmbeddingLoss<Float>, AnyTupleSam
   return (loss, miner)
 }
 
+// MARK: Searching at scale
+
+/// The article's index: trained, filled, searched.
+func searchingAtScaleSnippet(sample: Matrix<Float>, embeddings: Matrix<Float>, ids: [Int64], queries: Matrix<Float>) throws -> IndexSearchResult {
+  var index = try IndexKind(parsing: "ivf:nlist=1024").make(dimension: 128, metric: .cosine)
+  try index.train(sample)                       // IVF and PQ indexes learn their centroids
+  try index.add(embeddings, ids: ids)           // ids: Int64, one per row, distinct
+  let found = try index.search(queries, k: 10, parameters: IndexSearchParameters(nprobe: 16))
+  return found
+}
+
 // MARK: Using the library from your own package
 
 func trainAndEvaluate(checkpoints: String) throws -> TestReport {

@@ -15,6 +15,10 @@ case "cases":
   exit(ComparisonCases.run(Array(arguments.dropFirst())))
 case "search":
   SearchBenchmark.run(large: !arguments.contains("--no-large"))
+case "topk":
+  TopKBenchmark.run(Array(arguments.dropFirst()))
+case "index":
+  IndexBenchmark.run(Array(arguments.dropFirst()))
 case "distance":
   DistanceProfile.run()
 case "layers":
@@ -24,6 +28,6 @@ case "plots":
 case "resources":
   exit(ResourceCheck.run(arguments.count > 1 ? arguments[1] : "mining:semihard") ? 0 : 1)
 default:
-  FileHandle.standardError.write(Data("usage: dml-bench foundation|losses [--quick] | cases [--quick] [--kinds K,...] [--trials N] | loss-loop center|ms | search [--no-large] | plots | resources search|mining:NAME | layers | distance\n".utf8))
+  FileHandle.standardError.write(Data("usage: dml-bench foundation|losses [--quick] | cases [--quick] [--kinds K,...] [--trials N] | loss-loop center|ms | search [--no-large] | topk [--k K] | index [--n N] [--queries Q] [--embeddings E.npy] | plots | resources search|mining:NAME | layers | distance\n".utf8))
   exit(2)
 }
