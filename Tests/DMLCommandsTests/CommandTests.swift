@@ -1201,5 +1201,19 @@ struct IndexCommandTests {
     #expect(index["map_at_r"] as? Double == object["map_at_r"] as? Double && index["recall_at_1"] as? Double == object["recall_at_1"] as? Double)
     let bad = try dml(["evaluate", "--checkpoint", ck, "--data", syntheticCSV(), "--test-classes", "4-5", "--index", "hnsw:m=0"])
     #expect(bad.status == 64 && bad.stderr.contains("--index hnsw:m=0: index kind hnsw:m=0: 'm=0' is not key=positive integer"))
+
+    // dml search with an index folder: the checkpoint's embeddings of the test classes, indexed
+    // with the checkpoint recorded; the queries are embedded by the same checkpoint.
+    let embeddings = ScratchSpace.path("index-search-embeddings.npy")
+    let embed = try dml(["embed", "--checkpoint", ck, "--data", syntheticCSV(), "--test-classes", "4-5", "--output", embeddings])
+    #expect(embed.status == 0, "\(embed.stderr)")
+    let folder = ScratchSpace.path("index-search-folder")
+    let build = try dml(["index", "build", "--embeddings", embeddings, "--kind", "faiss-flat", "--output", folder, "--checkpoint", ck])
+    #expect(build.status == 0, "\(build.stderr)")
+    let search = try dml(["search", "--checkpoint", ck, "--data", syntheticCSV(), "--test-classes", "4-5", "--index", folder, "--k", "3", "--limit", "2"])
+    #expect(search.status == 0 && search.stdout.hasPrefix("query,rank,id,label,score\n0,1,0,") && search.stderr.contains("Recall@1 "), "\(search.stderr)")
+    // Queries embedded by another model are refused.
+    let raw = try dml(["search", "--data", syntheticCSV(), "--test-classes", "4-5", "--index", folder])
+    #expect(raw.status == 64 && raw.stderr.contains("holds embeddings of parameters crc32") && raw.stderr.contains("the queries would be embedded by raw features"))
   }
 }
