@@ -201,6 +201,13 @@ public struct HyperparameterValues: Sendable, Equatable {
     return text
   }
 
+  /// These values with `name` given as `value`.
+  public func setting(_ name: String, _ value: String) throws -> HyperparameterValues {
+    var copy = self
+    copy.given[name] = value
+    return copy
+  }
+
   /// A real value.
   public func real(_ name: String) throws -> Double { Double(try raw(name))! }
   /// An integer value.
@@ -372,25 +379,62 @@ public struct LossRegistry: Sendable {
   /// The registered names, sorted.
   public var names: [String] { factories.keys.sorted() }
 
+  /// The keys every loss accepts besides its own hyperparameters: `weight` (its weight in a sum,
+  /// 1 by default) and PML's regularizer mixins, `embedding_regularizer` and `weight_regularizer`
+  /// (a `Regularizer` name) with `embedding_reg_weight` and `weight_reg_weight` (1 by default).
+  public static let sharedKeys: [HyperparameterSpec] = [
+    HyperparameterSpec("weight", .real, default: "1", "the loss's weight in a sum of losses", range: .nonNegative),
+    HyperparameterSpec(
+      "embedding_regularizer", .choice(["none"] + Regularizer.names), default: "none", "a regularizer of the embeddings (PML's mixin)"),
+    HyperparameterSpec("embedding_reg_weight", .real, default: "1", "its weight", range: .nonNegative),
+    HyperparameterSpec(
+      "weight_regularizer", .choice(["none"] + Regularizer.names), default: "none",
+      "a regularizer of the class weights or proxies (losses that have them)"),
+    HyperparameterSpec("weight_reg_weight", .real, default: "1", "its weight", range: .nonNegative),
+  ]
+
   /// Builds the loss that `text` describes (`name:key=value,...`). The reserved key `weight`
-  /// (default 1) is returned beside it, for weighted sums.
+  /// (default 1) is returned beside it, for weighted sums; the regularizer keys
+  /// (`sharedKeys`) wrap the loss in a `RegularizedLoss`.
   public func make(_ text: String, context: LossContext) throws -> (loss: AnyEmbeddingLoss<Float>, weight: Float) {
     var values = try HyperparameterValues(parsing: text)
     guard let factory = factories[values.component] else {
       throw SpecificationError(
         "unknown loss '\(values.component)'; known: " + names.joined(separator: ", "))
     }
-    try values.validate(against: factory.hyperparameters, extraKeys: ["weight"])
-    var weight: Float = 1
-    if let w = values.given["weight"] {
-      guard let v = Float(w), v.isFinite else {
-        throw SpecificationError("\(values.component): weight=\(w) is not a finite number")
+    let shared = Self.sharedKeys
+    try values.validate(against: factory.hyperparameters, extraKeys: Set(shared.map(\.name)))
+    // The shared keys, validated against their own declarations.
+    var sharedValues = try HyperparameterValues(parsing: values.component)
+    for spec in shared { if let v = values.given[spec.name] { sharedValues = try sharedValues.setting(spec.name, v) } }
+    try sharedValues.validate(against: shared)
+    let weight = Float(try sharedValues.real("weight"))
+    var loss = try factory.build(values, context)
+    let embeddingName = try sharedValues.string("embedding_regularizer"), weightName = try sharedValues.string("weight_regularizer")
+    guard embeddingName != "none" || weightName != "none" else { return (loss, weight) }
+    var embedding: (regularizer: Regularizer, weight: Float)?
+    if embeddingName != "none" {
+      guard embeddingName != "sparse-centers" else {
+        throw SpecificationError("\(values.component): embedding_regularizer=sparse-centers regularizes class centers, not embeddings")
       }
-      // A negative weight would maximise the loss it scales.
-      guard v >= 0 else { throw SpecificationError("\(values.component): weight=\(w) must be ≥ 0") }
-      weight = v
+      embedding = (try Regularizer.named(embeddingName), Float(try sharedValues.real("embedding_reg_weight")))
     }
-    return (try factory.build(values, context), weight)
+    var weights: (regularizer: Regularizer, weight: Float, parameter: String)?
+    if weightName != "none" {
+      let parameters = loss.namedParameters()
+      guard let target = parameters.first(where: { ["class_weights", "proxies"].contains($0.name) }) else {
+        throw SpecificationError(
+          "\(values.component): weight_regularizer needs class weights or proxies, and this loss has "
+            + (parameters.isEmpty ? "no learned tensor" : parameters.map(\.name).joined(separator: ", ")))
+      }
+      let rows = target.parameter.value.rows
+      let perClass = context.classes > 0 && rows % context.classes == 0 ? rows / context.classes : nil
+      do {
+        weights = (try Regularizer.named(weightName, centersPerClass: perClass), Float(try sharedValues.real("weight_reg_weight")), target.name)
+      } catch let e as SpecificationError { throw SpecificationError("\(values.component): weight_regularizer=\(weightName): \(e.description)") }
+    }
+    loss = AnyEmbeddingLoss(RegularizedLoss(loss, embedding: embedding, weights: weights))
+    return (loss, weight)
   }
 }
 

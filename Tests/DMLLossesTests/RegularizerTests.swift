@@ -1,0 +1,103 @@
+import DMLLosses
+import DMLTesting
+import Foundation
+import Testing
+
+@Suite("Regularizers: PML's five, alone and as loss mixins")
+struct RegularizerTests {
+  static let regularizerCases = GoldenCase.regularizers.filter { $0.inputs["x"] != nil }
+  static let lossCases = GoldenCase.regularizers.filter { $0.inputs["x"] == nil }
+
+  static func regularizer(_ c: GoldenCase) -> Regularizer {
+    switch c.name {
+    case "lp_default": .lp()
+    case "lp_p1_power2": .lp(p: 1, power: 2)
+    case "lp_p3": .lp(p: 3, power: 0.5)
+    case "zero_mean": .zeroMean
+    case "center_invariant": .centerInvariant
+    case "regular_face": .regularFace
+    default: .sparseCenters(centersPerClass: 2)
+    }
+  }
+
+  @Test("each regularizer's value and gradient equal PML's to rtol 1e-9, and its gradient equals finite differences", arguments: regularizerCases)
+  func golden(_ c: GoldenCase) {
+    let r = Self.regularizer(c)
+    let x = c.matrix("x")
+    var g = Matrix<Double>()
+    expectClose(r.evaluate(x, gradient: &g), c.scalar("loss"), "\(c.name) value")
+    expectClose(g, c.output("grad_x"), "\(c.name) gradient")
+    // Central differences away from kinks (the zero row of lp_p1_power2 is one: skipped there).
+    var e = x, worst = 0.0
+    for i in 0..<x.rows where !(c.name == "lp_p1_power2" && i == 3) {
+      for j in 0..<x.columns {
+        var scratch = Matrix<Double>()
+        let v = e[i, j]
+        e[i, j] = v + 1e-6
+        let plus = r.evaluate(e, gradient: &scratch)
+        e[i, j] = v - 1e-6
+        let minus = r.evaluate(e, gradient: &scratch)
+        e[i, j] = v
+        worst = max(worst, abs((plus - minus) / 2e-6 - g[i, j]))
+      }
+    }
+    #expect(worst < 1e-6, "\(c.name): finite differences off by \(worst)")
+  }
+
+  /// The loss a case names, in Double, regularized as the case says.
+  static func loss(_ c: GoldenCase) -> RegularizedLoss<AnyEmbeddingLoss<Double>> {
+    let h = c.hyper
+    let base: AnyEmbeddingLoss<Double>
+    switch h["loss"] as! String {
+    case "contrastive": base = AnyEmbeddingLoss(LossEvaluator(ContrastiveLoss<Double>()))
+    case "arcface": base = AnyEmbeddingLoss(LossEvaluator(ArcFaceLoss<Double>(weights: ClassWeights(c.matrix("weights")))))
+    default: base = AnyEmbeddingLoss(LossEvaluator(ProxyAnchorLoss<Double>(proxies: Proxies(c.matrix("weights"), group: 1))))
+    }
+    func regularizer(_ key: String) -> Regularizer? { (h[key] as? String).map { try! Regularizer.named($0) } }
+    let weightName = (h["loss"] as! String) == "arcface" ? "class_weights" : "proxies"
+    return RegularizedLoss(
+      base, embedding: regularizer("embedding_regularizer").map { ($0, c.hyper("embedding_reg_weight")) },
+      weights: regularizer("weight_regularizer").map { ($0, c.hyper("weight_reg_weight"), weightName) })
+  }
+
+  @Test("a loss with an embedding or weight regularizer equals PML's: value, embedding gradient, weight gradient", arguments: lossCases)
+  func regularizedLoss(_ c: GoldenCase) {
+    var loss = Self.loss(c)
+    let value = loss.evaluate(c.matrix("embeddings"), labels: c.labels, tuples: nil)
+    expectClose(value.total, c.scalar("loss"), "\(c.name) loss")
+    expectClose(loss.embeddingGradient, c.output("grad_embeddings"), "\(c.name) embedding gradient")
+    if c.outputs["grad_weights"] != nil {
+      let weights = loss.namedParameters().first!.parameter
+      expectClose(weights.gradient, c.output("grad_weights"), "\(c.name) weight gradient")
+    }
+  }
+
+  @Test("the registry wraps a loss given regularizer keys, and refuses what cannot apply, by name")
+  func registry() throws {
+    let registry = LossRegistry.standard
+    let context = LossContext(classes: 4, embeddingDimension: 8, seed: 1)
+    let batch = LossConformance.Batch(rows: 12, dimension: 8, classes: 4)
+    let x: Matrix<Float> = batch.embeddings.converted()
+    var plain = try registry.make("contrastive", context: context).loss
+    var regularized = try registry.make("contrastive:embedding_regularizer=lp,embedding_reg_weight=0.5", context: context).loss
+    let a = plain.evaluate(x, labels: batch.labels, tuples: nil).total, b = regularized.evaluate(x, labels: batch.labels, tuples: nil).total
+    var g = Matrix<Float>()
+    let lp = Regularizer.lp().evaluate(x, gradient: &g)
+    #expect(abs(b - (a + 0.5 * lp)) < 1e-5)
+    var arcface = try registry.make("arcface:weight_regularizer=center-invariant,weight_reg_weight=2", context: context).loss
+    _ = arcface.evaluate(x, labels: batch.labels, tuples: nil)
+    #expect(arcface.namedParameters().map(\.name) == ["class_weights"])
+    func refused(_ text: String, _ message: String) -> Bool {
+      do {
+        _ = try registry.make(text, context: context)
+        return false
+      } catch { return "\(error)".contains(message) }
+    }
+    #expect(refused("contrastive:weight_regularizer=regular-face", "contrastive: weight_regularizer needs class weights or proxies, and this loss has no learned tensor"))
+    #expect(refused("arcface:weight_regularizer=sparse-centers", "weight_regularizer=sparse-centers: sparse-centers needs several centers per class"))
+    #expect(refused("contrastive:embedding_regularizer=sparse-centers", "regularizes class centers, not embeddings"))
+    #expect(refused("contrastive:embedding_regularizer=l3", "embedding_regularizer=l3 is not one of none, lp, zero-mean"))
+    #expect(refused("contrastive:embedding_reg_weight=-1", "embedding_reg_weight=-1 must be ≥ 0"))
+    #expect(refused("contrastive:weight=-2", "contrastive: weight=-2 must be ≥ 0"))
+  }
+}
