@@ -422,9 +422,9 @@ public struct LossRegistry: Sendable {
     var weights: (regularizer: Regularizer, weight: Float, parameter: String)?
     if weightName != "none" {
       let parameters = loss.namedParameters()
-      guard let target = parameters.first(where: { ["class_weights", "proxies"].contains($0.name) }) else {
+      guard let target = parameters.first(where: { ["class_weights", "proxies", "class_centers"].contains($0.name) }) else {
         throw SpecificationError(
-          "\(values.component): weight_regularizer needs class weights or proxies, and this loss has "
+          "\(values.component): weight_regularizer needs class weights, centers or proxies, and this loss has "
             + (parameters.isEmpty ? "no learned tensor" : parameters.map(\.name).joined(separator: ", ")))
       }
       let rows = target.parameter.value.rows

@@ -93,7 +93,7 @@ struct RegularizerTests {
         return false
       } catch { return "\(error)".contains(message) }
     }
-    #expect(refused("contrastive:weight_regularizer=regular-face", "contrastive: weight_regularizer needs class weights or proxies, and this loss has no learned tensor"))
+    #expect(refused("contrastive:weight_regularizer=regular-face", "contrastive: weight_regularizer needs class weights, centers or proxies, and this loss has no learned tensor"))
     #expect(refused("arcface:weight_regularizer=sparse-centers", "weight_regularizer=sparse-centers: sparse-centers needs several centers per class"))
     #expect(refused("contrastive:embedding_regularizer=sparse-centers", "regularizes class centers, not embeddings"))
     #expect(refused("contrastive:embedding_regularizer=l3", "embedding_regularizer=l3 is not one of none, lp, zero-mean"))
