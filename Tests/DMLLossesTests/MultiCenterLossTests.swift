@@ -56,3 +56,20 @@ struct MultiCenterLossTests {
     #expect(v.total.isFinite && v.total > 0)
   }
 }
+
+@Suite("Instance loss")
+struct InstanceLossTests {
+  @Test("value and embedding gradient equal PML 2.9.0's to rtol 1e-9 (instance labels, class labels, one class)", arguments: GoldenCase.instance)
+  func golden(_ c: GoldenCase) {
+    var loss = LossEvaluator(InstanceLoss<Double>(gamma: c.hyper("gamma")))
+    let value = loss.evaluate(c.matrix("embeddings"), labels: c.labels, tuples: nil)
+    expectClose(value.total, c.scalar("loss"), "\(c.name) loss")
+    expectClose(loss.embeddingGradient, c.output("grad_embeddings"), "\(c.name) embedding gradient")
+  }
+
+  @Test("passes the conformance suite (order-dependent by definition: its targets are columns)")
+  func conformance() {
+    let failures = LossConformance.failures(InstanceLoss<Double>(gamma: 4), InstanceLoss<Float>(gamma: 4), usesTuples: false, orderDependent: true)
+    #expect(failures.isEmpty, "\(failures)")
+  }
+}
