@@ -289,6 +289,20 @@ extension ComponentRegistry where Product == any BatchSampler, Context == BatchC
         guard size % views == 0 else { throw SpecificationError("views: size \(size) must be a multiple of views = \(views) ≥ 2") }
         return ViewsBatchSampler(count: c.labels.count, batchSize: size, views: views, seed: c.seed)
       },
+      ComponentFactory(
+        "fixed-triplets", summary: "a fixed set of triplets drawn once, whole triplets per batch (PML FixedSetOfTriplets; use --miner packaged-triplets)",
+        hyperparameters: [
+          HyperparameterSpec("size", .integer, default: "126", "batch size, a multiple of 3", range: .atLeast(3)),
+          HyperparameterSpec("triplets", .integer, default: "0", "triplets in the set (0: as many as training samples)", range: .nonNegative),
+        ]
+      ) { v, c in
+        let size = try batchSize(v, c), wanted = try v.integer("triplets")
+        guard size % 3 == 0 else { throw SpecificationError("fixed-triplets: size \(size) must be a multiple of 3") }
+        guard wanted <= 100_000_000 else { throw SpecificationError("fixed-triplets: triplets=\(wanted) is more than 10⁸") }
+        guard let sampler = FixedTripletsBatchSampler(labels: c.labels, count: wanted > 0 ? wanted : c.labels.count, batchSize: size, seed: c.seed)
+        else { throw SpecificationError("fixed-triplets: no triplet exists: the training data needs a class with two samples and a second class") }
+        return sampler
+      },
     ])
   }
 }

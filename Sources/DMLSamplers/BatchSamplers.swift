@@ -276,3 +276,70 @@ public struct MinedPartnersBatchSampler: BatchSampler, Sendable {
     }
   }
 }
+
+/// A fixed set of triplets, drawn once with the seed, served in a new order every epoch: each batch
+/// is `batchSize / 3` whole triplets `(anchor, positive, negative)`, consecutive, as PML's
+/// `FixedSetOfTriplets` sampler. Pair it with the `packaged-triplets` miner, which reads each
+/// consecutive three rows as one triplet (PML's `EmbeddingsAlreadyPackagedAsTriplets`).
+///
+/// A triplet's anchor is a uniformly drawn sample of a class with at least two samples, its
+/// positive another sample of that class, its negative a sample of another class. An epoch is
+/// `⌊triplets / (batchSize / 3)⌋` batches.
+public struct FixedTripletsBatchSampler: BatchSampler, Sendable {
+  /// The triplets, flattened: `3k`, `3k + 1`, `3k + 2` are triplet `k`'s anchor, positive and negative.
+  public let triplets: [Int]
+  /// The samples per batch, a multiple of 3.
+  public let batchSize: Int
+  /// The generator of each epoch's order.
+  public var rng: RandomSource
+  @usableFromInline var order: [Int] = []
+  @usableFromInline var position = 0
+
+  /// `count` triplets over samples with `labels`, drawn with `seed`; `batchSize` must be a positive
+  /// multiple of 3. Returns `nil` when no triplet exists (no class with two samples, or one class).
+  public init?(labels: [Int], count: Int, batchSize: Int, seed: UInt64 = 0) {
+    precondition(batchSize >= 3 && batchSize % 3 == 0 && count >= 1, "FixedTripletsBatchSampler: batch size a multiple of 3, at least one triplet")
+    var byClass: [Int: [Int]] = [:]
+    for (i, y) in labels.enumerated() { byClass[y, default: []].append(i) }
+    let anchorClasses = byClass.keys.sorted().filter { byClass[$0]!.count >= 2 }
+    guard !anchorClasses.isEmpty, byClass.count >= 2 else { return nil }
+    // Anchors are drawn among the samples of classes with a positive.
+    let anchors = anchorClasses.flatMap { byClass[$0]! }
+    var rng = RandomSource(seed: seed)
+    var flat: [Int] = []
+    flat.reserveCapacity(3 * count)
+    for _ in 0..<count {
+      let a = anchors[rng.index(below: anchors.count)]
+      let own = byClass[labels[a]]!
+      var p = own[rng.index(below: own.count - 1)]
+      if p == a { p = own[own.count - 1] }
+      var n: Int
+      repeat { n = rng.index(below: labels.count) } while labels[n] == labels[a]
+      flat += [a, p, n]
+    }
+    triplets = flat
+    self.batchSize = batchSize
+    self.rng = RandomSource(seed: seed &+ 1)
+  }
+
+  /// The number of triplets.
+  public var count: Int { triplets.count / 3 }
+
+  public var batchesPerEpoch: Int { Swift.max(1, count / (batchSize / 3)) }
+
+  public mutating func next(into batch: inout [Int]) {
+    batch.removeAll(keepingCapacity: true)
+    let per = batchSize / 3, taken = Swift.min(per, count)
+    // A new order when the epoch's triplets are used up (a batch larger than the set repeats some).
+    if order.isEmpty || position + taken > count {
+      order = Array(0..<count)
+      rng.shuffle(&order)
+      position = 0
+    }
+    for t in 0..<per {
+      let k = order[(position + t) % count]
+      batch += triplets[(3 * k)..<(3 * k + 3)]
+    }
+    position += taken
+  }
+}

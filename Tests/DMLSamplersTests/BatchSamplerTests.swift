@@ -1,3 +1,5 @@
+import DMLCore
+import DMLRun
 import DMLSamplers
 import Testing
 
@@ -107,3 +109,54 @@ struct BatchSamplerTests {
   }
 }
 
+
+@Suite("Fixed set of triplets")
+struct FixedTripletsTests {
+  let labels = (0..<60).map { $0 % 5 }
+
+  @Test("every batch is whole, valid triplets of the fixed set; each epoch serves the set in a new order; seeded")
+  func batches() throws {
+    var s = try #require(FixedTripletsBatchSampler(labels: labels, count: 40, batchSize: 12, seed: 3))
+    #expect(s.count == 40 && s.batchesPerEpoch == 10)
+    let set = Set(stride(from: 0, to: s.triplets.count, by: 3).map { SIMD3(s.triplets[$0], s.triplets[$0 + 1], s.triplets[$0 + 2]) })
+    var batch: [Int] = []
+    var epochs: [[SIMD3<Int>]] = []
+    for _ in 0..<2 {
+      var seen: [SIMD3<Int>] = []
+      for _ in 0..<s.batchesPerEpoch {
+        s.next(into: &batch)
+        #expect(batch.count == 12)
+        for t in stride(from: 0, to: 12, by: 3) {
+          let (a, p, n) = (batch[t], batch[t + 1], batch[t + 2])
+          #expect(a != p && labels[a] == labels[p] && labels[a] != labels[n])
+          seen.append(SIMD3(a, p, n))
+        }
+      }
+      #expect(Set(seen) == set || seen.count == 40)
+      epochs.append(seen)
+    }
+    #expect(epochs[0] != epochs[1] && epochs[0].sorted { $0.x != $1.x ? $0.x < $1.x : $0.y != $1.y ? $0.y < $1.y : $0.z < $1.z } == epochs[1].sorted { $0.x != $1.x ? $0.x < $1.x : $0.y != $1.y ? $0.y < $1.y : $0.z < $1.z })
+    // Seeded: the same seed gives the same triplets and batches.
+    var again = try #require(FixedTripletsBatchSampler(labels: labels, count: 40, batchSize: 12, seed: 3))
+    var other: [Int] = []
+    var first = try #require(FixedTripletsBatchSampler(labels: labels, count: 40, batchSize: 12, seed: 3))
+    first.next(into: &batch)
+    again.next(into: &other)
+    #expect(batch == other && again.triplets == first.triplets)
+  }
+
+  @Test("no triplet exists: one class, or no class with two samples")
+  func impossible() {
+    #expect(FixedTripletsBatchSampler(labels: [0, 0, 0], count: 5, batchSize: 3) == nil)
+    #expect(FixedTripletsBatchSampler(labels: [0, 1, 2, 3], count: 5, batchSize: 3) == nil)
+    #expect(FixedTripletsBatchSampler(labels: [0, 1, 1], count: 5, batchSize: 6) != nil)
+  }
+
+  @Test("from the registry: the batch size a multiple of 3, data without a triplet refused by name")
+  func registry() throws {
+    let sampler = try BatchSamplerRegistry.standard.make("fixed-triplets:size=9,triplets=30", context: BatchContext(labels: labels, seed: 1))
+    #expect(sampler.batchesPerEpoch == 10)
+    #expect(throws: SpecificationError.self) { _ = try BatchSamplerRegistry.standard.make("fixed-triplets:size=10", context: BatchContext(labels: labels)) }
+    #expect(throws: SpecificationError.self) { _ = try BatchSamplerRegistry.standard.make("fixed-triplets", context: BatchContext(labels: [Int](repeating: 0, count: 200))) }
+  }
+}
