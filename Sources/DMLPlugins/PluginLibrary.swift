@@ -178,7 +178,7 @@ public struct PluginLibrary: Sendable {
       guard d.create != nil else { throw PluginError("\(where_): field create is NULL") }
       guard d.destroy != nil else { throw PluginError("\(where_): field destroy is NULL") }
       guard d.compute != nil else { throw PluginError("\(where_): field compute is NULL") }
-      let specs = try hyperparameters(d.hyperparameters, count: d.hyperparameter_count, where_, reserved: ["weight"])
+      let specs = try hyperparameters(d.hyperparameters, count: d.hyperparameter_count, where_, reserved: Set(LossRegistry.sharedKeys.map(\.name)))
       let known = DML_LOSS_USES_TUPLES | DML_ACCEPTS_MEMORY
       guard d.flags & ~known == 0 else { throw PluginError("\(where_): field flags has unknown bits \(d.flags & ~known)") }
       return PluginComponent(
