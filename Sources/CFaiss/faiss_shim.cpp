@@ -16,11 +16,19 @@
 
 #include <cstring>
 #include <exception>
+#include <mutex>
 #include <string>
 #include <typeinfo>
 
 struct dml_faiss_index {
   faiss::Index *index;  // an IndexIDMap2 (or an index the factory string made with IDMap)
+  // Searches set nprobe or efSearch for their own call only: under this lock, then restored, so
+  // a search's parameters never stick to the index (nor reach a file written later).
+  std::mutex search_lock;
+  // faiss's HNSW header cannot be included (it needs omp.h), so efSearch cannot be read back: the
+  // value restored after a search is faiss's default, which the index keeps otherwise.
+  int ef_search_default = 16;
+  explicit dml_faiss_index(faiss::Index *i) : index(i) {}
 };
 
 namespace {
@@ -68,7 +76,7 @@ int dml_faiss_create(const char *factory, int64_t dimension, int metric, dml_fai
       map->own_fields = true;
       index = map;
     }
-    *out = new dml_faiss_index{index};
+    *out = new dml_faiss_index(index);
   });
 }
 
@@ -137,11 +145,30 @@ int dml_faiss_search(const dml_faiss_index *index, int64_t n, const float *queri
                      int64_t ef_search, float *distances, int64_t *ids, char *error, size_t error_size) {
   return guarded(error, error_size, [&] {
     if (!index->index->is_trained) throw std::runtime_error("the index is not trained: train it before searching");
+    auto *mutable_index = const_cast<dml_faiss_index *>(index);
+    std::lock_guard<std::mutex> lock(mutable_index->search_lock);
     faiss::Index *base = inner(index->index);
-    if (nprobe > 0) {
-      if (auto ivf = faiss::ivflib::try_extract_index_ivf(base)) ivf->nprobe = (size_t)nprobe;
-    }
-    if (ef_search > 0 && dml_faiss_is_hnsw(index)) faiss::ParameterSpace().set_index_parameter(base, "efSearch", (double)ef_search);
+    faiss::IndexIVF *ivf = nprobe > 0 ? faiss::ivflib::try_extract_index_ivf(base) : nullptr;
+    bool hnsw = ef_search > 0 && dml_faiss_is_hnsw(index);
+    size_t saved_nprobe = ivf ? ivf->nprobe : 0;
+    // Restores the index's own settings however the search ends.
+    struct Restore {
+      faiss::IndexIVF *ivf;
+      size_t nprobe;
+      faiss::Index *hnsw;
+      int ef;
+      ~Restore() {
+        if (ivf) ivf->nprobe = nprobe;
+        if (hnsw) {
+          try {
+            faiss::ParameterSpace().set_index_parameter(hnsw, "efSearch", (double)ef);
+          } catch (...) {
+          }
+        }
+      }
+    } restore{ivf, saved_nprobe, hnsw ? base : nullptr, mutable_index->ef_search_default};
+    if (ivf) ivf->nprobe = (size_t)nprobe;
+    if (hnsw) faiss::ParameterSpace().set_index_parameter(base, "efSearch", (double)ef_search);
     index->index->search(n, queries, k, distances, reinterpret_cast<faiss::Index::idx_t *>(ids));
   });
 }
@@ -177,7 +204,7 @@ int dml_faiss_read(const char *path, dml_faiss_index **out, char *error, size_t 
       delete index;
       throw std::runtime_error("the file holds a faiss index without an id map, not one this tool wrote");
     }
-    *out = new dml_faiss_index{index};
+    *out = new dml_faiss_index(index);
   });
 }
 

@@ -18,13 +18,14 @@ struct IndexCommand: ParsableCommand {
 /// Vectors from NPY files: embeddings (n × d), optional labels and ids (int64 read exactly).
 struct VectorInput: ParsableArguments {
   @Option(help: "Embeddings, an NPY matrix (one vector per row), for example from `dml embed`.") var embeddings: String
-  @Option(help: "Labels of the rows, an NPY vector (default: EMBEDDINGS.labels.npy if it exists, as `dml embed` writes).")
+  @Option(help: "Labels of the rows, an NPY vector (default: EMBEDDINGS.labels.npy if it exists, as `dml embed` writes; for `add`, only if the index holds labels).")
   var labels: String?
   @Option(help: "Ids of the rows, an NPY vector of non-negative integers (default: row numbers, after the index's largest id).")
   var ids: String?
 
   /// The vectors, their labels (if any) and ids (row numbers from `firstID` when none are given).
-  func load(firstID: Int64 = 0) throws -> (vectors: Matrix<Float>, labels: [Int]?, ids: [Int64]) {
+  /// `EMBEDDINGS.labels.npy` is read without `--labels` only when `besideLabels`.
+  func load(firstID: Int64 = 0, besideLabels: Bool = true) throws -> (vectors: Matrix<Float>, labels: [Int]?, ids: [Int64]) {
     let (shape, values) = try NPY.read(embeddings)
     guard shape.count == 2, shape[0] >= 1, shape[1] >= 1 else {
       throw ValidationError("--embeddings \(embeddings): expected a non-empty matrix, got shape \(shape)")
@@ -32,7 +33,7 @@ struct VectorInput: ParsableArguments {
     guard values.allSatisfy(\.isFinite) else { throw ValidationError("--embeddings \(embeddings): contains NaN or infinite values") }
     let vectors = Matrix(rows: shape[0], columns: shape[1], elements: values)
     var labelPath = labels
-    if labelPath == nil {
+    if labelPath == nil && besideLabels {
       let beside = (embeddings as NSString).deletingPathExtension + ".labels.npy"
       if FileManager.default.fileExists(atPath: beside) { labelPath = beside }
     }
@@ -140,7 +141,8 @@ struct AddToIndex: ParsableCommand {
   func run() throws {
     var folder = try indexError { try IndexFolder.load(index) }
     let next = (folder.index.ids.max() ?? -1) + 1
-    let (vectors, labels, ids) = try input.load(firstID: next)
+    // A labels file beside the embeddings is used only if the index holds labels.
+    let (vectors, labels, ids) = try input.load(firstID: next, besideLabels: !folder.labels.isEmpty)
     guard (labels == nil) == folder.labels.isEmpty || folder.index.count == 0 else {
       throw ValidationError(
         folder.labels.isEmpty ? "--index \(index) holds no labels; add vectors without --labels" : "--index \(index) holds labels: give --labels for the new vectors")
@@ -226,7 +228,7 @@ struct TuneIndex: ParsableCommand {
     guard shape.count == 2 else { throw ValidationError("--queries \(queries): expected a matrix, got shape \(shape)") }
     let q = Matrix(rows: shape[0], columns: shape[1], elements: values)
     // The exact neighbours, from the indexed vectors themselves.
-    let (vectors, _, ids) = try input.load()
+    let (vectors, _, ids) = try input.load(besideLabels: false)
     guard Set(ids) == Set(folder.index.ids) else {
       throw ValidationError("--embeddings \(input.embeddings): its ids are not the index's; give the vectors the index was built from (and their --ids)")
     }

@@ -75,8 +75,9 @@ struct CheckPlugin: ParsableCommand {
     let plugin: PluginLibrary
     do {
       plugin = try PluginLibrary.load(path)
-      // A name the built-in registries hold would be refused when loading it with --plugin.
-      var losses = CommandRegistry.losses, miners = CommandRegistry.miners
+      // A name the built-in registries hold would be refused when loading it with --plugin (the
+      // plugin itself may already be loaded, from DML_PLUGINS or --plugin: not a clash).
+      var losses = LossRegistry.standard, miners = MinerRegistry.standard
       try plugin.register(losses: &losses, miners: &miners)
     } catch let e as PluginError { throw RuntimeError(e.description) }
     print("plugin \(plugin.fileName): \(plugin.components.count) component(s)")

@@ -94,6 +94,8 @@ public enum Regularizer: Sendable, Equatable, CustomStringConvertible {
           for j in 0..<d { c += u[i, j] * u[k, j] }
           if c > best { (best, partner) = (c, k) }
         }
+        // Non-finite weights compare false everywhere: the value is NaN, which the trainer reports.
+        guard partner >= 0 else { return .nan }
         total += best
         for j in 0..<d {
           unitGradient[i, j] += u[partner, j] / T(n)

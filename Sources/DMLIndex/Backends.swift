@@ -229,7 +229,7 @@ public struct FaissIndex: VectorIndex, @unchecked Sendable {
       if result.ids[j] < 0 {
         result.scores[j] = metric.isSimilarity ? -.infinity : .infinity
       } else if metric == .l2 {
-        result.scores[j] = result.scores[j].squareRoot()
+        result.scores[j] = Swift.max(0, result.scores[j]).squareRoot()
       }
     }
     return result

@@ -50,8 +50,10 @@ public struct IndexManifest: Codable, Sendable, Equatable {
 
 /// An index on disk: a folder with `manifest.json`, `items.safetensors` (ids and labels, I64),
 /// and the index itself, faiss's own file `index.faiss` or the exact backend's
-/// `vectors.safetensors`. Folders are written atomically: into a sibling temporary folder, then
-/// renamed into place, so a crash leaves the previous folder or the new one, never a mixture.
+/// `vectors.safetensors`. Folders are written into a sibling temporary folder, then renamed into
+/// place (an existing folder first moves aside, and back if the rename fails), so a folder is
+/// never a mixture of two writes; a crash between the two renames leaves the previous folder at
+/// `PATH.old-PID`.
 public struct IndexFolder {
   /// The folder's path.
   public let path: String
@@ -62,9 +64,9 @@ public struct IndexFolder {
   /// Each item's label, by id (empty when the vectors came without labels).
   public var labels: [Int64: Int]
 
-  /// A folder value, not yet written.
+  /// A folder value, not yet written (`path` is standardised: a trailing `/` is dropped).
   public init(path: String, manifest: IndexManifest, index: any VectorIndex, labels: [Int64: Int]) {
-    self.path = path
+    self.path = (path as NSString).standardizingPath
     self.manifest = manifest
     self.index = index
     self.labels = labels
@@ -75,6 +77,7 @@ public struct IndexFolder {
 
   /// Reads the folder at `path`; a missing, damaged or foreign file is refused with its path.
   public static func load(_ path: String) throws -> IndexFolder {
+    let path = (path as NSString).standardizingPath
     let manifestPath = path + "/manifest.json"
     guard let data = FileManager.default.contents(atPath: manifestPath) else {
       throw IndexError("\(path): not an index folder (no manifest.json)")
@@ -136,7 +139,8 @@ public struct IndexFolder {
     }
     let parent = (path as NSString).deletingLastPathComponent
     if !parent.isEmpty { try fm.createDirectory(atPath: parent, withIntermediateDirectories: true) }
-    let temporary = path + ".writing-\(getpid())"
+    let temporary = path + ".writing-\(getpid())", old = path + ".old-\(getpid())"
+    var movedAside = false
     try? fm.removeItem(atPath: temporary)
     try fm.createDirectory(atPath: temporary, withIntermediateDirectories: false)
     do {
@@ -167,17 +171,20 @@ public struct IndexFolder {
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
       try encoder.encode(m).write(to: URL(fileURLWithPath: temporary + "/manifest.json"))
-      // Swap: the old folder moves aside, the new one takes its place, the old one goes.
+      // Swap: the old folder moves aside, the new one takes its place, the old one goes. If the
+      // second rename fails, the old folder moves back.
       if fm.fileExists(atPath: path) {
-        let old = path + ".old-\(getpid())"
         try? fm.removeItem(atPath: old)
         try fm.moveItem(atPath: path, toPath: old)
+        movedAside = true
         try fm.moveItem(atPath: temporary, toPath: path)
+        movedAside = false
         try? fm.removeItem(atPath: old)
       } else {
         try fm.moveItem(atPath: temporary, toPath: path)
       }
     } catch {
+      if movedAside, !fm.fileExists(atPath: path) { try? fm.moveItem(atPath: old, toPath: path) }
       try? fm.removeItem(atPath: temporary)
       throw error
     }

@@ -109,6 +109,7 @@ extension VectorIndex {
       throw IndexError("the queries have dimension \(queries.columns); the index holds dimension \(dimension)")
     }
     guard k >= 1 else { throw IndexError("k \(k) must be at least 1") }
+    guard k <= 1 << 20 else { throw IndexError("k \(k) must be at most 1,048,576") }
     guard queries.isFinite else { throw IndexError("the queries contain NaN or infinite values") }
     if let p = parameters.nprobe, p < 1 { throw IndexError("nprobe \(p) must be at least 1") }
     if let e = parameters.efSearch, e < 1 { throw IndexError("efSearch \(e) must be at least 1") }
@@ -176,7 +177,7 @@ public struct IndexKind: Sendable, Equatable, CustomStringConvertible {
   public func make(dimension: Int, metric: IndexMetric) throws -> any VectorIndex {
     guard let factory else { return ExactIndex(dimension: dimension, metric: metric) }
     let index = try FaissIndex(factory: factory, dimension: dimension, metric: metric)
-    if description.hasPrefix("ivfpq") { index.skipPolysemousTraining() }
+    if description.trimmingCharacters(in: .whitespaces).hasPrefix("ivfpq") { index.skipPolysemousTraining() }
     return index
   }
 }

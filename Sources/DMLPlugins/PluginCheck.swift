@@ -7,8 +7,10 @@ extension PluginLibrary {
   /// prints it: for a loss, `LossConformance.checks` (gradients against finite differences in
   /// Double, empty tuples, a single class, determinism, Float against Double, learned state that
   /// moves and round-trips through its named tensors); for a miner, `SamplerConformance.checks`.
-  /// Each component is built with its default hyperparameters, for 4 classes of 6-dimensional
-  /// embeddings; one that cannot be built fails the check "created with its defaults".
+  /// Each component is built with its default hyperparameters (losses for 4 classes of
+  /// 6-dimensional embeddings, miners for 5-dimensional ones, as the suites' batches); one that
+  /// cannot be built fails the check "created with its defaults". The suites run in Double, and
+  /// the loss suite compares Float with Double.
   public func conformance() -> [(component: PluginComponent, checks: [ConformanceCheck])] {
     components.map { c in
       switch c.kind {

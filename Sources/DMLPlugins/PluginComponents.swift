@@ -229,6 +229,8 @@ public struct PluginMiner<Scalar: DMLScalar>: TupleSampler {
       failure = message.isEmpty ? "mine returned \(status)" : message
     } else if sink.sawPairs && sink.sawTriplets {
       failure = "mine emitted both pairs and triplets"
+    } else if labels.count != m || n > m {
+      failure = "\(labels.count) labels for \(n) × \(m) scores"
     } else if let bad = Self.invalidTuple(tuples, rows: n, labels: labels) {
       failure = "mine emitted \(bad)"
     }

@@ -73,9 +73,23 @@ public struct PluginLibrary: Sendable {
   /// The library's file name, for messages.
   public var fileName: String { (path as NSString).lastPathComponent }
 
-  /// Loads the library at `path`, calls its entry point and checks every declaration. Loading
-  /// the same file twice returns the same components.
+  nonisolated(unsafe) static var loaded: [String: PluginLibrary] = [:]
+  static let loadLock = NSLock()
+
+  /// Loads the library at `path`, calls its entry point and checks every declaration. The entry
+  /// point runs once per process: loading the same file again (by any path that resolves to it)
+  /// returns the components of the first load.
   public static func load(_ path: String) throws -> PluginLibrary {
+    let key = ((path as NSString).resolvingSymlinksInPath as NSString).standardizingPath
+    return try loadLock.withLock {
+      if let library = loaded[key] { return library }
+      let library = try loadOnce(path)
+      loaded[key] = library
+      return library
+    }
+  }
+
+  static func loadOnce(_ path: String) throws -> PluginLibrary {
     let label = (path as NSString).lastPathComponent
     guard FileManager.default.fileExists(atPath: path) else { throw PluginError("plugin \(path): no such file") }
     // RTLD_LOCAL: two plugins may use the same internal symbol names without clashing.
@@ -309,7 +323,7 @@ final class PluginInstance: @unchecked Sendable {
     self.tensors = tensors
   }
 
-  deinit { destroy(state) }
+  deinit { if let state { destroy(state) } }
 
   /// Calls a component's `create` with `values` in declaration order, and checks what it returns.
   static func create<Scalar: DMLScalar>(
@@ -353,7 +367,7 @@ final class PluginInstance: @unchecked Sendable {
     // From here on, the plugin's state is released on every path.
     let state = instance.state
     var adopted = false
-    defer { if !adopted { destroy(state) } }
+    defer { if !adopted, let state { destroy(state) } }
     let distance: Distance
     switch instance.distance {
     case DML_DISTANCE_EUCLIDEAN: distance = .euclidean

@@ -168,6 +168,23 @@ struct IndexTests {
     #expect(message { _ = try IndexFolder.load(ScratchSpace.path("nothing-here")) }.contains("not an index folder (no manifest.json)"))
   }
 
+  @Test("a search's nprobe or efSearch applies to that search only; a trailing slash names the same folder")
+  func parametersDoNotStick() throws {
+    for backend in [Backend.ivf, .hnsw] {
+      let index = try backend.built()
+      let plain = try index.search(queries, k: 10, parameters: .init())
+      _ = try index.search(queries, k: 10, parameters: IndexSearchParameters(nprobe: 32, efSearch: 512))
+      #expect(try index.search(queries, k: 10, parameters: .init()) == plain)
+    }
+    let folder = ScratchSpace.path("slash-index")
+    let manifest = IndexManifest(backend: "", kind: "flat", factory: nil, metric: .l2, dimension: 16, count: 0, model: "m", source: "s")
+    try IndexFolder(path: folder + "/", manifest: manifest, index: try Backend.exact.built(), labels: [:]).write(replace: false)
+    var loaded = try IndexFolder.load(folder + "/")
+    try loaded.index.add(base.rows([0]), ids: [1])
+    try loaded.write(replace: true)
+    #expect(try IndexFolder.load(folder).index.count == 3001)
+  }
+
   @Test("tuning finds the smallest nprobe or efSearch that reaches the target recall")
   func tuning() throws {
     let exact = try Backend.exact.built().search(queries, k: 10, parameters: .init())

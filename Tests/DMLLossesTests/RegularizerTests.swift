@@ -72,6 +72,15 @@ struct RegularizerTests {
     }
   }
 
+  @Test("non-finite weights give a NaN value, never a trap")
+  func nonFinite() {
+    var w = Matrix<Double>(rows: 3, columns: 2, repeating: .nan)
+    var g = Matrix<Double>()
+    #expect(Regularizer.regularFace.evaluate(w, gradient: &g).isNaN)
+    w[0, 0] = 1
+    #expect(!Regularizer.centerInvariant.evaluate(w, gradient: &g).isFinite)
+  }
+
   @Test("the registry wraps a loss given regularizer keys, and refuses what cannot apply, by name")
   func registry() throws {
     let registry = LossRegistry.standard

@@ -227,6 +227,9 @@ struct PluginTests {
     #expect(try dml(["list", "--plugin=\(good)", "--plugin", good]).status == 0)
     let check = try dml(["check-plugin", good])
     #expect(check.status == 0 && check.stdout.contains("19 of 19 checks passed"), "\(check.stdout)")
+    // Checking a plugin that DML_PLUGINS already loads is not a clash.
+    let loadedTwice = try dml(["check-plugin", good], environment: ["DML_PLUGINS": good])
+    #expect(loadedTwice.status == 0, "\(loadedTwice.stderr)")
     let csv = ScratchSpace.path("plugin-data.csv")
     let data = clusters(classes: 6, perClass: 20, seed: 4)
     var text = "label," + (0..<12).map { "f\($0)" }.joined(separator: ",") + "\n"

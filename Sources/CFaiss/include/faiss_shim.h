@@ -42,7 +42,9 @@ int dml_faiss_train(dml_faiss_index *index, int64_t n, const float *vectors, cha
 int dml_faiss_add(dml_faiss_index *index, int64_t n, const float *vectors, const int64_t *ids, char *error,
                   size_t error_size);
 /// k neighbours of each of `n` queries: `distances` and `ids` hold n * k values (id -1 where an
-/// index returns fewer than k). `nprobe` and `ef_search` apply to IVF and HNSW indexes when > 0.
+/// index returns fewer than k). `nprobe` and `ef_search` apply to IVF and HNSW indexes when > 0,
+/// for this call only: the index's own settings are restored afterwards (searches are serialised
+/// per index).
 int dml_faiss_search(const dml_faiss_index *index, int64_t n, const float *queries, int64_t k, int64_t nprobe,
                      int64_t ef_search, float *distances, int64_t *ids, char *error, size_t error_size);
 int dml_faiss_remove(dml_faiss_index *index, int64_t n, const int64_t *ids, int64_t *removed, char *error,

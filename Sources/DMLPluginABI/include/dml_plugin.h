@@ -4,7 +4,7 @@
  * at start-up without rebuilding the tool.
  *
  * A plugin exports one function, `dml_plugin_init` (DML_PLUGIN_ENTRY_POINT). The host calls it
- * once, right after loading the library, with a registrar; the plugin hands the registrar one
+ * once per process, right after loading the library, with a registrar; the plugin hands the registrar one
  * descriptor per component and returns DML_PLUGIN_OK. Descriptors, and every string and array
  * they point to, must stay valid for as long as the library is loaded (static storage is the
  * usual way): the host never unloads a plugin.
@@ -91,7 +91,8 @@ typedef struct dml_hyperparameter {
   double lower, upper;       /* the bounds the bits select */
 } dml_hyperparameter;
 
-/* One hyperparameter value, as `create` receives it: the field of its declared type is set. */
+/* One hyperparameter value, as `create` receives it: the field of its declared type is set. The
+ * array and the `choice` strings are valid during the call only: copy what the instance keeps. */
 typedef struct dml_value {
   int32_t type;       /* the declared DML_HYPERPARAMETER_* */
   double real;        /* DML_HYPERPARAMETER_REAL */
@@ -166,7 +167,8 @@ typedef struct dml_loss_output {
                                     trainable tensors that are not references */
 } dml_loss_output;
 
-/* Where a miner writes what it found. */
+/* Where a miner writes what it found. Call `pair` and `triplet` only from the thread that called
+ * `mine`, before it returns (a parallel miner gathers its tuples, then emits them). */
 typedef struct dml_tuple_sink {
   void *host;
   /* Adds an anchor-positive pair (positive != 0) or an anchor-negative pair. */
@@ -188,7 +190,7 @@ typedef struct dml_miner_input {
  * at most `error_size` bytes (NUL-terminated) in `error`. */
 typedef int32_t (*dml_create_fn)(const dml_value *values, int32_t value_count, const dml_context *context,
                                  int32_t scalar, dml_instance *instance, char *error, size_t error_size);
-/* `destroy`: releases what `create` allocated. */
+/* `destroy`: releases what `create` allocated; the host does not call it for a NULL state. */
 typedef void (*dml_destroy_fn)(void *state);
 /* A loss's `compute`. */
 typedef int32_t (*dml_compute_fn)(void *state, const dml_loss_input *input, dml_loss_output *output, char *error,
