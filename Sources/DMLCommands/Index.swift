@@ -69,6 +69,19 @@ struct SearchEffort: ParsableArguments {
   }
 }
 
+extension IndexFolder {
+  /// Prints the first `queries` rows of `result` as CSV, `query,rank,id,label,score` (an empty
+  /// label where the folder holds none).
+  func printResult(_ result: IndexSearchResult, queries: Int) {
+    print("query,rank,id,label,score")
+    for i in 0..<queries {
+      for (rank, id) in result.ids(ofQuery: i).enumerated() where id >= 0 {
+        print("\(i),\(rank + 1),\(id),\(labels[id].map(String.init) ?? ""),\(result.scores[i * result.k + rank])")
+      }
+    }
+  }
+}
+
 func indexError<T>(_ body: () throws -> T) throws -> T {
   do { return try body() } catch let e as IndexError { throw RuntimeError(e.description) }
 }
@@ -195,12 +208,7 @@ struct SearchIndexCommand: ParsableCommand {
     let start = DispatchTime.now().uptimeNanoseconds
     let result = try indexError { try folder.index.search(q, k: k, parameters: effort.parameters(folder.manifest.defaultParameters)) }
     let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-    print("query,rank,id,label,score")
-    for i in 0..<Swift.min(q.rows, limit) {
-      for (rank, id) in result.ids(ofQuery: i).enumerated() where id >= 0 {
-        print("\(i),\(rank + 1),\(id),\(folder.labels[id].map(String.init) ?? ""),\(result.scores[i * k + rank])")
-      }
-    }
+    folder.printResult(result, queries: Swift.min(q.rows, limit))
     warn(String(format: "%d queries in %.3f s (%.0f queries/s)", q.rows, seconds, Double(q.rows) / Swift.max(seconds, 1e-9)))
   }
 }

@@ -155,12 +155,7 @@ struct Search: ParsableCommand {
       ?? dataOptions.resolved(forCheckpoint: source.checkpoint).splits().test
     let q = try source.embed(d)
     let result = try indexError { try folder.index.search(q, k: k, parameters: effort.parameters(folder.manifest.defaultParameters)) }
-    print("query,rank,id,label,score")
-    for i in 0..<Swift.min(q.rows, limit) {
-      for (rank, id) in result.ids(ofQuery: i).enumerated() where id >= 0 {
-        print("\(i),\(rank + 1),\(id),\(folder.labels[id].map(String.init) ?? ""),\(result.scores[i * k + rank])")
-      }
-    }
+    folder.printResult(result, queries: Swift.min(q.rows, limit))
     if !folder.labels.isEmpty {
       var hits1 = 0, hitsK = 0
       for i in 0..<q.rows {

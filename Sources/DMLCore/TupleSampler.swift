@@ -86,6 +86,26 @@ extension Tuples {
 
   /// The number of tuples held.
   @inlinable public var count: Int { arePairs ? positivePairs.count + negativePairs.count : triplets.count }
+
+  /// The first tuple that no sampler may return, described, or `nil`: anchors must index the
+  /// first `rows` labels, partners any of `labels` (one per column; column `j < rows` is row `j`),
+  /// a positive shares its anchor's label and is not the anchor, a negative has another label.
+  public func firstInvalid(rows n: Int, labels y: [Int]) -> String? {
+    let m = y.count
+    func anchor(_ i: Int32) -> Bool { i >= 0 && Int(i) < n && Int(i) < m }
+    func partner(_ i: Int32) -> Bool { i >= 0 && Int(i) < m }
+    for p in positivePairs where !(anchor(p.x) && partner(p.y) && p.x != p.y && y[Int(p.x)] == y[Int(p.y)]) {
+      return "an invalid positive pair (\(p.x), \(p.y)) for \(n) rows and \(m) columns"
+    }
+    for p in negativePairs where !(anchor(p.x) && partner(p.y) && y[Int(p.x)] != y[Int(p.y)]) {
+      return "an invalid negative pair (\(p.x), \(p.y)) for \(n) rows and \(m) columns"
+    }
+    for q in triplets
+    where !(anchor(q.x) && partner(q.y) && partner(q.z) && q.x != q.y && y[Int(q.x)] == y[Int(q.y)] && y[Int(q.x)] != y[Int(q.z)]) {
+      return "an invalid triplet (\(q.x), \(q.y), \(q.z)) for \(n) rows and \(m) columns"
+    }
+    return nil
+  }
 }
 
 /// Keeps a uniform random sample of at most `capacity` items from a stream (reservoir sampling,

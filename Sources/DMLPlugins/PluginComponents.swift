@@ -231,7 +231,7 @@ public struct PluginMiner<Scalar: DMLScalar>: TupleSampler {
       failure = "mine emitted both pairs and triplets"
     } else if labels.count != m || n > m {
       failure = "\(labels.count) labels for \(n) × \(m) scores"
-    } else if let bad = Self.invalidTuple(tuples, rows: n, labels: labels) {
+    } else if let bad = tuples.firstInvalid(rows: n, labels: labels) {
       failure = "mine emitted \(bad)"
     }
     if let f = failure {
@@ -239,25 +239,6 @@ public struct PluginMiner<Scalar: DMLScalar>: TupleSampler {
       tuples.removeAll(pairs: true)
     }
     statistics.record(tuples.count)
-  }
-
-  /// The first tuple whose indices are out of range or whose labels do not make it a positive
-  /// or a negative, described.
-  static func invalidTuple(_ t: Tuples, rows n: Int, labels y: [Int]) -> String? {
-    let m = y.count
-    func anchor(_ i: Int32) -> Bool { i >= 0 && Int(i) < n }
-    func partner(_ i: Int32) -> Bool { i >= 0 && Int(i) < m }
-    for p in t.positivePairs where !(anchor(p.x) && partner(p.y) && p.x != p.y && y[Int(p.x)] == y[Int(p.y)]) {
-      return "an invalid positive pair (\(p.x), \(p.y)) for \(n) rows and \(m) columns"
-    }
-    for p in t.negativePairs where !(anchor(p.x) && partner(p.y) && y[Int(p.x)] != y[Int(p.y)]) {
-      return "an invalid negative pair (\(p.x), \(p.y)) for \(n) rows and \(m) columns"
-    }
-    for q in t.triplets
-    where !(anchor(q.x) && partner(q.y) && partner(q.z) && q.x != q.y && y[Int(q.x)] == y[Int(q.y)] && y[Int(q.x)] != y[Int(q.z)]) {
-      return "an invalid triplet (\(q.x), \(q.y), \(q.z)) for \(n) rows and \(m) columns"
-    }
-    return nil
   }
 }
 

@@ -175,48 +175,52 @@ public struct PluginLibrary: Sendable {
   }
 
   static func check(_ entry: Collector.Entry, index: Int, library: String) throws -> PluginComponent {
-    let host = dml_plugin_host_abi_version()
-    func versionError(_ kind: String, _ version: UInt32) -> PluginError {
-      PluginError(
-        "plugin \(library): \(kind) descriptor #\(index) has abi_version \(version); this dml reads version \(host) (rebuild the plugin against its dml_plugin.h)")
-    }
     switch entry {
     case .loss(let pointer):
-      guard let pointer else { throw PluginError("plugin \(library): register_loss was given a NULL descriptor (#\(index))") }
-      // The version is the first field in every version: read it alone before anything else.
-      let version = UnsafeRawPointer(pointer).load(as: UInt32.self)
-      guard version == host else { throw versionError("loss", version) }
-      let d = pointer.pointee
-      let name = try componentName(d.name, kind: "loss", index: index, library: library)
-      let where_ = "plugin \(library): loss '\(name)'"
-      guard d.create != nil else { throw PluginError("\(where_): field create is NULL") }
-      guard d.destroy != nil else { throw PluginError("\(where_): field destroy is NULL") }
-      guard d.compute != nil else { throw PluginError("\(where_): field compute is NULL") }
-      let specs = try hyperparameters(d.hyperparameters, count: d.hyperparameter_count, where_, reserved: Set(LossRegistry.sharedKeys.map(\.name)))
-      let known = DML_LOSS_USES_TUPLES | DML_ACCEPTS_MEMORY
-      guard d.flags & ~known == 0 else { throw PluginError("\(where_): field flags has unknown bits \(d.flags & ~known)") }
+      let d = try versioned(pointer, "loss", index: index, library: library)
+      let (name, specs) = try fields(
+        "loss", d.name, functions: [("create", d.create != nil), ("destroy", d.destroy != nil), ("compute", d.compute != nil)],
+        d.hyperparameters, d.hyperparameter_count, flags: d.flags, known: DML_LOSS_USES_TUPLES | DML_ACCEPTS_MEMORY,
+        reserved: Set(LossRegistry.sharedKeys.map(\.name)), index: index, library: library)
       return PluginComponent(
         kind: .loss, name: name, summary: summary(d.doc, library), hyperparameters: specs,
         usesTuples: d.flags & DML_LOSS_USES_TUPLES != 0, acceptsMemory: d.flags & DML_ACCEPTS_MEMORY != 0, library: library,
         descriptor: DescriptorReference(loss: pointer, miner: nil))
     case .miner(let pointer):
-      guard let pointer else { throw PluginError("plugin \(library): register_miner was given a NULL descriptor (#\(index))") }
-      let version = UnsafeRawPointer(pointer).load(as: UInt32.self)
-      guard version == host else { throw versionError("miner", version) }
-      let d = pointer.pointee
-      let name = try componentName(d.name, kind: "miner", index: index, library: library)
-      let where_ = "plugin \(library): miner '\(name)'"
-      guard d.create != nil else { throw PluginError("\(where_): field create is NULL") }
-      guard d.destroy != nil else { throw PluginError("\(where_): field destroy is NULL") }
-      guard d.mine != nil else { throw PluginError("\(where_): field mine is NULL") }
-      let specs = try hyperparameters(d.hyperparameters, count: d.hyperparameter_count, where_, reserved: [])
-      guard d.flags & ~DML_ACCEPTS_MEMORY == 0 else {
-        throw PluginError("\(where_): field flags has unknown bits \(d.flags & ~DML_ACCEPTS_MEMORY)")
-      }
+      let d = try versioned(pointer, "miner", index: index, library: library)
+      let (name, specs) = try fields(
+        "miner", d.name, functions: [("create", d.create != nil), ("destroy", d.destroy != nil), ("mine", d.mine != nil)],
+        d.hyperparameters, d.hyperparameter_count, flags: d.flags, known: DML_ACCEPTS_MEMORY, reserved: [], index: index, library: library)
       return PluginComponent(
         kind: .miner, name: name, summary: summary(d.doc, library), hyperparameters: specs, usesTuples: false,
         acceptsMemory: d.flags & DML_ACCEPTS_MEMORY != 0, library: library, descriptor: DescriptorReference(loss: nil, miner: pointer))
     }
+  }
+
+  /// The descriptor behind `pointer`, after its first field, the ABI version, has been read alone
+  /// and found to be the host's.
+  static func versioned<D>(_ pointer: UnsafePointer<D>?, _ kind: String, index: Int, library: String) throws -> D {
+    guard let pointer else { throw PluginError("plugin \(library): register_\(kind) was given a NULL descriptor (#\(index))") }
+    let version = UnsafeRawPointer(pointer).load(as: UInt32.self), host = dml_plugin_host_abi_version()
+    guard version == host else {
+      throw PluginError(
+        "plugin \(library): \(kind) descriptor #\(index) has abi_version \(version); this dml reads version \(host) (rebuild the plugin against its dml_plugin.h)")
+    }
+    return pointer.pointee
+  }
+
+  /// The fields every descriptor shares, checked: its name, its functions, its hyperparameters and
+  /// its flags.
+  static func fields(
+    _ kind: String, _ namePointer: UnsafePointer<CChar>?, functions: [(String, Bool)], _ hyperparameterPointer: UnsafePointer<dml_hyperparameter>?,
+    _ count: Int32, flags: Int32, known: Int32, reserved: Set<String>, index: Int, library: String
+  ) throws -> (name: String, specs: [HyperparameterSpec]) {
+    let name = try componentName(namePointer, kind: kind, index: index, library: library)
+    let where_ = "plugin \(library): \(kind) '\(name)'"
+    for (field, present) in functions where !present { throw PluginError("\(where_): field \(field) is NULL") }
+    let specs = try hyperparameters(hyperparameterPointer, count: count, where_, reserved: reserved)
+    guard flags & ~known == 0 else { throw PluginError("\(where_): field flags has unknown bits \(flags & ~known)") }
+    return (name, specs)
   }
 
   static func summary(_ doc: UnsafePointer<CChar>?, _ library: String) -> String {

@@ -49,24 +49,7 @@ public enum SamplerConformance {
       return t
     }
 
-    /// The first invalid tuple: anchors index the first `rows` labels (all of them by default),
-    /// partners any label; column `j < rows` is row `j`, so an anchor is never its own positive.
-    func invalid(_ t: Tuples, _ y: [Int], rows: Int? = nil) -> String? {
-      let n = rows ?? y.count, m = y.count
-      func anchor(_ i: Int32) -> Bool { i >= 0 && Int(i) < n }
-      func partner(_ i: Int32) -> Bool { i >= 0 && Int(i) < m }
-      for p in t.positivePairs where !(anchor(p.x) && partner(p.y) && p.x != p.y && y[Int(p.x)] == y[Int(p.y)]) {
-        return "invalid positive pair \(p)"
-      }
-      for p in t.negativePairs where !(anchor(p.x) && partner(p.y) && y[Int(p.x)] != y[Int(p.y)]) {
-        return "invalid negative pair \(p)"
-      }
-      for q in t.triplets
-      where !(anchor(q.x) && partner(q.y) && partner(q.z) && q.x != q.y && y[Int(q.x)] == y[Int(q.y)] && y[Int(q.x)] != y[Int(q.z)]) {
-        return "invalid triplet \(q)"
-      }
-      return nil
-    }
+    func invalid(_ t: Tuples, _ y: [Int], rows: Int? = nil) -> String? { t.firstInvalid(rows: rows ?? y.count, labels: y) }
 
     let (x, y) = (batch.embeddings, batch.labels)
     let base = mine(x, y)
