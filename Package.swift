@@ -28,7 +28,7 @@ let coreRows: [Module] = [
 ]
 let umbrellaDependencies: [Target.Dependency] = [
   "DMLKernels", "DMLCore", "DMLNetworks", "DMLTraining", "DMLLosses", "DMLSamplers", "DMLEvaluation", "DMLData", "DMLPlot",
-  "DMLTesting", "DMLRun", "DMLPlugins", "DMLIndex",
+  "DMLTesting", "DMLRun", "DMLPlugins", "DMLIndex", "DMLDistributed",
 ]
 let restRows: [Module] = [
   ("DMLLosses", lossTargets, true),
@@ -44,6 +44,9 @@ let restRows: [Module] = [
   ("DMLPlugins", ["DMLCore", "DMLRun", "DMLTesting", "DMLPluginABI"], true),
   // Search at scale: the VectorIndex protocol, exact and faiss backends, index folders, tuning.
   ("DMLIndex", ["DMLCore", "DMLEvaluation", "DMLData", "DMLTraining", "CFaiss"], true),
+  // Data-parallel training over MPI: the MPI group, an in-process group of threads, and the
+  // equivalence check of `dml check-distributed`.
+  ("DMLDistributed", ["DMLCore", "DMLNetworks", "DMLTraining", "DMLLosses", "DMLSamplers", "CMPI"], true),
   // The umbrella. It also depends directly on the loss modules and DMLTesting so that its DocC
   // articles can link to their pages (combined documentation links to direct dependencies only).
   ("MetricLearning", umbrellaDependencies + lossTargets, false),
@@ -68,6 +71,8 @@ var targets: [Target] = [
     name: "CFaiss", cxxSettings: [.unsafeFlags(["-std=c++17"])],
     linkerSettings: [.linkedLibrary("faiss"), .linkedLibrary("openblas"), .linkedLibrary("gomp"), .linkedLibrary("stdc++")]),
   .systemLibrary(name: "CFreeType", pkgConfig: "freetype2", providers: [.apt(["libfreetype-dev"])]),
+  // Open MPI (Debian's libopenmpi-dev) behind inline wrappers of its handle macros: Sources/CMPI/shim.h.
+  .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
 ]
 targets += modules.map {
   .target(

@@ -62,6 +62,9 @@ public struct Trainer<
   @usableFromInline var tuples = Tuples.none
   @usableFromInline var scores = Matrix<Scalar>()
   @usableFromInline var workspace = DistanceWorkspace<Scalar>()
+  /// The rows of the embedding gradient that the last data-parallel step back-propagated on this
+  /// rank (its own rows' share).
+  public var routedGradient = Matrix<Scalar>()
   /// The threads and GEMM engine of every step: the network's passes, the score products, the
   /// optimizer's updates. Setting it hands it to the loss and the optimizer.
   public var compute: ComputeContext {
