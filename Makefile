@@ -3,7 +3,7 @@
 
 SHELL := /bin/bash
 SWIFT ?= swift
-DEB_PACKAGES := libopenblas-dev libfaiss-dev zlib1g-dev libfreetype-dev fonts-dejavu-core dataset-fashion-mnist
+DEB_PACKAGES := libopenblas-dev libfaiss-dev libopenmpi-dev openmpi-bin zlib1g-dev libfreetype-dev fonts-dejavu-core dataset-fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Benchmarks and the demo choose OpenBLAS's AVX-512 kernels deliberately when the CPU has them and
@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests and CI never set this: they run whatever the machine's environment gives.
 FAST_BLAS := $(if $(OPENBLAS_CORETYPE),,$(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX))
 
-.PHONY: all deps build test example plugins check-new-loss docs doc-coverage demo bench bench-quick bench-kinds bench-env bench-each bench-deps bench-foundation bench-losses bench-search bench-plots fuzz fuzz-asan libfuzz reliability report report-crossbatch report-class-weights pictures clean
+.PHONY: all deps build test example plugins mpi check-new-loss docs doc-coverage demo bench bench-quick bench-kinds bench-env bench-each bench-deps bench-foundation bench-losses bench-search bench-plots fuzz fuzz-asan libfuzz reliability report report-crossbatch report-class-weights pictures clean
 
 all: build
 
@@ -31,6 +31,7 @@ test: deps
 	$(SWIFT) test
 	$(MAKE) --no-print-directory example
 	$(MAKE) --no-print-directory plugins
+	$(MAKE) --no-print-directory mpi
 
 # The DocC documentation (catalog: Docs/MetricLearning.docc, a link to the umbrella module's),
 # combined over every library module, offline; fails on any warning (a broken link, a missing symbol).
@@ -64,6 +65,13 @@ check-new-loss: deps
 	[ -z "$$(diff -rq "$(CURDIR)/Sources" Sources | grep -v FooLoss)" ] || { echo "new-loss edited sources beyond Sources/FooLoss"; exit 1; }; \
 	$(SWIFT) build --build-tests; $(SWIFT) test --skip-build --filter FooLossTests 2>&1 | tee "$$tmp/log"; \
 	grep -q 'Test run with 2 tests in 1 suite passed' "$$tmp/log" && echo "check-new-loss: FooLoss scaffolded, built and passed its conformance tests"
+
+# Data-parallel training under a real mpirun (Tests/MPI/mpi-tests.sh): the equivalence check on 2
+# and 3 ranks, the deliberate mistakes that must fail it, an exact resume after a killed job, a
+# killed and a hung rank, a refused resume on another rank count, ranks started with other flags.
+mpi: deps
+	$(SWIFT) build --product dml
+	bash Tests/MPI/mpi-tests.sh
 
 # Plugins (Examples/Plugins): the C loss built with one cc command, the Swift miner with its own
 # package; each checked by `dml check-plugin` and trained for one epoch; then every bad plugin of

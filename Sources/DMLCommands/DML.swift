@@ -16,7 +16,7 @@ public struct DML: ParsableCommand {
     version: DML.version,
     subcommands: [
       Train.self, Tune.self, Evaluate.self, Embed.self, Search.self, Verify.self, Dedup.self, FewShot.self, Plot.self, List.self,
-      IndexCommand.self, CheckPlugin.self,
+      IndexCommand.self, CheckPlugin.self, CheckDistributed.self,
     ])
 
   /// Creates the root command, which has no options of its own and dispatches to a subcommand.
@@ -51,6 +51,7 @@ public struct DML: ParsableCommand {
     var running = command
     do {
       try running.run()
+      Ranks.mpi?.finish()
     } catch let error as ValidationError {
       fail(error.message, status: 64)
     } catch let error as SpecificationError {
@@ -65,13 +66,40 @@ public struct DML: ParsableCommand {
   }
 
   static func fail(_ message: String, status: Int32) -> Never {
+    // Under mpirun, an error stops every rank (the others would wait for this one).
+    if let group = Ranks.mpi, group.size > 1 { group.abort("Error: \(message)") }
     warn("Error: \(message)")
     Foundation.exit(status)
   }
 }
 
-/// Writes a line to standard error.
-func warn(_ text: String) { FileHandle.standardError.write(Data((text + "\n").utf8)) }
+/// Writes a line to standard error (on rank 0 only, under mpirun).
+func warn(_ text: String) {
+  guard Ranks.rank == 0 else { return }
+  FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// The ranks of a command started by mpirun.
+enum Ranks {
+  /// The MPI group, once a command started it.
+  nonisolated(unsafe) static var mpi: MPIGroup?
+  /// This process's rank (0 without MPI).
+  static var rank: Int { mpi?.rank ?? 0 }
+  /// The number of ranks (1 without MPI).
+  static var size: Int { mpi?.size ?? 1 }
+
+  /// Starts MPI; ranks other than 0 write nothing to standard output (rank 0 logs for all).
+  static func start(timeout: Double) throws -> MPIGroup {
+    let group: MPIGroup
+    do { group = try MPIGroup.start(timeout: timeout) } catch { throw RuntimeError("\(error)") }
+    mpi = group
+    if group.rank > 0 {
+      let null = open("/dev/null", O_WRONLY)
+      if null >= 0 { dup2(null, STDOUT_FILENO) }
+    }
+    return group
+  }
+}
 
 /// An error of a run itself (not of a flag's value): printed as `Error: …`, exit status 1.
 struct RuntimeError: Error, CustomStringConvertible {

@@ -42,6 +42,10 @@ struct Train: ParsableCommand, TrainingDataFlags {
   @Option(help: "Log every this many steps (0: epochs only).") var logEvery = 50
   @Option(help: "Write curves.png, embeddings.png (t-SNE of the test split) and, for images, retrieval.png into this folder at the end.")
   var plots: String?
+  @Option(help: "Under mpirun: seconds a rank may wait for the others in one exchange before the job stops (a rank died or hangs).")
+  var mpiTimeout: Double = 300
+  @Flag(help: "Under mpirun: each rank's anchors are its own rows, compared with the whole gathered batch (less memory; not the one-process loss).")
+  var localAnchors = false
 
   func validate() throws {
     guard epochs >= 1 else { throw ValidationError("--epochs \(epochs) must be at least 1") }
@@ -55,6 +59,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
     }
     guard logEvery >= 0 else { throw ValidationError("--log-every must be ≥ 0") }
     guard subclasses >= 1 else { throw ValidationError("--subclasses \(subclasses) must be at least 1") }
+    guard mpiTimeout > 0 && mpiTimeout.isFinite else { throw ValidationError("--mpi-timeout \(mpiTimeout) must be a positive number of seconds") }
     try recipe.validate()
   }
 
@@ -76,6 +81,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
       "memory": memory, "offline_mining": offlineMining, "test_classes": dataOptions.testClasses ?? "",
       "input_scaling": dataOptions.inputScaling,
       "test_data": dataOptions.testData ?? "",
+      "ranks": "\(Ranks.size)",
     ]
   }
 
@@ -90,6 +96,9 @@ struct Train: ParsableCommand, TrainingDataFlags {
   }
 
   func execute() throws -> RunSummary {
+    // Under mpirun every rank runs this command; rank 0 alone writes the log, the checkpoints and
+    // the plots.
+    let group: any Collective = MPIGroup.launchedByMPI ? try Ranks.start(timeout: mpiTimeout) : SingleProcess()
     var recipe = self.recipe
     recipe.compute = try Builders.compute(threads: threads)
     let json = log == "json" || (log == nil && isatty(STDOUT_FILENO) == 0)
@@ -104,12 +113,33 @@ struct Train: ParsableCommand, TrainingDataFlags {
     var (trainer, batches, settings) = try recipe.parts(train: train) { warn($0) }
     // Every component is built: the last checks before any training.
     if let warning = try splitClasses.openSetCheck(allowed: allowOverlap, options: dataOptions) { warn(warning) }
-    try checkOutputs()
+    if group.rank == 0 { try checkOutputs() }
+    try checkRanksOnResume(network: &trainer.network)
     if let checkpoint {
       settings.checkpoint = CheckpointSettings(folder: checkpoint, resume: resume, configuration: configuration, changeableOnResume: Self.changeableOnResume)
     }
-    var run = try TrainingRun(trainer: trainer, training: train, validation: validation, batches: batches, settings: settings)
+    settings.rankAgreement = configuration.merging(["dml version": DML.version, "checkpoint": checkpoint ?? ""]) { a, _ in a }
+    var run = try TrainingRun(
+      trainer: trainer, training: train, validation: validation, batches: batches, settings: settings, group: group,
+      mode: localAnchors ? .localAnchors : .global)
     return try fit(&run, test: test, json: json)
+  }
+
+  /// A run resumes on another number of ranks only if its network holds no state computed from
+  /// each rank's rows (BatchNorm's statistics): then every step is the same computation, equal
+  /// to rounding. Otherwise the run would change, and it is refused.
+  func checkRanksOnResume<N: EmbeddingNetwork>(network: inout N) throws {
+    guard resume, let folder = checkpoint, let (dir, _) = try? Checkpoint.verifiedLatest(in: folder),
+      let saved = RunProgress.read(dir)?.configuration
+    else { return }
+    let ranks = Int(saved["ranks"] ?? "1") ?? 1
+    guard ranks != Ranks.size else { return }
+    var state: [String] = []
+    network.forEachParameter(prefix: ["network"]) { name, p in if !p.trainable { state.append(name) } }
+    if let first = state.first {
+      throw ValidationError(
+        "--resume: the run in \(folder) was made on \(ranks) ranks and this one has \(Ranks.size); its network computes \(first) from each rank's own rows, so the run would change: resume it on \(ranks) ranks")
+    }
   }
 
   /// The flags of the configuration kept in checkpoints, by configuration key.
@@ -121,7 +151,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
   ]
 
   /// Configuration keys that a resumed run may change: more epochs, another evaluation.
-  static let changeableOnResume: Set<String> = ["epochs", "test_classes", "test_data"]
+  static let changeableOnResume: Set<String> = ["epochs", "test_classes", "test_data", "ranks"]
 
   /// With `--resume`, the recipe saved in the checkpoint fills every flag that `arguments` does not
   /// give, so that `dml train --checkpoint DIR --resume` alone continues a run. A flag that is
@@ -255,7 +285,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
   /// draws the plots.
   func fit(_ run: inout CommandRun, test: Dataset, json: Bool) throws -> RunSummary {
     var history: [[String: Any]] = []  // the log's records, for --plots
-    let tty = isatty(STDOUT_FILENO) != 0
+    let tty = isatty(STDOUT_FILENO) != 0 && Ranks.size == 1  // mpirun gives ranks a pseudo-terminal even when piped
     let sizes: [String: Any] = [
       "train_samples": run.training.labels.count, "train_classes": Set(run.training.labels).count, "test_samples": test.labels.count,
       "validation_samples": run.validation?.labels.count ?? 0,
@@ -271,7 +301,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
         "--resume: --\(mismatch.key.replacingOccurrences(of: "_", with: "-")) is '\(mismatch.current)' but the checkpoint was made with '\(mismatch.saved)'")
     }
     try report(run.test(on: test), test: test, json: json)
-    if let plots {
+    if let plots, run.group.rank == 0 {
       // The run and its report are done: a picture that cannot be drawn is a warning, not a failure.
       do { try drawPlots(plots, network: &run.trainer.network, test: test, history: history, json: json) } catch {
         warn("warning: --plots \(plots): \(error)")
@@ -302,6 +332,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
       record["mean_active_terms"] = e.meanActiveTerms
       if let s = e.offlineMiningSeconds { record["offline_mining_seconds"] = (s * 1000).rounded() / 1000 }
       if let m = e.memoryHeld { record["memory_held"] = m }
+      if let c = e.communicationSeconds { record["communication_seconds"] = (c * 1000).rounded() / 1000 }
       if let v = e.validationMapAtR { record["validation_map_at_r"] = v }
       if let p = e.validationPrecisionAt1 { record["validation_precision_at_1"] = p }
       return record
@@ -319,6 +350,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
         // The log opens with what produced it: the recipe, the data and the versions.
         let opening: [String: Any] = [
           "event": "configuration", "dml_version": DML.version, "configuration": configuration, "resume": resume, "blas": BLAS.configuration,
+          "ranks": Ranks.size,
         ]
         say(jsonLine(opening.merging(sizes) { a, _ in a }))
       }
@@ -344,6 +376,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
       }
     case .epoch(let e):
       var line = String(format: "epoch %d/%d  loss %.4f  %.0f img/s", e.epoch, epochs, e.meanLoss, e.imagesPerSecond)
+      if let c = e.communicationSeconds { line += String(format: " on %d ranks (%.1f s exchanging)", Ranks.size, c) }
       if let m = e.meanMined { line += "  mined \(m)/batch" }
       if let v = e.validationMapAtR { line += String(format: "  validation MAP@R %.4f", v) }
       if json {

@@ -106,6 +106,19 @@ public struct ImageAugmenter: Sendable {
 
   /// Augments every row of `batch` (each an image), drawing from `rng`.
   public mutating func apply(to batch: inout Matrix<Float>, rng: inout RandomSource) {
+    apply(to: &batch) { _, body in body(&rng) }
+  }
+
+  /// Augments every row of `batch`, row `r` drawing from `rowSource(r)`: a stream of its own, so
+  /// that a row is augmented the same way whichever process holds it.
+  public mutating func apply(to batch: inout Matrix<Float>, rowSource: (Int) -> RandomSource) {
+    apply(to: &batch) { r, body in
+      var rng = rowSource(r)
+      body(&rng)
+    }
+  }
+
+  private mutating func apply(to batch: inout Matrix<Float>, withSource: (Int, (inout RandomSource) -> Void) -> Void) {
     let size = height * width * channels
     precondition(batch.columns == size, "augmentation: rows of \(batch.columns) values, images of \(height)x\(width)x\(channels)")
     guard !augmentation.operations.isEmpty else { return }
@@ -116,7 +129,7 @@ public struct ImageAugmenter: Sendable {
       scratch.withUnsafeMutableBufferPointer { tmp in
         for r in 0..<rows {
           let image = UnsafeMutableBufferPointer(rebasing: all[(r * size)..<((r + 1) * size)])
-          for op in augmentation.operations { apply(op, image, tmp, &rng) }
+          withSource(r) { rng in for op in augmentation.operations { apply(op, image, tmp, &rng) } }
         }
       }
     }

@@ -89,6 +89,10 @@ public struct RunSettings: Sendable {
   public var stepEventInterval: Int
   /// Checkpoints (`nil`: none).
   public var checkpoint: CheckpointSettings?
+  /// Values that every rank of a data-parallel run must share besides its data and initial
+  /// parameters (flags, the program's version), by name; compared at start-up, and a difference
+  /// names the value.
+  public var rankAgreement: [String: String] = [:]
 
   /// Settings for `epochs` epochs; see the properties for the rest.
   public init(
@@ -178,6 +182,9 @@ public struct EpochEvent: Sendable, Equatable {
   public var offlineMiningSeconds: Double?
   /// Embeddings held by the cross-batch memory (`nil` without one).
   public var memoryHeld: Int?
+  /// Seconds this rank spent in collective operations during the epoch (waiting for the other
+  /// ranks included), with several ranks.
+  public var communicationSeconds: Double?
   /// Validation MAP@R and precision@1 (`nil` without validation data).
   public var validationMapAtR: Double?, validationPrecisionAt1: Double?
   /// Batches per epoch.

@@ -48,13 +48,21 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
   /// known, so the step (and every per-element loop in it) is compiled specialised for them,
   /// while `fit` itself stays generic.
   @usableFromInline let step: (inout Trainer<Network, Loss, Sampler, Opt>, Matrix<Float>, [Int]) throws -> StepResult<Float>
+  /// The processes that share the run (`SingleProcess()`: this one alone). With several, every
+  /// rank draws the same global batch and trains on its shard of it (see
+  /// `Trainer.train(shard:labels:over:mode:)`); validation, testing and offline mining embed
+  /// their data in shards and gather it; rank 0 alone writes checkpoints, and every rank resumes
+  /// from them.
+  public let group: any Collective
+  /// How the ranks share the global batch.
+  public let mode: DistributedMode
 
-  /// A run of `trainer` on `training`. The settings are checked here: an error names the
-  /// setting at fault.
+  /// A run of `trainer` on `training`, on the processes of `group` (this one by default). The
+  /// settings are checked here: an error names the setting at fault.
   @inlinable
   public init(
     trainer: Trainer<Network, Loss, Sampler, Opt>, training: Dataset, validation: Dataset? = nil, batches: any BatchSampler,
-    settings: RunSettings
+    settings: RunSettings, group: any Collective = SingleProcess(), mode: DistributedMode = .global
   ) throws {
     guard settings.epochs >= 1 else { throw TrainingError("RunSettings.epochs \(settings.epochs) must be at least 1") }
     if let p = settings.patience {
@@ -81,10 +89,16 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
       }
       guard !settings.instanceLabels else { throw TrainingError("RunSettings: offline mining cannot be combined with instance labels") }
     }
-    if let c = settings.checkpoint, !c.resume {
+    if let c = settings.checkpoint, !c.resume, group.rank == 0 {
       let existing = ((try? FileManager.default.contentsOfDirectory(atPath: c.folder)) ?? []).filter { $0 == "latest" || $0.hasPrefix("step-") }
       guard existing.isEmpty else {
         throw TrainingError("\(c.folder) holds another run's checkpoints: resume it, or remove them first")
+      }
+    }
+    if mode == .localAnchors {
+      guard trainer.memory == nil else { throw TrainingError("the local-anchor mode cannot be combined with a cross-batch memory") }
+      guard trainer.loss.acceptsMemory && (!trainer.mines || trainer.sampler.acceptsMemory) else {
+        throw TrainingError("the local-anchor mode needs a loss and a miner that accept a reference set (those that work with a cross-batch memory)")
       }
     }
     self.trainer = trainer
@@ -92,8 +106,14 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
     self.validation = validation
     self.batches = batches
     self.settings = settings
+    self.group = group
+    self.mode = mode
     untrained = trainer.network
-    step = { try $0.train($1, labels: $2) }
+    if group.size == 1 && mode == .global {
+      step = { try $0.train($1, labels: $2) }
+    } else {
+      step = { try $0.train(shard: $1, labels: $2, over: group, mode: mode) }
+    }
   }
 
   /// Trains for the remaining epochs, calling `observe` with every event in order. An error thrown
@@ -139,6 +159,12 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
         for _ in 0..<(state.epoch * perEpoch) { batches.next(into: &skip) }
       }
     }
+    if group.size > 1 {
+      try checkRanksAgree()
+      // Dropout and other random layers draw a stream of their own on each rank.
+      let stream = 0xD15_0000 &+ UInt64(group.rank)
+      if group.rank > 0 { trainer.network.visitRandomSources { $0 = $0.derived(stream: stream) } }
+    }
     try observe(.started(epoch: state.epoch, step: trainer.step, resumed: settings.checkpoint?.resume ?? false))
     for w in warnings { try observe(.warning(w)) }
     var augmenter: ImageAugmenter?
@@ -149,7 +175,7 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
     if let validation {
       var fresh = untrained
       let raw = try retrievalMetrics(queries: validation.features.rowsNormalized(), queryLabels: validation.labels, compute: trainer.compute).mapAtR
-      let initial = try retrievalMetrics(queries: fresh.embed(validation.features, compute: trainer.compute), queryLabels: validation.labels, compute: trainer.compute).mapAtR
+      let initial = try retrievalMetrics(queries: embed(validation.features, with: &fresh), queryLabels: validation.labels, compute: trainer.compute).mapAtR
       validationBaselines = (raw, initial)
       summary.validationRawMapAtR = raw
       summary.validationUntrainedMapAtR = initial
@@ -161,6 +187,7 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
     var best = state.best
     var stale = state.stale
     let inputStatistics = settings.checkpoint == nil ? nil : RunProgress.statistics(training.features)  // saved with every checkpoint
+    var communicationAtStart = group.communicationSeconds
     for epoch in state.epoch..<settings.epochs {
       summary.epochsRun = epoch + 1
       var lossSum = 0.0, emptyMined = 0, minedTotal = 0, activeTuples = 0
@@ -170,7 +197,7 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
         if let offline, let interval = miningInterval {
           if minedSampler == nil || trainer.step - (state.mined?.step ?? 0) >= interval {
             let t0 = Date()
-            let e = trainer.network.embed(training.features, compute: trainer.compute)
+            let e = try embedTrained(training.features)
             let lists = try hardNeighbors(
               embeddings: e, labels: training.labels, k: offline.k, distance: offline.distance, window: offline.window,
               compute: trainer.compute)
@@ -186,11 +213,16 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
         } else {
           batches.next(into: &indices)
         }
-        gather(indices, into: &x, labels: &labels, width: d)
+        guard indices.count >= group.size else {
+          throw TrainingError("a batch of \(indices.count) rows cannot be shared by \(group.size) ranks: give a batch size of at least \(group.size)")
+        }
+        let rows = Shards.rows(batch: indices.count, rank: group.rank, size: group.size)
+        gather(indices, rows: rows, into: &x, labels: &labels, width: d)
         if augmenter != nil {
-          // Drawn from the seed and the step alone, so a resumed run augments identically.
-          var rng = RandomSource(seed: seed).derived(stream: 0xA064_0000 &+ UInt64(trainer.step))
-          augmenter!.apply(to: &x, rng: &rng)
+          // Drawn from the seed, the step and the row's place in the batch alone, so that a resumed
+          // run, or one on another number of ranks, augments identically.
+          let stream = RandomSource(seed: seed).derived(stream: 0xA064_0000 &+ UInt64(trainer.step))
+          augmenter!.apply(to: &x) { stream.derived(stream: UInt64(rows.lowerBound + $0)) }
         }
         if let schedule = settings.schedule { trainer.optimizer.learningRateScale = schedule.factor(at: trainer.step) }
         let result = try step(&trainer, x, labels)
@@ -218,8 +250,13 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
       }
       if offline != nil { event.offlineMiningSeconds = miningSeconds }
       event.memoryHeld = trainer.memory?.count
+      if group.size > 1 {
+        event.communicationSeconds = group.communicationSeconds - communicationAtStart
+        communicationAtStart = group.communicationSeconds
+        try checkParametersAgree(epoch: epoch + 1)
+      }
       if let validation {
-        let e = trainer.network.embed(validation.features, compute: trainer.compute)
+        let e = try embedTrained(validation.features)
         let m = try retrievalMetrics(queries: e, queryLabels: validation.labels, compute: trainer.compute)
         event.validationMapAtR = m.mapAtR
         event.validationPrecisionAt1 = m.precisionAt1
@@ -234,7 +271,7 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
       if trainer.mines && emptyMined > perEpoch / 2 {
         try observe(.warning("warning: the miner found nothing in \(emptyMined) of \(perEpoch) batches: the loss is stuck at zero there"))
       }
-      if let c = settings.checkpoint {
+      if let c = settings.checkpoint, group.rank == 0 {
         var s = RunState()
         s.epoch = epoch + 1
         s.best = best
@@ -271,14 +308,14 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
     return summary
   }
 
-  /// Copies rows `indices` of the training inputs into `x` and their labels (or, with instance
-  /// labels, the indices themselves) into `labels`.
-  func gather(_ indices: [Int], into x: inout Matrix<Float>, labels: inout [Int], width d: Int) {
-    x.resize(rows: indices.count, columns: d)
+  /// Copies the training inputs of `indices[rows]` (this rank's shard) into `x`, and the labels of
+  /// every row of the batch (or, with instance labels, the indices themselves) into `labels`.
+  func gather(_ indices: [Int], rows: Range<Int>, into x: inout Matrix<Float>, labels: inout [Int], width d: Int) {
+    x.resize(rows: rows.count, columns: d)
     labels.removeAll(keepingCapacity: true)
     training.features.withUnsafeBufferPointer { src in
       x.withUnsafeMutableBufferPointer { dst in
-        for (r, i) in indices.enumerated() {
+        for (r, i) in indices[rows].enumerated() {
           dst.baseAddress!.advanced(by: r * d).update(from: src.baseAddress! + i * d, count: d)
         }
       }
@@ -290,9 +327,137 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
   /// the untrained one and the raw inputs.
   public mutating func test(on test: Dataset) throws -> TestReport {
     var fresh = untrained
-    let trained = try retrievalMetrics(queries: trainer.network.embed(test.features, compute: trainer.compute), queryLabels: test.labels, compute: trainer.compute)
-    let random = try retrievalMetrics(queries: fresh.embed(test.features, compute: trainer.compute), queryLabels: test.labels, compute: trainer.compute)
+    let trained = try retrievalMetrics(queries: embedTrained(test.features), queryLabels: test.labels, compute: trainer.compute)
+    let random = try retrievalMetrics(queries: embed(test.features, with: &fresh), queryLabels: test.labels, compute: trainer.compute)
     let raw = try retrievalMetrics(queries: test.features.rowsNormalized(), queryLabels: test.labels, compute: trainer.compute)
     return TestReport(trained: trained, untrained: random, rawInput: raw)
+  }
+}
+
+extension TrainingRun {
+  /// `network`'s embeddings of every row of `features`: on several ranks, each embeds its shard
+  /// of the rows and the shards are gathered, so that every rank holds them all.
+  public func embed(_ features: Matrix<Float>, with network: inout Network) throws -> Matrix<Float> {
+    guard group.size > 1 else { return network.embed(features, compute: trainer.compute) }
+    let rows = Shards.rows(batch: features.rows, rank: group.rank, size: group.size)
+    let mine = network.embed(features.rows(Array(rows)), compute: trainer.compute)
+    let d = network.embeddingDimension
+    let all = try group.allGather(
+      mine.elements, counts: Shards.counts(batch: features.rows, size: group.size).map { $0 * d }, what: "the embeddings of \(features.rows) rows")
+    return Matrix(rows: features.rows, columns: d, elements: all)
+  }
+
+  /// The trained network's embeddings of `features`, as `embed(_:with:)`.
+  mutating func embedTrained(_ features: Matrix<Float>) throws -> Matrix<Float> {
+    var network = trainer.network
+    defer { trainer.network = network }
+    return try embed(features, with: &network)
+  }
+
+  /// A hash of every part of the run that all ranks must share, by part: the data, the initial
+  /// learned state, the settings and the batch sampler, and `RunSettings.rankAgreement`.
+  func fingerprints() -> [(String, UInt64)] {
+    var parts: [(String, UInt64)] = []
+    var h = Fingerprint()
+    h.add(training.features)
+    h.add(training.labels)
+    parts.append(("the training data", h.value))
+    h = Fingerprint()
+    if let v = validation {
+      h.add(v.features)
+      h.add(v.labels)
+    }
+    parts.append(("the validation data", h.value))
+    var t = trainer
+    h = Fingerprint()
+    t.network.forEachParameter { name, p in
+      h.add(Array(name.utf8))
+      h.add(p.value)
+    }
+    parts.append(("the network's initial parameters", h.value))
+    h = Fingerprint()
+    t.loss.forEachParameter { name, p in
+      h.add(Array(name.utf8))
+      h.add(p.value)
+    }
+    parts.append(("the loss's initial parameters", h.value))
+    h = Fingerprint()
+    h.add(Array("\(settings.epochs) \(String(describing: settings.patience)) \(settings.seed) \(String(describing: settings.schedule)) \(String(describing: settings.augmentation)) \(String(describing: settings.offlineMining)) \(settings.instanceLabels) \(mode) \(type(of: batches)) \(batches.batchesPerEpoch) \(trainer.step)".utf8))
+    parts.append(("the run's settings", h.value))
+    for key in settings.rankAgreement.keys.sorted() {
+      h = Fingerprint()
+      h.add(Array(settings.rankAgreement[key]!.utf8))
+      parts.append((key, h.value))
+    }
+    return parts
+  }
+
+  /// Compares every rank's `fingerprints()` at start-up; a difference is an error that names the
+  /// part and the ranks.
+  func checkRanksAgree() throws {
+    let mine = fingerprints()
+    var bytes: [UInt8] = []
+    for (name, value) in mine {
+      bytes += Array(name.utf8) + [0]
+      withUnsafeBytes(of: value.littleEndian) { bytes += $0 }
+    }
+    let all = try group.allGatherBytes(bytes, what: "the run's configuration")
+    for (r, other) in all.enumerated() where other != all[0] {
+      let differing = mine.map(\.0).filter { name in
+        func value(_ b: [UInt8]) -> [UInt8]? {
+          guard let at = b.firstRange(of: Array(name.utf8) + [0]) else { return nil }
+          return Array(b[at.upperBound..<Swift.min(b.count, at.upperBound + 8)])
+        }
+        return value(other) != value(all[0])
+      }
+      throw TrainingError(
+        "rank \(r) of \(group.size) was started with another configuration than rank 0 (different: \(differing.isEmpty ? "the list of parts" : differing.joined(separator: ", "))); start every rank with the same flags, data and version")
+    }
+  }
+
+  /// Checks that every rank holds the same learned state (network and loss) after `epoch`.
+  func checkParametersAgree(epoch: Int) throws {
+    var h = Fingerprint()
+    var t = trainer
+    t.network.forEachParameter { _, p in h.add(p.value) }
+    t.loss.forEachParameter { _, p in h.add(p.value) }
+    var bytes: [UInt8] = []
+    withUnsafeBytes(of: h.value.littleEndian) { bytes += $0 }
+    let all = try group.allGatherBytes(bytes, what: "the parameters' hash after epoch \(epoch)")
+    if let r = all.firstIndex(where: { $0 != all[0] }) {
+      throw TrainingError("after epoch \(epoch) rank \(r)'s parameters differ from rank 0's: the ranks diverged")
+    }
+  }
+}
+
+/// FNV-1a over 64-bit words: a cheap hash of data and parameters, for comparing ranks.
+struct Fingerprint {
+  var value: UInt64 = 0xCBF2_9CE4_8422_2325
+  mutating func word(_ w: UInt64) {
+    value = (value ^ w) &* 0x100_0000_01B3
+  }
+  mutating func add(_ bytes: [UInt8]) {
+    word(UInt64(bytes.count))
+    for b in bytes { word(UInt64(b)) }
+  }
+  mutating func add(_ labels: [Int]) {
+    word(UInt64(labels.count))
+    for l in labels { word(UInt64(bitPattern: Int64(l))) }
+  }
+  mutating func add<S: DMLScalar>(_ m: Matrix<S>) {
+    word(UInt64(m.rows))
+    word(UInt64(m.columns))
+    m.withUnsafeBufferPointer { p in
+      let raw = UnsafeRawBufferPointer(p)
+      var i = 0
+      while i + 8 <= raw.count {
+        word(raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+        i += 8
+      }
+      while i < raw.count {
+        word(UInt64(raw[i]))
+        i += 1
+      }
+    }
   }
 }

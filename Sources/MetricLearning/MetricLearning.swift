@@ -11,3 +11,4 @@
 @_exported import DMLTesting
 @_exported import DMLPlugins
 @_exported import DMLIndex
+@_exported import DMLDistributed
