@@ -1,0 +1,127 @@
+import DMLData
+import DMLDistributed
+import DMLLosses
+import DMLNetworks
+import DMLRun
+import DMLSamplers
+import DMLTesting
+import DMLTraining
+import Foundation
+import Testing
+
+/// Gaussian clusters as 4 × 4 one-channel images (so that augmentation applies).
+func blobs(classes: Int, perClass: Int, seed: UInt64, labelOffset: Int = 0) -> Dataset {
+  var rng = RandomSource(seed: seed)
+  let centres = (0..<classes).map { _ in (0..<16).map { _ in rng.normal(Float.self) } }
+  var x: [Float] = [], labels: [Int] = []
+  for c in 0..<classes {
+    for _ in 0..<perClass {
+      x += centres[c].map { $0 + 0.6 * rng.normal(Float.self) }
+      labels.append(c + labelOffset)
+    }
+  }
+  return Dataset(features: Matrix(rows: labels.count, columns: 16, elements: x), labels: labels, imageShape: (4, 4, 1))
+}
+
+let runTraining = blobs(classes: 6, perClass: 16, seed: 1)
+let runValidation = blobs(classes: 4, perClass: 12, seed: 2, labelOffset: 100)
+
+/// The same run on `group`: triplet loss with semi-hard mining, SGD with momentum, augmentation,
+/// validation, optionally offline mining and checkpoints. Returns every parameter, the epochs'
+/// mean losses and validation MAP@R.
+func distributedRun(
+  on group: any Collective, offline: Bool = false, checkpoint: String? = nil, resume: Bool = false, epochs: Int = 3
+) throws -> (parameters: [Float], losses: [Double], validation: [Double]) {
+  let trainer = Trainer(
+    network: MLP<Float>.mlp(inputFeatures: 16, hidden: [32], embeddingDimension: 8, seed: 3),
+    loss: TripletMarginLoss<Float>(margin: 0.2), sampler: TripletMarginMiner<Float>(margin: 0.2, type: .semihard),
+    optimizer: SGD<Float>(learningRate: 0.05, momentum: 0.9))
+  var settings = RunSettings(epochs: epochs, seed: 5, augmentation: ImageAugmentation([.crop(pad: 1), .flip(p: 0.5)]))
+  if offline { settings.offlineMining = OfflineMiningSettings(k: 4, batchSize: 24) }
+  if let checkpoint { settings.checkpoint = CheckpointSettings(folder: checkpoint, resume: resume) }
+  var run = try TrainingRun(
+    trainer: trainer, training: runTraining, validation: runValidation,
+    batches: MPerClassSampler(labels: runTraining.labels, m: 4, batchSize: 24, seed: 6), settings: settings, group: group)
+  var losses: [Double] = [], validation: [Double] = []
+  _ = try run.fit { event in
+    if case .epoch(let e) = event {
+      losses.append(e.meanLoss)
+      validation.append(e.validationMapAtR ?? -1)
+    }
+  }
+  return (run.trainer.network.namedParameters().flatMap { $0.parameter.value.elements }, losses, validation)
+}
+
+func relativeDifference(_ a: [Float], _ b: [Float]) -> Double {
+  let scale = b.map { abs(Double($0)) }.max() ?? 0
+  return zip(a, b).map { abs(Double($0) - Double($1)) }.max()! / scale
+}
+
+@Suite("The training run on several ranks")
+struct DistributedRunTests {
+  @Test("2 ranks train as one process: parameters, losses and validation, with augmentation", arguments: [false, true])
+  func twoRanks(offlineMining: Bool) throws {
+    let one = try distributedRun(on: SingleProcess(), offline: offlineMining)
+    let results = ThreadGroup.run(size: 2) { try distributedRun(on: $0, offline: offlineMining) }
+    let a = try results[0].get(), b = try results[1].get()
+    #expect(a.parameters == b.parameters, "the ranks' parameters differ")
+    #expect(relativeDifference(a.parameters, one.parameters) < 1e-5, "\(relativeDifference(a.parameters, one.parameters))")
+    for (x, y) in zip(a.losses, one.losses) { #expect(abs(x - y) <= 1e-5 * abs(y), "losses \(a.losses) against \(one.losses)") }
+    for (x, y) in zip(a.validation, one.validation) { #expect(abs(x - y) <= 1e-4, "validation \(a.validation) against \(one.validation)") }
+  }
+
+  @Test("rank 0 alone writes the checkpoints, and a run resumes from them on another number of ranks")
+  func checkpoints() throws {
+    let folder = ScratchSpace.path("distributed-run-" + UUID().uuidString)
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let results = ThreadGroup.run(size: 2) { try distributedRun(on: $0, checkpoint: folder, epochs: 2) }
+    _ = try results.map { try $0.get() }
+    let entries = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasPrefix("step-") }
+    #expect(entries.count == 2, "\(entries)")
+    // A new run in the folder is refused (on rank 0; the others leave that check to it).
+    #expect(throws: TrainingError.self) { try distributedRun(on: SingleProcess(), checkpoint: folder, epochs: 2) }
+    // Epoch 3 on one process continues the two ranks' run: the same as three epochs on two ranks.
+    let resumed = try distributedRun(on: SingleProcess(), checkpoint: folder, resume: true, epochs: 3)
+    let straight = try ThreadGroup.run(size: 2) { try distributedRun(on: $0, epochs: 3) }[0].get()
+    #expect(relativeDifference(resumed.parameters, straight.parameters) < 1e-5)
+    #expect(abs(resumed.losses[0] - straight.losses[2]) <= 1e-5 * straight.losses[2])
+  }
+
+  @Test("ranks with different data are refused at start-up, naming the part")
+  func mismatch() {
+    let results = ThreadGroup.run(size: 2) { group -> Int in
+      var data = runTraining
+      if group.rank == 1 { data.labels[0] = 5 }
+      let trainer = Trainer(
+        network: MLP<Float>.mlp(inputFeatures: 16, hidden: [8], embeddingDimension: 8, seed: 3),
+        loss: TripletMarginLoss<Float>(margin: 0.2), sampler: TripletMarginMiner<Float>(margin: 0.2, type: .semihard),
+        optimizer: SGD<Float>(learningRate: 0.05))
+      var run = try TrainingRun(
+        trainer: trainer, training: data, batches: MPerClassSampler(labels: data.labels, m: 4, batchSize: 24, seed: 6),
+        settings: RunSettings(epochs: 1), group: group)
+      _ = try run.fit()
+      return 0
+    }
+    guard case .failure(let e) = results[0] else { Issue.record("rank 0 trained"); return }
+    #expect("\(e)".contains("rank 1 of 2 was started with another configuration than rank 0 (different: the training data)"), "\(e)")
+  }
+
+  @Test("the embeddings of a data set, computed in shards and gathered, are the one-process embeddings")
+  func shardedEmbedding() throws {
+    let results = ThreadGroup.run(size: 2) { group -> [Float] in
+      let trainer = Trainer(
+        network: MLP<Float>.mlp(inputFeatures: 16, hidden: [32], embeddingDimension: 8, seed: 3),
+        loss: TripletMarginLoss<Float>(margin: 0.2), optimizer: SGD<Float>())
+      let run = try TrainingRun(
+        trainer: trainer, training: runTraining, batches: MPerClassSampler(labels: runTraining.labels, m: 4, batchSize: 24, seed: 6),
+        settings: RunSettings(epochs: 1), group: group)
+      var network = run.trainer.network
+      return try run.embed(runValidation.features, with: &network).elements
+    }
+    var network = MLP<Float>.mlp(inputFeatures: 16, hidden: [32], embeddingDimension: 8, seed: 3)
+    let one = network.embed(runValidation.features).elements
+    let a = try results[0].get(), b = try results[1].get()
+    #expect(a == b)
+    #expect(relativeDifference(a, one) < 1e-6)
+  }
+}
