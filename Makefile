@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests and CI never set this: they run whatever the machine's environment gives.
 FAST_BLAS := $(if $(OPENBLAS_CORETYPE),,$(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX))
 
-.PHONY: all deps build test example plugins mpi check-new-loss docs doc-coverage demo bench bench-quick bench-kinds bench-env bench-each bench-deps bench-foundation bench-losses bench-search bench-plots fuzz fuzz-asan libfuzz reliability report report-crossbatch report-class-weights pictures clean
+.PHONY: all deps build test example plugins mpi check-new-loss docs doc-coverage demo bench bench-quick bench-kinds bench-env bench-each bench-deps bench-foundation bench-losses bench-search bench-plots bench-mpi fuzz fuzz-asan libfuzz reliability report report-crossbatch report-class-weights pictures clean
 
 all: build
 
@@ -36,7 +36,7 @@ test: deps
 # The DocC documentation (catalog: Docs/MetricLearning.docc, a link to the umbrella module's),
 # combined over every library module, offline; fails on any warning (a broken link, a missing symbol).
 DOC_TARGETS := DMLKernels DMLCore DMLNetworks DMLTraining ContrastiveLosses TripletLosses CenterLosses ProxyLosses \
-  ClassificationLosses DMLLosses DMLSamplers DMLEvaluation DMLData DMLPlot DMLTesting DMLRun DMLPlugins DMLIndex MetricLearning
+  ClassificationLosses DMLLosses DMLSamplers DMLEvaluation DMLData DMLPlot DMLTesting DMLRun DMLPlugins DMLIndex DMLDistributed MetricLearning
 docs: deps
 	set -o pipefail; $(SWIFT) package --disable-sandbox generate-documentation $(addprefix --target ,$(DOC_TARGETS)) --enable-inherited-docs \
 	  --enable-experimental-combined-documentation 2>&1 | tee .build/docs.log
@@ -169,6 +169,13 @@ bench-plots: bench-deps
 	@python3 -c "import sklearn" 2>/dev/null || python3 -m pip install --quiet scikit-learn
 	$(SWIFT) build -c release --product dml-bench
 	env $(FAST_BLAS) .build/release/dml-bench plots
+
+# Data-parallel scaling: 1 rank × 2 threads against 2 ranks × 1 thread at a fixed global batch,
+# images/s and the share of step time in communication (Benchmarks/Scripts/bench_mpi.sh; writes
+# runs/bench-mpi.md; a few minutes).
+bench-mpi: deps
+	$(SWIFT) build -c release --product dml
+	bash Benchmarks/Scripts/bench_mpi.sh
 
 # The single-issue benchmarks above, against the reference figures of earlier issues.
 bench-each: bench-foundation bench-losses bench-search bench-plots

@@ -333,6 +333,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
       if let s = e.offlineMiningSeconds { record["offline_mining_seconds"] = (s * 1000).rounded() / 1000 }
       if let m = e.memoryHeld { record["memory_held"] = m }
       if let c = e.communicationSeconds { record["communication_seconds"] = (c * 1000).rounded() / 1000 }
+      if let t = e.seconds { record["seconds"] = (t * 1000).rounded() / 1000 }
       if let v = e.validationMapAtR { record["validation_map_at_r"] = v }
       if let p = e.validationPrecisionAt1 { record["validation_precision_at_1"] = p }
       return record

@@ -182,9 +182,11 @@ public struct EpochEvent: Sendable, Equatable {
   public var offlineMiningSeconds: Double?
   /// Embeddings held by the cross-batch memory (`nil` without one).
   public var memoryHeld: Int?
-  /// Seconds this rank spent in collective operations during the epoch (waiting for the other
-  /// ranks included), with several ranks.
+  /// Seconds this rank spent in collective operations during the epoch's steps (waiting for the
+  /// other ranks included), with several ranks.
   public var communicationSeconds: Double?
+  /// Seconds of the epoch's steps (validation excluded).
+  public var seconds: Double?
   /// Validation MAP@R and precision@1 (`nil` without validation data).
   public var validationMapAtR: Double?, validationPrecisionAt1: Double?
   /// Batches per epoch.

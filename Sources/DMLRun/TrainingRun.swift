@@ -193,6 +193,7 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
       var lossSum = 0.0, emptyMined = 0, minedTotal = 0, activeTuples = 0
       var miningSeconds = 0.0
       let start = Date()
+      communicationAtStart = group.communicationSeconds
       for b in 0..<perEpoch {
         if let offline, let interval = miningInterval {
           if minedSampler == nil || trainer.step - (state.mined?.step ?? 0) >= interval {
@@ -250,9 +251,9 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
       }
       if offline != nil { event.offlineMiningSeconds = miningSeconds }
       event.memoryHeld = trainer.memory?.count
+      event.seconds = seconds
       if group.size > 1 {
         event.communicationSeconds = group.communicationSeconds - communicationAtStart
-        communicationAtStart = group.communicationSeconds
         try checkParametersAgree(epoch: epoch + 1)
       }
       if let validation {
