@@ -77,6 +77,11 @@ struct Evaluate: ParsableCommand {
   @Option(help: "Also report the metrics from an approximate index of the test embeddings: an index kind (ivf:nlist=N, hnsw:m=M, ivfpq:..., a faiss factory string) or an index folder, whose kind and tuned parameters are used.")
   var index: String?
   @OptionGroup(title: "Approximate search (with --index)") var effort: SearchEffort
+  @Option(help: "Under mpirun: seconds a rank may wait for the others in one exchange.") var mpiTimeout: Double = 300
+
+  func validate() throws {
+    guard mpiTimeout > 0 && mpiTimeout.isFinite else { throw ValidationError("--mpi-timeout \(mpiTimeout) must be a positive number of seconds") }
+  }
 
   func run() throws {
     let (_, _, test) = try dataOptions.resolved(forCheckpoint: checkpointOptions.checkpoint).splits()
@@ -91,8 +96,14 @@ struct Evaluate: ParsableCommand {
         do { kind = try IndexKind(parsing: index) } catch let e as IndexError { throw ValidationError("--index \(index): \(e.description)") }
       }
     }
-    let e = try checkpointOptions.embed(test.features, imageShape: test.imageShape)
-    let m = try retrievalMetrics(queries: e, queryLabels: test.labels)
+    // Under mpirun the ranks embed and search their shares of the test rows; rank 0 reports.
+    let group: any Collective = MPIGroup.launchedByMPI ? try Ranks.start(timeout: mpiTimeout) : SingleProcess()
+    CheckpointOptions.checkScale(checkpointOptions.checkpoint, test.features)
+    var network = try checkpointOptions.network(inputFeatures: test.features.columns, imageShape: test.imageShape)
+    let compute = try Builders.compute()
+    let e = try embed(test.features, with: &network, over: group, compute: compute)
+    let m = try retrievalMetrics(embeddings: e, labels: test.labels, over: group, compute: compute)
+    guard group.rank == 0 else { return }
     let c = try clusteringScores(e, labels: test.labels)
     let approximate = try kind.map { try approximateMetrics(e, labels: test.labels, kind: $0, parameters: effort.parameters(tuned)) }
     if json {

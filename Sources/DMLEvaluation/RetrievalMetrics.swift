@@ -41,6 +41,22 @@ public struct RetrievalMetrics: Sendable, Equatable, CustomStringConvertible {
   /// Queries excluded because no reference shares their label.
   public var loneQueries: Int
 
+  /// Metrics with the given values (for combining metrics computed in parts).
+  public init(
+    precisionAt1: Double, rPrecision: Double, mapAtR: Double, meanAveragePrecision: Double, meanReciprocalRank: Double,
+    recallAt: [Int: Double], k: Int, queries: Int, loneQueries: Int
+  ) {
+    self.precisionAt1 = precisionAt1
+    self.rPrecision = rPrecision
+    self.mapAtR = mapAtR
+    self.meanAveragePrecision = meanAveragePrecision
+    self.meanReciprocalRank = meanReciprocalRank
+    self.recallAt = recallAt
+    self.k = k
+    self.queries = queries
+    self.loneQueries = loneQueries
+  }
+
   /// One line such as `P@1 0.8123  R-Precision 0.5  …  R@1 0.8123`, values rounded to four
   /// decimals, with the number of lone queries when any were excluded.
   public var description: String {

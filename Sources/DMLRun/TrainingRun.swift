@@ -174,8 +174,8 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
     var validationBaselines: (raw: Double, untrained: Double)?
     if let validation {
       var fresh = untrained
-      let raw = try retrievalMetrics(queries: validation.features.rowsNormalized(), queryLabels: validation.labels, compute: trainer.compute).mapAtR
-      let initial = try retrievalMetrics(queries: embed(validation.features, with: &fresh), queryLabels: validation.labels, compute: trainer.compute).mapAtR
+      let raw = try metrics(validation.features.rowsNormalized(), validation.labels).mapAtR
+      let initial = try metrics(embed(validation.features, with: &fresh), validation.labels).mapAtR
       validationBaselines = (raw, initial)
       summary.validationRawMapAtR = raw
       summary.validationUntrainedMapAtR = initial
@@ -258,7 +258,7 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
       }
       if let validation {
         let e = try embedTrained(validation.features)
-        let m = try retrievalMetrics(queries: e, queryLabels: validation.labels, compute: trainer.compute)
+        let m = try metrics(e, validation.labels)
         event.validationMapAtR = m.mapAtR
         event.validationPrecisionAt1 = m.precisionAt1
         if m.mapAtR > best.map {
@@ -328,9 +328,9 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
   /// the untrained one and the raw inputs.
   public mutating func test(on test: Dataset) throws -> TestReport {
     var fresh = untrained
-    let trained = try retrievalMetrics(queries: embedTrained(test.features), queryLabels: test.labels, compute: trainer.compute)
-    let random = try retrievalMetrics(queries: embed(test.features, with: &fresh), queryLabels: test.labels, compute: trainer.compute)
-    let raw = try retrievalMetrics(queries: test.features.rowsNormalized(), queryLabels: test.labels, compute: trainer.compute)
+    let trained = try metrics(embedTrained(test.features), test.labels)
+    let random = try metrics(embed(test.features, with: &fresh), test.labels)
+    let raw = try metrics(test.features.rowsNormalized(), test.labels)
     return TestReport(trained: trained, untrained: random, rawInput: raw)
   }
 }
@@ -339,13 +339,13 @@ extension TrainingRun {
   /// `network`'s embeddings of every row of `features`: on several ranks, each embeds its shard
   /// of the rows and the shards are gathered, so that every rank holds them all.
   public func embed(_ features: Matrix<Float>, with network: inout Network) throws -> Matrix<Float> {
-    guard group.size > 1 else { return network.embed(features, compute: trainer.compute) }
-    let rows = Shards.rows(batch: features.rows, rank: group.rank, size: group.size)
-    let mine = network.embed(features.rows(Array(rows)), compute: trainer.compute)
-    let d = network.embeddingDimension
-    let all = try group.allGather(
-      mine.elements, counts: Shards.counts(batch: features.rows, size: group.size).map { $0 * d }, what: "the embeddings of \(features.rows) rows")
-    return Matrix(rows: features.rows, columns: d, elements: all)
+    try DMLRun.embed(features, with: &network, over: group, compute: trainer.compute)
+  }
+
+  /// Retrieval metrics of `embeddings` (each row a query against the others), the queries
+  /// shared among the ranks.
+  func metrics(_ embeddings: Matrix<Float>, _ labels: [Int]) throws -> RetrievalMetrics {
+    try retrievalMetrics(embeddings: embeddings, labels: labels, over: group, compute: trainer.compute)
   }
 
   /// The trained network's embeddings of `features`, as `embed(_:with:)`.

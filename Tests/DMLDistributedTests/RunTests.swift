@@ -1,4 +1,5 @@
 import DMLData
+import DMLEvaluation
 import DMLDistributed
 import DMLLosses
 import DMLNetworks
@@ -123,5 +124,27 @@ struct DistributedRunTests {
     let a = try results[0].get(), b = try results[1].get()
     #expect(a == b)
     #expect(relativeDifference(a, one) < 1e-6)
+  }
+}
+
+@Suite("Evaluation shared among ranks")
+struct DistributedEvaluationTests {
+  @Test("retrieval metrics with the queries shared among 2 and 3 ranks are one process's", arguments: [2, 3])
+  func metrics(ranks: Int) throws {
+    // Lone queries (class 99 has one row) and classes smaller than Recall@8's k included.
+    var data = blobs(classes: 7, perClass: 9, seed: 4)
+    data.labels[0] = 99
+    let x = data.features, y = data.labels
+    let one = try retrievalMetrics(queries: x, queryLabels: y)
+    let results = ThreadGroup.run(size: ranks) { try retrievalMetrics(embeddings: x, labels: y, over: $0) }
+    for r in results {
+      let m = try r.get()
+      #expect(m.queries == one.queries && m.loneQueries == one.loneQueries && m.k == one.k)
+      for (a, b) in [(m.precisionAt1, one.precisionAt1), (m.rPrecision, one.rPrecision), (m.mapAtR, one.mapAtR),
+        (m.meanAveragePrecision, one.meanAveragePrecision), (m.meanReciprocalRank, one.meanReciprocalRank)] {
+        #expect(abs(a - b) < 1e-12, "\(m) against \(one)")
+      }
+      for K in [1, 2, 4, 8] { #expect(abs(m.recallAt[K]! - one.recallAt[K]!) < 1e-12) }
+    }
   }
 }

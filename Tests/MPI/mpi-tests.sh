@@ -43,6 +43,12 @@ cmp "$work/straight/latest/parameters.safetensors" "$work/killed/latest/paramete
 cmp "$work/straight/latest/optimizer.safetensors" "$work/killed/latest/optimizer.safetensors" || fail "the resumed optimizer state differs"
 echo "resumed after a kill: parameters and optimizer state bitwise those of the uninterrupted run"
 
+echo "== evaluation with the test rows shared among ranks reports one process's metrics"
+"$DML" evaluate --checkpoint "$work/straight" > "$work/eval1.txt"
+"${MPIRUN[@]}" -np 2 "$DML" evaluate --checkpoint "$work/straight" > "$work/eval2.txt"
+cmp "$work/eval1.txt" "$work/eval2.txt" || { cat "$work/eval1.txt" "$work/eval2.txt"; fail "dml evaluate on 2 ranks differs"; }
+echo "dml evaluate on 2 ranks: $(cut -c1-60 "$work/eval2.txt")…, as on one"
+
 echo "== a killed rank stops the job with a named error, and the last checkpoint stays whole"
 setsid "${MPIRUN[@]}" -np 2 "$DML" "${TRAIN[@]}" --epochs 50 --checkpoint "$work/victim" > "$work/victim.log" 2>&1 &
 job=$!
