@@ -27,7 +27,14 @@ enum Builders {
     -> ComputeContext
   {
     var context = ComputeContext.automatic
-    if let threads { context.threads = threads }
+    if let threads {
+      context.threads = threads
+    } else if environment["OPENBLAS_NUM_THREADS"] == nil,
+      let local = Int(environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? environment["MPI_LOCALNRANKS"] ?? ""), local > 1
+    {
+      // Several ranks on one machine share its cores (as torchrun sets one thread per process).
+      context.threads = Swift.max(1, ProcessInfo.processInfo.activeProcessorCount / local)
+    }
     if let name = environment["DML_GEMM"], !name.isEmpty {
       guard let engine = LayerGemm.Engine(rawValue: name) else {
         throw ValidationError("DML_GEMM=\(name) in the environment: expected kernels or blas")

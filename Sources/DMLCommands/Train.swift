@@ -32,7 +32,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
   @Option(help: "Epochs.") var epochs = 5
   @Option(help: "Stop after this many epochs without a better validation MAP@R (needs --validation-classes).") var patience: Int?
   @Option(help: "The seed of every random choice.") var seed: UInt64 = 0
-  @Option(help: "Threads for each step's work and products (default: OPENBLAS_NUM_THREADS, else the cores).") var threads: Int?
+  @Option(help: "Threads for each step's work and products (default: OPENBLAS_NUM_THREADS, else the cores, shared among the ranks on one machine under mpirun).") var threads: Int?
   @Option(help: "Write a checkpoint into this folder after each epoch.") var checkpoint: String?
   @Flag(help: "Continue the run whose checkpoints are in --checkpoint.") var resume = false
   @Flag(help: "Replace the checkpoints of another run in --checkpoint (without it, such a folder is refused).") var force = false

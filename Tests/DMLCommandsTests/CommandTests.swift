@@ -755,7 +755,8 @@ struct GuardTests {
       let h = try dml([command, "--help"]).stdout
       #expect(!h.contains("--validation-classes") && !h.contains("(default: none). (default"), "\(command)")
     }
-    #expect(try dml(["evaluate", "--help"]).stdout.contains("USAGE: dml evaluate --checkpoint <checkpoint>"))
+    let usage = try dml(["evaluate", "--help"]).stdout.split(separator: "\n").first { $0.hasPrefix("USAGE: dml evaluate") }
+    #expect(usage?.contains("--checkpoint <checkpoint>") == true, "\(usage ?? "no usage line")")
   }
 
   @Test("dml list shows each hyperparameter's range")

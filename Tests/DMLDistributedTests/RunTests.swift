@@ -148,3 +148,25 @@ struct DistributedEvaluationTests {
     }
   }
 }
+
+@Suite("The documented use")
+struct DocumentedUseTests {
+  @Test("the DocC article's run, on two threads: both ranks end with the same summary")
+  func article() throws {
+    let results = ThreadGroup.run(size: 2) { group -> Double in
+      let train = runTraining, validation = runValidation
+      let trainer = Trainer(
+        network: MLP<Float>.mlp(inputFeatures: 16, hidden: [32], embeddingDimension: 8, seed: 3),
+        loss: TripletMarginLoss<Float>(margin: 0.2), sampler: TripletMarginMiner<Float>(margin: 0.2, type: .semihard),
+        optimizer: SGD<Float>(learningRate: 0.05, momentum: 0.9))
+      var run = try TrainingRun(
+        trainer: trainer, training: train, validation: validation,
+        batches: MPerClassSampler(labels: train.labels, m: 4, batchSize: 24, seed: 1),
+        settings: RunSettings(epochs: 2), group: group)
+      let summary = try run.fit { event in if group.rank == 0 { print(event) } }
+      return summary.bestValidationMapAtR ?? -1
+    }
+    let a = try results[0].get(), b = try results[1].get()
+    #expect(a == b && a > 0)
+  }
+}
