@@ -16,6 +16,7 @@ static inline int dml_mpi_init(int *rank, int *size, int *provided) {
   return MPI_Comm_size(MPI_COMM_WORLD, size);
 }
 
+static inline int dml_mpi_thread_serialized(void) { return MPI_THREAD_SERIALIZED; }
 static inline int dml_mpi_finalize(void) { return MPI_Finalize(); }
 static inline int dml_mpi_abort(int code) { return MPI_Abort(MPI_COMM_WORLD, code); }
 static inline int dml_mpi_barrier(void) { return MPI_Barrier(MPI_COMM_WORLD); }

@@ -67,7 +67,7 @@ public struct DML: ParsableCommand {
 
   static func fail(_ message: String, status: Int32) -> Never {
     // Under mpirun, an error stops every rank (the others would wait for this one).
-    if let group = Ranks.mpi, group.size > 1 { group.abort("Error: \(message)") }
+    if let group = Ranks.mpi, group.size > 1 { group.abort("Error: \(message)", status: status) }
     warn("Error: \(message)")
     Foundation.exit(status)
   }

@@ -82,6 +82,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
       "input_scaling": dataOptions.inputScaling,
       "test_data": dataOptions.testData ?? "",
       "ranks": "\(Ranks.size)",
+      "local_anchors": "\(localAnchors)",
     ]
   }
 
@@ -134,6 +135,10 @@ struct Train: ParsableCommand, TrainingDataFlags {
     else { return }
     let ranks = Int(saved["ranks"] ?? "1") ?? 1
     guard ranks != Ranks.size else { return }
+    if localAnchors {
+      throw ValidationError(
+        "--resume: the run in \(folder) was made on \(ranks) ranks and this one has \(Ranks.size); with --local-anchors the loss is a sum over ranks, so the run would change: resume it on \(ranks) ranks")
+    }
     var state: [String] = []
     network.forEachParameter(prefix: ["network"]) { name, p in if !p.trainable { state.append(name) } }
     if let first = state.first {

@@ -15,10 +15,12 @@ public struct CollectiveError: Error, CustomStringConvertible, Equatable {
 ///
 /// `MPIGroup.start(timeout:)` initialises MPI once per process. Every collective is watched: if
 /// one waits longer than `timeout` seconds for the other ranks (a rank died, hangs, or took
-/// another path), the process prints which operation waited and exits with status 75, and
-/// `mpirun` then stops the whole job. Checkpoints are written atomically, so the last one stays
-/// whole. Call `finish()` at a normal end and `abort(_:)` after an error on one rank, which stops
-/// every rank at once.
+/// another path), the process prints which operation waited and exits with status 75 (it does
+/// not throw: MPI's blocking calls cannot be interrupted), and `mpirun` then stops the whole job.
+/// A rank that dies makes `mpirun` stop the job itself. Checkpoints are written atomically, so the
+/// last one stays whole. Call `finish()` at a normal end, and `abort(_:status:)` after an error on
+/// this rank alone, which stops every rank at once (`TrainingRun` shares its own failures among
+/// the ranks, so that every rank throws).
 public final class MPIGroup: Collective {
   public let rank: Int
   public let size: Int
@@ -54,6 +56,9 @@ public final class MPIGroup: Collective {
       var rank: Int32 = 0, size: Int32 = 0, provided: Int32 = 0
       let rc = dml_mpi_init(&rank, &size, &provided)
       guard rc == 0 else { throw CollectiveError("MPI_Init_thread failed: \(errorText(rc))") }
+      guard provided >= dml_mpi_thread_serialized() else {
+        throw CollectiveError("this MPI library provides thread level \(provided); dml needs MPI_THREAD_SERIALIZED")
+      }
       let group = MPIGroup(rank: Int(rank), size: Int(size), timeout: timeout)
       group.startWatchdog()
       started = group
@@ -68,10 +73,10 @@ public final class MPIGroup: Collective {
 
   /// Stops every rank of the job: for an error that happened on this rank (the others would wait
   /// for it in their next collective). Prints `message` first, with the rank. Does not return.
-  public func abort(_ message: String) -> Never {
+  public func abort(_ message: String, status: Int32 = 1) -> Never {
     FileHandle.standardError.write(Data("dml: rank \(rank) of \(size): \(message)\n".utf8))
-    _ = dml_mpi_abort(1)
-    exit(1)
+    _ = dml_mpi_abort(status)
+    exit(status)
   }
 
   static func errorText(_ code: Int32) -> String {
@@ -84,7 +89,7 @@ public final class MPIGroup: Collective {
     let thread = Thread { [self] in
       while true {
         Thread.sleep(forTimeInterval: Swift.min(1, timeout / 4))
-        let now = Date().timeIntervalSinceReferenceDate
+        let now = Self.seconds()
         if let f = inFlight.withLock({ $0 }), now - f.since > timeout {
           let text = String(
             format: "dml: rank %d of %d: %@ waited %.0f s for the other ranks (time-out %.0f s): a rank died, hangs or runs another configuration; stopping the job\n",
@@ -101,16 +106,19 @@ public final class MPIGroup: Collective {
   /// Runs one MPI call under the watchdog, one at a time, and turns its status into an error.
   func watched(_ what: String, _ call: () -> Int32) throws {
     try calls.withLock { _ in
-      let start = Date().timeIntervalSinceReferenceDate
+      let start = Self.seconds()
       inFlight.withLock { $0 = InFlight(what: what, since: start) }
       let rc = call()
       inFlight.withLock { $0 = nil }
-      spent.withLock { $0 += Date().timeIntervalSinceReferenceDate - start }
+      spent.withLock { $0 += Self.seconds() - start }
       guard rc == 0 else { throw CollectiveError("rank \(rank) of \(size): \(what): \(Self.errorText(rc))") }
     }
   }
 
   public var communicationSeconds: Double { spent.withLock { $0 } }
+
+  /// A monotonic clock in seconds (not the wall clock, which may jump).
+  static func seconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
   static func isDouble<S: DMLScalar>(_: S.Type) -> Int32 {
     precondition(S.self == Double.self || S.self == Float.self, "MPIGroup: \(S.self) is neither Float nor Double")
@@ -155,8 +163,9 @@ public final class MPIGroup: Collective {
   }
 
   public func allGatherBytes(_ bytes: [UInt8], what: String) throws -> [[UInt8]] {
+    guard bytes.count <= Int(Int32.max) else { throw CollectiveError("\(what): \(bytes.count) bytes are more than an MPI count holds") }
     var lengths = [Int32](repeating: 0, count: size)
-    try watched("the exchange of \(what)' lengths") { dml_mpi_allgather_int(Int32(bytes.count), &lengths) }
+    try watched("the exchange of the lengths of \(what)") { dml_mpi_allgather_int(Int32(bytes.count), &lengths) }
     let counts = lengths.map(Int.init)
     let displacements = try Self.displacements(counts, what: what)
     var all = [UInt8](repeating: 0, count: counts.reduce(0, +))

@@ -89,12 +89,7 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
       }
       guard !settings.instanceLabels else { throw TrainingError("RunSettings: offline mining cannot be combined with instance labels") }
     }
-    if let c = settings.checkpoint, !c.resume, group.rank == 0 {
-      let existing = ((try? FileManager.default.contentsOfDirectory(atPath: c.folder)) ?? []).filter { $0 == "latest" || $0.hasPrefix("step-") }
-      guard existing.isEmpty else {
-        throw TrainingError("\(c.folder) holds another run's checkpoints: resume it, or remove them first")
-      }
-    }
+    if group.size == 1, let problem = Self.checkpointFolderProblem(settings) { throw TrainingError(problem) }
     if mode == .localAnchors {
       guard trainer.memory == nil else { throw TrainingError("the local-anchor mode cannot be combined with a cross-batch memory") }
       guard trainer.loss.acceptsMemory && (!trainer.mines || trainer.sampler.acceptsMemory) else {
@@ -135,7 +130,12 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
         negativesPerAnchor: o.negatives, seed: seed &+ 0x0FF_0000 &+ UInt64(step))
     }
     var warnings: [String] = []
-    if let c = settings.checkpoint, c.resume {
+    // On several ranks, what fails on one rank at the start (rank 0's check of the checkpoint
+    // folder, a resume that one rank cannot read) stops every rank, through `agree`.
+    var startError: (any Error)?
+    if group.size > 1, group.rank == 0, let problem = Self.checkpointFolderProblem(settings) { startError = TrainingError(problem) }
+    do {
+    if startError == nil, let c = settings.checkpoint, c.resume {
       state = try RunState.load(c.folder, into: &trainer, configuration: c.configuration, changeable: c.changeableOnResume) {
         warnings.append($0)
       }
@@ -159,11 +159,12 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
         for _ in 0..<(state.epoch * perEpoch) { batches.next(into: &skip) }
       }
     }
+    } catch where group.size > 1 {
+      startError = error
+    }
     if group.size > 1 {
+      try agree(startError)
       try checkRanksAgree()
-      // Dropout and other random layers draw a stream of their own on each rank.
-      let stream = 0xD15_0000 &+ UInt64(group.rank)
-      if group.rank > 0 { trainer.network.visitRandomSources { $0 = $0.derived(stream: stream) } }
     }
     try observe(.started(epoch: state.epoch, step: trainer.step, resumed: settings.checkpoint?.resume ?? false))
     for w in warnings { try observe(.warning(w)) }
@@ -194,6 +195,7 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
       var miningSeconds = 0.0
       let start = Date()
       communicationAtStart = group.communicationSeconds
+      var batchHash = Fingerprint()
       for b in 0..<perEpoch {
         if let offline, let interval = miningInterval {
           if minedSampler == nil || trainer.step - (state.mined?.step ?? 0) >= interval {
@@ -219,6 +221,10 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
         }
         let rows = Shards.rows(batch: indices.count, rank: group.rank, size: group.size)
         gather(indices, rows: rows, into: &x, labels: &labels, width: d)
+        if group.size > 1 {
+          batchHash.add(labels)
+          if group.rank > 0 { deriveRankStreams() }
+        }
         if augmenter != nil {
           // Drawn from the seed, the step and the row's place in the batch alone, so that a resumed
           // run, or one on another number of ranks, augments identically.
@@ -254,7 +260,7 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
       event.seconds = seconds
       if group.size > 1 {
         event.communicationSeconds = group.communicationSeconds - communicationAtStart
-        try checkParametersAgree(epoch: epoch + 1)
+        try checkParametersAgree(epoch: epoch + 1, batches: batchHash.value)
       }
       if let validation {
         let e = try embedTrained(validation.features)
@@ -272,7 +278,7 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
       if trainer.mines && emptyMined > perEpoch / 2 {
         try observe(.warning("warning: the miner found nothing in \(emptyMined) of \(perEpoch) batches: the loss is stuck at zero there"))
       }
-      if let c = settings.checkpoint, group.rank == 0 {
+      if let c = settings.checkpoint {
         var s = RunState()
         s.epoch = epoch + 1
         s.best = best
@@ -280,8 +286,16 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
         s.mined = state.mined
         s.inputStatistics = inputStatistics
         s.inputFeatures = d
-        try s.save(c.folder, trainer: trainer, configuration: c.configuration)
-        try observe(.checkpoint(folder: c.folder, epoch: epoch + 1, step: trainer.step))
+        // Rank 0 writes; on several ranks, a failed write stops every rank.
+        var saveError: (any Error)?
+        if group.rank == 0 {
+          do { try s.save(c.folder, trainer: trainer, configuration: c.configuration) } catch {
+            if group.size == 1 { throw error }
+            saveError = error
+          }
+        }
+        if group.size > 1 { try agree(saveError) }
+        if group.rank == 0 { try observe(.checkpoint(folder: c.folder, epoch: epoch + 1, step: trainer.step)) }
       }
       if let patience = settings.patience, stale >= patience {
         summary.stoppedEarly = epoch + 1 < settings.epochs
@@ -385,6 +399,9 @@ extension TrainingRun {
     h = Fingerprint()
     h.add(Array("\(settings.epochs) \(String(describing: settings.patience)) \(settings.seed) \(String(describing: settings.schedule)) \(String(describing: settings.augmentation)) \(String(describing: settings.offlineMining)) \(settings.instanceLabels) \(mode) \(type(of: batches)) \(batches.batchesPerEpoch) \(trainer.step)".utf8))
     parts.append(("the run's settings", h.value))
+    h = Fingerprint()
+    h.add(Array("\(trainer.compute.engine) \(trainer.compute.threads)".utf8))
+    parts.append(("the GEMM engine and threads", h.value))
     for key in settings.rankAgreement.keys.sorted() {
       h = Fingerprint()
       h.add(Array(settings.rankAgreement[key]!.utf8))
@@ -403,30 +420,76 @@ extension TrainingRun {
       withUnsafeBytes(of: value.littleEndian) { bytes += $0 }
     }
     let all = try group.allGatherBytes(bytes, what: "the run's configuration")
-    for (r, other) in all.enumerated() where other != all[0] {
-      let differing = mine.map(\.0).filter { name in
-        func value(_ b: [UInt8]) -> [UInt8]? {
-          guard let at = b.firstRange(of: Array(name.utf8) + [0]) else { return nil }
-          return Array(b[at.upperBound..<Swift.min(b.count, at.upperBound + 8)])
-        }
-        return value(other) != value(all[0])
+    // Each part: its name, a zero byte, its 8-byte hash.
+    func parts(_ b: [UInt8]) -> [(name: [UInt8], hash: [UInt8])] {
+      var out: [(name: [UInt8], hash: [UInt8])] = [], i = 0
+      while i < b.count, let zero = b[i...].firstIndex(of: 0), zero + 9 <= b.count {
+        out.append((Array(b[i..<zero]), Array(b[(zero + 1)..<(zero + 9)])))
+        i = zero + 9
       }
+      return out
+    }
+    for (r, other) in all.enumerated() where other != all[0] {
+      let reference = parts(all[0]), theirs = parts(other)
+      let differing = reference.indices.filter { $0 >= theirs.count || theirs[$0] != reference[$0] }
+        .map { String(decoding: reference[$0].name, as: UTF8.self) }
       throw TrainingError(
         "rank \(r) of \(group.size) was started with another configuration than rank 0 (different: \(differing.isEmpty ? "the list of parts" : differing.joined(separator: ", "))); start every rank with the same flags, data and version")
     }
   }
 
   /// Checks that every rank holds the same learned state (network and loss) after `epoch`.
-  func checkParametersAgree(epoch: Int) throws {
+  func checkParametersAgree(epoch: Int, batches: UInt64) throws {
     var h = Fingerprint()
     var t = trainer
     t.network.forEachParameter { _, p in h.add(p.value) }
     t.loss.forEachParameter { _, p in h.add(p.value) }
     var bytes: [UInt8] = []
+    withUnsafeBytes(of: batches.littleEndian) { bytes += $0 }
     withUnsafeBytes(of: h.value.littleEndian) { bytes += $0 }
-    let all = try group.allGatherBytes(bytes, what: "the parameters' hash after epoch \(epoch)")
+    let all = try group.allGatherBytes(bytes, what: "the hashes of epoch \(epoch)")
+    if let r = all.firstIndex(where: { $0[0..<8] != all[0][0..<8] }) {
+      throw TrainingError("in epoch \(epoch) rank \(r) drew other batches than rank 0: the ranks diverged")
+    }
     if let r = all.firstIndex(where: { $0 != all[0] }) {
       throw TrainingError("after epoch \(epoch) rank \(r)'s parameters differ from rank 0's: the ranks diverged")
+    }
+  }
+
+  /// Rank 0's check of the checkpoint folder of a new run: it must hold no other run's
+  /// checkpoints.
+  @usableFromInline static func checkpointFolderProblem(_ settings: RunSettings) -> String? {
+    guard let c = settings.checkpoint, !c.resume else { return nil }
+    let existing = ((try? FileManager.default.contentsOfDirectory(atPath: c.folder)) ?? []).filter { $0 == "latest" || $0.hasPrefix("step-") }
+    return existing.isEmpty ? nil : "\(c.folder) holds another run's checkpoints: resume it, or remove them first"
+  }
+
+  /// Shares among the ranks whether any of them failed (`error`), so that all stop together:
+  /// the failing rank rethrows its error, the others throw one that names it.
+  func agree(_ error: (any Error)?) throws {
+    let message = error.map { "\($0)" } ?? ""
+    let all = try group.allGatherBytes(Array(message.utf8), what: "the ranks' status")
+    if let error { throw error }
+    if let r = all.firstIndex(where: { !$0.isEmpty }) {
+      throw TrainingError("rank \(r) of \(group.size) failed: \(String(decoding: all[r], as: UTF8.self))")
+    }
+  }
+
+  /// Random layers (Dropout) and, in the local-anchor mode, a seeded miner draw on ranks other
+  /// than 0 from a stream of the seed, the rank and the step alone (rank 0 keeps the run's
+  /// streams, which checkpoints save), so that a resumed run draws as the uninterrupted one.
+  mutating func deriveRankStreams() {
+    let base = RandomSource(seed: settings.seed).derived(stream: 0xD15_0000 &+ UInt64(group.rank)).derived(stream: UInt64(trainer.step))
+    var k: UInt64 = 0
+    trainer.network.visitRandomSources {
+      $0 = base.derived(stream: k)
+      k += 1
+    }
+    if mode == .localAnchors {
+      trainer.sampler.visitRandomSources {
+        $0 = base.derived(stream: k)
+        k += 1
+      }
     }
   }
 }

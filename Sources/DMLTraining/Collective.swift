@@ -5,10 +5,11 @@ import Foundation
 /// defines them: every process (rank) calls each operation in the same order, and each call
 /// returns on every rank with the same result.
 ///
-/// The library's training step and run need only these four operations; `DMLDistributed`'s
-/// `MPIGroup` implements them over Open MPI, `SingleProcess` for one process, and tests use an
-/// in-process group of threads. Each call throws when the group cannot complete it (a peer that
-/// died or hung past the group's time-out); the error names the operation.
+/// The library's training step and run need only these three operations (and a clock of the
+/// time spent in them); `DMLDistributed`'s `MPIGroup` implements them over Open MPI,
+/// `SingleProcess` for one process, and `ThreadGroup` with threads of one process. A call throws
+/// when the group reports a failure, with an error that names the operation; `MPIGroup` stops
+/// the process instead when a peer hangs past its time-out (MPI's calls cannot be interrupted).
 public protocol Collective: Sendable {
   /// This process's index, `0..<size`.
   var rank: Int { get }
@@ -17,8 +18,9 @@ public protocol Collective: Sendable {
   /// Concatenates every rank's `local` in rank order; `counts[r]` is rank `r`'s element count
   /// (known to every rank). `what` names the data in errors.
   func allGather<S: DMLScalar>(_ local: [S], counts: [Int], what: String) throws -> [S]
-  /// Replaces `buffer` on every rank with the element-wise sum over ranks; every rank receives
-  /// the same sum (MPI's all-reduce guarantees it; the run checks it every epoch).
+  /// Replaces `buffer` on every rank with the element-wise sum over ranks. Every rank should
+  /// receive the same sum: MPI recommends it and Open MPI's algorithms give it; `TrainingRun`
+  /// checks that the ranks' parameters agree after every epoch.
   func allReduceSum<S: DMLScalar>(_ buffer: inout [S], what: String) throws
   /// Every rank's `bytes` (of any length), in rank order: for start-up checks, not the step.
   func allGatherBytes(_ bytes: [UInt8], what: String) throws -> [[UInt8]]

@@ -1,18 +1,25 @@
 import DMLCore
 import Foundation
 
-/// Copies every parameter's gradient (trainable ones) or value (state a layer updates itself, such
-/// as BatchNorm's running statistics) into one flat buffer, in visiting order, or back out of it.
+/// Copies the gradients of trainable parameters (`.gradients`), or the values of the state that
+/// layers update themselves, such as BatchNorm's running statistics (`.state`), into one flat
+/// buffer in visiting order; after `rewind()`, visiting again copies the buffer back.
 @usableFromInline
 struct PackingVisitor<Scalar: DMLScalar>: ParameterVisitor {
-  @usableFromInline var buffer: [Scalar]
-  @usableFromInline var unpacking: Bool
+  @usableFromInline enum Packing { case gradients, state }
+  @usableFromInline let packing: Packing
+  @usableFromInline var buffer: [Scalar] = []
+  @usableFromInline var unpacking = false
   @usableFromInline var offset = 0
 
   @usableFromInline
-  init(buffer: [Scalar], unpacking: Bool) {
-    self.buffer = buffer
-    self.unpacking = unpacking
+  init(packing: Packing) { self.packing = packing }
+
+  /// Turns to copying the buffer back, from its start.
+  @usableFromInline
+  mutating func rewind() {
+    unpacking = true
+    offset = 0
   }
 
   @usableFromInline mutating func enterScope(_ name: String) {}
@@ -20,11 +27,12 @@ struct PackingVisitor<Scalar: DMLScalar>: ParameterVisitor {
   @usableFromInline
   mutating func visit(_ parameter: inout Parameter<Scalar>) {
     let n = parameter.count
-    if parameter.trainable {
+    switch (packing, parameter.trainable) {
+    case (.gradients, true):
       if parameter.gradient.count != n { parameter.gradient.resize(rows: parameter.value.rows, columns: parameter.value.columns, zeroed: true) }
       copy(&parameter.gradient, n)
-    } else {
-      copy(&parameter.value, n)
+    case (.state, false): copy(&parameter.value, n)
+    default: break
     }
   }
 
@@ -56,12 +64,14 @@ extension Trainer {
   /// gradients are already whole and are not summed; they stay identical on every rank, as does a
   /// cross-batch memory, which is filled with the gathered batch in rank order. State that layers
   /// update themselves (BatchNorm's running statistics, from each rank's own rows) is averaged
-  /// over ranks every step.
+  /// over ranks every step; values that agree on every rank are kept as they are.
   ///
-  /// In the `.localAnchors` mode see `DistributedMode.localAnchors`.
+  /// In the `.localAnchors` mode see `DistributedMode.localAnchors`; the returned loss and counts
+  /// are then the sums over ranks.
   ///
-  /// Throws before touching the parameters if the loss or a gradient is not finite (on every
-  /// rank alike, as every rank computes the same loss), or if a collective fails.
+  /// Throws before touching the parameters if the miner or the loss fails or is not finite: in
+  /// the global mode every rank computes the same loss and fails alike; in the local-anchor mode
+  /// the ranks learn whether any failed before any goes on. Throws if a collective fails.
   @inlinable
   public mutating func train(
     shard: Matrix<Scalar>, labels: [Int], over group: any Collective, mode: DistributedMode = .global
@@ -124,21 +134,40 @@ extension Trainer {
         others.enqueue(all.rows(otherRows), labels: otherRows.map { labels[$0] })
       }
       others.makeReferences(batch: network.embeddings, labels: localLabels)
+      var problem: String?
       if mines {
         sampler.distance.scores(network.embeddings, others.references, into: &scores, workspace: &workspace)
         sampler.mine(scores: scores, labels: others.referenceLabels, into: &tuples)
-        mined = tuples.count
-        if let failure = sampler.failure { throw TrainingError("step \(step + 1): \(failure); parameters left as they were") }
+        problem = sampler.failure
       }
-      value = loss.evaluate(network.embeddings, labels: localLabels, memory: others, tuples: mines ? tuples : nil)
+      var local = LossValue<Scalar>.zero
+      if problem == nil {
+        local = loss.evaluate(network.embeddings, labels: localLabels, memory: others, tuples: mines ? tuples : nil)
+        problem = stepProblem(local, all)
+      }
+      // Each rank's loss differs here, and so may its failures: every rank learns whether any
+      // failed before any goes on, and the run's loss and counts are the sums over ranks.
+      let failed = problem != nil
+      let second = local.second ?? LossTerm(name: "loss", value: 0, count: 0, nonZero: 0)
+      var sums: [Scalar] = [
+        failed ? 1 : 0, failed ? 0 : local.total, Scalar(mines ? tuples.count : 0), local.first.value, Scalar(local.first.count),
+        Scalar(local.first.nonZero), second.value, Scalar(second.count), Scalar(second.nonZero),
+      ]
+      try group.allReduceSum(&sums, what: "the losses of step \(step + 1)")
+      guard sums[0] == 0 else {
+        throw TrainingError(
+          "step \(step + 1): \(problem ?? "another rank's miner or loss failed (its error says why)"); parameters left as they were")
+      }
+      var summed = local
+      summed.total = sums[1]
+      summed.first = LossTerm(name: local.first.name, value: sums[3], count: Int(sums[4]), nonZero: Int(sums[5]))
+      if let s = local.second { summed.second = LossTerm(name: s.name, value: sums[6], count: Int(sums[7]), nonZero: Int(sums[8])) }
+      value = summed
+      if mines { mined = Int(sums[2]) }
     }
-    if let failure = loss.failure { throw TrainingError("step \(step + 1): \(failure); parameters left as they were") }
-    guard value.total.isFinite else {
-      throw TrainingError("step \(step + 1): the loss is \(value.total); parameters left as they were")
-    }
-    guard loss.embeddingGradient.isFinite, all.isFinite else {
-      throw TrainingError(
-        "step \(step + 1): the embeddings or the loss's gradient are not finite (loss \(value.total)); parameters left as they were")
+    if mode == .global, let problem = stepProblem(value, all) {
+      // Every rank computed the same loss, so every rank fails alike here.
+      throw TrainingError("step \(step + 1): \(problem); parameters left as they were")
     }
     if mode == .global, memory?.fills(atStep: step) ?? false { memory!.enqueue(all, labels: labels) }
     // Route: this rank back-propagates its own rows' gradient.
@@ -154,51 +183,56 @@ extension Trainer {
     }
     routedGradient = own
     network.backward(routedGradient, compute: compute)
-    // One all-reduce: the network's parameter gradients (summed) and its self-updated state
-    // (averaged); in the local-anchor mode the loss's parameter gradients too, as each rank's loss
-    // sees only its anchors.
-    var packer = PackingVisitor<Scalar>(buffer: [], unpacking: false)
-    network.visitParameters(&packer)
-    let networkCount = packer.offset
-    if mode == .localAnchors { loss.visitParameters(&packer) }
-    if packer.offset > 0 {
-      var buffer = packer.buffer
-      try group.allReduceSum(&buffer, what: "the parameter gradients of step \(step + 1)")
-      if size > 1 {
-        // Self-updated state is averaged; the rest are gradients, summed (or averaged, by mistake).
-        var stateMask = StateMask<Scalar>()
-        network.visitParameters(&stateMask)
-        if mode == .localAnchors { loss.visitParameters(&stateMask) }
+    // One all-reduce of the network's parameter gradients, summed (in the local-anchor mode the
+    // loss's too, as each rank's loss sees only its anchors).
+    var gradients = PackingVisitor<Scalar>(packing: .gradients)
+    network.visitParameters(&gradients)
+    if mode == .localAnchors { loss.visitParameters(&gradients) }
+    if size > 1 && !gradients.buffer.isEmpty {
+      try group.allReduceSum(&gradients.buffer, what: "the parameter gradients of step \(step + 1)")
+      if mistake == .averagedGradients {
         let scale = 1 / Scalar(size)
-        for i in buffer.indices where stateMask.isState[i] || (mistake == .averagedGradients && i < networkCount) { buffer[i] *= scale }
+        for i in gradients.buffer.indices { gradients.buffer[i] *= scale }
       }
-      var unpacker = PackingVisitor<Scalar>(buffer: buffer, unpacking: true)
-      network.visitParameters(&unpacker)
-      if mode == .localAnchors { loss.visitParameters(&unpacker) }
+      gradients.rewind()
+      network.visitParameters(&gradients)
+      if mode == .localAnchors { loss.visitParameters(&gradients) }
+    }
+    // State that layers update themselves from their rows (BatchNorm's running statistics) is
+    // averaged over ranks; values that agree on every rank are kept exactly.
+    var state = PackingVisitor<Scalar>(packing: .state)
+    network.visitParameters(&state)
+    if mode == .localAnchors { loss.visitParameters(&state) }
+    if size > 1 && !state.buffer.isEmpty {
+      let n = state.buffer.count
+      let every = try group.allGather(state.buffer, counts: [Int](repeating: n, count: size), what: "the layers' statistics of step \(step + 1)")
+      for i in 0..<n {
+        var sum = every[i], same = true
+        for r in 1..<size {
+          sum += every[r * n + i]
+          if every[r * n + i] != every[i] { same = false }
+        }
+        state.buffer[i] = same ? every[i] : sum / Scalar(size)
+      }
+      state.rewind()
+      network.visitParameters(&state)
+      if mode == .localAnchors { loss.visitParameters(&state) }
     }
     optimizer.scope("network") { network.visitParameters(&$0) }
     optimizer.scope("loss") { loss.visitParameters(&$0) }
     loss.updateReferences()
     step += 1
-    var result = value
-    if mode == .localAnchors {
-      // The run's loss: the sum of the ranks' losses.
-      var total = [value.total]
-      try group.allReduceSum(&total, what: "the loss of step \(step)")
-      result.total = total[0]
-    }
-    return StepResult(loss: result, mined: mined)
+    return StepResult(loss: value, mined: mined)
   }
-}
 
-/// Which packed elements are self-updated state (averaged) rather than gradients (summed).
-@usableFromInline
-struct StateMask<Scalar: DMLScalar>: ParameterVisitor {
-  @usableFromInline var isState: [Bool] = []
-  @usableFromInline init() {}
-  @usableFromInline mutating func enterScope(_ name: String) {}
-  @usableFromInline mutating func leaveScope() {}
-  @usableFromInline mutating func visit(_ parameter: inout Parameter<Scalar>) {
-    isState += [Bool](repeating: !parameter.trainable, count: parameter.count)
+  /// What stops a step: the loss's own failure, a non-finite loss, embeddings or gradient.
+  @inlinable
+  func stepProblem(_ value: LossValue<Scalar>, _ embeddings: Matrix<Scalar>) -> String? {
+    if let failure = loss.failure { return failure }
+    guard value.total.isFinite else { return "the loss is \(value.total)" }
+    guard loss.embeddingGradient.isFinite, embeddings.isFinite else {
+      return "the embeddings or the loss's gradient are not finite (loss \(value.total))"
+    }
+    return nil
   }
 }

@@ -170,3 +170,88 @@ struct DocumentedUseTests {
     #expect(a == b && a > 0)
   }
 }
+
+@Suite("What one rank alone gets wrong stops every rank")
+struct RankFailureTests {
+  static func run(
+    on group: any Collective, seed: UInt64 = 6, batchNorm: Bool = false, checkpoint: String? = nil, data: Dataset = runTraining
+  ) throws -> TrainingRun<MLP<Float>, LossEvaluator<TripletMarginLoss<Float>>, TripletMarginMiner<Float>, SGD<Float>> {
+    var settings = RunSettings(epochs: 2)
+    if let checkpoint { settings.checkpoint = CheckpointSettings(folder: checkpoint) }
+    return try TrainingRun(
+      trainer: Trainer(
+        network: MLP<Float>.mlp(inputFeatures: 16, hidden: [32], embeddingDimension: 8, batchNorm: batchNorm, seed: 3),
+        loss: TripletMarginLoss<Float>(margin: 0.2), sampler: TripletMarginMiner<Float>(margin: 0.2, type: .semihard),
+        optimizer: SGD<Float>(learningRate: 0.05, momentum: 0.9)),
+      training: data, batches: MPerClassSampler(labels: data.labels, m: 4, batchSize: 24, seed: seed), settings: settings, group: group)
+  }
+
+  @Test("ranks that draw other batches are stopped after the epoch, naming the rank")
+  func otherBatches() {
+    let results = ThreadGroup.run(size: 2, timeout: 20) { group -> Int in
+      var r = try Self.run(on: group, seed: group.rank == 0 ? 6 : 7)
+      _ = try r.fit()
+      return 0
+    }
+    for r in results {
+      guard case .failure(let e) = r else { Issue.record("a rank trained on"); continue }
+      #expect("\(e)".contains("in epoch 1 rank 1 drew other batches than rank 0"), "\(e)")
+    }
+  }
+
+  @Test("rank 0's refusal of a folder with another run's checkpoints stops rank 1 too, at once")
+  func folderRefused() throws {
+    let folder = ScratchSpace.path("distributed-refused-" + UUID().uuidString)
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    _ = try ThreadGroup.run(size: 2) { group -> Int in
+      var r = try Self.run(on: group, checkpoint: folder)
+      _ = try r.fit()
+      return 0
+    }.map { try $0.get() }
+    let start = Date()
+    let results = ThreadGroup.run(size: 2, timeout: 30) { group -> Int in
+      var r = try Self.run(on: group, checkpoint: folder)
+      _ = try r.fit()
+      return 0
+    }
+    guard case .failure(let e0) = results[0], case .failure(let e1) = results[1] else { Issue.record("a rank trained"); return }
+    #expect("\(e0)".contains("holds another run's checkpoints"), "\(e0)")
+    #expect("\(e1)".contains("rank 0 of 2 failed:") && "\(e1)".contains("holds another run's checkpoints"), "rank 1: \(e1)")
+    #expect(Date().timeIntervalSince(start) < 10)
+  }
+
+  @Test("BatchNorm's running statistics, computed from each rank's rows, are averaged: the ranks agree")
+  func batchNorm() throws {
+    let results = ThreadGroup.run(size: 2) { group -> [Float] in
+      var r = try Self.run(on: group, batchNorm: true)
+      _ = try r.fit()
+      return r.trainer.network.namedParameters().filter { !$0.parameter.trainable }.flatMap { $0.parameter.value.elements }
+    }
+    let a = try results[0].get(), b = try results[1].get()
+    #expect(!a.isEmpty && a == b)
+    // Not one rank's own statistics: one process's running mean differs from both.
+    var single = try Self.run(on: SingleProcess(), batchNorm: true)
+    _ = try single.fit()
+    let one = single.trainer.network.namedParameters().filter { !$0.parameter.trainable }.flatMap { $0.parameter.value.elements }
+    #expect(one.count == a.count && one != a)
+  }
+
+  @Test("in the local-anchor mode a loss that fails on the ranks stops them all, with no time-out")
+  func localAnchorFailure() {
+    let start = Date()
+    let results = ThreadGroup.run(size: 2, timeout: 30) { group -> Int in
+      let (x, labels, batches) = DistributedCheck.data(Double.self, steps: 1, batch: 16)
+      let xb = x.rows(batches[0]), yb = batches[0].map { labels[$0] }
+      var t = LocalAnchorTests.trainer()
+      // Rank 1's network alone gives NaN embeddings.
+      if group.rank == 1 { t.network.forEachParameter { name, p in if name.hasSuffix("weight") { p.value[0, 0] = .nan } } }
+      _ = try t.train(shard: xb.rows(Array(Shards.rows(batch: 16, rank: group.rank, size: 2))), labels: yb, over: group, mode: .localAnchors)
+      return 0
+    }
+    for r in results {
+      guard case .failure(let e) = r else { Issue.record("a rank stepped on"); continue }
+      #expect("\(e)".contains("step 1:") && !"\(e)".contains("waited"), "\(e)")
+    }
+    #expect(Date().timeIntervalSince(start) < 10)
+  }
+}
