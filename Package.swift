@@ -34,7 +34,7 @@ let restRows: [Module] = [
   ("DMLLosses", lossTargets, true),
   ("DMLSamplers", ["DMLCore"], true),
   ("DMLEvaluation", ["DMLCore"], true),
-  ("DMLData", ["DMLCore", "CZlib"], true),
+  ("DMLData", ["DMLCore", "CZlib", "CImageIO"], true),
   ("DMLTesting", ["DMLCore"], false),
   // The training run: epochs, validation, early stopping, offline mining, checkpoints and resume.
   ("DMLRun", ["DMLCore", "DMLNetworks", "DMLTraining", "DMLSamplers", "DMLEvaluation", "DMLData"], true),
@@ -71,6 +71,11 @@ var targets: [Target] = [
     name: "CFaiss", cxxSettings: [.unsafeFlags(["-std=c++17"])],
     linkerSettings: [.linkedLibrary("faiss"), .linkedLibrary("openblas"), .linkedLibrary("gomp"), .linkedLibrary("stdc++")]),
   .systemLibrary(name: "CFreeType", pkgConfig: "freetype2", providers: [.apt(["libfreetype-dev"])]),
+  // JPEG (libjpeg-turbo), EXIF (libexif), PNG (libpng) and resampling (stb_image_resize) behind a
+  // small C interface: Sources/CImageIO/include/image_io.h.
+  .target(
+    name: "CImageIO", cSettings: [.unsafeFlags(["-I/usr/include/libpng16"])],
+    linkerSettings: [.linkedLibrary("turbojpeg"), .linkedLibrary("exif"), .linkedLibrary("png16"), .linkedLibrary("stb")]),
   // Open MPI (Debian's libopenmpi-dev) behind inline wrappers of its handle macros: Sources/CMPI/shim.h.
   .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
 ]
@@ -88,7 +93,7 @@ targets += modules.filter(\.hasTests).map { module in
       .target(name: $0)
     },
     // DMLPlugins' C fixtures are compiled by the tests themselves, with cc, into plugins.
-    exclude: module.name == "DMLPlugins" ? ["Fixtures"] : [],
+    exclude: module.name == "DMLPlugins" ? ["Fixtures"] : module.name == "DMLData" ? ["Scripts"] : [],
     resources: goldenTests.contains(module.name) ? [.copy("Golden")] : [],
     swiftSettings: strict)
 }

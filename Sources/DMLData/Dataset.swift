@@ -15,6 +15,10 @@ public struct Dataset: Sendable {
   /// Each sample's row in the file it was read from (0 for the first data row), which subsets keep:
   /// the ids that search, verification and deduplication report.
   public var ids: [Int]
+  /// Each sample's file, for data read from image files (`nil` otherwise); subsets keep them.
+  public var paths: [String]?
+  /// The class names, label by label, when the data names its classes (image folders).
+  public var classNames: [String]?
 
   /// A dataset of `features` with one label per row; `imageShape` for image data.
   public init(features: Matrix<Float>, labels: [Int], imageShape: (height: Int, width: Int, channels: Int)? = nil) {
@@ -30,6 +34,8 @@ public struct Dataset: Sendable {
     var d = Dataset(features: features.rows(indices), labels: indices.map { labels[$0] }, imageShape: imageShape)
     d.ids = indices.map { ids[$0] }
     d.columnNames = columnNames
+    d.paths = paths.map { p in indices.map { p[$0] } }
+    d.classNames = classNames
     return d
   }
 

@@ -1,0 +1,257 @@
+import DMLData
+import DMLTesting
+import Foundation
+import Testing
+
+/// A scratch folder, removed by the caller.
+func scratchFolder(_ name: String) throws -> String {
+  let folder = ScratchSpace.path("\(name)-\(UUID().uuidString)")
+  try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+  return folder
+}
+
+/// A test picture: a pattern that is not flat (so that JPEG has something to do).
+func testPicture(width: Int, height: Int, channels: Int, seed: Int = 0) -> PixelImage {
+  var p = [UInt8]()
+  for y in 0..<height {
+    for x in 0..<width {
+      for c in 0..<channels { p.append(UInt8((x * 7 + y * 13 + c * 61 + seed * 29 + ((x * y) % 17) * 5) % 256)) }
+    }
+  }
+  return PixelImage(width: width, height: height, channels: channels, pixels: p)
+}
+
+@Suite("Image files: libjpeg-turbo, libpng, libexif")
+struct ImageFileTests {
+  static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts/pil_reference.py").path
+
+  @Test("every kind decodes as PIL decodes it: PNG exactly, JPEG within 2/255; EXIF orientation applied; CMYK refused by name")
+  func againstPIL() throws {
+    let folder = try scratchFolder("pil")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    // Debian's Python, with python3-pil (installed by make).
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+    p.arguments = [Self.script, folder]
+    try p.run()
+    p.waitUntilExit()
+    try #require(p.terminationStatus == 0, "the PIL script failed: is python3-pil installed (make deps)?")
+    let names = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".expected") }.sorted()
+    #expect(names.count == 11, "\(names)")
+    for name in names {
+      let file = String(name.dropLast(".expected".count))
+      let raw = try [UInt8](Data(contentsOf: URL(fileURLWithPath: "\(folder)/\(name)")))
+      let newline = raw.firstIndex(of: 10)!
+      let header = String(decoding: raw[..<newline], as: UTF8.self).split(separator: " ").map { Int($0)! }
+      let want = Array(raw[(newline + 1)...])
+      let got = try ImageFile.read("\(folder)/\(file)")
+      #expect([got.width, got.height, got.channels] == header, "\(file): \(got.width)x\(got.height)x\(got.channels), PIL \(header)")
+      guard got.pixels.count == want.count else { continue }
+      let worst = zip(got.pixels, want).map { abs(Int($0) - Int($1)) }.max() ?? 0
+      if file.hasSuffix(".png") {
+        #expect(worst == 0, "\(file): differs from PIL by \(worst)")
+      } else {
+        #expect(worst <= 2, "\(file): differs from PIL by \(worst)/255")
+      }
+    }
+    #expect(throws: ImageError.self) { try ImageFile.read("\(folder)/cmyk.jpg") }
+    do { _ = try ImageFile.read("\(folder)/cmyk.jpg") } catch { #expect("\(error)".contains("cmyk.jpg: a CMYK JPEG"), "\(error)") }
+  }
+
+  @Test("broken files: each named with its path and reason")
+  func brokenFiles() throws {
+    let folder = try scratchFolder("broken")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let jpeg = try ImageFile.jpeg(testPicture(width: 64, height: 48, channels: 3), quality: 90)
+    let png = try ImageFile.png(testPicture(width: 64, height: 48, channels: 3))
+    let cases: [(String, [UInt8]?, String)] = [
+      ("empty.jpg", [], "an empty file (0 bytes)"),
+      ("text.png", Array("not an image at all".utf8), "not a JPEG or PNG image"),
+      ("truncated.jpg", Array(jpeg.prefix(jpeg.count / 2)), "a broken JPEG"),
+      ("truncated.png", Array(png.prefix(png.count / 2)), "a broken PNG"),
+      ("header-only.jpg", Array(jpeg.prefix(4)), "JPEG"),
+      ("missing.jpg", nil, "no such file"),
+    ]
+    for (name, bytes, reason) in cases {
+      let path = "\(folder)/\(name)"
+      if let bytes { try Data(bytes).write(to: URL(fileURLWithPath: path)) }
+      do {
+        _ = try ImageFile.read(path)
+        Issue.record("\(name) was read")
+      } catch {
+        #expect("\(error)".hasPrefix(path) && "\(error)".contains(reason), "\(name): \(error)")
+      }
+    }
+    try FileManager.default.createDirectory(atPath: "\(folder)/a-folder.jpg", withIntermediateDirectories: true)
+    #expect(throws: ImageError("\(folder)/a-folder.jpg: a folder, not an image file")) { try ImageFile.read("\(folder)/a-folder.jpg") }
+  }
+
+  @Test("PNG round trips exactly, grey and colour; JPEG at quality 95 within a few levels")
+  func roundTrips() throws {
+    for c in [1, 3] {
+      let image = testPicture(width: 33, height: 21, channels: c, seed: c)
+      #expect(try ImageFile.decode(ImageFile.png(image), name: "x") == image)
+      // JPEG is for smooth pictures: a gradient.
+      var smooth = image
+      for y in 0..<21 {
+        for x in 0..<33 { for k in 0..<c { smooth.pixels[(y * 33 + x) * c + k] = UInt8(x * 3 + y * 2 + k * 30) } }
+      }
+      let back = try ImageFile.decode(ImageFile.jpeg(smooth, quality: 95), name: "x")
+      #expect(back.channels == c && back.width == 33 && back.height == 21)
+      let mean = zip(back.pixels, smooth.pixels).map { Double(abs(Int($0) - Int($1))) }.reduce(0, +) / Double(image.pixels.count)
+      #expect(mean < 2, "mean difference \(mean)")
+    }
+  }
+}
+
+@Suite("Image transforms")
+struct ImageTransformTests {
+  @Test("parsing: steps, defaults, and errors that name the step or value")
+  func parsing() throws {
+    let t = try ImageTransforms(parsing: "resize:size=72,center-crop:size=64,flip,normalize")
+    #expect(t.steps == [.resize(size: 72), .centerCrop(size: 64), .flip(p: 0.5)])
+    #expect(t.mean == [0.485, 0.456, 0.406] && t.std == [0.229, 0.224, 0.225])
+    #expect(try ImageTransforms(parsing: "random-resized-crop:size=32,scale=0.5/1,ratio=1/1").steps == [
+      .randomResizedCrop(size: 32, scale: 0.5...1, ratio: 1...1)
+    ])
+    for (text, message) in [
+      ("resize", "resize needs size="), ("resize:size=0", "size=0 is out of range"), ("blur:size=3", "unknown step 'blur'"),
+      ("flip:p=2", "p=2 is out of range"), ("center-crop:width=3", "center-crop has no width="),
+      ("random-resized-crop:size=8,scale=0.5/2", "scale must lie in (0, 1]"), ("normalize:std=0", "std must be positive"),
+      ("resize:size=8,,flip", "an empty step"), ("size=8", "belongs to no step"),
+    ] {
+      #expect(throws: DataError.self) { try ImageTransforms(parsing: text) }
+      do { _ = try ImageTransforms(parsing: text) } catch { #expect("\(error)".contains(message), "\(text): \(error)") }
+    }
+  }
+
+  @Test("resize keeps the aspect with the shorter side at the size; center crop; flip mirrors; grey and rgb")
+  func geometry() throws {
+    var rng = RandomSource(seed: 1)
+    let image = testPicture(width: 80, height: 40, channels: 3)
+    let r = try ImageTransforms(parsing: "resize:size=20").apply(image, rng: &rng)
+    #expect(r.width == 40 && r.height == 20)
+    let c = try ImageTransforms(parsing: "center-crop:size=20").apply(image, rng: &rng)
+    #expect(c == image.cropped(x: 30, y: 10, width: 20, height: 20))
+    let f = try ImageTransforms(parsing: "flip:p=1").apply(image, rng: &rng)
+    #expect(f.pixels[0..<3] == image.pixels[(79 * 3)..<(80 * 3)])
+    #expect(try ImageTransforms(parsing: "grey").apply(image, rng: &rng).channels == 1)
+    #expect(try ImageTransforms(parsing: "grey,rgb").apply(image, rng: &rng).channels == 3)
+  }
+
+  @Test("random steps depend on the generator alone; colour jitter keeps the shape and changes the colours")
+  func randomSteps() throws {
+    let t = try ImageTransforms(parsing: "random-resized-crop:size=24,flip,color-jitter:brightness=0.4,contrast=0.4,saturation=0.4,hue=0.1")
+    let image = testPicture(width: 50, height: 40, channels: 3)
+    var a = RandomSource(seed: 9), b = RandomSource(seed: 9), c = RandomSource(seed: 10)
+    let x = t.apply(image, rng: &a), y = t.apply(image, rng: &b), z = t.apply(image, rng: &c)
+    #expect(x == y && x != z && x.width == 24 && x.height == 24)
+  }
+
+  @Test("floats: (x/255 − mean)/std per channel")
+  func floats() throws {
+    let t = try ImageTransforms(parsing: "normalize:mean=0.5/0.25/0,std=0.5/0.25/1")
+    let image = PixelImage(width: 1, height: 1, channels: 3, pixels: [255, 0, 51])
+    var out = [Float](repeating: 0, count: 3)
+    out.withUnsafeMutableBufferPointer { t.floats(image, into: $0) }
+    #expect(out == [1, -1, 0.2])
+  }
+}
+
+@Suite("Image folders and the loader")
+struct ImageLoaderTests {
+  /// Class folders `a`, `b`, `c` of small tinted pictures, as JPEG and PNG; one broken file in `b`.
+  static func folder() throws -> String {
+    let root = try scratchFolder("images")
+    for (k, name) in ["c", "a", "b"].enumerated() {
+      try FileManager.default.createDirectory(atPath: "\(root)/\(name)/sub", withIntermediateDirectories: true)
+      for i in 0..<4 {
+        let picture = testPicture(width: 30 + i, height: 20 + k, channels: 3, seed: 10 * k + i)
+        let bytes = i % 2 == 0 ? try ImageFile.jpeg(picture) : try ImageFile.png(picture)
+        try Data(bytes).write(to: URL(fileURLWithPath: "\(root)/\(name)/\(i == 3 ? "sub/" : "")img\(i).\(i % 2 == 0 ? "jpg" : "png")"))
+      }
+    }
+    try Data("notes".utf8).write(to: URL(fileURLWithPath: "\(root)/a/readme.txt"))
+    try Data(Array("broken".utf8)).write(to: URL(fileURLWithPath: "\(root)/b/broken.JPG"))
+    return root
+  }
+
+  @Test("folder: classes sorted by name, images found in subfolders, other files skipped")
+  func folderLayout() throws {
+    let root = try Self.folder()
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let list = try ImageList.folder(root)
+    #expect(list.classNames == ["a", "b", "c"])
+    #expect(list.paths.count == 13 && list.labels.filter { $0 == 1 }.count == 5)
+    #expect(list.paths.allSatisfy { ImageFile.isImagePath($0) } && list.paths.contains { $0.hasSuffix("a/sub/img3.png") })
+    #expect(throws: DataError.self) { try ImageList.folder("\(root)/a/sub") }
+  }
+
+  @Test("list: a CSV of path and label, paths relative to the file; errors name the line")
+  func csvList() throws {
+    let root = try Self.folder()
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    try Data("path,label\na/img0.jpg,cat\nb/img1.png,dog\n/abs/x.png,cat\n".utf8).write(to: URL(fileURLWithPath: "\(root)/list.csv"))
+    let list = try ImageList.csv("\(root)/list.csv")
+    #expect(list.paths == ["\(root)/a/img0.jpg", "\(root)/b/img1.png", "/abs/x.png"] && list.labels == [0, 1, 0] && list.classNames == ["cat", "dog"])
+    try Data("path,label\na/img0.jpg\n".utf8).write(to: URL(fileURLWithPath: "\(root)/bad.csv"))
+    do { _ = try ImageList.csv("\(root)/bad.csv"); Issue.record("read") } catch { #expect("\(error)".contains("line 2 has 1 fields"), "\(error)") }
+  }
+
+  @Test("the loader gives the same rows whatever the number of workers; a bad image stops it or is skipped and named")
+  func deterministic() throws {
+    let root = try Self.folder()
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let list = try ImageList.folder(root)
+    let t = try ImageTransforms(parsing: "random-resized-crop:size=16,flip,normalize")
+    let good = list.paths.indices.filter { !list.paths[$0].hasSuffix("broken.JPG") }
+    let one = try ImageLoader(list: list, transforms: t, height: 16, width: 16, channels: 3, workers: 1, seed: 3).load(good, stream: 7)
+    let four = try ImageLoader(list: list, transforms: t, height: 16, width: 16, channels: 3, workers: 4, seed: 3).load(good, stream: 7)
+    #expect(one.rows == four.rows && one.rows.rows == 12)
+    let other = try ImageLoader(list: list, transforms: t, height: 16, width: 16, channels: 3, workers: 2, seed: 3).load(good, stream: 8)
+    #expect(other.rows != one.rows)
+    let loader = ImageLoader(list: list, transforms: t, height: 16, width: 16, channels: 3, workers: 2, seed: 3)
+    do { _ = try loader.load(Array(list.paths.indices)); Issue.record("loaded a broken file") } catch {
+      #expect("\(error)".contains("broken.JPG: not a JPEG or PNG image"), "\(error)")
+    }
+    let skipped = try loader.load(Array(list.paths.indices), onBadImage: .skip)
+    #expect(skipped.rows.rows == 12 && skipped.failures.count == 1 && skipped.kept.count == 12)
+    // A grey network input from colour files.
+    let grey = try ImageLoader(list: list, transforms: try ImageTransforms(parsing: "resize:size=8,center-crop:size=8"), height: 8, width: 8, channels: 1)
+      .load(good)
+    #expect(grey.rows.columns == 64)
+  }
+
+  @Test("the prefetching loader returns the batches in order, at most its depth ahead")
+  func prefetch() throws {
+    let root = try Self.folder()
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let list = try ImageList.folder(root)
+    let good = list.paths.indices.filter { !list.paths[$0].hasSuffix("broken.JPG") }
+    let t = try ImageTransforms(parsing: "resize:size=8,center-crop:size=8")
+    let loader = ImageLoader(list: list, transforms: t, height: 8, width: 8, channels: 3)
+    let batches = stride(from: 0, to: good.count, by: 3).map { Array(good[$0..<Swift.min(good.count, $0 + 3)]) }
+    let prefetching = PrefetchingLoader(loader: loader, batches: batches, depth: 2)
+    Thread.sleep(forTimeInterval: 0.3)
+    #expect(prefetching.waiting <= 2)
+    for b in batches {
+      let got = try #require(try prefetching.next())
+      #expect(got.rows == (try loader.load(b, stream: UInt64(batches.firstIndex(of: b)!))).rows)
+    }
+    #expect(try prefetching.next() == nil)
+  }
+
+  @Test("a dataset of images: rows, labels, paths and class names; skipped files listed")
+  func dataset() throws {
+    let root = try Self.folder()
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let list = try ImageList.folder(root)
+    let (d, skipped) = try Dataset.images(
+      list, transforms: try ImageTransforms(parsing: "resize:size=12,center-crop:size=12"), height: 12, width: 12, channels: 3,
+      onBadImage: .skip)
+    #expect(d.features.rows == 12 && d.paths?.count == 12 && d.classNames == ["a", "b", "c"] && skipped.count == 1)
+    #expect(d.imageShape! == (12, 12, 3))
+    let sub = d.subset([3, 0])
+    #expect(sub.paths == [d.paths![3], d.paths![0]])
+  }
+}
