@@ -31,7 +31,7 @@ extension TrainingDataFlags {
 
 /// Where the data comes from and which classes each split uses.
 public struct DataOptions: ParsableArguments {
-  @Option(help: "fashion-mnist, a CSV file (label, features…) or an NPY file of features.")
+  @Option(help: "fashion-mnist, a CSV file (label, features…), an NPY file of features, folder:PATH (one subfolder of JPEG/PNG images per class) or list:FILE.csv (path and label columns).")
   var data = "fashion-mnist"
   @Option(help: "Labels for an NPY --data file (NPY or CSV).")
   var labels: String?
@@ -41,6 +41,16 @@ public struct DataOptions: ParsableArguments {
   var testData: String?
   @Option(help: "Labels for an NPY --test-data file.")
   var testLabels: String?
+  @Option(help: "Images (folder: and list: data): the side of the square images the network sees.")
+  var imageSize = 64
+  @Option(help: "Images: 3 (colour) or 1 (grey) channels.")
+  var channels = 3
+  @Option(help: "Images: the transforms from file to network input (default: resize:size=⌊8·S/7⌋,center-crop:size=S); see ImageTransforms.")
+  var transforms: String?
+  @Option(help: "Images: threads that decode them.")
+  var workers = 2
+  @Option(help: "Images: stop at a file that cannot be read, or skip it (counted and reported).")
+  var onBadImage = "stop"
   @Option(help: "Classes to train on, e.g. 0-4 (default: all).")
   var trainClasses: String?
   @Option(help: "Classes to evaluate on, e.g. 5-9 (default: every class of --test-data, else the training classes).")
@@ -53,6 +63,11 @@ public struct DataOptions: ParsableArguments {
   public init() {}
 
   public func validate() throws {
+    guard (1...4096).contains(imageSize) else { throw ValidationError("--image-size \(imageSize) must lie in 1...4096") }
+    guard channels == 1 || channels == 3 else { throw ValidationError("--channels \(channels) must be 1 or 3") }
+    guard (1...256).contains(workers) else { throw ValidationError("--workers \(workers) must lie in 1...256") }
+    guard BadImagePolicy(rawValue: onBadImage) != nil else { throw ValidationError("--on-bad-image \(onBadImage) must be stop or skip") }
+    if let transforms { _ = try imageTransforms(transforms) }
     try Self.checkLabels(labels, flag: "--labels", for: data, dataFlag: "--data")
     try Self.checkLabels(testLabels, flag: "--test-labels", for: testData, dataFlag: "--test-data")
   }
@@ -67,8 +82,53 @@ public struct DataOptions: ParsableArguments {
     }
   }
 
+  /// The transforms of image data: `--transforms`, or resize and centre-crop to `--image-size`.
+  var imageTransformsText: String {
+    transforms ?? "resize:size=\(imageSize * 8 / 7),center-crop:size=\(imageSize)"
+  }
+
+  func imageTransforms(_ text: String) throws -> ImageTransforms {
+    do { return try ImageTransforms(parsing: text) } catch let e as DataError { throw ValidationError("--transforms: \(e.description)") }
+  }
+
+  /// Whether `path` names image files (`folder:` or `list:`).
+  static func isImages(_ path: String) -> Bool { path.hasPrefix("folder:") || path.hasPrefix("list:") }
+
+  /// The images of `folder:PATH` or `list:FILE.csv`, decoded and transformed to
+  /// `--image-size`² × `--channels`; a progress line on a terminal while a folder is indexed.
+  func loadImages(_ path: String) throws -> Dataset {
+    let list: ImageList
+    let tty = isatty(STDERR_FILENO) != 0
+    if path.hasPrefix("folder:") {
+      list = try ImageList.folder(String(path.dropFirst("folder:".count))) { n in
+        if tty { FileHandle.standardError.write(Data("\rindexing \(path): \(n) images".utf8)) }
+      }
+      if tty { FileHandle.standardError.write(Data("\n".utf8)) }
+    } else {
+      list = try ImageList.csv(String(path.dropFirst("list:".count)))
+    }
+    let t = try imageTransforms(imageTransformsText)
+    let (d, skipped) = try Dataset.images(
+      list, transforms: t, height: imageSize, width: imageSize, channels: channels, workers: workers,
+      onBadImage: BadImagePolicy(rawValue: onBadImage) ?? .stop)
+    if !skipped.isEmpty {
+      warn("warning: skipped \(skipped.count) of \(list.paths.count) images that could not be read (--on-bad-image skip); the first: \(skipped[0])")
+    }
+    return d
+  }
+
+  /// One image file as a data set of one row (label 0), transformed as the data's images.
+  func loadImage(_ path: String) throws -> Dataset {
+    let list = ImageList(paths: [path], labels: [0], classNames: ["query"])
+    return try Dataset.images(list, transforms: try imageTransforms(imageTransformsText), height: imageSize, width: imageSize, channels: channels).dataset
+  }
+
   func load(_ path: String, labels: String?, train: Bool) throws -> Dataset {
     if path == "fashion-mnist" { return try FashionMNIST.load(train: train, directory: dataDir) }
+    if Self.isImages(path) {
+      if labels != nil { throw ValidationError("--labels is for NPY data; \(path) carries its own labels") }
+      return try loadImages(path)
+    }
     if path.hasSuffix(".csv") {
       let d = try CSV.dataset(path)
       if let names = d.columnNames {
@@ -80,7 +140,7 @@ public struct DataOptions: ParsableArguments {
       guard let labels else { throw ValidationError("--data \(path) needs --labels (an NPY or CSV file of labels)") }
       return try NPY.dataset(features: path, labels: labels)
     }
-    throw ValidationError("--data \(path): expected fashion-mnist, a .csv or a .npy file")
+    throw ValidationError("--data \(path): expected fashion-mnist, a .csv or .npy file, folder:PATH or list:FILE.csv")
   }
 
   /// For a command that reads a checkpoint: the data the model was trained on and the test
@@ -96,6 +156,9 @@ public struct DataOptions: ParsableArguments {
     func given(_ flag: String) -> Bool { arguments.contains { $0 == flag || $0.hasPrefix(flag + "=") } }
     var r = self
     if !given("--data"), let d = saved["data"] { r.data = d }
+    if !given("--image-size"), let s = saved["image_size"].flatMap(Int.init) { r.imageSize = s }
+    if !given("--channels"), let c = saved["channels"].flatMap(Int.init) { r.channels = c }
+    if !given("--transforms"), let t = saved["transforms"], !t.isEmpty { r.transforms = t }
     if !given("--test-data"), !given("--data"), let t = saved["test_data"], !t.isEmpty { r.testData = t }
     if !given("--test-classes"), !given("--test-data"), let t = saved["test_classes"], !t.isEmpty { r.testClasses = t }
     // Seen classes: the run's training classes (its validation classes are among them).
@@ -116,7 +179,8 @@ public struct DataOptions: ParsableArguments {
   /// as in the benchmarks; CSV and NPY values are used as given. Checkpoints record it.
   var inputScaling: String {
     data == "fashion-mnist"
-      ? "fashion-mnist pixels standardised: (x/255 - \(FashionMNIST.mean)) / \(FashionMNIST.std)" : "values as given in the file"
+      ? "fashion-mnist pixels standardised: (x/255 - \(FashionMNIST.mean)) / \(FashionMNIST.std)"
+      : Self.isImages(data) ? "images: \(imageTransformsText), \(imageSize)x\(imageSize)x\(channels)" : "values as given in the file"
   }
 
   /// The classes of each split, and whether the test rows come from the training file.

@@ -178,11 +178,26 @@ struct Embed: ParsableCommand {
       try NPY.write(e, to: output)
       try NPY.write(integers: data.labels, to: labelsPath)
       print("wrote \(e.rows) labels to \(labelsPath)")
+      try writePaths(data, beside: String(output.dropLast(4)))
     } else {
       var text = ""
       for i in 0..<e.rows { text += "\(data.labels[i])," + e.row(i).map { "\($0)" }.joined(separator: ",") + "\n" }
       try atomicWrite(Data(text.utf8), to: output)
+      try writePaths(data, beside: String(output.dropLast(4)))
     }
     print("wrote \(e.rows) embeddings of dimension \(e.columns) to \(output)")
+  }
+
+  /// For image files: NAME.paths.csv beside the embeddings, row by row (row, path, label, class).
+  func writePaths(_ data: Dataset, beside name: String) throws {
+    guard let paths = data.paths else { return }
+    var text = "row,path,label,class\n"
+    for (i, p) in paths.enumerated() {
+      let y = data.labels[i]
+      let cls = data.classNames.map { y < $0.count ? $0[y] : "" } ?? ""
+      text += "\(i),\(CSV.field(p)),\(y),\(CSV.field(cls))\n"
+    }
+    try atomicWrite(Data(text.utf8), to: "\(name).paths.csv")
+    print("wrote the \(paths.count) images' paths to \(name).paths.csv")
   }
 }

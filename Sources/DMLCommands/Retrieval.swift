@@ -81,7 +81,8 @@ struct Search: ParsableCommand {
 
   @OptionGroup var source: EmbeddingSource
   @OptionGroup(title: "References (the --test-classes of --data)") var dataOptions: DataOptions
-  @Option(help: "Queries: a CSV (label, features) or NPY file (default: the references themselves, self excluded).") var queries: String?
+  @Option(help: "Queries: a CSV (label, features) or NPY file, a JPEG or PNG image, folder:PATH or list:FILE.csv (default: the references themselves, self excluded).") var queries: String?
+  @Option(help: "Also write the neighbours as CSV to this file.") var output: String?
   @Option(help: "Labels for an NPY --queries file.") var queryLabels: String?
   @Option(help: "Neighbours per query.") var k = 10
   @Option(help: "Save the reference embeddings as an index file (safetensors).") var saveIndex: String?
@@ -98,6 +99,7 @@ struct Search: ParsableCommand {
 
   func run() throws {
     var refs: Matrix<Float>, refLabels: [Int], ids: [Int]
+    var refPaths: [String]?
     let model = try SearchIndex.model(of: source.checkpoint)
     if let index, IndexFolder.exists(at: index) { return try searchFolder(index, model: model) }
     if let index {
@@ -114,31 +116,43 @@ struct Search: ParsableCommand {
       refs = try source.embed(test)
       refLabels = test.labels
       ids = test.ids  // rows of the user's file
+      refPaths = test.paths
     }
     if let saveIndex {
       try SearchIndex.save(refs, labels: refLabels, ids: ids, to: saveIndex, model: model, source: source.checkpoint ?? "")
     }
     var q = refs, qLabels = refLabels
+    var queryNames = refPaths
     if let queries {
-      let d = try dataOptions.load(queries, labels: queryLabels, train: false)
+      let options = dataOptions.resolved(forCheckpoint: source.checkpoint)
+      let d = ImageFile.isImagePath(queries) && !DataOptions.isImages(queries)
+        ? try options.loadImage(queries) : try options.load(queries, labels: queryLabels, train: false)
       q = try source.embed(d)
       qLabels = d.labels
+      queryNames = d.paths
     }
     let available = refs.rows - (queries == nil ? 1 : 0)
     guard k <= available else {
       throw ValidationError("--k \(k) exceeds the \(available) references\(queries == nil ? " (each query's own row excluded)" : ""); pass a smaller --k")
     }
     let knn = try nearestNeighbors(queries: q, references: refs, k: k, excludeSelf: queries == nil)
-    print("query,rank,id,label,distance")
-    for i in 0..<Swift.min(q.rows, limit) {
+    // With image files, each row names the query's and the neighbour's files.
+    var lines = [refPaths == nil ? "query,rank,id,label,distance" : "query,rank,id,label,distance,path"]
+    for i in 0..<q.rows {
       for (rank, j) in knn.row(i).enumerated() {
-        print("\(i),\(rank + 1),\(ids[Int(j)]),\(refLabels[Int(j)]),\(knn.scores[i, rank])")
+        let query = queryNames.map { CSV.field($0[i]) } ?? "\(i)"
+        lines.append("\(query),\(rank + 1),\(ids[Int(j)]),\(refLabels[Int(j)]),\(knn.scores[i, rank])" + (refPaths.map { "," + CSV.field($0[Int(j)]) } ?? ""))
       }
     }
+    for line in lines.prefix(1 + Swift.min(q.rows, limit) * k) { print(line) }
+    if let output { try atomicWrite(Data((lines.joined(separator: "\n") + "\n").utf8), to: output) }
     let m = metricsFromNeighbors(
       knn.indices, k: k, metricK: k, queryLabels: qLabels, referenceLabels: refLabels,
       counts: Dictionary(refLabels.map { ($0, 1) }, uniquingKeysWith: +), sameSet: queries == nil, recallAt: [1, k])
-    warn("\(q.rows) queries, \(refs.rows) references: Recall@1 \(m.recallAt[1]!), Recall@\(k) \(m.recallAt[k]!)")
+    // A query image has no label to score.
+    if queries.map({ ImageFile.isImagePath($0) && !DataOptions.isImages($0) }) != true {
+      warn("\(q.rows) queries, \(refs.rows) references: Recall@1 \(m.recallAt[1]!), Recall@\(k) \(m.recallAt[k]!)")
+    }
   }
 
   /// Searches an index folder: the queries (--queries, else the test split of --data) embedded
@@ -316,9 +330,13 @@ struct Dedup: ParsableCommand {
       groups = try nearDuplicateGroups(try source.embed(test), threshold: threshold, distance: .cosine)
     }
     // Ids are rows of the data file; copies planted by --plant follow as planted-0, planted-1, ….
-    var text = "group,id\n"
+    var text = test.paths == nil ? "group,id\n" : "group,id,path\n"
     for (g, members) in groups.enumerated() {
-      for i in members { text += "\(g),\(i < test.ids.count ? String(test.ids[i]) : "planted-\(i - test.ids.count)")\n" }
+      for i in members {
+        text += "\(g),\(i < test.ids.count ? String(test.ids[i]) : "planted-\(i - test.ids.count)")"
+        if let paths = test.paths { text += "," + (i < paths.count ? CSV.field(paths[i]) : "") }
+        text += "\n"
+      }
     }
     if let output { try atomicWrite(Data(text.utf8), to: output) } else { print(text, terminator: "") }
     warn("\(groups.count) groups of near-duplicates among \(items.rows) items")

@@ -82,6 +82,9 @@ struct Train: ParsableCommand, TrainingDataFlags {
       "input_scaling": dataOptions.inputScaling,
       "test_data": dataOptions.testData ?? "",
       "ranks": "\(Ranks.size)",
+      "image_size": DataOptions.isImages(dataOptions.data) ? "\(dataOptions.imageSize)" : "",
+      "channels": DataOptions.isImages(dataOptions.data) ? "\(dataOptions.channels)" : "",
+      "transforms": DataOptions.isImages(dataOptions.data) ? dataOptions.imageTransformsText : "",
       "local_anchors": "\(localAnchors)",
     ]
   }
@@ -153,6 +156,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
     ("schedule", "--schedule"), ("seed", "--seed"), ("data", "--data"), ("train_classes", "--train-classes"),
     ("validation_classes", "--validation-classes"), ("epochs", "--epochs"), ("augment", "--augment"), ("subclasses", "--subclasses"),
     ("memory", "--memory"), ("offline_mining", "--offline-mining"), ("test_classes", "--test-classes"), ("test_data", "--test-data"),
+    ("image_size", "--image-size"), ("channels", "--channels"), ("transforms", "--transforms"),
   ]
 
   /// Configuration keys that a resumed run may change: more epochs, another evaluation.
@@ -197,6 +201,9 @@ struct Train: ParsableCommand, TrainingDataFlags {
     case "data": dataOptions.data = value
     case "train_classes": dataOptions.trainClasses = value == "all" ? nil : value
     case "validation_classes": dataOptions.validationClasses = value.isEmpty ? nil : value
+    case "image_size": if let v = Int(value) { dataOptions.imageSize = v }
+    case "channels": if let v = Int(value) { dataOptions.channels = v }
+    case "transforms": dataOptions.transforms = value.isEmpty ? nil : value
     case "epochs": if let v = Int(value) { epochs = v }
     case "augment": augment = value
     case "subclasses": if let v = Int(value) { subclasses = v }

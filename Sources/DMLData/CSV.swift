@@ -4,6 +4,13 @@ import Foundation
 /// Lines may end in `\n` or `\r\n`, and the file may start with a UTF-8 byte-order mark (as
 /// Excel writes it).
 public enum CSV {
+  /// `text` as one CSV field (RFC 4180): quoted, with quotes doubled, when it holds a comma, a
+  /// quote or a line break.
+  public static func field(_ text: String) -> String {
+    guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
+    return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+  }
+
   /// Reads `path`; the label is in column `labelColumn` (default 0), every other column is a
   /// feature. A first line none of whose cells is a number is a header: its cells become the
   /// dataset's `columnNames`. A first line with some numbers is data, and an error if malformed.
