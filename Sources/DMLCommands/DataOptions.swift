@@ -97,6 +97,13 @@ public struct DataOptions: ParsableArguments {
   /// The images of `folder:PATH` or `list:FILE.csv`, decoded and transformed to
   /// `--image-size`² × `--channels`; a progress line on a terminal while a folder is indexed.
   func loadImages(_ path: String) throws -> Dataset {
+    try decoded(imageIndex(path))
+  }
+
+  /// The images of `folder:PATH` or `list:FILE.csv` as a data set without rows yet (labels,
+  /// paths, class names and the image shape), to be decoded by `decoded(_:)` or read as training
+  /// goes.
+  func imageIndex(_ path: String) throws -> Dataset {
     let list: ImageList
     let tty = isatty(STDERR_FILENO) != 0
     if path.hasPrefix("folder:") {
@@ -107,14 +114,36 @@ public struct DataOptions: ParsableArguments {
     } else {
       list = try ImageList.csv(String(path.dropFirst("list:".count)))
     }
-    let t = try imageTransforms(imageTransformsText)
+    var d = Dataset(features: Matrix(rows: list.paths.count, columns: 0), labels: list.labels, imageShape: (imageSize, imageSize, channels))
+    d.paths = list.paths
+    d.classNames = list.classNames
+    return d
+  }
+
+  /// `index`'s images decoded and transformed (the evaluation transforms) into rows.
+  func decoded(_ index: Dataset) throws -> Dataset {
+    guard let paths = index.paths, index.features.columns == 0 else { return index }
+    let list = ImageList(paths: paths, labels: index.labels, classNames: index.classNames ?? [])
     let (d, skipped) = try Dataset.images(
-      list, transforms: t, height: imageSize, width: imageSize, channels: channels, workers: workers,
+      list, transforms: try imageTransforms(imageTransformsText), height: imageSize, width: imageSize, channels: channels, workers: workers,
       onBadImage: BadImagePolicy(rawValue: onBadImage) ?? .stop)
     if !skipped.isEmpty {
       warn("warning: skipped \(skipped.count) of \(list.paths.count) images that could not be read (--on-bad-image skip); the first: \(skipped[0])")
     }
-    return d
+    var out = d
+    out.ids = d.ids.map { index.ids[$0] }
+    return out
+  }
+
+  /// The training images of `train` (an image index) as the run's loader: `trainTransforms`
+  /// (random), `--workers` threads, labels as `train`'s.
+  func trainingImages(_ train: Dataset, transforms text: String, seed: UInt64, cache: Bool) throws -> TrainingImages? {
+    guard let paths = train.paths, train.features.columns == 0 else { return nil }
+    let list = ImageList(paths: paths, labels: train.labels, classNames: train.classNames ?? [])
+    let loader = ImageLoader(
+      list: list, transforms: try imageTransforms(text), height: imageSize, width: imageSize, channels: channels, workers: workers, seed: seed,
+      cacheDecoded: cache)
+    return TrainingImages(loader: loader, prefetch: 2, onBadImage: BadImagePolicy(rawValue: onBadImage) ?? .stop)
   }
 
   /// One image file as a data set of one row (label 0), transformed as the data's images.
@@ -127,7 +156,7 @@ public struct DataOptions: ParsableArguments {
     if path == "fashion-mnist" { return try FashionMNIST.load(train: train, directory: dataDir) }
     if Self.isImages(path) {
       if labels != nil { throw ValidationError("--labels is for NPY data; \(path) carries its own labels") }
-      return try loadImages(path)
+      return try imageIndex(path)
     }
     if path.hasSuffix(".csv") {
       let d = try CSV.dataset(path)
@@ -211,7 +240,7 @@ public struct DataOptions: ParsableArguments {
   /// The training set (labels remapped to 0..<classes), the validation set, and the test set.
   func splits() throws -> (train: Dataset, validation: Dataset?, test: Dataset) {
     let s = try splitsAndClasses()
-    return (s.train, s.validation, s.test)
+    return (try decoded(s.train), s.validation, s.test)
   }
 
   /// `splits()`, with the classes of each split.
@@ -225,7 +254,7 @@ public struct DataOptions: ParsableArguments {
     } else {
       test = train
     }
-    guard test.features.columns == train.features.columns else {
+    guard test.features.columns == train.features.columns || Self.isImages(data) || testData.map(Self.isImages) == true else {
       throw ValidationError("test data has \(test.features.columns) features, training data \(train.features.columns)")
     }
     let trainSet = try trainClasses.map { try ClassSplit.parse($0) } ?? Set(train.labels)
@@ -259,6 +288,13 @@ public struct DataOptions: ParsableArguments {
       throw ValidationError("the test classes (\(testSet.sorted().map(String.init).joined(separator: ","))) hold fewer than 2 samples of \(testData ?? data)")
     }
     train.labels = ClassSplit.remap(train.labels).labels
+    // Images: the evaluation splits are decoded now; the training split stays an index (decoded by
+    // `splits()`, or read as training goes).
+    test = try decoded(test)
+    if let v = validation { validation = try decoded(v) }
+    guard test.features.columns == (train.features.columns > 0 ? train.features.columns : train.imageShape.map { $0.height * $0.width * $0.channels } ?? 0) else {
+      throw ValidationError("test data has \(test.features.columns) features, training data \(train.features.columns > 0 ? train.features.columns : train.imageShape.map { $0.height * $0.width * $0.channels } ?? 0)")
+    }
     return (train, validation, test, classes)
   }
 }

@@ -36,7 +36,9 @@ struct Recipe {
   /// stop the run.
   func parts(train: Dataset, warn: (String) -> Void) throws -> (trainer: CommandRun.TrainerType, batches: any BatchSampler, settings: RunSettings) {
     let classes = Set(train.labels).count
-    var net = try Builders.network(network, inputFeatures: train.features.columns, imageShape: train.imageShape, seed: seed)
+    // Training images read as the run goes have no rows in memory: their shape says the width.
+    let inputFeatures = train.features.columns > 0 ? train.features.columns : train.imageShape.map { $0.height * $0.width * $0.channels } ?? 0
+    var net = try Builders.network(network, inputFeatures: inputFeatures, imageShape: train.imageShape, seed: seed)
     // The first layer's weight and bias (the first two parameters) learn at first_lr × lr.
     var index = 0
     net.forEachParameter { _, p in

@@ -42,6 +42,10 @@ struct Train: ParsableCommand, TrainingDataFlags {
   @Option(help: "Log every this many steps (0: epochs only).") var logEvery = 50
   @Option(help: "Write curves.png, embeddings.png (t-SNE of the test split) and, for images, retrieval.png into this folder at the end.")
   var plots: String?
+  @Option(help: "Images: the random transforms of training images, read from their files as training goes (default: random-resized-crop:size=S,scale=0.16/1,flip).")
+  var trainTransforms: String?
+  @Flag(help: "Images: keep the decoded training images in memory after the first epoch (for sets that fit).")
+  var cacheImages = false
   @Option(help: "Under mpirun: seconds a rank may wait for the others in one exchange before the job stops (a rank died or hangs).")
   var mpiTimeout: Double = 300
   @Flag(help: "Under mpirun: each rank's anchors are its own rows, compared with the whole gathered batch (less memory; not the one-process loss).")
@@ -85,6 +89,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
       "image_size": DataOptions.isImages(dataOptions.data) ? "\(dataOptions.imageSize)" : "",
       "channels": DataOptions.isImages(dataOptions.data) ? "\(dataOptions.channels)" : "",
       "transforms": DataOptions.isImages(dataOptions.data) ? dataOptions.imageTransformsText : "",
+      "train_transforms": DataOptions.isImages(dataOptions.data) ? (trainTransforms ?? "random-resized-crop:size=\(dataOptions.imageSize),scale=0.16/1,flip") : "",
       "local_anchors": "\(localAnchors)",
     ]
   }
@@ -113,7 +118,15 @@ struct Train: ParsableCommand, TrainingDataFlags {
         "--train-classes \(dataOptions.trainClasses ?? "all"): training needs at least 2 classes, the data has \(Set(train.labels).count) left for it")
     }
     // Renumbered, as k-means may leave a cluster empty.
-    if subclasses > 1 { train.labels = ClassSplit.remap(try Recipe.subclassLabels(train, per: subclasses, seed: seed)).labels }
+    if subclasses > 1 {
+      if train.features.columns == 0 { throw ValidationError("--subclasses clusters training rows in memory; it does not work with images read as training goes") }
+      train.labels = ClassSplit.remap(try Recipe.subclassLabels(train, per: subclasses, seed: seed)).labels
+    }
+    if train.features.columns == 0 && offlineMining != "none" {
+      throw ValidationError("--offline-mining embeds every training row in memory; it does not work with images read as training goes")
+    }
+    let images = try dataOptions.trainingImages(
+      train, transforms: trainTransforms ?? "random-resized-crop:size=\(dataOptions.imageSize),scale=0.16/1,flip", seed: seed, cache: cacheImages)
     var (trainer, batches, settings) = try recipe.parts(train: train) { warn($0) }
     // Every component is built: the last checks before any training.
     if let warning = try splitClasses.openSetCheck(allowed: allowOverlap, options: dataOptions) { warn(warning) }
@@ -125,7 +138,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
     settings.rankAgreement = configuration.merging(["dml version": DML.version, "checkpoint": checkpoint ?? ""]) { a, _ in a }
     var run = try TrainingRun(
       trainer: trainer, training: train, validation: validation, batches: batches, settings: settings, group: group,
-      mode: localAnchors ? .localAnchors : .global)
+      mode: localAnchors ? .localAnchors : .global, images: images)
     return try fit(&run, test: test, json: json)
   }
 
@@ -156,7 +169,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
     ("schedule", "--schedule"), ("seed", "--seed"), ("data", "--data"), ("train_classes", "--train-classes"),
     ("validation_classes", "--validation-classes"), ("epochs", "--epochs"), ("augment", "--augment"), ("subclasses", "--subclasses"),
     ("memory", "--memory"), ("offline_mining", "--offline-mining"), ("test_classes", "--test-classes"), ("test_data", "--test-data"),
-    ("image_size", "--image-size"), ("channels", "--channels"), ("transforms", "--transforms"),
+    ("image_size", "--image-size"), ("channels", "--channels"), ("transforms", "--transforms"), ("train_transforms", "--train-transforms"),
   ]
 
   /// Configuration keys that a resumed run may change: more epochs, another evaluation.
@@ -204,6 +217,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
     case "image_size": if let v = Int(value) { dataOptions.imageSize = v }
     case "channels": if let v = Int(value) { dataOptions.channels = v }
     case "transforms": dataOptions.transforms = value.isEmpty ? nil : value
+    case "train_transforms": trainTransforms = value.isEmpty ? nil : value
     case "epochs": if let v = Int(value) { epochs = v }
     case "augment": augment = value
     case "subclasses": if let v = Int(value) { subclasses = v }
@@ -346,6 +360,8 @@ struct Train: ParsableCommand, TrainingDataFlags {
       if let m = e.memoryHeld { record["memory_held"] = m }
       if let c = e.communicationSeconds { record["communication_seconds"] = (c * 1000).rounded() / 1000 }
       if let t = e.seconds { record["seconds"] = (t * 1000).rounded() / 1000 }
+      if let w = e.inputWaitSeconds { record["input_wait_seconds"] = (w * 1000).rounded() / 1000 }
+      if let s = e.skippedImages, s > 0 { record["skipped_images"] = s }
       if let v = e.validationMapAtR { record["validation_map_at_r"] = v }
       if let p = e.validationPrecisionAt1 { record["validation_precision_at_1"] = p }
       return record
@@ -390,6 +406,8 @@ struct Train: ParsableCommand, TrainingDataFlags {
     case .epoch(let e):
       var line = String(format: "epoch %d/%d  loss %.4f  %.0f img/s", e.epoch, epochs, e.meanLoss, e.imagesPerSecond)
       if let c = e.communicationSeconds { line += String(format: " on %d ranks (%.1f s exchanging)", Ranks.size, c) }
+      if let w = e.inputWaitSeconds, let t = e.seconds, t > 0 { line += String(format: "  input wait %.0f%%", 100 * w / t) }
+      if let s = e.skippedImages, s > 0 { line += "  \(s) images skipped" }
       if let m = e.meanMined { line += "  mined \(m)/batch" }
       if let v = e.validationMapAtR { line += String(format: "  validation MAP@R %.4f", v) }
       if json {

@@ -87,7 +87,8 @@ struct Tune: ParsableCommand, TrainingDataFlags {
       options.testData = nil
       options.testLabels = nil
       options.testClasses = fold
-      let (train, validation, _, _) = try options.splitsAndClasses()
+      let s = try options.splitsAndClasses()
+      let (train, validation) = (try options.decoded(s.train), s.validation)
       data[fold] = (train, validation!)
     }
     let (train, validation) = data[fold]!

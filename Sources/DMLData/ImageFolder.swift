@@ -134,9 +134,11 @@ public final class ImageLoader: @unchecked Sendable {
   }
 
   /// The float rows (`height × width × channels` each) of images `indices`, transformed with
-  /// stream `stream`. A bad image stops with its path and reason, or with `.skip` is left out:
-  /// `kept` lists the positions in `indices` that were loaded, `failures` the others' errors.
-  public func load(_ indices: [Int], stream: UInt64 = 0, onBadImage: BadImagePolicy = .stop) throws
+  /// stream `stream`: row `r` draws from the stream's generator `firstRow + r` (its place in a
+  /// whole batch of which `indices` may be a share). A bad image stops with its path and reason,
+  /// or with `.skip` is left out: `kept` lists the positions in `indices` that were loaded,
+  /// `failures` the others' errors.
+  public func load(_ indices: [Int], stream: UInt64 = 0, firstRow: Int = 0, onBadImage: BadImagePolicy = .stop) throws
     -> (rows: Matrix<Float>, kept: [Int], failures: [String])
   {
     let size = height * width * channels
@@ -151,7 +153,7 @@ public final class ImageLoader: @unchecked Sendable {
         guard start < end else { return }
         for r in start..<end {
           do {
-            var rng = base.derived(stream: UInt64(r))
+            var rng = base.derived(stream: UInt64(firstRow + r))
             var image = try decoded(indices[r])
             image = transforms.apply(image, rng: &rng).converted(toChannels: channels)
             guard image.width == width && image.height == height else {
@@ -197,23 +199,31 @@ public final class PrefetchingLoader: @unchecked Sendable {
   let condition = NSCondition()
   var ready: [Int: Result<(rows: Matrix<Float>, kept: [Int], failures: [String]), any Error>] = [:]
   var consumed = 0
+  var cancelled = false
   let depth: Int
   let batches: [[Int]]
   /// Seconds `next()` waited for a batch that was not ready.
   public private(set) var waitSeconds = 0.0
 
-  /// Starts preparing `batches` (index lists) with `loader`, batch `b` with stream `firstStream + b`,
-  /// keeping at most `depth` ready batches.
-  public init(loader: ImageLoader, batches: [[Int]], firstStream: UInt64 = 0, depth: Int = 2, onBadImage: BadImagePolicy = .stop) {
+  /// Starts preparing `batches` (index lists) with `loader`, batch `b` with stream `firstStream + b`
+  /// and its rows numbered from `firstRows[b]` (0 by default), keeping at most `depth` ready
+  /// batches.
+  public init(
+    loader: ImageLoader, batches: [[Int]], firstStream: UInt64 = 0, firstRows: [Int]? = nil, depth: Int = 2,
+    onBadImage: BadImagePolicy = .stop
+  ) {
     precondition(depth >= 1, "PrefetchingLoader: depth \(depth)")
+    precondition(firstRows == nil || firstRows!.count == batches.count, "PrefetchingLoader: one first row per batch")
     self.depth = depth
     self.batches = batches
     let thread = Thread { [self] in
       for (b, indices) in batches.enumerated() {
         condition.lock()
-        while b - consumed >= depth { condition.wait() }
+        while b - consumed >= depth && !cancelled { condition.wait() }
+        let stop = cancelled
         condition.unlock()
-        let result = Result { try loader.load(indices, stream: firstStream &+ UInt64(b), onBadImage: onBadImage) }
+        if stop { return }
+        let result = Result { try loader.load(indices, stream: firstStream &+ UInt64(b), firstRow: firstRows?[b] ?? 0, onBadImage: onBadImage) }
         condition.lock()
         ready[b] = result
         condition.broadcast()
@@ -236,6 +246,14 @@ public final class PrefetchingLoader: @unchecked Sendable {
     consumed += 1
     condition.broadcast()
     return try result.get()
+  }
+
+  /// Stops preparing batches (the batch being prepared finishes first).
+  public func cancel() {
+    condition.lock()
+    cancelled = true
+    condition.broadcast()
+    condition.unlock()
   }
 
   /// Batches ready and waiting now (at most `depth`).

@@ -187,6 +187,10 @@ public struct EpochEvent: Sendable, Equatable {
   public var communicationSeconds: Double?
   /// Seconds of the epoch's steps (validation excluded).
   public var seconds: Double?
+  /// With training images read as the run goes: seconds the steps waited for decoded batches.
+  public var inputWaitSeconds: Double?
+  /// With training images read as the run goes: images skipped as unreadable in the epoch.
+  public var skippedImages: Int?
   /// Validation MAP@R and precision@1 (`nil` without validation data).
   public var validationMapAtR: Double?, validationPrecisionAt1: Double?
   /// Batches per epoch.
@@ -223,4 +227,24 @@ public struct TestReport: Sendable {
   public var rawInput: RetrievalMetrics
   /// Whether training beat both baselines (MAP@R).
   public var helped: Bool { trained.mapAtR > max(untrained.mapAtR, rawInput.mapAtR) }
+}
+
+/// Training images read from their files as a run goes, instead of rows in memory: worker threads
+/// decode and transform each epoch's batches ahead of the steps (a bounded queue of `prefetch`
+/// batches), so memory does not grow with the number of images, and the random transforms of a
+/// row depend on the seed, the step and the row's place in its batch alone.
+public struct TrainingImages: Sendable {
+  /// The loader of the training images (its list is the training set's, row for row).
+  public var loader: ImageLoader
+  /// Batches prepared ahead.
+  public var prefetch: Int
+  /// What an unreadable image does: stop the run, or leave its batch (one process only).
+  public var onBadImage: BadImagePolicy
+
+  /// Images from `loader`, `prefetch` batches ahead.
+  public init(loader: ImageLoader, prefetch: Int = 2, onBadImage: BadImagePolicy = .stop) {
+    self.loader = loader
+    self.prefetch = prefetch
+    self.onBadImage = onBadImage
+  }
 }

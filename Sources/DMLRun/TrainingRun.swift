@@ -56,13 +56,15 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
   public let group: any Collective
   /// How the ranks share the global batch.
   public let mode: DistributedMode
+  /// Training images read from their files as the run goes (`nil`: the rows of `training`).
+  public let images: TrainingImages?
 
   /// A run of `trainer` on `training`, on the processes of `group` (this one by default). The
   /// settings are checked here: an error names the setting at fault.
   @inlinable
   public init(
     trainer: Trainer<Network, Loss, Sampler, Opt>, training: Dataset, validation: Dataset? = nil, batches: any BatchSampler,
-    settings: RunSettings, group: any Collective = SingleProcess(), mode: DistributedMode = .global
+    settings: RunSettings, group: any Collective = SingleProcess(), mode: DistributedMode = .global, images: TrainingImages? = nil
   ) throws {
     guard settings.epochs >= 1 else { throw TrainingError("RunSettings.epochs \(settings.epochs) must be at least 1") }
     if let p = settings.patience {
@@ -71,11 +73,22 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
     }
     guard settings.stepEventInterval >= 0 else { throw TrainingError("RunSettings.stepEventInterval must be ≥ 0") }
     guard batches.batchesPerEpoch >= 1 else { throw TrainingError("the batch sampler yields no batch per epoch") }
+    if let images {
+      guard images.loader.list.labels == training.labels else {
+        throw TrainingError("the training images (\(images.loader.list.paths.count)) and the training labels (\(training.labels.count)) differ")
+      }
+      guard settings.offlineMining == nil else { throw TrainingError("RunSettings.offlineMining needs the training rows in memory, not images read as the run goes") }
+      guard images.prefetch >= 1 else { throw TrainingError("TrainingImages.prefetch \(images.prefetch) must be at least 1") }
+      guard group.size == 1 || images.onBadImage == .stop else {
+        throw TrainingError("skipping unreadable training images needs one process (each rank's share of a batch has a fixed size)")
+      }
+    }
     guard training.labels.count == training.features.rows, !training.labels.isEmpty else {
       throw TrainingError("the training data has \(training.features.rows) rows and \(training.labels.count) labels")
     }
-    if let v = validation, v.features.columns != training.features.columns {
-      throw TrainingError("the validation data has \(v.features.columns) features, the training data \(training.features.columns)")
+    let width = images.map { $0.loader.height * $0.loader.width * $0.loader.channels } ?? training.features.columns
+    if let v = validation, v.features.columns != width {
+      throw TrainingError("the validation data has \(v.features.columns) features, the training data \(width)")
     }
     if let a = settings.augmentation, !a.operations.isEmpty, training.imageShape == nil {
       throw TrainingError("RunSettings.augmentation \(a) needs image data")
@@ -103,6 +116,7 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
     self.settings = settings
     self.group = group
     self.mode = mode
+    self.images = images
     untrained = trainer.network
     if group.size == 1 && mode == .global {
       step = { try $0.train($1, labels: $2) }
@@ -183,11 +197,12 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
       try observe(.validationBaselines(rawInput: raw, untrained: initial))
     }
     var indices: [Int] = [], labels: [Int] = []
-    var x = Matrix<Float>(rows: 0, columns: training.features.columns)
-    let d = training.features.columns
+    let d = images.map { $0.loader.height * $0.loader.width * $0.loader.channels } ?? training.features.columns
+    var x = Matrix<Float>(rows: 0, columns: d)
     var best = state.best
     var stale = state.stale
-    let inputStatistics = settings.checkpoint == nil ? nil : RunProgress.statistics(training.features)  // saved with every checkpoint
+    // Saved with every checkpoint (for rows in memory).
+    let inputStatistics = settings.checkpoint == nil || images != nil ? nil : RunProgress.statistics(training.features)
     var communicationAtStart = group.communicationSeconds
     for epoch in state.epoch..<settings.epochs {
       summary.epochsRun = epoch + 1
@@ -196,6 +211,22 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
       let start = Date()
       communicationAtStart = group.communicationSeconds
       var batchHash = Fingerprint()
+      // Images: the epoch's batches are drawn first, and worker threads decode and transform them
+      // ahead of the steps, at most `prefetch` batches ahead.
+      var prefetching: PrefetchingLoader?
+      var epochBatches: [[Int]] = []
+      if let images {
+        for _ in 0..<perEpoch {
+          batches.next(into: &indices)
+          epochBatches.append(indices)
+        }
+        let shares = epochBatches.map { Shards.rows(batch: $0.count, rank: group.rank, size: group.size) }
+        prefetching = PrefetchingLoader(
+          loader: images.loader, batches: zip(epochBatches, shares).map { Array($0[$1]) }, firstStream: UInt64(trainer.step),
+          firstRows: shares.map(\.lowerBound), depth: images.prefetch, onBadImage: images.onBadImage)
+      }
+      defer { prefetching?.cancel() }
+      var skippedImages = 0
       for b in 0..<perEpoch {
         if let offline, let interval = miningInterval {
           if minedSampler == nil || trainer.step - (state.mined?.step ?? 0) >= interval {
@@ -213,6 +244,8 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
               hardPositives: lists.positives.filter { $0 >= 0 }.count, hardNegatives: lists.negatives.filter { $0 >= 0 }.count)))
           }
           minedSampler!.next(into: &indices)
+        } else if images != nil {
+          indices = epochBatches[b]
         } else {
           batches.next(into: &indices)
         }
@@ -220,7 +253,19 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
           throw TrainingError("a batch of \(indices.count) rows cannot be shared by \(group.size) ranks: give a batch size of at least \(group.size)")
         }
         let rows = Shards.rows(batch: indices.count, rank: group.rank, size: group.size)
-        gather(indices, rows: rows, into: &x, labels: &labels, width: d)
+        if let prefetching, let loaded = try prefetching.next() {
+          x = loaded.rows
+          labels = indices.map { training.labels[$0] }
+          if !loaded.failures.isEmpty {
+            // Skipped images leave the batch (one process only).
+            skippedImages += loaded.failures.count
+            labels = loaded.kept.map { labels[$0] }
+            for f in loaded.failures { try observe(.warning("warning: skipped an unreadable image (--on-bad-image skip): \(f)")) }
+          }
+          if settings.instanceLabels { labels = loaded.kept.map { indices[$0] } }
+        } else {
+          gather(indices, rows: rows, into: &x, labels: &labels, width: d)
+        }
         if group.size > 1 {
           batchHash.add(labels)
           if group.rank > 0 { deriveRankStreams() }
@@ -258,6 +303,10 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
       if offline != nil { event.offlineMiningSeconds = miningSeconds }
       event.memoryHeld = trainer.memory?.count
       event.seconds = seconds
+      if let prefetching {
+        event.inputWaitSeconds = prefetching.waitSeconds
+        event.skippedImages = skippedImages
+      }
       if group.size > 1 {
         event.communicationSeconds = group.communicationSeconds - communicationAtStart
         try checkParametersAgree(epoch: epoch + 1, batches: batchHash.value)
@@ -376,6 +425,10 @@ extension TrainingRun {
     var h = Fingerprint()
     h.add(training.features)
     h.add(training.labels)
+    if let images {
+      for p in images.loader.list.paths { h.add(Array(p.utf8)) }
+      h.add(Array("\(images.loader.transforms) \(images.loader.height) \(images.loader.width) \(images.loader.channels) \(images.loader.seed)".utf8))
+    }
     parts.append(("the training data", h.value))
     h = Fingerprint()
     if let v = validation {

@@ -91,7 +91,7 @@ struct CommandTests {
       (["train", "--epochs", "0"], "--epochs 0 must be at least 1"),
       (["train", "--train-classes", "4-2"], "'4-2' in class list '4-2' is not a class or a range a-b"),
       (["train", "--data", "/nonexistent.csv"], "/nonexistent.csv: no such file"),
-      (["train", "--data", "x.txt"], "--data x.txt: expected fashion-mnist, a .csv or a .npy file"),
+      (["train", "--data", "x.txt"], "--data x.txt: expected fashion-mnist, a .csv or .npy file, folder:PATH or list:FILE.csv"),
       (["train", "--patience", "2"], "--patience needs --validation-classes"),
       (["train", "--resume"], "--resume needs --checkpoint FOLDER"),
       (["train", "--memory", "size=0"], "--memory size=0: memory: size=0 must be ≥ 1"),
