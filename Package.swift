@@ -71,11 +71,11 @@ var targets: [Target] = [
     name: "CFaiss", cxxSettings: [.unsafeFlags(["-std=c++17"])],
     linkerSettings: [.linkedLibrary("faiss"), .linkedLibrary("openblas"), .linkedLibrary("gomp"), .linkedLibrary("stdc++")]),
   .systemLibrary(name: "CFreeType", pkgConfig: "freetype2", providers: [.apt(["libfreetype-dev"])]),
-  // JPEG (libjpeg-turbo), EXIF (libexif), PNG (libpng) and resampling (stb_image_resize) behind a
+  // JPEG (libjpeg-turbo), EXIF (libexif), PNG (libpng) and resampling (FFmpeg's swscale) behind a
   // small C interface: Sources/CImageIO/include/image_io.h.
   .target(
-    name: "CImageIO", cSettings: [.unsafeFlags(["-I/usr/include/libpng16"])],
-    linkerSettings: [.linkedLibrary("turbojpeg"), .linkedLibrary("exif"), .linkedLibrary("png16"), .linkedLibrary("stb")]),
+    name: "CImageIO", cSettings: [.unsafeFlags(["-I/usr/include/libpng16", "-I/usr/include/x86_64-linux-gnu"])],
+    linkerSettings: [.linkedLibrary("turbojpeg"), .linkedLibrary("exif"), .linkedLibrary("png16"), .linkedLibrary("swscale"), .linkedLibrary("avutil")]),
   // Open MPI (Debian's libopenmpi-dev) behind inline wrappers of its handle macros: Sources/CMPI/shim.h.
   .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
 ]

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <turbojpeg.h>
-#include <stb/stb_image_resize.h>
+#include <libswscale/swscale.h>
 
 static int fail(char *error, size_t capacity, const char *format, ...) {
   if (error && capacity) {
@@ -68,7 +68,24 @@ static int orient(dml_image *image, int o) {
   return 0;
 }
 
+int dml_jpeg_size(const uint8_t *data, size_t size, int *width, int *height) {
+  *width = *height = 0;
+  if (size < 3 || data[0] != 0xFF || data[1] != 0xD8) return 1;
+  tjhandle tj = tjInitDecompress();
+  if (!tj) return 1;
+  int subsampling, colorspace;
+  int rc = tjDecompressHeader3(tj, data, (unsigned long)size, width, height, &subsampling, &colorspace);
+  tjDestroy(tj);
+  return rc == 0 ? 0 : 1;
+}
+
+static int decode_jpeg_scaled(const uint8_t *data, size_t size, int min_width, int min_height, dml_image *out, char *error, size_t capacity);
+
 static int decode_jpeg(const uint8_t *data, size_t size, dml_image *out, char *error, size_t capacity) {
+  return decode_jpeg_scaled(data, size, 0, 0, out, error, capacity);
+}
+
+static int decode_jpeg_scaled(const uint8_t *data, size_t size, int min_width, int min_height, dml_image *out, char *error, size_t capacity) {
   tjhandle tj = tjInitDecompress();
   if (!tj) return fail(error, capacity, "cannot start the JPEG decoder");
   int w, h, subsampling, colorspace;
@@ -87,6 +104,19 @@ static int decode_jpeg(const uint8_t *data, size_t size, dml_image *out, char *e
     return fail(error, capacity, "a JPEG of %d x %d pixels is too large", w, h);
   }
   int channels = colorspace == TJCS_GRAY ? 1 : 3;
+  int o = dml_jpeg_orientation(data, size);
+  if ((min_width > 0 || min_height > 0) && o == 1) {
+    // The smallest scale whose output still covers min_width × min_height.
+    int count = 0;
+    tjscalingfactor *factors = tjGetScalingFactors(&count);
+    int bestW = w, bestH = h;
+    for (int i = 0; factors && i < count; i++) {
+      int sw = TJSCALED(w, factors[i]), sh = TJSCALED(h, factors[i]);
+      if (sw >= min_width && sh >= min_height && sw * sh < bestW * bestH && factors[i].num <= factors[i].denom) { bestW = sw; bestH = sh; }
+    }
+    w = bestW;
+    h = bestH;
+  }
   uint8_t *pixels = malloc((size_t)w * h * channels);
   if (!pixels) { tjDestroy(tj); return fail(error, capacity, "out of memory for a %d x %d JPEG", w, h); }
   // A truncated or corrupt file is libjpeg's "warning"; TJFLAG_STOPONWARNING makes it an error.
@@ -103,9 +133,14 @@ static int decode_jpeg(const uint8_t *data, size_t size, dml_image *out, char *e
   out->height = h;
   out->channels = channels;
   out->pixels = pixels;
-  int o = dml_jpeg_orientation(data, size);
   if (o != 1 && orient(out, o) != 0) { dml_image_free(out); return fail(error, capacity, "out of memory"); }
   return 0;
+}
+
+int dml_image_decode_scaled(const uint8_t *data, size_t size, int min_width, int min_height, dml_image *out, char *error, size_t capacity) {
+  memset(out, 0, sizeof *out);
+  if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) return decode_jpeg_scaled(data, size, min_width, min_height, out, error, capacity);
+  return dml_image_decode(data, size, out, error, capacity);
 }
 
 typedef struct { const uint8_t *data; size_t size, at; } png_reader;
@@ -250,5 +285,16 @@ int dml_jpeg_encode(const uint8_t *pixels, int width, int height, int channels, 
 }
 
 int dml_image_resize(const uint8_t *pixels, int width, int height, int channels, uint8_t *out, int out_width, int out_height) {
-  return stbir_resize_uint8(pixels, width, height, 0, out, out_width, out_height, 0, channels) ? 0 : 1;
+  // FFmpeg's swscale, bilinear (its filter widens when shrinking, so it averages rather than
+  // skips), with full chroma so that RGB stays RGB; one cached context per thread.
+  static __thread struct SwsContext *context = NULL;
+  enum AVPixelFormat format = channels == 1 ? AV_PIX_FMT_GRAY8 : AV_PIX_FMT_RGB24;
+  context = sws_getCachedContext(context, width, height, format, out_width, out_height, format,
+    SWS_BILINEAR | SWS_FULL_CHR_H_INT | SWS_FULL_CHR_H_INP | SWS_ACCURATE_RND, NULL, NULL, NULL);
+  if (!context) return 1;
+  const uint8_t *source[4] = {pixels, NULL, NULL, NULL};
+  int sourceStride[4] = {width * channels, 0, 0, 0};
+  uint8_t *target[4] = {out, NULL, NULL, NULL};
+  int targetStride[4] = {out_width * channels, 0, 0, 0};
+  return sws_scale(context, source, sourceStride, 0, height, target, targetStride) == out_height ? 0 : 1;
 }

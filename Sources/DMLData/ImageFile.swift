@@ -31,8 +31,8 @@ public struct PixelImage: Sendable, Equatable {
     self.pixels = pixels
   }
 
-  /// This image resampled to `width × height` (stb_image_resize: Mitchell when shrinking,
-  /// Catmull-Rom when enlarging).
+  /// This image resampled to `width × height` (FFmpeg's swscale, bilinear, averaging when
+  /// shrinking, as PIL's `BILINEAR` that torchvision uses).
   public func resized(width w: Int, height h: Int) -> PixelImage {
     precondition(w > 0 && h > 0, "resize to \(w)x\(h)")
     if w == width && h == height { return self }
@@ -42,7 +42,7 @@ public struct PixelImage: Sendable, Equatable {
         dml_image_resize(src.baseAddress, Int32(width), Int32(height), Int32(channels), dst.baseAddress, Int32(w), Int32(h))
       }
     }
-    precondition(rc == 0, "stb_image_resize failed for \(width)x\(height) → \(w)x\(h)")
+    precondition(rc == 0, "swscale failed for \(width)x\(height) → \(w)x\(h)")
     return PixelImage(width: w, height: h, channels: channels, pixels: out)
   }
 
@@ -80,9 +80,16 @@ public enum ImageFile {
   /// with alpha (dropped), palette (to RGB), 1 to 16 bits (16-bit samples keep their high byte),
   /// interlaced. `name` names the file in errors.
   public static func decode(_ bytes: [UInt8], name: String) throws -> PixelImage {
+    try decode(bytes, name: name, minWidth: 0, minHeight: 0)
+  }
+
+  /// `decode(_:name:)`, but a JPEG (without an EXIF orientation) decodes at the smallest of
+  /// libjpeg-turbo's DCT scales (1/8, 1/4, 3/8, …, 1) that is still at least `minWidth ×
+  /// minHeight`: far less work when the network takes small images.
+  public static func decode(_ bytes: [UInt8], name: String, minWidth: Int, minHeight: Int) throws -> PixelImage {
     var image = dml_image()
     var error = [CChar](repeating: 0, count: 512)
-    let rc = bytes.withUnsafeBufferPointer { dml_image_decode($0.baseAddress, $0.count, &image, &error, 512) }
+    let rc = bytes.withUnsafeBufferPointer { dml_image_decode_scaled($0.baseAddress, $0.count, Int32(minWidth), Int32(minHeight), &image, &error, 512) }
     guard rc == 0, let pixels = image.pixels else {
       throw ImageError("\(name): \(String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
     }
@@ -96,12 +103,24 @@ public enum ImageFile {
   /// Reads and decodes the image at `path`; the error names the path and the reason (missing,
   /// unreadable, empty, not an image, broken).
   public static func read(_ path: String) throws -> PixelImage {
+    try decode(try bytes(path), name: path)
+  }
+
+  /// The bytes of the file at `path`; the error names the path and the reason.
+  public static func bytes(_ path: String) throws -> [UInt8] {
     let fm = FileManager.default
     var isFolder: ObjCBool = false
     guard fm.fileExists(atPath: path, isDirectory: &isFolder) else { throw ImageError("\(path): no such file") }
     guard !isFolder.boolValue else { throw ImageError("\(path): a folder, not an image file") }
     guard fm.isReadableFile(atPath: path), let data = fm.contents(atPath: path) else { throw ImageError("\(path): cannot be read (permissions?)") }
-    return try decode([UInt8](data), name: path)
+    return [UInt8](data)
+  }
+
+  /// A JPEG's width and height from its header alone, or `nil` for other bytes.
+  public static func jpegSize(_ bytes: [UInt8]) -> (width: Int, height: Int)? {
+    var w: Int32 = 0, h: Int32 = 0
+    let rc = bytes.withUnsafeBufferPointer { dml_jpeg_size($0.baseAddress, $0.count, &w, &h) }
+    return rc == 0 && w > 0 && h > 0 ? (Int(w), Int(h)) : nil
   }
 
   /// The PNG encoding of `image` (8-bit, grey or RGB).

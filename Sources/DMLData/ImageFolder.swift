@@ -154,8 +154,7 @@ public final class ImageLoader: @unchecked Sendable {
         for r in start..<end {
           do {
             var rng = base.derived(stream: UInt64(firstRow + r))
-            var image = try decoded(indices[r])
-            image = transforms.apply(image, rng: &rng).converted(toChannels: channels)
+            let image = try transformed(indices[r], rng: &rng).converted(toChannels: channels)
             guard image.width == width && image.height == height else {
               throw ImageError("\(list.paths[indices[r]]): the transforms give \(image.width)x\(image.height), the network takes \(width)x\(height) (add resize and center-crop steps)")
             }
@@ -171,6 +170,39 @@ public final class ImageLoader: @unchecked Sendable {
     let kept = indices.indices.filter { errors.values[$0] == nil }
     if kept.count < indices.count { out = out.rows(kept) }
     return (out, kept, failures)
+  }
+
+  /// Image `i` decoded and transformed. When the first step resizes or crops-and-resizes a JPEG,
+  /// its window is drawn from the header's size first and the file is decoded at the smallest
+  /// DCT scale that still covers it (PIL's `draft` mode, done for every image): the same window,
+  /// far less decoding work. With a cache of decoded images, every image decodes at full size.
+  func transformed(_ i: Int, rng: inout RandomSource) throws -> PixelImage {
+    guard cache == nil, let first = transforms.steps.first else { return transforms.apply(try decoded(i), rng: &rng) }
+    let path = list.paths[i]
+    let bytes = try ImageFile.bytes(path)
+    guard let (w, h) = ImageFile.jpegSize(bytes) else { return transforms.apply(try ImageFile.decode(bytes, name: path), rng: &rng) }
+    var rest = transforms
+    rest.steps.removeFirst()
+    switch first {
+    case .randomResizedCrop(let s, let scale, let ratio):
+      let (x, y, cw, ch) = ImageTransforms.randomWindow(width: w, height: h, scale: scale, ratio: ratio, rng: &rng)
+      let image = try ImageFile.decode(bytes, name: path, minWidth: (w * s + cw - 1) / cw, minHeight: (h * s + ch - 1) / ch)
+      if image.width == w && image.height == h {
+        return rest.apply(image.cropped(x: x, y: y, width: cw, height: ch).resized(width: s, height: s), rng: &rng)
+      }
+      // The window in the scaled image's pixels.
+      let fx = Double(image.width) / Double(w), fy = Double(image.height) / Double(h)
+      let sx = Swift.min(image.width - 1, Int(Double(x) * fx)), sy = Swift.min(image.height - 1, Int(Double(y) * fy))
+      let sw = Swift.max(1, Swift.min(image.width - sx, Int((Double(cw) * fx).rounded())))
+      let sh = Swift.max(1, Swift.min(image.height - sy, Int((Double(ch) * fy).rounded())))
+      return rest.apply(image.cropped(x: sx, y: sy, width: sw, height: sh).resized(width: s, height: s), rng: &rng)
+    case .resize(let s):
+      let short = Swift.min(w, h)
+      let image = try ImageFile.decode(bytes, name: path, minWidth: (w * s + short - 1) / short, minHeight: (h * s + short - 1) / short)
+      return transforms.apply(image, rng: &rng)
+    default:
+      return transforms.apply(try ImageFile.decode(bytes, name: path), rng: &rng)
+    }
   }
 
   func decoded(_ i: Int) throws -> PixelImage {

@@ -139,6 +139,26 @@ struct ImageTransformTests {
     #expect(try ImageTransforms(parsing: "grey,rgb").apply(image, rng: &rng).channels == 3)
   }
 
+  @Test("resampling keeps a flat colour and keeps grey pictures grey, shrinking and enlarging")
+  func resampling() {
+    var colour: [UInt8] = []
+    for _ in 0..<1200 { colour += [200, 30, 90] }
+    let flat = PixelImage(width: 40, height: 30, channels: 3, pixels: colour)
+    for (w, h) in [(13, 7), (97, 61)] {
+      let r = flat.resized(width: w, height: h)
+      var same = r.width == w && r.height == h
+      for i in stride(from: 0, to: r.pixels.count, by: 3) where r.pixels[i] != 200 || r.pixels[i + 1] != 30 || r.pixels[i + 2] != 90 { same = false }
+      #expect(same, "\(w)x\(h)")
+    }
+    let grey = testPicture(width: 50, height: 40, channels: 1).converted(toChannels: 3).resized(width: 21, height: 17)
+    var spread = 0
+    for i in stride(from: 0, to: grey.pixels.count, by: 3) {
+      let v = [Int(grey.pixels[i]), Int(grey.pixels[i + 1]), Int(grey.pixels[i + 2])]
+      spread = Swift.max(spread, v.max()! - v.min()!)
+    }
+    #expect(spread <= 1, "a grey picture gained colour: \(spread)")
+  }
+
   @Test("random steps depend on the generator alone; colour jitter keeps the shape and changes the colours")
   func randomSteps() throws {
     let t = try ImageTransforms(parsing: "random-resized-crop:size=24,flip,color-jitter:brightness=0.4,contrast=0.4,saturation=0.4,hue=0.1")

@@ -1,6 +1,6 @@
 // Image files through Debian's well-kept libraries: JPEG with libjpeg-turbo's TurboJPEG API
 // (libturbojpeg0-dev), EXIF orientation with libexif, PNG with libpng (decoding through its
-// low-level API, whose errors longjmp, caught here), resampling with stb_image_resize (libstb).
+// low-level API, whose errors longjmp, caught here), resampling with FFmpeg's swscale.
 // Every call returns 0 on success, or 1 with a message in `error`.
 #ifndef DML_IMAGE_IO_H
 #define DML_IMAGE_IO_H
@@ -20,6 +20,14 @@ typedef struct {
 int dml_image_decode(const uint8_t *data, size_t size, dml_image *out, char *error, size_t capacity);
 void dml_image_free(dml_image *image);
 
+// A JPEG's size from its header alone (0 if the bytes are not a readable JPEG header).
+int dml_jpeg_size(const uint8_t *data, size_t size, int *width, int *height);
+
+// Decodes a JPEG at the smallest of libjpeg-turbo's scales (1/8 ... 1) at which it is still at
+// least min_width × min_height (DCT scaling: much less work for small outputs); other files, and
+// JPEGs with an EXIF orientation, decode at full size. Errors as dml_image_decode.
+int dml_image_decode_scaled(const uint8_t *data, size_t size, int min_width, int min_height, dml_image *out, char *error, size_t capacity);
+
 // The EXIF orientation (1-8) of a JPEG's bytes, or 1 when it has none.
 int dml_jpeg_orientation(const uint8_t *data, size_t size);
 
@@ -29,7 +37,7 @@ int dml_png_encode(const uint8_t *pixels, int width, int height, int channels, u
 int dml_jpeg_encode(const uint8_t *pixels, int width, int height, int channels, int quality, uint8_t **jpeg, size_t *jpeg_size, char *error, size_t capacity);
 void dml_buffer_free(void *buffer);
 
-// Resamples 8-bit interleaved pixels to out_width × out_height (stb_image_resize: Mitchell when
-// shrinking, Catmull-Rom when enlarging, in the pixels' own space).
+// Resamples 8-bit interleaved pixels to out_width × out_height (swscale, bilinear: averaging
+// when shrinking).
 int dml_image_resize(const uint8_t *pixels, int width, int height, int channels, uint8_t *out, int out_width, int out_height);
 #endif
