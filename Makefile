@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests and CI never set this: they run whatever the machine's environment gives.
 FAST_BLAS := $(if $(OPENBLAS_CORETYPE),,$(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX))
 
-.PHONY: all deps build test example plugins mpi check-new-loss docs doc-coverage demo bench bench-quick bench-kinds bench-env bench-each bench-deps bench-foundation bench-losses bench-search bench-plots bench-mpi fuzz fuzz-asan libfuzz reliability report report-crossbatch report-class-weights pictures clean
+.PHONY: all deps build test example plugins mpi check-new-loss docs doc-coverage demo bench bench-quick bench-kinds bench-env bench-each bench-deps bench-foundation bench-losses bench-search bench-plots bench-mpi bench-images fuzz fuzz-asan libfuzz reliability report report-crossbatch report-class-weights pictures clean
 
 all: build
 
@@ -176,6 +176,15 @@ bench-plots: bench-deps
 bench-mpi: deps
 	$(SWIFT) build -c release --product dml
 	bash Benchmarks/Scripts/bench_mpi.sh
+
+# The image pipeline beside torchvision's ImageFolder + DataLoader (Debian's python3-torchvision),
+# the input wait of training on a JPEG folder, and the pipeline's memory at 10,000 and 100,000
+# images (Benchmarks/Scripts/bench_images.sh; writes runs/bench-images.md; generates its JPEGs
+# into .build-bench once).
+bench-images: deps
+	@dpkg-query -W -f='$${Status}' python3-torchvision 2>/dev/null | grep -q "ok installed" || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-torchvision; }
+	$(SWIFT) build -c release --product dml-bench && $(SWIFT) build -c release --product dml
+	bash Benchmarks/Scripts/bench_images.sh
 
 # The single-issue benchmarks above, against the reference figures of earlier issues.
 bench-each: bench-foundation bench-losses bench-search bench-plots
