@@ -209,6 +209,12 @@ demo: deps
 pictures: deps
 	$(SWIFT) build -c release --product dml
 	env $(FAST_BLAS) .build/release/dml train $(DEMO_FLAGS) --plots Docs/pictures
+	# The colour retrieval grid of the README's image section (a tinted Fashion-MNIST JPEG folder).
+	set -e; tmp=$$(mktemp -d .build/pictures-shop.XXXXXX); trap 'rm -rf "$$tmp"' EXIT; \
+	.build/release/dml export-images --classes 0-9 --per-class 300 --tint --size 48 --output "$$tmp/shop"; \
+	env $(FAST_BLAS) .build/release/dml train --data "folder:$$tmp/shop" --image-size 48 --train-classes 0-4 --test-classes 5-9 \
+	  --network convnet-s --loss contrastive --miner pair-margin --epochs 3 --log-every 0 --plots "$$tmp/plots"; \
+	cp "$$tmp/plots/retrieval.png" Docs/pictures/retrieval-colour.png
 
 # 100,000 mutated inputs for each loader and parser (IDX, CSV, NPY, safetensors, the
 # search index, the hyperparameter syntax); any crash, hang or runaway allocation stops it.

@@ -28,12 +28,13 @@ struct PictureSource: ParsableArguments {
     var data = split == "train" ? train : test
     if split == "train", dataOptions.data == "fashion-mnist" {
       // Training labels were remapped to 0..<classes; plot the original ones.
-      let original = try dataOptions.load(dataOptions.data, labels: nil, train: true)
+      let original = try dataOptions.decoded(try dataOptions.load(dataOptions.data, labels: nil, train: true))
       let keep = Set(try dataOptions.trainClasses.map { try ClassSplit.parse($0) } ?? Set(original.labels))
       let v = try dataOptions.validationClasses.map { try ClassSplit.parse($0) } ?? []
       data = original.restricted(to: keep.subtracting(v))
     }
-    let names = dataOptions.data == "fashion-mnist" ? Pictures.fashionNames : [:]
+    let names = data.classNames.map { Dictionary(uniqueKeysWithValues: $0.enumerated().map { ($0, $1) }) }
+      ?? (dataOptions.data == "fashion-mnist" ? Pictures.fashionNames : [:])
     if let checkpoint {
       let e = try CheckpointOptions.embed(checkpoint, data.features, imageShape: data.imageShape)
       return (data, e, names, "embeddings of \(checkpoint)")
@@ -181,8 +182,8 @@ enum Pictures {
   }
 
   static func retrievalGrid(_ embeddings: Matrix<Float>, data: Dataset, names: [Int: String], queries count: Int, k: Int, seed: UInt64) throws -> RetrievalGrid {
-    guard let shape = data.imageShape, shape.channels == 1 else {
-      throw ValidationError("a retrieval grid needs grayscale image data (such as fashion-mnist); this data has no image shape")
+    guard let shape = data.imageShape, shape.channels == 1 || shape.channels == 3 else {
+      throw ValidationError("a retrieval grid needs image data (such as fashion-mnist or folder:PATH); this data has no image shape")
     }
     guard data.labels.count > k else { throw ValidationError("--k \(k) needs more than \(k) samples; the split has \(data.labels.count)") }
     // Queries spread over the classes: class by class in turn, a seeded sample within each.

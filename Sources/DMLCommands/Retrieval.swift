@@ -126,7 +126,7 @@ struct Search: ParsableCommand {
     if let queries {
       let options = dataOptions.resolved(forCheckpoint: source.checkpoint)
       let d = ImageFile.isImagePath(queries) && !DataOptions.isImages(queries)
-        ? try options.loadImage(queries) : try options.load(queries, labels: queryLabels, train: false)
+        ? try options.loadImage(queries) : try options.decoded(try options.load(queries, labels: queryLabels, train: false))
       q = try source.embed(d)
       qLabels = d.labels
       queryNames = d.paths
@@ -165,7 +165,11 @@ struct Search: ParsableCommand {
         "--index \(path) holds embeddings of \(folder.manifest.model), and the queries would be embedded by \(model)"
           + (source.checkpoint.map { " (--checkpoint \($0))" } ?? "") + ": search it with the checkpoint that built it")
     }
-    let d = try queries.map { try dataOptions.load($0, labels: queryLabels, train: false) }
+    let options = dataOptions.resolved(forCheckpoint: source.checkpoint)
+    let d = try queries.map {
+      ImageFile.isImagePath($0) && !DataOptions.isImages($0)
+        ? try options.loadImage($0) : try options.decoded(try options.load($0, labels: queryLabels, train: false))
+    }
       ?? dataOptions.resolved(forCheckpoint: source.checkpoint).splits().test
     let q = try source.embed(d)
     let result = try indexError { try folder.index.search(q, k: k, parameters: effort.parameters(folder.manifest.defaultParameters)) }

@@ -439,7 +439,8 @@ struct Train: ParsableCommand, TrainingDataFlags {
     do {
       try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     } catch { throw ValidationError("--plots \(folder): cannot create the folder (\(error.localizedDescription))") }
-    let names = dataOptions.data == "fashion-mnist" ? Pictures.fashionNames : [:]
+    let names = test.classNames.map { Dictionary(uniqueKeysWithValues: $0.enumerated().map { ($0, $1) }) }
+      ?? (dataOptions.data == "fashion-mnist" ? Pictures.fashionNames : [:])
     let embeddings = network.embed(test.features, compute: try Builders.compute(threads: threads))
     var written = ["\(folder)/curves.png", "\(folder)/embeddings.png"]
     if history.contains(where: { $0["event"] as? String == "epoch" }) {
@@ -451,7 +452,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
     options.seed = seed
     let map = try Pictures.embeddingMap(embeddings, data: test, names: names, title: "trained embeddings, test classes", options: options)
     try PNG.write(map.image, to: "\(folder)/embeddings.png")
-    if test.imageShape?.channels == 1 {
+    if test.imageShape != nil {
       let grid = try Pictures.retrievalGrid(embeddings, data: test, names: names, queries: 8, k: 8, seed: seed)
       try PNG.write(grid.image, to: "\(folder)/retrieval.png")
       written.append("\(folder)/retrieval.png")

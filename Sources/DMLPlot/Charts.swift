@@ -158,7 +158,7 @@ public struct RetrievalGrid {
   /// Draws `queries` and their `neighbors` from every item's image and label.
   ///
   /// - Parameters:
-  ///   - images: every item's grayscale image, one per row (`h × w`).
+  ///   - images: every item's image, one per row (`h × w`, or `h × w × 3` for colour).
   ///   - h: the images' height.
   ///   - w: the images' width.
   ///   - labels: every item's class.
@@ -171,9 +171,10 @@ public struct RetrievalGrid {
     images: Matrix<Float>, height h: Int, width w: Int, labels: [Int], queries: [Int], neighbors: [[Int]], names: [Int: String] = [:],
     scale: Int = 2, title: String = "Nearest neighbours of each query (green: same class, red: different class)"
   ) throws {
-    guard images.columns == h * w, images.rows == labels.count else {
+    guard images.columns == h * w || images.columns == h * w * 3, images.rows == labels.count else {
       throw PlotError("retrieval grid: \(images.rows) images of \(images.columns) values for \(labels.count) labels of \(h)x\(w)")
     }
+    let colour = images.columns == h * w * 3
     guard !queries.isEmpty, queries.count == neighbors.count else { throw PlotError("retrieval grid: \(queries.count) queries, \(neighbors.count) neighbour lists") }
     let k = neighbors.map(\.count).max() ?? 0
     guard k > 0 else { throw PlotError("retrieval grid: no neighbours") }
@@ -192,7 +193,13 @@ public struct RetrievalGrid {
     font.draw("query", x: column(0) + cell / 2, baseline: top - 10, alignment: .center, into: &image)
     for j in 1...k { font.draw("\(j)", x: column(j) + cell / 2, baseline: top - 10, alignment: .center, into: &image) }
     func drawItem(_ item: Int, _ x: Int, _ y: Int, frameColor: Color) {
-      images.row(item).withUnsafeBufferPointer { image.drawGray($0, width: w, height: h, at: x, y, scale: scale, invert: true, stretch: true) }
+      images.row(item).withUnsafeBufferPointer {
+        if colour {
+          image.drawRGB($0, width: w, height: h, at: x, y, scale: scale, stretch: true)
+        } else {
+          image.drawGray($0, width: w, height: h, at: x, y, scale: scale, invert: true, stretch: true)
+        }
+      }
       image.strokeRect(x: x - frame, y: y - frame, width: cell + 2 * frame, height: cell + 2 * frame, thickness: frame, frameColor)
     }
     var matches: [[Bool]] = []

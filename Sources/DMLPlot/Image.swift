@@ -212,6 +212,32 @@ public struct RGBImage: Sendable, Equatable {
     }
   }
 
+  /// Draws an RGB image of `w × h` pixels (values interleaved per pixel, red, green, blue) with
+  /// its top-left corner at `(x, y)`, each pixel as a `scale × scale` block. Values in 0...1 are
+  /// drawn as they are; with `stretch`, the image's lowest and highest values (over all channels,
+  /// so that hues keep their balance) map to 0 and 1.
+  public mutating func drawRGB(
+    _ values: UnsafeBufferPointer<Float>, width w: Int, height h: Int, at x: Int, _ y: Int, scale: Int = 1, stretch: Bool = false
+  ) {
+    var low: Float = 0, high: Float = 1
+    if stretch {
+      low = values.min() ?? 0
+      high = values.max() ?? 1
+    }
+    func level(_ raw: Float) -> UInt8 {
+      let v = stretch ? (high > low ? (raw - low) / (high - low) : 0) : raw
+      return UInt8((Double(Swift.min(1, Swift.max(0, v))) * 255).rounded())
+    }
+    for r in 0..<(h * scale) {
+      for c in 0..<(w * scale) {
+        let xx = x + c, yy = y + r
+        guard xx >= 0, yy >= 0, xx < width, yy < height else { continue }
+        let o = ((r / scale) * w + c / scale) * 3
+        self[xx, yy] = Color(level(values[o]), level(values[o + 1]), level(values[o + 2]))
+      }
+    }
+  }
+
   /// The distinct colours in the image.
   public var distinctColors: Set<Color> {
     var s = Set<Color>()

@@ -274,7 +274,7 @@ struct CommandTests {
     }
     // Retrieval grids need images; a CSV has none.
     let g = try dml(["plot", "retrieval", "--data", data, "--output", "\(folder)/grid.png"])
-    #expect(g.status != 0 && g.stderr.contains("needs grayscale image data"), "\(g.stderr)")
+    #expect(g.status != 0 && g.stderr.contains("a retrieval grid needs image data"), "\(g.stderr)")
     // train --plots, then the same curves from the JSON log.
     let run = "\(folder)/run"
     var arguments = Self.trainArguments(data, epochs: 3, checkpoint: "\(folder)/ck")
