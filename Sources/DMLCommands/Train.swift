@@ -327,6 +327,10 @@ struct Train: ParsableCommand, TrainingDataFlags {
         "--resume: --\(mismatch.key.replacingOccurrences(of: "_", with: "-")) is '\(mismatch.current)' but the checkpoint was made with '\(mismatch.saved)'")
     }
     try report(run.test(on: test), test: test, json: json)
+    if summary.skippedImages > 0 {
+      if json { say(jsonLine(["event": "skipped_images", "count": summary.skippedImages])) }
+      warn("\(summary.skippedImages) unreadable training images were skipped (--on-bad-image skip)")
+    }
     if let plots, run.group.rank == 0 {
       // The run and its report are done: a picture that cannot be drawn is a warning, not a failure.
       do { try drawPlots(plots, network: &run.trainer.network, test: test, history: history, json: json) } catch {

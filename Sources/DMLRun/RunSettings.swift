@@ -211,6 +211,8 @@ public struct RunSummary: Sendable, Equatable {
   public var validationUntrainedMapAtR: Double?
   /// Whether patience ran out before the last epoch.
   public var stoppedEarly = false
+  /// Training images skipped as unreadable over the run (with `TrainingImages.onBadImage` `.skip`).
+  public var skippedImages = 0
 
   /// An empty summary, filled in as a run goes.
   public init() {}

@@ -306,6 +306,7 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
       if let prefetching {
         event.inputWaitSeconds = prefetching.waitSeconds
         event.skippedImages = skippedImages
+        summary.skippedImages += skippedImages
       }
       if group.size > 1 {
         event.communicationSeconds = group.communicationSeconds - communicationAtStart

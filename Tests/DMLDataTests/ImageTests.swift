@@ -261,6 +261,19 @@ struct ImageLoaderTests {
     #expect(try prefetching.next() == nil)
   }
 
+  @Test("the DocC article's snippet: a loader of a folder")
+  func article() throws {
+    let root = try Self.folder()
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    try FileManager.default.removeItem(atPath: "\(root)/b/broken.JPG")
+    let list = try ImageList.folder(root)
+    let loader = ImageLoader(
+      list: list, transforms: try ImageTransforms(parsing: "random-resized-crop:size=64,flip,normalize"),
+      height: 64, width: 64, channels: 3, workers: 2, seed: 1)
+    let rows = try loader.load(Array(0..<32).filter { $0 < list.paths.count }, stream: 0).rows
+    #expect(rows.rows == 12 && rows.columns == 64 * 64 * 3)
+  }
+
   @Test("a dataset of images: rows, labels, paths and class names; skipped files listed")
   func dataset() throws {
     let root = try Self.folder()
