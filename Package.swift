@@ -34,7 +34,7 @@ let restRows: [Module] = [
   ("DMLLosses", lossTargets, true),
   ("DMLSamplers", ["DMLCore"], true),
   ("DMLEvaluation", ["DMLCore"], true),
-  ("DMLData", ["DMLCore", "CZlib", "CImageIO"], true),
+  ("DMLData", ["DMLCore", "CZlib", "CImageIO", .product(name: "SwiftCSV", package: "SwiftCSV")], true),
   ("DMLTesting", ["DMLCore"], false),
   // The training run: epochs, validation, early stopping, offline mining, checkpoints and resume.
   ("DMLRun", ["DMLCore", "DMLNetworks", "DMLTraining", "DMLSamplers", "DMLEvaluation", "DMLData"], true),
@@ -155,6 +155,8 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-numerics", from: "1.1.0"),
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    // RFC 4180 CSV (quoted fields) for the image lists.
+    .package(url: "https://github.com/swiftcsv/SwiftCSV", from: "0.10.0"),
     // `swift package generate-documentation` (make docs): the DocC catalog is Docs/MetricLearning.docc.
     .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
   ],

@@ -1,5 +1,6 @@
 #include "image_io.h"
 #include <libexif/exif-data.h>
+#include <pthread.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,7 +30,8 @@ int dml_jpeg_orientation(const uint8_t *data, size_t size) {
   ExifData *exif = exif_data_new_from_data(data, (unsigned int)size);
   if (!exif) return 1;
   int orientation = 1;
-  ExifEntry *entry = exif_data_get_entry(exif, EXIF_TAG_ORIENTATION);
+  // IFD 0 describes the main image (IFD 1, the thumbnail's, may carry an orientation of its own).
+  ExifEntry *entry = exif_content_get_entry(exif->ifd[EXIF_IFD_0], EXIF_TAG_ORIENTATION);
   if (entry && entry->format == EXIF_FORMAT_SHORT && entry->components >= 1) {
     int value = exif_get_short(entry->data, exif_data_get_byte_order(exif));
     if (value >= 1 && value <= 8) orientation = value;
@@ -76,7 +78,10 @@ int dml_jpeg_size(const uint8_t *data, size_t size, int *width, int *height) {
   int subsampling, colorspace;
   int rc = tjDecompressHeader3(tj, data, (unsigned long)size, width, height, &subsampling, &colorspace);
   tjDestroy(tj);
-  return rc == 0 ? 0 : 1;
+  if (rc != 0) return 1;
+  // The size as displayed: orientations 5-8 turn the image a quarter.
+  if (dml_jpeg_orientation(data, size) >= 5) { int t = *width; *width = *height; *height = t; }
+  return 0;
 }
 
 static int decode_jpeg_scaled(const uint8_t *data, size_t size, int min_width, int min_height, dml_image *out, char *error, size_t capacity);
@@ -99,23 +104,23 @@ static int decode_jpeg_scaled(const uint8_t *data, size_t size, int min_width, i
     return fail(error, capacity, "a %s JPEG: only grey and colour (YCbCr or RGB) JPEGs are read; convert it to RGB first",
       colorspace == TJCS_CMYK ? "CMYK" : "YCCK");
   }
+  int channels = colorspace == TJCS_GRAY ? 1 : 3;
+  int o = dml_jpeg_orientation(data, size);
+  if (w > 0 && h > 0 && (min_width > 0 || min_height > 0)) {
+    // The minimum is of the displayed image: orientations 5-8 swap the stored sides.
+    if (o >= 5) { int t = min_width; min_width = min_height; min_height = t; }
+    // The smallest of the scales 1/8, 1/4, 1/2 (as PIL's draft mode; TurboJPEG's other scales
+    // cost more than they save) whose output still covers min_width × min_height.
+    static const int denominators[3] = {8, 4, 2};
+    for (int i = 0; i < 3; i++) {
+      tjscalingfactor f = {1, denominators[i]};
+      int sw = TJSCALED(w, f), sh = TJSCALED(h, f);
+      if (sw >= min_width && sh >= min_height) { w = sw; h = sh; break; }
+    }
+  }
   if (w <= 0 || h <= 0 || (size_t)w * (size_t)h > ((size_t)1 << 28)) {
     tjDestroy(tj);
     return fail(error, capacity, "a JPEG of %d x %d pixels is too large", w, h);
-  }
-  int channels = colorspace == TJCS_GRAY ? 1 : 3;
-  int o = dml_jpeg_orientation(data, size);
-  if ((min_width > 0 || min_height > 0) && o == 1) {
-    // The smallest scale whose output still covers min_width × min_height.
-    int count = 0;
-    tjscalingfactor *factors = tjGetScalingFactors(&count);
-    int bestW = w, bestH = h;
-    for (int i = 0; factors && i < count; i++) {
-      int sw = TJSCALED(w, factors[i]), sh = TJSCALED(h, factors[i]);
-      if (sw >= min_width && sh >= min_height && sw * sh < bestW * bestH && factors[i].num <= factors[i].denom) { bestW = sw; bestH = sh; }
-    }
-    w = bestW;
-    h = bestH;
   }
   uint8_t *pixels = malloc((size_t)w * h * channels);
   if (!pixels) { tjDestroy(tj); return fail(error, capacity, "out of memory for a %d x %d JPEG", w, h); }
@@ -241,21 +246,25 @@ int dml_png_encode(const uint8_t *pixels, int width, int height, int channels, u
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &errors, on_png_error, on_png_warning);
   if (!png) return fail(error, capacity, "cannot start the PNG encoder");
   png_infop info = png_create_info_struct(png);
-  png_writer writer = {NULL, 0, 0, 0};
+  // On the heap: what the callbacks change there is still valid after a longjmp.
+  png_writer *writer = calloc(1, sizeof *writer);
+  if (!writer) { png_destroy_write_struct(&png, &info); return fail(error, capacity, "out of memory"); }
   if (!info || setjmp(png_jmpbuf(png))) {
-    free(writer.data);
+    free(writer->data);
+    free(writer);
     png_destroy_write_struct(&png, &info);
     return fail(error, capacity, "PNG encoding failed: %s", errors.message);
   }
-  png_set_write_fn(png, &writer, write_bytes, flush_bytes);
+  png_set_write_fn(png, writer, write_bytes, flush_bytes);
   png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, 8, channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB,
     PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_write_info(png, info);
   for (int y = 0; y < height; y++) png_write_row(png, (png_const_bytep)(pixels + (size_t)y * width * channels));
   png_write_end(png, NULL);
   png_destroy_write_struct(&png, &info);
-  *result = writer.data;
-  *result_size = writer.size;
+  *result = writer->data;
+  *result_size = writer->size;
+  free(writer);
   return 0;
 }
 
@@ -284,17 +293,38 @@ int dml_jpeg_encode(const uint8_t *pixels, int width, int height, int channels, 
   return 0;
 }
 
+// One swscale context per thread, freed when its thread ends.
+static pthread_key_t resize_key;
+static pthread_once_t resize_once = PTHREAD_ONCE_INIT;
+static void free_context(void *context) { sws_freeContext(context); }
+static void make_resize_key(void) { pthread_key_create(&resize_key, free_context); }
+
 int dml_image_resize(const uint8_t *pixels, int width, int height, int channels, uint8_t *out, int out_width, int out_height) {
   // FFmpeg's swscale, bilinear (its filter widens when shrinking, so it averages rather than
   // skips), with full chroma so that RGB stays RGB; one cached context per thread.
-  static __thread struct SwsContext *context = NULL;
+  if (width <= 0 || height <= 0 || out_width <= 0 || out_height <= 0 || (channels != 1 && channels != 3)) return 1;
+  pthread_once(&resize_once, make_resize_key);
+  struct SwsContext *context = pthread_getspecific(resize_key);
   enum AVPixelFormat format = channels == 1 ? AV_PIX_FMT_GRAY8 : AV_PIX_FMT_RGB24;
   context = sws_getCachedContext(context, width, height, format, out_width, out_height, format,
     SWS_BILINEAR | SWS_FULL_CHR_H_INT | SWS_FULL_CHR_H_INP | SWS_ACCURATE_RND, NULL, NULL, NULL);
+  pthread_setspecific(resize_key, context);
   if (!context) return 1;
-  const uint8_t *source[4] = {pixels, NULL, NULL, NULL};
+  // swscale's vector code may read and write a little past a row's end: it works on copies with
+  // room to spare (the cost is small beside the decoding).
+  enum { slack = 64 };
+  size_t in_size = (size_t)width * height * channels, out_size = (size_t)out_width * out_height * channels;
+  uint8_t *source_copy = malloc(in_size + slack), *target_copy = malloc(out_size + slack);
+  if (!source_copy || !target_copy) { free(source_copy); free(target_copy); return 1; }
+  memcpy(source_copy, pixels, in_size);
+  memset(source_copy + in_size, 0, slack);
+  const uint8_t *source[4] = {source_copy, NULL, NULL, NULL};
   int sourceStride[4] = {width * channels, 0, 0, 0};
-  uint8_t *target[4] = {out, NULL, NULL, NULL};
+  uint8_t *target[4] = {target_copy, NULL, NULL, NULL};
   int targetStride[4] = {out_width * channels, 0, 0, 0};
-  return sws_scale(context, source, sourceStride, 0, height, target, targetStride) == out_height ? 0 : 1;
+  int rc = sws_scale(context, source, sourceStride, 0, height, target, targetStride) == out_height ? 0 : 1;
+  if (rc == 0) memcpy(out, target_copy, out_size);
+  free(source_copy);
+  free(target_copy);
+  return rc;
 }

@@ -87,6 +87,10 @@ public struct DataOptions: ParsableArguments {
     transforms ?? "resize:size=\(imageSize * 8 / 7),center-crop:size=\(imageSize)"
   }
 
+  /// The random transforms of training images when none are given: torchvision's
+  /// random-resized crop to `--image-size` (the area share from 0.16, as PML's examples) and a flip.
+  var defaultTrainTransforms: String { "random-resized-crop:size=\(imageSize),scale=0.16/1,flip" }
+
   func imageTransforms(_ text: String) throws -> ImageTransforms {
     do { return try ImageTransforms(parsing: text) } catch let e as DataError { throw ValidationError("--transforms: \(e.description)") }
   }
@@ -140,7 +144,7 @@ public struct DataOptions: ParsableArguments {
   func trainingImages(_ train: Dataset, transforms text: String, seed: UInt64, cache: Bool) throws -> TrainingImages? {
     guard let paths = train.paths, train.features.columns == 0 else { return nil }
     let list = ImageList(paths: paths, labels: train.labels, classNames: train.classNames ?? [])
-    let loader = ImageLoader(
+    let loader = try ImageLoader(
       list: list, transforms: try imageTransforms(text), height: imageSize, width: imageSize, channels: channels, workers: workers, seed: seed,
       cacheDecoded: cache)
     return TrainingImages(loader: loader, prefetch: 2, onBadImage: BadImagePolicy(rawValue: onBadImage) ?? .stop)
@@ -190,7 +194,12 @@ public struct DataOptions: ParsableArguments {
     if !given("--transforms"), let t = saved["transforms"], !t.isEmpty { r.transforms = t }
     if !given("--test-data"), !given("--data"), let t = saved["test_data"], !t.isEmpty { r.testData = t }
     if !given("--test-classes"), !given("--test-data"), let t = saved["test_classes"], !t.isEmpty { r.testClasses = t }
-    // Seen classes: the run's training classes (its validation classes are among them).
+    // Seen classes: the run's training classes (its validation classes are among them). A
+    // separate image folder or list numbers its own classes: `splitsAndClasses` compares them by
+    // name instead.
+    if r.testData.map(Self.isImages) == true {
+      return r
+    }
     if let trained = saved["train_classes"], trained != "all", let seen = try? ClassSplit.parse(trained) {
       let test = (try? r.testClasses.map { try ClassSplit.parse($0) }) ?? nil
       let overlap = test.map { seen.intersection($0) } ?? seen
@@ -220,13 +229,15 @@ public struct DataOptions: ParsableArguments {
     var test: Set<Int>
     /// True when the test rows are read from the training file (no separate test file).
     var sameRows: Bool
+    /// Class names by label, for image data (the training set's, then the test set's others).
+    var names: [String]? = nil
 
     /// Refuses a test that overlaps the seen classes (open-set evaluation needs unseen ones),
     /// unless `allowed`; then returns a warning to print.
     func openSetCheck(allowed: Bool, options: DataOptions) throws -> String? {
       let overlap = seen.intersection(test).sorted()
       guard !overlap.isEmpty else { return nil }
-      let list = overlap.map(String.init).joined(separator: ",")
+      let list = overlap.map { c in names.map { c < $0.count ? "\(c) (\($0[c]))" : "\(c)" } ?? "\(c)" }.joined(separator: ",")
       let what = sameRows
         ? "the test would score rows of \(options.data) that the model trained on"
         : "the test would score classes the model has seen (a closed-set evaluation)"
@@ -237,10 +248,11 @@ public struct DataOptions: ParsableArguments {
     }
   }
 
-  /// The training set (labels remapped to 0..<classes), the validation set, and the test set.
+  /// The training set (labels remapped to 0..<classes; for images, an index not decoded yet:
+  /// pass it to `decoded(_:)` when its rows are needed), the validation set, and the test set.
   func splits() throws -> (train: Dataset, validation: Dataset?, test: Dataset) {
     let s = try splitsAndClasses()
-    return (try decoded(s.train), s.validation, s.test)
+    return (s.train, s.validation, s.test)
   }
 
   /// `splits()`, with the classes of each split.
@@ -260,7 +272,7 @@ public struct DataOptions: ParsableArguments {
     let trainSet = try trainClasses.map { try ClassSplit.parse($0) } ?? Set(train.labels)
     // A separate test file is evaluated on all its classes unless told otherwise.
     let testSet = try testClasses.map { try ClassSplit.parse($0) } ?? (testData != nil ? Set(test.labels) : trainSet)
-    let classes = SplitClasses(seen: trainSet, test: testSet, sameRows: testData == nil && data != "fashion-mnist")
+    var classes = SplitClasses(seen: trainSet, test: testSet, sameRows: testData == nil && data != "fashion-mnist")
     var validation: Dataset?
     if let validationClasses {
       let v = try ClassSplit.parse(validationClasses)
@@ -282,14 +294,22 @@ public struct DataOptions: ParsableArguments {
       train = train.restricted(to: trainSet)
     }
     test = test.restricted(to: testSet)
+    if testData != nil, let names = train.classNames {
+      // Separate image sets number their own classes: compare them by name.
+      test = test.relabeled(toClassNames: names)
+      classes.test = Set(test.labels)
+    }
+    classes.names = test.classNames ?? train.classNames
     guard train.features.rows > 0 else { throw ValidationError("--train-classes \(trainClasses ?? "all") selects no training sample") }
     guard test.features.rows > 1 else {
       if let testClasses { throw ValidationError("--test-classes \(testClasses) selects fewer than 2 test samples") }
       throw ValidationError("the test classes (\(testSet.sorted().map(String.init).joined(separator: ","))) hold fewer than 2 samples of \(testData ?? data)")
     }
-    train.labels = ClassSplit.remap(train.labels).labels
-    // Images: the evaluation splits are decoded now; the training split stays an index (decoded by
-    // `splits()`, or read as training goes).
+    let remapped = ClassSplit.remap(train.labels)
+    train.labels = remapped.labels
+    train.classNames = train.classNames.map { names in remapped.original.map { $0 < names.count ? names[$0] : "\($0)" } }
+    // Images: the evaluation splits are decoded now; the training split stays an index (decoded
+    // by `decoded(_:)` where a command needs its rows, or read as training goes).
     test = try decoded(test)
     if let v = validation { validation = try decoded(v) }
     guard test.features.columns == (train.features.columns > 0 ? train.features.columns : train.imageShape.map { $0.height * $0.width * $0.channels } ?? 0) else {

@@ -169,8 +169,9 @@ struct Embed: ParsableCommand {
   }
 
   func run() throws {
-    let (train, _, test) = try dataOptions.resolved(forCheckpoint: checkpointOptions.checkpoint).splits()
-    let data = split == "train" ? train : test
+    let options = dataOptions.resolved(forCheckpoint: checkpointOptions.checkpoint)
+    let (train, _, test) = try options.splits()
+    let data = split == "train" ? try options.decoded(train) : test
     let e = try checkpointOptions.embed(data.features, imageShape: data.imageShape)
     if output.hasSuffix(".npy") {
       // The labels beside the embeddings, row for row: NAME.labels.npy (int64).

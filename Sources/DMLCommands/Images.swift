@@ -62,7 +62,7 @@ struct ExportImages: ParsableCommand {
         }
         image = PixelImage(width: shape.width, height: shape.height, channels: 3, pixels: p)
       }
-      if let size { image = image.resized(width: size, height: size) }
+      if let size { image = try image.resized(width: size, height: size) }
       let bytes = format == "jpg" ? try ImageFile.jpeg(image, quality: quality) : try ImageFile.png(image)
       try Data(bytes).write(to: URL(fileURLWithPath: "\(folder)/\(String(format: "%05d", i)).\(format)"))
       written[y, default: 0] += 1

@@ -24,8 +24,9 @@ struct PictureSource: ParsableArguments {
 
   /// The data split and its embeddings.
   func load() throws -> (data: Dataset, embeddings: Matrix<Float>, names: [Int: String], what: String) {
-    let (train, _, test) = try dataOptions.resolved(forCheckpoint: checkpoint).splits()
-    var data = split == "train" ? train : test
+    let options = dataOptions.resolved(forCheckpoint: checkpoint)
+    let (train, _, test) = try options.splits()
+    var data = split == "train" ? try options.decoded(train) : test
     if split == "train", dataOptions.data == "fashion-mnist" {
       // Training labels were remapped to 0..<classes; plot the original ones.
       let original = try dataOptions.decoded(try dataOptions.load(dataOptions.data, labels: nil, train: true))
@@ -173,12 +174,13 @@ enum Pictures {
       points = try PCA(fitting: e, count: 2).project(e)
     }
     var thumbs: (images: Matrix<Float>, height: Int, width: Int)?
-    if let shape = data.imageShape, shape.channels == 1, options.thumbnails > 0 {
+    if let shape = data.imageShape, shape.channels == 1 || shape.channels == 3, options.thumbnails > 0 {
       thumbs = (data.features.rows(rows), shape.height, shape.width)
     }
+    // Photos (image files) are drawn as they are; Fashion-MNIST's white-on-black as ink on paper.
     return try EmbeddingMap(
       points: points, labels: labels, names: names, title: "\(method) map of \(title) (\(rows.count) points)", method: method,
-      thumbnails: thumbs, thumbnailCount: options.thumbnails, seed: options.seed)
+      thumbnails: thumbs, thumbnailCount: options.thumbnails, seed: options.seed, invertGrey: data.paths == nil)
   }
 
   static func retrievalGrid(_ embeddings: Matrix<Float>, data: Dataset, names: [Int: String], queries count: Int, k: Int, seed: UInt64) throws -> RetrievalGrid {
@@ -200,7 +202,8 @@ enum Pictures {
       queries: embeddings.rows(queries), references: embeddings, k: k + 1)
     let lists = queries.enumerated().map { (r, q) in Array(neighbors.row(r).map(Int.init).filter { $0 != q }.prefix(k)) }
     return try RetrievalGrid(
-      images: data.features, height: shape.height, width: shape.width, labels: data.labels, queries: queries, neighbors: lists, names: names)
+      images: data.features, height: shape.height, width: shape.width, labels: data.labels, queries: queries, neighbors: lists, names: names,
+      invertGrey: data.paths == nil)
   }
 
   /// Loss and validation panels from the training log's records.

@@ -99,7 +99,7 @@ struct Search: ParsableCommand {
 
   func run() throws {
     var refs: Matrix<Float>, refLabels: [Int], ids: [Int]
-    var refPaths: [String]?
+    var refPaths: [String]?, refClassNames: [String]?
     let model = try SearchIndex.model(of: source.checkpoint)
     if let index, IndexFolder.exists(at: index) { return try searchFolder(index, model: model) }
     if let index {
@@ -117,6 +117,7 @@ struct Search: ParsableCommand {
       refLabels = test.labels
       ids = test.ids  // rows of the user's file
       refPaths = test.paths
+      refClassNames = test.classNames
     }
     if let saveIndex {
       try SearchIndex.save(refs, labels: refLabels, ids: ids, to: saveIndex, model: model, source: source.checkpoint ?? "")
@@ -125,8 +126,10 @@ struct Search: ParsableCommand {
     var queryNames = refPaths
     if let queries {
       let options = dataOptions.resolved(forCheckpoint: source.checkpoint)
-      let d = ImageFile.isImagePath(queries) && !DataOptions.isImages(queries)
+      var d = ImageFile.isImagePath(queries) && !DataOptions.isImages(queries)
         ? try options.loadImage(queries) : try options.decoded(try options.load(queries, labels: queryLabels, train: false))
+      // Another image folder numbers its own classes: match them to the references' by name.
+      if let refClassNames { d = d.relabeled(toClassNames: refClassNames) }
       q = try source.embed(d)
       qLabels = d.labels
       queryNames = d.paths
@@ -148,10 +151,10 @@ struct Search: ParsableCommand {
     if let output { try atomicWrite(Data((lines.joined(separator: "\n") + "\n").utf8), to: output) }
     let m = metricsFromNeighbors(
       knn.indices, k: k, metricK: k, queryLabels: qLabels, referenceLabels: refLabels,
-      counts: Dictionary(refLabels.map { ($0, 1) }, uniquingKeysWith: +), sameSet: queries == nil, recallAt: [1, k])
+      counts: Dictionary(refLabels.map { ($0, 1) }, uniquingKeysWith: +), sameSet: queries == nil, recallAt: k == 1 ? [1] : [1, k])
     // A query image has no label to score.
     if queries.map({ ImageFile.isImagePath($0) && !DataOptions.isImages($0) }) != true {
-      warn("\(q.rows) queries, \(refs.rows) references: Recall@1 \(m.recallAt[1]!), Recall@\(k) \(m.recallAt[k]!)")
+      warn("\(q.rows) queries, \(refs.rows) references: Recall@1 \(m.recallAt[1]!)" + (k == 1 ? "" : ", Recall@\(k) \(m.recallAt[k]!)"))
     }
   }
 
@@ -302,7 +305,9 @@ struct Dedup: ParsableCommand {
   }
 
   func run() throws {
-    let (train, _, test) = try dataOptions.resolved(forCheckpoint: source.checkpoint).splits()
+    let options = dataOptions.resolved(forCheckpoint: source.checkpoint)
+    // For images, `train` is an index: only the sample copies are planted in is decoded.
+    let (train, _, test) = try options.splits()
     var items = test.features
     var planted: Int?, plantedSource: [Int]?
     var groups: [[Int]]
@@ -314,7 +319,7 @@ struct Dedup: ParsableCommand {
         // Copies planted in (a seeded sample of) the training images, never in the test split.
         guard train.labels.count >= 8 else { throw ValidationError("--calibrate needs training images to plant copies in; --train-classes selects \(train.labels.count)") }
         let sample = train.labels.count > 10_000 ? Array(Array(0..<train.labels.count).shuffled(seed: seed &+ 0xCA1).prefix(10_000)).sorted() : Array(0..<train.labels.count)
-        let base = train.features.rows(sample)
+        let base = try options.decoded(train.subset(sample)).features
         let originals = Swift.max(1, Swift.min(plant > 0 ? plant : 500, base.rows / 4))
         let calibration = try PlantedDuplicates.plant(
           base, height: shape.height, width: shape.width, channels: shape.channels, originals: originals, noise: noise, maxShift: shift, seed: seed &+ 0xCA1)

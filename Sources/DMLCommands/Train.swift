@@ -44,7 +44,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
   var plots: String?
   @Option(help: "Images: the random transforms of training images, read from their files as training goes (default: random-resized-crop:size=S,scale=0.16/1,flip).")
   var trainTransforms: String?
-  @Flag(help: "Images: keep the decoded training images in memory after the first epoch (for sets that fit).")
+  @Flag(help: "Images: keep the decoded training images in memory, at full size, after the first epoch (for sets that fit; JPEGs then decode at full size rather than at a reduced DCT scale, so the pixels differ slightly and a resumed run keeps the choice).")
   var cacheImages = false
   @Option(help: "Under mpirun: seconds a rank may wait for the others in one exchange before the job stops (a rank died or hangs).")
   var mpiTimeout: Double = 300
@@ -89,8 +89,10 @@ struct Train: ParsableCommand, TrainingDataFlags {
       "image_size": DataOptions.isImages(dataOptions.data) ? "\(dataOptions.imageSize)" : "",
       "channels": DataOptions.isImages(dataOptions.data) ? "\(dataOptions.channels)" : "",
       "transforms": DataOptions.isImages(dataOptions.data) ? dataOptions.imageTransformsText : "",
-      "train_transforms": DataOptions.isImages(dataOptions.data) ? (trainTransforms ?? "random-resized-crop:size=\(dataOptions.imageSize),scale=0.16/1,flip") : "",
+      "train_transforms": DataOptions.isImages(dataOptions.data) ? (trainTransforms ?? dataOptions.defaultTrainTransforms) : "",
       "local_anchors": "\(localAnchors)",
+      // Cached images decode at full size, streamed JPEGs at a reduced DCT scale: other pixels.
+      "cache_images": DataOptions.isImages(dataOptions.data) ? "\(cacheImages)" : "",
     ]
   }
 
@@ -126,7 +128,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
       throw ValidationError("--offline-mining embeds every training row in memory; it does not work with images read as training goes")
     }
     let images = try dataOptions.trainingImages(
-      train, transforms: trainTransforms ?? "random-resized-crop:size=\(dataOptions.imageSize),scale=0.16/1,flip", seed: seed, cache: cacheImages)
+      train, transforms: trainTransforms ?? dataOptions.defaultTrainTransforms, seed: seed, cache: cacheImages)
     var (trainer, batches, settings) = try recipe.parts(train: train) { warn($0) }
     // Every component is built: the last checks before any training.
     if let warning = try splitClasses.openSetCheck(allowed: allowOverlap, options: dataOptions) { warn(warning) }
@@ -170,6 +172,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
     ("validation_classes", "--validation-classes"), ("epochs", "--epochs"), ("augment", "--augment"), ("subclasses", "--subclasses"),
     ("memory", "--memory"), ("offline_mining", "--offline-mining"), ("test_classes", "--test-classes"), ("test_data", "--test-data"),
     ("image_size", "--image-size"), ("channels", "--channels"), ("transforms", "--transforms"), ("train_transforms", "--train-transforms"),
+    ("cache_images", "--cache-images"),
   ]
 
   /// Configuration keys that a resumed run may change: more epochs, another evaluation.
@@ -218,6 +221,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
     case "channels": if let v = Int(value) { dataOptions.channels = v }
     case "transforms": dataOptions.transforms = value.isEmpty ? nil : value
     case "train_transforms": trainTransforms = value.isEmpty ? nil : value
+    case "cache_images": cacheImages = value == "true"
     case "epochs": if let v = Int(value) { epochs = v }
     case "augment": augment = value
     case "subclasses": if let v = Int(value) { subclasses = v }

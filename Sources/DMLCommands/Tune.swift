@@ -32,10 +32,13 @@ struct Tune: ParsableCommand, TrainingDataFlags {
   @Option(help: "Trials in all (a resumed search counts those done).") var trials = 20
   @Option(help: "Start no new trial after this many minutes.") var minutes: Double?
   @Option(help: "The seed of the search and of every trial.") var seed: UInt64 = 0
+  @Option(help: "Images: the random transforms of training images, read from their files as each trial trains (default: random-resized-crop:size=S,scale=0.16/1,flip).")
+  var trainTransforms: String?
   @Option(help: "Folder of the trial table (trials.csv) and the choice (best.json); an existing one is resumed.") var output: String
 
   func validate() throws {
     guard folds >= 1 else { throw ValidationError("--folds \(folds) must be at least 1") }
+    if let trainTransforms { _ = try dataOptions.imageTransforms(trainTransforms) }
     if folds == 1 && dataOptions.validationClasses == nil { throw ValidationError("--folds 1 needs --validation-classes") }
     if folds > 1 && dataOptions.validationClasses != nil {
       throw ValidationError("--validation-classes is for --folds 1; with --folds \(folds) the folds are drawn from --train-classes")
@@ -71,8 +74,19 @@ struct Tune: ParsableCommand, TrainingDataFlags {
       "batch": batch.joined(separator: " | "), "optimizer": optimizer.joined(separator: " | "), "schedule": schedule.joined(separator: " | "),
       "augment": augment.joined(separator: " | "), "epochs": "\(epochs)", "patience": "\(patience)", "folds": "\(folds)", "seed": "\(seed)",
       "data": dataOptions.data, "train_classes": dataOptions.trainClasses ?? "all", "validation_classes": dataOptions.validationClasses ?? "",
+    ].merging(imageSignature) { a, _ in a }
+  }
+
+  /// For image data: what decides the pixels the trials see.
+  var imageSignature: [String: String] {
+    guard DataOptions.isImages(dataOptions.data) else { return [:] }
+    return [
+      "image_size": "\(dataOptions.imageSize)", "channels": "\(dataOptions.channels)", "transforms": dataOptions.imageTransformsText,
+      "train_transforms": trainTransformsText, "on_bad_image": dataOptions.onBadImage,
     ]
   }
+
+  var trainTransformsText: String { trainTransforms ?? dataOptions.defaultTrainTransforms }
 
   /// Trains one trial's recipe on one fold through the library's run (quietly, early-stopped on
   /// the fold's validation classes) and returns what it found. The fold's data is loaded once and
@@ -88,10 +102,11 @@ struct Tune: ParsableCommand, TrainingDataFlags {
       options.testLabels = nil
       options.testClasses = fold
       let s = try options.splitsAndClasses()
-      let (train, validation) = (try options.decoded(s.train), s.validation)
-      data[fold] = (train, validation!)
+      // Images stay files, read with the random training transforms as the trial trains.
+      data[fold] = (s.train, s.validation!)
     }
     let (train, validation) = data[fold]!
+    let images = try dataOptions.trainingImages(train, transforms: trainTransformsText, seed: seed, cache: false)
     guard Set(train.labels).count >= 2 else {
       throw ValidationError("fold {\(fold)}: training needs at least 2 classes, the fold leaves \(Set(train.labels).count)")
     }
@@ -102,7 +117,7 @@ struct Tune: ParsableCommand, TrainingDataFlags {
     try recipe.validate()
     recipe.compute = try Builders.compute()
     let (trainer, batches, runSettings) = try recipe.parts(train: train) { warn("trial \(trial + 1): \($0)") }
-    var run = try TrainingRun(trainer: trainer, training: train, validation: validation, batches: batches, settings: runSettings)
+    var run = try TrainingRun(trainer: trainer, training: train, validation: validation, batches: batches, settings: runSettings, images: images)
     return try run.fit { event in
       if case .warning(let text) = event { warn("trial \(trial + 1): \(text)") }
     }
@@ -258,6 +273,13 @@ struct Tune: ParsableCommand, TrainingDataFlags {
     if dataOptions.data == "fashion-mnist" && dataOptions.dataDir != FashionMNIST.defaultDirectory { a += ["--data-dir", dataOptions.dataDir] }
     if let l = dataOptions.labels { a += ["--labels", l] }
     if let t = dataOptions.trainClasses { a += ["--train-classes", t] }
+    if DataOptions.isImages(dataOptions.data) {
+      a += ["--image-size", "\(dataOptions.imageSize)", "--channels", "\(dataOptions.channels)"]
+      if let t = dataOptions.transforms { a += ["--transforms", t] }
+      if let t = trainTransforms { a += ["--train-transforms", t] }
+      if dataOptions.workers != 2 { a += ["--workers", "\(dataOptions.workers)"] }
+      if dataOptions.onBadImage != "stop" { a += ["--on-bad-image", dataOptions.onBadImage] }
+    }
     return a
   }
 

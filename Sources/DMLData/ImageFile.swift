@@ -31,10 +31,16 @@ public struct PixelImage: Sendable, Equatable {
     self.pixels = pixels
   }
 
+  /// The largest image, in pixels, that decoding or resizing makes (2²⁸, as the decoders' limit).
+  public static let maxPixels = 1 << 28
+
   /// This image resampled to `width × height` (FFmpeg's swscale, bilinear, averaging when
-  /// shrinking, as PIL's `BILINEAR` that torchvision uses).
-  public func resized(width w: Int, height h: Int) -> PixelImage {
-    precondition(w > 0 && h > 0, "resize to \(w)x\(h)")
+  /// shrinking, as PIL's `BILINEAR` that torchvision uses). An error when the size is not
+  /// positive, exceeds ``maxPixels``, or swscale refuses it.
+  public func resized(width w: Int, height h: Int) throws -> PixelImage {
+    guard w > 0 && h > 0 && w <= Self.maxPixels / h else {
+      throw ImageError("cannot resize a \(width)x\(height) image to \(w)x\(h) (at most \(Self.maxPixels) pixels)")
+    }
     if w == width && h == height { return self }
     var out = [UInt8](repeating: 0, count: w * h * channels)
     let rc = pixels.withUnsafeBufferPointer { src in
@@ -42,7 +48,7 @@ public struct PixelImage: Sendable, Equatable {
         dml_image_resize(src.baseAddress, Int32(width), Int32(height), Int32(channels), dst.baseAddress, Int32(w), Int32(h))
       }
     }
-    precondition(rc == 0, "swscale failed for \(width)x\(height) → \(w)x\(h)")
+    guard rc == 0 else { throw ImageError("swscale cannot resize a \(width)x\(height) image to \(w)x\(h)") }
     return PixelImage(width: w, height: h, channels: channels, pixels: out)
   }
 
@@ -83,9 +89,9 @@ public enum ImageFile {
     try decode(bytes, name: name, minWidth: 0, minHeight: 0)
   }
 
-  /// `decode(_:name:)`, but a JPEG (without an EXIF orientation) decodes at the smallest of
-  /// libjpeg-turbo's DCT scales (1/8, 1/4, 3/8, …, 1) that is still at least `minWidth ×
-  /// minHeight`: far less work when the network takes small images.
+  /// `decode(_:name:)`, but a JPEG decodes at the smallest of libjpeg-turbo's DCT scales 1/8, 1/4,
+  /// 1/2 and 1 at which it is still at least `minWidth × minHeight` as displayed (after its EXIF
+  /// orientation): far less work when the network takes small images.
   public static func decode(_ bytes: [UInt8], name: String, minWidth: Int, minHeight: Int) throws -> PixelImage {
     var image = dml_image()
     var error = [CChar](repeating: 0, count: 512)
@@ -116,7 +122,8 @@ public enum ImageFile {
     return [UInt8](data)
   }
 
-  /// A JPEG's width and height from its header alone, or `nil` for other bytes.
+  /// A JPEG's width and height as displayed (turned by its EXIF orientation) from its header
+  /// alone, or `nil` for other bytes.
   public static func jpegSize(_ bytes: [UInt8]) -> (width: Int, height: Int)? {
     var w: Int32 = 0, h: Int32 = 0
     let rc = bytes.withUnsafeBufferPointer { dml_jpeg_size($0.baseAddress, $0.count, &w, &h) }

@@ -1,4 +1,5 @@
 import Foundation
+import SwiftCSV
 
 /// Image files with labels: what `--data folder:PATH` and `--data list:FILE.csv` name.
 public struct ImageList: Sendable, Equatable {
@@ -19,8 +20,8 @@ public struct ImageList: Sendable, Equatable {
 
   /// torchvision's ImageFolder layout: one subfolder per class (sorted by name, labels 0, 1, …),
   /// holding JPEG and PNG files (by extension, case-insensitive; sorted; subfolders within a class
-  /// folder are searched too). Hidden files and other files are skipped. `progress` is called with
-  /// the number of files found so far, every 1,000.
+  /// folder are searched too). Hidden files and folders, folders named like images, and other
+  /// files are skipped. `progress` is called with the number of files found so far, every 1,000.
   public static func folder(_ path: String, progress: ((Int) -> Void)? = nil) throws -> ImageList {
     let fm = FileManager.default
     var isFolder: ObjCBool = false
@@ -39,8 +40,13 @@ public struct ImageList: Sendable, Equatable {
       var files: [String] = []
       while let f = walker.nextObject() as? String {
         let last = (f as NSString).lastPathComponent
-        if last.hasPrefix(".") { continue }
-        if ImageFile.isImagePath(f) { files.append("\(path)/\(name)/\(f)") }
+        var d: ObjCBool = false
+        let exists = fm.fileExists(atPath: "\(path)/\(name)/\(f)", isDirectory: &d)
+        if last.hasPrefix(".") {
+          if d.boolValue { walker.skipDescendants() }
+          continue
+        }
+        if exists && !d.boolValue && ImageFile.isImagePath(f) { files.append("\(path)/\(name)/\(f)") }
       }
       for f in files.sorted() {
         list.paths.append(f)
@@ -53,32 +59,48 @@ public struct ImageList: Sendable, Equatable {
     return list
   }
 
-  /// A CSV file with a header naming a `path` column and a `label` column (a class name or
-  /// number, any text); paths are relative to the CSV file's folder unless absolute. Classes are
-  /// numbered in sorted order of their names. An error names the file and line.
+  /// A CSV file (RFC 4180: quoted fields may hold commas, quotes and line breaks; a UTF-8
+  /// byte-order mark is skipped) with a header naming a `path` column and a `label` column (a
+  /// class name or number, any text); paths are relative to the CSV file's folder unless
+  /// absolute. Classes are numbered in increasing order of their labels: numerically when every
+  /// label is an integer, else by name. An error names the file and line.
   public static func csv(_ file: String) throws -> ImageList {
     guard let data = FileManager.default.contents(atPath: file) else { throw DataError("list:\(file): no such file, or unreadable") }
-    let lines = String(decoding: data, as: UTF8.self).split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
-      .map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "\r")) }
-    guard let header = lines.first?.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }),
-      let pathColumn = header.firstIndex(of: "path"), let labelColumn = header.firstIndex(of: "label")
-    else { throw DataError("list:\(file): line 1 must be a header naming the columns path and label") }
+    var text = String(decoding: data, as: UTF8.self)
+    if text.hasPrefix("\u{FEFF}") { text.removeFirst() }
+    let table: EnumeratedCSV
+    do { table = try EnumeratedCSV(string: text, delimiter: .comma, loadColumns: false) } catch {
+      throw DataError("list:\(file): not a readable CSV file (\(error))")
+    }
+    let header = table.header.map { $0.trimmingCharacters(in: .whitespacesAndNewlines).lowercased() }
+    guard let pathColumn = header.firstIndex(of: "path"), let labelColumn = header.firstIndex(of: "label") else {
+      throw DataError("list:\(file): line 1 must be a header naming the columns path and label")
+    }
     let base = (file as NSString).deletingLastPathComponent
+    var records: [[String]] = []
+    do { try table.enumerateAsArray(startAt: 1, rowLimit: nil) { records.append($0) } } catch {
+      throw DataError("list:\(file): not a readable CSV file (\(error))")
+    }
     var rows: [(String, String)] = []
-    for (i, line) in lines.enumerated().dropFirst() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
-      let fields = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+    // The line each record starts on: the header's line breaks, then each record's.
+    var line = 2 + table.header.reduce(0) { $0 + $1.filter(\.isNewline).count }
+    for fields in records {
+      defer { line += 1 + fields.reduce(0) { $0 + $1.filter(\.isNewline).count } }
+      if fields.allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) { continue }
       guard fields.count == header.count else {
-        throw DataError("list:\(file): line \(i + 1) has \(fields.count) fields, the header \(header.count)")
+        throw DataError("list:\(file): line \(line) has \(fields.count) fields, the header \(header.count)")
       }
-      let p = fields[pathColumn], l = fields[labelColumn]
-      guard !p.isEmpty, !l.isEmpty else { throw DataError("list:\(file): line \(i + 1): an empty path or label") }
+      let p = fields[pathColumn].trimmingCharacters(in: .whitespaces), l = fields[labelColumn].trimmingCharacters(in: .whitespaces)
+      guard !p.isEmpty, !l.isEmpty else { throw DataError("list:\(file): line \(line): an empty path or label") }
       rows.append((p.hasPrefix("/") ? p : (base.isEmpty ? p : "\(base)/\(p)"), l))
     }
     guard !rows.isEmpty else { throw DataError("list:\(file): no rows after the header") }
-    let names = Set(rows.map(\.1)).sorted { a, b in
-      if let x = Int(a), let y = Int(b) { return x < y }
-      return a < b
-    }
+    let distinct = Set(rows.map(\.1))
+    let numbers = distinct.compactMap { Int($0) }
+    // Numbers in their order ("1" and "01" apart by text), else names.
+    let names = numbers.count == distinct.count
+      ? distinct.sorted { (Int($0)!, $0) < (Int($1)!, $1) }
+      : distinct.sorted()
     let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
     return ImageList(paths: rows.map(\.0), labels: rows.map { index[$0.1]! }, classNames: names)
   }
@@ -112,17 +134,27 @@ public final class ImageLoader: @unchecked Sendable {
   public let workers: Int
   /// The seed of the random transforms.
   public let seed: UInt64
+  /// Whether decoded images stay in memory.
+  public let caches: Bool
   let cacheLock = NSLock()
-  var cache: [Int: PixelImage]?
+  var cache: [Int: PixelImage] = [:]
 
   /// A loader of `list` to `height × width × channels` images (grey images become RGB and the
-  /// reverse when `channels` says so). With `cacheDecoded`, decoded images stay in memory (for
-  /// small sets that are read every epoch).
+  /// reverse when `channels` says so). With `cacheDecoded`, decoded images stay in memory at full
+  /// size (for small sets that are read every epoch; JPEGs then decode at full size, where the
+  /// loader otherwise decodes them at a reduced DCT scale, so the pixels differ slightly). An
+  /// error when the transforms end in a crop of another size than `height × width`.
   public init(
     list: ImageList, transforms: ImageTransforms, height: Int, width: Int, channels: Int, workers: Int = 2, seed: UInt64 = 0,
     cacheDecoded: Bool = false
-  ) {
-    precondition(height > 0 && width > 0 && (channels == 1 || channels == 3) && workers >= 1, "ImageLoader: bad shape or workers")
+  ) throws {
+    guard height > 0 && width > 0 && (channels == 1 || channels == 3) else {
+      throw ImageError("images of \(width)x\(height)x\(channels): the sides must be positive and the channels 1 or 3")
+    }
+    guard workers >= 1 else { throw ImageError("\(workers) workers: at least 1 is needed") }
+    if let s = transforms.fixedSize, s != height || s != width {
+      throw ImageError("the transforms '\(transforms.text)' end with a \(s)x\(s) crop, and the images must be \(width)x\(height)")
+    }
     self.list = list
     self.transforms = transforms
     self.height = height
@@ -130,14 +162,15 @@ public final class ImageLoader: @unchecked Sendable {
     self.channels = channels
     self.workers = workers
     self.seed = seed
-    cache = cacheDecoded ? [:] : nil
+    caches = cacheDecoded
   }
 
   /// The float rows (`height × width × channels` each) of images `indices`, transformed with
   /// stream `stream`: row `r` draws from the stream's generator `firstRow + r` (its place in a
   /// whole batch of which `indices` may be a share). A bad image stops with its path and reason,
   /// or with `.skip` is left out: `kept` lists the positions in `indices` that were loaded,
-  /// `failures` the others' errors.
+  /// `failures` the others' errors. Transforms that give another size than the loader's always
+  /// stop: that is a mistake of the set-up, not of one file.
   public func load(_ indices: [Int], stream: UInt64 = 0, firstRow: Int = 0, onBadImage: BadImagePolicy = .stop) throws
     -> (rows: Matrix<Float>, kept: [Int], failures: [String])
   {
@@ -156,7 +189,8 @@ public final class ImageLoader: @unchecked Sendable {
             var rng = base.derived(stream: UInt64(firstRow + r))
             let image = try transformed(indices[r], rng: &rng).converted(toChannels: channels)
             guard image.width == width && image.height == height else {
-              throw ImageError("\(list.paths[indices[r]]): the transforms give \(image.width)x\(image.height), the network takes \(width)x\(height) (add resize and center-crop steps)")
+              errors.set(r, "\(list.paths[indices[r]]): the transforms '\(transforms.text)' give \(image.width)x\(image.height), and the images must be \(width)x\(height): end them with center-crop:size=\(width)", setUp: true)
+              continue
             }
             transforms.floats(image, into: UnsafeMutableBufferPointer(rebasing: pointer.value[(r * size)..<((r + 1) * size)]))
           } catch {
@@ -165,6 +199,7 @@ public final class ImageLoader: @unchecked Sendable {
         }
       }
     }
+    if let setUp = errors.setUp { throw ImageError(setUp) }
     let failures = errors.values.compactMap { $0 }
     if let first = failures.first, onBadImage == .stop { throw ImageError(first) }
     let kept = indices.indices.filter { errors.values[$0] == nil }
@@ -174,13 +209,14 @@ public final class ImageLoader: @unchecked Sendable {
 
   /// Image `i` decoded and transformed. When the first step resizes or crops-and-resizes a JPEG,
   /// its window is drawn from the header's size first and the file is decoded at the smallest
-  /// DCT scale that still covers it (PIL's `draft` mode, done for every image): the same window,
-  /// far less decoding work. With a cache of decoded images, every image decodes at full size.
+  /// DCT scale that still covers it (PIL's `draft` mode, done for every image): a window drawn
+  /// from the same distribution, at the same place up to the scale's rounding, for far less
+  /// decoding work. With a cache of decoded images, every image decodes at full size.
   func transformed(_ i: Int, rng: inout RandomSource) throws -> PixelImage {
-    guard cache == nil, let first = transforms.steps.first else { return transforms.apply(try decoded(i), rng: &rng) }
+    guard !caches, let first = transforms.steps.first else { return try transforms.apply(try decoded(i), rng: &rng) }
     let path = list.paths[i]
     let bytes = try ImageFile.bytes(path)
-    guard let (w, h) = ImageFile.jpegSize(bytes) else { return transforms.apply(try ImageFile.decode(bytes, name: path), rng: &rng) }
+    guard let (w, h) = ImageFile.jpegSize(bytes) else { return try transforms.apply(try ImageFile.decode(bytes, name: path), rng: &rng) }
     var rest = transforms
     rest.steps.removeFirst()
     switch first {
@@ -188,35 +224,42 @@ public final class ImageLoader: @unchecked Sendable {
       let (x, y, cw, ch) = ImageTransforms.randomWindow(width: w, height: h, scale: scale, ratio: ratio, rng: &rng)
       let image = try ImageFile.decode(bytes, name: path, minWidth: (w * s + cw - 1) / cw, minHeight: (h * s + ch - 1) / ch)
       if image.width == w && image.height == h {
-        return rest.apply(image.cropped(x: x, y: y, width: cw, height: ch).resized(width: s, height: s), rng: &rng)
+        return try rest.apply(try image.cropped(x: x, y: y, width: cw, height: ch).resized(width: s, height: s), rng: &rng)
       }
       // The window in the scaled image's pixels.
       let fx = Double(image.width) / Double(w), fy = Double(image.height) / Double(h)
       let sx = Swift.min(image.width - 1, Int(Double(x) * fx)), sy = Swift.min(image.height - 1, Int(Double(y) * fy))
       let sw = Swift.max(1, Swift.min(image.width - sx, Int((Double(cw) * fx).rounded())))
       let sh = Swift.max(1, Swift.min(image.height - sy, Int((Double(ch) * fy).rounded())))
-      return rest.apply(image.cropped(x: sx, y: sy, width: sw, height: sh).resized(width: s, height: s), rng: &rng)
+      return try rest.apply(try image.cropped(x: sx, y: sy, width: sw, height: sh).resized(width: s, height: s), rng: &rng)
     case .resize(let s):
       let short = Swift.min(w, h)
       let image = try ImageFile.decode(bytes, name: path, minWidth: (w * s + short - 1) / short, minHeight: (h * s + short - 1) / short)
-      return transforms.apply(image, rng: &rng)
+      return try transforms.apply(image, rng: &rng)
     default:
-      return transforms.apply(try ImageFile.decode(bytes, name: path), rng: &rng)
+      return try transforms.apply(try ImageFile.decode(bytes, name: path), rng: &rng)
     }
   }
 
   func decoded(_ i: Int) throws -> PixelImage {
-    if cache != nil, let hit = cacheLock.withLock({ cache?[i] }) { return hit }
+    if caches, let hit = cacheLock.withLock({ cache[i] }) { return hit }
     let image = try ImageFile.read(list.paths[i])
-    if cache != nil { cacheLock.withLock { cache?[i] = image } }
+    if caches { cacheLock.withLock { cache[i] = image } }
     return image
   }
 
   final class ErrorSlots: @unchecked Sendable {
     let lock = NSLock()
     var values: [String?]
+    /// The first mistake of the set-up (not of a file), which stops whatever the policy.
+    var setUp: String?
     init(_ n: Int) { values = Array(repeating: nil, count: n) }
-    func set(_ i: Int, _ v: String) { lock.withLock { values[i] = v } }
+    func set(_ i: Int, _ v: String, setUp: Bool = false) {
+      lock.withLock {
+        values[i] = v
+        if setUp && self.setUp == nil { self.setUp = v }
+      }
+    }
   }
 
   struct UnsafeMutableBufferPointerBox: @unchecked Sendable {
@@ -232,6 +275,7 @@ public final class PrefetchingLoader: @unchecked Sendable {
   var ready: [Int: Result<(rows: Matrix<Float>, kept: [Int], failures: [String]), any Error>] = [:]
   var consumed = 0
   var cancelled = false
+  var finished = false
   let depth: Int
   let batches: [[Int]]
   /// Seconds `next()` waited for a batch that was not ready.
@@ -249,6 +293,12 @@ public final class PrefetchingLoader: @unchecked Sendable {
     self.depth = depth
     self.batches = batches
     let thread = Thread { [self] in
+      defer {
+        condition.lock()
+        finished = true
+        condition.broadcast()
+        condition.unlock()
+      }
       for (b, indices) in batches.enumerated() {
         condition.lock()
         while b - consumed >= depth && !cancelled { condition.wait() }
@@ -266,15 +316,16 @@ public final class PrefetchingLoader: @unchecked Sendable {
     thread.start()
   }
 
-  /// The next batch, in order; `nil` after the last.
+  /// The next batch, in order; `nil` after the last, and after `cancel()` once the batches
+  /// prepared before it are taken.
   public func next() throws -> (rows: Matrix<Float>, kept: [Int], failures: [String])? {
     condition.lock()
     defer { condition.unlock() }
     guard consumed < batches.count else { return nil }
     let start = Date()
-    while ready[consumed] == nil { condition.wait() }
+    while ready[consumed] == nil && !finished { condition.wait() }
     waitSeconds += Date().timeIntervalSince(start)
-    let result = ready.removeValue(forKey: consumed)!
+    guard let result = ready.removeValue(forKey: consumed) else { return nil }
     consumed += 1
     condition.broadcast()
     return try result.get()
@@ -304,7 +355,7 @@ extension Dataset {
     _ list: ImageList, transforms: ImageTransforms, height: Int, width: Int, channels: Int, workers: Int = 2,
     onBadImage: BadImagePolicy = .stop
   ) throws -> (dataset: Dataset, skipped: [String]) {
-    let loader = ImageLoader(list: list, transforms: transforms, height: height, width: width, channels: channels, workers: workers)
+    let loader = try ImageLoader(list: list, transforms: transforms, height: height, width: width, channels: channels, workers: workers)
     let (rows, kept, failures) = try loader.load(Array(list.paths.indices), onBadImage: onBadImage)
     guard !kept.isEmpty else { throw DataError("no image of the \(list.paths.count) could be read: \(failures.first ?? "")") }
     var d = Dataset(features: rows, labels: kept.map { list.labels[$0] }, imageShape: (height, width, channels))
@@ -314,3 +365,29 @@ extension Dataset {
     return (d, failures)
   }
 }
+
+extension Dataset {
+  /// This data set with its labels renumbered by class name onto `names`: a class named in
+  /// `names` takes its index there, the others the numbers after `names.count` (in the order of
+  /// their own labels), so that two image sets whose folders hold the same classes in another
+  /// order, or other classes, compare labels by name. Without class names it is unchanged.
+  public func relabeled(toClassNames names: [String]) -> Dataset {
+    guard let own = classNames else { return self }
+    var merged = names
+    var index = Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+    var map: [Int: Int] = [:]
+    for label in Set(labels).sorted() {
+      let name = label < own.count ? own[label] : "\(label)"
+      if index[name] == nil {
+        index[name] = merged.count
+        merged.append(name)
+      }
+      map[label] = index[name]!
+    }
+    var out = self
+    out.labels = labels.map { map[$0]! }
+    out.classNames = merged
+    return out
+  }
+}
+

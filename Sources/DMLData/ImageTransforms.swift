@@ -138,8 +138,9 @@ public struct ImageTransforms: Sendable, Equatable, CustomStringConvertible {
     }
   }
 
-  /// Applies the steps to `image`, drawing from `rng`.
-  public func apply(_ image: PixelImage, rng: inout RandomSource) -> PixelImage {
+  /// Applies the steps to `image`, drawing from `rng`; an error when a resize would exceed
+  /// ``PixelImage/maxPixels`` (a very long, thin image resized by its shorter side).
+  public func apply(_ image: PixelImage, rng: inout RandomSource) throws -> PixelImage {
     var x = image
     for step in steps {
       switch step {
@@ -147,13 +148,16 @@ public struct ImageTransforms: Sendable, Equatable, CustomStringConvertible {
         let (w, h) = x.width <= x.height
           ? (s, Swift.max(1, Int((Double(s) * Double(x.height) / Double(x.width)).rounded(.down))))
           : (Swift.max(1, Int((Double(s) * Double(x.width) / Double(x.height)).rounded(.down))), s)
-        x = x.resized(width: w, height: h)
+        x = try x.resized(width: w, height: h)
       case .centerCrop(let s):
         if x.width < s || x.height < s { x = Self.padded(x, to: s) }
-        x = x.cropped(x: Int((Double(x.width - s) / 2).rounded()), y: Int((Double(x.height - s) / 2).rounded()), width: s, height: s)
+        // torchvision's offsets: Python's round, halves to even.
+        x = x.cropped(
+          x: Int((Double(x.width - s) / 2).rounded(.toNearestOrEven)), y: Int((Double(x.height - s) / 2).rounded(.toNearestOrEven)),
+          width: s, height: s)
       case .randomResizedCrop(let s, let scale, let ratio):
         let (cx, cy, cw, ch) = Self.randomWindow(width: x.width, height: x.height, scale: scale, ratio: ratio, rng: &rng)
-        x = x.cropped(x: cx, y: cy, width: cw, height: ch).resized(width: s, height: s)
+        x = try x.cropped(x: cx, y: cy, width: cw, height: ch).resized(width: s, height: s)
       case .flip(let p):
         if Double(rng.uniform(Float.self)) < p { x = Self.mirrored(x) }
       case .colorJitter(let b, let c, let s, let h):
@@ -292,6 +296,20 @@ public struct ImageTransforms: Sendable, Equatable, CustomStringConvertible {
       }
     }
     return (w, h)
+  }
+
+  /// The side of the square the steps always end with, when the last resize or crop is a crop
+  /// (`center-crop` or `random-resized-crop`); `nil` when the output size depends on the image.
+  public var fixedSize: Int? {
+    var size: Int?
+    for step in steps {
+      switch step {
+      case .resize: size = nil
+      case .centerCrop(let s), .randomResizedCrop(let s, _, _): size = s
+      default: break
+      }
+    }
+    return size
   }
 
   /// The channels after the steps, for `channels` decoded ones (`grey` and `rgb` decide).

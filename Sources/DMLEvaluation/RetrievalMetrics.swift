@@ -142,7 +142,8 @@ public func metricsFromNeighbors(
     mapr += apr / Double(r)
     map += ap / Double(r)
     if firstHit > 0 { mrr += 1 / Double(firstHit) }
-    for K in recallAt where row.prefix(K).contains(true) { recall[K, default: 0] += 1 }
+    // Each K once, however often it is listed.
+    for K in Set(recallAt) where row.prefix(K).contains(true) { recall[K, default: 0] += 1 }
   }
   let n = Double(Swift.max(scored, 1))
   var recallAtK = [Int: Double]()

@@ -82,8 +82,11 @@ public struct EmbeddingMap {
   ///   - names: the legend text of each label (default: the label's number).
   ///   - title: the title above the map.
   ///   - method: the projection's name for the axis labels, e.g. "PCA" or "t-SNE".
-  ///   - thumbnails: for image data, the images (`n` rows of `height × width`, grayscale) drawn at
-  ///     `thumbnailCount` seeded sample points, framed in their class colour.
+  ///   - thumbnails: for image data, the images (`n` rows of `height × width` grey values, or
+  ///     `height × width × 3` colour ones) drawn at `thumbnailCount` seeded sample points, framed in
+  ///     their class colour.
+  ///   - invertGrey: draw grey images with 1 as black (Fashion-MNIST's white ink on black, shown
+  ///     as ink on paper); photos are drawn as they are.
   ///   - thumbnailCount: how many thumbnails to draw.
   ///   - seed: the seed of the thumbnails' sample.
   ///   - width: the picture's width in pixels.
@@ -91,7 +94,7 @@ public struct EmbeddingMap {
   public init(
     points: Matrix<Double>, labels: [Int], names: [Int: String] = [:], title: String, method: String,
     thumbnails: (images: Matrix<Float>, height: Int, width: Int)? = nil, thumbnailCount: Int = 24, seed: UInt64 = 0,
-    width: Int = 900, height: Int = 700
+    invertGrey: Bool = true, width: Int = 900, height: Int = 700
   ) throws {
     guard points.columns == 2, points.rows == labels.count, points.rows > 0 else {
       throw PlotError("embedding map: \(points.rows)x\(points.columns) points for \(labels.count) labels (need n×2 and n labels)")
@@ -117,13 +120,18 @@ public struct EmbeddingMap {
       image.marker(Palette.marker(c), at: positions[i].x, positions[i].y, radius: radius, Palette.color(c), alpha: 0.75)
     }
     if let thumbnails, thumbnailCount > 0 {
-      guard thumbnails.images.rows == points.rows, thumbnails.images.columns == thumbnails.height * thumbnails.width else {
+      let pixels = thumbnails.height * thumbnails.width
+      guard thumbnails.images.rows == points.rows, thumbnails.images.columns == pixels || thumbnails.images.columns == 3 * pixels else {
         throw PlotError("embedding map: \(thumbnails.images.rows) thumbnails of \(thumbnails.images.columns) values for \(points.rows) points of \(thumbnails.height)x\(thumbnails.width)")
       }
       for i in order.prefix(thumbnailCount) {
         let px = Int(positions[i].x) - thumbnails.width / 2, py = Int(positions[i].y) - thumbnails.height / 2
         thumbnails.images.row(i).withUnsafeBufferPointer {
-          image.drawGray($0, width: thumbnails.width, height: thumbnails.height, at: px, py, invert: true, stretch: true)
+          if thumbnails.images.columns == pixels {
+            image.drawGray($0, width: thumbnails.width, height: thumbnails.height, at: px, py, invert: invertGrey, stretch: true)
+          } else {
+            image.drawRGB($0, width: thumbnails.width, height: thumbnails.height, at: px, py, stretch: true)
+          }
         }
         image.strokeRect(x: px - 2, y: py - 2, width: thumbnails.width + 4, height: thumbnails.height + 4, thickness: 2, Palette.color(index[labels[i]]!))
       }
@@ -167,9 +175,11 @@ public struct RetrievalGrid {
   ///   - names: the class names printed beside each query.
   ///   - scale: the pixels drawn per image pixel.
   ///   - title: the title above the grid.
+  ///   - invertGrey: draw grey images with 1 as black (Fashion-MNIST's white ink on black, shown
+  ///     as ink on paper); photos are drawn as they are.
   public init(
     images: Matrix<Float>, height h: Int, width w: Int, labels: [Int], queries: [Int], neighbors: [[Int]], names: [Int: String] = [:],
-    scale: Int = 2, title: String = "Nearest neighbours of each query (green: same class, red: different class)"
+    scale: Int = 2, title: String = "Nearest neighbours of each query (green: same class, red: different class)", invertGrey: Bool = true
   ) throws {
     guard images.columns == h * w || images.columns == h * w * 3, images.rows == labels.count else {
       throw PlotError("retrieval grid: \(images.rows) images of \(images.columns) values for \(labels.count) labels of \(h)x\(w)")
@@ -197,7 +207,7 @@ public struct RetrievalGrid {
         if colour {
           image.drawRGB($0, width: w, height: h, at: x, y, scale: scale, stretch: true)
         } else {
-          image.drawGray($0, width: w, height: h, at: x, y, scale: scale, invert: true, stretch: true)
+          image.drawGray($0, width: w, height: h, at: x, y, scale: scale, invert: invertGrey, stretch: true)
         }
       }
       image.strokeRect(x: x - frame, y: y - frame, width: cell + 2 * frame, height: cell + 2 * frame, thickness: frame, frameColor)

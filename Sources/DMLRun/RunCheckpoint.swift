@@ -120,7 +120,8 @@ struct RunState {
       throw TrainingError("\(dir)/state.json: unreadable (\(error))")
     }
     let saved = progress.configuration
-    for key in configuration.keys.sorted() where saved[key] != configuration[key] && !changeable.contains(key) {
+    // A key the checkpoint lacks (written before it existed) counts as empty.
+    for key in configuration.keys.sorted() where (saved[key] ?? "") != configuration[key] && !changeable.contains(key) {
       throw ConfigurationMismatch(key: key, current: configuration[key]!, saved: saved[key] ?? "")
     }
     try trainer.restore(fromCheckpoint: dir)

@@ -189,7 +189,8 @@ public struct EpochEvent: Sendable, Equatable {
   public var seconds: Double?
   /// With training images read as the run goes: seconds the steps waited for decoded batches.
   public var inputWaitSeconds: Double?
-  /// With training images read as the run goes: images skipped as unreadable in the epoch.
+  /// With training images read as the run goes: reads of images skipped as unreadable in the
+  /// epoch.
   public var skippedImages: Int?
   /// Validation MAP@R and precision@1 (`nil` without validation data).
   public var validationMapAtR: Double?, validationPrecisionAt1: Double?
@@ -211,7 +212,8 @@ public struct RunSummary: Sendable, Equatable {
   public var validationUntrainedMapAtR: Double?
   /// Whether patience ran out before the last epoch.
   public var stoppedEarly = false
-  /// Training images skipped as unreadable over the run (with `TrainingImages.onBadImage` `.skip`).
+  /// Distinct training images skipped as unreadable in this process's epochs (with
+  /// `TrainingImages.onBadImage` `.skip`).
   public var skippedImages = 0
 
   /// An empty summary, filled in as a run goes.

@@ -204,6 +204,8 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
     // Saved with every checkpoint (for rows in memory).
     let inputStatistics = settings.checkpoint == nil || images != nil ? nil : RunProgress.statistics(training.features)
     var communicationAtStart = group.communicationSeconds
+    // Training images found unreadable (with `.skip`), by index.
+    var skippedFiles = Set<Int>()
     for epoch in state.epoch..<settings.epochs {
       summary.epochsRun = epoch + 1
       var lossSum = 0.0, emptyMined = 0, minedTotal = 0, activeTuples = 0
@@ -226,7 +228,7 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
           firstRows: shares.map(\.lowerBound), depth: images.prefetch, onBadImage: images.onBadImage)
       }
       defer { prefetching?.cancel() }
-      var skippedImages = 0
+      var skippedImages = 0, stepsLeftOut = 0
       for b in 0..<perEpoch {
         if let offline, let interval = miningInterval {
           if minedSampler == nil || trainer.step - (state.mined?.step ?? 0) >= interval {
@@ -257,12 +259,24 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
           x = loaded.rows
           labels = indices.map { training.labels[$0] }
           if !loaded.failures.isEmpty {
-            // Skipped images leave the batch (one process only).
+            // Skipped images leave the batch (one process only: a share's size is fixed); each
+            // file is reported once.
             skippedImages += loaded.failures.count
+            let keptSet = Set(loaded.kept)
+            for (position, failure) in zip(indices.indices.filter { !keptSet.contains($0) }, loaded.failures)
+            where skippedFiles.insert(indices[position]).inserted {
+              try observe(.warning("warning: skipped an unreadable image (--on-bad-image skip): \(failure)"))
+            }
             labels = loaded.kept.map { labels[$0] }
-            for f in loaded.failures { try observe(.warning("warning: skipped an unreadable image (--on-bad-image skip): \(f)")) }
+            indices = loaded.kept.map { indices[$0] }
+            if loaded.kept.count < 2 {
+              // Nothing to compare: the step is left out.
+              try observe(.warning("warning: step \(trainer.step + 1) left out: \(loaded.kept.count) readable image\(loaded.kept.count == 1 ? "" : "s") in its batch"))
+              stepsLeftOut += 1
+              continue
+            }
           }
-          if settings.instanceLabels { labels = loaded.kept.map { indices[$0] } }
+          if settings.instanceLabels { labels = indices }
         } else {
           gather(indices, rows: rows, into: &x, labels: &labels, width: d)
         }
@@ -291,9 +305,12 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
             batchSize: indices.count)))
         }
       }
+      if stepsLeftOut == perEpoch {
+        throw TrainingError("no batch of epoch \(epoch + 1) held two readable training images (--on-bad-image skip left them all out)")
+      }
       let seconds = Date().timeIntervalSince(start)
       var event = EpochEvent(
-        epoch: epoch + 1, step: trainer.step, meanLoss: lossSum / Double(perEpoch),
+        epoch: epoch + 1, step: trainer.step, meanLoss: lossSum / Double(Swift.max(1, perEpoch - stepsLeftOut)),
         imagesPerSecond: Double(perEpoch * indices.count) / seconds, meanActiveTerms: activeTuples / Swift.max(1, perEpoch),
         batchesPerEpoch: perEpoch)
       if trainer.mines {
@@ -306,7 +323,7 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
       if let prefetching {
         event.inputWaitSeconds = prefetching.waitSeconds
         event.skippedImages = skippedImages
-        summary.skippedImages += skippedImages
+        summary.skippedImages = skippedFiles.count
       }
       if group.size > 1 {
         event.communicationSeconds = group.communicationSeconds - communicationAtStart

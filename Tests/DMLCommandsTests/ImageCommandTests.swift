@@ -91,3 +91,56 @@ struct ImageCommandTests {
     #expect(missing.status != 0 && missing.stderr.contains("no such folder"), "\(missing.stderr)")
   }
 }
+
+@Suite("dml on separate image folders, tuning and unreadable batches")
+struct ImageFolderSplitTests {
+  @Test("a separate test folder and a query folder number their own classes: compared by name")
+  func classesByName() throws {
+    let train = try ImageCommandTests.folder()
+    let test = train + "-test", queries = train + "-queries", model = train + "-model"
+    defer { for p in [train, test, queries, model] { try? FileManager.default.removeItem(atPath: p) } }
+    let fm = FileManager.default
+    for p in [test, queries] { try fm.createDirectory(atPath: p, withIntermediateDirectories: true) }
+    try fm.moveItem(atPath: "\(train)/3-dress", toPath: "\(test)/3-dress")
+    try fm.moveItem(atPath: "\(train)/4-coat", toPath: "\(test)/4-coat")
+    try fm.copyItem(atPath: "\(test)/4-coat", toPath: "\(queries)/4-coat")
+    // The test folder's labels 0 and 1 are classes 3-dress and 4-coat, unseen in training.
+    let t = try dml(["train", "--data", "folder:\(train)", "--test-data", "folder:\(test)", "--checkpoint", model] + ImageCommandTests.common)
+    #expect(t.status == 0, "\(t.stderr)")
+    // The query folder's only class (its label 0) is the test folder's 4-coat: each image finds itself.
+    let s = try dml(["search", "--checkpoint", model, "--queries", "folder:\(queries)", "--k", "1"])
+    #expect(s.status == 0 && s.stderr.contains("Recall@1 1.0"), "\(s.stderr)")
+    // A training class in the test folder is named in the refusal.
+    try fm.copyItem(atPath: "\(train)/2-pullover", toPath: "\(test)/2-pullover")
+    let overlap = try dml(["train", "--data", "folder:\(train)", "--test-data", "folder:\(test)"] + ImageCommandTests.common)
+    #expect(overlap.status != 0 && overlap.stderr.contains("2 (2-pullover)"), "\(overlap.stderr)")
+  }
+
+  @Test("when every training image is unreadable and skipped, the run stops with a reason instead of training on nothing")
+  func unreadableBatches() throws {
+    let root = try ImageCommandTests.folder()
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    for c in ["0-t-shirt-top", "1-trouser", "2-pullover"] {
+      for f in try FileManager.default.contentsOfDirectory(atPath: "\(root)/\(c)") { try Data("x".utf8).write(to: URL(fileURLWithPath: "\(root)/\(c)/\(f)")) }
+    }
+    let r = try dml(["train", "--data", "folder:\(root)", "--train-classes", "0-2", "--test-classes", "3-4", "--on-bad-image", "skip"] + ImageCommandTests.common)
+    #expect(r.status == 1 && r.stderr.contains("no batch of epoch 1 held two readable training images"), "\(r.stderr)")
+    #expect(r.stderr.contains("left out: 0 readable images"), "\(r.stderr)")
+  }
+
+  @Test("tune on a folder trains each trial on the files with random transforms, and suggests a command with the image flags")
+  func tune() throws {
+    let root = try ImageCommandTests.folder()
+    let output = root + "-tune"
+    defer { for p in [root, output] { try? FileManager.default.removeItem(atPath: p) } }
+    let r = try dml([
+      "tune", "--data", "folder:\(root)", "--train-classes", "0-3", "--validation-classes", "3", "--folds", "1", "--image-size", "24",
+      "--network", "convnet-s", "--loss", "contrastive", "--miner", "pair-margin", "--batch", "m-per-class:m=4,size=12", "--trials", "1",
+      "--epochs", "1", "--output", output,
+    ])
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(r.stdout.contains("--image-size 24 --channels 3"), "\(r.stdout)")
+    let signature = try String(contentsOfFile: "\(output)/search.json", encoding: .utf8)
+    #expect(signature.contains("random-resized-crop:size=24"), "\(signature)")
+  }
+}

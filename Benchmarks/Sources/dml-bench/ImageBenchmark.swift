@@ -72,7 +72,7 @@ enum ImageBenchmark {
     let t = try ImageTransforms(parsing: "random-resized-crop:size=\(size),flip,normalize")
     var best = 0.0
     for r in 0..<rounds {
-      let loader = ImageLoader(list: list, transforms: t, height: size, width: size, channels: 3, workers: workers, seed: UInt64(r))
+      let loader = try ImageLoader(list: list, transforms: t, height: size, width: size, channels: 3, workers: workers, seed: UInt64(r))
       var order = Array(list.paths.indices)
       var rng = RandomSource(seed: UInt64(r))
       rng.shuffle(&order)
@@ -94,7 +94,7 @@ enum ImageBenchmark {
     let list = try ImageList.folder(folder)
     let indexed = peakKilobytes()
     let t = try ImageTransforms(parsing: "random-resized-crop:size=\(size),flip,normalize")
-    let loader = ImageLoader(list: list, transforms: t, height: size, width: size, channels: 3, workers: 2)
+    let loader = try ImageLoader(list: list, transforms: t, height: size, width: size, channels: 3, workers: 2)
     let batches = stride(from: 0, to: list.paths.count, by: batch).map { Array($0..<Swift.min(list.paths.count, $0 + batch)) }
     let prefetching = PrefetchingLoader(loader: loader, batches: batches, depth: 2)
     var n = 0

@@ -20,12 +20,13 @@ typedef struct {
 int dml_image_decode(const uint8_t *data, size_t size, dml_image *out, char *error, size_t capacity);
 void dml_image_free(dml_image *image);
 
-// A JPEG's size from its header alone (0 if the bytes are not a readable JPEG header).
+// A JPEG's size as displayed (after its EXIF orientation) from its header alone (0 if the bytes
+// are not a readable JPEG header).
 int dml_jpeg_size(const uint8_t *data, size_t size, int *width, int *height);
 
-// Decodes a JPEG at the smallest of libjpeg-turbo's scales (1/8 ... 1) at which it is still at
-// least min_width × min_height (DCT scaling: much less work for small outputs); other files, and
-// JPEGs with an EXIF orientation, decode at full size. Errors as dml_image_decode.
+// Decodes a JPEG at the smallest of libjpeg-turbo's scales 1/8, 1/4, 1/2, 1 at which it is still
+// at least min_width × min_height once oriented (DCT scaling: much less work for small outputs);
+// other files decode at full size. Errors as dml_image_decode.
 int dml_image_decode_scaled(const uint8_t *data, size_t size, int min_width, int min_height, dml_image *out, char *error, size_t capacity);
 
 // The EXIF orientation (1-8) of a JPEG's bytes, or 1 when it has none.
@@ -38,6 +39,6 @@ int dml_jpeg_encode(const uint8_t *pixels, int width, int height, int channels, 
 void dml_buffer_free(void *buffer);
 
 // Resamples 8-bit interleaved pixels to out_width × out_height (swscale, bilinear: averaging
-// when shrinking).
+// when shrinking); 1 if swscale refuses the sizes.
 int dml_image_resize(const uint8_t *pixels, int width, int height, int channels, uint8_t *out, int out_width, int out_height);
 #endif
