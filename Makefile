@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests and CI never set this: they run whatever the machine's environment gives.
 FAST_BLAS := $(if $(OPENBLAS_CORETYPE),,$(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX))
 
-.PHONY: all deps build test example plugins mpi check-new-loss docs doc-coverage demo bench bench-quick bench-kinds bench-env bench-each bench-deps bench-foundation bench-losses bench-search bench-plots bench-mpi bench-images fuzz fuzz-asan libfuzz reliability report report-crossbatch report-class-weights pictures clean
+.PHONY: all deps build test example plugins mpi check-new-loss docs doc-coverage demo bench bench-quick bench-kinds bench-env bench-each bench-deps bench-foundation bench-losses bench-search bench-plots bench-mpi bench-images bench-dedup fuzz fuzz-asan libfuzz reliability report report-crossbatch report-class-weights pictures clean
 
 all: build
 
@@ -181,6 +181,13 @@ bench-mpi: deps
 # the input wait of training on a JPEG folder, and the pipeline's memory at 10,000 and 100,000
 # images (Benchmarks/Scripts/bench_images.sh; writes runs/bench-images.md; generates its JPEGs
 # into .build-bench once).
+# Near-duplicate photos: precision and recall of dml dedup on planted edited copies of generated
+# scenes, raw pixels and a trained instance embedding (Benchmarks/Scripts/bench_dedup.sh; writes
+# runs/bench-dedup.md).
+bench-dedup: deps
+	$(SWIFT) build -c release --product dml
+	bash Benchmarks/Scripts/bench_dedup.sh
+
 bench-images: deps
 	@dpkg-query -W -f='$${Status}' python3-torchvision 2>/dev/null | grep -q "ok installed" || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-torchvision; }
 	$(SWIFT) build -c release --product dml-bench && $(SWIFT) build -c release --product dml

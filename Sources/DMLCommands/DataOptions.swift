@@ -189,6 +189,7 @@ public struct DataOptions: ParsableArguments {
     func given(_ flag: String) -> Bool { arguments.contains { $0 == flag || $0.hasPrefix(flag + "=") } }
     var r = self
     if !given("--data"), let d = saved["data"] { r.data = d }
+    if !given("--train-classes"), !given("--data"), let t = saved["train_classes"] { r.trainClasses = t == "all" ? nil : t }
     if !given("--image-size"), let s = saved["image_size"].flatMap(Int.init) { r.imageSize = s }
     if !given("--channels"), let c = saved["channels"].flatMap(Int.init) { r.channels = c }
     if !given("--transforms"), let t = saved["transforms"], !t.isEmpty { r.transforms = t }

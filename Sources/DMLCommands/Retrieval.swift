@@ -274,8 +274,11 @@ struct Dedup: ParsableCommand {
       --threshold or above. With --shift N, images are compared pixel by pixel under the best
       shift of up to N pixels (noisy and shifted copies), linked within --max-distance, or within
       the distance that --calibrate finds best on copies planted in the training images.
-      --plant K adds a noisy and a shifted copy of K test images and reports precision and recall.
+      --plant K adds a noisy and a shifted copy of K test images and reports precision and recall;
+      on image files (folder: or list: data) without --shift, it adds four edited copies of K
+      files instead: saved again at JPEG quality 50, scaled to 75%, cropped by 5%, brightened by 20%.
       Example: dml dedup --test-classes 0-9 --shift 2 --calibrate --plant 500
+      Example: dml dedup --data folder:shop --test-classes 5-9 --plant 100 --threshold 0.99
       """)
 
   @OptionGroup var source: EmbeddingSource
@@ -283,8 +286,8 @@ struct Dedup: ParsableCommand {
   @Option(help: "Without --shift: the cosine similarity at or above which two embeddings are duplicates.") var threshold = 0.98
   @Option(help: "Compare images under shifts of up to this many pixels (0: compare embeddings).") var shift = 0
   @Option(help: "With --shift: the shift-tolerant pixel distance at or below which two images are duplicates.") var maxDistance: Double?
-  @Flag(help: "With --shift: choose --max-distance by the best F1 on copies planted in the training images.") var calibrate = false
-  @Option(help: "Plant a noisy and a shifted copy of this many test images (appended: their indices follow the test images'), and report precision and recall.") var plant = 0
+  @Flag(help: "Choose the threshold by the best F1 on copies planted in the training images: --max-distance with --shift, else --threshold (image files: the edited copies of --plant).") var calibrate = false
+  @Option(help: "Plant copies of this many test images (appended: their ids are planted-0, planted-1, …), and report precision and recall: with --shift a noisy and a shifted copy; on image files without --shift, four edited files (JPEG quality 50, 75% size, 5% crop, 20% brighter).") var plant = 0
   @Option(help: "Standard deviation of the planted noise, as a fraction of the pixel range.") var noise = 0.05
   @Option(help: "Seed of the planted copies.") var seed: UInt64 = 1
   @Option(help: "Output CSV (default: standard output).") var output: String?
@@ -298,18 +301,24 @@ struct Dedup: ParsableCommand {
     if shift > 0 {
       guard (maxDistance != nil) != calibrate else { throw ValidationError("--shift needs exactly one of --max-distance D or --calibrate") }
       guard source.checkpoint == nil else { throw ValidationError("--shift compares the input images; it cannot be combined with --checkpoint") }
-    } else if maxDistance != nil || calibrate {
-      throw ValidationError("--max-distance and --calibrate need --shift N (image comparison)")
+    } else if maxDistance != nil {
+      throw ValidationError("--max-distance needs --shift N (image comparison)")
     }
-    if plant > 0 && shift == 0 { throw ValidationError("--plant needs --shift N (planted copies are shifted images)") }
   }
 
   func run() throws {
     let options = dataOptions.resolved(forCheckpoint: source.checkpoint)
     // For images, `train` is an index: only the sample copies are planted in is decoded.
-    let (train, _, test) = try options.splits()
+    let split = try options.splitsAndClasses()
+    var train = split.train
+    let test = split.test
+    if split.classes.sameRows {
+      // Calibration never plants copies in the test classes' rows.
+      let seen = split.classes.seen.sorted()
+      train = train.restricted(to: Set(seen.indices.filter { !split.classes.test.contains(seen[$0]) }))
+    }
     var items = test.features
-    var planted: Int?, plantedSource: [Int]?
+    var planted: Int?, plantedSource: [Int]?, plantedNames: [String]?
     var groups: [[Int]]
     if shift > 0 {
       guard let shape = test.imageShape else { throw ValidationError("--shift needs image data (such as fashion-mnist)") }
@@ -317,17 +326,31 @@ struct Dedup: ParsableCommand {
       var distance = maxDistance ?? 0
       if calibrate {
         // Copies planted in (a seeded sample of) the training images, never in the test split.
-        guard train.labels.count >= 8 else { throw ValidationError("--calibrate needs training images to plant copies in; --train-classes selects \(train.labels.count)") }
+        guard train.labels.count >= 8 else { throw ValidationError("--calibrate needs training images outside the test classes to plant copies in; --train-classes selects \(train.labels.count)") }
         let sample = train.labels.count > 10_000 ? Array(Array(0..<train.labels.count).shuffled(seed: seed &+ 0xCA1).prefix(10_000)).sorted() : Array(0..<train.labels.count)
-        let base = try options.decoded(train.subset(sample)).features
-        let originals = Swift.max(1, Swift.min(plant > 0 ? plant : 500, base.rows / 4))
-        let calibration = try PlantedDuplicates.plant(
-          base, height: shape.height, width: shape.width, channels: shape.channels, originals: originals, noise: noise, maxShift: shift, seed: seed &+ 0xCA1)
+        let base = try options.decoded(train.subset(sample))
+        let originals = Swift.max(1, Swift.min(plant > 0 ? plant : 500, base.features.rows / 4))
+        let calibration: (images: Matrix<Float>, source: [Int])
+        if let paths = base.paths {
+          // Image files: the same edits as --plant's.
+          let copies = try Self.editedCopies(of: paths, count: originals, seed: seed &+ 0xCA1, options: options, shape: shape)
+          calibration = (base.features.appendingRows(copies.rows), Array(0..<base.features.rows) + copies.originals)
+        } else {
+          calibration = try PlantedDuplicates.plant(
+            base.features, height: shape.height, width: shape.width, channels: shape.channels, originals: originals, noise: noise, maxShift: shift,
+            seed: seed &+ 0xCA1)
+        }
         let c = PlantedDuplicates.calibrate(try finder.candidatePairs(calibration.images), source: calibration.source)
         distance = c.threshold
-        warn(String(format: "calibrated on %d training images with %d planted pairs: max distance %.4f (precision %.4f, recall %.4f there)", base.rows, 3 * originals, c.threshold, c.precision, c.recall))
+        warn(String(format: "calibrated on %d training images with %d planted pairs: max distance %.4f (precision %.4f, recall %.4f there)", base.features.rows, PlantedDuplicates.pairScores(groups: [], source: calibration.source).truePairs, c.threshold, c.precision, c.recall))
       }
-      if plant > 0 {
+      if plant > 0, let paths = test.paths {
+        let copies = try Self.editedCopies(of: paths, count: plant, seed: seed, options: options, shape: shape)
+        items = items.appendingRows(copies.rows)
+        planted = Set(copies.originals).count
+        plantedSource = Array(0..<test.labels.count) + copies.originals
+        plantedNames = copies.names
+      } else if plant > 0 {
         planted = Swift.min(plant, items.rows)
         let p = try PlantedDuplicates.plant(
           items, height: shape.height, width: shape.width, channels: shape.channels, originals: planted!, noise: noise, maxShift: shift, seed: seed)
@@ -336,23 +359,103 @@ struct Dedup: ParsableCommand {
       }
       groups = finder.groups(try finder.candidatePairs(items), count: items.rows, maxDistance: distance)
     } else {
-      groups = try nearDuplicateGroups(try source.embed(test), threshold: threshold, distance: .cosine)
+      var data = test
+      var cosine = threshold
+      if calibrate {
+        cosine = try calibratedThreshold(train, options: options)
+      }
+      if plant > 0 {
+        guard let paths = test.paths, let shape = test.imageShape else {
+          throw ValidationError("--plant without --shift plants edited copies of image files (folder: or list: data); for other images give --shift N")
+        }
+        let copies = try Self.editedCopies(of: paths, count: plant, seed: seed, options: options, shape: shape)
+        data.features = test.features.appendingRows(copies.rows)
+        data.labels += copies.originals.map { test.labels[$0] }
+        items = data.features
+        planted = Set(copies.originals).count
+        plantedSource = Array(0..<test.labels.count) + copies.originals
+        plantedNames = copies.names
+      }
+      groups = try nearDuplicateGroups(try source.embed(data), threshold: cosine, distance: .cosine)
     }
     // Ids are rows of the data file; copies planted by --plant follow as planted-0, planted-1, ….
     var text = test.paths == nil ? "group,id\n" : "group,id,path\n"
     for (g, members) in groups.enumerated() {
       for i in members {
         text += "\(g),\(i < test.ids.count ? String(test.ids[i]) : "planted-\(i - test.ids.count)")"
-        if let paths = test.paths { text += "," + (i < paths.count ? CSV.field(paths[i]) : "") }
+        if let paths = test.paths { text += "," + CSV.field(i < paths.count ? paths[i] : plantedNames?[i - paths.count] ?? "") }
         text += "\n"
       }
     }
     if let output { try atomicWrite(Data(text.utf8), to: output) } else { print(text, terminator: "") }
     warn("\(groups.count) groups of near-duplicates among \(items.rows) items")
-    if let planted, let plantedSource {
+    if let planted, let plantedSource, plantedNames != nil {
+      let s = PlantedDuplicates.pairScores(groups: groups, source: plantedSource)
+      warn(String(format: "planted %d edited copies of %d test images (JPEG quality 50, 75%% size, 5%% crop, 20%% brighter): pair precision %.4f, recall %.4f (%d pairs predicted, %d planted)", plantedNames?.count ?? 0, planted, s.precision, s.recall, s.predicted, s.truePairs))
+    } else if let planted, let plantedSource {
       let s = PlantedDuplicates.pairScores(groups: groups, source: plantedSource)
       warn(String(format: "planted copies of %d test images (noise %.2f, shifts up to %d px): pair precision %.4f, recall %.4f (%d pairs predicted, %d planted)", planted, noise, shift, s.precision, s.recall, s.predicted, s.truePairs))
     }
+  }
+}
+
+extension Matrix<Float> {
+  /// This matrix with `other`'s rows below its own (the same number of columns).
+  func appendingRows(_ other: Matrix<Float>) -> Matrix<Float> {
+    precondition(columns == other.columns, "appendingRows: \(columns) and \(other.columns) columns")
+    return Matrix(rows: rows + other.rows, columns: columns, elements: elements + other.elements)
+  }
+}
+
+extension Dedup {
+  /// The cosine threshold with the best pair F1 on edited copies planted in (a seeded sample of at
+  /// most 2,000) training images: each item's 10 nearest neighbours are the candidate pairs.
+  func calibratedThreshold(_ train: Dataset, options: DataOptions) throws -> Double {
+    guard train.paths != nil, let shape = train.imageShape else {
+      throw ValidationError("--calibrate without --shift plants edited copies of image files (folder: or list: data); for other images give --shift N")
+    }
+    guard train.labels.count >= 8 else { throw ValidationError("--calibrate needs training images outside the test classes to plant copies in; --train-classes selects \(train.labels.count)") }
+    let sample = Array(Array(0..<train.labels.count).shuffled(seed: seed &+ 0xCA1).prefix(2000)).sorted()
+    var base = try options.decoded(train.subset(sample))
+    let originals = Swift.max(1, Swift.min(plant > 0 ? plant : 100, base.features.rows / 4))
+    let copies = try Self.editedCopies(of: base.paths!, count: originals, seed: seed &+ 0xCA1, options: options, shape: shape)
+    let sourceOf = Array(0..<base.features.rows) + copies.originals
+    base.features = base.features.appendingRows(copies.rows)
+    base.labels += copies.originals.map { base.labels[$0] }
+    let e = try source.embed(base).rowsNormalized()
+    let knn = try nearestNeighbors(queries: e, references: e, k: Swift.min(10, e.rows - 1), distance: .cosine, excludeSelf: true)
+    var pairs: [ImageDuplicateFinder.Pair] = []
+    for i in 0..<e.rows {
+      for (rank, j) in knn.row(i).enumerated() where i < Int(j) {
+        pairs.append(ImageDuplicateFinder.Pair(i: Int32(i), j: Int32(j), distance: 1 - Float(knn.scores[i, rank])))
+      }
+    }
+    let c = PlantedDuplicates.calibrate(pairs, source: sourceOf)
+    let cosine = 1 - c.threshold
+    warn(String(format: "calibrated on %d training images with %d edited copies: threshold %.4f (precision %.4f, recall %.4f there)", sample.count, copies.names.count, cosine, c.precision, c.recall))
+    return cosine
+  }
+
+  /// Four edited copies (``NearCopy``) of each of `count` seeded files of `paths`, as rows made by
+  /// the evaluation transforms, with the original of each row and its name.
+  static func editedCopies(of paths: [String], count: Int, seed: UInt64, options: DataOptions, shape: (height: Int, width: Int, channels: Int))
+    throws -> (rows: Matrix<Float>, originals: [Int], names: [String])
+  {
+    let chosen = Array(Array(0..<paths.count).shuffled(seed: seed &+ 0xC09).prefix(count)).sorted()
+    var rng = RandomSource(seed: seed).derived(stream: 0xC09)
+    var files: [[UInt8]] = [], originals: [Int] = [], names: [String] = []
+    for i in chosen {
+      let image = try ImageFile.read(paths[i])
+      for kind in NearCopy.allCases {
+        files.append(try kind.file(of: image, rng: &rng))
+        originals.append(i)
+        names.append("\(kind.rawValue) copy of \(paths[i])")
+      }
+    }
+    let loader = try ImageLoader(
+      list: ImageList(paths: [], labels: [], classNames: []), transforms: try options.imageTransforms(options.imageTransformsText),
+      height: shape.height, width: shape.width, channels: shape.channels)
+    return (try loader.load(files: files, names: names), originals, names)
   }
 }
 

@@ -213,9 +213,30 @@ public final class ImageLoader: @unchecked Sendable {
   /// from the same distribution, at the same place up to the scale's rounding, for far less
   /// decoding work. With a cache of decoded images, every image decodes at full size.
   func transformed(_ i: Int, rng: inout RandomSource) throws -> PixelImage {
-    guard !caches, let first = transforms.steps.first else { return try transforms.apply(try decoded(i), rng: &rng) }
-    let path = list.paths[i]
-    let bytes = try ImageFile.bytes(path)
+    guard !caches, !transforms.steps.isEmpty else { return try transforms.apply(try decoded(i), rng: &rng) }
+    return try transformed(bytes: try ImageFile.bytes(list.paths[i]), path: list.paths[i], rng: &rng)
+  }
+
+  /// The rows of image files held in memory (`files`, named by `names` in errors), transformed
+  /// as this loader transforms its list's images, with stream `stream`; any bad file stops.
+  public func load(files: [[UInt8]], names: [String], stream: UInt64 = 0) throws -> Matrix<Float> {
+    precondition(files.count == names.count, "ImageLoader.load(files:): one name per file")
+    let size = height * width * channels
+    var out = Matrix<Float>(rows: files.count, columns: size)
+    let base = RandomSource(seed: seed).derived(stream: 0x1A6E_0000 &+ stream)
+    for (r, bytes) in files.enumerated() {
+      var rng = base.derived(stream: UInt64(r))
+      let image = try transformed(bytes: bytes, path: names[r], rng: &rng).converted(toChannels: channels)
+      guard image.width == width && image.height == height else {
+        throw ImageError("\(names[r]): the transforms '\(transforms.text)' give \(image.width)x\(image.height), and the images must be \(width)x\(height)")
+      }
+      out.withUnsafeMutableBufferPointer { transforms.floats(image, into: UnsafeMutableBufferPointer(rebasing: $0[(r * size)..<((r + 1) * size)])) }
+    }
+    return out
+  }
+
+  func transformed(bytes: [UInt8], path: String, rng: inout RandomSource) throws -> PixelImage {
+    guard let first = transforms.steps.first else { return try transforms.apply(try ImageFile.decode(bytes, name: path), rng: &rng) }
     guard let (w, h) = ImageFile.jpegSize(bytes) else { return try transforms.apply(try ImageFile.decode(bytes, name: path), rng: &rng) }
     var rest = transforms
     rest.steps.removeFirst()

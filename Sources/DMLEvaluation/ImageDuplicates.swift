@@ -39,8 +39,15 @@ public struct ImageDuplicateFinder: Sendable {
   public struct Pair: Sendable, Equatable {
     /// The row indices of the two images, `i < j`.
     public var i: Int32, j: Int32
-    /// The shift-tolerant distance between the two images, scaled as a Euclidean pixel distance.
+    /// The shift-tolerant distance between the two images, scaled as a Euclidean pixel distance
+    /// (or any distance, smaller for closer items, when pairs come from elsewhere).
     public var distance: Float
+    /// The pair of rows `i < j` at `distance`.
+    public init(i: Int32, j: Int32, distance: Float) {
+      self.i = i
+      self.j = j
+      self.distance = distance
+    }
   }
 
   /// Every candidate pair, each once, with its shift-tolerant distance.

@@ -98,7 +98,7 @@ struct CommandTests {
       (["train", "--memory", "size=64,wamrup=2"], "memory: unknown hyperparameter 'wamrup'"),
       (["train", "--memory", "size=64", "--loss", "proxy-anchor"], "--memory needs losses that compare embeddings with each other"),
       (["dedup", "--shift", "2"], "--shift needs exactly one of --max-distance D or --calibrate"),
-      (["dedup", "--plant", "5"], "--plant needs --shift N"),
+      (["dedup", "--plant", "5"], "--plant without --shift plants edited copies of image files"),
       (["dedup", "--shift", "2", "--max-distance", "nan"], "--max-distance nan must be a finite distance"),
       (["train", "--offline-mining", "k=0"], "--offline-mining k=0: offline-mining: k=0 must be ≥ 1"),
       (["train", "--offline-mining", "window=soft"], "window=soft is not one of hard, semihard"),

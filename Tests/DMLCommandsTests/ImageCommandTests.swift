@@ -144,3 +144,39 @@ struct ImageFolderSplitTests {
     #expect(signature.contains("random-resized-crop:size=24"), "\(signature)")
   }
 }
+
+@Suite("dml dedup on planted edited copies of photos")
+struct PlantedCopyTests {
+  @Test("scenes with planted copies (JPEG quality 50, 75% size, 5% crop, 20% brighter): calibrated, precision and recall reported and high")
+  func plantedCopies() throws {
+    let root = ScratchSpace.path("scenes-\(UUID().uuidString)")
+    defer { for p in [root, root + "-groups.csv"] { try? FileManager.default.removeItem(atPath: p) } }
+    let e = try dml(["export-images", "--scenes", "300", "--size", "64", "--output", root])
+    try #require(e.status == 0, "\(e.stderr)")
+    #expect(e.stdout.contains("wrote 300 scenes"), "\(e.stdout)")
+    func scores(_ text: String) -> (Double, Double)? {
+      guard let r = text.range(of: "pair precision "), let q = text.range(of: ", recall ", range: r.upperBound..<text.endIndex) else { return nil }
+      let precision = Double(text[r.upperBound..<q.lowerBound])
+      let recall = Double(text[q.upperBound...].prefix { $0 != " " })
+      guard let precision, let recall else { return nil }
+      return (precision, recall)
+    }
+    let d = try dml([
+      "dedup", "--data", "folder:\(root)", "--image-size", "32", "--train-classes", "0-4", "--test-classes", "5-9", "--plant", "20",
+      "--calibrate", "--output", root + "-groups.csv",
+    ])
+    #expect(d.status == 0, "\(d.stderr)")
+    #expect(d.stderr.contains("calibrated on") && d.stderr.contains("planted 80 edited copies of 20 test images"), "\(d.stderr)")
+    let (precision, recall) = try #require(scores(d.stderr), "\(d.stderr)")
+    #expect(precision >= 0.95 && recall >= 0.95, "\(d.stderr)")
+    let groups = try String(contentsOfFile: root + "-groups.csv", encoding: .utf8)
+    #expect(groups.contains(",planted-0,reencoded copy of ") && groups.contains("brightened copy of "), "\(groups.prefix(300))")
+    // The score can fail: a loose threshold chains distinct scenes together.
+    let loose = try dml(["dedup", "--data", "folder:\(root)", "--image-size", "32", "--test-classes", "5-9", "--plant", "20", "--threshold", "0.5"])
+    let (p2, _) = try #require(scores(loose.stderr), "\(loose.stderr)")
+    #expect(p2 < 0.5, "\(loose.stderr)")
+    // Other data: planted edited copies need image files.
+    let npy = try dml(["dedup", "--test-classes", "5-9", "--plant", "5", "--data-dir", "/nonexistent"])
+    #expect(npy.status != 0)
+  }
+}
