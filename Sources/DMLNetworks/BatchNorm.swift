@@ -37,6 +37,10 @@ public struct BatchNorm<Scalar: DMLScalar>: Layer {
   public var momentum: Scalar
   @usableFromInline var normalized = Matrix<Scalar>()
   @usableFromInline var inverseStd: [Scalar]
+  /// Frozen statistics: the running mean and variance are used and kept in training too (as a
+  /// PyTorch BatchNorm in `eval()` inside a model in `train()`: the usual way to fine-tune a
+  /// pretrained network on small batches). γ and β still train.
+  public var frozen = false
   @usableFromInline var lastMode = ForwardMode.training
 
   /// A layer over `channels` channels with γ = 1, β = 0, running mean 0 and running variance 1.
@@ -78,10 +82,10 @@ public struct BatchNorm<Scalar: DMLScalar>: Layer {
       "BatchNorm over \(channels) channels got \(input.columns) features")
     let c = channels
     let n = input.count / c  // values per channel
-    lastMode = mode
+    lastMode = frozen ? .inference : mode
     output.resize(rows: input.rows, columns: input.columns)
     normalized.resize(rows: input.rows, columns: input.columns)
-    let eps = epsilon, m = momentum, training = mode == .training
+    let eps = epsilon, m = momentum, training = mode == .training && !frozen
     precondition(!training || n > 1, "BatchNorm in training mode needs more than one value per channel")
     input.withUnsafeBufferPointer { x in
       normalized.withUnsafeMutableBufferPointer { xh in

@@ -16,6 +16,9 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
   public let outChannels: Int
   /// Square kernel size, stride and zero padding.
   public let kernel: Int, stride: Int, padding: Int
+  /// Whether the bias is a parameter; without it (PyTorch's `bias=False`, as in ResNet, where a
+  /// BatchNorm follows) it stays zero and is neither named, trained nor saved.
+  public let usesBias: Bool
   /// Per chunk: one block's columns, then (backward) their gradient.
   @usableFromInline var columns = Matrix<Scalar>()
   @usableFromInline var partialGradients = Matrix<Scalar>()
@@ -31,9 +34,10 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
   ///   - kernel: the square window's side.
   ///   - stride: the step between windows (1 by default).
   ///   - padding: zeros added on each side (none by default).
+  ///   - bias: whether the layer has a bias parameter (true by default).
   ///   - rng: the source of the initial weights.
   public init(
-    input: ImageShape, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
+    input: ImageShape, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true,
     rng: inout RandomSource
   ) {
     precondition(kernel > 0 && stride > 0 && padding >= 0, "Conv2D: invalid kernel/stride/padding")
@@ -45,11 +49,12 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
     self.kernel = kernel
     self.stride = stride
     self.padding = padding
+    usesBias = bias
     let fanIn = kernel * kernel * input.channels
     weight = Parameter(
       name: "weight", shape: [outChannels, kernel, kernel, input.channels],
       value: heNormal(rows: outChannels, columns: fanIn, fanIn: fanIn, rng: &rng))
-    bias = Parameter(
+    self.bias = Parameter(
       name: "bias", shape: [outChannels], value: Matrix(rows: 1, columns: outChannels),
       decays: false)
   }
@@ -205,6 +210,6 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
   @inlinable
   public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
     visitor.visit(&weight)
-    visitor.visit(&bias)
+    if usesBias { visitor.visit(&bias) }
   }
 }

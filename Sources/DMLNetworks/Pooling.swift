@@ -1,26 +1,32 @@
-/// Max pooling over square windows of NHWC images (PyTorch's `MaxPool2d`, no padding). The
-/// gradient goes to the first maximum of each window.
+/// Max pooling over square windows of NHWC images (PyTorch's `MaxPool2d`, with its implicit
+/// padding by −∞: a window's positions outside the image are left out). The gradient goes to the
+/// first maximum of each window.
 public struct MaxPool2D<Scalar: DMLScalar>: Layer, ParameterFree {
   /// The shape of one input image.
   public let inputShape: ImageShape
   /// Window size and stride (the stride defaults to the window size).
   public let size: Int, stride: Int
+  /// Positions added on each side, never chosen (at most half the window).
+  public let padding: Int
   @usableFromInline var routed: [Bool] = []
 
   /// Max pooling of `input` images over `size × size` windows (2 by default) that move by
-  /// `stride` (the window size by default). The window must fit in the image.
-  public init(input: ImageShape, size: Int = 2, stride: Int? = nil) {
-    precondition(size > 0 && size <= min(input.height, input.width), "MaxPool2D: bad window \(size)")
+  /// `stride` (the window size by default), with `padding` positions on each side (ResNet's stem:
+  /// size 3, stride 2, padding 1). The padded window must fit in the image.
+  public init(input: ImageShape, size: Int = 2, stride: Int? = nil, padding: Int = 0) {
+    precondition(padding >= 0 && padding <= size / 2, "MaxPool2D: padding \(padding) exceeds half the window \(size)")
+    precondition(size > 0 && size <= min(input.height, input.width) + 2 * padding, "MaxPool2D: bad window \(size)")
     inputShape = input
     self.size = size
     self.stride = stride ?? size
+    self.padding = padding
   }
 
   /// The shape of one output image.
   public var outputShape: ImageShape {
     ImageShape(
-      height: (inputShape.height - size) / stride + 1,
-      width: (inputShape.width - size) / stride + 1, channels: inputShape.channels)
+      height: (inputShape.height + 2 * padding - size) / stride + 1,
+      width: (inputShape.width + 2 * padding - size) / stride + 1, channels: inputShape.channels)
   }
 
   public func outputFeatures(forInput n: Int) -> Int {
@@ -29,18 +35,26 @@ public struct MaxPool2D<Scalar: DMLScalar>: Layer, ParameterFree {
   }
 
   /// Calls `body(outputOffset, windowOffsets)` for each output pixel; offsets are per image, at
-  /// channel 0, and the window's `size²` input offsets come in row-major order.
+  /// channel 0, and the window's input offsets inside the image come in row-major order.
   @inlinable
   func forEachWindow(_ body: (Int, UnsafeBufferPointer<Int>) -> Void) {
     let out = outputShape
-    let (w, c, k, s) = (inputShape.width, inputShape.channels, size, stride)
+    let (h, w, c, k, s, p) = (inputShape.height, inputShape.width, inputShape.channels, size, stride, padding)
     withUnsafeTemporaryAllocation(of: Int.self, capacity: k * k) { offsets in
       for oy in 0..<out.height {
         for ox in 0..<out.width {
+          var count = 0
           for ky in 0..<k {
-            for kx in 0..<k { offsets[ky * k + kx] = ((oy * s + ky) * w + ox * s + kx) * c }
+            let y = oy * s + ky - p
+            guard y >= 0 && y < h else { continue }
+            for kx in 0..<k {
+              let x = ox * s + kx - p
+              guard x >= 0 && x < w else { continue }
+              offsets[count] = (y * w + x) * c
+              count += 1
+            }
           }
-          body((oy * out.width + ox) * c, UnsafeBufferPointer(offsets))
+          body((oy * out.width + ox) * c, UnsafeBufferPointer(rebasing: offsets[0..<count]))
         }
       }
     }
