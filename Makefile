@@ -3,7 +3,7 @@
 
 SHELL := /bin/bash
 SWIFT ?= swift
-DEB_PACKAGES := libopenblas-dev libfaiss-dev libopenmpi-dev openmpi-bin libturbojpeg0-dev libexif-dev libpng-dev libswscale-dev python3-pil zlib1g-dev libfreetype-dev fonts-dejavu-core dataset-fashion-mnist
+DEB_PACKAGES := libopenblas-dev libfaiss-dev libopenmpi-dev openmpi-bin libturbojpeg0-dev libexif-dev libpng-dev libswscale-dev python3-pil python3-torchvision zlib1g-dev libfreetype-dev fonts-dejavu-core dataset-fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Benchmarks and the demo choose OpenBLAS's AVX-512 kernels deliberately when the CPU has them and

@@ -47,13 +47,17 @@ enum Builders {
     return context
   }
 
-  static func network(_ text: String, inputFeatures: Int, imageShape: (height: Int, width: Int, channels: Int)?, seed: UInt64)
-    throws -> AnyEmbeddingNetwork<Float>
-  {
+  /// The network of `text`; pretrained weights (`weights=`) are read unless `loadsWeights` is
+  /// false (a checkpoint's parameters replace them), and what was loaded is reported on stderr.
+  static func network(
+    _ text: String, inputFeatures: Int, imageShape: (height: Int, width: Int, channels: Int)?, seed: UInt64, loadsWeights: Bool = true
+  ) throws -> AnyEmbeddingNetwork<Float> {
     var shape: ImageShape?
     if let s = imageShape, s.height > 0, s.width > 0, s.channels > 0 { shape = ImageShape(height: s.height, width: s.width, channels: s.channels) }
-    return try make(
-      CommandRegistry.networks, text, flag: "--network", context: NetworkContext(inputFeatures: inputFeatures, imageShape: shape, seed: seed))
+    var context = NetworkContext(inputFeatures: inputFeatures, imageShape: shape, seed: seed)
+    context.loadsWeights = loadsWeights
+    context.report = { warn("note: \($0)") }
+    return try make(CommandRegistry.networks, text, flag: "--network", context: context)
   }
 
   static func loss(_ texts: [String], context: LossContext) throws -> (AnyEmbeddingLoss<Float>, usesTuples: Bool) {

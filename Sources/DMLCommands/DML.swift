@@ -16,7 +16,7 @@ public struct DML: ParsableCommand {
     version: DML.version,
     subcommands: [
       Train.self, Tune.self, Evaluate.self, Embed.self, Search.self, Verify.self, Dedup.self, FewShot.self, Plot.self, List.self,
-      IndexCommand.self, CheckPlugin.self, CheckDistributed.self, ExportImages.self,
+      IndexCommand.self, CheckPlugin.self, CheckDistributed.self, ExportImages.self, ExportWeights.self,
     ])
 
   /// Creates the root command, which has no options of its own and dispatches to a subcommand.

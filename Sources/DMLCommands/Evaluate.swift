@@ -33,7 +33,8 @@ struct CheckpointOptions: ParsableArguments {
     {
       throw ValidationError("these inputs have \(inputFeatures) features; the network of --checkpoint \(checkpoint) takes \(features)")
     }
-    var net = try Builders.network(spec, inputFeatures: inputFeatures, imageShape: imageShape, seed: 0)
+    // The checkpoint's parameters replace any pretrained weights the spec names.
+    var net = try Builders.network(spec, inputFeatures: inputFeatures, imageShape: imageShape, seed: 0, loadsWeights: false)
     // Prefer the best parameters when the run validated: by name, or by position (`best.0`, …) in
     // a checkpoint of the first format.
     let best = (try? Checkpoint.readSafetensors("\(dir)/best.safetensors")) ?? [:]

@@ -13,6 +13,8 @@ public struct HyperparameterSpec: Sendable, Equatable {
     case boolean
     /// One of the listed strings.
     case choice([String])
+    /// Any text without `,` or `=` (a file path, for example); empty when not given.
+    case text
   }
 
   /// The key in `name:key=value` text, for example `"margin"`.
@@ -197,6 +199,8 @@ public struct HyperparameterValues: Sendable, Equatable {
         throw SpecificationError(
           "\(component): \(name)=\(text) is not one of " + options.joined(separator: ", "))
       }
+    case .text:
+      break
     }
     return text
   }
@@ -216,7 +220,7 @@ public struct HyperparameterValues: Sendable, Equatable {
   public func boolean(_ name: String) throws -> Bool {
     ["true", "1", "yes"].contains(try raw(name).lowercased())
   }
-  /// A string value (choices).
+  /// A string value (choices and text).
   public func string(_ name: String) throws -> String { try raw(name) }
 
   /// A real value that must satisfy `condition`, described by `requirement` in the error.

@@ -11,9 +11,12 @@ public enum TorchWeights {
   public struct Report: Sendable, Equatable {
     /// Parameters set from the file.
     public var loaded: [String] = []
-    /// Parameters left as initialised: absent from the file, or there with another shape, and
-    /// allowed to be new (the embedding head).
+    /// Parameters left as initialised: absent from the file, or there with another shape (see
+    /// `replaced`), and allowed to be new (the embedding head).
     public var new: [String] = []
+    /// The new parameters that the file holds with another shape (an ImageNet classifier where
+    /// the network has its embedding head).
+    public var replaced: [String] = []
     /// Tensors of the file not used (allowed extras, and `num_batches_tracked`).
     public var ignored: [String] = []
   }
@@ -79,7 +82,7 @@ public enum TorchWeights {
       guard shape == parameter.shape, t.values.count == parameter.value.count else {
         if isNew {
           report.new.append(name)
-          report.ignored.append(name)
+          report.replaced.append(name)
         } else {
           errors.append("\(name) has shape \(t.shape) in \(source), the network's is \(toTorchShape(parameter.shape))")
         }

@@ -355,6 +355,9 @@ final class PluginInstance: @unchecked Sendable {
         let s = strdup(try values.string(spec.name))!
         strings.append(s)
         v.choice = UnsafePointer(s)
+      case .text:
+        // The C interface declares real, integer, boolean and choice values only.
+        throw SpecificationError("\(at): text hyperparameter \(spec.name) is not part of the plugin interface")
       }
       arguments.append(v)
     }

@@ -14,12 +14,62 @@ public struct NetworkContext: Sendable {
   public var imageShape: ImageShape?
   /// The seed of the initial weights.
   public var seed: UInt64
+  /// Whether a network reads the pretrained weights its text names (`weights=FILE`); false when a
+  /// checkpoint's parameters replace them anyway.
+  public var loadsWeights = true
+  /// Where a network reports what it did beyond being built (which pretrained tensors it loaded,
+  /// which parameters are new).
+  public var report: (@Sendable (String) -> Void)?
   /// A context; see the properties.
   public init(inputFeatures: Int, imageShape: ImageShape? = nil, seed: UInt64 = 0) {
     self.inputFeatures = inputFeatures
     self.imageShape = imageShape
     self.seed = seed
   }
+}
+
+/// The hyperparameters of the ResNets.
+let resNetSpecs = [
+  HyperparameterSpec("embedding", .integer, default: "512", "embedding dimension (the fc layer's outputs)", range: .atLeast(1)),
+  HyperparameterSpec("normalize", .boolean, default: "true", "L2-normalise the embeddings"),
+  HyperparameterSpec("frozen_bn", .boolean, default: "false", "BatchNorm statistics frozen (running ones, in training too)"),
+  HyperparameterSpec("weights", .text, default: "", "a safetensors file of a torchvision state dict (dml import-weights, or Benchmarks/Scripts/export_torchvision.py)"),
+  HyperparameterSpec("strict", .boolean, default: "true", "every tensor must fit, but the head (fc); false: missing and extra tensors allowed"),
+]
+
+/// ResNet `depth` from its hyperparameters: torchvision's layers on the data's images, the
+/// embedding head `fc`, and the pretrained weights of `weights=` checked name by name.
+func resNet(_ depth: ResNetDepth, _ v: HyperparameterValues, _ c: NetworkContext) throws -> AnyEmbeddingNetwork<Float> {
+  let name = "resnet\(depth.rawValue)"
+  let s = try imageShape(name, c)
+  guard s.height >= 32 && s.width >= 32 else { throw SpecificationError("\(name) needs images of at least 32x32; these are \(s.width)x\(s.height)") }
+  let embedding = try v.integer("embedding"), normalize = try v.boolean("normalize"), frozen = try v.boolean("frozen_bn")
+  let weights = try v.string("weights"), strict = try v.boolean("strict")
+  func load<C: ParameterContainer>(_ network: inout C) throws {
+    guard !weights.isEmpty, c.loadsWeights else { return }
+    let tensors: [String: (shape: [Int], values: [Float])]
+    do { tensors = try Checkpoint.readSafetensors(weights) } catch { throw SpecificationError("\(name): weights=\(weights): \(error)") }
+    do {
+      let r = try TorchWeights.load(tensors, into: &network, newPrefixes: ["fc."], allowMissing: !strict, allowExtra: !strict, source: weights)
+      let unused = r.ignored.filter { !$0.hasSuffix("num_batches_tracked") }
+      c.report?(
+        "\(name): loaded \(r.loaded.count) tensors from \(weights); new: \(r.new.isEmpty ? "none" : r.new.joined(separator: ", "))"
+          + (r.replaced.isEmpty ? "" : " (the file's \(r.replaced.joined(separator: ", ")) have another shape)")
+          + (unused.isEmpty ? "" : "; not used: " + unused.joined(separator: ", ")))
+    } catch let e as WeightImportError {
+      throw SpecificationError("\(name): \(e.description)")
+    }
+  }
+  if depth.isBottleneck {
+    var n: Network<ResNetBody<Bottleneck<Float>>> = ResNetBuilder.bottleneckNetwork(
+      depth, input: s, embedding: embedding, normalize: normalize, frozenBatchNorm: frozen, seed: c.seed)
+    try load(&n)
+    return AnyEmbeddingNetwork(n)
+  }
+  var n: Network<ResNetBody<BasicBlock<Float>>> = ResNetBuilder.basic(
+    depth, input: s, embedding: embedding, normalize: normalize, frozenBatchNorm: frozen, seed: c.seed)
+  try load(&n)
+  return AnyEmbeddingNetwork(n)
 }
 
 /// What a miner factory knows: the embedding dimension and the seed of its random choices.
@@ -99,7 +149,7 @@ func imageShape(_ name: String, _ context: NetworkContext) throws -> ImageShape 
 }
 
 extension ComponentRegistry where Product == AnyEmbeddingNetwork<Float>, Context == NetworkContext {
-  /// The built-in networks: `mlp`, `local` and `convnet-s`.
+  /// The built-in networks: `mlp`, `local`, `convnet-s`, `resnet18`, `resnet34` and `resnet50`.
   public static var standard: NetworkRegistry {
     NetworkRegistry(kind: "network", [
       ComponentFactory("mlp", summary: "Linear → ReLU blocks → Linear (784 → 512 → 128)", hyperparameters: [
@@ -161,6 +211,12 @@ extension ComponentRegistry where Product == AnyEmbeddingNetwork<Float>, Context
           input: s, channels: [width, 2 * width], embeddingDimension: embedding, normalize: try v.boolean("normalize"),
           batchNorm: try v.boolean("batchnorm"), seed: c.seed))
       },
+      ComponentFactory("resnet18", summary: "torchvision's ResNet-18 (basic blocks 2-2-2-2, 11.2M) → fc embedding; weights= a torchvision state dict",
+        hyperparameters: resNetSpecs) { v, c in try resNet(.resnet18, v, c) },
+      ComponentFactory("resnet34", summary: "torchvision's ResNet-34 (basic blocks 3-4-6-3, 21.3M) → fc embedding; weights= a torchvision state dict",
+        hyperparameters: resNetSpecs) { v, c in try resNet(.resnet34, v, c) },
+      ComponentFactory("resnet50", summary: "torchvision's ResNet-50 (bottlenecks 3-4-6-3, 23.5M) → fc embedding; weights= a torchvision state dict",
+        hyperparameters: resNetSpecs) { v, c in try resNet(.resnet50, v, c) },
     ])
   }
 }

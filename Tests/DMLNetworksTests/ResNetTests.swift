@@ -140,3 +140,76 @@ struct ResNetGoldenTests {
     }
   }
 }
+
+@Suite("PyTorch state dicts in and out")
+struct TorchWeightsTests {
+  static func small() -> Network<ResNetBody<BasicBlock<Float>>> {
+    ResNetBuilder.basic(.resnet18, input: ImageShape(height: 32, width: 32, channels: 3), embedding: 4, seed: 3)
+  }
+
+  @Test("export then import restores every parameter; torch's layouts and num_batches_tracked on the way")
+  func roundTrip() throws {
+    let source = Self.small()
+    let (tensors, integers) = TorchWeights.export(source, steps: 7)
+    #expect(tensors.first { $0.name == "conv1.weight" }?.shape == [64, 3, 7, 7])
+    #expect(tensors.first { $0.name == "layer2.0.downsample.0.weight" }?.shape == [128, 64, 1, 1])
+    #expect(integers.count == 20 && integers.allSatisfy { $0.values == [7] && $0.name.hasSuffix("num_batches_tracked") })
+    var dict = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, (shape: $0.shape, values: $0.values)) })
+    dict["bn1.num_batches_tracked"] = ([], [0])
+    var target = ResNetBuilder.basic(.resnet18, input: ImageShape(height: 32, width: 32, channels: 3), embedding: 4, seed: 99) as Network<ResNetBody<BasicBlock<Float>>>
+    #expect(target.namedParameters().map(\.parameter.value) != source.namedParameters().map(\.parameter.value))
+    let report = try TorchWeights.load(dict, into: &target, newPrefixes: ["fc."])
+    #expect(report.loaded.count == 102 && report.new.isEmpty && report.ignored == ["bn1.num_batches_tracked"])
+    #expect(target.namedParameters().map(\.parameter.value) == source.namedParameters().map(\.parameter.value))
+  }
+
+  @Test("a missing, extra, misshapen or non-finite tensor is a named error and changes nothing; the head may be new")
+  func errors() throws {
+    let (tensors, _) = TorchWeights.export(Self.small())
+    let base = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, (shape: $0.shape, values: $0.values)) })
+    var net = Self.small()
+    let before = net.namedParameters().map(\.parameter.value)
+    var missing = base
+    missing["layer3.1.bn2.bias"] = nil
+    var extra = base
+    extra["layer5.0.conv1.weight"] = ([1], [0])
+    var misshapen = base
+    misshapen["layer1.0.conv1.weight"] = ([64, 64, 1, 1], Array(repeating: 0, count: 64 * 64))
+    var nan = base
+    nan["bn1.weight"] = ([64], Array(repeating: .nan, count: 64))
+    for (dict, message) in [
+      (missing, "layer3.1.bn2.bias is missing"), (extra, "layer5.0.conv1.weight is not a parameter of the network"),
+      (misshapen, "layer1.0.conv1.weight has shape [64, 64, 1, 1] in w.safetensors, the network's is [64, 64, 3, 3]"),
+      (nan, "bn1.weight holds NaN or infinite values"),
+    ] {
+      do {
+        _ = try TorchWeights.load(dict, into: &net, newPrefixes: ["fc."], source: "w.safetensors")
+        Issue.record("loaded: \(message)")
+      } catch {
+        #expect("\(error)".contains(message), "\(error)")
+      }
+      #expect(net.namedParameters().map(\.parameter.value) == before)
+    }
+    // An ImageNet head: replaced, reported as new; allowed missing and extra tensors.
+    var imagenet = base
+    imagenet["fc.weight"] = ([1000, 512], Array(repeating: 0, count: 512_000))
+    imagenet["fc.bias"] = nil
+    let r = try TorchWeights.load(imagenet, into: &net, newPrefixes: ["fc."])
+    #expect(r.new == ["fc.weight", "fc.bias"] && r.replaced == ["fc.weight"] && r.loaded.count == 100)
+    var both = missing
+    both["layer5.0.conv1.weight"] = ([1], [0])
+    let lenient = try TorchWeights.load(both, into: &net, allowMissing: true, allowExtra: true)
+    #expect(lenient.new == ["layer3.1.bn2.bias"] && lenient.ignored == ["layer5.0.conv1.weight"])
+  }
+
+  @Test("max pooling with padding leaves the padded positions out, as PyTorch's −∞")
+  func paddedPool() {
+    var pool = MaxPool2D<Double>(input: ImageShape(height: 4, width: 4, channels: 1), size: 3, stride: 2, padding: 1)
+    #expect(pool.outputShape == ImageShape(height: 2, width: 2, channels: 1))
+    let x = Matrix<Double>(rows: 1, columns: 16, elements: (0..<16).map { -Double($0) - 1 })
+    var y = Matrix<Double>()
+    pool.forward(x, into: &y, mode: .training, compute: .automatic)
+    // All negative: zero padding would give 0; −∞ padding gives the window's own maximum.
+    #expect(y.elements == [-1, -2, -5, -6])
+  }
+}

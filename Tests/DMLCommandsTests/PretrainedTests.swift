@@ -1,0 +1,70 @@
+import DMLData
+import DMLNetworks
+import DMLTesting
+import DMLTraining
+import Foundation
+import Testing
+
+/// A torchvision ResNet's weights into `dml train`, and the trained network back into torchvision.
+@Suite("Pretrained ResNets: torchvision weights in, trained weights out")
+struct PretrainedTests {
+  static let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Benchmarks/Scripts").path
+
+  /// Runs Debian's python3 (with python3-torchvision, installed by make) on a script.
+  static func python(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+    p.arguments = arguments
+    p.environment = ["PYTHONPATH": scripts, "PATH": "/usr/bin:/bin"]
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = pipe
+    try p.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+  }
+
+  @Test("export torchvision's ResNet-18, fine-tune it on a folder, export it back: strict load in torchvision, the same embeddings")
+  func roundTrip() throws {
+    let root = try ImageCommandTests.folder()
+    let work = root + "-pretrained"
+    defer { for p in [root, work] { try? FileManager.default.removeItem(atPath: p) } }
+    try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+    let weights = "\(work)/resnet18.safetensors"
+    let e = try Self.python(["\(Self.scripts)/export_torchvision.py", "--arch", "resnet18", "--random", "--output", weights])
+    try #require(e.status == 0, "\(e.output)")
+    let t = try dml([
+      "train", "--data", "folder:\(root)", "--image-size", "32", "--train-classes", "0-2", "--test-classes", "3-4",
+      "--network", "resnet18:weights=\(weights),embedding=16", "--loss", "contrastive", "--miner", "pair-margin",
+      "--batch", "m-per-class:m=4,size=12", "--epochs", "1", "--log", "json", "--log-every", "0", "--checkpoint", "\(work)/model",
+    ])
+    #expect(t.status == 0, "\(t.stderr)")
+    #expect(t.stderr.contains("resnet18: loaded 100 tensors from \(weights); new: fc.weight, fc.bias (the file's fc.weight, fc.bias have another shape)"), "\(t.stderr)")
+    let out = "\(work)/trained.safetensors"
+    let x = try dml(["export-weights", "--checkpoint", "\(work)/model", "--output", out])
+    #expect(x.status == 0 && x.stdout.contains("wrote 102 tensors (20 num_batches_tracked)"), "\(x.stdout)\(x.stderr)")
+    // The exported file in the library, and the same inputs through torchvision.
+    var net: Network<ResNetBody<BasicBlock<Float>>> = ResNetBuilder.basic(.resnet18, input: ImageShape(height: 32, width: 32, channels: 3), embedding: 16)
+    let report = try TorchWeights.load(try Checkpoint.readSafetensors(out), into: &net)
+    #expect(report.loaded.count == 102)
+    var rng = RandomSource(seed: 5)
+    let inputs = Matrix<Float>(rows: 6, columns: 32 * 32 * 3, elements: (0..<(6 * 32 * 32 * 3)).map { _ in rng.uniform(Float.self) * 2 - 1 })
+    net.forward(inputs, mode: .inference, compute: .automatic)
+    try NPY.write(inputs, to: "\(work)/inputs.npy")
+    try NPY.write(net.embeddings, to: "\(work)/embeddings.npy")
+    let check = try Self.python([
+      "\(Self.scripts)/check_torchvision_export.py", "--arch", "resnet18", "--weights", out, "--inputs", "\(work)/inputs.npy",
+      "--embeddings", "\(work)/embeddings.npy", "--size", "32", "--normalize",
+    ])
+    #expect(check.status == 0 && check.output.contains("strict load of 122 tensors: ok"), "\(check.output)")
+    // A file that misses a tensor stops training with its name.
+    var tensors = try Checkpoint.readSafetensors(weights)
+    tensors["layer2.1.bn1.running_var"] = nil
+    let broken = "\(work)/broken.safetensors"
+    try Checkpoint.safetensors(tensors.map { (name: $0.key, shape: $0.value.shape, values: $0.value.values) }).write(to: URL(fileURLWithPath: broken))
+    let b = try dml(["train", "--data", "folder:\(root)", "--image-size", "32", "--network", "resnet18:weights=\(broken)", "--epochs", "1"])
+    #expect(b.status != 0 && b.stderr.contains("layer2.1.bn1.running_var is missing"), "\(b.stderr)")
+  }
+}
