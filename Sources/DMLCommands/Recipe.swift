@@ -22,6 +22,8 @@ struct Recipe {
   var patience: Int?
   var seed: UInt64 = 0
   var logEvery = 50
+  /// Fine-tuning warm-up: steps during which only the head of a pretrained network trains.
+  var freezeBackboneSteps = 0
   var compute = ComputeContext.automatic
 
   /// Checks the flags that need no data.
@@ -34,16 +36,28 @@ struct Recipe {
   /// The trainer, the batches and the settings of a run on `train`, every component built and
   /// checked against the others; nothing is written yet. `warn` receives the notes that do not
   /// stop the run.
+  /// The name prefixes of the head of the network `spec`, for networks whose backbone is usually
+  /// pretrained (the ResNets: `fc.`); `nil` for the others.
+  static func head(ofNetwork spec: String) -> [String]? {
+    guard let name = try? HyperparameterValues(parsing: spec).component, ["resnet18", "resnet34", "resnet50"].contains(name) else { return nil }
+    return ["fc."]
+  }
+
   func parts(train: Dataset, warn: (String) -> Void) throws -> (trainer: CommandRun.TrainerType, batches: any BatchSampler, settings: RunSettings) {
     let classes = Set(train.labels).count
     // Training images read as the run goes have no rows in memory: their shape says the width.
     let inputFeatures = train.features.columns > 0 ? train.features.columns : train.imageShape.map { $0.height * $0.width * $0.channels } ?? 0
     var net = try Builders.network(network, inputFeatures: inputFeatures, imageShape: train.imageShape, seed: seed)
-    // The first layer's weight and bias (the first two parameters) learn at first_lr × lr.
-    var index = 0
-    net.forEachParameter { _, p in
-      if index < 2 { p.group = 2 }
-      index += 1
+    if let head = Self.head(ofNetwork: network) {
+      // A network with a named head (the ResNets): the backbone learns at backbone_lr × lr.
+      net.forEachParameter { name, p in if !head.contains(where: { name.hasPrefix($0) }) { p.group = 3 } }
+    } else {
+      // The first layer's weight and bias (the first two parameters) learn at first_lr × lr.
+      var index = 0
+      net.forEachParameter { _, p in
+        if index < 2 { p.group = 2 }
+        index += 1
+      }
     }
     let context = LossContext(classes: classes, embeddingDimension: net.embeddingDimension, seed: seed)
     let (lossValue, usesTuples) = try Builders.loss(loss, context: context)
@@ -160,11 +174,17 @@ struct Recipe {
       }
       batchSize = try values.integer("size")
     }
-    let s = RunSettings(
+    var s = RunSettings(
       epochs: epochs, patience: patience, seed: seed,
       schedule: try Builders.schedule(schedule, stepsPerEpoch: stepsPerEpoch, epochs: epochs),
       augmentation: try ImageAugmentation(parsing: augment, registry: CommandRegistry.augmentations), offlineMining: try offlineSettings(batchSize: batchSize),
       instanceLabels: try instanceLabels(), stepEventInterval: logEvery)
+    if freezeBackboneSteps > 0 {
+      guard let head = Self.head(ofNetwork: network) else {
+        throw ValidationError("--freeze-backbone-steps: \(network) has no pretrained backbone and named head (resnet18, resnet34, resnet50 have)")
+      }
+      s.frozenBackbone = (freezeBackboneSteps, head)
+    }
     if s.augmentation?.operations.isEmpty == false && !imageData {
       throw ValidationError("--augment \(augment) needs image data (such as fashion-mnist)")
     }

@@ -44,6 +44,8 @@ struct Train: ParsableCommand, TrainingDataFlags {
   var plots: String?
   @Option(help: "Images: the random transforms of training images, read from their files as training goes (default: random-resized-crop:size=S,scale=0.16/1,flip).")
   var trainTransforms: String?
+  @Option(help: "Fine-tuning: for this many steps only the head (a ResNet's fc) trains, the pretrained backbone frozen; then everything trains (with the optimizer's backbone_lr).")
+  var freezeBackboneSteps = 0
   @Flag(help: "Images: keep the decoded training images in memory, at full size, after the first epoch (for sets that fit; JPEGs then decode at full size rather than at a reduced DCT scale, so the pixels differ slightly and a resumed run keeps the choice).")
   var cacheImages = false
   @Option(help: "Under mpirun: seconds a rank may wait for the others in one exchange before the job stops (a rank died or hangs).")
@@ -53,6 +55,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
 
   func validate() throws {
     guard epochs >= 1 else { throw ValidationError("--epochs \(epochs) must be at least 1") }
+    guard freezeBackboneSteps >= 0 else { throw ValidationError("--freeze-backbone-steps \(freezeBackboneSteps) must be ≥ 0") }
     if let patience, patience < 1 { throw ValidationError("--patience \(patience) must be at least 1") }
     if let threads, threads < 1 { throw ValidationError("--threads \(threads) must be at least 1") }
     if let log, log != "text" && log != "json" { throw ValidationError("--log \(log) must be text or json") }
@@ -71,7 +74,8 @@ struct Train: ParsableCommand, TrainingDataFlags {
   var recipe: Recipe {
     Recipe(
       network: network, loss: loss, miner: miner, batch: batch, optimizer: optimizer, schedule: schedule, augment: augment,
-      subclasses: subclasses, memory: memory, offlineMining: offlineMining, epochs: epochs, patience: patience, seed: seed, logEvery: logEvery)
+      subclasses: subclasses, memory: memory, offlineMining: offlineMining, epochs: epochs, patience: patience, seed: seed, logEvery: logEvery,
+      freezeBackboneSteps: freezeBackboneSteps)
   }
 
 
@@ -93,6 +97,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
       "local_anchors": "\(localAnchors)",
       // Cached images decode at full size, streamed JPEGs at a reduced DCT scale: other pixels.
       "cache_images": DataOptions.isImages(dataOptions.data) ? "\(cacheImages)" : "",
+      "freeze_backbone_steps": freezeBackboneSteps > 0 ? "\(freezeBackboneSteps)" : "",
     ]
   }
 
@@ -172,7 +177,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
     ("validation_classes", "--validation-classes"), ("epochs", "--epochs"), ("augment", "--augment"), ("subclasses", "--subclasses"),
     ("memory", "--memory"), ("offline_mining", "--offline-mining"), ("test_classes", "--test-classes"), ("test_data", "--test-data"),
     ("image_size", "--image-size"), ("channels", "--channels"), ("transforms", "--transforms"), ("train_transforms", "--train-transforms"),
-    ("cache_images", "--cache-images"),
+    ("cache_images", "--cache-images"), ("freeze_backbone_steps", "--freeze-backbone-steps"),
   ]
 
   /// Configuration keys that a resumed run may change: more epochs, another evaluation.
@@ -222,6 +227,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
     case "transforms": dataOptions.transforms = value.isEmpty ? nil : value
     case "train_transforms": trainTransforms = value.isEmpty ? nil : value
     case "cache_images": cacheImages = value == "true"
+    case "freeze_backbone_steps": freezeBackboneSteps = Int(value) ?? 0
     case "epochs": if let v = Int(value) { epochs = v }
     case "augment": augment = value
     case "subclasses": if let v = Int(value) { subclasses = v }

@@ -87,6 +87,10 @@ public struct RunSettings: Sendable {
   public var instanceLabels: Bool
   /// Report a `.step` event every this many steps (0: none).
   public var stepEventInterval: Int
+  /// Fine-tuning warm-up: for the first `steps` steps only the network's parameters whose names
+  /// start with one of `head` train (the backbone is frozen: the optimizer leaves it, and its
+  /// state, untouched); then everything trains. `nil`: no warm-up.
+  public var frozenBackbone: (steps: Int, head: [String])?
   /// Checkpoints (`nil`: none).
   public var checkpoint: CheckpointSettings?
   /// Values that every rank of a data-parallel run must share besides its data and initial

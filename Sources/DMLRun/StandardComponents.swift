@@ -364,12 +364,16 @@ extension ComponentRegistry where Product == any BatchSampler, Context == BatchC
 }
 
 extension ComponentRegistry where Product == AnyOptimizer<Float>, Context == OptimizerContext {
-  /// Parameter groups of the built-in optimizers. Group 0: the network; 1: the loss's learned
-  /// parameters (proxies, class weights, centers), at `proxy_lr`; 2: the network's first layer,
-  /// at `first_lr` × `lr`.
+  /// Parameter groups of the built-in optimizers. Group 0: the network (a pretrained network's
+  /// head); 1: the loss's learned parameters (proxies, class weights, centers), at `proxy_lr`;
+  /// 2: the network's first layer, at `first_lr` × `lr`; 3: a pretrained network's backbone
+  /// (every parameter but the head), at `backbone_lr` × `lr`.
   static func groups(_ v: HyperparameterValues) throws -> (lr: Double, decay: Double, groups: [ParameterGroup]) {
-    let lr = try v.real("lr"), proxy = try v.real("proxy_lr"), first = try v.real("first_lr")
-    return (lr, try v.real("weight_decay"), [ParameterGroup(), ParameterGroup(learningRate: proxy), ParameterGroup(learningRate: lr * first)])
+    let lr = try v.real("lr"), proxy = try v.real("proxy_lr"), first = try v.real("first_lr"), backbone = try v.real("backbone_lr")
+    return (
+      lr, try v.real("weight_decay"),
+      [ParameterGroup(), ParameterGroup(learningRate: proxy), ParameterGroup(learningRate: lr * first), ParameterGroup(learningRate: lr * backbone)]
+    )
   }
 
   /// The built-in optimizers: `adam`, `adamw` and `sgd`.
@@ -377,6 +381,7 @@ extension ComponentRegistry where Product == AnyOptimizer<Float>, Context == Opt
     let shared = [
       HyperparameterSpec("proxy_lr", .real, default: "0.01", "learning rate of the loss's learned parameters: proxies, class weights (group 1)", range: .positive),
       HyperparameterSpec("first_lr", .real, default: "1", "factor on the first layer's learning rate (0 freezes it)", range: .closed(0, 1)),
+      HyperparameterSpec("backbone_lr", .real, default: "1", "factor on a pretrained network's backbone learning rate (ResNets: all but fc; group 3)", range: .closed(0, 1)),
     ]
     return OptimizerRegistry(kind: "optimizer", [
       ComponentFactory("adam", summary: "Adam (PyTorch's update)", hyperparameters: [

@@ -58,6 +58,8 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
   public let mode: DistributedMode
   /// Training images read from their files as the run goes (`nil`: the rows of `training`).
   public let images: TrainingImages?
+  /// The backbone's parameters that the fine-tuning warm-up froze (to thaw after it).
+  var frozenByWarmup: [String] = []
 
   /// A run of `trainer` on `training`, on the processes of `group` (this one by default). The
   /// settings are checked here: an error names the setting at fault.
@@ -291,6 +293,7 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
           augmenter!.apply(to: &x) { stream.derived(stream: UInt64(rows.lowerBound + $0)) }
         }
         if let schedule = settings.schedule { trainer.optimizer.learningRateScale = schedule.factor(at: trainer.step) }
+        if let frozen = settings.frozenBackbone { freezeBackbone(trainer.step < frozen.steps, head: frozen.head) }
         let result = try step(&trainer, x, labels)
         lossSum += Double(result.loss.total)
         activeTuples += result.loss.terms.reduce(0) { $0 + $1.nonZero }
@@ -543,6 +546,22 @@ extension TrainingRun {
     if let error { throw error }
     if let r = all.firstIndex(where: { !$0.isEmpty }) {
       throw TrainingError("rank \(r) of \(group.size) failed: \(String(decoding: all[r], as: UTF8.self))")
+    }
+  }
+
+  /// Freezes (`frozen`) or thaws the network's trainable parameters whose names do not start
+  /// with one of `head`: the fine-tuning warm-up.
+  mutating func freezeBackbone(_ frozen: Bool, head: [String]) {
+    if frozen && frozenByWarmup.isEmpty {
+      trainer.network.forEachParameter { name, p in
+        guard p.trainable, !head.contains(where: { name.hasPrefix($0) }) else { return }
+        p.trainable = false
+        frozenByWarmup.append(name)
+      }
+    } else if !frozen && !frozenByWarmup.isEmpty {
+      let names = Set(frozenByWarmup)
+      trainer.network.forEachParameter { name, p in if names.contains(name) { p.trainable = true } }
+      frozenByWarmup = []
     }
   }
 

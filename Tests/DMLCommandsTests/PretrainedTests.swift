@@ -68,3 +68,39 @@ struct PretrainedTests {
     #expect(b.status != 0 && b.stderr.contains("layer2.1.bn1.running_var is missing"), "\(b.stderr)")
   }
 }
+
+@Suite("Fine-tuning options: frozen-backbone warm-up, backbone learning rate")
+struct FineTuningTests {
+  @Test("--freeze-backbone-steps keeps the pretrained convolutions while the head trains; backbone_lr=0 does the same through the optimizer's group")
+  func options() throws {
+    let root = try ImageCommandTests.folder()
+    let work = root + "-finetune"
+    defer { for p in [root, work] { try? FileManager.default.removeItem(atPath: p) } }
+    try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+    let weights = "\(work)/resnet18.safetensors"
+    let e = try PretrainedTests.python(["\(PretrainedTests.scripts)/export_torchvision.py", "--arch", "resnet18", "--random", "--output", weights])
+    try #require(e.status == 0, "\(e.output)")
+    let pretrained = try Checkpoint.readSafetensors(weights)
+    for (name, flags) in [
+      ("warmup", ["--freeze-backbone-steps", "1000"]), ("group", ["--optimizer", "sgd:lr=0.05,backbone_lr=0"]),
+      ("both-train", ["--optimizer", "sgd:lr=0.05"]),
+    ] {
+      let model = "\(work)/\(name)", out = "\(work)/\(name).safetensors"
+      let t = try dml([
+        "train", "--data", "folder:\(root)", "--image-size", "32", "--train-classes", "0-2", "--test-classes", "3-4",
+        "--network", "resnet18:weights=\(weights),embedding=16", "--loss", "contrastive", "--batch", "m-per-class:m=4,size=12",
+        "--epochs", "1", "--log", "json", "--log-every", "0", "--checkpoint", model,
+      ] + flags)
+      try #require(t.status == 0, "\(name): \(t.stderr)")
+      let x = try dml(["export-weights", "--checkpoint", model, "--output", out])
+      try #require(x.status == 0, "\(x.stderr)")
+      let trained = try Checkpoint.readSafetensors(out)
+      let backboneKept = ["conv1.weight", "layer1.0.conv1.weight", "layer4.1.conv2.weight", "layer3.0.bn1.weight"].allSatisfy {
+        trained[$0]!.values == pretrained[$0]!.values
+      }
+      #expect(backboneKept == (name != "both-train"), "\(name): backbone kept \(backboneKept)")
+    }
+    let bad = try dml(["train", "--network", "mlp", "--freeze-backbone-steps", "5", "--epochs", "1"])
+    #expect(bad.status != 0 && bad.stderr.contains("has no pretrained backbone and named head"), "\(bad.stderr)")
+  }
+}
