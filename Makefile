@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests and CI never set this: they run whatever the machine's environment gives.
 FAST_BLAS := $(if $(OPENBLAS_CORETYPE),,$(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX))
 
-.PHONY: all deps build test example plugins mpi check-new-loss docs doc-coverage demo bench bench-quick bench-kinds bench-env bench-each bench-deps bench-foundation bench-losses bench-search bench-plots bench-mpi bench-images bench-dedup fuzz fuzz-asan libfuzz reliability report report-crossbatch report-class-weights pictures clean
+.PHONY: all deps build test example plugins mpi check-new-loss docs doc-coverage demo bench bench-quick bench-kinds bench-env bench-each bench-deps bench-foundation bench-losses bench-search bench-plots bench-mpi bench-images bench-dedup bench-resnet fuzz fuzz-asan libfuzz reliability report report-crossbatch report-class-weights pictures clean
 
 all: build
 
@@ -187,6 +187,13 @@ bench-mpi: deps
 bench-dedup: deps
 	$(SWIFT) build -c release --product dml
 	bash Benchmarks/Scripts/bench_dedup.sh
+
+# ResNet-18 and -50 forward + backward beside torch 1.13, and fine-tuning throughput on a JPEG
+# folder (Benchmarks/Scripts/bench_resnet.sh; writes runs/bench-resnet.md; run make bench-images
+# first for the folder).
+bench-resnet: deps
+	$(SWIFT) build -c release --product dml-bench && $(SWIFT) build -c release --product dml
+	env $(FAST_BLAS) bash Benchmarks/Scripts/bench_resnet.sh
 
 bench-images: deps
 	@dpkg-query -W -f='$${Status}' python3-torchvision 2>/dev/null | grep -q "ok installed" || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-torchvision; }

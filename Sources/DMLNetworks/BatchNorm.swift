@@ -87,32 +87,43 @@ public struct BatchNorm<Scalar: DMLScalar>: Layer {
     normalized.resize(rows: input.rows, columns: input.columns)
     let eps = epsilon, m = momentum, training = mode == .training && !frozen
     precondition(!training || n > 1, "BatchNorm in training mode needs more than one value per channel")
+    // Rows outside, channels inside (contiguous): each channel's sums still run over the rows in
+    // order, as a per-channel loop would add them, at memory speed.
     input.withUnsafeBufferPointer { x in
       normalized.withUnsafeMutableBufferPointer { xh in
         inverseStd.withUnsafeMutableBufferPointer { inv in
           runningMeanParameter.value.withUnsafeMutableBufferPointer { rm in
             runningVarianceParameter.value.withUnsafeMutableBufferPointer { rv in
-              for ch in 0..<c {
-                let mu: Scalar
+              withUnsafeTemporaryAllocation(of: Scalar.self, capacity: 2 * c) { scratch in
+                let mu = UnsafeMutableBufferPointer(rebasing: scratch[0..<c]), v = UnsafeMutableBufferPointer(rebasing: scratch[c..<(2 * c)])
                 if training {
                   // Two passes over the channel, for accuracy.
-                  var s: Scalar = 0
-                  for r in 0..<n { s += x[r * c + ch] }
-                  mu = s / Scalar(n)
-                  var v: Scalar = 0
+                  mu.initialize(repeating: 0)
+                  v.initialize(repeating: 0)
                   for r in 0..<n {
-                    let d = x[r * c + ch] - mu
-                    v += d * d
+                    for ch in 0..<c { mu[ch] += x[r * c + ch] }
                   }
-                  inv[ch] = 1 / Scalar.sqrt(v / Scalar(n) + eps)
-                  rm[ch] = (1 - m) * rm[ch] + m * mu
-                  rv[ch] = (1 - m) * rv[ch] + m * v / Scalar(n - 1)
+                  for ch in 0..<c { mu[ch] /= Scalar(n) }
+                  for r in 0..<n {
+                    for ch in 0..<c {
+                      let d = x[r * c + ch] - mu[ch]
+                      v[ch] += d * d
+                    }
+                  }
+                  for ch in 0..<c {
+                    inv[ch] = 1 / Scalar.sqrt(v[ch] / Scalar(n) + eps)
+                    rm[ch] = (1 - m) * rm[ch] + m * mu[ch]
+                    rv[ch] = (1 - m) * rv[ch] + m * v[ch] / Scalar(n - 1)
+                  }
                 } else {
-                  mu = rm[ch]
-                  inv[ch] = 1 / Scalar.sqrt(rv[ch] + eps)
+                  for ch in 0..<c {
+                    mu[ch] = rm[ch]
+                    inv[ch] = 1 / Scalar.sqrt(rv[ch] + eps)
+                  }
                 }
-                let k = inv[ch]
-                for r in 0..<n { xh[r * c + ch] = (x[r * c + ch] - mu) * k }
+                for r in 0..<n {
+                  for ch in 0..<c { xh[r * c + ch] = (x[r * c + ch] - mu[ch]) * inv[ch] }
+                }
               }
             }
           }
@@ -145,14 +156,14 @@ public struct BatchNorm<Scalar: DMLScalar>: Layer {
       normalized.withUnsafeBufferPointer { xh in
         scale.gradient.withUnsafeMutableBufferPointer { dGamma in
           shift.gradient.withUnsafeMutableBufferPointer { dBeta in
-            for ch in 0..<c {
-              var sg: Scalar = 0, sgx: Scalar = 0
-              for r in 0..<n {
-                sg += g[r * c + ch]
-                sgx += g[r * c + ch] * xh[r * c + ch]
+            // Rows outside, channels inside; each channel's sums in row order, as before.
+            dGamma.initialize(repeating: 0)
+            dBeta.initialize(repeating: 0)
+            for r in 0..<n {
+              for ch in 0..<c {
+                dBeta[ch] += g[r * c + ch]
+                dGamma[ch] += g[r * c + ch] * xh[r * c + ch]
               }
-              dGamma[ch] = sgx
-              dBeta[ch] = sg
             }
           }
         }
@@ -165,16 +176,17 @@ public struct BatchNorm<Scalar: DMLScalar>: Layer {
           scale.gradient.withUnsafeBufferPointer { dGamma in
             shift.gradient.withUnsafeBufferPointer { dBeta in
               inputGradient.withUnsafeMutableBufferPointer { gx in
-                for ch in 0..<c {
-                  let k = gamma[ch] * inverseStd[ch]
-                  if training {
-                    let meanG = dBeta[ch] / Scalar(n), meanGX = dGamma[ch] / Scalar(n)
-                    for r in 0..<n {
+                withUnsafeTemporaryAllocation(of: Scalar.self, capacity: 3 * c) { scratch in
+                  for ch in 0..<c {
+                    scratch[ch] = gamma[ch] * inverseStd[ch]
+                    scratch[c + ch] = training ? dBeta[ch] / Scalar(n) : 0
+                    scratch[2 * c + ch] = training ? dGamma[ch] / Scalar(n) : 0
+                  }
+                  for r in 0..<n {
+                    for ch in 0..<c {
                       let i = r * c + ch
-                      gx[i] = k * (g[i] - meanG - xh[i] * meanGX)
+                      gx[i] = scratch[ch] * (g[i] - scratch[c + ch] - xh[i] * scratch[2 * c + ch])
                     }
-                  } else {
-                    for r in 0..<n { gx[r * c + ch] = k * g[r * c + ch] }
                   }
                 }
               }

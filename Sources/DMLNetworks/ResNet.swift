@@ -159,7 +159,12 @@ public typealias ResNetBody<Block: Layer> = Chain<
 
 /// The ResNet variants of torchvision, by depth.
 public enum ResNetDepth: Int, Sendable, CaseIterable {
-  case resnet18 = 18, resnet34 = 34, resnet50 = 50
+  /// ResNet-18: basic blocks, 2-2-2-2.
+  case resnet18 = 18
+  /// ResNet-34: basic blocks, 3-4-6-3.
+  case resnet34 = 34
+  /// ResNet-50: bottleneck blocks, 3-4-6-3.
+  case resnet50 = 50
 
   /// Blocks in `layer1` … `layer4`.
   public var blocks: [Int] {

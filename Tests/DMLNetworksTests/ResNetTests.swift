@@ -1,4 +1,5 @@
 import DMLNetworks
+import DMLTraining
 import DMLTesting
 import Foundation
 import Testing
@@ -211,5 +212,28 @@ struct TorchWeightsTests {
     pool.forward(x, into: &y, mode: .training, compute: .automatic)
     // All negative: zero padding would give 0; −∞ padding gives the window's own maximum.
     #expect(y.elements == [-1, -2, -5, -6])
+  }
+}
+
+@Suite("The fine-tuning article's snippet")
+struct FineTuningArticleTests {
+  @Test("a state dict into ResNet-18 and back out")
+  func article() throws {
+    let path = ScratchSpace.path("resnet18-\(UUID().uuidString).safetensors")
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    // A torchvision-like file: ResNet-18 with an ImageNet head of 1,000 classes.
+    let source: Network<ResNetBody<BasicBlock<Float>>> = ResNetBuilder.basic(.resnet18, input: ImageShape(height: 64, width: 64, channels: 3), embedding: 1000)
+    let exported = TorchWeights.export(source)
+    try Checkpoint.safetensors(exported.tensors, integers: exported.integers).write(to: URL(fileURLWithPath: path))
+
+    var network: Network<ResNetBody<BasicBlock<Float>>> = ResNetBuilder.basic(
+      .resnet18, input: ImageShape(height: 64, width: 64, channels: 3), embedding: 128, frozenBatchNorm: true)
+    let report = try TorchWeights.load(try Checkpoint.readSafetensors(path), into: &network, newPrefixes: ["fc."])
+    // report.loaded: 100 tensors; report.new: ["fc.weight", "fc.bias"]
+    let (tensors, integers) = TorchWeights.export(network, steps: 1000)
+    let file = Checkpoint.safetensors(tensors, integers: integers)  // load_state_dict(strict=True) takes it
+
+    #expect(report.loaded.count == 100 && report.new == ["fc.weight", "fc.bias"])
+    #expect(tensors.count == 102 && integers.count == 20 && file.count > 40_000_000)
   }
 }

@@ -38,13 +38,13 @@ let residualFactory = ComponentFactory<AnyEmbeddingNetwork<Float>, NetworkContex
 struct ComponentRegistryTests {
   @Test("the standard registries list every built-in component, and specifications are checked by key")
   func standard() throws {
-    #expect(NetworkRegistry.standard.names == ["mlp", "local", "convnet-s"])
+    #expect(NetworkRegistry.standard.names == ["mlp", "local", "convnet-s", "resnet18", "resnet34", "resnet50"])
     #expect(MinerRegistry.standard.names.contains("distance-weighted") && MinerRegistry.standard.names.count == 13)
     #expect(BatchSamplerRegistry.standard.names == ["m-per-class", "shuffled", "views", "fixed-triplets"])
     #expect(OptimizerRegistry.standard.names == ["adam", "adamw", "sgd"])
     #expect(ScheduleRegistry.standard.names == ["constant", "cosine", "step"])
     let context = NetworkContext(inputFeatures: 16)
-    #expect(throws: SpecificationError("unknown network 'resnet'; known: mlp, local, convnet-s")) {
+    #expect(throws: SpecificationError("unknown network 'resnet'; known: mlp, local, convnet-s, resnet18, resnet34, resnet50")) {
       try NetworkRegistry.standard.make("resnet", context: context)
     }
     #expect(throws: SpecificationError("mlp: unknown hyperparameter 'widht'; known: batchnorm, depth, embedding, hidden, normalize")) {

@@ -27,9 +27,11 @@ case "plots":
   PlotBenchmark.run()
 case "images":
   exit(ImageBenchmark.run(Array(arguments.dropFirst())))
+case "resnet":
+  ResNetBenchmark.run(Array(arguments.dropFirst()))
 case "resources":
   exit(ResourceCheck.run(arguments.count > 1 ? arguments[1] : "mining:semihard") ? 0 : 1)
 default:
-  FileHandle.standardError.write(Data("usage: dml-bench foundation|losses [--quick] | cases [--quick] [--kinds K,...] [--trials N] | loss-loop center|ms | search [--no-large] | topk [--k K] | index [--n N] [--queries Q] [--embeddings E.npy] | plots | images generate|throughput|memory ... | resources search|mining:NAME | layers | distance\n".utf8))
+  FileHandle.standardError.write(Data("usage: dml-bench foundation|losses [--quick] | cases [--quick] [--kinds K,...] [--trials N] | loss-loop center|ms | search [--no-large] | topk [--k K] | index [--n N] [--queries Q] [--embeddings E.npy] | plots | images generate|throughput|memory ... | resources search|mining:NAME | layers | distance | resnet [--batch B] [--sizes S,...] [--threads T]\n".utf8))
   exit(2)
 }
