@@ -237,3 +237,49 @@ struct FineTuningArticleTests {
     #expect(tensors.count == 102 && integers.count == 20 && file.count > 40_000_000)
   }
 }
+
+@Suite("ResNet layers against central differences (Double)")
+struct ResNetGradientTests {
+  @Test("the stem's 7×7 stride-2 padded convolution without bias")
+  func stemConvolution() {
+    var rng = RandomSource(seed: 21)
+    let conv = Conv2D<Double>(input: ImageShape(height: 9, width: 9, channels: 3), outChannels: 4, kernel: 7, stride: 2, padding: 3, bias: false, rng: &rng)
+    #expect(conv.outputShape == ImageShape(height: 5, width: 5, channels: 4))
+    #expect(conv.namedParameters().map(\.name) == ["weight"])
+    expectPasses(GradientCheck.layer(conv, input: randomInput(2, 9 * 9 * 3, seed: 22)), "Conv 7x7/2 pad 3")
+  }
+
+  @Test("max pooling 3×3 stride 2 with padding 1")
+  func paddedMaxPool() {
+    let pool = MaxPool2D<Double>(input: ImageShape(height: 7, width: 6, channels: 3), size: 3, stride: 2, padding: 1)
+    expectPasses(GradientCheck.layer(pool, input: randomInput(2, 7 * 6 * 3, seed: 23)), "MaxPool 3x3/2 pad 1")
+  }
+
+  @Test("BatchNorm with frozen statistics: running ones used and kept in training")
+  func frozenBatchNorm() {
+    var bn = BatchNorm<Double>(channels: 3)
+    bn.frozen = true
+    bn.runningMean = [0.2, -0.1, 0.4]
+    bn.runningVariance = [1.5, 0.7, 2]
+    bn.scale.value.apply { _ in 1.3 }
+    expectPasses(GradientCheck.layer(bn, input: randomInput(3, 4 * 4 * 3, seed: 24), mode: .training), "frozen BatchNorm")
+    var copy = bn
+    var y = Matrix<Double>()
+    copy.forward(randomInput(3, 48, seed: 25), into: &y, mode: .training, compute: .automatic)
+    #expect(copy.runningMean == [0.2, -0.1, 0.4] && copy.runningVariance == [1.5, 0.7, 2])
+  }
+
+  @Test("BasicBlock and Bottleneck, with and without the downsample projection")
+  func blocks() {
+    let shape = ImageShape(height: 6, width: 6, channels: 4)
+    for stride in [1, 2] {
+      var rng = RandomSource(seed: 26)
+      let (basic, _) = ResNetBuilder.basicBlock(input: shape, planes: stride == 1 ? 4 : 6, stride: stride, rng: &rng) as (BasicBlock<Double>, ImageShape)
+      #expect((basic.shortcut != nil) == (stride == 2))
+      expectPasses(GradientCheck.layer(basic, input: randomInput(3, shape.features, seed: 27), mode: .training), tolerance: 1e-5, "BasicBlock stride \(stride)")
+      let (bottleneck, out) = ResNetBuilder.bottleneck(input: shape, planes: 2, stride: stride, rng: &rng) as (Bottleneck<Double>, ImageShape)
+      #expect(out.channels == 8 && bottleneck.shortcut != nil)
+      expectPasses(GradientCheck.layer(bottleneck, input: randomInput(3, shape.features, seed: 28), mode: .training), tolerance: 1e-5, "Bottleneck stride \(stride)")
+    }
+  }
+}
