@@ -26,8 +26,13 @@ def main():
     p.add_argument("--tolerance", type=float, default=1e-4)
     a = p.parse_args()
     state = read_safetensors(a.weights)
-    fc = state["fc.weight"]
-    model = getattr(torchvision.models, a.arch)(num_classes=fc.shape[0])
+    if "fc.weight" in state:
+        model = getattr(torchvision.models, a.arch)(num_classes=state["fc.weight"].shape[0])
+    else:
+        # head_bn=true: the embedding layer and its BatchNorm, as nn.Sequential in place of fc.
+        model = getattr(torchvision.models, a.arch)()
+        out, features = state["fc.0.weight"].shape
+        model.fc = torch.nn.Sequential(torch.nn.Linear(features, out), torch.nn.BatchNorm1d(out))
     model.load_state_dict(state, strict=True)
     model.eval()
     x = np.load(a.inputs).astype(np.float32).reshape(-1, a.size, a.size, a.channels).transpose(0, 3, 1, 2)

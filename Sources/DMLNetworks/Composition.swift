@@ -223,6 +223,13 @@ public struct Optionally<Wrapped: Layer>: Layer {
     if isEnabled { wrapped.visitParameters(&visitor) }
   }
 
+  /// As element `index` of a sequence: the wrapped layer's own naming there (its index, or the
+  /// name of a `Named` layer), when enabled.
+  @inlinable
+  public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V, asElement index: Int) where V.Scalar == Scalar {
+    if isEnabled { wrapped.visitParameters(&visitor, asElement: index) }
+  }
+
   public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) {
     if isEnabled { wrapped.visitRandomSources(visit) }
   }

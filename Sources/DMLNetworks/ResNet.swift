@@ -150,11 +150,16 @@ public typealias Bottleneck<T: DMLScalar> = ResidualBlock<
 /// ResNet's stem: conv 7×7 stride 2 → BN → ReLU → max pool 3×3 stride 2 (`conv1`, `bn1`).
 public typealias ResNetStem<T: DMLScalar> = Chain<Chain<ConvBN<T>, ReLU<T>>, MaxPool2D<T>>
 
+/// The embedding head: `fc` (Linear), or with BatchNorm `fc.0` (Linear) and `fc.1` (BatchNorm,
+/// PyTorch's `nn.Sequential(nn.Linear, nn.BatchNorm1d)` in place of torchvision's `fc`), then
+/// optionally L2 normalisation.
+public typealias ResNetHead<T: DMLScalar> = Chain<Named<Linear<T>>, Chain<Optionally<Named<BatchNorm<T>>>, Optionally<L2Normalize<T>>>>
+
 /// ResNet's layers: the stem, `layer1` to `layer4` (stacks of blocks), global average pooling,
-/// then the embedding `fc` (Linear), optionally L2-normalised.
+/// then the embedding head.
 public typealias ResNetBody<Block: Layer> = Chain<
   Chain<ResNetStem<Block.Scalar>, Chain<Chain<Named<Stack<Block>>, Named<Stack<Block>>>, Chain<Named<Stack<Block>>, Named<Stack<Block>>>>>,
-  Chain<GlobalAvgPool<Block.Scalar>, Chain<Named<Linear<Block.Scalar>>, Optionally<L2Normalize<Block.Scalar>>>>
+  Chain<GlobalAvgPool<Block.Scalar>, ResNetHead<Block.Scalar>>
 >
 
 /// The ResNet variants of torchvision, by depth.
@@ -227,9 +232,9 @@ public enum ResNetBuilder {
   }
 
   /// The whole body: stem, four stages of `blocks` made by `make`, pooling and the embedding head
-  /// of `embedding` outputs (`normalize`: L2-normalised).
+  /// of `embedding` outputs (`headBatchNorm`: followed by BatchNorm; `normalize`: L2-normalised).
   static func body<Block: Layer>(
-    input: ImageShape, blocks: [Int], expansion: Int, embedding: Int, normalize: Bool, frozen: Bool, seed: UInt64,
+    input: ImageShape, blocks: [Int], expansion: Int, embedding: Int, normalize: Bool, headBatchNorm: Bool, frozen: Bool, seed: UInt64,
     make: (ImageShape, Int, Int, inout RandomSource) -> (Block, ImageShape)
   ) -> ResNetBody<Block> {
     typealias T = Block.Scalar
@@ -249,19 +254,23 @@ public enum ResNetBuilder {
       stages.append(Named("layer\(i + 1)", Stack(layer)))
     }
     let fc = Linear<T>((64 << 3) * expansion, embedding, rng: &rng)
-    let head: Chain<GlobalAvgPool<T>, Chain<Named<Linear<T>>, Optionally<L2Normalize<T>>>> = Chain(
-      GlobalAvgPool(input: shape), Chain(Named("fc", fc), Optionally(L2Normalize(), enabled: normalize)))
-    return Chain(Chain(stem, Chain(Chain(stages[0], stages[1]), Chain(stages[2], stages[3]))), head)
+    let head: ResNetHead<T> = Chain(
+      Named(headBatchNorm ? "fc.0" : "fc", fc),
+      Chain(Optionally(Named("fc.1", batchNorm(embedding, frozen: frozen)), enabled: headBatchNorm), Optionally(L2Normalize(), enabled: normalize)))
+    return Chain(Chain(stem, Chain(Chain(stages[0], stages[1]), Chain(stages[2], stages[3]))), Chain(GlobalAvgPool(input: shape), head))
   }
 
   /// ResNet-18 or -34 (basic blocks) on `input` images, with an embedding head of `embedding`
-  /// outputs named `fc` (`frozenBatchNorm`: every BatchNorm's statistics frozen).
+  /// outputs named `fc` (with `headBatchNorm`, `fc.0` and its BatchNorm `fc.1`;
+  /// `frozenBatchNorm`: every BatchNorm's statistics frozen).
   public static func basic<T: DMLScalar>(
-    _ depth: ResNetDepth, input: ImageShape, embedding: Int, normalize: Bool = true, frozenBatchNorm: Bool = false, seed: UInt64 = 0
+    _ depth: ResNetDepth, input: ImageShape, embedding: Int, normalize: Bool = true, headBatchNorm: Bool = false, frozenBatchNorm: Bool = false,
+    seed: UInt64 = 0
   ) -> Network<ResNetBody<BasicBlock<T>>> {
     precondition(!depth.isBottleneck, "ResNetBuilder.basic: \(depth) has bottleneck blocks")
     let body = Self.body(
-      input: input, blocks: depth.blocks, expansion: 1, embedding: embedding, normalize: normalize, frozen: frozenBatchNorm, seed: seed
+      input: input, blocks: depth.blocks, expansion: 1, embedding: embedding, normalize: normalize, headBatchNorm: headBatchNorm,
+      frozen: frozenBatchNorm, seed: seed
     ) { (shape: ImageShape, planes: Int, stride: Int, rng: inout RandomSource) -> (BasicBlock<T>, ImageShape) in
       basicBlock(input: shape, planes: planes, stride: stride, frozen: frozenBatchNorm, rng: &rng)
     }
@@ -269,13 +278,16 @@ public enum ResNetBuilder {
   }
 
   /// ResNet-50 (bottleneck blocks) on `input` images, with an embedding head of `embedding`
-  /// outputs named `fc` (`frozenBatchNorm`: every BatchNorm's statistics frozen).
+  /// outputs named `fc` (with `headBatchNorm`, `fc.0` and its BatchNorm `fc.1`;
+  /// `frozenBatchNorm`: every BatchNorm's statistics frozen).
   public static func bottleneckNetwork<T: DMLScalar>(
-    _ depth: ResNetDepth, input: ImageShape, embedding: Int, normalize: Bool = true, frozenBatchNorm: Bool = false, seed: UInt64 = 0
+    _ depth: ResNetDepth, input: ImageShape, embedding: Int, normalize: Bool = true, headBatchNorm: Bool = false, frozenBatchNorm: Bool = false,
+    seed: UInt64 = 0
   ) -> Network<ResNetBody<Bottleneck<T>>> {
     precondition(depth.isBottleneck, "ResNetBuilder.bottleneckNetwork: \(depth) has basic blocks")
     let body = Self.body(
-      input: input, blocks: depth.blocks, expansion: 4, embedding: embedding, normalize: normalize, frozen: frozenBatchNorm, seed: seed
+      input: input, blocks: depth.blocks, expansion: 4, embedding: embedding, normalize: normalize, headBatchNorm: headBatchNorm,
+      frozen: frozenBatchNorm, seed: seed
     ) { (shape: ImageShape, planes: Int, stride: Int, rng: inout RandomSource) -> (Bottleneck<T>, ImageShape) in
       bottleneck(input: shape, planes: planes, stride: stride, frozen: frozenBatchNorm, rng: &rng)
     }

@@ -33,6 +33,7 @@ let resNetSpecs = [
   HyperparameterSpec("embedding", .integer, default: "512", "embedding dimension (the fc layer's outputs)", range: .atLeast(1)),
   HyperparameterSpec("normalize", .boolean, default: "true", "L2-normalise the embeddings"),
   HyperparameterSpec("frozen_bn", .boolean, default: "false", "BatchNorm statistics frozen (running ones, in training too)"),
+  HyperparameterSpec("head_bn", .boolean, default: "false", "BatchNorm after the embedding layer (named fc.0 and fc.1, as nn.Sequential(Linear, BatchNorm1d))"),
   HyperparameterSpec("weights", .text, default: "", "a safetensors file of a torchvision state dict (dml import-weights, or Benchmarks/Scripts/export_torchvision.py)"),
   HyperparameterSpec("strict", .boolean, default: "true", "every tensor must fit, but the head (fc); false: missing and extra tensors allowed"),
 ]
@@ -44,6 +45,7 @@ func resNet(_ depth: ResNetDepth, _ v: HyperparameterValues, _ c: NetworkContext
   let s = try imageShape(name, c)
   guard s.height >= 32 && s.width >= 32 else { throw SpecificationError("\(name) needs images of at least 32x32; these are \(s.width)x\(s.height)") }
   let embedding = try v.integer("embedding"), normalize = try v.boolean("normalize"), frozen = try v.boolean("frozen_bn")
+  let headBN = try v.boolean("head_bn")
   let weights = try v.string("weights"), strict = try v.boolean("strict")
   func load<C: ParameterContainer>(_ network: inout C) throws {
     guard !weights.isEmpty, c.loadsWeights else { return }
@@ -62,12 +64,12 @@ func resNet(_ depth: ResNetDepth, _ v: HyperparameterValues, _ c: NetworkContext
   }
   if depth.isBottleneck {
     var n: Network<ResNetBody<Bottleneck<Float>>> = ResNetBuilder.bottleneckNetwork(
-      depth, input: s, embedding: embedding, normalize: normalize, frozenBatchNorm: frozen, seed: c.seed)
+      depth, input: s, embedding: embedding, normalize: normalize, headBatchNorm: headBN, frozenBatchNorm: frozen, seed: c.seed)
     try load(&n)
     return AnyEmbeddingNetwork(n)
   }
   var n: Network<ResNetBody<BasicBlock<Float>>> = ResNetBuilder.basic(
-    depth, input: s, embedding: embedding, normalize: normalize, frozenBatchNorm: frozen, seed: c.seed)
+    depth, input: s, embedding: embedding, normalize: normalize, headBatchNorm: headBN, frozenBatchNorm: frozen, seed: c.seed)
   try load(&n)
   return AnyEmbeddingNetwork(n)
 }

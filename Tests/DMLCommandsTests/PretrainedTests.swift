@@ -104,3 +104,32 @@ struct FineTuningTests {
     #expect(bad.status != 0 && bad.stderr.contains("has no pretrained backbone and named head"), "\(bad.stderr)")
   }
 }
+
+@Suite("An embedding head with BatchNorm, as nn.Sequential(Linear, BatchNorm1d)")
+struct HeadBatchNormTests {
+  @Test("head_bn names the head fc.0 and fc.1; torchvision with that fc loads the export strictly and embeds alike")
+  func headBatchNorm() throws {
+    let work = ScratchSpace.path("head-bn-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(atPath: work) }
+    try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+    var net: Network<ResNetBody<BasicBlock<Float>>> = ResNetBuilder.basic(
+      .resnet18, input: ImageShape(height: 32, width: 32, channels: 3), embedding: 16, headBatchNorm: true, seed: 2)
+    let names = net.namedParameters().map(\.name).filter { $0.hasPrefix("fc") }
+    #expect(names == ["fc.0.weight", "fc.0.bias", "fc.1.weight", "fc.1.bias", "fc.1.running_mean", "fc.1.running_var"])
+    // Train mode once, so that the head's running statistics are not the initial ones.
+    var rng = RandomSource(seed: 9)
+    let inputs = Matrix<Float>(rows: 6, columns: 32 * 32 * 3, elements: (0..<(6 * 32 * 32 * 3)).map { _ in rng.uniform(Float.self) * 2 - 1 })
+    net.forward(inputs, mode: .training, compute: .automatic)
+    net.forward(inputs, mode: .inference, compute: .automatic)
+    let (tensors, integers) = TorchWeights.export(net, steps: 1)
+    #expect(integers.contains { $0.name == "fc.1.num_batches_tracked" })
+    try Checkpoint.safetensors(tensors, integers: integers).write(to: URL(fileURLWithPath: "\(work)/w.safetensors"))
+    try NPY.write(inputs, to: "\(work)/inputs.npy")
+    try NPY.write(net.embeddings, to: "\(work)/embeddings.npy")
+    let check = try PretrainedTests.python([
+      "\(PretrainedTests.scripts)/check_torchvision_export.py", "--arch", "resnet18", "--weights", "\(work)/w.safetensors",
+      "--inputs", "\(work)/inputs.npy", "--embeddings", "\(work)/embeddings.npy", "--size", "32", "--normalize",
+    ])
+    #expect(check.status == 0 && check.output.contains("strict load of 127 tensors: ok"), "\(check.output)")
+  }
+}
