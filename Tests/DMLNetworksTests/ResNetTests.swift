@@ -4,7 +4,7 @@ import DMLTesting
 import Foundation
 import Testing
 
-/// torchvision's ResNet-18 and ResNet-50 in float64 against the library's, parameter for
+/// torchvision's ResNet-18, -34 and -50 in float64 against the library's, parameter for
 /// parameter: Golden/resnet_golden.py sets every weight from an integer hash (so that nothing
 /// large is stored) and records the embeddings and every parameter gradient's digest.
 @Suite("ResNet against torchvision (float64 golden values)")
@@ -127,6 +127,16 @@ struct ResNetGoldenTests {
     for (mode, frozen) in [("train", false), ("frozen", true)] {
       var network: Network<ResNetBody<BasicBlock<Double>>> = ResNetBuilder.basic(
         .resnet18, input: ImageShape(height: 64, width: 64, channels: 3), embedding: 8, normalize: false, frozenBatchNorm: frozen)
+      try check(&network, golden: g, mode: mode)
+    }
+  }
+
+  @Test("ResNet-34: names, shapes, embeddings and every parameter gradient as torch's, in training and with frozen BatchNorm")
+  func resnet34() throws {
+    let g = try Self.golden("resnet34")
+    for (mode, frozen) in [("train", false), ("frozen", true)] {
+      var network: Network<ResNetBody<BasicBlock<Double>>> = ResNetBuilder.basic(
+        .resnet34, input: ImageShape(height: 64, width: 64, channels: 3), embedding: 8, normalize: false, frozenBatchNorm: frozen)
       try check(&network, golden: g, mode: mode)
     }
   }

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Golden values of torchvision's ResNet-18 and ResNet-50 in float64 (Debian's python3-torchvision),
-for Tests/DMLNetworksTests/ResNetTests.swift. Writes resnet18.json and resnet50.json beside itself.
+"""Golden values of torchvision's ResNet-18, -34 and -50 in float64 (Debian's python3-torchvision),
+for Tests/DMLNetworksTests/ResNetTests.swift. Writes resnet18.json, resnet34.json and resnet50.json
+beside itself.
 
 Every parameter and the input are set from an integer hash, not from a random generator, so that
 the Swift test rebuilds them exactly without storing 25 million weights:
@@ -70,5 +71,5 @@ def run(arch):
     print(arch, "written", len(names), "tensors")
 
 if __name__ == "__main__":
-    for arch in sys.argv[1:] or ["resnet18", "resnet50"]:
+    for arch in sys.argv[1:] or ["resnet18", "resnet34", "resnet50"]:
         run(arch)
