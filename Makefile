@@ -177,10 +177,6 @@ bench-mpi: deps
 	$(SWIFT) build -c release --product dml
 	bash Benchmarks/Scripts/bench_mpi.sh
 
-# The image pipeline beside torchvision's ImageFolder + DataLoader (Debian's python3-torchvision),
-# the input wait of training on a JPEG folder, and the pipeline's memory at 10,000 and 100,000
-# images (Benchmarks/Scripts/bench_images.sh; writes runs/bench-images.md; generates its JPEGs
-# into .build-bench once).
 # Near-duplicate photos: precision and recall of dml dedup on planted edited copies of generated
 # scenes, raw pixels and a trained instance embedding (Benchmarks/Scripts/bench_dedup.sh; writes
 # runs/bench-dedup.md).
@@ -195,6 +191,10 @@ bench-resnet: deps
 	$(SWIFT) build -c release --product dml-bench && $(SWIFT) build -c release --product dml
 	env $(FAST_BLAS) bash Benchmarks/Scripts/bench_resnet.sh
 
+# The image pipeline beside torchvision's ImageFolder + DataLoader (Debian's python3-torchvision),
+# the input wait of training on a JPEG folder, and the pipeline's memory at 10,000 and 100,000
+# images (Benchmarks/Scripts/bench_images.sh; writes runs/bench-images.md; generates its JPEGs
+# into .build-bench once).
 bench-images: deps
 	@dpkg-query -W -f='$${Status}' python3-torchvision 2>/dev/null | grep -q "ok installed" || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-torchvision; }
 	$(SWIFT) build -c release --product dml-bench && $(SWIFT) build -c release --product dml

@@ -275,8 +275,9 @@ struct Dedup: ParsableCommand {
       shift of up to N pixels (noisy and shifted copies), linked within --max-distance, or within
       the distance that --calibrate finds best on copies planted in the training images.
       --plant K adds a noisy and a shifted copy of K test images and reports precision and recall;
-      on image files (folder: or list: data) without --shift, it adds four edited copies of K
-      files instead: saved again at JPEG quality 50, scaled to 75%, cropped by 5%, brightened by 20%.
+      on image files (folder: or list: data), with or without --shift, it adds four edited copies
+      of K files instead (and --calibrate plants the same): saved again at JPEG quality 50, scaled
+      to 75%, cropped by 5%, brightened by 20%; --noise is then unused.
       Example: dml dedup --test-classes 0-9 --shift 2 --calibrate --plant 500
       Example: dml dedup --data folder:shop --test-classes 5-9 --plant 100 --threshold 0.99
       """)

@@ -96,7 +96,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
       "train_transforms": DataOptions.isImages(dataOptions.data) ? (trainTransforms ?? dataOptions.defaultTrainTransforms) : "",
       "local_anchors": "\(localAnchors)",
       // Cached images decode at full size, streamed JPEGs at a reduced DCT scale: other pixels.
-      "cache_images": DataOptions.isImages(dataOptions.data) ? "\(cacheImages)" : "",
+      "cache_images": DataOptions.isImages(dataOptions.data) && cacheImages ? "true" : "",
       "freeze_backbone_steps": freezeBackboneSteps > 0 ? "\(freezeBackboneSteps)" : "",
     ]
   }

@@ -256,13 +256,13 @@ public enum ResNetBuilder {
     let fc = Linear<T>((64 << 3) * expansion, embedding, rng: &rng)
     let head: ResNetHead<T> = Chain(
       Named(headBatchNorm ? "fc.0" : "fc", fc),
-      Chain(Optionally(Named("fc.1", batchNorm(embedding, frozen: frozen)), enabled: headBatchNorm), Optionally(L2Normalize(), enabled: normalize)))
+      Chain(Optionally(Named("fc.1", batchNorm(embedding, frozen: false)), enabled: headBatchNorm), Optionally(L2Normalize(), enabled: normalize)))
     return Chain(Chain(stem, Chain(Chain(stages[0], stages[1]), Chain(stages[2], stages[3]))), Chain(GlobalAvgPool(input: shape), head))
   }
 
   /// ResNet-18 or -34 (basic blocks) on `input` images, with an embedding head of `embedding`
-  /// outputs named `fc` (with `headBatchNorm`, `fc.0` and its BatchNorm `fc.1`;
-  /// `frozenBatchNorm`: every BatchNorm's statistics frozen).
+  /// outputs named `fc` (with `headBatchNorm`, `fc.0` and its BatchNorm `fc.1`, which is new and
+  /// never frozen; `frozenBatchNorm`: every pretrained BatchNorm's statistics frozen).
   public static func basic<T: DMLScalar>(
     _ depth: ResNetDepth, input: ImageShape, embedding: Int, normalize: Bool = true, headBatchNorm: Bool = false, frozenBatchNorm: Bool = false,
     seed: UInt64 = 0
@@ -278,8 +278,8 @@ public enum ResNetBuilder {
   }
 
   /// ResNet-50 (bottleneck blocks) on `input` images, with an embedding head of `embedding`
-  /// outputs named `fc` (with `headBatchNorm`, `fc.0` and its BatchNorm `fc.1`;
-  /// `frozenBatchNorm`: every BatchNorm's statistics frozen).
+  /// outputs named `fc` (with `headBatchNorm`, `fc.0` and its BatchNorm `fc.1`, which is new and
+  /// never frozen; `frozenBatchNorm`: every pretrained BatchNorm's statistics frozen).
   public static func bottleneckNetwork<T: DMLScalar>(
     _ depth: ResNetDepth, input: ImageShape, embedding: Int, normalize: Bool = true, headBatchNorm: Bool = false, frozenBatchNorm: Bool = false,
     seed: UInt64 = 0

@@ -88,8 +88,9 @@ public struct RunSettings: Sendable {
   /// Report a `.step` event every this many steps (0: none).
   public var stepEventInterval: Int
   /// Fine-tuning warm-up: for the first `steps` steps only the network's parameters whose names
-  /// start with one of `head` train (the backbone is frozen: the optimizer leaves it, and its
-  /// state, untouched); then everything trains. `nil`: no warm-up.
+  /// start with one of `head` train (the optimizer leaves the backbone's parameters and their
+  /// optimizer state untouched; its BatchNorm running statistics still follow the batches unless
+  /// `frozen_bn`); then everything trains. `nil`: no warm-up.
   public var frozenBackbone: (steps: Int, head: [String])?
   /// Checkpoints (`nil`: none).
   public var checkpoint: CheckpointSettings?
