@@ -43,15 +43,21 @@ struct Recipe {
     return ["fc."]
   }
 
-  func parts(train: Dataset, warn: (String) -> Void) throws -> (trainer: CommandRun.TrainerType, batches: any BatchSampler, settings: RunSettings) {
+  /// `loadsWeights` false (a resumed run) skips the network's `weights=` file: the checkpoint
+  /// holds every parameter.
+  func parts(train: Dataset, loadsWeights: Bool = true, warn: (String) -> Void) throws -> (trainer: CommandRun.TrainerType, batches: any BatchSampler, settings: RunSettings) {
     let classes = Set(train.labels).count
     // Training images read as the run goes have no rows in memory: their shape says the width.
     let inputFeatures = train.features.columns > 0 ? train.features.columns : train.imageShape.map { $0.height * $0.width * $0.channels } ?? 0
-    var net = try Builders.network(network, inputFeatures: inputFeatures, imageShape: train.imageShape, seed: seed)
+    var net = try Builders.network(network, inputFeatures: inputFeatures, imageShape: train.imageShape, seed: seed, loadsWeights: loadsWeights)
+    let optimizerValues = try? HyperparameterValues(parsing: optimizer)
+    func given(_ key: String) -> Bool { optimizerValues?.given[key] != nil }
     if let head = Self.head(ofNetwork: network) {
+      if given("first_lr") { warn("--optimizer first_lr applies to the first layer of the mlp and convnet networks; \(network) ignores it (its backbone learns at backbone_lr × lr)") }
       // A network with a named head (the ResNets): the backbone learns at backbone_lr × lr.
       net.forEachParameter { name, p in if !head.contains(where: { name.hasPrefix($0) }) { p.group = 3 } }
     } else {
+      if given("backbone_lr") { warn("--optimizer backbone_lr applies to the pretrained ResNets' backbones; \(network) ignores it (its first layer learns at first_lr × lr)") }
       // The first layer's weight and bias (the first two parameters) learn at first_lr × lr.
       var index = 0
       net.forEachParameter { _, p in

@@ -134,7 +134,7 @@ struct Train: ParsableCommand, TrainingDataFlags {
     }
     let images = try dataOptions.trainingImages(
       train, transforms: trainTransforms ?? dataOptions.defaultTrainTransforms, seed: seed, cache: cacheImages)
-    var (trainer, batches, settings) = try recipe.parts(train: train) { warn($0) }
+    var (trainer, batches, settings) = try recipe.parts(train: train, loadsWeights: !resume) { warn($0) }
     // Every component is built: the last checks before any training.
     if let warning = try splitClasses.openSetCheck(allowed: allowOverlap, options: dataOptions) { warn(warning) }
     if group.rank == 0 { try checkOutputs() }

@@ -149,11 +149,23 @@ public struct Network<Body: Layer>: EmbeddingNetwork {
 }
 
 extension EmbeddingNetwork {
-  /// Embeds every row of `input` in inference mode, in batches of `batchSize`, into a new matrix.
+  /// Rows per batch when embedding rows of `features` values: 1,024 rows of up to 2,048 values,
+  /// fewer for wider rows, so that a batch holds about 2²¹ input values (55 images of 3×112×112).
+  /// A network's activations are several times its input (a ResNet's first convolution gives
+  /// 5 values per input value), and every layer keeps its own: 1,024 such images would take
+  /// gigabytes.
+  @inlinable
+  public static func embeddingBatchSize(features: Int) -> Int {
+    Swift.max(1, Swift.min(1024, (1 << 21) / Swift.max(1, features)))
+  }
+
+  /// Embeds every row of `input` in inference mode, in batches of `batchSize` rows (by default
+  /// `embeddingBatchSize(features:)`), into a new matrix.
   @inlinable
   public mutating func embed(
-    _ input: Matrix<Scalar>, batchSize: Int = 1024, compute: ComputeContext = .automatic
+    _ input: Matrix<Scalar>, batchSize: Int? = nil, compute: ComputeContext = .automatic
   ) -> Matrix<Scalar> {
+    let batchSize = Swift.max(1, batchSize ?? Self.embeddingBatchSize(features: input.columns))
     var result = Matrix<Scalar>(rows: input.rows, columns: embeddingDimension)
     var batch = Matrix<Scalar>()
     let d = input.columns

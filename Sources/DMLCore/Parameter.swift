@@ -21,6 +21,10 @@ public struct Parameter<Scalar: DMLScalar>: Sendable {
   /// Whether the optimizer updates it. State that a layer updates itself (BatchNorm's running
   /// statistics) is a non-trainable parameter, so that checkpoints save it with the weights.
   public var trainable: Bool
+  /// Held still for now (a fine-tuning warm-up): still a trainable parameter, which checkpoints
+  /// save as one with its optimizer state, but the optimizer skips it and a distributed step
+  /// neither sums its gradient nor averages it as state. Not saved: the run sets it.
+  public var frozen = false
 
   /// A parameter with the given logical `shape`, stored as a matrix of the same element count.
   public init(

@@ -12,6 +12,23 @@ package func reluForward<T: DMLScalar>(
   for i in 0..<count { y[i] = x[i] > 0 ? x[i] : 0 }
 }
 
+/// `y = max(a + b, 0)` over `count` elements (a NaN sum gives 0, as `ReLU` does).
+@inlinable
+package func addThenRectify<T: DMLScalar>(
+  _ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, count: Int
+) {
+  for i in 0..<count {
+    let s = a[i] + b[i]
+    y[i] = s > 0 ? s : 0
+  }
+}
+
+/// `y += x` over `count` elements.
+@inlinable
+package func addInPlace<T: DMLScalar>(_ y: UnsafeMutablePointer<T>, _ x: UnsafePointer<T>, count: Int) {
+  for i in 0..<count { y[i] += x[i] }
+}
+
 /// `gx = x > 0 ? g : 0` over `count` elements.
 @inlinable
 package func reluBackward<T: DMLScalar>(

@@ -177,12 +177,36 @@ public struct Matrix<Scalar: DMLScalar>: @unchecked Sendable {
   }
 
   /// Writes the transpose into `t`, resized to `columns × rows` (its storage only grows, so a
-  /// buffer reused every step allocates nothing after the first).
+  /// buffer reused every step allocates nothing after the first). A large matrix is split into
+  /// pieces of rows over `compute`'s threads (each piece writes its own columns of `t`).
   @inlinable
-  public func transpose(into t: inout Matrix) {
+  public func transpose(into t: inout Matrix, compute: ComputeContext = .serial) {
     t.resize(rows: columns, columns: rows)
-    for i in 0..<rows {
-      for j in 0..<columns { t.storage[j * rows + i] = storage[i * columns + j] }
+    let (m, n) = (rows, columns)
+    guard m > 0 && n > 0 else { return }
+    // In 16 × 16 tiles, so that both sides stay in the cache lines a tile touches.
+    let pieces = compute.chunkCount(rows: (m + 15) / 16, workPerRow: 16 * n)
+    withUnsafeBufferPointer { source in
+      t.withUnsafeMutableBufferPointer { target in
+        let a = source.baseAddress!, b = target.baseAddress!
+        BatchParallelism.forEachChunk(rows: (m + 15) / 16, chunks: pieces) { _, tiles in
+        var i0 = 16 * tiles.lowerBound
+        let end = Swift.min(m, 16 * tiles.upperBound)
+        while i0 < end {
+          let i1 = Swift.min(end, i0 + 16)
+          var j0 = 0
+          while j0 < n {
+            let j1 = Swift.min(n, j0 + 16)
+            for i in i0..<i1 {
+              let row = a + i * n
+              for j in j0..<j1 { b[j * m + i] = row[j] }
+            }
+            j0 = j1
+          }
+          i0 = i1
+        }
+        }
+      }
     }
   }
 }

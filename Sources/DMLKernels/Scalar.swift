@@ -60,7 +60,29 @@ public protocol PoolingScalar: LaneScalar {
 /// It gathers small capabilities: real functions (`exp`, `log`, `erf`, …) from swift-numerics,
 /// binary floating-point conversions, products (`GEMMScalar`), vectorised elementwise kernels
 /// (`LaneScalar`) and pooling's window kernels (`PoolingScalar`).
-public protocol DMLScalar: Real, BinaryFloatingPoint, SIMDScalar, Sendable, Codable, GEMMScalar, PoolingScalar
+/// Batch normalisation's passes over a piece of the channels, in C (`dml_batchnorm_forward_f32`
+/// and the others), where the channels fill the vector lanes.
+public protocol BatchNormScalar {
+  /// The forward pass over channels `lo..<hi` of `n` rows of `c` channels: the batch's (or, when
+  /// not `training`, the running) mean and inverse standard deviation into `mean` and `inverse`,
+  /// the running estimates moved by `momentum` when training, and `y = γ (x − mean) · inverse + β`.
+  static func batchNormForward(
+    _ x: UnsafePointer<Self>, rows n: Int, channels c: Int, range: Range<Int>, training: Bool,
+    epsilon: Self, momentum: Self, mean: UnsafeMutablePointer<Self>, inverse: UnsafeMutablePointer<Self>,
+    runningMean: UnsafeMutablePointer<Self>, runningVariance: UnsafeMutablePointer<Self>,
+    gamma: UnsafePointer<Self>, beta: UnsafePointer<Self>, into y: UnsafeMutablePointer<Self>)
+
+  /// The backward pass over channels `lo..<hi`: `dGamma`, `dBeta`, and the input gradient into
+  /// `gx` unless it is nil; the normalised values are recomputed from `x`, `mean` and `inverse`.
+  /// `scratch` holds `3c` values.
+  static func batchNormBackward(
+    _ g: UnsafePointer<Self>, input x: UnsafePointer<Self>, rows n: Int, channels c: Int, range: Range<Int>,
+    mean: UnsafePointer<Self>, inverse: UnsafePointer<Self>, gamma: UnsafePointer<Self>, training: Bool,
+    dGamma: UnsafeMutablePointer<Self>, dBeta: UnsafeMutablePointer<Self>, scratch: UnsafeMutablePointer<Self>,
+    inputGradient gx: UnsafeMutablePointer<Self>?)
+}
+
+public protocol DMLScalar: Real, BinaryFloatingPoint, SIMDScalar, Sendable, Codable, GEMMScalar, PoolingScalar, BatchNormScalar
 where Self.RawSignificand: FixedWidthInteger {
   /// A short name for reports (`"f32"`, `"f64"`).
   static var typeName: String { get }
@@ -142,6 +164,30 @@ extension Float: DMLScalar {
       transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b,
       ldb: ldb, beta: beta, c: c, ldc: ldc, engine: engine)
   }
+  /// Batch normalisation's forward pass, through `dml_batchnorm_forward_f32`.
+  @inlinable
+  public static func batchNormForward(
+    _ x: UnsafePointer<Float>, rows n: Int, channels c: Int, range: Range<Int>, training: Bool,
+    epsilon: Float, momentum: Float, mean: UnsafeMutablePointer<Float>, inverse: UnsafeMutablePointer<Float>,
+    runningMean: UnsafeMutablePointer<Float>, runningVariance: UnsafeMutablePointer<Float>,
+    gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>
+  ) {
+    dml_batchnorm_forward_f32(
+      x, n, c, range.lowerBound, range.upperBound, training ? 1 : 0, epsilon, momentum, mean, inverse,
+      runningMean, runningVariance, gamma, beta, y)
+  }
+  /// Batch normalisation's backward pass, through `dml_batchnorm_backward_f32`.
+  @inlinable
+  public static func batchNormBackward(
+    _ g: UnsafePointer<Float>, input x: UnsafePointer<Float>, rows n: Int, channels c: Int, range: Range<Int>,
+    mean: UnsafePointer<Float>, inverse: UnsafePointer<Float>, gamma: UnsafePointer<Float>, training: Bool,
+    dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+    inputGradient gx: UnsafeMutablePointer<Float>?
+  ) {
+    dml_batchnorm_backward_f32(
+      g, x, n, c, range.lowerBound, range.upperBound, mean, inverse, gamma, training ? 1 : 0, dGamma, dBeta,
+      scratch, gx)
+  }
   /// The short name for reports, `"f32"`.
   public static var typeName: String { "f32" }
 }
@@ -173,6 +219,30 @@ extension Double: DMLScalar {
     blasGemm(
       transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda,
       b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+  }
+  /// Batch normalisation's forward pass, through `dml_batchnorm_forward_f64`.
+  @inlinable
+  public static func batchNormForward(
+    _ x: UnsafePointer<Double>, rows n: Int, channels c: Int, range: Range<Int>, training: Bool,
+    epsilon: Double, momentum: Double, mean: UnsafeMutablePointer<Double>, inverse: UnsafeMutablePointer<Double>,
+    runningMean: UnsafeMutablePointer<Double>, runningVariance: UnsafeMutablePointer<Double>,
+    gamma: UnsafePointer<Double>, beta: UnsafePointer<Double>, into y: UnsafeMutablePointer<Double>
+  ) {
+    dml_batchnorm_forward_f64(
+      x, n, c, range.lowerBound, range.upperBound, training ? 1 : 0, epsilon, momentum, mean, inverse,
+      runningMean, runningVariance, gamma, beta, y)
+  }
+  /// Batch normalisation's backward pass, through `dml_batchnorm_backward_f64`.
+  @inlinable
+  public static func batchNormBackward(
+    _ g: UnsafePointer<Double>, input x: UnsafePointer<Double>, rows n: Int, channels c: Int, range: Range<Int>,
+    mean: UnsafePointer<Double>, inverse: UnsafePointer<Double>, gamma: UnsafePointer<Double>, training: Bool,
+    dGamma: UnsafeMutablePointer<Double>, dBeta: UnsafeMutablePointer<Double>, scratch: UnsafeMutablePointer<Double>,
+    inputGradient gx: UnsafeMutablePointer<Double>?
+  ) {
+    dml_batchnorm_backward_f64(
+      g, x, n, c, range.lowerBound, range.upperBound, mean, inverse, gamma, training ? 1 : 0, dGamma, dBeta,
+      scratch, gx)
   }
   /// The short name for reports, `"f64"`.
   public static var typeName: String { "f64" }

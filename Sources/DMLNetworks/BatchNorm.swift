@@ -35,7 +35,9 @@ public struct BatchNorm<Scalar: DMLScalar>: Layer {
   public var epsilon: Scalar
   /// The weight of the current batch in the running estimates.
   public var momentum: Scalar
-  @usableFromInline var normalized = Matrix<Scalar>()
+  /// The mean and inverse standard deviation the last forward pass used, per channel: the
+  /// backward pass recomputes the normalised values from them and its input.
+  @usableFromInline var batchMean: [Scalar]
   @usableFromInline var inverseStd: [Scalar]
   /// Frozen statistics: the running mean and variance are used and kept in training too (as a
   /// PyTorch BatchNorm in `eval()` inside a model in `train()`: the usual way to fine-tune a
@@ -66,11 +68,25 @@ public struct BatchNorm<Scalar: DMLScalar>: Layer {
       name: "running_var", shape: [channels], value: Matrix(rows: 1, columns: channels, repeating: 1),
       decays: false, trainable: false)
     inverseStd = [Scalar](repeating: 0, count: channels)
+    batchMean = [Scalar](repeating: 0, count: channels)
   }
 
   public func outputFeatures(forInput n: Int) -> Int {
     precondition(n % channels == 0, "BatchNorm over \(channels) channels got \(n) features")
     return n
+  }
+
+  /// The channel ranges that run in parallel: `threads` pieces of whole 16-channel groups (one
+  /// piece when the work is small). Each channel's sums run over the rows in order within one
+  /// piece, so the results are the same for every thread count.
+  @inlinable
+  func channelRanges(values n: Int, compute: ComputeContext) -> [Range<Int>] {
+    let groups = (channels + 15) / 16
+    let pieces = compute.chunkCount(rows: groups, workPerRow: 16 * n)
+    return (0..<pieces).map { piece in
+      let g = BatchParallelism.rows(ofChunk: piece, chunks: pieces, rows: groups)
+      return Swift.min(channels, 16 * g.lowerBound)..<Swift.min(channels, 16 * g.upperBound)
+    }
   }
 
   @inlinable
@@ -84,45 +100,28 @@ public struct BatchNorm<Scalar: DMLScalar>: Layer {
     let n = input.count / c  // values per channel
     lastMode = frozen ? .inference : mode
     output.resize(rows: input.rows, columns: input.columns)
-    normalized.resize(rows: input.rows, columns: input.columns)
     let eps = epsilon, m = momentum, training = mode == .training && !frozen
     precondition(!training || n > 1, "BatchNorm in training mode needs more than one value per channel")
+    let ranges = channelRanges(values: n, compute: compute)
     // Rows outside, channels inside (contiguous): each channel's sums still run over the rows in
-    // order, as a per-channel loop would add them, at memory speed.
+    // order, as a per-channel loop would add them, at memory speed. Pieces of the channels run in
+    // parallel.
     input.withUnsafeBufferPointer { x in
-      normalized.withUnsafeMutableBufferPointer { xh in
-        inverseStd.withUnsafeMutableBufferPointer { inv in
-          runningMeanParameter.value.withUnsafeMutableBufferPointer { rm in
-            runningVarianceParameter.value.withUnsafeMutableBufferPointer { rv in
-              withUnsafeTemporaryAllocation(of: Scalar.self, capacity: 2 * c) { scratch in
-                let mu = UnsafeMutableBufferPointer(rebasing: scratch[0..<c]), v = UnsafeMutableBufferPointer(rebasing: scratch[c..<(2 * c)])
-                if training {
-                  // Two passes over the channel, for accuracy.
-                  mu.initialize(repeating: 0)
-                  v.initialize(repeating: 0)
-                  for r in 0..<n {
-                    for ch in 0..<c { mu[ch] += x[r * c + ch] }
-                  }
-                  for ch in 0..<c { mu[ch] /= Scalar(n) }
-                  for r in 0..<n {
-                    for ch in 0..<c {
-                      let d = x[r * c + ch] - mu[ch]
-                      v[ch] += d * d
+      output.withUnsafeMutableBufferPointer { y in
+        batchMean.withUnsafeMutableBufferPointer { mean in
+          inverseStd.withUnsafeMutableBufferPointer { inv in
+            runningMeanParameter.value.withUnsafeMutableBufferPointer { rm in
+              runningVarianceParameter.value.withUnsafeMutableBufferPointer { rv in
+                scale.value.withUnsafeBufferPointer { gamma in
+                  shift.value.withUnsafeBufferPointer { beta in
+                    BatchParallelism.forEachChunk(rows: ranges.count, chunks: ranges.count) { piece, _ in
+                      Scalar.batchNormForward(
+                        x.baseAddress!, rows: n, channels: c, range: ranges[piece], training: training, epsilon: eps,
+                        momentum: m, mean: mean.baseAddress!, inverse: inv.baseAddress!, runningMean: rm.baseAddress!,
+                        runningVariance: rv.baseAddress!, gamma: gamma.baseAddress!, beta: beta.baseAddress!,
+                        into: y.baseAddress!)
                     }
                   }
-                  for ch in 0..<c {
-                    inv[ch] = 1 / Scalar.sqrt(v[ch] / Scalar(n) + eps)
-                    rm[ch] = (1 - m) * rm[ch] + m * mu[ch]
-                    rv[ch] = (1 - m) * rv[ch] + m * v[ch] / Scalar(n - 1)
-                  }
-                } else {
-                  for ch in 0..<c {
-                    mu[ch] = rm[ch]
-                    inv[ch] = 1 / Scalar.sqrt(rv[ch] + eps)
-                  }
-                }
-                for r in 0..<n {
-                  for ch in 0..<c { xh[r * c + ch] = (x[r * c + ch] - mu[ch]) * inv[ch] }
                 }
               }
             }
@@ -130,19 +129,10 @@ public struct BatchNorm<Scalar: DMLScalar>: Layer {
         }
       }
     }
-    scale.value.withUnsafeBufferPointer { gamma in
-      shift.value.withUnsafeBufferPointer { beta in
-        normalized.withUnsafeBufferPointer { xh in
-          output.withUnsafeMutableBufferPointer { y in
-            for r in 0..<n {
-              for ch in 0..<c { y[r * c + ch] = gamma[ch] * xh[r * c + ch] + beta[ch] }
-            }
-          }
-        }
-      }
-    }
   }
 
+  /// γ's and β's gradients, and, if `propagate`, the input's: the normalised values are
+  /// recomputed from `input` and the forward pass's mean and inverse standard deviation.
   @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
@@ -152,40 +142,30 @@ public struct BatchNorm<Scalar: DMLScalar>: Layer {
     let n = input.count / c
     let training = lastMode == .training
     if propagate { inputGradient.resize(rows: input.rows, columns: input.columns) }
-    outputGradient.withUnsafeBufferPointer { g in
-      normalized.withUnsafeBufferPointer { xh in
-        scale.gradient.withUnsafeMutableBufferPointer { dGamma in
-          shift.gradient.withUnsafeMutableBufferPointer { dBeta in
-            // Rows outside, channels inside; each channel's sums in row order, as before.
-            dGamma.initialize(repeating: 0)
-            dBeta.initialize(repeating: 0)
-            for r in 0..<n {
-              for ch in 0..<c {
-                dBeta[ch] += g[r * c + ch]
-                dGamma[ch] += g[r * c + ch] * xh[r * c + ch]
-              }
-            }
-          }
-        }
-      }
+    guard n > 0 else {
+      scale.gradient.resize(rows: 1, columns: c, zeroed: true)
+      shift.gradient.resize(rows: 1, columns: c, zeroed: true)
+      return
     }
-    guard propagate else { return }
-    outputGradient.withUnsafeBufferPointer { g in
-      normalized.withUnsafeBufferPointer { xh in
-        scale.value.withUnsafeBufferPointer { gamma in
-          scale.gradient.withUnsafeBufferPointer { dGamma in
-            shift.gradient.withUnsafeBufferPointer { dBeta in
-              inputGradient.withUnsafeMutableBufferPointer { gx in
-                withUnsafeTemporaryAllocation(of: Scalar.self, capacity: 3 * c) { scratch in
-                  for ch in 0..<c {
-                    scratch[ch] = gamma[ch] * inverseStd[ch]
-                    scratch[c + ch] = training ? dBeta[ch] / Scalar(n) : 0
-                    scratch[2 * c + ch] = training ? dGamma[ch] / Scalar(n) : 0
-                  }
-                  for r in 0..<n {
-                    for ch in 0..<c {
-                      let i = r * c + ch
-                      gx[i] = scratch[ch] * (g[i] - scratch[c + ch] - xh[i] * scratch[2 * c + ch])
+    let ranges = channelRanges(values: n, compute: compute)
+    scale.gradient.resize(rows: 1, columns: c)
+    shift.gradient.resize(rows: 1, columns: c)
+    func run(_ gx: UnsafeMutablePointer<Scalar>?) {
+      outputGradient.withUnsafeBufferPointer { g in
+        input.withUnsafeBufferPointer { x in
+          scale.value.withUnsafeBufferPointer { gamma in
+            scale.gradient.withUnsafeMutableBufferPointer { dGamma in
+              shift.gradient.withUnsafeMutableBufferPointer { dBeta in
+                batchMean.withUnsafeBufferPointer { mean in
+                  inverseStd.withUnsafeBufferPointer { inv in
+                    withUnsafeTemporaryAllocation(of: Scalar.self, capacity: 3 * c) { scratch in
+                      BatchParallelism.forEachChunk(rows: ranges.count, chunks: ranges.count) { piece, _ in
+                        Scalar.batchNormBackward(
+                          g.baseAddress!, input: x.baseAddress!, rows: n, channels: c, range: ranges[piece],
+                          mean: mean.baseAddress!, inverse: inv.baseAddress!, gamma: gamma.baseAddress!, training: training,
+                          dGamma: dGamma.baseAddress!, dBeta: dBeta.baseAddress!, scratch: scratch.baseAddress!,
+                          inputGradient: gx)
+                      }
                     }
                   }
                 }
@@ -194,6 +174,11 @@ public struct BatchNorm<Scalar: DMLScalar>: Layer {
           }
         }
       }
+    }
+    if propagate {
+      inputGradient.withUnsafeMutableBufferPointer { run($0.baseAddress!) }
+    } else {
+      run(nil)
     }
   }
 

@@ -230,6 +230,10 @@ public struct Optionally<Wrapped: Layer>: Layer {
     if isEnabled { wrapped.visitParameters(&visitor, asElement: index) }
   }
 
+  /// The wrapped layer's positions in a sequence (a wrapped `Chain` of two takes two), so that
+  /// the layers after it keep their numbers.
+  @inlinable public static var sequenceLength: Int { Wrapped.sequenceLength }
+
   public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) {
     if isEnabled { wrapped.visitRandomSources(visit) }
   }

@@ -87,6 +87,11 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
       minimumWork: 1 << 20)
   }
 
+  /// Whether the columns are the input itself: a 1×1 kernel at stride 1 without padding reads
+  /// each pixel's channels as its patch, so `im2col` and `col2im` would only copy.
+  @inlinable
+  var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
+
   /// Images per block: about 512 patch rows (at least one image).
   @inlinable
   func imagesPerBlock(_ g: ConvGeometry) -> Int { Swift.max(1, 512 / Swift.max(1, g.outputHeight * g.outputWidth)) }
@@ -115,9 +120,10 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
     output.resize(rows: g.patchCount, columns: oc)
     if g.batch > 0 {
       let chunks = chunkCount(g, compute: compute), perBlock = imagesPerBlock(g)
-      let scratch = 2 * perBlock * perImage * ps
+      let scratch = isPointwise ? 1 : 2 * perBlock * perImage * ps
+      let pointwise = isPointwise
       columns.resize(rows: chunks, columns: scratch)
-      weight.value.transpose(into: &transposedWeight)
+      weight.value.transpose(into: &transposedWeight, compute: compute)
       input.withUnsafeBufferPointer { x in
         columns.withUnsafeMutableBufferPointer { c in
           output.withUnsafeMutableBufferPointer { y in
@@ -128,9 +134,10 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
                   Self.forEachBlock(of: images, size: perBlock) { first, count in
                     var gc = g
                     gc.batch = count
-                    im2col(x.baseAddress! + first * inF, geometry: gc, into: cols)
+                    let block = x.baseAddress! + first * inF
+                    if !pointwise { im2col(block, geometry: gc, into: cols) }
                     ChunkedAffine.forward(
-                      cols, rows: gc.patchCount, inputs: ps, weight: w.baseAddress!, bias: b.baseAddress!,
+                      pointwise ? block : UnsafePointer(cols), rows: gc.patchCount, inputs: ps, weight: w.baseAddress!, bias: b.baseAddress!,
                       outputs: oc, into: y.baseAddress! + first * perImage * oc, transposed: true, engine: compute.engine)
                   }
                 }
@@ -163,7 +170,8 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
     if propagate { inputGradient.resize(rows: input.rows, columns: inF) }
     guard g.batch > 0 else { return }
     if chunks > 1 { partialGradients.resize(rows: chunks - 1, columns: oc * ps + oc) }
-    let blockSize = perBlock * perImage * ps, scratch = 2 * blockSize
+    let pointwise = isPointwise
+    let blockSize = pointwise ? 0 : perBlock * perImage * ps, scratch = Swift.max(1, 2 * blockSize)
     columns.resize(rows: chunks, columns: scratch)
     input.withUnsafeBufferPointer { x in
       outputGradient.withUnsafeBufferPointer { dy in
@@ -181,17 +189,20 @@ public struct Conv2D<Scalar: DMLScalar>: Layer {
                       Self.forEachBlock(of: images, size: perBlock) { first, count in
                         var gc = g
                         gc.batch = count
-                        im2col(x.baseAddress! + first * inF, geometry: gc, into: cols)
+                        let block = x.baseAddress! + first * inF
+                        if !pointwise { im2col(block, geometry: gc, into: cols) }
                         let gradient = dy.baseAddress! + first * perImage * oc
                         ChunkedAffine.parameterGradients(
-                          cols, gradient, rows: gc.patchCount, inputs: ps, outputs: oc,
+                          pointwise ? block : UnsafePointer(cols), gradient, rows: gc.patchCount, inputs: ps, outputs: oc,
                           weightGradient: target.weight, biasGradient: target.bias,
                           accumulate: first > images.lowerBound, engine: compute.engine)
                         guard propagate else { return }
+                        // A pointwise convolution's column gradient is its input gradient.
+                        let target = dx.baseAddress! + first * inF
                         ChunkedAffine.inputGradient(
                           gradient, rows: gc.patchCount, inputs: ps, outputs: oc, weight: w.baseAddress!,
-                          into: columnGradient, engine: compute.engine)
-                        col2im(columnGradient, geometry: gc, into: dx.baseAddress! + first * inF)
+                          into: pointwise ? target : columnGradient, engine: compute.engine)
+                        if !pointwise { col2im(columnGradient, geometry: gc, into: target) }
                       }
                     }
                     ChunkedAffine.addPartialGradients(

@@ -77,32 +77,47 @@ public struct ResidualBlock<Body: Layer, Shortcut: Layer>: Layer where Body.Scal
     return out
   }
 
+  /// `max(body(x) + shortcut(x), 0)`: the sum and the rectifier in one pass, split over rows.
   @inlinable
   public mutating func forward(_ input: Matrix<Scalar>, into output: inout Matrix<Scalar>, mode: ForwardMode, compute: ComputeContext) {
     body.forward(input, into: &bodyOutput, mode: mode, compute: compute)
-    output.assign(bodyOutput)
-    if shortcut != nil {
-      shortcut!.forward(input, into: &shortcutOutput, mode: mode, compute: compute)
-      output.add(shortcutOutput)
-    } else {
-      output.add(input)
-    }
-    output.withUnsafeMutableBufferPointer { y in
-      for i in y.indices where !(y[i] > 0) { y[i] = 0 }
+    if shortcut != nil { shortcut!.forward(input, into: &shortcutOutput, mode: mode, compute: compute) }
+    precondition(
+      bodyOutput.columns == (shortcut != nil ? shortcutOutput.columns : input.columns),
+      "ResidualBlock: the body gives \(bodyOutput.columns) features, the shortcut \(shortcut != nil ? shortcutOutput.columns : input.columns)")
+    output.resize(rows: bodyOutput.rows, columns: bodyOutput.columns)
+    let f = bodyOutput.columns, rows = bodyOutput.rows
+    let chunks = compute.chunkCount(rows: rows, workPerRow: f)
+    let skip = shortcut != nil ? shortcutOutput : input
+    bodyOutput.withUnsafeBufferPointer { b in
+      skip.withUnsafeBufferPointer { s in
+        output.withUnsafeMutableBufferPointer { y in
+          BatchParallelism.forEachChunk(rows: rows, chunks: chunks) { _, r in
+            let o = r.lowerBound * f
+            addThenRectify(b.baseAddress! + o, s.baseAddress! + o, y.baseAddress! + o, count: r.count * f)
+          }
+        }
+      }
     }
   }
 
+  /// Through the rectifier (where the output is positive), then into the body and the shortcut;
+  /// the input gradient is the sum of theirs (the identity's is the gradient itself).
   @inlinable
   public mutating func backward(
     input: Matrix<Scalar>, output: Matrix<Scalar>, outputGradient: Matrix<Scalar>,
     inputGradient: inout Matrix<Scalar>, propagate: Bool, compute: ComputeContext
   ) {
-    // Through the ReLU: where the output is positive.
-    sumGradient.resize(rows: outputGradient.rows, columns: outputGradient.columns)
+    let f = outputGradient.columns, rows = outputGradient.rows
+    let chunks = compute.chunkCount(rows: rows, workPerRow: f)
+    sumGradient.resize(rows: rows, columns: f)
     output.withUnsafeBufferPointer { y in
       outputGradient.withUnsafeBufferPointer { g in
         sumGradient.withUnsafeMutableBufferPointer { s in
-          for i in s.indices { s[i] = y[i] > 0 ? g[i] : 0 }
+          BatchParallelism.forEachChunk(rows: rows, chunks: chunks) { _, r in
+            let o = r.lowerBound * f
+            reluBackward(y.baseAddress! + o, g.baseAddress! + o, s.baseAddress! + o, count: r.count * f)
+          }
         }
       }
     }
@@ -112,9 +127,19 @@ public struct ResidualBlock<Body: Layer, Shortcut: Layer>: Layer where Body.Scal
       shortcut!.backward(
         input: input, output: shortcutOutput, outputGradient: sumGradient, inputGradient: &shortcutGradient, propagate: propagate,
         compute: compute)
-      if propagate { inputGradient.add(shortcutGradient) }
-    } else if propagate {
-      inputGradient.add(sumGradient)
+    }
+    guard propagate else { return }
+    let other = shortcut != nil ? shortcutGradient : sumGradient
+    let n = inputGradient.columns, inputRows = inputGradient.rows
+    precondition(other.count == inputGradient.count, "ResidualBlock: the shortcut's gradient has another shape than the body's")
+    let inputChunks = compute.chunkCount(rows: inputRows, workPerRow: n)
+    other.withUnsafeBufferPointer { a in
+      inputGradient.withUnsafeMutableBufferPointer { gx in
+        BatchParallelism.forEachChunk(rows: inputRows, chunks: inputChunks) { _, r in
+          let o = r.lowerBound * n
+          addInPlace(gx.baseAddress! + o, a.baseAddress! + o, count: r.count * n)
+        }
+      }
     }
   }
 

@@ -554,13 +554,13 @@ extension TrainingRun {
   mutating func freezeBackbone(_ frozen: Bool, head: [String]) {
     if frozen && frozenByWarmup.isEmpty {
       trainer.network.forEachParameter { name, p in
-        guard p.trainable, !head.contains(where: { name.hasPrefix($0) }) else { return }
-        p.trainable = false
+        guard p.trainable, !p.frozen, !head.contains(where: { name.hasPrefix($0) }) else { return }
+        p.frozen = true
         frozenByWarmup.append(name)
       }
     } else if !frozen && !frozenByWarmup.isEmpty {
       let names = Set(frozenByWarmup)
-      trainer.network.forEachParameter { name, p in if names.contains(name) { p.trainable = true } }
+      trainer.network.forEachParameter { name, p in if names.contains(name) { p.frozen = false } }
       frozenByWarmup = []
     }
   }

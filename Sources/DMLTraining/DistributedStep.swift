@@ -27,6 +27,8 @@ struct PackingVisitor<Scalar: DMLScalar>: ParameterVisitor {
   @usableFromInline
   mutating func visit(_ parameter: inout Parameter<Scalar>) {
     let n = parameter.count
+    // A frozen parameter (a warm-up's backbone) is neither: its value agrees on every rank.
+    guard !parameter.frozen else { return }
     switch (packing, parameter.trainable) {
     case (.gradients, true):
       if parameter.gradient.count != n { parameter.gradient.resize(rows: parameter.value.rows, columns: parameter.value.columns, zeroed: true) }

@@ -135,10 +135,11 @@ extension Optimizer {
   /// Leaves the scope entered last.
   @inlinable public mutating func leaveScope() { slots.path.removeLast() }
 
-  /// Updates `parameter` if it is trainable, with the state kept under its full name.
+  /// Updates `parameter` if it is trainable and not frozen, with the state kept under its full
+  /// name.
   @inlinable
   public mutating func visit(_ parameter: inout Parameter<Scalar>) {
-    guard parameter.trainable else { return }
+    guard parameter.trainable && !parameter.frozen else { return }
     let slot = slots.slot(for: parameter.name)
     update(&parameter, slot: slot)
   }

@@ -83,7 +83,7 @@ struct FineTuningTests {
     let pretrained = try Checkpoint.readSafetensors(weights)
     for (name, flags) in [
       ("warmup", ["--freeze-backbone-steps", "1000"]), ("group", ["--optimizer", "sgd:lr=0.05,backbone_lr=0"]),
-      ("both-train", ["--optimizer", "sgd:lr=0.05"]),
+      ("both-train", ["--optimizer", "sgd:lr=0.05,first_lr=0"]),
     ] {
       let model = "\(work)/\(name)", out = "\(work)/\(name).safetensors"
       let t = try dml([
@@ -92,6 +92,8 @@ struct FineTuningTests {
         "--epochs", "1", "--log", "json", "--log-every", "0", "--checkpoint", model,
       ] + flags)
       try #require(t.status == 0, "\(name): \(t.stderr)")
+      // first_lr is the MLP's and ConvNet's: a ResNet says it ignores it (its backbone still trains).
+      #expect(t.stderr.contains("first_lr") == (name == "both-train"), "\(name): \(t.stderr)")
       let x = try dml(["export-weights", "--checkpoint", model, "--output", out])
       try #require(x.status == 0, "\(x.stderr)")
       let trained = try Checkpoint.readSafetensors(out)
@@ -100,6 +102,10 @@ struct FineTuningTests {
       }
       #expect(backboneKept == (name != "both-train"), "\(name): backbone kept \(backboneKept)")
     }
+    // A resumed run takes every parameter from its checkpoint: the weights file may be gone.
+    try FileManager.default.removeItem(atPath: weights)
+    let resumed = try dml(["train", "--checkpoint", "\(work)/group", "--resume", "--epochs", "2", "--log", "json", "--log-every", "0"])
+    #expect(resumed.status == 0 && resumed.stdout.contains("\"epoch\":2"), "\(resumed.stderr)")
     let bad = try dml(["train", "--network", "mlp", "--freeze-backbone-steps", "5", "--epochs", "1"])
     #expect(bad.status != 0 && bad.stderr.contains("has no pretrained backbone and named head"), "\(bad.stderr)")
   }

@@ -16,6 +16,23 @@ struct KernelTests {
     #expect(m.elements == [0, 0, 0, 0, 0, 5])
   }
 
+  @Test(
+    "the tiled transpose moves every element, in one piece and split over threads",
+    arguments: [(1, 1), (3, 40), (17, 33), (64, 16), (100, 7)])
+  func transpose(shape: (rows: Int, columns: Int)) {
+    let m = Matrix<Float>(
+      rows: shape.rows, columns: shape.columns,
+      elements: (0..<(shape.rows * shape.columns)).map { Float($0) })
+    for compute in [ComputeContext(threads: 1), ComputeContext(threads: 3, splitsAlways: true)] {
+      var t = Matrix<Float>(rows: 2, columns: 2, repeating: -1)
+      m.transpose(into: &t, compute: compute)
+      #expect(t.rows == shape.columns && t.columns == shape.rows)
+      var wrong = 0
+      for i in 0..<shape.rows { for j in 0..<shape.columns where t[j, i] != m[i, j] { wrong += 1 } }
+      #expect(wrong == 0, "\(compute): \(wrong) elements misplaced")
+    }
+  }
+
   @Test("reductions and broadcasts")
   func reductions() {
     var m = Matrix<Double>([[1, 2, 3], [4, 5, 6]])

@@ -100,7 +100,7 @@ struct LayerGradientTests {
   }
 
   @Test(
-    "Conv2D with one input channel", arguments: [(3, 1, 1), (3, 2, 1), (2, 1, 0), (3, 2, 0)])
+    "Conv2D with one input channel", arguments: [(3, 1, 1), (3, 2, 1), (2, 1, 0), (3, 2, 0), (1, 1, 0), (1, 2, 0)])
   func convSingleChannel(config: (kernel: Int, stride: Int, padding: Int)) {
     var rng = RandomSource(seed: 9)
     let layer = Conv2D<Double>(
@@ -112,7 +112,8 @@ struct LayerGradientTests {
   @Test("Conv2D's output is the convolution, with one input channel and with two")
   func convForward() {
     for channels in [1, 2] {
-      for (k, s, p) in [(3, 1, 1), (3, 2, 0), (2, 1, 0)] {
+      // (1, 1, 0) is pointwise: the input is its own column matrix, without im2col.
+      for (k, s, p) in [(3, 1, 1), (3, 2, 0), (2, 1, 0), (1, 1, 0), (1, 2, 0)] {
         var rng = RandomSource(seed: 11)
         let shape = ImageShape(height: 6, width: 5, channels: channels)
         var layer = Conv2D<Double>(input: shape, outChannels: 3, kernel: k, stride: s, padding: p, rng: &rng)
@@ -274,6 +275,15 @@ struct LayerGradientTests {
     #expect(body.parameters.filter(\.trainable).count == 8)
     expectPasses(GradientCheck.layer(body, input: randomInput(4, 5, seed: 18)), "Sequential")
     expectPasses(GradientCheck.layer(Stack<ReLU<Double>>([]), input: randomInput(2, 3, seed: 19)), "empty Stack")
+    // An optional pair of layers takes two positions of the sequence, so the next layer is 3.
+    var numbered = sequential {
+      Linear<Double>(5, 6, rng: &rng)
+      Optionally(Chain(Linear<Double>(6, 6, rng: &rng), ReLU<Double>()), enabled: true)
+      Linear<Double>(6, 2, rng: &rng)
+    }
+    var names: [String] = []
+    numbered.forEachParameter { name, _ in names.append(name) }
+    #expect(names == ["0.weight", "0.bias", "1.weight", "1.bias", "3.weight", "3.bias"])
   }
 
   @Test("Residual: x + body(x), gradients through both paths, the body's names under `body`")
@@ -337,7 +347,9 @@ struct BatchSplitTests {
     return d
   }
 
-  @Test("Linear, Conv2D, ReLU and MaxPool2D: 1 chunk against 3", arguments: ["linear", "conv", "conv1", "relu", "pool"])
+  @Test(
+    "Linear, Conv2D, ReLU, MaxPool2D, BatchNorm and residual blocks: 1 chunk against 3",
+    arguments: ["linear", "conv", "conv1", "pointwise", "relu", "pool", "batchnorm", "residual"])
   func agree(layerName: String) {
     var rng = RandomSource(seed: 30)
     let shape = ImageShape(height: 8, width: 6, channels: 3)
@@ -352,6 +364,21 @@ struct BatchSplitTests {
       let conv = Conv2D<Double>(input: single, outChannels: 4, kernel: 3, stride: 2, rng: &rng)
       let x1 = randomInput(7, single.features, seed: 33)
       (one, three) = (Self.run(conv, input: x1, chunks: 1), Self.run(conv, input: x1, chunks: 3))
+    case "pointwise":
+      let conv = Conv2D<Double>(input: shape, outChannels: 5, kernel: 1, rng: &rng)
+      (one, three) = (Self.run(conv, input: x, chunks: 1), Self.run(conv, input: x, chunks: 3))
+    case "batchnorm":
+      // 40 channels: three pieces of channels (16, 16, 8), each summed over every row.
+      let wide = ImageShape(height: 2, width: 3, channels: 40)
+      let xw = randomInput(7, wide.features, seed: 34)
+      let bn = BatchNorm<Double>(channels: 40)
+      (one, three) = (Self.run(bn, input: xw, chunks: 1), Self.run(bn, input: xw, chunks: 3))
+      // The same sums in the same order: equal to the last bit.
+      #expect(one == three, "BatchNorm depends on the thread count")
+    case "residual":
+      // A BasicBlock with the projection: the sum and rectifier, and BatchNorm, split too.
+      let (block, _) = ResNetBuilder.basicBlock(input: shape, planes: 4, stride: 2, rng: &rng) as (BasicBlock<Double>, ImageShape)
+      (one, three) = (Self.run(block, input: x, chunks: 1), Self.run(block, input: x, chunks: 3))
     case "linear":
       let linear = Linear<Double>(shape.features, 6, rng: &rng)
       (one, three) = (Self.run(linear, input: x, chunks: 1), Self.run(linear, input: x, chunks: 3))

@@ -55,6 +55,30 @@ struct OptimizerTests {
     }
   }
 
+  @Test("a frozen parameter (a warm-up's backbone) is held still by SGD and Adam, and learns again when thawed")
+  func frozen() {
+    var sgd = SGD<Double>(learningRate: 0.1, momentum: 0.9)
+    var adam = Adam<Double>(learningRate: 0.01)
+    var a = Single([0.5]), b = Single([0.5])
+    a.p.frozen = true
+    b.p.frozen = true
+    for _ in 0..<3 {
+      a.setGradient([0.2])
+      b.setGradient([0.2])
+      sgd.step(&a)
+      adam.step(&b)
+    }
+    #expect(a.values == [0.5] && b.values == [0.5])
+    #expect(a.p.trainable && b.p.trainable)
+    a.p.frozen = false
+    b.p.frozen = false
+    sgd.step(&a)
+    adam.step(&b)
+    // Thawed: the first step of each, as if the frozen steps had not happened.
+    #expect(abs(a.values[0] - (0.5 - 0.1 * 0.2)) < 1e-15)
+    #expect(abs(b.values[0] - (0.5 - 0.01)) < 1e-9)
+  }
+
   @Test("Adam and AdamW trajectories", arguments: [false, true])
   func adam(decoupled: Bool) {
     var opt = Adam<Double>(learningRate: 0.01, weightDecay: 0.1, decoupled: decoupled)

@@ -54,6 +54,35 @@ int dml_relu_pool_window(const float *base, const ptrdiff_t *offsets, ptrdiff_t 
 int dml_route_gradient(const float *g, const uint8_t *routes, const ptrdiff_t *offsets,
                        ptrdiff_t positions, float *row, ptrdiff_t count);
 
+
+/// Batch normalisation's forward pass over channels lo..<hi of n rows of c channels (row-major,
+/// NHWC), each channel's sums over the rows in order. Training (training != 0): the batch's mean
+/// and inverse standard deviation 1/sqrt(biased variance + eps) (two passes) into mean and inv,
+/// and the running estimates moved by momentum (the running variance unbiased); else mean and
+/// inv from the running estimates. y = gamma * ((x - mean) * inv) + beta. The same values
+/// with or without AVX-512 (no fused multiply-adds).
+void dml_batchnorm_forward_f32(const float *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t lo, ptrdiff_t hi,
+                               int training, float eps, float momentum, float *mean, float *inv,
+                               float *running_mean, float *running_var, const float *gamma,
+                               const float *beta, float *y);
+/// `dml_batchnorm_forward_f32` in double precision.
+void dml_batchnorm_forward_f64(const double *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t lo, ptrdiff_t hi,
+                               int training, double eps, double momentum, double *mean, double *inv,
+                               double *running_mean, double *running_var, const double *gamma,
+                               const double *beta, double *y);
+/// Batch normalisation's backward pass over channels lo..<hi, from the forward pass's input x,
+/// mean and inv (the normalised values are recomputed, as the forward pass computed them):
+/// dgamma = sum g * xhat, dbeta = sum g, and, when gx is not NULL, the input gradient
+/// gamma * inv * (g - dbeta / n - xhat * dgamma / n) (training) or gamma * inv * g (running
+/// statistics). scratch holds 3c values.
+void dml_batchnorm_backward_f32(const float *g, const float *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t lo,
+                                ptrdiff_t hi, const float *mean, const float *inv, const float *gamma,
+                                int training, float *dgamma, float *dbeta, float *scratch, float *gx);
+/// `dml_batchnorm_backward_f32` in double precision.
+void dml_batchnorm_backward_f64(const double *g, const double *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t lo,
+                                ptrdiff_t hi, const double *mean, const double *inv, const double *gamma,
+                                int training, double *dgamma, double *dbeta, double *scratch, double *gx);
+
 #ifdef __cplusplus
 }
 #endif
