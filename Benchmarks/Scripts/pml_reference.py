@@ -151,14 +151,16 @@ def loss_factories(classes):
         "tcm": (lambda: losses.ThresholdConsistentMarginLoss(), None),
         "fast-ap": (lambda: losses.FastAPLoss(), None),
         "margin": (lambda: losses.MarginLoss(), None),
+        "snr-contrastive": (lambda: losses.SignalToNoiseRatioContrastiveLoss(), None),
     }
 
 
 QUICK_LOSS = "triplet + semihard miner"
-# PML builds matrices of positive × negative pairs (or every triplet) for these: at 1,024 rows
-# several need tens of GB, so they are measured at 256 rows only.
+# PML builds matrices of positive × negative pairs (or every triplet, or for the SNR distance every
+# pair's n × n × d differences) for these: at 1,024 rows several need tens of GB, so they are
+# measured at 256 rows only.
 SMALL_ONLY = {"lifted-structure", "generalized-lifted-structure", "ntxent", "nca", "intra-pair-variance", "tuplet-margin",
-              "angular", "npairs", "ranked-list", "histogram", "tcm", "fast-ap", "margin"}
+              "angular", "npairs", "ranked-list", "histogram", "tcm", "fast-ap", "margin", "snr-contrastive"}
 
 
 def loss_cases(quick, trials):

@@ -96,8 +96,8 @@ public enum ContrastiveLosses {
   /// Registry entries for `ContrastiveLoss`, `MultiSimilarityLoss`, `SupConLoss`,
   /// `UniformityLoss`, `LiftedStructureLoss`, `GeneralizedLiftedStructureLoss`, `NTXentLoss`,
   /// `NCALoss`, `IntraPairVarianceLoss`, `TupletMarginLoss`, `AngularLoss`, `NPairsLoss`,
-  /// `RankedListLoss`, `HistogramLoss`, `ThresholdConsistentMarginLoss`, `FastAPLoss`, `PNPLoss`
-  /// and `InstanceLoss`, in `Float`.
+  /// `RankedListLoss`, `HistogramLoss`, `ThresholdConsistentMarginLoss`, `FastAPLoss`, `PNPLoss`,
+  /// `InstanceLoss` and `SNRContrastiveLoss`, in `Float`.
   public static var registrations: [LossFactory] {
     [
       LossFactory(ContrastiveLoss<Float>.self), LossFactory(MultiSimilarityLoss<Float>.self), LossFactory(SupConLoss<Float>.self),
@@ -107,7 +107,7 @@ public enum ContrastiveLosses {
       LossFactory(AngularLoss<Float>.self), LossFactory(NPairsLoss<Float>.self),
       LossFactory(RankedListLoss<Float>.self), LossFactory(HistogramLoss<Float>.self),
       LossFactory(ThresholdConsistentMarginLoss<Float>.self), LossFactory(FastAPLoss<Float>.self),
-      LossFactory(PNPLoss<Float>.self), LossFactory(InstanceLoss<Float>.self),
+      LossFactory(PNPLoss<Float>.self), LossFactory(InstanceLoss<Float>.self), LossFactory(SNRContrastiveLoss<Float>.self),
     ]
   }
 }

@@ -10,6 +10,10 @@ public struct DistanceWorkspace<Scalar: DMLScalar>: Sendable {
   @usableFromInline var lastSameSet = false
   @usableFromInline var querySquares: [Scalar] = []
   @usableFromInline var referenceSquares: [Scalar] = []
+  /// The signal-to-noise distance's centred rows and the query rows' squared centred norms.
+  @usableFromInline var centeredQuery = Matrix<Scalar>()
+  @usableFromInline var centeredReference = Matrix<Scalar>()
+  @usableFromInline var anchorSquares: [Scalar] = []
   /// The threads the distance's products may use.
   public var compute: ComputeContext
 
@@ -25,6 +29,9 @@ public enum DistanceKind: String, Sendable, Codable, CaseIterable {
   case squaredEuclidean
   /// `a · b` (PML's `DotProductSimilarity`; with normalisation, `CosineSimilarity`).
   case dotProduct
+  /// The signal-to-noise ratio `var(a − b) / var(a)` (PML's `SNRDistance`, Yuan et al. 2019): the
+  /// noise `b − a` against the anchor's signal, each variance over the features. Not symmetric.
+  case snr
 }
 
 /// Turns a batch of embeddings (rows) and a reference set (rows) into a score matrix, and, backwards,
@@ -56,6 +63,13 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
   public static let cosine = Distance(.dotProduct, normalizesEmbeddings: true)
   /// PML's `DotProductSimilarity(normalize_embeddings=False)`.
   public static let dotProduct = Distance(.dotProduct, normalizesEmbeddings: false)
+  /// PML's `SNRDistance()`: the signal-to-noise ratio of normalised rows.
+  public static let snr = Distance(.snr, normalizesEmbeddings: true)
+
+  /// The smallest anchor variance the signal-to-noise ratio divides by: an anchor whose features
+  /// are all equal (no signal) gives large finite scores, and no gradient through its variance,
+  /// where PML would divide by zero.
+  public static let snrVarianceFloor = 1e-12
 
   /// True for similarities, where larger means closer.
   @inlinable public var isSimilarity: Bool { kind == .dotProduct }
@@ -68,6 +82,7 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     case (.dotProduct, false): return "dot"
     case (.euclidean, let n): return n ? "euclidean" : "euclidean(unnormalized)"
     case (.squaredEuclidean, let n): return n ? "squared-euclidean" : "squared-euclidean(unnormalized)"
+    case (.snr, let n): return n ? "snr" : "snr(unnormalized)"
     }
   }
 
@@ -87,6 +102,7 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     precondition(
       query.columns == reference.columns,
       "Distance: query rows have \(query.columns) features, reference rows \(reference.columns)")
+    guard kind != .snr else { return snrScores(query, reference, sameSet: sameSet, into: &scores, workspace: &w) }
     prepare(query, into: &w.query, norms: &w.queryNorms)
     w.lastSameSet = sameSet
     if sameSet {
@@ -96,7 +112,7 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
       gemm(w.query, w.reference, transposeB: true, into: &scores, compute: w.compute)
     }
     guard kind != .dotProduct else { return }
-    let n = scores.rows, m = scores.columns, d = query.columns
+    let d = query.columns
     let power1 = kind == .euclidean
     w.query.rowSquaredNorms(into: &w.querySquares)
     if sameSet {
@@ -104,11 +120,24 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     } else {
       w.reference.rowSquaredNorms(into: &w.referenceSquares)
     }
-    let referenceRows = sameSet ? w.query : w.reference
-    w.query.withUnsafeBufferPointer { q in
+    Self.finishSquaredDistances(
+      w.query, sameSet ? w.query : w.reference, querySquares: w.querySquares, referenceSquares: w.referenceSquares,
+      sameSet: sameSet, squareRoot: power1, d: d, into: &scores)
+  }
+
+  /// Turns `scores`, the products `q_i · r_j`, into squared distances `‖q_i‖² + ‖r_j‖² − 2 q_i·r_j`,
+  /// recomputing directly the entries where that form cancels (exactly 0 on a same set's
+  /// diagonal), then into distances if `squareRoot`.
+  @inlinable
+  static func finishSquaredDistances<T: DMLScalar>(
+    _ queryRows: Matrix<T>, _ referenceRows: Matrix<T>, querySquares: [T], referenceSquares: [T], sameSet: Bool,
+    squareRoot power1: Bool, d: Int, into scores: inout Matrix<T>
+  ) {
+    let n = scores.rows, m = scores.columns
+    queryRows.withUnsafeBufferPointer { q in
       referenceRows.withUnsafeBufferPointer { r in
-        w.querySquares.withUnsafeBufferPointer { qs in
-          w.referenceSquares.withUnsafeBufferPointer { rs in
+        querySquares.withUnsafeBufferPointer { qs in
+          referenceSquares.withUnsafeBufferPointer { rs in
             scores.withUnsafeMutableBufferPointer { s in
               for i in 0..<n {
                 T.squaredDistanceRow(
@@ -162,6 +191,12 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     w.lastSameSet = false
     scores.resize(rows: n, columns: m, zeroed: true)
     guard d > 0 else { return }
+    if kind == .snr {
+      // What the backward pass reads: the centred rows and the anchors' squared centred norms.
+      Self.centerRows(w.query, into: &w.centeredQuery)
+      Self.centerRows(w.reference, into: &w.centeredReference)
+      w.centeredQuery.rowSquaredNorms(into: &w.anchorSquares)
+    }
     let kind = self.kind
     w.query.withUnsafeBufferPointer { q in
       w.reference.withUnsafeBufferPointer { r in
@@ -172,6 +207,22 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
             let a = q.baseAddress! + i * d, b = r.baseAddress! + j * d
             switch kind {
             case .dotProduct: s[i * m + j] = T.dot(a, b, count: d)
+            case .snr:
+              // var(a − b) / var(a), each as a sum of squares about its mean (the (d − 1) cancels).
+              var meanA: T = 0, meanDiff: T = 0
+              for k in 0..<d {
+                meanA += a[k]
+                meanDiff += a[k] - b[k]
+              }
+              meanA /= T(d)
+              meanDiff /= T(d)
+              var signal: T = 0, noise: T = 0
+              for k in 0..<d {
+                let u = a[k] - meanA, v = (a[k] - b[k]) - meanDiff
+                signal += u * u
+                noise += v * v
+              }
+              s[i * m + j] = noise / Swift.max(signal, T(Distance.snrVarianceFloor))
             case .euclidean, .squaredEuclidean:
               var d2: T = 0
               for k in 0..<d {
@@ -197,6 +248,13 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     precondition(
       scores.columns == n && scoreGradient.rows == n && scoreGradient.columns == n,
       "Distance backward: gradient is \(scoreGradient.rows)x\(scoreGradient.columns), scores \(n)x\(scores.columns)")
+    if kind == .snr {
+      // Not symmetric: the two sides' gradients, added.
+      var other = Matrix<T>()
+      backward(x, x, scores: scores, scoreGradient: scoreGradient, workspace: &w, queryGradient: &gradient, referenceGradient: &other)
+      gradient.add(other)
+      return
+    }
     scoreWeights(scores, scoreGradient, into: &w.weights)
     w.weights.withUnsafeMutableBufferPointer { wt in
       // Symmetrise: W ← W + Wᵀ, so one product serves both sides.
@@ -277,6 +335,8 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
       addScaledRows(w.query, scales: w.rowWeights, into: &queryGradient)
       multiplyWeights(w.weights, transposeW: true, w.query, alpha: -1, into: &referenceGradient, compute: w.compute)
       addScaledRows(referenceRows, scales: w.columnWeights, into: &referenceGradient)
+    case .snr:
+      snrBackward(scores: scores, scoreGradient: scoreGradient, workspace: &w, queryGradient: &queryGradient, referenceGradient: &referenceGradient)
     }
     if normalizesEmbeddings {
       normalizeBackward(&queryGradient, normalized: w.query, norms: w.queryNorms)
@@ -298,6 +358,7 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
           case .dotProduct: wt.baseAddress!.update(from: g.baseAddress!, count: wt.count)
           case .euclidean: T.divideWherePositive(g.baseAddress!, s.baseAddress!, wt.baseAddress!, count: wt.count)
           case .squaredEuclidean: for k in wt.indices { wt[k] = 2 * g[k] }
+          case .snr: preconditionFailure("the signal-to-noise distance weighs its scores in snrBackward")
           }
         }
       }
@@ -324,6 +385,118 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
             for k in 0..<d { row[k] = from[k] / norm }
           }
         }
+      }
+    }
+  }
+}
+
+extension Distance {
+  /// The signal-to-noise ratio: rows prepared (normalised if asked), centred (their mean
+  /// removed, as a variance does), then `S[i, j] = ‖ĉ_i − r̂_j‖² / ‖ĉ_i‖²`, the squared distances
+  /// of the centred rows by one GEMM (cancelling entries recomputed directly), each row divided
+  /// by its anchor's squared centred norm (at least `snrVarianceFloor`).
+  @inlinable
+  func snrScores<T: DMLScalar>(
+    _ query: Matrix<T>, _ reference: Matrix<T>, sameSet: Bool, into scores: inout Matrix<T>, workspace w: inout DistanceWorkspace<T>
+  ) {
+    prepare(query, into: &w.query, norms: &w.queryNorms)
+    w.lastSameSet = sameSet
+    Self.centerRows(w.query, into: &w.centeredQuery)
+    if !sameSet {
+      prepare(reference, into: &w.reference, norms: &w.referenceNorms)
+      Self.centerRows(w.reference, into: &w.centeredReference)
+    }
+    let centeredReference = sameSet ? w.centeredQuery : w.centeredReference
+    gemm(w.centeredQuery, centeredReference, transposeB: true, into: &scores, compute: w.compute)
+    w.centeredQuery.rowSquaredNorms(into: &w.querySquares)
+    w.anchorSquares = w.querySquares
+    if sameSet {
+      w.referenceSquares = w.querySquares
+    } else {
+      centeredReference.rowSquaredNorms(into: &w.referenceSquares)
+    }
+    Self.finishSquaredDistances(
+      w.centeredQuery, centeredReference, querySquares: w.querySquares, referenceSquares: w.referenceSquares,
+      sameSet: sameSet, squareRoot: false, d: query.columns, into: &scores)
+    let (n, m) = (scores.rows, scores.columns)
+    let floor = T(Distance.snrVarianceFloor)
+    w.anchorSquares.withUnsafeBufferPointer { a in
+      scores.withUnsafeMutableBufferPointer { s in
+        for i in 0..<n {
+          let inverse = 1 / Swift.max(a[i], floor), row = s.baseAddress! + i * m
+          for j in 0..<m { row[j] *= inverse }
+        }
+      }
+    }
+  }
+
+  /// The signal-to-noise ratio's backward pass to the centred rows, then through the centring
+  /// (each gradient row's mean removed). With `N_i = ‖ĉ_i‖²` and `W = 2G / N` (row-wise):
+  /// `∂ĉ_i = Σ_j W_ij (ĉ_i − r̂_j) − (2 / N_i) (Σ_j G_ij S_ij) ĉ_i` and `∂r̂_j = Σ_i W_ij (r̂_j − ĉ_i)`;
+  /// an anchor at the variance floor has no gradient through its variance.
+  @inlinable
+  func snrBackward<T: DMLScalar>(
+    scores: Matrix<T>, scoreGradient: Matrix<T>, workspace w: inout DistanceWorkspace<T>,
+    queryGradient: inout Matrix<T>, referenceGradient: inout Matrix<T>
+  ) {
+    let n = scores.rows, m = scores.columns
+    let centeredReference = w.lastSameSet ? w.centeredQuery : w.centeredReference
+    let floor = T(Distance.snrVarianceFloor)
+    w.weights.resize(rows: n, columns: m)
+    if w.rowWeights.count != n { w.rowWeights = [T](repeating: 0, count: n) }
+    if w.columnWeights.count != m { w.columnWeights = [T](repeating: 0, count: m) }
+    scores.withUnsafeBufferPointer { s in
+      scoreGradient.withUnsafeBufferPointer { g in
+        w.anchorSquares.withUnsafeBufferPointer { a in
+          w.weights.withUnsafeMutableBufferPointer { wt in
+            w.rowWeights.withUnsafeMutableBufferPointer { rw in
+              w.columnWeights.withUnsafeMutableBufferPointer { cw in
+                for j in 0..<m { cw[j] = 0 }
+                for i in 0..<n {
+                  let scale = 2 / Swift.max(a[i], floor)
+                  var rowSum: T = 0, weighted: T = 0
+                  for j in 0..<m {
+                    let v = scale * g[i * m + j]
+                    wt[i * m + j] = v
+                    rowSum += v
+                    cw[j] += v
+                    weighted += g[i * m + j] * s[i * m + j]
+                  }
+                  rw[i] = a[i] < floor ? rowSum : rowSum - scale * weighted
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    multiplyWeights(w.weights, centeredReference, alpha: -1, into: &queryGradient, compute: w.compute)
+    addScaledRows(w.centeredQuery, scales: w.rowWeights, into: &queryGradient)
+    multiplyWeights(w.weights, transposeW: true, w.centeredQuery, alpha: -1, into: &referenceGradient, compute: w.compute)
+    addScaledRows(centeredReference, scales: w.columnWeights, into: &referenceGradient)
+    Self.removeRowMeans(&queryGradient)
+    Self.removeRowMeans(&referenceGradient)
+  }
+
+  /// `out[i, :] = x[i, :] − mean(x[i, :])`.
+  @inlinable
+  static func centerRows<T: DMLScalar>(_ x: Matrix<T>, into out: inout Matrix<T>) {
+    out.assign(x)
+    removeRowMeans(&out)
+  }
+
+  /// Removes each row's mean (the centring's own adjoint, as the projection is symmetric).
+  @inlinable
+  static func removeRowMeans<T: DMLScalar>(_ x: inout Matrix<T>) {
+    let (n, d) = (x.rows, x.columns)
+    guard d > 0 else { return }
+    x.withUnsafeMutableBufferPointer { p in
+      for i in 0..<n {
+        let row = p.baseAddress! + i * d
+        var mean: T = 0
+        for k in 0..<d { mean += row[k] }
+        mean /= T(d)
+        for k in 0..<d { row[k] -= mean }
       }
     }
   }

@@ -47,8 +47,8 @@ public struct HyperparameterSpec: Sendable, Equatable {
   /// The distance to use, defaulting to the paper's (and PML's).
   public static func distance(default d: String) -> HyperparameterSpec {
     HyperparameterSpec(
-      "distance", .choice(["euclidean", "squared-euclidean", "cosine", "dot"]), default: d,
-      "score between embeddings and references; euclidean variants normalise rows")
+      "distance", .choice(["euclidean", "squared-euclidean", "cosine", "dot", "snr"]), default: d,
+      "score between embeddings and references; euclidean variants and snr normalise rows")
   }
 
   /// How the loss's terms are reduced.
@@ -271,6 +271,7 @@ public struct HyperparameterValues: Sendable, Equatable {
     case "euclidean": return .euclidean
     case "squared-euclidean": return .squaredEuclidean
     case "cosine": return .cosine
+    case "snr": return .snr
     default: return .dotProduct
     }
   }

@@ -97,8 +97,16 @@ func searchNeighbors<T: DMLScalar>(
   let largest = distance.isSimilarity != (filter?.farthest ?? false)
   let worst: T = largest ? -T.infinity : T.infinity
   // Prepared copies: rows normalised when the distance says so; squared norms for Euclidean.
-  let qn = distance.normalizesEmbeddings ? queries.rowsNormalized() : queries
-  let rn = distance.normalizesEmbeddings ? references.rowsNormalized() : references
+  var qn = distance.normalizesEmbeddings ? queries.rowsNormalized() : queries
+  var rn = distance.normalizesEmbeddings ? references.rowsNormalized() : references
+  // The signal-to-noise ratio ranks a query's references as the squared Euclidean distance of
+  // the centred rows does (it divides that by the query's own centred square norm): rank those,
+  // then divide the kept scores.
+  let snr = distance.kind == .snr
+  if snr {
+    centerRows(&qn)
+    centerRows(&rn)
+  }
   let euclidean = distance.kind != .dotProduct
   var qs = [T](), rs = [T]()
   if euclidean {
@@ -149,8 +157,11 @@ func searchNeighbors<T: DMLScalar>(
                         for j in 0..<m where (labels[r0 + j] == y) != filter.sameLabel { row[j] = worst }
                       }
                       if let bound = filter.fartherThan?[q0 + i] {
-                        // Row scores are squared distances for the Euclidean kinds, similarities otherwise.
-                        let b = distance.kind == .euclidean && bound > 0 ? bound * bound : bound
+                        // Row scores are squared distances for the Euclidean kinds and the SNR (of the
+                        // centred rows, not yet divided by the query's), similarities otherwise.
+                        let b =
+                          distance.kind == .euclidean && bound > 0
+                          ? bound * bound : snr ? bound * Swift.max(qs[q0 + i], T(Distance.snrVarianceFloor)) : bound
                         for j in 0..<m where distance.isSimilarity ? row[j] >= b : row[j] <= b { row[j] = worst }
                       }
                     }
@@ -195,7 +206,7 @@ func searchNeighbors<T: DMLScalar>(
       let s = bestScore[i * kk + slot]
       if filter != nil && (j < 0 || s == worst) { break }  // only filtered-out references remain
       result.indices[i * k + out] = j
-      result.scores[i, out] = distance.kind == .euclidean ? s.squareRoot() : s
+      result.scores[i, out] = distance.kind == .euclidean ? s.squareRoot() : snr ? s / Swift.max(qs[i], T(Distance.snrVarianceFloor)) : s
       out += 1
     }
     for slot in out..<k {
@@ -272,6 +283,22 @@ func copyRows<T: DMLScalar>(_ x: Matrix<T>, _ range: Range<Int>, into out: inout
   x.withUnsafeBufferPointer { src in
     out.withUnsafeMutableBufferPointer { dst in
       dst.baseAddress!.update(from: src.baseAddress! + range.lowerBound * d, count: range.count * d)
+    }
+  }
+}
+
+/// Removes each row's mean, in place.
+@inlinable
+func centerRows<T: DMLScalar>(_ x: inout Matrix<T>) {
+  let (n, d) = (x.rows, x.columns)
+  guard d > 0 else { return }
+  x.withUnsafeMutableBufferPointer { p in
+    for i in 0..<n {
+      let row = p.baseAddress! + i * d
+      var mean: T = 0
+      for k in 0..<d { mean += row[k] }
+      mean /= T(d)
+      for k in 0..<d { row[k] -= mean }
     }
   }
 }

@@ -206,7 +206,8 @@ struct MetricEdgeTests {
   }
 
   @Test("blocked search equals brute force for every distance", arguments: [
-    Distance(.euclidean, normalizesEmbeddings: false), .euclidean, .squaredEuclidean, .cosine, .dotProduct,
+    Distance(.euclidean, normalizesEmbeddings: false), .euclidean, .squaredEuclidean, .cosine, .dotProduct, .snr,
+    Distance(.snr, normalizesEmbeddings: false),
   ])
   func bruteForce(distance: Distance) throws {
     var rng = RandomSource(seed: 7)

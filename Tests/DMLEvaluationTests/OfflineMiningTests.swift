@@ -28,6 +28,14 @@ struct OfflineMiningTests {
       case .dotProduct: return -s  // larger similarity = nearer
       case .euclidean: return s.squareRoot()
       case .squaredEuclidean: return s
+      case .snr:
+        // var(e_j − e_i) / var(e_i), written out.
+        let d = Double(e.columns)
+        let mi = (0..<e.columns).reduce(0.0) { $0 + e[i, $1] } / d
+        let md = (0..<e.columns).reduce(0.0) { $0 + e[j, $1] - e[i, $1] } / d
+        let signal = (0..<e.columns).reduce(0.0) { $0 + (e[i, $1] - mi) * (e[i, $1] - mi) }
+        let noise = (0..<e.columns).reduce(0.0) { $0 + (e[j, $1] - e[i, $1] - md) * (e[j, $1] - e[i, $1] - md) }
+        return noise / signal
       }
     }
     var positives: [[Int32]] = [], negatives: [[Int32]] = []
@@ -45,10 +53,10 @@ struct OfflineMiningTests {
   }
 
   @Test("hard positives are the farthest same-class items, hard negatives the nearest different-class ones",
-    arguments: [("euclidean", false), ("cosine", false), ("euclidean", true), ("squared-euclidean", true)])
+    arguments: [("euclidean", false), ("cosine", false), ("euclidean", true), ("squared-euclidean", true), ("snr", false), ("snr", true)])
   func matchesBruteForce(_ name: String, _ semihard: Bool) throws {
     let (x, y) = Self.data()
-    let distance: Distance = ["euclidean": .euclidean, "cosine": .cosine, "squared-euclidean": .squaredEuclidean][name]!
+    let distance: Distance = ["euclidean": .euclidean, "cosine": .cosine, "squared-euclidean": .squaredEuclidean, "snr": .snr][name]!
     let k = 5
     let mined = try hardNeighbors(embeddings: x, labels: y, k: k, distance: distance, window: semihard ? .semihard : .hard)
     let (p, n) = Self.bruteForce(x, y, k: k, distance: distance, semihard: semihard)

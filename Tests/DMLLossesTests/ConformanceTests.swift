@@ -35,6 +35,15 @@ struct ConformanceTests {
         TripletMarginLoss<Double>(margin: 0.1, distance: .cosine, reduction: .mean),
         TripletMarginLoss<Float>(margin: 0.1, distance: .cosine, reduction: .mean), usesTuples: true)
     },
+    ConformanceCase(description: "snr-contrastive") {
+      LossConformance.failures(SNRContrastiveLoss<Double>(), SNRContrastiveLoss<Float>(), usesTuples: true)
+    },
+    ConformanceCase(description: "contrastive (snr, unnormalized, margins 0.2/1.5)") {
+      LossConformance.failures(
+        ContrastiveLoss<Double>(positiveMargin: 0.2, negativeMargin: 1.5, distance: Distance(.snr, normalizesEmbeddings: false)),
+        ContrastiveLoss<Float>(positiveMargin: 0.2, negativeMargin: 1.5, distance: Distance(.snr, normalizesEmbeddings: false)),
+        usesTuples: true)
+    },
     ConformanceCase(description: "uniformity") {
       LossConformance.failures(UniformityLoss<Double>(t: 2), UniformityLoss<Float>(t: 2), usesTuples: false)
     },
@@ -201,6 +210,8 @@ struct ConformanceTests {
   @Test("conformance: tcm") func c29() { Self.check("tcm (margins 0.3/0.1)") }
   @Test("conformance: fast-ap") func c30() { Self.check("fast-ap") }
   @Test("conformance: pnp") func c31() { Self.check("pnp (every variant, τ 0.5)") }
+  @Test("conformance: snr-contrastive") func c32() { Self.check("snr-contrastive") }
+  @Test("conformance: contrastive (snr, unnormalized)") func c33() { Self.check("contrastive (snr, unnormalized, margins 0.2/1.5)") }
 
   @Test("a loss that ignores its input fails the suite")
   func suiteCanFail() {

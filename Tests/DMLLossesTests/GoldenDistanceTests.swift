@@ -9,11 +9,14 @@ struct GoldenDistanceTests {
     ("lp_p2_power2_normalized", .squaredEuclidean),
     ("cosine_similarity", .cosine),
     ("dot_product_unnormalized", .dotProduct),
+    // Golden/snr.json, from Benchmarks/Scripts/golden_snr.py.
+    ("snr_normalized", .snr),
+    ("snr_unnormalized", Distance(.snr, normalizesEmbeddings: false)),
   ]
 
   @Test("scores and gradients to 1e-9", arguments: cases)
   func distance(name: String, distance: Distance) {
-    let c = GoldenCase.distances.first { $0.name == name }!
+    let c = (GoldenCase.distances + GoldenCase.snr).first { $0.name == name }!
     let q = c.matrix("query"), r = c.matrix("reference")
     var w = DistanceWorkspace<Double>()
     var scores = Matrix<Double>(), gq = Matrix<Double>(), gr = Matrix<Double>()
@@ -110,13 +113,29 @@ struct GoldenDistanceTests {
     #expect(gq[1].elements.contains { $0 != 0 })
   }
 
+  @Test("SNR: an anchor without signal (all features equal) gives large finite scores and a finite gradient")
+  func snrFlatAnchor() {
+    var x = Matrix<Double>(rows: 6, columns: 5)
+    var rng = RandomSource(seed: 4)
+    x.apply { _ in rng.normal() }
+    for k in 0..<5 { x[2, k] = 0.7 }
+    for distance in [Distance.snr, Distance(.snr, normalizesEmbeddings: false)] {
+      var w = DistanceWorkspace<Double>()
+      var s = Matrix<Double>(), g = Matrix<Double>()
+      distance.scores(x, x, sameSet: true, into: &s, workspace: &w)
+      #expect(s.isFinite && s[2, 2] == 0 && s[2, 0] > 1e6, "\(distance): \(s[2, 0])")
+      distance.backwardSameSet(x, scores: s, scoreGradient: Matrix(rows: 6, columns: 6, repeating: 1e-9), workspace: &w, gradient: &g)
+      #expect(g.isFinite)
+    }
+  }
+
   @Test("identical rows are exactly 0 apart with a zero, finite gradient")
   func identicalRows() {
     var x = Matrix<Double>(rows: 40, columns: 8)
     var rng = RandomSource(seed: 3)
     x.apply { _ in rng.normal() }
     for k in 0..<8 { x[7, k] = x[3, k] }
-    for distance in [Distance.euclidean, Distance(.euclidean, normalizesEmbeddings: false), .squaredEuclidean] {
+    for distance in [Distance.euclidean, Distance(.euclidean, normalizesEmbeddings: false), .squaredEuclidean, .snr] {
       var w = DistanceWorkspace<Double>()
       var s = Matrix<Double>(), gq = Matrix<Double>(), gr = Matrix<Double>()
       distance.scores(x, x, sameSet: true, into: &s, workspace: &w)

@@ -38,6 +38,9 @@ enum GoldenLoss {
       return (v, e.embeddingGradient, r)
     }
     let name = c.name
+    if name.hasPrefix("snr_contrastive") {
+      return go(SNRContrastiveLoss(positiveMargin: c.hyper("pos_margin"), negativeMargin: c.hyper("neg_margin")))
+    }
     if name.contains("contrastive") || name.contains("identical") {
       return go(ContrastiveLoss(positiveMargin: c.hyper("pos_margin"), negativeMargin: c.hyper("neg_margin")))
     }
@@ -165,7 +168,15 @@ struct GoldenLossTests {
   @Test(
     "lifted structure, generalised lifted structure, NT-Xent, NCA, intra-pair variance, tuplet margin, angular, N-pair, ranked list, histogram, TCM, FastAP and PNP: value, sub-losses, term counts and gradients to rtol 1e-9 (Golden/pair_losses.json)",
     arguments: GoldenCase.pairLosses.filter { !$0.name.hasPrefix("quirk") })
-  func pairLosses(_ c: GoldenCase) {
+  func pairLosses(_ c: GoldenCase) { Self.checkPairLoss(c) }
+
+  @Test(
+    "SNR contrastive: value, sub-losses, term counts and gradients to rtol 1e-9 (Golden/snr.json)",
+    arguments: GoldenCase.snr.filter { $0.name.hasPrefix("snr_contrastive") })
+  func snrContrastive(_ c: GoldenCase) { Self.checkPairLoss(c) }
+
+  /// A pair loss's case: the value, the embeddings' gradient, each sub-loss and its term counts.
+  static func checkPairLoss(_ c: GoldenCase) {
     let (value, gradient, _) = GoldenLoss.run(c)
     expectClose(value.total, c.scalar("loss"), "\(c.name) loss")
     // PML's angular loss does not normalise the negatives, so its gradient lacks their

@@ -150,7 +150,8 @@ enum ComparisonCases {
       registered("cosface", "cosface")
       registered("uniformity", "uniformity")
       // PML's implementations of these build matrices of positive × negative pairs (or N³ for
-      // PNP): at 1,024 rows several would need tens of GB, so they are compared at 256 only.
+      // PNP, N² × d for the SNR distance): at 1,024 rows several would need tens of GB, so they
+      // are compared at 256 only.
       if n == 256 {
         registered("lifted-structure", "lifted-structure")
         registered("generalized-lifted-structure", "generalized-lifted-structure")
@@ -165,6 +166,7 @@ enum ComparisonCases {
         registered("tcm", "tcm")
         registered("fast-ap", "fast-ap")
         registered("margin", "margin")
+        registered("snr-contrastive", "snr-contrastive")
       }
     }
   }
