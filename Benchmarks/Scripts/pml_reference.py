@@ -152,15 +152,16 @@ def loss_factories(classes):
         "fast-ap": (lambda: losses.FastAPLoss(), None),
         "margin": (lambda: losses.MarginLoss(), None),
         "snr-contrastive": (lambda: losses.SignalToNoiseRatioContrastiveLoss(), None),
+        "smooth-ap": (lambda: losses.SmoothAPLoss(), None),
     }
 
 
 QUICK_LOSS = "triplet + semihard miner"
-# PML builds matrices of positive × negative pairs (or every triplet, or for the SNR distance every
-# pair's n × n × d differences) for these: at 1,024 rows several need tens of GB, so they are
+# PML builds matrices of positive × negative pairs (or every triplet, n × n × n for Smooth-AP, or
+# for the SNR distance every pair's n × n × d differences) for these: at 1,024 rows several need tens of GB, so they are
 # measured at 256 rows only.
 SMALL_ONLY = {"lifted-structure", "generalized-lifted-structure", "ntxent", "nca", "intra-pair-variance", "tuplet-margin",
-              "angular", "npairs", "ranked-list", "histogram", "tcm", "fast-ap", "margin", "snr-contrastive"}
+              "angular", "npairs", "ranked-list", "histogram", "tcm", "fast-ap", "margin", "snr-contrastive", "smooth-ap"}
 
 
 def loss_cases(quick, trials):

@@ -55,11 +55,6 @@ public protocol PoolingScalar: LaneScalar {
     into row: UnsafeMutablePointer<Self>, count: Int)
 }
 
-/// The element type of every matrix: `Float` for training, `Double` for exact tests.
-///
-/// It gathers small capabilities: real functions (`exp`, `log`, `erf`, …) from swift-numerics,
-/// binary floating-point conversions, products (`GEMMScalar`), vectorised elementwise kernels
-/// (`LaneScalar`) and pooling's window kernels (`PoolingScalar`).
 /// Batch normalisation's passes over a piece of the channels, in C (`dml_batchnorm_forward_f32`
 /// and the others), where the channels fill the vector lanes.
 public protocol BatchNormScalar {
@@ -82,6 +77,12 @@ public protocol BatchNormScalar {
     inputGradient gx: UnsafeMutablePointer<Self>?)
 }
 
+/// The element type of every matrix: `Float` for training, `Double` for exact tests.
+///
+/// It gathers small capabilities: real functions (`exp`, `log`, `erf`, …) from swift-numerics,
+/// binary floating-point conversions, products (`GEMMScalar`), vectorised elementwise kernels
+/// (`LaneScalar`), pooling's window kernels (`PoolingScalar`) and batch normalisation's passes
+/// (`BatchNormScalar`).
 public protocol DMLScalar: Real, BinaryFloatingPoint, SIMDScalar, Sendable, Codable, GEMMScalar, PoolingScalar, BatchNormScalar
 where Self.RawSignificand: FixedWidthInteger {
   /// A short name for reports (`"f32"`, `"f64"`).

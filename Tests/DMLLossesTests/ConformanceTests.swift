@@ -44,6 +44,9 @@ struct ConformanceTests {
         ContrastiveLoss<Float>(positiveMargin: 0.2, negativeMargin: 1.5, distance: Distance(.snr, normalizesEmbeddings: false)),
         usesTuples: true)
     },
+    ConformanceCase(description: "smooth-ap (τ 0.1)") {
+      LossConformance.failures(SmoothAPLoss<Double>(temperature: 0.1), SmoothAPLoss<Float>(temperature: 0.1), usesTuples: false)
+    },
     ConformanceCase(description: "uniformity") {
       LossConformance.failures(UniformityLoss<Double>(t: 2), UniformityLoss<Float>(t: 2), usesTuples: false)
     },
@@ -212,6 +215,7 @@ struct ConformanceTests {
   @Test("conformance: pnp") func c31() { Self.check("pnp (every variant, τ 0.5)") }
   @Test("conformance: snr-contrastive") func c32() { Self.check("snr-contrastive") }
   @Test("conformance: contrastive (snr, unnormalized)") func c33() { Self.check("contrastive (snr, unnormalized, margins 0.2/1.5)") }
+  @Test("conformance: smooth-ap") func c34() { Self.check("smooth-ap (τ 0.1)") }
 
   @Test("a loss that ignores its input fails the suite")
   func suiteCanFail() {

@@ -38,6 +38,9 @@ enum GoldenLoss {
       return (v, e.embeddingGradient, r)
     }
     let name = c.name
+    if name.hasPrefix("smooth_ap") {
+      return go(SmoothAPLoss(temperature: c.hyper("temperature")))
+    }
     if name.hasPrefix("snr_contrastive") {
       return go(SNRContrastiveLoss(positiveMargin: c.hyper("pos_margin"), negativeMargin: c.hyper("neg_margin")))
     }
@@ -174,6 +177,56 @@ struct GoldenLossTests {
     "SNR contrastive: value, sub-losses, term counts and gradients to rtol 1e-9 (Golden/snr.json)",
     arguments: GoldenCase.snr.filter { $0.name.hasPrefix("snr_contrastive") })
   func snrContrastive(_ c: GoldenCase) { Self.checkPairLoss(c) }
+
+  @Test(
+    "Smooth-AP: value, sub-losses, term counts and gradients to rtol 1e-9 (Golden/smooth_ap.json)",
+    arguments: GoldenCase.smoothAP)
+  func smoothAP(_ c: GoldenCase) { Self.checkPairLoss(c) }
+
+  /// Smooth-AP by its formula, written out: 1 − mean over anchors of the mean over their class's
+  /// members b (the anchor included) of R_C(a, b) / R(a, b).
+  static func naiveSmoothAP(_ x: Matrix<Double>, _ y: [Int], temperature t: Double) -> Double {
+    let n = x.rows
+    let e = x.rowsNormalized()
+    func s(_ i: Int, _ j: Int) -> Double { (0..<x.columns).reduce(0) { $0 + e[i, $1] * e[j, $1] } }
+    var total = 0.0
+    for a in 0..<n {
+      let own = (0..<n).filter { y[$0] == y[a] }
+      var ap = 0.0
+      for b in own {
+        var rc = 1.0, r = 1.0
+        for k in 0..<n where k != b {
+          let v = 1 / (1 + Foundation.exp(-(s(a, k) - s(a, b)) / t))
+          r += v
+          if y[k] == y[a] { rc += v }
+        }
+        ap += rc / r
+      }
+      total += 1 - ap / Double(own.count)
+    }
+    return total / Double(n)
+  }
+
+  @Test("Smooth-AP on batches PML takes apart wrongly: classes of unequal sizes, out of order, more classes than rows per class; the formula's value, the same for every order of the rows")
+  func smoothAPAnyBatch() {
+    var rng = RandomSource(seed: 12)
+    var x = Matrix<Double>(rows: 11, columns: 6)
+    x.apply { _ in rng.normal() }
+    // PML refuses unequal class sizes; for 3 classes of 2 it would cut the batch into 2 runs of 3.
+    for labels in [[0, 1, 0, 2, 2, 1, 0, 3, 3, 3, 3], [5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5], [0, 0, 1, 1, 2, 2, 0, 1, 2, 3, 3]] {
+      var loss = LossEvaluator(SmoothAPLoss<Double>(temperature: 0.1))
+      let v = loss.evaluate(x, labels: labels, tuples: nil)
+      expectClose(v.total, Self.naiveSmoothAP(x, labels, temperature: 0.1), "Smooth-AP \(labels)")
+      // Reversed rows: the same value.
+      let order = Array((0..<11).reversed())
+      var reversed = LossEvaluator(SmoothAPLoss<Double>(temperature: 0.1))
+      let w = reversed.evaluate(x.rows(order), labels: order.map { labels[$0] }, tuples: nil)
+      expectClose(w.total, v.total, "Smooth-AP reordered \(labels)")
+    }
+    // One class: every rank is a within-class rank, AP 1, loss 0.
+    var one = LossEvaluator(SmoothAPLoss<Double>())
+    #expect(abs(one.evaluate(x, labels: [Int](repeating: 2, count: 11), tuples: nil).total) < 1e-15)
+  }
 
   /// A pair loss's case: the value, the embeddings' gradient, each sub-loss and its term counts.
   static func checkPairLoss(_ c: GoldenCase) {

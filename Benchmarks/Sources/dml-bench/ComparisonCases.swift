@@ -150,7 +150,7 @@ enum ComparisonCases {
       registered("cosface", "cosface")
       registered("uniformity", "uniformity")
       // PML's implementations of these build matrices of positive × negative pairs (or N³ for
-      // PNP, N² × d for the SNR distance): at 1,024 rows several would need tens of GB, so they
+      // PNP and Smooth-AP, N² × d for the SNR distance): at 1,024 rows several would need tens of GB, so they
       // are compared at 256 only.
       if n == 256 {
         registered("lifted-structure", "lifted-structure")
@@ -167,6 +167,7 @@ enum ComparisonCases {
         registered("fast-ap", "fast-ap")
         registered("margin", "margin")
         registered("snr-contrastive", "snr-contrastive")
+        registered("smooth-ap", "smooth-ap")
       }
     }
   }
