@@ -68,7 +68,15 @@ struct Recipe {
     let context = LossContext(classes: classes, embeddingDimension: net.embeddingDimension, seed: seed)
     let (lossValue, usesTuples) = try Builders.loss(loss, context: context)
     let instance = try instanceLabels()
-    if instance && !usesTuples {
+    // VICReg reads the two views of each sample as the two rows of its label.
+    let lossNames = try loss.map { try HyperparameterValues(parsing: $0).component }
+    if lossNames.contains("vicreg") {
+      let values = try Builders.values(CommandRegistry.batches, batch, flag: "--batch")
+      guard instance, try values.integer("views") == 2 else {
+        throw ValidationError("--loss vicreg compares two views of each sample: use --batch views:labels=instance (views=2), not \(batch)")
+      }
+    }
+    if instance && !usesTuples && !lossNames.allSatisfy({ $0 == "vicreg" }) {
       throw ValidationError("--batch \(batch): instance labels need pair losses (contrastive, triplet, multi-similarity), not class-based ones")
     }
     // A margin loss with one β per class indexes β by label: instance labels are not classes.

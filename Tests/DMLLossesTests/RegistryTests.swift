@@ -13,7 +13,7 @@ struct RegistryTests {
     #expect(registry.names == [
       "angular", "arcface", "center", "contrastive", "cosface", "fast-ap", "generalized-lifted-structure", "histogram", "instance", "intra-pair-variance", "lifted-structure",
       "margin", "multi-similarity", "nca", "normalized-softmax", "npairs", "ntxent", "pnp", "proxy-anchor", "proxy-nca", "ranked-list", "smooth-ap", "snr-contrastive", "soft-triple", "softmax", "subcenter-arcface", "supcon", "tcm", "triplet",
-      "tuplet-margin", "uniformity",
+      "tuplet-margin", "uniformity", "vicreg",
     ])
     // The command line's memory check reads this flag: it is the loss's own declaration.
     #expect(registry.factories["ntxent"]!.acceptsMemory && !registry.factories["lifted-structure"]!.acceptsMemory)
