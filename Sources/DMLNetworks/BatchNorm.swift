@@ -102,6 +102,7 @@ public struct BatchNorm<Scalar: DMLScalar>: Layer {
     output.resize(rows: input.rows, columns: input.columns)
     let eps = epsilon, m = momentum, training = mode == .training && !frozen
     precondition(!training || n > 1, "BatchNorm in training mode needs more than one value per channel")
+    guard n > 0 else { return }  // an empty batch: nothing to normalise
     let ranges = channelRanges(values: n, compute: compute)
     // Rows outside, channels inside (contiguous): each channel's sums still run over the rows in
     // order, as a per-channel loop would add them, at memory speed. Pieces of the channels run in

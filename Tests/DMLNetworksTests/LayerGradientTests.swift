@@ -211,6 +211,18 @@ struct LayerGradientTests {
     expectPasses(GradientCheck.layer(bn2, input: randomInput(2, 4 * 4 * 3, seed: 13), mode: mode), "BatchNorm2d")
   }
 
+  @Test("BatchNorm on an empty batch: an empty output and zero parameter gradients")
+  func batchNormEmpty() {
+    var bn = BatchNorm<Double>(channels: 3)
+    var y = Matrix<Double>(rows: 2, columns: 2, repeating: 7), gx = Matrix<Double>()
+    let empty = Matrix<Double>(rows: 0, columns: 12)
+    bn.forward(empty, into: &y, mode: .inference, compute: .automatic)
+    #expect(y.rows == 0 && y.columns == 12)
+    bn.scale.gradient = Matrix(rows: 1, columns: 3, repeating: 5)
+    bn.backward(input: empty, output: y, outputGradient: empty, inputGradient: &gx, propagate: true, compute: .automatic)
+    #expect(gx.rows == 0 && bn.scale.gradient.elements == [0, 0, 0] && bn.shift.gradient.elements == [0, 0, 0])
+  }
+
   @Test("BatchNorm normalises each channel and tracks running statistics like PyTorch")
   func batchNormStatistics() {
     var bn = BatchNorm<Double>(channels: 2, momentum: 0.1)
