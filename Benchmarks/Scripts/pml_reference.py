@@ -153,6 +153,7 @@ def loss_factories(classes):
         "margin": (lambda: losses.MarginLoss(), None),
         "snr-contrastive": (lambda: losses.SignalToNoiseRatioContrastiveLoss(), None),
         "smooth-ap": (lambda: losses.SmoothAPLoss(), None),
+        "p2s-grad": (lambda: losses.P2SGradLoss(128, classes), None),
     }
 
 

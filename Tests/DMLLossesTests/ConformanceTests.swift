@@ -47,6 +47,9 @@ struct ConformanceTests {
     ConformanceCase(description: "smooth-ap (τ 0.1)") {
       LossConformance.failures(SmoothAPLoss<Double>(temperature: 0.1), SmoothAPLoss<Float>(temperature: 0.1), usesTuples: false)
     },
+    ConformanceCase(description: "p2s-grad") {
+      LossConformance.failures(P2SGradLoss<Double>(weights: weights(Double.self)), P2SGradLoss<Float>(weights: weights(Float.self)), usesTuples: false)
+    },
     ConformanceCase(description: "uniformity") {
       LossConformance.failures(UniformityLoss<Double>(t: 2), UniformityLoss<Float>(t: 2), usesTuples: false)
     },
@@ -216,6 +219,7 @@ struct ConformanceTests {
   @Test("conformance: snr-contrastive") func c32() { Self.check("snr-contrastive") }
   @Test("conformance: contrastive (snr, unnormalized)") func c33() { Self.check("contrastive (snr, unnormalized, margins 0.2/1.5)") }
   @Test("conformance: smooth-ap") func c34() { Self.check("smooth-ap (τ 0.1)") }
+  @Test("conformance: p2s-grad") func c35() { Self.check("p2s-grad") }
 
   @Test("a loss that ignores its input fails the suite")
   func suiteCanFail() {

@@ -12,7 +12,7 @@ struct RegistryTests {
   func names() {
     #expect(registry.names == [
       "angular", "arcface", "center", "contrastive", "cosface", "fast-ap", "generalized-lifted-structure", "histogram", "instance", "intra-pair-variance", "lifted-structure",
-      "margin", "multi-similarity", "nca", "normalized-softmax", "npairs", "ntxent", "pnp", "proxy-anchor", "proxy-nca", "ranked-list", "smooth-ap", "snr-contrastive", "soft-triple", "softmax", "subcenter-arcface", "supcon", "tcm", "triplet",
+      "margin", "multi-similarity", "nca", "normalized-softmax", "npairs", "ntxent", "p2s-grad", "pnp", "proxy-anchor", "proxy-nca", "ranked-list", "smooth-ap", "snr-contrastive", "soft-triple", "softmax", "subcenter-arcface", "supcon", "tcm", "triplet",
       "tuplet-margin", "uniformity", "vicreg",
     ])
     // The command line's memory check reads this flag: it is the loss's own declaration.
