@@ -474,31 +474,15 @@ extension Distance {
     addScaledRows(w.centeredQuery, scales: w.rowWeights, into: &queryGradient)
     multiplyWeights(w.weights, transposeW: true, w.centeredQuery, alpha: -1, into: &referenceGradient, compute: w.compute)
     addScaledRows(centeredReference, scales: w.columnWeights, into: &referenceGradient)
-    Self.removeRowMeans(&queryGradient)
-    Self.removeRowMeans(&referenceGradient)
+    queryGradient.subtractRowMeans()
+    referenceGradient.subtractRowMeans()
   }
 
   /// `out[i, :] = x[i, :] − mean(x[i, :])`.
   @inlinable
   static func centerRows<T: DMLScalar>(_ x: Matrix<T>, into out: inout Matrix<T>) {
     out.assign(x)
-    removeRowMeans(&out)
-  }
-
-  /// Removes each row's mean (the centring's own adjoint, as the projection is symmetric).
-  @inlinable
-  static func removeRowMeans<T: DMLScalar>(_ x: inout Matrix<T>) {
-    let (n, d) = (x.rows, x.columns)
-    guard d > 0 else { return }
-    x.withUnsafeMutableBufferPointer { p in
-      for i in 0..<n {
-        let row = p.baseAddress! + i * d
-        var mean: T = 0
-        for k in 0..<d { mean += row[k] }
-        mean /= T(d)
-        for k in 0..<d { row[k] -= mean }
-      }
-    }
+    out.subtractRowMeans()
   }
 }
 

@@ -104,8 +104,8 @@ func searchNeighbors<T: DMLScalar>(
   // then divide the kept scores.
   let snr = distance.kind == .snr
   if snr {
-    centerRows(&qn)
-    centerRows(&rn)
+    qn.subtractRowMeans()
+    rn.subtractRowMeans()
   }
   let euclidean = distance.kind != .dotProduct
   var qs = [T](), rs = [T]()
@@ -283,22 +283,6 @@ func copyRows<T: DMLScalar>(_ x: Matrix<T>, _ range: Range<Int>, into out: inout
   x.withUnsafeBufferPointer { src in
     out.withUnsafeMutableBufferPointer { dst in
       dst.baseAddress!.update(from: src.baseAddress! + range.lowerBound * d, count: range.count * d)
-    }
-  }
-}
-
-/// Removes each row's mean, in place.
-@inlinable
-func centerRows<T: DMLScalar>(_ x: inout Matrix<T>) {
-  let (n, d) = (x.rows, x.columns)
-  guard d > 0 else { return }
-  x.withUnsafeMutableBufferPointer { p in
-    for i in 0..<n {
-      let row = p.baseAddress! + i * d
-      var mean: T = 0
-      for k in 0..<d { mean += row[k] }
-      mean /= T(d)
-      for k in 0..<d { row[k] -= mean }
     }
   }
 }

@@ -10,6 +10,22 @@ extension Matrix {
     }
   }
 
+  /// Subtracts each row's mean from the row (the rows' centring, and its own adjoint).
+  @inlinable
+  public mutating func subtractRowMeans() {
+    let (n, d) = (rows, columns)
+    guard d > 0 else { return }
+    withUnsafeMutableBufferPointer { p in
+      for i in 0..<n {
+        let row = p.baseAddress! + i * d
+        var mean: Scalar = 0
+        for k in 0..<d { mean += row[k] }
+        mean /= Scalar(d)
+        for k in 0..<d { row[k] -= mean }
+      }
+    }
+  }
+
   /// Multiplies every element by `factor`.
   @inlinable
   public mutating func scale(by factor: Scalar) {

@@ -50,6 +50,9 @@ struct KernelTests {
     n.multiply(by: m)
     #expect(n[0, 0] == 30.25)
     #expect(m.transposed[2, 1] == 18)
+    var centred = Matrix<Double>([[1, 2, 6], [-3, 0, 3]])
+    centred.subtractRowMeans()
+    #expect(centred.elements == [-2, -1, 3, -3, 0, 3])
     #expect(m.dot(Matrix(rows: 2, columns: 3, repeating: 1)) == m.sum())
     m[0, 0] = .nan
     #expect(!m.isFinite)
