@@ -96,19 +96,19 @@ plugins: deps
 	done
 	@echo "plugins: the C and the Swift example passed check-plugin and trained; every bad plugin was refused by name"
 
-# The external example package (Examples/CircleLoss) depends on this one, passes the conformance
+# The external example package (Examples/ResearchRecipe) depends on this one, passes the conformance
 # suite with its own loss and miner, trains its own network, loss and miner through the run API
 # (train-recipe: a run, then its resume), and through the library's command line, selected by flags.
 example: deps
-	cd Examples/CircleLoss && $(SWIFT) build --build-tests && $(SWIFT) test
+	cd Examples/ResearchRecipe && $(SWIFT) build --build-tests && $(SWIFT) test
 	out=$$(mktemp); dir=$$(mktemp -d); trap 'rm -rf "$$out" "$$dir"' EXIT; \
-	{ Examples/CircleLoss/.build/debug/train-recipe "$$dir/run" && Examples/CircleLoss/.build/debug/train-recipe "$$dir/run" --resume | tee "$$out" && \
+	{ Examples/ResearchRecipe/.build/debug/train-recipe "$$dir/run" && Examples/ResearchRecipe/.build/debug/train-recipe "$$dir/run" --resume | tee "$$out" && \
 	  grep -q '^epoch 2 ' "$$out" && ! grep -q '^epoch 1 ' "$$out"; } || { echo "example: train-recipe did not train and resume"; exit 1; }; \
 	echo "example: train-recipe trained, then resumed at epoch 2"; \
-	[ "$$(Examples/CircleLoss/.build/debug/dml-circle list | grep -cE '^  (residual-mlp|circle|hardest-pairs) ')" = 3 ] || { echo "example: dml-circle list lacks a component"; exit 1; }; \
-	Examples/CircleLoss/.build/debug/dml-circle train --train-classes 0-2 --test-classes 5-6 \
-	  --network residual-mlp:width=64,blocks=1 --loss circle --miner hardest-pairs --epochs 1 --log json --log-every 0 > "$$out"; \
-	status=$$?; cat "$$out"; [ $$status -eq 0 ] && grep -q '"event":"test"' "$$out" && echo "example: dml-circle trained the residual-mlp network with the circle loss and the hardest-pairs miner"
+	[ "$$(Examples/ResearchRecipe/.build/debug/dml-recipe list | grep -cE '^  (residual-mlp|binomial-deviance|hardest-pairs) ')" = 3 ] || { echo "example: dml-recipe list lacks a component"; exit 1; }; \
+	Examples/ResearchRecipe/.build/debug/dml-recipe train --train-classes 0-2 --test-classes 5-6 \
+	  --network residual-mlp:width=64,blocks=1 --loss binomial-deviance --miner hardest-pairs --epochs 1 --log json --log-every 0 > "$$out"; \
+	status=$$?; cat "$$out"; [ $$status -eq 0 ] && grep -q '"event":"test"' "$$out" && echo "example: dml-recipe trained the residual-mlp network with the binomial-deviance loss and the hardest-pairs miner"
 
 # numpy from PyPI: its bundled OpenBLAS detects this CPU by itself, the reference for GEMM speed.
 bench-deps: deps
@@ -278,5 +278,5 @@ report-crossbatch: deps
 	python3 Benchmarks/Scripts/crossbatch_report.py .build/release/dml Docs/crossbatch.md --seeds $(SEEDS)
 
 clean:
-	rm -rf Examples/CircleLoss/.build
+	rm -rf Examples/ResearchRecipe/.build
 	rm -rf .build

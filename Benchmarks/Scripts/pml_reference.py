@@ -154,6 +154,7 @@ def loss_factories(classes):
         "snr-contrastive": (lambda: losses.SignalToNoiseRatioContrastiveLoss(), None),
         "smooth-ap": (lambda: losses.SmoothAPLoss(), None),
         "p2s-grad": (lambda: losses.P2SGradLoss(128, classes), None),
+        "circle": (lambda: losses.CircleLoss(), None),
     }
 
 

@@ -39,7 +39,7 @@ else {
   fail(
     "\(manifestPath) has no `lossModules` list with the new-loss marker: new-loss scaffolds a loss module inside "
       + "swift-metric-learning's own package only. In another package, write the loss as one file of your own target "
-      + "(a RegisteredLoss) and test it with DMLTesting's LossConformance, as Examples/CircleLoss does.")
+      + "(a RegisteredLoss) and test it with DMLTesting's LossConformance, as Examples/ResearchRecipe does.")
 }
 guard !manifest.contains("\"\(module)\"") else { fail("\(manifestPath) already names a module \(module)") }
 manifest.insert(contentsOf: "  \"\(module)\",\n", at: markerRange.lowerBound)

@@ -50,6 +50,12 @@ struct ConformanceTests {
     ConformanceCase(description: "p2s-grad") {
       LossConformance.failures(P2SGradLoss<Double>(weights: weights(Double.self)), P2SGradLoss<Float>(weights: weights(Float.self)), usesTuples: false)
     },
+    ConformanceCase(description: "circle (exact derivative, γ 8)") {
+      // γ = 8 keeps Float within the suite's 1e-4 of Double; PML's detached weights are not the
+      // derivative of the value, so the finite-difference suite checks the exact gradient.
+      LossConformance.failures(
+        CircleLoss<Double>(gamma: 8, detachesWeights: false), CircleLoss<Float>(gamma: 8, detachesWeights: false), usesTuples: true)
+    },
     ConformanceCase(description: "uniformity") {
       LossConformance.failures(UniformityLoss<Double>(t: 2), UniformityLoss<Float>(t: 2), usesTuples: false)
     },
@@ -220,6 +226,7 @@ struct ConformanceTests {
   @Test("conformance: contrastive (snr, unnormalized)") func c33() { Self.check("contrastive (snr, unnormalized, margins 0.2/1.5)") }
   @Test("conformance: smooth-ap") func c34() { Self.check("smooth-ap (τ 0.1)") }
   @Test("conformance: p2s-grad") func c35() { Self.check("p2s-grad") }
+  @Test("conformance: circle") func c36() { Self.check("circle (exact derivative, γ 8)") }
 
   @Test("a loss that ignores its input fails the suite")
   func suiteCanFail() {

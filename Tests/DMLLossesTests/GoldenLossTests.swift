@@ -38,6 +38,9 @@ enum GoldenLoss {
       return (v, e.embeddingGradient, r)
     }
     let name = c.name
+    if name.hasPrefix("circle") {
+      return go(CircleLoss(margin: c.hyper("m"), gamma: c.hyper("gamma")))
+    }
     if name.hasPrefix("smooth_ap") {
       return go(SmoothAPLoss(temperature: c.hyper("temperature")))
     }
@@ -177,6 +180,25 @@ struct GoldenLossTests {
     "SNR contrastive: value, sub-losses, term counts and gradients to rtol 1e-9 (Golden/snr.json)",
     arguments: GoldenCase.snr.filter { $0.name.hasPrefix("snr_contrastive") })
   func snrContrastive(_ c: GoldenCase) { Self.checkPairLoss(c) }
+
+  @Test(
+    "circle loss: value, term counts and PML's gradient (weights held constant) to rtol 1e-9 (Golden/circle.json)",
+    arguments: GoldenCase.circle)
+  func circle(_ c: GoldenCase) { Self.checkPairLoss(c) }
+
+  @Test("circle loss with detach_weights=false: the same value, and the exact derivative of the paper's formula", arguments: GoldenCase.circle)
+  func circleExact(_ c: GoldenCase) {
+    var e = LossEvaluator(CircleLoss<Double>(margin: c.hyper("m"), gamma: c.hyper("gamma"), detachesWeights: false))
+    let value = e.evaluate(c.matrix("embeddings"), labels: c.labels, tuples: GoldenLoss.tuples(c))
+    expectClose(value.total, c.scalar("naive_loss"), "\(c.name) naive loss")
+    expectClose(e.embeddingGradient, c.output("grad_exact"), "\(c.name) exact gradient")
+    // Where there is a loss, the two gradients differ: the test can tell them apart.
+    if c.scalar("loss") > 0 {
+      let pml = c.output("grad_embeddings")
+      let gap = zip(e.embeddingGradient.elements, pml.elements).map { abs($0 - $1) }.max()!
+      #expect(gap > 1e-3 * pml.elements.map(abs).max()!, "\(c.name): PML's and the exact gradient coincide")
+    }
+  }
 
   @Test(
     "Smooth-AP: value, sub-losses, term counts and gradients to rtol 1e-9 (Golden/smooth_ap.json)",

@@ -2,7 +2,7 @@ import DMLCore
 
 /// A miner written outside the library: for each anchor, its hardest positive pair (the least
 /// similar item of its class) and its hardest negative pair (the most similar item of another
-/// class), as pairs for a pair loss such as Circle or contrastive. Batch-hard mining (Hermans et
+/// class), as pairs for a pair loss such as binomial deviance or contrastive. Batch-hard mining (Hermans et
 /// al. 2017) in pair form.
 ///
 /// Reads `n × m` scores (anchors are rows; partners are columns, the batch then any cross-batch

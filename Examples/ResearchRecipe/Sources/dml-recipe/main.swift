@@ -1,11 +1,12 @@
-// The library's `dml` command line, with Circle loss registered beside the standard losses, the
-// hardest-pairs miner beside the built-in miners and the residual MLP beside the built-in networks.
-import CircleLoss
+// The library's `dml` command line, with the binomial deviance loss registered beside the standard
+// losses, the hardest-pairs miner beside the built-in miners and the residual MLP beside the
+// built-in networks.
 import DMLCommands
 import DMLLosses
+import ResearchRecipe
 
 var registry = LossRegistry.standard
-registry.register(LossFactory(CircleLoss<Float>.self))
+registry.register(LossFactory(BinomialDevianceLoss<Float>.self))
 CommandRegistry.losses = registry
 CommandRegistry.miners.register(
   ComponentFactory(
