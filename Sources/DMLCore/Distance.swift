@@ -32,13 +32,18 @@ public enum DistanceKind: String, Sendable, Codable, CaseIterable {
   /// The signal-to-noise ratio `var(a − b) / var(a)` (PML's `SNRDistance`, Yuan et al. 2019): the
   /// noise `b − a` against the anchor's signal, each variance over the features. Not symmetric.
   case snr
+  /// `‖a − b‖_p^power`, the p-norm of the difference raised to a power (PML's `LpDistance(p:
+  /// power:)` for the orders and powers the two Euclidean kinds do not cover); `p ≥ 1`, `power > 0`.
+  case lp
 }
 
 /// Turns a batch of embeddings (rows) and a reference set (rows) into a score matrix, and, backwards,
 /// the gradient with respect to the scores into gradients with respect to both sides.
 ///
-/// One type covers PML's four: `LpDistance(power: 1 or 2, normalize_embeddings:)`,
-/// `CosineSimilarity()` (dot product of normalised rows) and `DotProductSimilarity(normalize_embeddings:)`.
+/// One type covers PML's five: `LpDistance(p:, power:, normalize_embeddings:)`,
+/// `CosineSimilarity()` (dot product of normalised rows), `DotProductSimilarity(normalize_embeddings:)`
+/// and `SNRDistance()`. The Euclidean distance and its square are kinds of their own; other orders
+/// and powers are `.lp` (`Distance.lp(p:power:)`), computed row pair by row pair.
 /// Squared distances come from one GEMM, `‖a‖² + ‖b‖² − 2 a·b`; entries small enough for that
 /// formula to lose precision are recomputed directly, so identical rows are exactly 0 apart (PML's
 /// `torch.cdist` returns about 1e-8 there above 25 rows). The gradient of the Euclidean distance at
@@ -46,13 +51,68 @@ public enum DistanceKind: String, Sendable, Codable, CaseIterable {
 public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
   /// The comparison.
   public var kind: DistanceKind
-  /// Whether rows are L2-normalised (`x / max(‖x‖, 1e-12)`) before comparison.
+  /// Whether rows are normalised (`x / max(‖x‖, 1e-12)`) before comparison: in the L2 norm, or
+  /// for an `.lp` distance in its own p-norm, as PML's `LpDistance` does.
   public var normalizesEmbeddings: Bool
+  /// The norm's order `p` of an `.lp` distance (2 for the other kinds).
+  public var p: Double
+  /// The power an `.lp` distance is raised to (1 for the other kinds).
+  public var power: Double
 
-  /// A distance of `kind`, L2-normalising rows first if `normalizesEmbeddings`.
+  /// A distance of `kind`, L2-normalising rows first if `normalizesEmbeddings`. An `.lp` distance
+  /// made here is the Euclidean one; `lp(p:power:normalizesEmbeddings:)` sets its order and power.
   public init(_ kind: DistanceKind, normalizesEmbeddings: Bool) {
     self.kind = kind
     self.normalizesEmbeddings = normalizesEmbeddings
+    p = 2
+    power = 1
+  }
+
+  /// PML's `LpDistance(p:, power:, normalize_embeddings:)`: `‖a − b‖_p^power`, with `p ≥ 1` and
+  /// `power > 0`. `p = 2` with power 1 or 2 gives the `.euclidean` and `.squaredEuclidean` kinds
+  /// (one GEMM); any other order or power is an `.lp` distance.
+  public static func lp(p: Double, power: Double = 1, normalizesEmbeddings: Bool = true) -> Distance {
+    precondition(p >= 1 && p.isFinite && power > 0 && power.isFinite, "Distance.lp: p = \(p) must be ≥ 1 and finite, power = \(power) > 0")
+    if p == 2 && (power == 1 || power == 2) {
+      return Distance(power == 1 ? .euclidean : .squaredEuclidean, normalizesEmbeddings: normalizesEmbeddings)
+    }
+    var d = Distance(.lp, normalizesEmbeddings: normalizesEmbeddings)
+    d.p = p
+    d.power = power
+    return d
+  }
+
+  /// A distance from its command-line name: `euclidean`, `squared-euclidean`, `cosine`, `dot`,
+  /// `snr`, or `l<p>` / `l<p>^<power>` for an Lp distance (`l1` is the Manhattan distance, `l3^2`
+  /// the squared 3-norm), all on normalised rows as PML's defaults; nil for anything else.
+  public init?(parsing text: String) {
+    switch text {
+    case "euclidean": self = .euclidean
+    case "squared-euclidean": self = .squaredEuclidean
+    case "cosine": self = .cosine
+    case "dot": self = .dotProduct
+    case "snr": self = .snr
+    default:
+      guard text.first == "l" else { return nil }
+      let parts = text.dropFirst().split(separator: "^", omittingEmptySubsequences: false)
+      guard parts.count <= 2, let p = Double(parts[0]), p >= 1, p.isFinite,
+        let power = parts.count == 2 ? Double(parts[1]) : 1, power > 0, power.isFinite
+      else { return nil }
+      self = .lp(p: p, power: power)
+    }
+  }
+
+  enum CodingKeys: String, CodingKey { case kind, normalizesEmbeddings, p, power }
+
+  /// Decodes a distance; `p` and `power` may be absent (files written before Lp distances).
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    self.init(try c.decode(DistanceKind.self, forKey: .kind), normalizesEmbeddings: try c.decode(Bool.self, forKey: .normalizesEmbeddings))
+    p = try c.decodeIfPresent(Double.self, forKey: .p) ?? 2
+    power = try c.decodeIfPresent(Double.self, forKey: .power) ?? 1
+    guard p >= 1, p.isFinite, power > 0, power.isFinite else {
+      throw DecodingError.dataCorruptedError(forKey: .p, in: c, debugDescription: "p = \(p) must be ≥ 1 and power = \(power) > 0")
+    }
   }
 
   /// PML's `LpDistance()`: Euclidean between normalised rows.
@@ -74,8 +134,8 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
   /// True for similarities, where larger means closer.
   @inlinable public var isSimilarity: Bool { kind == .dotProduct }
 
-  /// The name the command line uses (`cosine`, `dot`, `euclidean`, `squared-euclidean`), with
-  /// `(unnormalized)` appended to a Euclidean kind that does not normalise rows.
+  /// The name the command line uses (`cosine`, `dot`, `euclidean`, `squared-euclidean`, `snr`,
+  /// `l<p>^<power>`), with `(unnormalized)` appended to a distance that does not normalise rows.
   public var description: String {
     switch (kind, normalizesEmbeddings) {
     case (.dotProduct, true): return "cosine"
@@ -83,6 +143,9 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     case (.euclidean, let n): return n ? "euclidean" : "euclidean(unnormalized)"
     case (.squaredEuclidean, let n): return n ? "squared-euclidean" : "squared-euclidean(unnormalized)"
     case (.snr, let n): return n ? "snr" : "snr(unnormalized)"
+    case (.lp, let n):
+      func short(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }
+      return "l" + short(p) + (power == 1 ? "" : "^" + short(power)) + (n ? "" : "(unnormalized)")
     }
   }
 
@@ -103,6 +166,7 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
       query.columns == reference.columns,
       "Distance: query rows have \(query.columns) features, reference rows \(reference.columns)")
     guard kind != .snr else { return snrScores(query, reference, sameSet: sameSet, into: &scores, workspace: &w) }
+    guard kind != .lp else { return lpScores(query, reference, sameSet: sameSet, into: &scores, workspace: &w) }
     prepare(query, into: &w.query, norms: &w.queryNorms)
     w.lastSameSet = sameSet
     if sameSet {
@@ -230,6 +294,8 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
                 d2 += diff * diff
               }
               s[i * m + j] = kind == .euclidean ? d2.squareRoot() : d2
+            case .lp:
+              s[i * m + j] = Self.lpScore(Self.lpSum(a, b, count: d, p: T(p)), p: T(p), power: T(power))
             }
           }
         }
@@ -248,8 +314,8 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     precondition(
       scores.columns == n && scoreGradient.rows == n && scoreGradient.columns == n,
       "Distance backward: gradient is \(scoreGradient.rows)x\(scoreGradient.columns), scores \(n)x\(scores.columns)")
-    if kind == .snr {
-      // Not symmetric: the two sides' gradients, added.
+    if kind == .snr || kind == .lp {
+      // The two sides' gradients, added (the SNR is not symmetric; an Lp distance is computed pair by pair).
       var other = Matrix<T>()
       backward(x, x, scores: scores, scoreGradient: scoreGradient, workspace: &w, queryGradient: &gradient, referenceGradient: &other)
       gradient.add(other)
@@ -337,10 +403,12 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
       addScaledRows(referenceRows, scales: w.columnWeights, into: &referenceGradient)
     case .snr:
       snrBackward(scores: scores, scoreGradient: scoreGradient, workspace: &w, queryGradient: &queryGradient, referenceGradient: &referenceGradient)
+    case .lp:
+      lpBackward(referenceRows, scores: scores, scoreGradient: scoreGradient, workspace: &w, queryGradient: &queryGradient, referenceGradient: &referenceGradient)
     }
     if normalizesEmbeddings {
-      normalizeBackward(&queryGradient, normalized: w.query, norms: w.queryNorms)
-      normalizeBackward(&referenceGradient, normalized: referenceRows, norms: referenceNorms)
+      normalizeBackward(&queryGradient, normalized: w.query, norms: w.queryNorms, p: kind == .lp ? T(p) : 2)
+      normalizeBackward(&referenceGradient, normalized: referenceRows, norms: referenceNorms, p: kind == .lp ? T(p) : 2)
     }
   }
 
@@ -359,10 +427,20 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
           case .euclidean: T.divideWherePositive(g.baseAddress!, s.baseAddress!, wt.baseAddress!, count: wt.count)
           case .squaredEuclidean: for k in wt.indices { wt[k] = 2 * g[k] }
           case .snr: preconditionFailure("the signal-to-noise distance weighs its scores in snrBackward")
+          case .lp: preconditionFailure("an Lp distance weighs its scores in lpBackward")
           }
         }
       }
     }
+  }
+
+  /// `x` as this distance compares it: its rows normalised if it normalises them (in the L2 norm,
+  /// or an Lp distance's own p-norm), else `x` itself.
+  public func preparedRows<T: DMLScalar>(_ x: Matrix<T>) -> Matrix<T> {
+    guard normalizesEmbeddings else { return x }
+    var out = Matrix<T>(), norms = [T]()
+    prepare(x, into: &out, norms: &norms)
+    return out
   }
 
   /// Copies `x` into `out`, normalising rows if this distance does (in the same pass).
@@ -375,6 +453,19 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     out.resize(rows: n, columns: d)
     if norms.count != n { norms = [T](repeating: 0, count: n) }
     guard d > 0 else { return }
+    if kind == .lp && p != 2 {
+      // The row's own p-norm, as PML normalises for LpDistance.
+      let order = T(p)
+      let zeros = [T](repeating: 0, count: d)
+      for i in 0..<n {
+        let norm = x.withUnsafeBufferPointer { source in
+          zeros.withUnsafeBufferPointer { z in Swift.max(Self.lpScore(Self.lpSum(source.baseAddress! + i * d, z.baseAddress!, count: d, p: order), p: order, power: 1), 1e-12) }
+        }
+        norms[i] = norm
+        for k in 0..<d { out[i, k] = x[i, k] / norm }
+      }
+      return
+    }
     x.withUnsafeBufferPointer { source in
       out.withUnsafeMutableBufferPointer { p in
         norms.withUnsafeMutableBufferPointer { nr in
@@ -572,13 +663,27 @@ func addScaledRows<T: DMLScalar>(_ x: Matrix<T>, scales: [T], into out: inout Ma
   }
 }
 
-/// Back-propagates through `y = x / max(‖x‖, ε)` in place: `g ← (g − y (y·g)) / ‖x‖`.
+/// Back-propagates through `y = x / max(‖x‖, ε)` in place: `g ← (g − y (y·g)) / ‖x‖`; in a
+/// p-norm other than 2, `g ← (g − φ(y) (y·g)) / ‖x‖_p` with `φ(v) = sign(v) |v|^(p − 1)`.
 @inlinable
 func normalizeBackward<T: DMLScalar>(
-  _ g: inout Matrix<T>, normalized y: Matrix<T>, norms: [T]
+  _ g: inout Matrix<T>, normalized y: Matrix<T>, norms: [T], p: T = 2
 ) {
   let (n, d) = (g.rows, g.columns)
   guard d > 0 else { return }
+  if p != 2 {
+    for i in 0..<n {
+      let norm = norms[i]
+      guard norm > 1e-12 else {
+        for k in 0..<d { g[i, k] /= 1e-12 }
+        continue
+      }
+      var dot: T = 0
+      for k in 0..<d { dot += y[i, k] * g[i, k] }
+      for k in 0..<d { g[i, k] = (g[i, k] - Distance.lpSlope(y[i, k], p: p) * dot) / norm }
+    }
+    return
+  }
   y.withUnsafeBufferPointer { yp in
     g.withUnsafeMutableBufferPointer { gp in
       for i in 0..<n {
@@ -590,6 +695,138 @@ func normalizeBackward<T: DMLScalar>(
         } else {
           let g = gp.baseAddress! + i * d
           for k in 0..<d { g[k] /= 1e-12 }
+        }
+      }
+    }
+  }
+}
+
+extension Distance {
+  /// `Σ_k |a_k − b_k|^p` over `count` features (the p-th power of the p-norm of the difference).
+  @inlinable
+  public static func lpSum<T: DMLScalar>(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, count: Int, p: T) -> T {
+    var sum: T = 0
+    if p == 1 {
+      for k in 0..<count { sum += abs(a[k] - b[k]) }
+    } else if p == 2 {
+      for k in 0..<count { sum += (a[k] - b[k]) * (a[k] - b[k]) }
+    } else if p == 3 {
+      for k in 0..<count {
+        let v = abs(a[k] - b[k])
+        sum += v * v * v
+      }
+    } else {
+      for k in 0..<count {
+        let v = abs(a[k] - b[k])
+        if v > 0 { sum += T.pow(v, p) }
+      }
+    }
+    return sum
+  }
+
+  /// The score `‖a − b‖_p^power` of the sum `Σ|a_k − b_k|^p`: `sum^(power / p)`.
+  @inlinable
+  public static func lpScore<T: DMLScalar>(_ sum: T, p: T, power: T) -> T {
+    guard sum > 0 else { return 0 }
+    let exponent = power / p
+    return exponent == 1 ? sum : exponent == T(0.5) ? sum.squareRoot() : T.pow(sum, exponent)
+  }
+
+  /// `sign(v) |v|^(p − 1)`, the derivative of `|v|^p / p` (0 at `v = 0`).
+  @inlinable
+  static func lpSlope<T: DMLScalar>(_ v: T, p: T) -> T {
+    if p == 2 { return v }
+    if p == 1 { return v > 0 ? 1 : v < 0 ? -1 : 0 }
+    guard v != 0 else { return 0 }
+    let magnitude = p == 3 ? v * v : T.pow(abs(v), p - 1)
+    return v > 0 ? magnitude : -magnitude
+  }
+
+  /// An Lp distance's scores, row pair by row pair (`p` other than 2 has no product form), split
+  /// over the workspace's threads by rows.
+  @inlinable
+  func lpScores<T: DMLScalar>(
+    _ query: Matrix<T>, _ reference: Matrix<T>, sameSet: Bool, into scores: inout Matrix<T>, workspace w: inout DistanceWorkspace<T>
+  ) {
+    prepare(query, into: &w.query, norms: &w.queryNorms)
+    w.lastSameSet = sameSet
+    if !sameSet { prepare(reference, into: &w.reference, norms: &w.referenceNorms) }
+    let references = sameSet ? w.query : w.reference
+    let (n, m, d) = (query.rows, references.rows, query.columns)
+    scores.resize(rows: n, columns: m)
+    let (p, power) = (T(self.p), T(self.power))
+    let chunks = w.compute.chunkCount(rows: n, workPerRow: m * Swift.max(d, 1) * (p == 1 || p == 2 ? 1 : 8), minimumWork: 1 << 16)
+    w.query.withUnsafeBufferPointer { q in
+      references.withUnsafeBufferPointer { r in
+        scores.withUnsafeMutableBufferPointer { s in
+          let (q, r, s) = (q.baseAddress, r.baseAddress, s.baseAddress!)
+          BatchParallelism.forEachChunk(rows: n, chunks: chunks) { _, rows in
+            for i in rows {
+              for j in 0..<m {
+                // Identical rows, and a same set's diagonal, are exactly 0 apart.
+                s[i * m + j] = d == 0 || (sameSet && i == j) ? 0 : Self.lpScore(Self.lpSum(q! + i * d, r! + j * d, count: d, p: p), p: p, power: power)
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /// An Lp distance's backward pass to the prepared rows. With `D = ‖q_i − r_j‖_p`, the score
+  /// `S = D^power` and `c_ij = G_ij · power · D^(power − p)` (0 where `D = 0`):
+  /// `∂q_i = Σ_j c_ij φ(q_i − r_j)` and `∂r_j = −Σ_i c_ij φ(q_i − r_j)`, `φ(v) = sign(v) |v|^(p − 1)`
+  /// element-wise. Zero entries of `G` (a miner's few pairs) cost nothing.
+  @inlinable
+  func lpBackward<T: DMLScalar>(
+    _ referenceRows: Matrix<T>, scores: Matrix<T>, scoreGradient: Matrix<T>, workspace w: inout DistanceWorkspace<T>,
+    queryGradient: inout Matrix<T>, referenceGradient: inout Matrix<T>
+  ) {
+    let (n, m, d) = (scores.rows, scores.columns, w.query.columns)
+    let (p, power) = (T(self.p), T(self.power))
+    // c = G · power · S^(1 − p / power), as D^(power − p) = S^((power − p) / power).
+    w.weights.resize(rows: n, columns: m)
+    let exponent = 1 - p / power
+    scores.withUnsafeBufferPointer { s in
+      scoreGradient.withUnsafeBufferPointer { g in
+        w.weights.withUnsafeMutableBufferPointer { c in
+          for k in 0..<(n * m) {
+            c[k] = g[k] == 0 || s[k] <= 0 ? 0 : g[k] * power * (exponent == 0 ? 1 : T.pow(s[k], exponent))
+          }
+        }
+      }
+    }
+    queryGradient.resize(rows: n, columns: d, zeroed: true)
+    referenceGradient.resize(rows: m, columns: d, zeroed: true)
+    guard d > 0 else { return }
+    let work = d * (p == 1 || p == 2 ? 1 : 8)
+    w.query.withUnsafeBufferPointer { q in
+      referenceRows.withUnsafeBufferPointer { r in
+        w.weights.withUnsafeBufferPointer { c in
+          queryGradient.withUnsafeMutableBufferPointer { gq in
+            let (q, r, c, gq) = (q.baseAddress!, r.baseAddress!, c.baseAddress!, gq.baseAddress!)
+            BatchParallelism.forEachChunk(rows: n, chunks: w.compute.chunkCount(rows: n, workPerRow: m * work, minimumWork: 1 << 16)) { _, rows in
+              for i in rows {
+                let out = gq + i * d, a = q + i * d
+                for j in 0..<m where c[i * m + j] != 0 {
+                  let weight = c[i * m + j], b = r + j * d
+                  for k in 0..<d { out[k] += weight * Self.lpSlope(a[k] - b[k], p: p) }
+                }
+              }
+            }
+          }
+          referenceGradient.withUnsafeMutableBufferPointer { gr in
+            let (q, r, c, gr) = (q.baseAddress!, r.baseAddress!, c.baseAddress!, gr.baseAddress!)
+            BatchParallelism.forEachChunk(rows: m, chunks: w.compute.chunkCount(rows: m, workPerRow: n * work, minimumWork: 1 << 16)) { _, columns in
+              for j in columns {
+                let out = gr + j * d, b = r + j * d
+                for i in 0..<n where c[i * m + j] != 0 {
+                  let weight = c[i * m + j], a = q + i * d
+                  for k in 0..<d { out[k] -= weight * Self.lpSlope(a[k] - b[k], p: p) }
+                }
+              }
+            }
+          }
         }
       }
     }

@@ -15,6 +15,9 @@ public struct HyperparameterSpec: Sendable, Equatable {
     case choice([String])
     /// Any text without `,` or `=` (a file path, for example); empty when not given.
     case text
+    /// A distance by name (`Distance(parsing:)`): `euclidean`, `squared-euclidean`, `cosine`,
+    /// `dot`, `snr`, or an Lp distance `l<p>` or `l<p>^<power>`.
+    case distance
   }
 
   /// The key in `name:key=value` text, for example `"margin"`.
@@ -47,8 +50,8 @@ public struct HyperparameterSpec: Sendable, Equatable {
   /// The distance to use, defaulting to the paper's (and PML's).
   public static func distance(default d: String) -> HyperparameterSpec {
     HyperparameterSpec(
-      "distance", .choice(["euclidean", "squared-euclidean", "cosine", "dot", "snr"]), default: d,
-      "score between embeddings and references; euclidean variants and snr normalise rows")
+      "distance", .distance, default: d,
+      "score between embeddings and references: euclidean, squared-euclidean, cosine, dot, snr, or l<p>[^<power>] (l1: Manhattan); all but dot normalise rows")
   }
 
   /// How the loss's terms are reduced.
@@ -201,6 +204,11 @@ public struct HyperparameterValues: Sendable, Equatable {
       }
     case .text:
       break
+    case .distance:
+      guard Distance(parsing: text) != nil else {
+        throw SpecificationError(
+          "\(component): \(name)=\(text) is not one of euclidean, squared-euclidean, cosine, dot, snr, or l<p>[^<power>] with p ≥ 1 and power > 0")
+      }
     }
     return text
   }
@@ -267,13 +275,9 @@ public struct HyperparameterValues: Sendable, Equatable {
 
   /// The `distance` hyperparameter as a `Distance`.
   public func distance() throws -> Distance {
-    switch try string("distance") {
-    case "euclidean": return .euclidean
-    case "squared-euclidean": return .squaredEuclidean
-    case "cosine": return .cosine
-    case "snr": return .snr
-    default: return .dotProduct
-    }
+    let text = try string("distance")
+    guard let distance = Distance(parsing: text) else { throw SpecificationError("\(component): distance=\(text) is not a distance") }
+    return distance
   }
 
   /// The `reduction` hyperparameter.

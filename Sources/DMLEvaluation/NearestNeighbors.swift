@@ -97,8 +97,8 @@ func searchNeighbors<T: DMLScalar>(
   let largest = distance.isSimilarity != (filter?.farthest ?? false)
   let worst: T = largest ? -T.infinity : T.infinity
   // Prepared copies: rows normalised when the distance says so; squared norms for Euclidean.
-  var qn = distance.normalizesEmbeddings ? queries.rowsNormalized() : queries
-  var rn = distance.normalizesEmbeddings ? references.rowsNormalized() : references
+  var qn = distance.preparedRows(queries)
+  var rn = distance.preparedRows(references)
   // The signal-to-noise ratio ranks a query's references as the squared Euclidean distance of
   // the centred rows does (it divides that by the query's own centred square norm): rank those,
   // then divide the kept scores.
@@ -107,7 +107,11 @@ func searchNeighbors<T: DMLScalar>(
     qn.subtractRowMeans()
     rn.subtractRowMeans()
   }
-  let euclidean = distance.kind != .dotProduct
+  // An Lp distance ranks by its sum Σ|q − r|^p, computed pair by pair, raised to power / p for the
+  // neighbours kept.
+  let lp = distance.kind == .lp
+  let (lpOrder, lpPower) = (T(distance.p), T(distance.power))
+  let euclidean = distance.kind != .dotProduct && !lp
   var qs = [T](), rs = [T]()
   if euclidean {
     qn.rowSquaredNorms(into: &qs)
@@ -134,8 +138,12 @@ func searchNeighbors<T: DMLScalar>(
     while r0 < r {
       let r1 = Swift.min(r, r0 + referenceBlock)
       copyRows(rn, r0..<r1, into: &rBlock)
-      gemm(qBlock, rBlock, transposeB: true, into: &block, compute: compute)
       let m = r1 - r0
+      if lp {
+        lpSums(qBlock, rBlock, p: lpOrder, into: &block, compute: compute)
+      } else {
+        gemm(qBlock, rBlock, transposeB: true, into: &block, compute: compute)
+      }
       let chunks = compute.chunkCount(rows: q1 - q0, workPerRow: m, minimumWork: 1 << 16)
       block.withUnsafeMutableBufferPointer { b in
         heapKey.withUnsafeMutableBufferPointer { hk in
@@ -161,7 +169,9 @@ func searchNeighbors<T: DMLScalar>(
                         // centred rows, not yet divided by the query's), similarities otherwise.
                         let b =
                           distance.kind == .euclidean && bound > 0
-                          ? bound * bound : snr ? bound * Swift.max(qs[q0 + i], T(Distance.snrVarianceFloor)) : bound
+                          ? bound * bound
+                          : lp && bound > 0
+                            ? T.pow(bound, lpOrder / lpPower) : snr ? bound * Swift.max(qs[q0 + i], T(Distance.snrVarianceFloor)) : bound
                         for j in 0..<m where distance.isSimilarity ? row[j] >= b : row[j] <= b { row[j] = worst }
                       }
                     }
@@ -206,7 +216,10 @@ func searchNeighbors<T: DMLScalar>(
       let s = bestScore[i * kk + slot]
       if filter != nil && (j < 0 || s == worst) { break }  // only filtered-out references remain
       result.indices[i * k + out] = j
-      result.scores[i, out] = distance.kind == .euclidean ? s.squareRoot() : snr ? s / Swift.max(qs[i], T(Distance.snrVarianceFloor)) : s
+      result.scores[i, out] =
+        distance.kind == .euclidean
+        ? s.squareRoot()
+        : lp ? Distance.lpScore(s, p: lpOrder, power: lpPower) : snr ? s / Swift.max(qs[i], T(Distance.snrVarianceFloor)) : s
       out += 1
     }
     for slot in out..<k {
@@ -283,6 +296,25 @@ func copyRows<T: DMLScalar>(_ x: Matrix<T>, _ range: Range<Int>, into out: inout
   x.withUnsafeBufferPointer { src in
     out.withUnsafeMutableBufferPointer { dst in
       dst.baseAddress!.update(from: src.baseAddress! + range.lowerBound * d, count: range.count * d)
+    }
+  }
+}
+
+/// `out[i, j] = Σ_k |q_ik − r_jk|^p`, the Lp search's ranking key, split over the threads by rows.
+func lpSums<T: DMLScalar>(_ q: Matrix<T>, _ r: Matrix<T>, p: T, into out: inout Matrix<T>, compute: ComputeContext) {
+  let (n, m, d) = (q.rows, r.rows, q.columns)
+  out.resize(rows: n, columns: m)
+  let chunks = compute.chunkCount(rows: n, workPerRow: m * Swift.max(d, 1) * (p == 1 || p == 2 ? 1 : 8), minimumWork: 1 << 16)
+  q.withUnsafeBufferPointer { qp in
+    r.withUnsafeBufferPointer { rp in
+      out.withUnsafeMutableBufferPointer { o in
+        let (qp, rp, o) = (qp.baseAddress, rp.baseAddress, o.baseAddress!)
+        BatchParallelism.forEachChunk(rows: n, chunks: chunks) { _, rows in
+          for i in rows {
+            for j in 0..<m { o[i * m + j] = d == 0 ? 0 : Distance.lpSum(qp! + i * d, rp! + j * d, count: d, p: p) }
+          }
+        }
+      }
     }
   }
 }

@@ -350,7 +350,7 @@ final class PluginInstance: @unchecked Sendable {
       case .boolean:
         v.type = DML_HYPERPARAMETER_BOOLEAN
         v.boolean = try values.boolean(spec.name) ? 1 : 0
-      case .choice:
+      case .choice, .distance:
         v.type = DML_HYPERPARAMETER_CHOICE
         let s = strdup(try values.string(spec.name))!
         strings.append(s)

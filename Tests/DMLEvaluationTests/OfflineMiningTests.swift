@@ -1,3 +1,4 @@
+import Foundation
 import DMLEvaluation
 import DMLSamplers
 import Testing
@@ -18,7 +19,15 @@ struct OfflineMiningTests {
 
   /// Brute force: `(positives farthest first, negatives nearest first)` of every anchor.
   static func bruteForce(_ x: Matrix<Double>, _ y: [Int], k: Int, distance: Distance, semihard: Bool) -> ([[Int32]], [[Int32]]) {
-    let e = distance.normalizesEmbeddings ? x.rowsNormalized() : x
+    var e = distance.normalizesEmbeddings ? x.rowsNormalized() : x
+    if distance.kind == .lp && distance.normalizesEmbeddings {
+      // Each row divided by its own p-norm, as PML's LpDistance normalises.
+      e = x
+      for i in 0..<x.rows {
+        let norm = pow((0..<x.columns).reduce(0.0) { $0 + pow(abs(x[i, $1]), distance.p) }, 1 / distance.p)
+        for c in 0..<x.columns { e[i, c] = x[i, c] / norm }
+      }
+    }
     func dist(_ i: Int, _ j: Int) -> Double {
       var s = 0.0
       for c in 0..<e.columns {
@@ -36,6 +45,10 @@ struct OfflineMiningTests {
         let signal = (0..<e.columns).reduce(0.0) { $0 + (e[i, $1] - mi) * (e[i, $1] - mi) }
         let noise = (0..<e.columns).reduce(0.0) { $0 + (e[j, $1] - e[i, $1] - md) * (e[j, $1] - e[i, $1] - md) }
         return noise / signal
+      case .lp:
+        // (Σ|e_i − e_j|^p)^(power / p), written out.
+        let sum = (0..<e.columns).reduce(0.0) { $0 + pow(abs(e[i, $1] - e[j, $1]), distance.p) }
+        return pow(sum, distance.power / distance.p)
       }
     }
     var positives: [[Int32]] = [], negatives: [[Int32]] = []
@@ -53,10 +66,10 @@ struct OfflineMiningTests {
   }
 
   @Test("hard positives are the farthest same-class items, hard negatives the nearest different-class ones",
-    arguments: [("euclidean", false), ("cosine", false), ("euclidean", true), ("squared-euclidean", true), ("snr", false), ("snr", true)])
+    arguments: [("euclidean", false), ("cosine", false), ("euclidean", true), ("squared-euclidean", true), ("snr", false), ("snr", true), ("l1", false), ("l3^2", true), ("l1.5^0.5", true)])
   func matchesBruteForce(_ name: String, _ semihard: Bool) throws {
     let (x, y) = Self.data()
-    let distance: Distance = ["euclidean": .euclidean, "cosine": .cosine, "squared-euclidean": .squaredEuclidean, "snr": .snr][name]!
+    let distance = Distance(parsing: name)!
     let k = 5
     let mined = try hardNeighbors(embeddings: x, labels: y, k: k, distance: distance, window: semihard ? .semihard : .hard)
     let (p, n) = Self.bruteForce(x, y, k: k, distance: distance, semihard: semihard)

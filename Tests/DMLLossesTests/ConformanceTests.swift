@@ -35,6 +35,16 @@ struct ConformanceTests {
         TripletMarginLoss<Double>(margin: 0.1, distance: .cosine, reduction: .mean),
         TripletMarginLoss<Float>(margin: 0.1, distance: .cosine, reduction: .mean), usesTuples: true)
     },
+    ConformanceCase(description: "triplet (l3^2: an Lp distance, rows in their 3-norm)") {
+      LossConformance.failures(
+        TripletMarginLoss<Double>(margin: 0.2, distance: .lp(p: 3, power: 2)),
+        TripletMarginLoss<Float>(margin: 0.2, distance: .lp(p: 3, power: 2)), usesTuples: true)
+    },
+    ConformanceCase(description: "contrastive (l1.5, unnormalized)") {
+      LossConformance.failures(
+        ContrastiveLoss<Double>(positiveMargin: 0.2, negativeMargin: 2, distance: .lp(p: 1.5, normalizesEmbeddings: false)),
+        ContrastiveLoss<Float>(positiveMargin: 0.2, negativeMargin: 2, distance: .lp(p: 1.5, normalizesEmbeddings: false)), usesTuples: true)
+    },
     ConformanceCase(description: "snr-contrastive") {
       LossConformance.failures(SNRContrastiveLoss<Double>(), SNRContrastiveLoss<Float>(), usesTuples: true)
     },
@@ -227,6 +237,8 @@ struct ConformanceTests {
   @Test("conformance: smooth-ap") func c34() { Self.check("smooth-ap (τ 0.1)") }
   @Test("conformance: p2s-grad") func c35() { Self.check("p2s-grad") }
   @Test("conformance: circle") func c36() { Self.check("circle (exact derivative, γ 8)") }
+  @Test("conformance: triplet (l3^2)") func c37() { Self.check("triplet (l3^2: an Lp distance, rows in their 3-norm)") }
+  @Test("conformance: contrastive (l1.5, unnormalized)") func c38() { Self.check("contrastive (l1.5, unnormalized)") }
 
   @Test("a loss that ignores its input fails the suite")
   func suiteCanFail() {

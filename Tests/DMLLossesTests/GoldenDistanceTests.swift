@@ -1,4 +1,5 @@
 import DMLLosses
+import Foundation
 import Testing
 
 @Suite("Distances match pytorch-metric-learning (Golden/distances.json)")
@@ -12,11 +13,17 @@ struct GoldenDistanceTests {
     // Golden/snr.json, from Benchmarks/Scripts/golden_snr.py.
     ("snr_normalized", .snr),
     ("snr_unnormalized", Distance(.snr, normalizesEmbeddings: false)),
+    // Golden/lp_distances.json, from Benchmarks/Scripts/golden_lp_distance.py.
+    ("lp_p1_power1_normalized", .lp(p: 1)),
+    ("lp_p3_power2_normalized", .lp(p: 3, power: 2)),
+    ("lp_p1.5_power1_unnormalized", .lp(p: 1.5, normalizesEmbeddings: false)),
+    ("lp_p2_power3_normalized", .lp(p: 2, power: 3)),
+    ("lp_p4_power0.5_unnormalized", .lp(p: 4, power: 0.5, normalizesEmbeddings: false)),
   ]
 
   @Test("scores and gradients to 1e-9", arguments: cases)
   func distance(name: String, distance: Distance) {
-    let c = (GoldenCase.distances + GoldenCase.snr).first { $0.name == name }!
+    let c = (GoldenCase.distances + GoldenCase.snr + GoldenCase.lpDistances).first { $0.name == name }!
     let q = c.matrix("query"), r = c.matrix("reference")
     var w = DistanceWorkspace<Double>()
     var scores = Matrix<Double>(), gq = Matrix<Double>(), gr = Matrix<Double>()
@@ -145,5 +152,41 @@ struct GoldenDistanceTests {
         queryGradient: &gq, referenceGradient: &gr)
       #expect(gq.isFinite && gr.isFinite)
     }
+  }
+
+  @Test("losses on an Lp distance: PML's TripletMarginLoss on LpDistance(p=1) and ContrastiveLoss on LpDistance(p=3, power=2), value and gradient to 1e-9")
+  func lossesOnLpDistances() {
+    for c in GoldenCase.lpDistances where c.outputs["loss"] != nil {
+      let d = c.inputs["distance"] as! [String: Any]
+      let distance = Distance.lp(p: GoldenCase.number(d["p"]!), power: GoldenCase.number(d["power"]!))
+      func run<L: PairwiseLoss>(_ loss: L) -> (Double, Matrix<Double>) where L.Scalar == Double {
+        var e = LossEvaluator(loss)
+        return (e.evaluate(c.matrix("embeddings"), labels: c.labels, tuples: nil).total, e.embeddingGradient)
+      }
+      let (total, gradient) =
+        c.name.hasPrefix("triplet")
+        ? run(TripletMarginLoss<Double>(margin: c.hyper("margin"), distance: distance))
+        : run(ContrastiveLoss<Double>(positiveMargin: c.hyper("pos_margin"), negativeMargin: c.hyper("neg_margin"), distance: distance))
+      expectClose(total, c.scalar("loss"), "\(c.name) loss")
+      expectClose(gradient, c.output("grad_embeddings"), "\(c.name) grad_embeddings")
+    }
+  }
+
+  @Test("Lp distances by name: l1, l3^2, l1.5; p = 2 with power 1 or 2 are the Euclidean kinds; bad forms refused")
+  func parsing() {
+    #expect(Distance(parsing: "l1") == .lp(p: 1))
+    #expect(Distance(parsing: "l3^2") == .lp(p: 3, power: 2))
+    #expect(Distance(parsing: "l2") == .euclidean && Distance(parsing: "l2^2") == .squaredEuclidean)
+    #expect(Distance(parsing: "l2^3")?.kind == .lp)
+    for bad in ["l0.5", "l", "l1^0", "l1^-1", "linf", "l1^2^3", "lnan", "l1^inf", "manhattan"] {
+      #expect(Distance(parsing: bad) == nil, "\(bad)")
+    }
+    #expect(Distance.lp(p: 3, power: 2).description == "l3^2" && Distance.lp(p: 1.5, normalizesEmbeddings: false).description == "l1.5(unnormalized)")
+    // A distance written before Lp distances (no p, no power) still decodes.
+    let old = try? JSONDecoder().decode(Distance.self, from: Data(#"{"kind":"euclidean","normalizesEmbeddings":true}"#.utf8))
+    #expect(old == .euclidean)
+    let lp = try? JSONDecoder().decode(Distance.self, from: JSONEncoder().encode(Distance.lp(p: 3, power: 2)))
+    #expect(lp == .lp(p: 3, power: 2))
+    #expect((try? JSONDecoder().decode(Distance.self, from: Data(#"{"kind":"lp","normalizesEmbeddings":true,"p":0.5,"power":1}"#.utf8))) == nil)
   }
 }
