@@ -310,13 +310,14 @@ public struct CosFaceLoss<Scalar: DMLScalar>: RegisteredLoss, ClassWeightLoss {
 /// The classification losses of this module, for a `LossRegistry`.
 public enum ClassificationLosses {
   /// Registry entries for `SoftmaxLoss`, `NormalizedSoftmaxLoss`, `ArcFaceLoss`, `CosFaceLoss`,
-  /// `SubCenterArcFaceLoss`, `SoftTripleLoss` and `P2SGradLoss`, in `Float`.
+  /// `SubCenterArcFaceLoss`, `SoftTripleLoss`, `P2SGradLoss`, and `LargeMarginSoftmaxLoss` as
+  /// `large-margin-softmax` and `sphereface`, in `Float`.
   public static var registrations: [LossFactory] {
     [
       LossFactory(SoftmaxLoss<Float>.self), LossFactory(NormalizedSoftmaxLoss<Float>.self),
       LossFactory(ArcFaceLoss<Float>.self), LossFactory(CosFaceLoss<Float>.self),
       LossFactory(SubCenterArcFaceLoss<Float>.self), LossFactory(SoftTripleLoss<Float>.self),
       LossFactory(P2SGradLoss<Float>.self),
-    ]
+    ] + LargeMarginSoftmaxLoss<Float>.registrations
   }
 }
