@@ -155,6 +155,8 @@ def loss_factories(classes):
         "smooth-ap": (lambda: losses.SmoothAPLoss(), None),
         "p2s-grad": (lambda: losses.P2SGradLoss(128, classes), None),
         "circle": (lambda: losses.CircleLoss(), None),
+        "large-margin-softmax": (lambda: losses.LargeMarginSoftmaxLoss(classes, 128), None),
+        "sphereface": (lambda: losses.SphereFaceLoss(classes, 128), None),
     }
 
 

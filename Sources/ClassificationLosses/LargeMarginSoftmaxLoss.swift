@@ -39,7 +39,7 @@ public struct LargeMarginSoftmaxLoss<Scalar: DMLScalar>: EmbeddingLoss {
   public private(set) var embeddingGradient = Matrix<Scalar>()
   @usableFromInline var rows = Matrix<Scalar>(), classes = Matrix<Scalar>()
   @usableFromInline var cosines = Matrix<Scalar>(), cosineGradient = Matrix<Scalar>()
-  @usableFromInline var rowDirections = Matrix<Scalar>(), classDirections = Matrix<Scalar>()
+  @usableFromInline var rowDirections = Matrix<Scalar>(), classDirections = Matrix<Scalar>(), classTerms = Matrix<Scalar>()
   /// The threads the products use.
   public var compute: ComputeContext = .automatic
 
@@ -137,31 +137,64 @@ public struct LargeMarginSoftmaxLoss<Scalar: DMLScalar>: EmbeddingLoss {
     let usesClassNorms = variant == .largeMargin
     cosineGradient.resize(rows: n, columns: c)
     var rowNormGradient = [Scalar](repeating: 0, count: n), classNormGradient = [Scalar](repeating: 0, count: c)
-    var acc = TermAccumulator<Scalar>()
     let inverseN = n > 0 ? 1 / Scalar(n) : 0
-    var logits = [Scalar](repeating: 0, count: c), angular = [Scalar](repeating: 0, count: c)
-    var g = [Scalar](repeating: 0, count: c)
-    for i in 0..<n {
-      let y = labels[i]
-      let target = targetLogit(cosines[i, y])
-      for j in 0..<c {
-        angular[j] = j == y ? target.value : cosines[i, j]
-        logits[j] = scale * rowNorms[i] * (usesClassNorms ? classNorms[j] : 1) * angular[j]
-      }
-      acc.add(logits.withUnsafeBufferPointer { l in g.withUnsafeMutableBufferPointer { crossEntropy(logits: l.baseAddress!, count: c, label: y, scale: inverseN, gradient: $0.baseAddress!) } })
-      // ∂/∂logit = g; logit = s ‖x‖ (‖w‖) a: through a (to the cosine) and through the norms.
-      for j in 0..<c {
-        let factor = scale * rowNorms[i] * (usesClassNorms ? classNorms[j] : 1)
-        cosineGradient[i, j] = g[j] * factor * (j == y ? target.slope : 1)
-        rowNormGradient[i] += g[j] * scale * (usesClassNorms ? classNorms[j] : 1) * angular[j]
-        if usesClassNorms { classNormGradient[j] += g[j] * scale * rowNorms[i] * angular[j] }
+    let scale = self.scale
+    var targets = [(value: Scalar, slope: Scalar)](repeating: (0, 0), count: n)
+    for i in 0..<n { targets[i] = targetLogit(cosines[i, labels[i]]) }
+    let classFactor = usesClassNorms ? classNorms : [Scalar](repeating: 1, count: c)
+    // Row by row, split over the threads: the logits (the angular part scaled by the norms), the
+    // cross-entropy's gradient, then ∂/∂cosine and ∂/∂norms. The class norms' terms are kept per
+    // row and summed by columns afterwards, in row order, so the result does not depend on the
+    // number of threads.
+    let chunks = compute.chunkCount(rows: n, workPerRow: 8 * Swift.max(c, 1), minimumWork: 1 << 15)
+    var rowLosses = [Scalar](repeating: 0, count: n)
+    if usesClassNorms { classTerms.resize(rows: n, columns: c) }
+    cosines.withUnsafeBufferPointer { cosine in
+      cosineGradient.withUnsafeMutableBufferPointer { out in
+        rowNormGradient.withUnsafeMutableBufferPointer { rowNormGradient in
+          rowLosses.withUnsafeMutableBufferPointer { rowLosses in
+            classTerms.withUnsafeMutableBufferPointer { classTerms in
+              let (cosine, out, rowNormGradient, rowLosses, classTerms) = (
+                cosine.baseAddress!, out.baseAddress!, rowNormGradient.baseAddress!, rowLosses.baseAddress!, classTerms.baseAddress
+              )
+              BatchParallelism.forEachChunk(rows: n, chunks: chunks) { _, rows in
+                withUnsafeTemporaryAllocation(of: Scalar.self, capacity: 3 * Swift.max(c, 1)) { buffer in
+                  let logits = buffer.baseAddress!, angular = logits + c, g = logits + 2 * c
+                  for i in rows {
+                    let y = labels[i], row = cosine + i * c, gradient = out + i * c
+                    let rowScale = scale * rowNorms[i]
+                    for j in 0..<c { angular[j] = row[j] }
+                    angular[y] = targets[i].value
+                    for j in 0..<c { logits[j] = rowScale * classFactor[j] * angular[j] }
+                    rowLosses[i] = crossEntropy(logits: logits, count: c, label: y, scale: inverseN, gradient: g)
+                    // ∂/∂logit = g; logit = s ‖x‖ (‖w‖) a: through a (to the cosine) and through the norms.
+                    var normSum: Scalar = 0
+                    for j in 0..<c {
+                      gradient[j] = g[j] * rowScale * classFactor[j]
+                      normSum += g[j] * classFactor[j] * angular[j]
+                    }
+                    gradient[y] *= targets[i].slope
+                    rowNormGradient[i] = scale * normSum
+                    if usesClassNorms {
+                      let terms = classTerms! + i * c
+                      for j in 0..<c { terms[j] = g[j] * rowScale * angular[j] }
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
       }
     }
+    if usesClassNorms { classNormGradient.withUnsafeMutableBufferPointer { classTerms.columnSums(into: $0) } }
+    var acc = TermAccumulator<Scalar>()
+    for value in rowLosses { acc.add(value) }
     // Cosines of directions: ∂x̂ = G Ŵ, ∂ŵ = Gᵀ X̂; then through x = ‖x‖ x̂.
     gemm(cosineGradient, classDirections, into: &rows, compute: compute)
     gemm(cosineGradient, transposeA: true, rowDirections, into: &classes, compute: compute)
-    Self.backThroughNorms(&rows, directions: rowDirections, norms: rowNorms, normGradient: rowNormGradient, into: &embeddingGradient)
-    Self.backThroughNorms(&classes, directions: classDirections, norms: classNorms, normGradient: classNormGradient, into: &weights.parameter.gradient)
+    Self.backThroughNorms(rows, directions: rowDirections, norms: rowNorms, normGradient: rowNormGradient, into: &embeddingGradient)
+    Self.backThroughNorms(classes, directions: classDirections, norms: classNorms, normGradient: classNormGradient, into: &weights.parameter.gradient)
     return LossValue(LossTerm(name: "loss", value: Reduction.mean.value(acc), count: acc.count, nonZero: acc.nonZero))
   }
 
@@ -173,9 +206,13 @@ public struct LargeMarginSoftmaxLoss<Scalar: DMLScalar>: EmbeddingLoss {
     x.rowSquaredNorms(into: &squares)
     directions.assign(x)
     let norms = squares.map { $0.squareRoot() }
-    for i in 0..<x.rows {
-      let inverse = 1 / Swift.max(norms[i], 1e-12)
-      for k in 0..<x.columns { directions[i, k] *= inverse }
+    let d = x.columns
+    guard d > 0 else { return norms }
+    directions.withUnsafeMutableBufferPointer { p in
+      for i in 0..<x.rows {
+        let inverse = 1 / Swift.max(norms[i], 1e-12), row = p.baseAddress! + i * d
+        for k in 0..<d { row[k] *= inverse }
+      }
     }
     return norms
   }
@@ -183,17 +220,23 @@ public struct LargeMarginSoftmaxLoss<Scalar: DMLScalar>: EmbeddingLoss {
   /// `∂x = (∂x̂ − x̂ (x̂ · ∂x̂)) / ‖x‖ + (∂L/∂‖x‖) x̂`, row by row, for `x = ‖x‖ x̂`.
   @inlinable
   static func backThroughNorms(
-    _ directionGradient: inout Matrix<Scalar>, directions: Matrix<Scalar>, norms: [Scalar], normGradient: [Scalar],
+    _ directionGradient: Matrix<Scalar>, directions: Matrix<Scalar>, norms: [Scalar], normGradient: [Scalar],
     into gradient: inout Matrix<Scalar>
   ) {
     let (n, d) = (directions.rows, directions.columns)
     gradient.resize(rows: n, columns: d)
-    for i in 0..<n {
-      var dot: Scalar = 0
-      for k in 0..<d { dot += directions[i, k] * directionGradient[i, k] }
-      let inverse = 1 / Swift.max(norms[i], 1e-12)
-      for k in 0..<d {
-        gradient[i, k] = (directionGradient[i, k] - directions[i, k] * dot) * inverse + normGradient[i] * directions[i, k]
+    guard d > 0 else { return }
+    directions.withUnsafeBufferPointer { u in
+      directionGradient.withUnsafeBufferPointer { du in
+        gradient.withUnsafeMutableBufferPointer { out in
+          for i in 0..<n {
+            let unit = u.baseAddress! + i * d, dUnit = du.baseAddress! + i * d, row = out.baseAddress! + i * d
+            var dot: Scalar = 0
+            for k in 0..<d { dot += unit[k] * dUnit[k] }
+            let inverse = 1 / Swift.max(norms[i], 1e-12), radial = normGradient[i] - dot * inverse
+            for k in 0..<d { row[k] = dUnit[k] * inverse + radial * unit[k] }
+          }
+        }
       }
     }
   }

@@ -151,6 +151,8 @@ enum ComparisonCases {
       registered("uniformity", "uniformity")
       registered("p2s-grad", "p2s-grad")
       registered("circle", "circle")
+      registered("large-margin-softmax", "large-margin-softmax")
+      registered("sphereface", "sphereface")
       // PML's implementations of these build matrices of positive × negative pairs (or N³ for
       // PNP and Smooth-AP, N² × d for the SNR distance): at 1,024 rows several would need tens of GB, so they
       // are compared at 256 only.
