@@ -83,21 +83,9 @@ public struct VICRegLoss<Scalar: DMLScalar>: EmbeddingLoss, ParameterFree {
     embeddingGradient.resize(rows: rows, columns: d, zeroed: true)
     failure = nil
     // Pairs in the order of their first rows.
-    var firstRow: [Int: Int] = [:], pairs: [(Int, Int)] = []
-    for (i, y) in labels.enumerated() {
-      if let f = firstRow[y] {
-        guard f >= 0 else {
-          failure = "VICRegLoss pairs two views per label, but label \(y) has more than two rows (use --batch views:views=2)"
-          return .zero
-        }
-        pairs.append((f, i))
-        firstRow[y] = -1
-      } else {
-        firstRow[y] = i
-      }
-    }
-    if let (y, _) = firstRow.first(where: { $0.value >= 0 }) {
-      failure = "VICRegLoss pairs two views per label, but label \(y) has one row (use --batch views:views=2)"
+    let (pairs, problem) = viewPairs(labels, loss: "VICRegLoss")
+    if let problem {
+      failure = problem
       return .zero
     }
     let n = pairs.count

@@ -66,8 +66,10 @@ enum Builders {
     var usesTuples = false
     for text in texts {
       parts.append(try registry.make(text, context: context))
-      let name = try HyperparameterValues(parsing: text).component
-      usesTuples = usesTuples || (registry.factories[name]?.usesTuples ?? false)
+      let values = try HyperparameterValues(parsing: text)
+      // A self-supervised loss makes its own pairs of views: it reads no miner's tuples.
+      let selfSupervised = (values.given["self_supervised"] ?? "none") != "none"
+      usesTuples = usesTuples || (!selfSupervised && (registry.factories[values.component]?.usesTuples ?? false))
     }
     guard !parts.isEmpty else { throw ValidationError("at least one --loss is needed") }
     if parts.count == 1 && parts[0].1 == 1 { return (parts[0].0, usesTuples) }

@@ -68,15 +68,19 @@ struct Recipe {
     let context = LossContext(classes: classes, embeddingDimension: net.embeddingDimension, seed: seed)
     let (lossValue, usesTuples) = try Builders.loss(loss, context: context)
     let instance = try instanceLabels()
-    // VICReg reads the two views of each sample as the two rows of its label.
-    let lossNames = try loss.map { try HyperparameterValues(parsing: $0).component }
-    if lossNames.contains("vicreg") {
+    // VICReg and the self-supervised losses read the two views of each sample as the two rows of
+    // its label.
+    let viewLosses = try loss.filter { text in
+      let v = try HyperparameterValues(parsing: text)
+      return v.component == "vicreg" || (v.given["self_supervised"] ?? "none") != "none"
+    }
+    if let first = viewLosses.first {
       let values = try Builders.values(CommandRegistry.batches, batch, flag: "--batch")
       guard instance, try values.integer("views") == 2 else {
-        throw ValidationError("--loss vicreg compares two views of each sample: use --batch views:labels=instance (views=2), not \(batch)")
+        throw ValidationError("--loss \(first) compares two views of each sample: use --batch views:labels=instance (views=2), not \(batch)")
       }
     }
-    if instance && !usesTuples && !lossNames.allSatisfy({ $0 == "vicreg" }) {
+    if instance && !usesTuples && viewLosses.count < loss.count {
       throw ValidationError("--batch \(batch): instance labels need pair losses (contrastive, triplet, multi-similarity), not class-based ones")
     }
     // A margin loss with one β per class indexes β by label: instance labels are not classes.

@@ -339,6 +339,10 @@ public struct LossFactory: Sendable {
   public let usesTuples: Bool
   /// Whether the loss accepts a cross-batch memory (`PairwiseLoss.supportsCrossBatchMemory`).
   public let acceptsMemory: Bool
+  /// Whether the loss can compare two views of each sample (`self_supervised=`): a loss over pairs
+  /// of embeddings (no learned references), wrapped in `SelfSupervisedLoss`.
+  public var supportsSelfSupervised: Bool { buildSelfSupervised != nil }
+  @usableFromInline var buildSelfSupervised: (@Sendable (HyperparameterValues, LossContext, Bool) throws -> AnyEmbeddingLoss<Float>)?
 
   /// An entry built by `build`, for losses whose type is known only at run time (a plugin's);
   /// see the properties for the other arguments.
@@ -360,6 +364,14 @@ public struct LossFactory: Sendable {
     self.init(
       name: L.registryName, summary: L.summary, hyperparameters: L.hyperparameters, usesTuples: L.usesTuples,
       acceptsMemory: L.supportsCrossBatchMemory, build: { try Self.build(L.self, $0, $1) })
+    if L.supportsCrossBatchMemory {
+      buildSelfSupervised = { values, context, symmetric in
+        guard symmetric || L.usesTuples else {
+          throw SpecificationError("\(L.registryName): self_supervised=one-way needs a loss that reads pairs; \(L.registryName) reads the whole batch (use symmetric)")
+        }
+        return AnyEmbeddingLoss(SelfSupervisedLoss(try L(values, context: context), symmetric: symmetric))
+      }
+    }
   }
 
   /// Builds an `L` from its values, wrapped where its type is concrete.
@@ -390,7 +402,8 @@ public struct LossRegistry: Sendable {
 
   /// The keys every loss accepts besides its own hyperparameters: `weight` (its weight in a sum,
   /// 1 by default) and PML's regularizer mixins, `embedding_regularizer` and `weight_regularizer`
-  /// (a `Regularizer` name) with `embedding_reg_weight` and `weight_reg_weight` (1 by default).
+  /// (a `Regularizer` name) with `embedding_reg_weight` and `weight_reg_weight` (1 by default),
+  /// and `self_supervised` (PML's `SelfSupervisedLoss`: `symmetric` or `one-way`).
   public static let sharedKeys: [HyperparameterSpec] = [
     HyperparameterSpec("weight", .real, default: "1", "the loss's weight in a sum of losses", range: .nonNegative),
     HyperparameterSpec(
@@ -400,11 +413,15 @@ public struct LossRegistry: Sendable {
       "weight_regularizer", .choice(["none"] + Regularizer.names), default: "none",
       "a regularizer of the class weights or proxies (losses that have them)"),
     HyperparameterSpec("weight_reg_weight", .real, default: "1", "its weight", range: .nonNegative),
+    HyperparameterSpec(
+      "self_supervised", .choice(["none", "symmetric", "one-way"]), default: "none",
+      "compare the two views of each sample only (PML's SelfSupervisedLoss; --batch views:labels=instance)"),
   ]
 
   /// Builds the loss that `text` describes (`name:key=value,...`). The reserved key `weight`
   /// (default 1) is returned beside it, for weighted sums; the regularizer keys
-  /// (`sharedKeys`) wrap the loss in a `RegularizedLoss`.
+  /// (`sharedKeys`) wrap the loss in a `RegularizedLoss`, and `self_supervised` in a
+  /// `SelfSupervisedLoss`.
   public func make(_ text: String, context: LossContext) throws -> (loss: AnyEmbeddingLoss<Float>, weight: Float) {
     var values = try HyperparameterValues(parsing: text)
     guard let factory = factories[values.component] else {
@@ -418,7 +435,18 @@ public struct LossRegistry: Sendable {
     for spec in shared { if let v = values.given[spec.name] { sharedValues = try sharedValues.setting(spec.name, v) } }
     try sharedValues.validate(against: shared)
     let weight = Float(try sharedValues.real("weight"))
-    var loss = try factory.build(values, context)
+    let selfSupervised = try sharedValues.string("self_supervised")
+    var loss: AnyEmbeddingLoss<Float>
+    if selfSupervised != "none" {
+      guard let build = factory.buildSelfSupervised else {
+        let supported = factories.values.filter(\.supportsSelfSupervised).map(\.name).sorted()
+        throw SpecificationError(
+          "\(values.component): self_supervised needs a loss over pairs of embeddings (\(supported.joined(separator: ", "))), and \(values.component) is not one")
+      }
+      loss = try build(values, context, selfSupervised == "symmetric")
+    } else {
+      loss = try factory.build(values, context)
+    }
     let embeddingName = try sharedValues.string("embedding_regularizer"), weightName = try sharedValues.string("weight_regularizer")
     guard embeddingName != "none" || weightName != "none" else { return (loss, weight) }
     var embedding: (regularizer: Regularizer, weight: Float)?

@@ -301,7 +301,7 @@ struct CommandTests {
 
 @Suite("dml train's recipe options", .serialized)
 struct RecipeTests {
-  @Test("first_lr=0 freezes the first layer; sub-classes, SimCLR views and VICReg train; instance labels refuse proxy losses, VICReg class labels")
+  @Test("first_lr=0 freezes the first layer; sub-classes, SimCLR views, VICReg and a one-way self-supervised NT-Xent train; instance labels refuse proxy losses, the view losses class labels")
   func recipes() throws {
     let data = syntheticCSV()
     let folder = temporaryFolder("frozen")
@@ -321,7 +321,8 @@ struct RecipeTests {
     #expect(saved[names[0]]?.values == initial[names[0]] && saved[names[1]]?.values == initial[names[1]], "the first layer moved")
     #expect(saved[names[2]] != nil && saved[names[2]]?.values != initial[names[2]], "the second layer did not train")
     for extra in [["--subclasses", "2"], ["--batch", "views:size=32,views=2,labels=instance", "--loss", "contrastive"],
-      ["--batch", "views:size=32,views=2,labels=class"], ["--batch", "views:size=32,views=2,labels=instance", "--loss", "vicreg"]] {
+      ["--batch", "views:size=32,views=2,labels=class"], ["--batch", "views:size=32,views=2,labels=instance", "--loss", "vicreg"],
+      ["--batch", "views:size=32,views=2,labels=instance", "--loss", "ntxent:self_supervised=one-way"]] {
       var a = CommandTests.trainArguments(data, epochs: 1, checkpoint: temporaryFolder("recipe"))
       for pair in stride(from: 0, to: extra.count, by: 2) {
         if let i = a.firstIndex(of: extra[pair]) { a[i + 1] = extra[pair + 1] } else { a += [extra[pair], extra[pair + 1]] }
@@ -334,6 +335,8 @@ struct RecipeTests {
     // VICReg reads the two rows of a label as two views of one sample: class labels would not do.
     let unpaired = try dml(["train", "--data", data, "--batch", "views:size=32,labels=class", "--loss", "vicreg"])
     #expect(unpaired.status != 0 && unpaired.stderr.contains("use --batch views:labels=instance"), "\(unpaired.stderr)")
+    let classViews = try dml(["train", "--data", data, "--batch", "views:size=32,labels=class", "--loss", "ntxent:self_supervised=one-way"])
+    #expect(classViews.status != 0 && classViews.stderr.contains("--loss ntxent:self_supervised=one-way compares two views"), "\(classViews.stderr)")
   }
 }
 
