@@ -122,6 +122,15 @@ class Uniformity(nn.Module):
         return torch.pdist(x, p=2).pow(2).mul(-2).exp().mean().log()
 
 
+class DynamicSoftMarginDetached(losses.DynamicSoftMarginLoss):
+    """PML's DynamicSoftMarginLoss with its histogram kept out of the autograd graph: PML 2.9.0's own
+    cannot backpropagate a second batch (the first one's graph is freed), so a timing loop needs this."""
+
+    def update_histogram(self, data):
+        super().update_histogram(data.detach())
+        self.hist_ = self.hist_.detach()
+
+
 def loss_factories(classes):
     return {
         "contrastive": (lambda: losses.ContrastiveLoss(pos_margin=0, neg_margin=1), None),
@@ -157,6 +166,7 @@ def loss_factories(classes):
         "circle": (lambda: losses.CircleLoss(), None),
         "large-margin-softmax": (lambda: losses.LargeMarginSoftmaxLoss(classes, 128), None),
         "sphereface": (lambda: losses.SphereFaceLoss(classes, 128), None),
+        "dynamic-soft-margin": (lambda: DynamicSoftMarginDetached(), None),
     }
 
 

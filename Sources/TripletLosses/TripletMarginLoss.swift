@@ -113,6 +113,8 @@ func softplus<T: DMLScalar>(_ x: T) -> T {
 
 /// The triplet losses of this module, for a `LossRegistry`.
 public enum TripletLosses {
-  /// The registry entries for `TripletMarginLoss` and `MarginLoss`, in `Float`.
-  public static var registrations: [LossFactory] { [LossFactory(TripletMarginLoss<Float>.self), LossFactory(MarginLoss<Float>.self)] }
+  /// The registry entries for `TripletMarginLoss`, `MarginLoss` and `DynamicSoftMarginLoss`, in `Float`.
+  public static var registrations: [LossFactory] {
+    [LossFactory(TripletMarginLoss<Float>.self), LossFactory(MarginLoss<Float>.self), LossFactory(DynamicSoftMarginLoss<Float>.self)]
+  }
 }

@@ -66,6 +66,16 @@ struct ConformanceTests {
       LossConformance.failures(
         CircleLoss<Double>(gamma: 8, detachesWeights: false), CircleLoss<Float>(gamma: 8, detachesWeights: false), usesTuples: true)
     },
+    ConformanceCase(description: "dynamic-soft-margin (a running histogram already filled)") {
+      // A filled histogram and a tiny momentum: the weights are (almost) those of the histogram
+      // alone, as the gradient takes them, so finite differences see the same function.
+      func loss<T: DMLScalar>(_: T.Type) -> DynamicSoftMarginLoss<T> {
+        var l = DynamicSoftMarginLoss<T>(bins: 8, momentum: 1e-12)
+        l.histogram.value = Matrix(rows: 1, columns: 8, elements: [0.02, 0.05, 0.1, 0.2, 0.25, 0.2, 0.12, 0.06].map { T($0) })
+        return l
+      }
+      return LossConformance.failures(loss(Double.self), loss(Float.self), usesTuples: true)
+    },
     ConformanceCase(description: "uniformity") {
       LossConformance.failures(UniformityLoss<Double>(t: 2), UniformityLoss<Float>(t: 2), usesTuples: false)
     },
@@ -236,6 +246,7 @@ struct ConformanceTests {
   @Test("conformance: contrastive (snr, unnormalized)") func c33() { Self.check("contrastive (snr, unnormalized, margins 0.2/1.5)") }
   @Test("conformance: smooth-ap") func c34() { Self.check("smooth-ap (τ 0.1)") }
   @Test("conformance: p2s-grad") func c35() { Self.check("p2s-grad") }
+  @Test("conformance: dynamic-soft-margin") func c39() { Self.check("dynamic-soft-margin (a running histogram already filled)") }
   @Test("conformance: circle") func c36() { Self.check("circle (exact derivative, γ 8)") }
   @Test("conformance: triplet (l3^2)") func c37() { Self.check("triplet (l3^2: an Lp distance, rows in their 3-norm)") }
   @Test("conformance: contrastive (l1.5, unnormalized)") func c38() { Self.check("contrastive (l1.5, unnormalized)") }

@@ -153,6 +153,7 @@ enum ComparisonCases {
       registered("circle", "circle")
       registered("large-margin-softmax", "large-margin-softmax")
       registered("sphereface", "sphereface")
+      registered("dynamic-soft-margin", "dynamic-soft-margin")
       // PML's implementations of these build matrices of positive × negative pairs (or N³ for
       // PNP and Smooth-AP, N² × d for the SNR distance): at 1,024 rows several would need tens of GB, so they
       // are compared at 256 only.
