@@ -35,6 +35,10 @@ public enum DistanceKind: String, Sendable, Codable, CaseIterable {
   /// `‖a − b‖_p^power`, the p-norm of the difference raised to a power (PML's `LpDistance(p:
   /// power:)` for the orders and powers the two Euclidean kinds do not cover); `p ≥ 1`, `power > 0`.
   case lp
+  /// The geodesic distance of the Poincaré ball of curvature `−c` (Hyp-ViT, Ermolov et al. 2022):
+  /// rows are clipped to a norm of at most `r` (Guo et al. 2022) and mapped into the ball by the
+  /// exponential map at 0, then `d(u, v) = arcosh(1 + 2c‖u − v‖² / ((1 − c‖u‖²)(1 − c‖v‖²))) / √c`.
+  case poincare
 }
 
 /// Turns a batch of embeddings (rows) and a reference set (rows) into a score matrix, and, backwards,
@@ -58,6 +62,11 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
   public var p: Double
   /// The power an `.lp` distance is raised to (1 for the other kinds).
   public var power: Double
+  /// The curvature `c` of a `.poincare` distance's ball (of curvature `−c`); 0.1 for the other kinds.
+  public var curvature: Double
+  /// The norm `r` a `.poincare` distance clips rows to before mapping them into the ball (0: no
+  /// clipping); 2.3 for the other kinds.
+  public var clipRadius: Double
 
   /// A distance of `kind`, L2-normalising rows first if `normalizesEmbeddings`. An `.lp` distance
   /// made here is the Euclidean one; `lp(p:power:normalizesEmbeddings:)` sets its order and power.
@@ -66,6 +75,18 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     self.normalizesEmbeddings = normalizesEmbeddings
     p = 2
     power = 1
+    curvature = 0.1
+    clipRadius = 2.3
+  }
+
+  /// The Poincaré ball's distance with curvature `−c` (`c > 0`) and feature clipping at norm `r`
+  /// (0: none); Hyp-ViT's defaults are `c = 0.1`, `r = 2.3`.
+  public static func poincare(curvature c: Double = 0.1, clipRadius r: Double = 2.3) -> Distance {
+    precondition(c > 0 && c.isFinite && r >= 0 && r.isFinite, "Distance.poincare: c = \(c) must be > 0 and r = \(r) ≥ 0")
+    var d = Distance(.poincare, normalizesEmbeddings: false)
+    d.curvature = c
+    d.clipRadius = r
+    return d
   }
 
   /// PML's `LpDistance(p:, power:, normalize_embeddings:)`: `‖a − b‖_p^power`, with `p ≥ 1` and
@@ -92,6 +113,13 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     case "cosine": self = .cosine
     case "dot": self = .dotProduct
     case "snr": self = .snr
+    case _ where text == "poincare" || text.hasPrefix("poincare/"):
+      // poincare, poincare/<c> or poincare/<c>/<r>.
+      let parts = text.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+      guard parts.count <= 2, let c = parts.first.map({ Double($0) }) ?? 0.1, c > 0, c.isFinite,
+        let r = parts.count == 2 ? Double(parts.last!) : 2.3, r >= 0, r.isFinite
+      else { return nil }
+      self = .poincare(curvature: c, clipRadius: r)
     default:
       guard text.first == "l" else { return nil }
       let parts = text.dropFirst().split(separator: "^", omittingEmptySubsequences: false)
@@ -102,16 +130,20 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     }
   }
 
-  enum CodingKeys: String, CodingKey { case kind, normalizesEmbeddings, p, power }
+  enum CodingKeys: String, CodingKey { case kind, normalizesEmbeddings, p, power, curvature, clipRadius }
 
-  /// Decodes a distance; `p` and `power` may be absent (files written before Lp distances).
+  /// Decodes a distance; `p`, `power`, `curvature` and `clipRadius` may be absent (files written
+  /// before Lp and Poincaré distances).
   public init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
     self.init(try c.decode(DistanceKind.self, forKey: .kind), normalizesEmbeddings: try c.decode(Bool.self, forKey: .normalizesEmbeddings))
     p = try c.decodeIfPresent(Double.self, forKey: .p) ?? 2
     power = try c.decodeIfPresent(Double.self, forKey: .power) ?? 1
-    guard p >= 1, p.isFinite, power > 0, power.isFinite else {
-      throw DecodingError.dataCorruptedError(forKey: .p, in: c, debugDescription: "p = \(p) must be ≥ 1 and power = \(power) > 0")
+    curvature = try c.decodeIfPresent(Double.self, forKey: .curvature) ?? 0.1
+    clipRadius = try c.decodeIfPresent(Double.self, forKey: .clipRadius) ?? 2.3
+    guard p >= 1, p.isFinite, power > 0, power.isFinite, curvature > 0, curvature.isFinite, clipRadius >= 0, clipRadius.isFinite else {
+      throw DecodingError.dataCorruptedError(
+        forKey: .p, in: c, debugDescription: "p = \(p) must be ≥ 1, power = \(power) > 0, curvature = \(curvature) > 0, clipRadius = \(clipRadius) ≥ 0")
     }
   }
 
@@ -146,6 +178,8 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     case (.lp, let n):
       func short(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }
       return "l" + short(p) + (power == 1 ? "" : "^" + short(power)) + (n ? "" : "(unnormalized)")
+    case (.poincare, _):
+      return curvature == 0.1 && clipRadius == 2.3 ? "poincare" : "poincare/\(curvature)/\(clipRadius)"
     }
   }
 
@@ -167,6 +201,7 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
       "Distance: query rows have \(query.columns) features, reference rows \(reference.columns)")
     guard kind != .snr else { return snrScores(query, reference, sameSet: sameSet, into: &scores, workspace: &w) }
     guard kind != .lp else { return lpScores(query, reference, sameSet: sameSet, into: &scores, workspace: &w) }
+    guard kind != .poincare else { return poincareScores(query, reference, sameSet: sameSet, into: &scores, workspace: &w) }
     prepare(query, into: &w.query, norms: &w.queryNorms)
     w.lastSameSet = sameSet
     if sameSet {
@@ -261,6 +296,11 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
       Self.centerRows(w.reference, into: &w.centeredReference)
       w.centeredQuery.rowSquaredNorms(into: &w.anchorSquares)
     }
+    if kind == .poincare {
+      // What the backward pass reads: the ball points' squared norms.
+      w.query.rowSquaredNorms(into: &w.querySquares)
+      w.reference.rowSquaredNorms(into: &w.referenceSquares)
+    }
     let kind = self.kind
     w.query.withUnsafeBufferPointer { q in
       w.reference.withUnsafeBufferPointer { r in
@@ -296,6 +336,14 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
               s[i * m + j] = kind == .euclidean ? d2.squareRoot() : d2
             case .lp:
               s[i * m + j] = Self.lpScore(Self.lpSum(a, b, count: d, p: T(p)), p: T(p), power: T(power))
+            case .poincare:
+              var d2: T = 0, na: T = 0, nb: T = 0
+              for k in 0..<d {
+                d2 += (a[k] - b[k]) * (a[k] - b[k])
+                na += a[k] * a[k]
+                nb += b[k] * b[k]
+              }
+              s[i * m + j] = Self.poincareScore(squaredDistance: d2, querySquare: na, referenceSquare: nb, curvature: T(curvature)).score
             }
           }
         }
@@ -314,7 +362,7 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     precondition(
       scores.columns == n && scoreGradient.rows == n && scoreGradient.columns == n,
       "Distance backward: gradient is \(scoreGradient.rows)x\(scoreGradient.columns), scores \(n)x\(scores.columns)")
-    if kind == .snr || kind == .lp {
+    if kind == .snr || kind == .lp || kind == .poincare {
       // The two sides' gradients, added (the SNR is not symmetric; an Lp distance is computed pair by pair).
       var other = Matrix<T>()
       backward(x, x, scores: scores, scoreGradient: scoreGradient, workspace: &w, queryGradient: &gradient, referenceGradient: &other)
@@ -405,6 +453,10 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
       snrBackward(scores: scores, scoreGradient: scoreGradient, workspace: &w, queryGradient: &queryGradient, referenceGradient: &referenceGradient)
     case .lp:
       lpBackward(referenceRows, scores: scores, scoreGradient: scoreGradient, workspace: &w, queryGradient: &queryGradient, referenceGradient: &referenceGradient)
+    case .poincare:
+      poincareBackward(
+        query, w.lastSameSet ? query : reference, referenceRows, scores: scores, scoreGradient: scoreGradient, workspace: &w,
+        queryGradient: &queryGradient, referenceGradient: &referenceGradient)
     }
     if normalizesEmbeddings {
       normalizeBackward(&queryGradient, normalized: w.query, norms: w.queryNorms, p: kind == .lp ? T(p) : 2)
@@ -428,6 +480,7 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
           case .squaredEuclidean: for k in wt.indices { wt[k] = 2 * g[k] }
           case .snr: preconditionFailure("the signal-to-noise distance weighs its scores in snrBackward")
           case .lp: preconditionFailure("an Lp distance weighs its scores in lpBackward")
+          case .poincare: preconditionFailure("the Poincaré distance weighs its scores in poincareBackward")
           }
         }
       }
@@ -437,7 +490,7 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
   /// `x` as this distance compares it: its rows normalised if it normalises them (in the L2 norm,
   /// or an Lp distance's own p-norm), else `x` itself.
   public func preparedRows<T: DMLScalar>(_ x: Matrix<T>) -> Matrix<T> {
-    guard normalizesEmbeddings else { return x }
+    guard normalizesEmbeddings || kind == .poincare else { return x }
     var out = Matrix<T>(), norms = [T]()
     prepare(x, into: &out, norms: &norms)
     return out
@@ -448,6 +501,7 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
   func prepare<T: DMLScalar>(_ x: Matrix<T>, into out: inout Matrix<T>, norms: inout [T]) {
     // A copy, not a shared buffer: sharing `x` (the network's output) would make its next write
     // copy the whole buffer, every step.
+    if kind == .poincare { return toBall(x, into: &out) }
     guard normalizesEmbeddings else { return out.assign(x) }
     let (n, d) = (x.rows, x.columns)
     out.resize(rows: n, columns: d)
@@ -830,5 +884,159 @@ extension Distance {
         }
       }
     }
+  }
+}
+
+extension Distance {
+  /// The score of a pair in the Poincaré ball from the squared distance of its points and their
+  /// squared norms: `arcosh(1 + δ) / √c` with `δ = 2c D² / ((1 − c‖u‖²)(1 − c‖v‖²))`, computed as
+  /// `log1p(δ + √(δ(δ + 2)))` (exact near 0); `δ` is returned for the backward pass.
+  @inlinable
+  public static func poincareScore<T: DMLScalar>(squaredDistance: T, querySquare: T, referenceSquare: T, curvature c: T) -> (score: T, delta: T) {
+    let alpha = Swift.max(1 - c * querySquare, T.ulpOfOne), beta = Swift.max(1 - c * referenceSquare, T.ulpOfOne)
+    let delta = 2 * c * Swift.max(squaredDistance, 0) / (alpha * beta)
+    return (T.log(onePlus: delta + (delta * (delta + 2)).squareRoot()) / c.squareRoot(), delta)
+  }
+
+  /// Maps rows into the Poincaré ball: each row clipped to norm `clipRadius` (if positive), then
+  /// `u = tanh(√c ‖y‖) y / (√c ‖y‖)` (the exponential map at 0), then kept within norm
+  /// `(1 − 10⁻³) / √c` (hyptorch's projection).
+  @inlinable
+  func toBall<T: DMLScalar>(_ x: Matrix<T>, into out: inout Matrix<T>) {
+    let (n, d) = (x.rows, x.columns)
+    out.resize(rows: n, columns: d)
+    guard d > 0 else { return }
+    let a = T(curvature).squareRoot(), r = T(clipRadius), maxNorm = (1 - T(1e-3)) / a
+    x.withUnsafeBufferPointer { source in
+      out.withUnsafeMutableBufferPointer { target in
+        for i in 0..<n {
+          let from = source.baseAddress! + i * d, row = target.baseAddress! + i * d
+          let norm = T.dot(from, from, count: d).squareRoot()
+          let t = r > 0 ? Swift.min(norm, r) : norm
+          // u = g · x with g = (t / ‖x‖) · tanh(a t) / (a t), then the projection.
+          var g: T = t > 0 ? (t / norm) * T.tanh(a * t) / (a * t) : 1
+          let ballNorm = t > 0 ? T.tanh(a * t) / a : 0
+          if ballNorm > maxNorm { g *= maxNorm / ballNorm }
+          for k in 0..<d { row[k] = g * from[k] }
+        }
+      }
+    }
+  }
+
+  /// Back-propagates `∂u` (rows of the ball) to the raw rows `x`, in place: through the
+  /// projection, the exponential map and the clipping.
+  @inlinable
+  func ballBackward<T: DMLScalar>(_ g: inout Matrix<T>, raw x: Matrix<T>) {
+    let (n, d) = (x.rows, x.columns)
+    guard d > 0 else { return }
+    let a = T(curvature).squareRoot(), r = T(clipRadius), maxNorm = (1 - T(1e-3)) / a
+    x.withUnsafeBufferPointer { source in
+      g.withUnsafeMutableBufferPointer { gradient in
+        for i in 0..<n {
+          let xi = source.baseAddress! + i * d, gi = gradient.baseAddress! + i * d
+          let norm = T.dot(xi, xi, count: d).squareRoot()
+          guard norm > 0 else { continue }  // u = x near 0: the Jacobian is the identity
+          let clipped = r > 0 && norm > r
+          let t = clipped ? r : norm, scaleToY = t / norm  // y = scaleToY · x
+          let tanhAT = T.tanh(a * t), ballNorm = tanhAT / a
+          // Projection: u = p(w) = w · maxNorm / ‖w‖ beyond maxNorm; ∂w = (maxNorm/‖w‖)(∂u − ŵ (ŵ·∂u)).
+          if ballNorm > maxNorm {
+            var dot: T = 0
+            for k in 0..<d { dot += xi[k] * gi[k] }
+            dot /= norm  // ŵ = x̂
+            for k in 0..<d { gi[k] = (maxNorm / ballNorm) * (gi[k] - xi[k] / norm * dot) }
+          }
+          // Exponential map: w = h(t) y, h(t) = tanh(at)/(at); ∂y = h ∂w + (h'(t)/t)(y·∂w) y.
+          let h = tanhAT / (a * t)
+          let sech2 = 1 - tanhAT * tanhAT
+          let hPrime = sech2 / t - tanhAT / (a * t * t)
+          var yDot: T = 0
+          for k in 0..<d { yDot += scaleToY * xi[k] * gi[k] }
+          let radial = hPrime / t * yDot * scaleToY  // times x: y = scaleToY · x
+          for k in 0..<d { gi[k] = h * gi[k] + radial * xi[k] }
+          // Clipping: y = r x / ‖x‖ beyond r; ∂x = (r/‖x‖)(∂y − x̂ (x̂·∂y)).
+          if clipped {
+            var dot: T = 0
+            for k in 0..<d { dot += xi[k] * gi[k] }
+            dot /= norm
+            for k in 0..<d { gi[k] = scaleToY * (gi[k] - xi[k] / norm * dot) }
+          }
+        }
+      }
+    }
+  }
+
+  /// The Poincaré distance's scores: rows mapped into the ball, their squared distances by one GEMM
+  /// (cancelling entries recomputed directly), then each turned into the geodesic distance.
+  @inlinable
+  func poincareScores<T: DMLScalar>(
+    _ query: Matrix<T>, _ reference: Matrix<T>, sameSet: Bool, into scores: inout Matrix<T>, workspace w: inout DistanceWorkspace<T>
+  ) {
+    toBall(query, into: &w.query)
+    w.lastSameSet = sameSet
+    if !sameSet { toBall(reference, into: &w.reference) }
+    let references = sameSet ? w.query : w.reference
+    gemm(w.query, references, transposeB: true, into: &scores, compute: w.compute)
+    w.query.rowSquaredNorms(into: &w.querySquares)
+    if sameSet { w.referenceSquares = w.querySquares } else { references.rowSquaredNorms(into: &w.referenceSquares) }
+    Self.finishSquaredDistances(
+      w.query, references, querySquares: w.querySquares, referenceSquares: w.referenceSquares, sameSet: sameSet,
+      squareRoot: false, d: query.columns, into: &scores)
+    let (n, m, c) = (scores.rows, scores.columns, T(curvature))
+    scores.withUnsafeMutableBufferPointer { s in
+      for i in 0..<n {
+        for j in 0..<m {
+          s[i * m + j] = Self.poincareScore(
+            squaredDistance: s[i * m + j], querySquare: w.querySquares[i], referenceSquare: w.referenceSquares[j], curvature: c).score
+        }
+      }
+    }
+  }
+
+  /// The Poincaré distance's backward pass: with `δ` recovered from the score
+  /// (`δ = 2 sinh²(√c s / 2)`) and `k = G / (√c √(δ(δ + 2)))` (0 where `δ = 0`), the squared
+  /// distances' weights `W = 4c k / (αβ)` and the norms' terms `2cδ k / α` on `u` (and `/ β` on
+  /// `v`); then back through the map into the ball.
+  @inlinable
+  func poincareBackward<T: DMLScalar>(
+    _ rawQuery: Matrix<T>, _ rawReference: Matrix<T>, _ referenceRows: Matrix<T>, scores: Matrix<T>, scoreGradient: Matrix<T>,
+    workspace w: inout DistanceWorkspace<T>, queryGradient: inout Matrix<T>, referenceGradient: inout Matrix<T>
+  ) {
+    let (n, m) = (scores.rows, scores.columns)
+    let c = T(curvature), a = c.squareRoot()
+    w.weights.resize(rows: n, columns: m)
+    if w.rowWeights.count != n { w.rowWeights = [T](repeating: 0, count: n) }
+    if w.columnWeights.count != m { w.columnWeights = [T](repeating: 0, count: m) }
+    var rowRadial = [T](repeating: 0, count: n), columnRadial = [T](repeating: 0, count: m)
+    for j in 0..<m { w.columnWeights[j] = 0 }
+    for i in 0..<n {
+      let alpha = Swift.max(1 - c * w.querySquares[i], T.ulpOfOne)
+      var rowSum: T = 0
+      for j in 0..<m {
+        let g = scoreGradient[i, j], half = T.sinh(a * scores[i, j] / 2)
+        let delta = 2 * half * half
+        guard g != 0, delta > 0 else {
+          w.weights[i, j] = 0
+          continue
+        }
+        let beta = Swift.max(1 - c * w.referenceSquares[j], T.ulpOfOne)
+        let k = g / (a * (delta * (delta + 2)).squareRoot())
+        let weight = 4 * c * k / (alpha * beta)
+        w.weights[i, j] = weight
+        rowSum += weight
+        w.columnWeights[j] += weight
+        rowRadial[i] += 2 * c * delta * k / alpha
+        columnRadial[j] += 2 * c * delta * k / beta
+      }
+      w.rowWeights[i] = rowSum + rowRadial[i]
+    }
+    for j in 0..<m { w.columnWeights[j] += columnRadial[j] }
+    // ∂u_i = Σ_j W_ij (u_i − v_j) + radial_i u_i;  ∂v_j = Σ_i W_ij (v_j − u_i) + radial_j v_j.
+    multiplyWeights(w.weights, referenceRows, alpha: -1, into: &queryGradient, compute: w.compute)
+    addScaledRows(w.query, scales: w.rowWeights, into: &queryGradient)
+    multiplyWeights(w.weights, transposeW: true, w.query, alpha: -1, into: &referenceGradient, compute: w.compute)
+    addScaledRows(referenceRows, scales: w.columnWeights, into: &referenceGradient)
+    ballBackward(&queryGradient, raw: rawQuery)
+    ballBackward(&referenceGradient, raw: rawReference)
   }
 }

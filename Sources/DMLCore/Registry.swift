@@ -51,7 +51,7 @@ public struct HyperparameterSpec: Sendable, Equatable {
   public static func distance(default d: String) -> HyperparameterSpec {
     HyperparameterSpec(
       "distance", .distance, default: d,
-      "score between embeddings and references: euclidean, squared-euclidean, cosine, dot, snr, or l<p>[^<power>] (l1: Manhattan); all but dot normalise rows")
+      "score between embeddings and references: euclidean, squared-euclidean, cosine, dot, snr, l<p>[^<power>] (l1: Manhattan), poincare[/<c>[/<clip>]] (hyperbolic); all but dot and poincare normalise rows")
   }
 
   /// How the loss's terms are reduced.
@@ -207,7 +207,7 @@ public struct HyperparameterValues: Sendable, Equatable {
     case .distance:
       guard Distance(parsing: text) != nil else {
         throw SpecificationError(
-          "\(component): \(name)=\(text) is not one of euclidean, squared-euclidean, cosine, dot, snr, or l<p>[^<power>] with p ≥ 1 and power > 0")
+          "\(component): \(name)=\(text) is not one of euclidean, squared-euclidean, cosine, dot, snr, l<p>[^<power>] with p ≥ 1 and power > 0, or poincare[/<c>[/<clip>]] with c > 0 and clip ≥ 0")
       }
     }
     return text

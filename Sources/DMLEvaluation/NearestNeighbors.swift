@@ -112,6 +112,9 @@ func searchNeighbors<T: DMLScalar>(
   let lp = distance.kind == .lp
   let (lpOrder, lpPower) = (T(distance.p), T(distance.power))
   let euclidean = distance.kind != .dotProduct && !lp
+  // The Poincaré distance ranks by δ = 2c D² / ((1 − c‖u‖²)(1 − c‖v‖²)), a monotone function of it.
+  let poincare = distance.kind == .poincare
+  let curvature = T(distance.curvature)
   var qs = [T](), rs = [T]()
   if euclidean {
     qn.rowSquaredNorms(into: &qs)
@@ -158,6 +161,13 @@ func searchNeighbors<T: DMLScalar>(
                       // Squared distances, rooted only for the neighbours kept.
                       T.squaredDistanceRow(row, querySquare: qs[q0 + i], referenceSquares: squares.baseAddress! + r0, count: m)
                     }
+                    if poincare {
+                      let alpha = Swift.max(1 - curvature * qs[q0 + i], T.ulpOfOne)
+                      for j in 0..<m {
+                        let beta = Swift.max(1 - curvature * squares[r0 + j], T.ulpOfOne)
+                        row[j] = 2 * curvature * Swift.max(row[j], 0) / (alpha * beta)
+                      }
+                    }
                     if let filter {
                       // Filtered-out references get the worst score, so they rank last and are dropped.
                       let y = filter.queryLabels[q0 + i]
@@ -171,7 +181,9 @@ func searchNeighbors<T: DMLScalar>(
                           distance.kind == .euclidean && bound > 0
                           ? bound * bound
                           : lp && bound > 0
-                            ? T.pow(bound, lpOrder / lpPower) : snr ? bound * Swift.max(qs[q0 + i], T(Distance.snrVarianceFloor)) : bound
+                            ? T.pow(bound, lpOrder / lpPower)
+                            : poincare && bound > 0
+                              ? T.cosh(curvature.squareRoot() * bound) - 1 : snr ? bound * Swift.max(qs[q0 + i], T(Distance.snrVarianceFloor)) : bound
                         for j in 0..<m where distance.isSimilarity ? row[j] >= b : row[j] <= b { row[j] = worst }
                       }
                     }
@@ -219,7 +231,11 @@ func searchNeighbors<T: DMLScalar>(
       result.scores[i, out] =
         distance.kind == .euclidean
         ? s.squareRoot()
-        : lp ? Distance.lpScore(s, p: lpOrder, power: lpPower) : snr ? s / Swift.max(qs[i], T(Distance.snrVarianceFloor)) : s
+        : lp
+          ? Distance.lpScore(s, p: lpOrder, power: lpPower)
+          : poincare
+            ? T.log(onePlus: s + (s * (s + 2)).squareRoot()) / curvature.squareRoot()
+            : snr ? s / Swift.max(qs[i], T(Distance.snrVarianceFloor)) : s
       out += 1
     }
     for slot in out..<k {

@@ -20,6 +20,17 @@ struct OfflineMiningTests {
   /// Brute force: `(positives farthest first, negatives nearest first)` of every anchor.
   static func bruteForce(_ x: Matrix<Double>, _ y: [Int], k: Int, distance: Distance, semihard: Bool) -> ([[Int32]], [[Int32]]) {
     var e = distance.normalizesEmbeddings ? x.rowsNormalized() : x
+    if distance.kind == .poincare {
+      // Clipped, mapped into the ball: u = tanh(√c t) x / (√c ‖x‖), t = min(‖x‖, r), then kept
+      // within a norm of (1 − 10⁻³) / √c.
+      let a = distance.curvature.squareRoot()
+      for i in 0..<x.rows {
+        let norm = (0..<x.columns).reduce(0.0) { $0 + x[i, $1] * x[i, $1] }.squareRoot()
+        let t = distance.clipRadius > 0 ? min(norm, distance.clipRadius) : norm
+        let ballNorm = min(tanh(a * t) / a, (1 - 1e-3) / a)
+        for c in 0..<x.columns { e[i, c] = ballNorm / norm * x[i, c] }
+      }
+    }
     if distance.kind == .lp && distance.normalizesEmbeddings {
       // Each row divided by its own p-norm, as PML's LpDistance normalises.
       e = x
@@ -45,6 +56,11 @@ struct OfflineMiningTests {
         let signal = (0..<e.columns).reduce(0.0) { $0 + (e[i, $1] - mi) * (e[i, $1] - mi) }
         let noise = (0..<e.columns).reduce(0.0) { $0 + (e[j, $1] - e[i, $1] - md) * (e[j, $1] - e[i, $1] - md) }
         return noise / signal
+      case .poincare:
+        // arcosh(1 + 2c‖u − v‖² / ((1 − c‖u‖²)(1 − c‖v‖²))) / √c, written out.
+        let c = distance.curvature
+        let ni = (0..<e.columns).reduce(0.0) { $0 + e[i, $1] * e[i, $1] }, nj = (0..<e.columns).reduce(0.0) { $0 + e[j, $1] * e[j, $1] }
+        return acosh(1 + 2 * c * s / ((1 - c * ni) * (1 - c * nj))) / c.squareRoot()
       case .lp:
         // (Σ|e_i − e_j|^p)^(power / p), written out.
         let sum = (0..<e.columns).reduce(0.0) { $0 + pow(abs(e[i, $1] - e[j, $1]), distance.p) }
@@ -66,7 +82,7 @@ struct OfflineMiningTests {
   }
 
   @Test("hard positives are the farthest same-class items, hard negatives the nearest different-class ones",
-    arguments: [("euclidean", false), ("cosine", false), ("euclidean", true), ("squared-euclidean", true), ("snr", false), ("snr", true), ("l1", false), ("l3^2", true), ("l1.5^0.5", true)])
+    arguments: [("euclidean", false), ("cosine", false), ("euclidean", true), ("squared-euclidean", true), ("snr", false), ("snr", true), ("l1", false), ("l3^2", true), ("l1.5^0.5", true), ("poincare", true), ("poincare/1/0", false)])
   func matchesBruteForce(_ name: String, _ semihard: Bool) throws {
     let (x, y) = Self.data()
     let distance = Distance(parsing: name)!

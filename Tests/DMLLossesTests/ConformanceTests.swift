@@ -45,6 +45,16 @@ struct ConformanceTests {
         ContrastiveLoss<Double>(positiveMargin: 0.2, negativeMargin: 2, distance: .lp(p: 1.5, normalizesEmbeddings: false)),
         ContrastiveLoss<Float>(positiveMargin: 0.2, negativeMargin: 2, distance: .lp(p: 1.5, normalizesEmbeddings: false)), usesTuples: true)
     },
+    ConformanceCase(description: "contrastive (poincare: hyperbolic, clipped rows)") {
+      LossConformance.failures(
+        ContrastiveLoss<Double>(positiveMargin: 0.2, negativeMargin: 1.5, distance: .poincare(curvature: 0.5, clipRadius: 1.5)),
+        ContrastiveLoss<Float>(positiveMargin: 0.2, negativeMargin: 1.5, distance: .poincare(curvature: 0.5, clipRadius: 1.5)), usesTuples: true)
+    },
+    ConformanceCase(description: "ntxent (poincare, no clipping)") {
+      LossConformance.failures(
+        NTXentLoss<Double>(temperature: 0.5, distance: .poincare(curvature: 1, clipRadius: 0)),
+        NTXentLoss<Float>(temperature: 0.5, distance: .poincare(curvature: 1, clipRadius: 0)), usesTuples: true)
+    },
     ConformanceCase(description: "snr-contrastive") {
       LossConformance.failures(SNRContrastiveLoss<Double>(), SNRContrastiveLoss<Float>(), usesTuples: true)
     },
@@ -247,6 +257,8 @@ struct ConformanceTests {
   @Test("conformance: smooth-ap") func c34() { Self.check("smooth-ap (τ 0.1)") }
   @Test("conformance: p2s-grad") func c35() { Self.check("p2s-grad") }
   @Test("conformance: dynamic-soft-margin") func c39() { Self.check("dynamic-soft-margin (a running histogram already filled)") }
+  @Test("conformance: contrastive (poincare)") func c40() { Self.check("contrastive (poincare: hyperbolic, clipped rows)") }
+  @Test("conformance: ntxent (poincare)") func c41() { Self.check("ntxent (poincare, no clipping)") }
   @Test("conformance: circle") func c36() { Self.check("circle (exact derivative, γ 8)") }
   @Test("conformance: triplet (l3^2)") func c37() { Self.check("triplet (l3^2: an Lp distance, rows in their 3-norm)") }
   @Test("conformance: contrastive (l1.5, unnormalized)") func c38() { Self.check("contrastive (l1.5, unnormalized)") }

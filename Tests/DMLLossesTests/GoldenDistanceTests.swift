@@ -19,11 +19,16 @@ struct GoldenDistanceTests {
     ("lp_p1.5_power1_unnormalized", .lp(p: 1.5, normalizesEmbeddings: false)),
     ("lp_p2_power3_normalized", .lp(p: 2, power: 3)),
     ("lp_p4_power0.5_unnormalized", .lp(p: 4, power: 0.5, normalizesEmbeddings: false)),
+    // Golden/poincare.json, from Benchmarks/Scripts/golden_poincare.py (hyptorch's formulas in torch).
+    ("poincare_hypvit", .poincare()),
+    ("poincare_unit_c_no_clip", .poincare(curvature: 1, clipRadius: 0)),
+    ("poincare_projected", .poincare(curvature: 1, clipRadius: 0)),
+    ("poincare_small_rows", .poincare(curvature: 0.5, clipRadius: 3)),
   ]
 
-  @Test("scores and gradients to 1e-9", arguments: cases)
+  @Test("scores and gradients to 1e-9", arguments: cases.filter { $0.0 != "poincare_projected" })
   func distance(name: String, distance: Distance) {
-    let c = (GoldenCase.distances + GoldenCase.snr + GoldenCase.lpDistances).first { $0.name == name }!
+    let c = (GoldenCase.distances + GoldenCase.snr + GoldenCase.lpDistances + GoldenCase.poincare).first { $0.name == name }!
     let q = c.matrix("query"), r = c.matrix("reference")
     var w = DistanceWorkspace<Double>()
     var scores = Matrix<Double>(), gq = Matrix<Double>(), gr = Matrix<Double>()
@@ -178,6 +183,12 @@ struct GoldenDistanceTests {
     #expect(Distance(parsing: "l3^2") == .lp(p: 3, power: 2))
     #expect(Distance(parsing: "l2") == .euclidean && Distance(parsing: "l2^2") == .squaredEuclidean)
     #expect(Distance(parsing: "l2^3")?.kind == .lp)
+    #expect(Distance(parsing: "poincare") == .poincare() && Distance(parsing: "poincare/1") == .poincare(curvature: 1))
+    #expect(Distance(parsing: "poincare/0.5/0") == .poincare(curvature: 0.5, clipRadius: 0))
+    #expect(Distance.poincare(curvature: 0.5, clipRadius: 0).description == "poincare/0.5/0.0" && Distance.poincare().description == "poincare")
+    for bad in ["poincare/0", "poincare/-1", "poincare/1/-2", "poincare/1/2/3", "poincare/x", "poincarex"] {
+      #expect(Distance(parsing: bad) == nil, "\(bad)")
+    }
     for bad in ["l0.5", "l", "l1^0", "l1^-1", "linf", "l1^2^3", "lnan", "l1^inf", "manhattan"] {
       #expect(Distance(parsing: bad) == nil, "\(bad)")
     }
@@ -188,5 +199,37 @@ struct GoldenDistanceTests {
     let lp = try? JSONDecoder().decode(Distance.self, from: JSONEncoder().encode(Distance.lp(p: 3, power: 2)))
     #expect(lp == .lp(p: 3, power: 2))
     #expect((try? JSONDecoder().decode(Distance.self, from: Data(#"{"kind":"lp","normalizesEmbeddings":true,"p":0.5,"power":1}"#.utf8))) == nil)
+  }
+
+  @Test("the Poincaré ball's edge: rows projected to norm (1 − 10⁻³)/√c, scores to 1e-9 and gradients to 1e-9 of their largest")
+  func poincareAtTheEdge() {
+    // 1/(1 − c‖u‖²) ≈ 500 there, and the distances ≈ 15: rounding differs from torch's Möbius form
+    // by up to 1e-10 of the largest gradient (7e-11 absolute), beyond 1e-9 of the smallest entries.
+    let c = GoldenCase.poincare.first { $0.name == "poincare_projected" }!
+    let distance = Distance.poincare(curvature: 1, clipRadius: 0)
+    let (q, r) = (c.matrix("query"), c.matrix("reference"))
+    var w = DistanceWorkspace<Double>()
+    var scores = Matrix<Double>(), gq = Matrix<Double>(), gr = Matrix<Double>()
+    func close(_ a: Matrix<Double>, _ e: Matrix<Double>, _ what: String) {
+      let scale = e.elements.map(abs).max()!
+      let worst = zip(a.elements, e.elements).map { abs($0 - $1) }.max()!
+      #expect(worst <= 1e-9 * scale, "\(what): \(worst) against \(scale)")
+    }
+    distance.scores(q, q, sameSet: true, into: &scores, workspace: &w)
+    expectClose(scores, c.output("matrix_self"), "self matrix")
+    var combined = Matrix<Double>()
+    distance.backwardSameSet(q, scores: scores, scoreGradient: c.matrix("cotangent_self"), workspace: &w, gradient: &combined)
+    close(combined, c.output("grad_self"), "self gradient")
+    distance.scores(q, r, into: &scores, workspace: &w)
+    expectClose(scores, c.output("matrix_ref"), "reference matrix")
+    distance.backward(q, r, scores: scores, scoreGradient: c.matrix("cotangent_ref"), workspace: &w, queryGradient: &gq, referenceGradient: &gr)
+    close(gq, c.output("grad_query_ref"), "query gradient")
+    close(gr, c.output("grad_reference_ref"), "reference gradient")
+    // Every row was projected: the ball points all have the edge's norm.
+    let ball = distance.preparedRows(q)
+    for i in 0..<ball.rows {
+      let norm = (0..<ball.columns).reduce(0.0) { $0 + ball[i, $1] * ball[i, $1] }.squareRoot()
+      #expect(abs(norm - 0.999) < 1e-12)
+    }
   }
 }
