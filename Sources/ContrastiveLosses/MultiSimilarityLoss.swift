@@ -97,7 +97,8 @@ public enum ContrastiveLosses {
   /// `UniformityLoss`, `LiftedStructureLoss`, `GeneralizedLiftedStructureLoss`, `NTXentLoss`,
   /// `NCALoss`, `IntraPairVarianceLoss`, `TupletMarginLoss`, `AngularLoss`, `NPairsLoss`,
   /// `RankedListLoss`, `HistogramLoss`, `ThresholdConsistentMarginLoss`, `FastAPLoss`, `PNPLoss`,
-  /// `InstanceLoss`, `SNRContrastiveLoss`, `SmoothAPLoss`, `VICRegLoss` and `CircleLoss`, in `Float`.
+  /// `InstanceLoss`, `SNRContrastiveLoss`, `SmoothAPLoss`, `VICRegLoss`, `CircleLoss` and
+  /// `DecoupledContrastiveLoss`, in `Float`.
   public static var registrations: [LossFactory] {
     [
       LossFactory(ContrastiveLoss<Float>.self), LossFactory(MultiSimilarityLoss<Float>.self), LossFactory(SupConLoss<Float>.self),
@@ -109,6 +110,7 @@ public enum ContrastiveLosses {
       LossFactory(ThresholdConsistentMarginLoss<Float>.self), LossFactory(FastAPLoss<Float>.self),
       LossFactory(PNPLoss<Float>.self), LossFactory(InstanceLoss<Float>.self), LossFactory(SNRContrastiveLoss<Float>.self),
       LossFactory(SmoothAPLoss<Float>.self), VICRegLoss<Float>.registration, LossFactory(CircleLoss<Float>.self),
+      LossFactory(DecoupledContrastiveLoss<Float>.self),
     ]
   }
 }

@@ -22,9 +22,13 @@ public enum Regularizer: Sendable, Equatable, CustomStringConvertible {
   /// (`centersPerClass` consecutive rows), `Σ sqrt(2 − 2 cos(c_i, c_j))` over pairs of one class,
   /// divided by twice the number of such pairs.
   case sparseCenters(centersPerClass: Int)
+  /// The spherical embedding constraint (SEC, Zhang et al. 2020, PML 3's
+  /// `SphericalEmbeddingRegularizer`): the variance of the rows' norms, `mean_i (‖x_i‖ − μ)²` with
+  /// `μ` their mean, so that embeddings lie near one sphere without being normalised.
+  case sphericalEmbedding
 
   /// The names on the command line, in `dml list`'s order.
-  public static let names = ["lp", "zero-mean", "center-invariant", "regular-face", "sparse-centers"]
+  public static let names = ["lp", "zero-mean", "center-invariant", "regular-face", "sparse-centers", "spherical-embedding"]
 
   /// The name on the command line.
   public var description: String {
@@ -34,6 +38,7 @@ public enum Regularizer: Sendable, Equatable, CustomStringConvertible {
     case .centerInvariant: "center-invariant"
     case .regularFace: "regular-face"
     case .sparseCenters: "sparse-centers"
+    case .sphericalEmbedding: "spherical-embedding"
     }
   }
 
@@ -130,6 +135,24 @@ public enum Regularizer: Sendable, Equatable, CustomStringConvertible {
       }
       Self.backThroughNormalization(u, norms, unitGradient, into: &gradient)
       return total / divisor
+    case .sphericalEmbedding:
+      // ∂/∂‖x_i‖ = 2(‖x_i‖ − μ)/n (μ's own share sums to 0), along x̂_i.
+      var norms = [T](repeating: 0, count: n)
+      for i in 0..<n {
+        var s: T = 0
+        for j in 0..<d { s += x[i, j] * x[i, j] }
+        norms[i] = s.squareRoot()
+      }
+      let mean = norms.reduce(0, +) / T(n)
+      var total: T = 0
+      for i in 0..<n {
+        let deviation = norms[i] - mean
+        total += deviation * deviation
+        guard norms[i] > 0 else { continue }
+        let g = 2 * deviation / T(n) / norms[i]
+        for j in 0..<d { gradient[i, j] = g * x[i, j] }
+      }
+      return total / T(n)
     }
   }
 
@@ -163,6 +186,7 @@ public enum Regularizer: Sendable, Equatable, CustomStringConvertible {
     case "zero-mean": return .zeroMean
     case "center-invariant": return .centerInvariant
     case "regular-face": return .regularFace
+    case "spherical-embedding": return .sphericalEmbedding
     case "sparse-centers":
       guard let k = centersPerClass, k > 1 else {
         throw SpecificationError("sparse-centers needs several centers per class (a loss with class centers, such as SoftTriple)")

@@ -86,6 +86,9 @@ struct ConformanceTests {
       }
       return LossConformance.failures(loss(Double.self), loss(Float.self), usesTuples: true)
     },
+    ConformanceCase(description: "decoupled-contrastive (τ 0.5)") {
+      LossConformance.failures(DecoupledContrastiveLoss<Double>(temperature: 0.5), DecoupledContrastiveLoss<Float>(temperature: 0.5), usesTuples: true)
+    },
     ConformanceCase(description: "uniformity") {
       LossConformance.failures(UniformityLoss<Double>(t: 2), UniformityLoss<Float>(t: 2), usesTuples: false)
     },
@@ -259,6 +262,7 @@ struct ConformanceTests {
   @Test("conformance: dynamic-soft-margin") func c39() { Self.check("dynamic-soft-margin (a running histogram already filled)") }
   @Test("conformance: contrastive (poincare)") func c40() { Self.check("contrastive (poincare: hyperbolic, clipped rows)") }
   @Test("conformance: ntxent (poincare)") func c41() { Self.check("ntxent (poincare, no clipping)") }
+  @Test("conformance: decoupled-contrastive") func c42() { Self.check("decoupled-contrastive (τ 0.5)") }
   @Test("conformance: circle") func c36() { Self.check("circle (exact derivative, γ 8)") }
   @Test("conformance: triplet (l3^2)") func c37() { Self.check("triplet (l3^2: an Lp distance, rows in their 3-norm)") }
   @Test("conformance: contrastive (l1.5, unnormalized)") func c38() { Self.check("contrastive (l1.5, unnormalized)") }

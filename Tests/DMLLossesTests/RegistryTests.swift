@@ -11,7 +11,7 @@ struct RegistryTests {
   @Test("every module registers its losses at startup")
   func names() {
     #expect(registry.names == [
-      "angular", "arcface", "center", "circle", "contrastive", "cosface", "dynamic-soft-margin", "fast-ap", "generalized-lifted-structure", "histogram", "instance", "intra-pair-variance", "large-margin-softmax", "lifted-structure",
+      "angular", "arcface", "center", "circle", "contrastive", "cosface", "decoupled-contrastive", "dynamic-soft-margin", "fast-ap", "generalized-lifted-structure", "histogram", "instance", "intra-pair-variance", "large-margin-softmax", "lifted-structure",
       "margin", "multi-similarity", "nca", "normalized-softmax", "npairs", "ntxent", "p2s-grad", "pnp", "proxy-anchor", "proxy-nca", "ranked-list", "smooth-ap", "snr-contrastive", "soft-triple", "softmax", "sphereface", "subcenter-arcface", "supcon", "tcm", "triplet",
       "tuplet-margin", "uniformity", "vicreg",
     ])

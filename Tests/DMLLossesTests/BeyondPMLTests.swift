@@ -1,0 +1,71 @@
+import DMLLosses
+import Foundation
+import Testing
+
+/// Components PML adds in 3.0 (no release to compare with here), checked against their papers'
+/// formulas written out.
+@Suite("Decoupled contrastive loss and the spherical embedding constraint, against their papers' formulas")
+struct BeyondPMLTests {
+  static func batch(rows: Int = 12, dimension: Int = 5, seed: UInt64 = 9) -> Matrix<Double> {
+    var rng = RandomSource(seed: seed)
+    var x = Matrix<Double>(rows: rows, columns: dimension)
+    x.apply { _ in rng.normal() }
+    return x
+  }
+
+  @Test("decoupled contrastive: −s(a,p)/τ + log Σ_n exp(s(a,n)/τ), the mean over positive pairs")
+  func decoupledContrastive() {
+    let x = Self.batch(), labels = [0, 1, 2, 0, 1, 2, 0, 3, 1, 3, 2, 4]  // label 4: a row without positives
+    let t = 0.3
+    let u = x.rowsNormalized()
+    func s(_ i: Int, _ j: Int) -> Double { (0..<u.columns).reduce(0) { $0 + u[i, $1] * u[j, $1] } }
+    var sum = 0.0, pairs = 0
+    for a in 0..<x.rows {
+      let negatives = (0..<x.rows).filter { labels[$0] != labels[a] }.map { exp(s(a, $0) / t) }.reduce(0, +)
+      for p in 0..<x.rows where p != a && labels[p] == labels[a] {
+        sum += -s(a, p) / t + log(negatives)
+        pairs += 1
+      }
+    }
+    var e = LossEvaluator(DecoupledContrastiveLoss<Double>(temperature: t))
+    let value = e.evaluate(x, labels: labels, tuples: nil)
+    #expect(abs(value.total - sum / Double(pairs)) < 1e-12)
+    #expect(value.first.count == pairs)
+    // Unlike NT-Xent, the positive is not in its own denominator: the values differ.
+    var ntxent = LossEvaluator(NTXentLoss<Double>(temperature: t))
+    #expect(abs(ntxent.evaluate(x, labels: labels, tuples: nil).total - value.total) > 1e-3)
+    // One label: no negatives, no term.
+    var one = LossEvaluator(DecoupledContrastiveLoss<Double>())
+    let lone = one.evaluate(x, labels: [Int](repeating: 0, count: x.rows), tuples: nil)
+    #expect(lone.total == 0 && lone.first.count == 0 && one.embeddingGradient.elements.allSatisfy { $0 == 0 })
+  }
+
+  @Test("spherical embedding constraint: the variance of the rows' norms, its gradient by central differences, as a loss mixin")
+  func sphericalEmbedding() throws {
+    var x = Self.batch(rows: 7, dimension: 4, seed: 2)
+    for j in 0..<4 { x[2, j] *= 3 }  // norms that differ
+    let norms = (0..<7).map { i in (0..<4).reduce(0.0) { $0 + x[i, $1] * x[i, $1] }.squareRoot() }
+    let mean = norms.reduce(0, +) / 7
+    let expected = norms.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 7
+    var g = Matrix<Double>()
+    let r = Regularizer.sphericalEmbedding
+    #expect(abs(r.evaluate(x, gradient: &g) - expected) < 1e-12)
+    var worst = 0.0
+    for i in 0..<7 {
+      for j in 0..<4 {
+        var scratch = Matrix<Double>(), e = x
+        e[i, j] += 1e-6
+        let plus = r.evaluate(e, gradient: &scratch)
+        e[i, j] -= 2e-6
+        let minus = r.evaluate(e, gradient: &scratch)
+        worst = max(worst, abs((plus - minus) / 2e-6 - g[i, j]))
+      }
+    }
+    #expect(worst < 1e-7 && g.elements.contains { abs($0) > 0.01 })
+    // Rows of one norm: no penalty, no gradient.
+    var scratch = Matrix<Double>()
+    #expect(abs(r.evaluate(x.rowsNormalized(), gradient: &scratch)) < 1e-15)
+    let context = LossContext(classes: 4, embeddingDimension: 8, seed: 1)
+    _ = try LossRegistry.standard.make("triplet:embedding_regularizer=spherical-embedding,embedding_reg_weight=0.5", context: context)
+  }
+}
