@@ -284,6 +284,9 @@ public struct LossEvaluator<Loss: PairwiseLoss>: EmbeddingLoss {
     loss.visitParameters(&visitor)
   }
 
+  /// Visits the loss's random generators.
+  public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) { loss.visitRandomSources(visit) }
+
   /// Calls the loss's `updateReferences()`.
   @inlinable
   public mutating func updateReferences() { loss.updateReferences() }
@@ -351,6 +354,12 @@ where A.Scalar == B.Scalar {
   public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
     visitor.scope("0") { first.visitParameters(&$0) }
     visitor.scope("1") { second.visitParameters(&$0) }
+  }
+
+  /// Visits the first part's random generators, then the second's.
+  public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) {
+    first.visitRandomSources(visit)
+    second.visitRandomSources(visit)
   }
 
   /// Updates `first`'s references, then `second`'s.
@@ -426,6 +435,11 @@ public struct MultipleLosses<Scalar: DMLScalar>: EmbeddingLoss {
     for k in parts.indices { visitor.scope(String(k)) { parts[k].visitParameters(&$0) } }
   }
 
+  /// Visits each part's random generators, in order.
+  public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) {
+    for k in parts.indices { parts[k].visitRandomSources(visit) }
+  }
+
   /// Updates each part's references, in order.
   @inlinable
   public mutating func updateReferences() {
@@ -441,6 +455,7 @@ public struct AnyEmbeddingLoss<Scalar: DMLScalar>: EmbeddingLoss {
   @usableFromInline let _evaluate: (Matrix<Scalar>, [Int], CrossBatchMemory<Scalar>?, Tuples?) -> LossValue<Scalar>
   @usableFromInline let _gradient: () -> Matrix<Scalar>
   @usableFromInline let _visit: (inout ForwardingVisitor<Scalar>) -> Void
+  @usableFromInline let _visitRandom: ((inout RandomSource) -> Void) -> Void
   @usableFromInline let _update: () -> Void
   @usableFromInline let _compute: () -> ComputeContext
   @usableFromInline let _setCompute: (ComputeContext) -> Void
@@ -460,6 +475,7 @@ public struct AnyEmbeddingLoss<Scalar: DMLScalar>: EmbeddingLoss {
     acceptsMemory = loss.acceptsMemory
     _gradient = { box.value.embeddingGradient }
     _visit = { box.value.visitParameters(&$0) }
+    _visitRandom = { box.value.visitRandomSources($0) }
     _update = { box.value.updateReferences() }
     _compute = { box.value.compute }
     _setCompute = { box.value.compute = $0 }
@@ -498,6 +514,8 @@ public struct AnyEmbeddingLoss<Scalar: DMLScalar>: EmbeddingLoss {
   }
   /// Applies the wrapped loss's reference updates.
   @inlinable public mutating func updateReferences() { _update() }
+  /// Visits the wrapped loss's random generators.
+  public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) { _visitRandom(visit) }
   /// The wrapped loss's failure in its last evaluation, if any.
   @inlinable public var failure: String? { _failure() }
 }

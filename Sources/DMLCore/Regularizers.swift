@@ -280,4 +280,7 @@ public struct RegularizedLoss<Base: EmbeddingLoss>: EmbeddingLoss {
   public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
     base.visitParameters(&visitor)
   }
+
+  /// Visits the base loss's random generators.
+  public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) { base.visitRandomSources(visit) }
 }

@@ -1,3 +1,5 @@
+import CBLAS
+
 /// `C = alpha * op(A) * op(B) + beta * C`, through BLAS.
 ///
 /// `op(X)` is `X` or its transpose. With `beta == 0`, `c` is resized to the product's shape and
@@ -146,4 +148,47 @@ public func matmul<T: DMLScalar>(
   var c = Matrix<T>()
   gemm(a, transposeA: transposeA, b, transposeB: transposeB, into: &c, compute: compute)
   return c
+}
+
+extension Matrix {
+  /// The inverse of this square matrix, by LAPACK's LU solver (`?gesv` with the identity on the
+  /// right); `nil` when the matrix is singular (a zero pivot) or not square.
+  public func inverse() -> Matrix? {
+    guard rows == columns else { return nil }
+    var n = Int32(rows)
+    guard n > 0 else { return Matrix(rows: 0, columns: 0) }
+    // Row-major storage read as column-major is the transpose: solving Aᵀ X = I gives
+    // X = (A⁻¹)ᵀ in column-major order, which is A⁻¹ read row-major.
+    var a = elements
+    var b = [Scalar](repeating: 0, count: rows * rows)
+    for i in 0..<rows { b[i * rows + i] = 1 }
+    var pivots = [Int32](repeating: 0, count: rows)
+    var info: Int32 = 0
+    var nrhs = n, lda = n, ldb = n
+    if Scalar.self == Double.self {
+      a.withUnsafeMutableBufferPointer { ap in
+        b.withUnsafeMutableBufferPointer { bp in
+          ap.withMemoryRebound(to: Double.self) { ad in
+            bp.withMemoryRebound(to: Double.self) { bd in
+              dgesv_(&n, &nrhs, ad.baseAddress, &lda, &pivots, bd.baseAddress, &ldb, &info)
+            }
+          }
+        }
+      }
+    } else if Scalar.self == Float.self {
+      a.withUnsafeMutableBufferPointer { ap in
+        b.withUnsafeMutableBufferPointer { bp in
+          ap.withMemoryRebound(to: Float.self) { af in
+            bp.withMemoryRebound(to: Float.self) { bf in
+              sgesv_(&n, &nrhs, af.baseAddress, &lda, &pivots, bf.baseAddress, &ldb, &info)
+            }
+          }
+        }
+      }
+    } else {
+      return nil
+    }
+    guard info == 0 else { return nil }
+    return Matrix(rows: rows, columns: rows, elements: b)
+  }
 }

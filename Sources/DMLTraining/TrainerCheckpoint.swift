@@ -45,8 +45,8 @@ public struct CheckpointManifest: Codable, Sendable, Equatable {
   public var tensors: [Tensor]
   /// The optimizer's state.
   public var optimizer: OptimizerPart
-  /// Random generators that advance while training (the network's Dropout, the miner), as
-  /// hexadecimal words: JSON numbers cannot hold 64 bits exactly.
+  /// Random generators that advance while training (the network's Dropout, the miner, the loss's
+  /// draws), as hexadecimal words: JSON numbers cannot hold 64 bits exactly.
   public var randomStates: [String: [[String]]]
   /// The cross-batch memory, if the run has one and it holds embeddings.
   public var memory: MemoryPart?
@@ -75,7 +75,7 @@ extension Trainer where Scalar == Float {
       format: CheckpointManifest.currentFormat, step: step,
       tensors: parameters.map { .init(name: $0.name, shape: $0.parameter.shape, dtype: "F32", trainable: $0.parameter.trainable) },
       optimizer: .init(buffers: state.buffers.keys.sorted(), stepCounts: state.stepCounts),
-      randomStates: ["network": hex(network.randomStates), "sampler": hex(sampler.randomStates)], memory: nil)
+      randomStates: ["network": hex(network.randomStates), "sampler": hex(sampler.randomStates), "loss": hex(loss.randomStates)], memory: nil)
     var files: [String: Data] = [
       "parameters.safetensors": Checkpoint.safetensors(parameters.map { ($0.name, $0.parameter.shape, $0.parameter.value.elements) }),
       "optimizer.safetensors": Checkpoint.safetensors(optimizerTensors),
@@ -146,6 +146,11 @@ extension Trainer where Scalar == Float {
     }
     guard restored.network.restoreRandomStates(try words("network")), restored.sampler.restoreRandomStates(try words("sampler")) else {
       throw TrainingError("\(directory)/\(CheckpointManifest.fileName): the saved random generators do not fit this network and miner")
+    }
+    // The loss's generators (the manifold loss's meta-classes); a checkpoint written before they
+    // were saved has none, and leaves them as built.
+    if manifest.randomStates["loss"] != nil, !restored.loss.restoreRandomStates(try words("loss")) {
+      throw TrainingError("\(directory)/\(CheckpointManifest.fileName): the saved random generators do not fit this loss")
     }
 
     if restored.memory != nil {

@@ -291,6 +291,6 @@ public struct ProxyAnchorLoss<Scalar: DMLScalar>: RegisteredLoss, ProxyLoss {
 public enum ProxyLosses {
   /// Registry entries for `ProxyNCALoss` and `ProxyAnchorLoss`, in `Float`.
   public static var registrations: [LossFactory] {
-    [LossFactory(ProxyNCALoss<Float>.self), LossFactory(ProxyAnchorLoss<Float>.self)]
+    [LossFactory(ProxyNCALoss<Float>.self), LossFactory(ProxyAnchorLoss<Float>.self), ManifoldLoss<Float>.registration]
   }
 }

@@ -11,7 +11,7 @@ struct RegistryTests {
   @Test("every module registers its losses at startup")
   func names() {
     #expect(registry.names == [
-      "angular", "arcface", "center", "circle", "contrastive", "cosface", "decoupled-contrastive", "dynamic-soft-margin", "fast-ap", "generalized-lifted-structure", "histogram", "instance", "intra-pair-variance", "large-margin-softmax", "lifted-structure",
+      "angular", "arcface", "center", "circle", "contrastive", "cosface", "decoupled-contrastive", "dynamic-soft-margin", "fast-ap", "generalized-lifted-structure", "histogram", "instance", "intra-pair-variance", "large-margin-softmax", "lifted-structure", "manifold",
       "margin", "multi-similarity", "nca", "normalized-softmax", "npairs", "ntxent", "p2s-grad", "pnp", "proxy-anchor", "proxy-nca", "ranked-list", "smooth-ap", "snr-contrastive", "soft-triple", "softmax", "sphereface", "subcenter-arcface", "supcon", "tcm", "triplet",
       "tuplet-margin", "uniformity", "vicreg",
     ])
@@ -31,7 +31,8 @@ struct RegistryTests {
     x.apply { _ in rng.normal() }
     let labels = (0..<10).map { $0 % 5 }
     for name in registry.names {
-      var (loss, weight) = try registry.make(name, context: context)
+      // The manifold loss draws each of its K meta-classes in every batch: K = 5 for 10 rows.
+      var (loss, weight) = try registry.make(name == "manifold" ? "manifold:K=5" : name, context: context)
       #expect(weight == 1)
       let value = loss.evaluate(x, labels: labels, tuples: nil)
       // Uniformity is the log of a mean potential below 1: negative by construction.
