@@ -131,6 +131,17 @@ class DynamicSoftMarginDetached(losses.DynamicSoftMarginLoss):
         self.hist_ = self.hist_.detach()
 
 
+class ManifoldUnlabelled(nn.Module):
+    """PML's ManifoldLoss refuses labels: its meta-classes are drawn at random."""
+
+    def __init__(self, dimension):
+        super().__init__()
+        self.loss = losses.ManifoldLoss(l=dimension)
+
+    def forward(self, x, y=None, tuples=None):
+        return self.loss(x)
+
+
 def loss_factories(classes):
     return {
         "contrastive": (lambda: losses.ContrastiveLoss(pos_margin=0, neg_margin=1), None),
@@ -167,6 +178,7 @@ def loss_factories(classes):
         "large-margin-softmax": (lambda: losses.LargeMarginSoftmaxLoss(classes, 128), None),
         "sphereface": (lambda: losses.SphereFaceLoss(classes, 128), None),
         "dynamic-soft-margin": (lambda: DynamicSoftMarginDetached(), None),
+        "manifold": (lambda: ManifoldUnlabelled(128), None),
     }
 
 

@@ -70,33 +70,41 @@ public struct DynamicSoftMarginLoss<Scalar: DMLScalar>: RegisteredLoss {
     pending = nil
   }
 
-  /// The bin of `x` and its fraction towards the next bin, both within the bins.
-  @inlinable
-  func bin(_ x: Scalar) -> (index: Int, fraction: Scalar) {
-    let width = 2 * abs(minimum) / Scalar(bins)
-    let position = Swift.min(Swift.max((x - minimum) / width, 0), Scalar(bins - 1))
-    let index = Int(position.rounded(.down))
-    return (index, position - Scalar(index))
-  }
-
   @inlinable
   public mutating func compute(
     scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>
   ) -> LossValue<Scalar> {
     let (n, columns) = (scores.rows, scores.columns)
     scoreGradient.resize(rows: n, columns: columns, zeroed: true)
-    differences.removeAll(keepingCapacity: true)
+    pending = nil
+    // Every triplet's x = d(a, p) − d(a, n), in the order of `Tuples.forEachTriplet`.
+    let triplets = tuples?.asTriplets
+    var xs = differences
+    xs.removeAll(keepingCapacity: true)
     scores.withUnsafeBufferPointer { s in
-      Tuples.forEachTriplet(rows: n, labels: labels, tuples: tuples) { a, p, q in
-        differences.append(s[a * columns + p] - s[a * columns + q])
+      if let triplets {
+        for t in triplets { xs.append(s[Int(t.x) * columns + Int(t.y)] - s[Int(t.x) * columns + Int(t.z)]) }
+        return
+      }
+      for a in 0..<n {
+        let row = a * columns, y = labels[a]
+        for p in 0..<columns where p != a && labels[p] == y {
+          let positive = s[row + p]
+          for q in 0..<columns where labels[q] != y { xs.append(positive - s[row + q]) }
+        }
       }
     }
-    pending = nil
-    guard !differences.isEmpty else { return LossValue(LossTerm(name: "loss", value: 0, count: 0, nonZero: 0)) }
-    // This batch's histogram, mixed into the running one (alone for the first batch).
+    differences = xs
+    guard !xs.isEmpty else { return LossValue(LossTerm(name: "loss", value: 0, count: 0, nonZero: 0)) }
+    // Each x's bin and fraction towards the next (within the bins), and this batch's histogram
+    // mixed into the running one (alone for the first batch).
+    let width = 2 * abs(minimum) / Scalar(bins), last = Scalar(bins - 1)
+    var indices = [Int32](repeating: 0, count: xs.count)
     var batch = [Scalar](repeating: 0, count: bins)
-    for x in differences {
-      let (k, f) = bin(x)
+    for t in xs.indices {
+      let position = Swift.min(Swift.max((xs[t] - minimum) / width, 0), last)
+      let k = Int(position.rounded(.down)), f = position - Scalar(k)
+      indices[t] = Int32(k)
       batch[k] += 1 - f
       batch[Swift.min(k + 1, bins - 1)] += f
     }
@@ -110,15 +118,30 @@ public struct DynamicSoftMarginLoss<Scalar: DMLScalar>: RegisteredLoss {
     pending = Matrix(rows: 1, columns: bins, elements: updated)
     // loss = mean CDF(x)·x; ∂/∂x = CDF(x) / T, on d(a, p) and against d(a, n).
     var acc = TermAccumulator<Scalar>()
-    for x in differences { acc.add(cdf[bin(x).index] * x) }
-    let inverse = 1 / Scalar(differences.count)
-    var t = 0
+    for t in xs.indices { acc.add(cdf[Int(indices[t])] * xs[t]) }
+    let inverse = 1 / Scalar(xs.count)
     scoreGradient.withUnsafeMutableBufferPointer { g in
-      Tuples.forEachTriplet(rows: n, labels: labels, tuples: tuples) { a, p, q in
-        let w = cdf[bin(differences[t]).index] * inverse
-        g[a * columns + p] += w
-        g[a * columns + q] -= w
-        t += 1
+      if let triplets {
+        for (t, triplet) in triplets.enumerated() {
+          let w = cdf[Int(indices[t])] * inverse, row = Int(triplet.x) * columns
+          g[row + Int(triplet.y)] += w
+          g[row + Int(triplet.z)] -= w
+        }
+        return
+      }
+      var t = 0
+      for a in 0..<n {
+        let row = a * columns, y = labels[a]
+        for p in 0..<columns where p != a && labels[p] == y {
+          var sum: Scalar = 0
+          for q in 0..<columns where labels[q] != y {
+            let w = cdf[Int(indices[t])] * inverse
+            g[row + q] -= w
+            sum += w
+            t += 1
+          }
+          g[row + p] += sum
+        }
       }
     }
     return LossValue(LossTerm(name: "loss", value: Reduction.mean.value(acc), count: acc.count, nonZero: acc.nonZero))

@@ -154,6 +154,8 @@ enum ComparisonCases {
       registered("large-margin-softmax", "large-margin-softmax")
       registered("sphereface", "sphereface")
       registered("dynamic-soft-margin", "dynamic-soft-margin")
+      registered("manifold", "manifold")
+      registered("decoupled-contrastive", "decoupled-contrastive")
       // PML's implementations of these build matrices of positive × negative pairs (or N³ for
       // PNP and Smooth-AP, N² × d for the SNR distance): at 1,024 rows several would need tens of GB, so they
       // are compared at 256 only.
