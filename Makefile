@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests and CI never set this: they run whatever the machine's environment gives.
 FAST_BLAS := $(if $(OPENBLAS_CORETYPE),,$(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX))
 
-.PHONY: all deps build test example plugins mpi check-new-loss docs doc-coverage demo bench bench-quick bench-kinds bench-env bench-each bench-deps bench-foundation bench-losses bench-search bench-plots bench-mpi bench-images bench-dedup bench-resnet fuzz fuzz-asan libfuzz reliability report report-crossbatch report-class-weights pictures clean
+.PHONY: all deps build test example plugins mpi check-new-loss docs doc-coverage demo bench bench-quick bench-kinds bench-env bench-each bench-deps bench-foundation bench-losses bench-search bench-plots bench-mpi bench-images bench-dedup bench-resnet fuzz fuzz-asan libfuzz reliability report report-crossbatch report-class-weights report-pml-losses pictures clean
 
 all: build
 
@@ -270,6 +270,12 @@ report: deps
 report-class-weights: bench-env
 	$(SWIFT) build -c release --product dml
 	env $(FAST_BLAS) python3 Benchmarks/Scripts/class_weights_report.py .build/release/dml $(BENCH_VENV)/bin/python Docs/class-weights.md
+
+# The rest of PML's losses on fmnist-05 (MLP, PML's plain recipe, seed 0), dml against PML, one loss
+# after the other in one run. Long: about an hour on 2 cores. Rows are cached in the .runs.json.
+report-pml-losses: bench-env
+	$(SWIFT) build -c release --product dml
+	env $(FAST_BLAS) python3 Benchmarks/Scripts/pml_losses_report.py .build/release/dml $(BENCH_VENV)/bin/python Docs/pml-losses.md
 
 SEEDS ?= 0,1
 # Offline hard mining and cross-batch memory, with and without, on fmnist-05 (MLP).

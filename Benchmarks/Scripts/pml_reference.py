@@ -371,7 +371,44 @@ def make_training_loss(name, classes):
                 "cosface": lambda: losses.CosFaceLoss(classes, 128, margin=0.35, scale=64),
                 "normalized-softmax": lambda: losses.NormalizedSoftmaxLoss(classes, 128, temperature=0.05)}[name]()
         return loss, None, [{"params": loss.parameters()}]
+    if name in PML_LOSSES:
+        make, pair = PML_LOSSES[name]
+        loss = make(classes)
+        params = list(loss.parameters())
+        return loss, None, ([{"params": params}] if params else [])
     raise SystemExit(f"unknown loss {name}")
+
+
+# The rest of PML 2.9.0's losses at their defaults, by our names, for the fmnist-05 comparison
+# (Benchmarks/Scripts/pml_losses_report.py): (constructor of the number of classes, pair loss?).
+# Learned tensors train in the model's Adam.
+PML_LOSSES = {
+    "lifted-structure": (lambda c: losses.LiftedStructureLoss(), True),
+    "generalized-lifted-structure": (lambda c: losses.GeneralizedLiftedStructureLoss(), True),
+    "ntxent": (lambda c: losses.NTXentLoss(), True),
+    "nca": (lambda c: losses.NCALoss(), True),
+    "intra-pair-variance": (lambda c: losses.IntraPairVarianceLoss(), True),
+    "tuplet-margin": (lambda c: losses.TupletMarginLoss(), True),
+    "angular": (lambda c: losses.AngularLoss(), True),
+    "npairs": (lambda c: losses.NPairsLoss(), True),
+    "ranked-list": (lambda c: losses.RankedListLoss(margin=0.4, Tn=10), True),
+    "histogram": (lambda c: losses.HistogramLoss(), True),
+    "tcm": (lambda c: losses.ThresholdConsistentMarginLoss(), True),
+    "fast-ap": (lambda c: losses.FastAPLoss(), True),
+    "pnp": (lambda c: losses.PNPLoss(), True),
+    "margin": (lambda c: losses.MarginLoss(), True),
+    "snr-contrastive": (lambda c: losses.SignalToNoiseRatioContrastiveLoss(), True),
+    "smooth-ap": (lambda c: losses.SmoothAPLoss(), True),
+    "circle": (lambda c: losses.CircleLoss(), True),
+    "dynamic-soft-margin": (lambda c: DynamicSoftMarginDetached(), True),
+    "instance": (lambda c: losses.InstanceLoss(), False),
+    "subcenter-arcface": (lambda c: losses.SubCenterArcFaceLoss(c, 128), False),
+    "soft-triple": (lambda c: losses.SoftTripleLoss(c, 128), False),
+    "p2s-grad": (lambda c: losses.P2SGradLoss(128, c), False),
+    "large-margin-softmax": (lambda c: losses.LargeMarginSoftmaxLoss(c, 128), False),
+    "sphereface": (lambda c: losses.SphereFaceLoss(c, 128), False),
+    "manifold": (lambda c: ManifoldUnlabelled(128), False),
+}
 
 
 def batches(labels, pair_loss, epoch_rng):
@@ -418,7 +455,8 @@ def train(args):
         if args.probe_steps and steps >= args.probe_steps:
             break
         t = time.perf_counter()
-        for idx in batches(ytr.numpy(), args.loss in PAIR_LOSSES, epoch_rng):
+        pair = args.loss in PAIR_LOSSES or (args.loss in PML_LOSSES and PML_LOSSES[args.loss][1])
+        for idx in batches(ytr.numpy(), pair, epoch_rng):
             if args.probe_steps and steps >= args.probe_steps:
                 break
             xb, yb = xtr[idx], ytr[idx]

@@ -113,8 +113,12 @@ func softplus<T: DMLScalar>(_ x: T) -> T {
 
 /// The triplet losses of this module, for a `LossRegistry`.
 public enum TripletLosses {
-  /// The registry entries for `TripletMarginLoss`, `MarginLoss` and `DynamicSoftMarginLoss`, in `Float`.
+  /// The registry entries for `TripletMarginLoss`, `MarginLoss`, `DynamicSoftMarginLoss` and
+  /// `SelectivelyContrastiveTripletLoss`, in `Float`.
   public static var registrations: [LossFactory] {
-    [LossFactory(TripletMarginLoss<Float>.self), LossFactory(MarginLoss<Float>.self), LossFactory(DynamicSoftMarginLoss<Float>.self)]
+    [
+      LossFactory(TripletMarginLoss<Float>.self), LossFactory(MarginLoss<Float>.self), LossFactory(DynamicSoftMarginLoss<Float>.self),
+      LossFactory(SelectivelyContrastiveTripletLoss<Float>.self),
+    ]
   }
 }

@@ -68,4 +68,31 @@ struct BeyondPMLTests {
     let context = LossContext(classes: 4, embeddingDimension: 8, seed: 1)
     _ = try LossRegistry.standard.make("triplet:embedding_regularizer=spherical-embedding,embedding_reg_weight=0.5", context: context)
   }
+
+  @Test("selectively contrastive triplet: λ·s(a,n) for a hard negative, the hinge otherwise, the mean over triplets")
+  func selectivelyContrastiveTriplet() {
+    let x = Self.batch(rows: 10, dimension: 4, seed: 5), labels = [0, 1, 0, 1, 2, 2, 0, 1, 2, 3]
+    let (m, lambda) = (0.2, 0.5)
+    let u = x.rowsNormalized()
+    func s(_ i: Int, _ j: Int) -> Double { (0..<u.columns).reduce(0) { $0 + u[i, $1] * u[j, $1] } }
+    var terms: [Double] = [], hard = 0
+    for a in 0..<10 {
+      for p in 0..<10 where p != a && labels[p] == labels[a] {
+        for q in 0..<10 where labels[q] != labels[a] {
+          if s(a, q) > s(a, p) {
+            terms.append(lambda * s(a, q))
+            hard += 1
+          } else {
+            terms.append(max(0, s(a, q) - s(a, p) + m))
+          }
+        }
+      }
+    }
+    let positive = terms.filter { $0 > 0 }
+    var e = LossEvaluator(SelectivelyContrastiveTripletLoss<Double>(margin: m, penalty: lambda))
+    let value = e.evaluate(x, labels: labels, tuples: nil)
+    #expect(abs(value.total - terms.reduce(0, +) / Double(terms.count)) < 1e-12)
+    #expect(value.first.count == terms.count && value.first.nonZero == positive.count)
+    #expect(hard > 0 && hard < terms.count, "the batch has both kinds of triplet")
+  }
 }

@@ -89,6 +89,11 @@ struct ConformanceTests {
     ConformanceCase(description: "decoupled-contrastive (τ 0.5)") {
       LossConformance.failures(DecoupledContrastiveLoss<Double>(temperature: 0.5), DecoupledContrastiveLoss<Float>(temperature: 0.5), usesTuples: true)
     },
+    ConformanceCase(description: "selectively-contrastive-triplet (margin 0.3, λ 0.7, smooth)") {
+      LossConformance.failures(
+        SelectivelyContrastiveTripletLoss<Double>(margin: 0.3, penalty: 0.7, smoothLoss: true),
+        SelectivelyContrastiveTripletLoss<Float>(margin: 0.3, penalty: 0.7, smoothLoss: true), usesTuples: true)
+    },
     ConformanceCase(description: "uniformity") {
       LossConformance.failures(UniformityLoss<Double>(t: 2), UniformityLoss<Float>(t: 2), usesTuples: false)
     },
@@ -263,6 +268,7 @@ struct ConformanceTests {
   @Test("conformance: contrastive (poincare)") func c40() { Self.check("contrastive (poincare: hyperbolic, clipped rows)") }
   @Test("conformance: ntxent (poincare)") func c41() { Self.check("ntxent (poincare, no clipping)") }
   @Test("conformance: decoupled-contrastive") func c42() { Self.check("decoupled-contrastive (τ 0.5)") }
+  @Test("conformance: selectively-contrastive-triplet") func c43() { Self.check("selectively-contrastive-triplet (margin 0.3, λ 0.7, smooth)") }
   @Test("conformance: circle") func c36() { Self.check("circle (exact derivative, γ 8)") }
   @Test("conformance: triplet (l3^2)") func c37() { Self.check("triplet (l3^2: an Lp distance, rows in their 3-norm)") }
   @Test("conformance: contrastive (l1.5, unnormalized)") func c38() { Self.check("contrastive (l1.5, unnormalized)") }

@@ -12,7 +12,7 @@ struct RegistryTests {
   func names() {
     #expect(registry.names == [
       "angular", "arcface", "center", "circle", "contrastive", "cosface", "decoupled-contrastive", "dynamic-soft-margin", "fast-ap", "generalized-lifted-structure", "histogram", "instance", "intra-pair-variance", "large-margin-softmax", "lifted-structure", "manifold",
-      "margin", "multi-similarity", "nca", "normalized-softmax", "npairs", "ntxent", "p2s-grad", "pnp", "proxy-anchor", "proxy-nca", "ranked-list", "smooth-ap", "snr-contrastive", "soft-triple", "softmax", "sphereface", "subcenter-arcface", "supcon", "tcm", "triplet",
+      "margin", "multi-similarity", "nca", "normalized-softmax", "npairs", "ntxent", "p2s-grad", "pnp", "proxy-anchor", "proxy-nca", "ranked-list", "selectively-contrastive-triplet", "smooth-ap", "snr-contrastive", "soft-triple", "softmax", "sphereface", "subcenter-arcface", "supcon", "tcm", "triplet",
       "tuplet-margin", "uniformity", "vicreg",
     ])
     // The command line's memory check reads this flag: it is the loss's own declaration.
