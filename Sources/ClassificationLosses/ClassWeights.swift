@@ -53,12 +53,12 @@ extension ClassWeightLoss {
 }
 
 /// The softmax cross-entropy that every loss of this family ends with. `targetLogit` turns the
-/// target class's score into its logit and returns the logit's derivative with respect to the
-/// score; other classes use `scale · score`.
+/// target class's score (and the class) into its logit and returns the logit's derivative with
+/// respect to the score; other classes use `scale · score`.
 @inlinable
 func classificationLoss<T: DMLScalar>(
   scores: Matrix<T>, labels: [Int], scale: T, bias: UnsafeBufferPointer<T>?,
-  targetLogit: (T) -> (logit: T, slope: T), scoreGradient: inout Matrix<T>
+  targetLogit: (T, Int) -> (logit: T, slope: T), scoreGradient: inout Matrix<T>
 ) -> LossValue<T> {
   let (n, c) = (scores.rows, scores.columns)
   checkLabels(labels, classes: c, loss: "classification loss")
@@ -71,7 +71,7 @@ func classificationLoss<T: DMLScalar>(
         for i in 0..<n {
           let y = labels[i]
           for j in 0..<c { logits[j] = scale * s[i * c + j] + (bias?[j] ?? 0) }
-          let target = targetLogit(s[i * c + y])
+          let target = targetLogit(s[i * c + y], y)
           logits[y] = scale * target.logit + (bias?[y] ?? 0)
           let row = g.baseAddress! + i * c
           acc.add(crossEntropy(logits: logits.baseAddress!, count: c, label: y, scale: inverseN, gradient: row))
@@ -126,7 +126,7 @@ public struct SoftmaxLoss<Scalar: DMLScalar>: RegisteredLoss, ClassWeightLoss {
   ) -> LossValue<Scalar> {
     let value = bias.value.withUnsafeBufferPointer { b in
       classificationLoss(
-        scores: scores, labels: labels, scale: 1, bias: b, targetLogit: { ($0, 1) },
+        scores: scores, labels: labels, scale: 1, bias: b, targetLogit: { s, _ in (s, 1) },
         scoreGradient: &scoreGradient)
     }
     // The logits' gradient is the bias's, summed over rows.
@@ -189,7 +189,7 @@ public struct NormalizedSoftmaxLoss<Scalar: DMLScalar>: RegisteredLoss, ClassWei
     scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>
   ) -> LossValue<Scalar> {
     classificationLoss(
-      scores: scores, labels: labels, scale: 1 / temperature, bias: nil, targetLogit: { ($0, 1) },
+      scores: scores, labels: labels, scale: 1 / temperature, bias: nil, targetLogit: { s, _ in (s, 1) },
       scoreGradient: &scoreGradient)
   }
 }
@@ -209,6 +209,9 @@ public struct ArcFaceLoss<Scalar: DMLScalar>: RegisteredLoss, ClassWeightLoss {
   public var marginDegrees: Scalar
   /// The logit scale s.
   public var scale: Scalar
+  /// One angular margin per class, in radians, in place of `marginDegrees` (dynamic ArcFace's
+  /// margins from the class sizes); `nil` for the one margin.
+  public var classMargins: [Scalar]?
   /// Cosine similarity (fixed).
   public var distance: Distance { .cosine }
 
@@ -241,11 +244,13 @@ public struct ArcFaceLoss<Scalar: DMLScalar>: RegisteredLoss, ClassWeightLoss {
   public mutating func compute(
     scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>
   ) -> LossValue<Scalar> {
-    let m = marginDegrees * Scalar.pi / 180
-    let (cosM, sinM) = (Scalar.cos(m), Scalar.sin(m))
+    let single = marginDegrees * Scalar.pi / 180
+    let margins = classMargins
     return classificationLoss(
       scores: scores, labels: labels, scale: scale, bias: nil,
-      targetLogit: { c in
+      targetLogit: { c, y in
+        let m = margins?[y] ?? single
+        let (cosM, sinM) = (Scalar.cos(m), Scalar.sin(m))
         let cc = Swift.min(Swift.max(c, -1), 1)
         let theta = Scalar.acos(cc)
         if theta <= Scalar.pi - m {
@@ -302,7 +307,7 @@ public struct CosFaceLoss<Scalar: DMLScalar>: RegisteredLoss, ClassWeightLoss {
   ) -> LossValue<Scalar> {
     let m = margin
     return classificationLoss(
-      scores: scores, labels: labels, scale: scale, bias: nil, targetLogit: { ($0 - m, 1) },
+      scores: scores, labels: labels, scale: scale, bias: nil, targetLogit: { s, _ in (s - m, 1) },
       scoreGradient: &scoreGradient)
   }
 }
@@ -311,13 +316,13 @@ public struct CosFaceLoss<Scalar: DMLScalar>: RegisteredLoss, ClassWeightLoss {
 public enum ClassificationLosses {
   /// Registry entries for `SoftmaxLoss`, `NormalizedSoftmaxLoss`, `ArcFaceLoss`, `CosFaceLoss`,
   /// `SubCenterArcFaceLoss`, `SoftTripleLoss`, `P2SGradLoss`, and `LargeMarginSoftmaxLoss` as
-  /// `large-margin-softmax` and `sphereface`, in `Float`.
+  /// `large-margin-softmax` and `sphereface`, and `DynamicArcFace`, in `Float`.
   public static var registrations: [LossFactory] {
     [
       LossFactory(SoftmaxLoss<Float>.self), LossFactory(NormalizedSoftmaxLoss<Float>.self),
       LossFactory(ArcFaceLoss<Float>.self), LossFactory(CosFaceLoss<Float>.self),
       LossFactory(SubCenterArcFaceLoss<Float>.self), LossFactory(SoftTripleLoss<Float>.self),
       LossFactory(P2SGradLoss<Float>.self),
-    ] + LargeMarginSoftmaxLoss<Float>.registrations
+    ] + LargeMarginSoftmaxLoss<Float>.registrations + [DynamicArcFace.registration]
   }
 }

@@ -65,7 +65,9 @@ struct Recipe {
         index += 1
       }
     }
-    let context = LossContext(classes: classes, embeddingDimension: net.embeddingDimension, seed: seed)
+    var counts = [Int](repeating: 0, count: classes)
+    for y in train.labels where y >= 0 && y < classes { counts[y] += 1 }
+    let context = LossContext(classes: classes, embeddingDimension: net.embeddingDimension, seed: seed, classCounts: counts)
     let (lossValue, usesTuples) = try Builders.loss(loss, context: context)
     let instance = try instanceLabels()
     // VICReg and the self-supervised losses read the two views of each sample as the two rows of

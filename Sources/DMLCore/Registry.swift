@@ -301,13 +301,17 @@ public struct LossContext: Sendable, Equatable {
   public var embeddingDimension: Int
   /// The seed for learned references.
   public var seed: UInt64
+  /// The training samples of each class, `classes` counts (empty when unknown): the dynamic
+  /// ArcFace's margins depend on them.
+  public var classCounts: [Int]
 
   /// A context for `classes` classes and `embeddingDimension`-dimensional embeddings; `seed` (0 by
-  /// default) seeds the learned references.
-  public init(classes: Int, embeddingDimension: Int, seed: UInt64 = 0) {
+  /// default) seeds the learned references; `classCounts` gives each class's training samples.
+  public init(classes: Int, embeddingDimension: Int, seed: UInt64 = 0, classCounts: [Int] = []) {
     self.classes = classes
     self.embeddingDimension = embeddingDimension
     self.seed = seed
+    self.classCounts = classCounts
   }
 }
 

@@ -95,4 +95,25 @@ struct BeyondPMLTests {
     #expect(value.first.count == terms.count && value.first.nonZero == positive.count)
     #expect(hard > 0 && hard < terms.count, "the batch has both kinds of triplet")
   }
+
+  @Test("dynamic ArcFace: margins a·n^(−λ₀) + b from the class sizes; with equal sizes it is sub-center ArcFace of that margin")
+  func dynamicArcFace() throws {
+    let margins: [Double] = DynamicArcFace.margins(counts: [16, 81, 1])
+    #expect(abs(margins[0] - (0.5 / 2 + 0.05)) < 1e-15 && abs(margins[1] - (0.5 / 3 + 0.05)) < 1e-15 && abs(margins[2] - 0.55) < 1e-15)
+    let x = Self.batch(rows: 9, dimension: 6, seed: 4), labels = [0, 1, 2, 0, 1, 2, 2, 1, 0]
+    let weights = ClassWeights<Double>(classes: 9, dimension: 6, seed: 2)
+    var dynamic = LossEvaluator(DynamicArcFace.loss(weights: weights, counts: [50, 50, 50]))
+    let equal: [Double] = DynamicArcFace.margins(counts: [50])
+    var plain = LossEvaluator(SubCenterArcFaceLoss(weights: weights, subCenters: 3, marginDegrees: equal[0] * 180 / Double.pi))
+    let (a, b) = (dynamic.evaluate(x, labels: labels, tuples: nil).total, plain.evaluate(x, labels: labels, tuples: nil).total)
+    #expect(abs(a - b) < 1e-12 * max(1, abs(b)))
+    // Unequal sizes: the rare class's larger margin raises its rows' losses.
+    var skewed = LossEvaluator(DynamicArcFace.loss(weights: weights, counts: [1000, 1000, 2]))
+    #expect(skewed.evaluate(x, labels: labels, tuples: nil).total > dynamic.evaluate(x, labels: labels, tuples: nil).total)
+    // By name it needs the class sizes.
+    #expect(throws: SpecificationError.self) {
+      try LossRegistry.standard.make("dynamic-arcface", context: LossContext(classes: 3, embeddingDimension: 6, seed: 1))
+    }
+    _ = try LossRegistry.standard.make("dynamic-arcface:a=0.3", context: LossContext(classes: 3, embeddingDimension: 6, seed: 1, classCounts: [4, 5, 6]))
+  }
 }

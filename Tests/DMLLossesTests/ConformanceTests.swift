@@ -94,6 +94,14 @@ struct ConformanceTests {
         SelectivelyContrastiveTripletLoss<Double>(margin: 0.3, penalty: 0.7, smoothLoss: true),
         SelectivelyContrastiveTripletLoss<Float>(margin: 0.3, penalty: 0.7, smoothLoss: true), usesTuples: true)
     },
+    ConformanceCase(description: "arcface (one margin per class, as dynamic ArcFace)") {
+      func loss<T: DMLScalar>(_: T.Type) -> ArcFaceLoss<T> {
+        var l = ArcFaceLoss<T>(weights: weights(T.self), scale: 4)
+        l.classMargins = DynamicArcFace.margins(counts: [100, 3, 20, 7])
+        return l
+      }
+      return LossConformance.failures(loss(Double.self), loss(Float.self), usesTuples: false)
+    },
     ConformanceCase(description: "uniformity") {
       LossConformance.failures(UniformityLoss<Double>(t: 2), UniformityLoss<Float>(t: 2), usesTuples: false)
     },
@@ -269,6 +277,7 @@ struct ConformanceTests {
   @Test("conformance: ntxent (poincare)") func c41() { Self.check("ntxent (poincare, no clipping)") }
   @Test("conformance: decoupled-contrastive") func c42() { Self.check("decoupled-contrastive (τ 0.5)") }
   @Test("conformance: selectively-contrastive-triplet") func c43() { Self.check("selectively-contrastive-triplet (margin 0.3, λ 0.7, smooth)") }
+  @Test("conformance: arcface (margins per class)") func c44() { Self.check("arcface (one margin per class, as dynamic ArcFace)") }
   @Test("conformance: circle") func c36() { Self.check("circle (exact derivative, γ 8)") }
   @Test("conformance: triplet (l3^2)") func c37() { Self.check("triplet (l3^2: an Lp distance, rows in their 3-norm)") }
   @Test("conformance: contrastive (l1.5, unnormalized)") func c38() { Self.check("contrastive (l1.5, unnormalized)") }

@@ -6,12 +6,12 @@ import Testing
 @Suite("Loss registry: names, declared hyperparameters, errors")
 struct RegistryTests {
   let registry = LossRegistry.standard
-  let context = LossContext(classes: 5, embeddingDimension: 8, seed: 1)
+  let context = LossContext(classes: 5, embeddingDimension: 8, seed: 1, classCounts: [20, 5, 9, 40, 12])
 
   @Test("every module registers its losses at startup")
   func names() {
     #expect(registry.names == [
-      "angular", "arcface", "center", "circle", "contrastive", "cosface", "decoupled-contrastive", "dynamic-soft-margin", "fast-ap", "generalized-lifted-structure", "histogram", "instance", "intra-pair-variance", "large-margin-softmax", "lifted-structure", "manifold",
+      "angular", "arcface", "center", "circle", "contrastive", "cosface", "decoupled-contrastive", "dynamic-arcface", "dynamic-soft-margin", "fast-ap", "generalized-lifted-structure", "histogram", "instance", "intra-pair-variance", "large-margin-softmax", "lifted-structure", "manifold",
       "margin", "multi-similarity", "nca", "normalized-softmax", "npairs", "ntxent", "p2s-grad", "pnp", "proxy-anchor", "proxy-nca", "ranked-list", "selectively-contrastive-triplet", "smooth-ap", "snr-contrastive", "soft-triple", "softmax", "sphereface", "subcenter-arcface", "supcon", "tcm", "triplet",
       "tuplet-margin", "uniformity", "vicreg",
     ])

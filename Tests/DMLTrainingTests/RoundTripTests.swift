@@ -60,7 +60,7 @@ func roundTripFailures<N, L, S, O>(
 @Suite("Checkpoint round trips: every component resumes bitwise")
 struct RoundTripTests {
   static let batches = roundTripBatches(6)
-  static let context = LossContext(classes: 4, embeddingDimension: 8, seed: 5)
+  static let context = LossContext(classes: 4, embeddingDimension: 8, seed: 5, classCounts: [30, 8, 12, 50])
 
   static func mlp(batchNorm: Bool = false) -> MLP<Float> {
     .mlp(inputFeatures: 8, hidden: [12], embeddingDimension: 8, batchNorm: batchNorm, seed: 2)
