@@ -116,4 +116,38 @@ struct BeyondPMLTests {
     }
     _ = try LossRegistry.standard.make("dynamic-arcface:a=0.3", context: LossContext(classes: 3, embeddingDimension: 6, seed: 1, classCounts: [4, 5, 6]))
   }
+
+  @Test("multi-label rows: positives share a label, negatives none; SupCon over them is the multi-label SupCon formula")
+  func multiLabel() {
+    let sets: [[Int]] = [[0, 1], [1], [2], [0, 2], [3], [1, 3], [], [2, 0]]
+    let tuples = Tuples.multiLabel(sets)
+    let pairs = tuples.asPairs
+    #expect(pairs.positive.contains(SIMD2(0, 1)) && pairs.positive.contains(SIMD2(0, 3)) && pairs.negative.contains(SIMD2(1, 2)))
+    #expect(!pairs.positive.contains { $0.x == 6 || $0.y == 6 } && !pairs.negative.contains { $0.x == 6 || $0.y == 6 })
+    let x = Self.batch(rows: 8, dimension: 5, seed: 6)
+    let t = 0.2
+    // Multi-label SupCon, written out: for each anchor with a positive, −mean over its positives p
+    // of log(exp(s_ap/τ) / Σ_{k positive or negative} exp(s_ak/τ)); the mean over such anchors.
+    let u = x.rowsNormalized()
+    func s(_ i: Int, _ j: Int) -> Double { (0..<u.columns).reduce(0) { $0 + u[i, $1] * u[j, $1] } }
+    func shares(_ i: Int, _ j: Int) -> Bool { !Set(sets[i]).isDisjoint(with: sets[j]) }
+    var total = 0.0, anchors = 0
+    for a in 0..<8 where !sets[a].isEmpty {
+      let others = (0..<8).filter { $0 != a && !sets[$0].isEmpty }
+      let positives = others.filter { shares(a, $0) }
+      guard !positives.isEmpty, positives.count < others.count else { continue }
+      let denominator = log(others.map { exp(s(a, $0) / t) }.reduce(0, +))
+      let term = -positives.map { s(a, $0) / t - denominator }.reduce(0, +) / Double(positives.count)
+      total += term
+      anchors += 1
+    }
+    var e = LossEvaluator(SupConLoss<Double>(temperature: t))
+    let value = e.evaluate(x, labelSets: sets)
+    #expect(abs(value.total - total / Double(anchors)) < 1e-12, "\(value.total) vs \(total / Double(anchors))")
+    #expect(e.embeddingGradient.rows == 8 && e.embeddingGradient.isFinite)
+    // Single labels as one-element sets: the same as the plain labels.
+    let single = [0, 1, 0, 2, 1, 2, 0, 1]
+    var plain = LossEvaluator(SupConLoss<Double>(temperature: t)), sets1 = LossEvaluator(SupConLoss<Double>(temperature: t))
+    #expect(abs(plain.evaluate(x, labels: single, tuples: nil).total - sets1.evaluate(x, labelSets: single.map { [$0] }).total) < 1e-12)
+  }
 }
