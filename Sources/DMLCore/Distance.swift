@@ -1040,3 +1040,26 @@ extension Distance {
     ballBackward(&referenceGradient, raw: rawReference)
   }
 }
+
+extension Distance {
+  /// PML's `BatchedDistance`: the scores of `query` against `reference`, computed `blockRows`
+  /// query rows at a time, each block handed to `body(scores, rows)` (the block's `rows.count × m`
+  /// scores, and the query rows they belong to). Memory stays at one block, for sets whose whole
+  /// score matrix would not fit. The blocks' scores equal those rows of `scores(query, reference)`.
+  public func forEachBlock<T: DMLScalar>(
+    _ query: Matrix<T>, _ reference: Matrix<T>, blockRows: Int = 1024, compute: ComputeContext = .automatic,
+    _ body: (Matrix<T>, Range<Int>) throws -> Void
+  ) rethrows {
+    precondition(blockRows > 0, "Distance.forEachBlock: blockRows must be positive")
+    var w = DistanceWorkspace<T>(compute: compute)
+    var block = Matrix<T>(), rows = Matrix<T>()
+    var start = 0
+    while start < query.rows {
+      let end = Swift.min(query.rows, start + blockRows)
+      rows = query.rows(Array(start..<end))
+      scores(rows, reference, into: &block, workspace: &w)
+      try body(block, start..<end)
+      start = end
+    }
+  }
+}

@@ -232,4 +232,23 @@ struct GoldenDistanceTests {
       #expect(abs(norm - 0.999) < 1e-12)
     }
   }
+
+  @Test("blocks of rows (PML's BatchedDistance) give the rows of the whole matrix, for every kind", arguments: cases)
+  func blocks(name: String, distance: Distance) {
+    var rng = RandomSource(seed: 17)
+    var q = Matrix<Double>(rows: 23, columns: 6), r = Matrix<Double>(rows: 9, columns: 6)
+    q.apply { _ in rng.normal() }
+    r.apply { _ in rng.normal() }
+    var whole = Matrix<Double>(), w = DistanceWorkspace<Double>()
+    distance.scores(q, r, into: &whole, workspace: &w)
+    var seen = 0
+    distance.forEachBlock(q, r, blockRows: 5) { block, rows in
+      #expect(block.rows == rows.count && block.columns == 9)
+      for (k, i) in rows.enumerated() {
+        for j in 0..<9 { #expect(abs(block[k, j] - whole[i, j]) <= 1e-12 * max(1, abs(whole[i, j])), "\(name) [\(i), \(j)]") }
+      }
+      seen += rows.count
+    }
+    #expect(seen == 23)
+  }
 }
