@@ -24,19 +24,26 @@ public struct CircleLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
   public var gamma: Scalar
   /// Whether the weights `α` are held constant in the gradient (PML, the paper's code).
   public var detachesWeights: Bool
-  /// How the per-row terms become the loss.
+  /// How the per-row terms become the loss (`per-anchor` is the mean: one term per row).
   public var reduction: Reduction
+  /// The window of `reduction == .threshold`: terms strictly between `low` and `high` count.
+  public var low: Scalar, high: Scalar
   /// Cosine similarity.
   public var distance: Distance { .cosine }
   @usableFromInline var mask = PairMask()
   @usableFromInline var logits = [Scalar]()
 
   /// A circle loss; the defaults are PML's.
-  public init(margin: Scalar = 0.4, gamma: Scalar = 80, detachesWeights: Bool = true, reduction: Reduction = .nonZeroMean) {
+  public init(
+    margin: Scalar = 0.4, gamma: Scalar = 80, detachesWeights: Bool = true, reduction: Reduction = .nonZeroMean, low: Scalar = 0,
+    high: Scalar = .infinity
+  ) {
     self.margin = margin
     self.gamma = gamma
     self.detachesWeights = detachesWeights
     self.reduction = reduction
+    self.low = low
+    self.high = high
   }
 
   public static var registryName: String { "circle" }
@@ -50,13 +57,14 @@ public struct CircleLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
       HyperparameterSpec(
         "detach_weights", .boolean, default: "true", "hold the pair weights constant in the gradient (PML); false: exact derivative"),
       .reduction(default: .nonZeroMean),
-    ]
+    ] + HyperparameterSpec.thresholds
   }
 
   public init(_ v: HyperparameterValues, context: LossContext) throws {
     self.init(
       margin: Scalar(try v.real("m")), gamma: Scalar(try v.real("gamma", "positive") { $0 > 0 }),
-      detachesWeights: try v.boolean("detach_weights"), reduction: try v.reduction())
+      detachesWeights: try v.boolean("detach_weights"), reduction: try v.reduction(), low: Scalar(try v.real("low")),
+      high: Scalar(try v.real("high")))
   }
 
   /// A pair's logit and its derivative with respect to the score.
@@ -80,7 +88,7 @@ public struct CircleLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
     mask.build(rows: n, labels: labels, tuples: tuples)
     scoreGradient.resize(rows: n, columns: columns, zeroed: true)
     if logits.count < columns { logits = [Scalar](repeating: 0, count: columns) }
-    var acc = TermAccumulator<Scalar>()
+    var acc = TermAccumulator<Scalar>(low: low, high: high)
     var rows = [(value: Scalar, lp: Scalar, ln: Scalar)](repeating: (0, 0, 0), count: n)
     for i in 0..<n {
       // Each kind's log-sum-exp, from its largest logit.

@@ -10,7 +10,9 @@
 /// With a similarity the inequalities flip: `relu(m_pos − s)` and `relu(s − m_neg)`.
 ///
 /// - Default distance: Euclidean between L2-normalised rows. Default reduction: the mean of the
-///   non-zero terms, separately for each sub-loss, then summed (PML's `AvgNonZeroReducer`).
+///   non-zero terms, separately for each sub-loss, then summed (PML's `AvgNonZeroReducer`); also
+///   `mean`, `sum`, `threshold` (with `low`, `high`: `ThresholdReducer`) and `per-anchor`
+///   (`PerAnchorReducer`: each anchor's pairs averaged, then the mean over the rows).
 /// - Terms: `pos_loss` indexes positive pairs, `neg_loss` negative pairs; both orders `(i, j)` and
 ///   `(j, i)` of a pair count. With no tuples every pair of the batch is used.
 /// - Unlike PML, a tuple list with a single pair is not turned into a zero loss.
@@ -26,18 +28,22 @@ public struct ContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree 
   public var distance: Distance
   /// The reduction of each sub-loss.
   public var reduction: Reduction
+  /// The window of `reduction == .threshold`: terms strictly between `low` and `high` count.
+  public var low: Scalar, high: Scalar
   @usableFromInline var mask = PairMask()
 
   /// A contrastive loss with `positiveMargin` 0, `negativeMargin` 1, Euclidean distance between
   /// normalised rows and the mean of the non-zero terms by default, as PML.
   public init(
     positiveMargin: Scalar = 0, negativeMargin: Scalar = 1, distance: Distance = .euclidean,
-    reduction: Reduction = .nonZeroMean
+    reduction: Reduction = .nonZeroMean, low: Scalar = 0, high: Scalar = .infinity
   ) {
     self.positiveMargin = positiveMargin
     self.negativeMargin = negativeMargin
     self.distance = distance
     self.reduction = reduction
+    self.low = low
+    self.high = high
   }
 
   public static var registryName: String { "contrastive" }
@@ -49,13 +55,13 @@ public struct ContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree 
       HyperparameterSpec("pos_margin", .real, default: "0", "positives closer than this add nothing"),
       HyperparameterSpec("neg_margin", .real, default: "1", "negatives farther than this add nothing"),
       .distance(default: "euclidean"), .reduction(default: .nonZeroMean),
-    ]
+    ] + HyperparameterSpec.thresholds
   }
 
   public init(_ v: HyperparameterValues, context: LossContext) throws {
     self.init(
       positiveMargin: Scalar(try v.real("pos_margin")), negativeMargin: Scalar(try v.real("neg_margin")),
-      distance: try v.distance(), reduction: try v.reduction())
+      distance: try v.distance(), reduction: try v.reduction(), low: Scalar(try v.real("low")), high: Scalar(try v.real("high")))
   }
 
   @inlinable
@@ -67,19 +73,58 @@ public struct ContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree 
     let sign = Scalar(distance.closeness)  // +1 similarity, −1 distance
     let mPos = positiveMargin, mNeg = negativeMargin
     // Terms: pos = relu(sign·(m_pos − s)), neg = relu(sign·(s − m_neg)).
-    var pos = TermAccumulator<Scalar>(), neg = TermAccumulator<Scalar>()
+    var pos = TermAccumulator<Scalar>(low: low, high: high), neg = TermAccumulator<Scalar>(low: low, high: high)
+    let perAnchor = reduction == .perAnchor
+    // Per anchor (row): its pairs' sums and counts, for `.perAnchor`.
+    var rowSums = perAnchor ? [Scalar](repeating: 0, count: 2 * n) : [], rowCounts = perAnchor ? [Int](repeating: 0, count: 2 * n) : []
     scores.withUnsafeBufferPointer { s in
       mask.values.withUnsafeBufferPointer { m in
         for k in 0..<(n * columns) {
           if m[k] == PairMask.positive {
-            pos.add(Swift.max(0, sign * (mPos - s[k])))
+            let t = Swift.max(0, sign * (mPos - s[k]))
+            pos.add(t)
+            if perAnchor {
+              rowSums[k / columns] += t
+              rowCounts[k / columns] += 1
+            }
           } else if m[k] == PairMask.negative {
-            neg.add(Swift.max(0, sign * (s[k] - mNeg)))
+            let t = Swift.max(0, sign * (s[k] - mNeg))
+            neg.add(t)
+            if perAnchor {
+              rowSums[n + k / columns] += t
+              rowCounts[n + k / columns] += 1
+            }
           }
         }
       }
     }
     scoreGradient.resize(rows: n, columns: columns, zeroed: true)
+    if perAnchor {
+      // Each sub-loss: (1/n) Σ_rows (Σ of the row's terms / its count); a term's weight 1/(n · count).
+      let inverseN = n > 0 ? 1 / Scalar(n) : 0
+      var values: (Scalar, Scalar) = (0, 0)
+      for i in 0..<n {
+        if rowCounts[i] > 0 { values.0 += rowSums[i] / Scalar(rowCounts[i]) * inverseN }
+        if rowCounts[n + i] > 0 { values.1 += rowSums[n + i] / Scalar(rowCounts[n + i]) * inverseN }
+      }
+      scores.withUnsafeBufferPointer { s in
+        mask.values.withUnsafeBufferPointer { m in
+          scoreGradient.withUnsafeMutableBufferPointer { g in
+            for k in 0..<(n * columns) {
+              let i = k / columns
+              if m[k] == PairMask.positive, sign * (mPos - s[k]) > 0 {
+                g[k] = -sign * inverseN / Scalar(rowCounts[i])
+              } else if m[k] == PairMask.negative, sign * (s[k] - mNeg) > 0 {
+                g[k] = sign * inverseN / Scalar(rowCounts[n + i])
+              }
+            }
+          }
+        }
+      }
+      return LossValue(
+        LossTerm(name: "pos_loss", value: values.0, count: pos.count, nonZero: pos.nonZero),
+        LossTerm(name: "neg_loss", value: values.1, count: neg.count, nonZero: neg.nonZero))
+    }
     let r = reduction
     scores.withUnsafeBufferPointer { s in
       mask.values.withUnsafeBufferPointer { m in

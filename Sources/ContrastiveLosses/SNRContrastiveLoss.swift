@@ -23,8 +23,11 @@ public struct SNRContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFr
   public var distance: Distance { contrastive.distance }
 
   /// An SNR contrastive loss with `positiveMargin` 0 and `negativeMargin` 1 by default, as PML.
-  public init(positiveMargin: Scalar = 0, negativeMargin: Scalar = 1, reduction: Reduction = .nonZeroMean) {
-    contrastive = ContrastiveLoss(positiveMargin: positiveMargin, negativeMargin: negativeMargin, distance: .snr, reduction: reduction)
+  public init(
+    positiveMargin: Scalar = 0, negativeMargin: Scalar = 1, reduction: Reduction = .nonZeroMean, low: Scalar = 0, high: Scalar = .infinity
+  ) {
+    contrastive = ContrastiveLoss(
+      positiveMargin: positiveMargin, negativeMargin: negativeMargin, distance: .snr, reduction: reduction, low: low, high: high)
   }
 
   public static var registryName: String { "snr-contrastive" }
@@ -36,12 +39,13 @@ public struct SNRContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFr
       HyperparameterSpec("pos_margin", .real, default: "0", "positive pairs with an SNR below this add nothing"),
       HyperparameterSpec("neg_margin", .real, default: "1", "negative pairs with an SNR above this add nothing"),
       .reduction(default: .nonZeroMean),
-    ]
+    ] + HyperparameterSpec.thresholds
   }
 
   public init(_ v: HyperparameterValues, context: LossContext) throws {
     self.init(
-      positiveMargin: Scalar(try v.real("pos_margin")), negativeMargin: Scalar(try v.real("neg_margin")), reduction: try v.reduction())
+      positiveMargin: Scalar(try v.real("pos_margin")), negativeMargin: Scalar(try v.real("neg_margin")), reduction: try v.reduction(),
+      low: Scalar(try v.real("low")), high: Scalar(try v.real("high")))
   }
 
   @inlinable

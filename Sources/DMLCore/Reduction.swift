@@ -8,6 +8,13 @@ public enum Reduction: String, Sendable, Codable, CaseIterable {
   case sum
   /// The sum divided by a divisor that the loss supplies (`DivisorReducer`).
   case divisor
+  /// The mean of the terms strictly between `low` and `high` (`ThresholdReducer`); 0 if none is.
+  /// The loss's `low` and `high` hyperparameters set the window.
+  case threshold
+  /// Each anchor's terms averaged, then the mean over the batch's rows, anchors without a term
+  /// counting 0 (`PerAnchorReducer` with its default mean): for pair losses (each sub-loss apart)
+  /// and losses of one term per row, where it is the mean.
+  case perAnchor = "per-anchor"
 }
 
 /// Running statistics of one named term over a pass: everything a reduction needs.
@@ -18,9 +25,21 @@ public struct TermAccumulator<Scalar: DMLScalar>: Sendable {
   public var count = 0
   /// How many were strictly positive.
   public var nonZero = 0
+  /// The window of `Reduction.threshold`: terms strictly between `low` and `high` count.
+  public var low: Scalar = -.infinity, high: Scalar = .infinity
+  /// The sum of the terms within the window.
+  public var windowSum: Scalar = 0
+  /// How many terms were within the window.
+  public var windowCount = 0
 
   /// No term yet.
   public init() {}
+
+  /// No term yet; `Reduction.threshold` keeps the terms strictly between `low` and `high`.
+  public init(low: Scalar, high: Scalar) {
+    self.low = low
+    self.high = high
+  }
 
   /// Adds one term.
   @inlinable
@@ -28,6 +47,10 @@ public struct TermAccumulator<Scalar: DMLScalar>: Sendable {
     sum += value
     count += 1
     if value > 0 { nonZero += 1 }
+    if value > low && value < high {
+      windowSum += value
+      windowCount += 1
+    }
   }
 }
 
@@ -40,6 +63,9 @@ extension Reduction {
     case .nonZeroMean: return a.nonZero > 0 ? a.sum / T(a.nonZero) : 0
     case .sum: return a.sum
     case .divisor: return divisor > 0 ? a.sum / divisor : 0
+    case .threshold: return a.windowCount > 0 ? a.windowSum / T(a.windowCount) : 0
+    // One term per row: each anchor's mean is its term (pair losses reduce per anchor themselves).
+    case .perAnchor: return a.count > 0 ? a.sum / T(a.count) : 0
     }
   }
 
@@ -51,6 +77,8 @@ extension Reduction {
     case .nonZeroMean: return term > 0 && a.nonZero > 0 ? 1 / T(a.nonZero) : 0
     case .sum: return 1
     case .divisor: return divisor > 0 ? 1 / divisor : 0
+    case .threshold: return term > a.low && term < a.high && a.windowCount > 0 ? 1 / T(a.windowCount) : 0
+    case .perAnchor: return a.count > 0 ? 1 / T(a.count) : 0
     }
   }
 }

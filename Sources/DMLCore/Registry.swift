@@ -54,11 +54,20 @@ public struct HyperparameterSpec: Sendable, Equatable {
       "score between embeddings and references: euclidean, squared-euclidean, cosine, dot, snr, l<p>[^<power>] (l1: Manhattan), poincare[/<c>[/<clip>]] (hyperbolic); all but dot and poincare normalise rows")
   }
 
-  /// How the loss's terms are reduced.
-  public static func reduction(default r: Reduction) -> HyperparameterSpec {
+  /// How the loss's terms are reduced, from `choices` (every reduction by default).
+  public static func reduction(default r: Reduction, choices: [Reduction] = Reduction.allCases) -> HyperparameterSpec {
     HyperparameterSpec(
-      "reduction", .choice(Reduction.allCases.map(\.rawValue)), default: r.rawValue,
-      "how terms become one number")
+      "reduction", .choice(choices.map(\.rawValue)), default: r.rawValue,
+      "how terms become one number (threshold: the mean of the terms between low and high)")
+  }
+
+  /// The window of `reduction=threshold` (PML's `ThresholdReducer(low, high)`): terms strictly
+  /// between `low` and `high` count.
+  public static var thresholds: [HyperparameterSpec] {
+    [
+      HyperparameterSpec("low", .real, default: "0", "reduction=threshold keeps terms above this"),
+      HyperparameterSpec("high", .real, default: "1e300", "reduction=threshold keeps terms below this"),
+    ]
   }
 
   /// The number of classes (for losses with one learned vector per class).

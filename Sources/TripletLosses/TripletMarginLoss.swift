@@ -27,20 +27,25 @@ public struct TripletMarginLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFre
   public var smoothLoss: Bool
   /// The score between embeddings.
   public var distance: Distance
-  /// The reduction over triplets.
+  /// The reduction over triplets (not `per-anchor`, which PML does not define for triplets).
   public var reduction: Reduction
+  /// The window of `reduction == .threshold`: terms strictly between `low` and `high` count.
+  public var low: Scalar, high: Scalar
 
   /// A triplet margin loss with `margin` 0.05, no swap, the hinge, Euclidean distance between
   /// normalised rows and the mean of the non-zero terms by default, as PML.
   public init(
     margin: Scalar = 0.05, swap: Bool = false, smoothLoss: Bool = false,
-    distance: Distance = .euclidean, reduction: Reduction = .nonZeroMean
+    distance: Distance = .euclidean, reduction: Reduction = .nonZeroMean, low: Scalar = 0, high: Scalar = .infinity
   ) {
+    precondition(reduction != .perAnchor, "TripletMarginLoss: no per-anchor reduction of triplets (PML has none)")
     self.margin = margin
     self.swap = swap
     self.smoothLoss = smoothLoss
     self.distance = distance
     self.reduction = reduction
+    self.low = low
+    self.high = high
   }
 
   public static var registryName: String { "triplet" }
@@ -52,14 +57,15 @@ public struct TripletMarginLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFre
       HyperparameterSpec("margin", .real, default: "0.05", "required gap between positive and negative", range: .nonNegative),
       HyperparameterSpec("swap", .boolean, default: "false", "use min(d(a,n), d(p,n)) (Balntas et al.); with a cross-batch memory, for positives in the batch"),
       HyperparameterSpec("smooth", .boolean, default: "false", "softplus instead of the hinge"),
-      .distance(default: "euclidean"), .reduction(default: .nonZeroMean),
-    ]
+      .distance(default: "euclidean"), .reduction(default: .nonZeroMean, choices: Reduction.allCases.filter { $0 != .perAnchor }),
+    ] + HyperparameterSpec.thresholds
   }
 
   public init(_ v: HyperparameterValues, context: LossContext) throws {
     self.init(
       margin: Scalar(try v.real("margin")), swap: try v.boolean("swap"),
-      smoothLoss: try v.boolean("smooth"), distance: try v.distance(), reduction: try v.reduction())
+      smoothLoss: try v.boolean("smooth"), distance: try v.distance(), reduction: try v.reduction(), low: Scalar(try v.real("low")),
+      high: Scalar(try v.real("high")))
   }
 
   @inlinable
@@ -83,7 +89,7 @@ public struct TripletMarginLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFre
       let value = smooth ? softplus(v) : Swift.max(v, 0)
       return (value, v, negative)
     }
-    var acc = TermAccumulator<Scalar>()
+    var acc = TermAccumulator<Scalar>(low: low, high: high)
     scores.withUnsafeBufferPointer { s in
       Tuples.forEachTriplet(rows: n, labels: labels, tuples: tuples) { a, p, q in acc.add(terms(s, a, p, q).value) }
     }

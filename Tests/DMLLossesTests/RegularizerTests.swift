@@ -110,3 +110,38 @@ struct RegularizerTests {
     #expect(refused("contrastive:weight=-2", "contrastive: weight=-2 must be ≥ 0"))
   }
 }
+
+@Suite("Reducers: PML's threshold and per-anchor reducers (Golden/reducers.json)")
+struct ReducerTests {
+  @Test("value and gradient to rtol 1e-9", arguments: GoldenCase.reducers)
+  func golden(_ c: GoldenCase) {
+    let h = c.hyper
+    let reduction = Reduction(rawValue: h["reduction"] as! String)!
+    let low = (h["low"] as? NSNumber)?.doubleValue ?? 0, high = (h["high"] as? NSNumber)?.doubleValue ?? .infinity
+    func run<L: PairwiseLoss>(_ loss: L) -> (Double, Matrix<Double>) where L.Scalar == Double {
+      var e = LossEvaluator(loss)
+      return (e.evaluate(c.matrix("embeddings"), labels: c.labels, tuples: GoldenLoss.tuples(c)).total, e.embeddingGradient)
+    }
+    let (value, gradient): (Double, Matrix<Double>)
+    switch c.inputs["loss"] as? String ?? String(c.name.prefix { $0 != "_" }) {
+    case "contrastive":
+      (value, gradient) = run(
+        ContrastiveLoss<Double>(positiveMargin: c.hyper("pos_margin"), negativeMargin: c.hyper("neg_margin"), reduction: reduction, low: low, high: high))
+    case "triplet":
+      (value, gradient) = run(TripletMarginLoss<Double>(margin: c.hyper("margin"), reduction: reduction, low: low, high: high))
+    default:
+      (value, gradient) = run(CircleLoss<Double>(margin: c.hyper("m"), gamma: c.hyper("gamma"), reduction: reduction, low: low, high: high))
+    }
+    expectClose(value, c.scalar("loss"), "\(c.name) loss")
+    expectClose(gradient, c.output("grad_embeddings"), "\(c.name) grad_embeddings")
+  }
+
+  @Test("by name: reduction=threshold with low and high, per-anchor; triplets refuse per-anchor")
+  func registry() throws {
+    let context = LossContext(classes: 4, embeddingDimension: 8, seed: 1)
+    _ = try LossRegistry.standard.make("contrastive:reduction=threshold,low=0.1,high=0.6", context: context)
+    _ = try LossRegistry.standard.make("contrastive:reduction=per-anchor", context: context)
+    _ = try LossRegistry.standard.make("circle:reduction=per-anchor", context: context)
+    #expect(throws: SpecificationError.self) { try LossRegistry.standard.make("triplet:reduction=per-anchor", context: context) }
+  }
+}

@@ -1,0 +1,55 @@
+"""Golden values for PML's ThresholdReducer and PerAnchorReducer, in float64.
+
+Writes Tests/DMLLossesTests/Golden/reducers.json in the layout of pair_losses.json: contrastive,
+triplet and circle losses with a ThresholdReducer, and the contrastive loss with a PerAnchorReducer
+(its default mean), each with the value, the sub-losses and the embeddings' gradient.
+Run from the repository root with the benchmark venv:
+.build-bench/venv/bin/python Benchmarks/Scripts/golden_reducers.py
+"""
+import json, platform
+import numpy as np, torch
+import pytorch_metric_learning as pml
+from pytorch_metric_learning import losses, miners, reducers
+
+torch.set_default_dtype(torch.float64)
+rng = np.random.default_rng(20261214)
+
+
+def case(name, description, loss_name, loss, hyper, x, labels, miner=None):
+    e = torch.tensor(x, requires_grad=True)
+    y = torch.tensor(labels)
+    tuples = miner(e, y) if miner is not None else None
+    value = loss(e, y, tuples)
+    value.backward()
+    inputs = {"embeddings": x.tolist(), "labels": labels, "hyperparameters": hyper}
+    if tuples is not None:
+        a1, p, a2, n = tuples
+        inputs["indices_tuple"] = {"pos_pairs": torch.stack([a1, p], 1).tolist(), "neg_pairs": torch.stack([a2, n], 1).tolist()}
+    return {"name": name, "description": description, "loss": loss_name, "inputs": inputs,
+            "outputs": {"loss": value.item(), "grad_embeddings": e.grad.tolist()}}
+
+
+x = rng.normal(size=(16, 8))
+labels = [int(v) for v in rng.integers(0, 4, size=16)]
+x32 = rng.normal(size=(32, 8))
+labels32 = [int(v) for v in rng.integers(0, 6, size=32)]
+cases = [
+    case("contrastive_threshold", "PML `ContrastiveLoss(pos_margin=0.2, neg_margin=0.9, reducer=ThresholdReducer(low=0.05, high=0.5))`.",
+         "contrastive", losses.ContrastiveLoss(pos_margin=0.2, neg_margin=0.9, reducer=reducers.ThresholdReducer(low=0.05, high=0.5)),
+         {"pos_margin": 0.2, "neg_margin": 0.9, "reduction": "threshold", "low": 0.05, "high": 0.5}, x, labels),
+    case("contrastive_per_anchor", "PML `ContrastiveLoss(pos_margin=0.2, neg_margin=0.9, reducer=PerAnchorReducer())`.",
+         "contrastive", losses.ContrastiveLoss(pos_margin=0.2, neg_margin=0.9, reducer=reducers.PerAnchorReducer()),
+         {"pos_margin": 0.2, "neg_margin": 0.9, "reduction": "per-anchor"}, x, labels),
+    case("contrastive_per_anchor_miner", "PML `ContrastiveLoss(reducer=PerAnchorReducer())` on `MultiSimilarityMiner(epsilon=0.1)` pairs.",
+         "contrastive", losses.ContrastiveLoss(reducer=reducers.PerAnchorReducer()),
+         {"pos_margin": 0.0, "neg_margin": 1.0, "reduction": "per-anchor"}, x32, labels32, miner=miners.MultiSimilarityMiner(epsilon=0.1)),
+    case("triplet_threshold", "PML `TripletMarginLoss(margin=0.3, reducer=ThresholdReducer(low=0.1))`.",
+         "triplet", losses.TripletMarginLoss(margin=0.3, reducer=reducers.ThresholdReducer(low=0.1)),
+         {"margin": 0.3, "reduction": "threshold", "low": 0.1, "high": 1e300}, x, labels),
+    case("circle_threshold", "PML `CircleLoss(m=0.3, gamma=8, reducer=ThresholdReducer(high=19))`.",
+         "circle", losses.CircleLoss(m=0.3, gamma=8, reducer=reducers.ThresholdReducer(high=19.0)),
+         {"m": 0.3, "gamma": 8, "reduction": "threshold", "low": -1e300, "high": 19.0}, x32, labels32),
+]
+json.dump({"generator": f"pytorch-metric-learning {pml.__version__}, torch {torch.__version__}, Python {platform.python_version()} (Benchmarks/Scripts/golden_reducers.py)",
+           "cases": cases}, open("Tests/DMLLossesTests/Golden/reducers.json", "w"))
+print(len(cases), "cases", [(c["name"], round(c["outputs"]["loss"], 6)) for c in cases])
