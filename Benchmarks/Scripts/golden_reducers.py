@@ -2,7 +2,8 @@
 
 Writes Tests/DMLLossesTests/Golden/reducers.json in the layout of pair_losses.json: contrastive,
 triplet and circle losses with a ThresholdReducer, and the contrastive loss with a PerAnchorReducer
-(its default mean), each with the value, the sub-losses and the embeddings' gradient.
+(its default mean) and with MultipleReducers (a mean for the positive sub-loss, a threshold for the
+negative), each with the value, the sub-losses and the embeddings' gradient.
 Run from the repository root with the benchmark venv:
 .build-bench/venv/bin/python Benchmarks/Scripts/golden_reducers.py
 """
@@ -46,6 +47,10 @@ cases = [
     case("triplet_threshold", "PML `TripletMarginLoss(margin=0.3, reducer=ThresholdReducer(low=0.1))`.",
          "triplet", losses.TripletMarginLoss(margin=0.3, reducer=reducers.ThresholdReducer(low=0.1)),
          {"margin": 0.3, "reduction": "threshold", "low": 0.1, "high": 1e300}, x, labels),
+    case("contrastive_multiple", "PML `ContrastiveLoss(pos_margin=0.2, neg_margin=0.9, reducer=MultipleReducers({'pos_loss': MeanReducer()}, default_reducer=ThresholdReducer(low=0.1)))`.",
+         "contrastive", losses.ContrastiveLoss(pos_margin=0.2, neg_margin=0.9, reducer=reducers.MultipleReducers(
+             {"pos_loss": reducers.MeanReducer()}, default_reducer=reducers.ThresholdReducer(low=0.1))),
+         {"pos_margin": 0.2, "neg_margin": 0.9, "reduction": "threshold", "low": 0.1, "high": 1e300, "pos_reduction": "mean"}, x, labels),
     case("circle_threshold", "PML `CircleLoss(m=0.3, gamma=8, reducer=ThresholdReducer(high=19))`.",
          "circle", losses.CircleLoss(m=0.3, gamma=8, reducer=reducers.ThresholdReducer(high=19.0)),
          {"m": 0.3, "gamma": 8, "reduction": "threshold", "low": -1e300, "high": 19.0}, x32, labels32),

@@ -13,6 +13,7 @@
 ///   non-zero terms, separately for each sub-loss, then summed (PML's `AvgNonZeroReducer`); also
 ///   `mean`, `sum`, `threshold` (with `low`, `high`: `ThresholdReducer`) and `per-anchor`
 ///   (`PerAnchorReducer`: each anchor's pairs averaged, then the mean over the rows).
+///   `pos_reduction` and `neg_reduction` reduce one sub-loss otherwise (PML's `MultipleReducers`).
 /// - Terms: `pos_loss` indexes positive pairs, `neg_loss` negative pairs; both orders `(i, j)` and
 ///   `(j, i)` of a pair count. With no tuples every pair of the batch is used.
 /// - Unlike PML, a tuple list with a single pair is not turned into a zero loss.
@@ -30,21 +31,34 @@ public struct ContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree 
   public var reduction: Reduction
   /// The window of `reduction == .threshold`: terms strictly between `low` and `high` count.
   public var low: Scalar, high: Scalar
+  /// The positive sub-loss's own reduction, in place of `reduction` (PML's `MultipleReducers`).
+  public var positiveReduction: Reduction?
+  /// The negative sub-loss's own reduction, in place of `reduction`.
+  public var negativeReduction: Reduction?
   @usableFromInline var mask = PairMask()
 
   /// A contrastive loss with `positiveMargin` 0, `negativeMargin` 1, Euclidean distance between
   /// normalised rows and the mean of the non-zero terms by default, as PML.
   public init(
     positiveMargin: Scalar = 0, negativeMargin: Scalar = 1, distance: Distance = .euclidean,
-    reduction: Reduction = .nonZeroMean, low: Scalar = 0, high: Scalar = .infinity
+    reduction: Reduction = .nonZeroMean, low: Scalar = 0, high: Scalar = .infinity, positiveReduction: Reduction? = nil,
+    negativeReduction: Reduction? = nil
   ) {
+    precondition(
+      ![positiveReduction, negativeReduction].contains(.perAnchor), "ContrastiveLoss: per-anchor reduces both sub-losses (reduction=per-anchor)")
     self.positiveMargin = positiveMargin
     self.negativeMargin = negativeMargin
     self.distance = distance
     self.reduction = reduction
     self.low = low
     self.high = high
+    self.positiveReduction = positiveReduction
+    self.negativeReduction = negativeReduction
   }
+
+  /// The choices of `pos_reduction` and `neg_reduction`: `same` (the `reduction`), or one of the
+  /// reductions a sub-loss can take alone.
+  static var subLossReductions: [String] { ["same"] + Reduction.allCases.filter { $0 != .perAnchor && $0 != .divisor }.map(\.rawValue) }
 
   public static var registryName: String { "contrastive" }
   public static var summary: String { "Contrastive loss (Hadsell et al. 2006) over pairs" }
@@ -55,13 +69,20 @@ public struct ContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree 
       HyperparameterSpec("pos_margin", .real, default: "0", "positives closer than this add nothing"),
       HyperparameterSpec("neg_margin", .real, default: "1", "negatives farther than this add nothing"),
       .distance(default: "euclidean"), .reduction(default: .nonZeroMean),
+      HyperparameterSpec("pos_reduction", .choice(subLossReductions), default: "same", "the positive sub-loss's own reduction (MultipleReducers)"),
+      HyperparameterSpec("neg_reduction", .choice(subLossReductions), default: "same", "the negative sub-loss's own reduction"),
     ] + HyperparameterSpec.thresholds
   }
 
   public init(_ v: HyperparameterValues, context: LossContext) throws {
+    let (reduction, pos, neg) = (try v.reduction(), try v.string("pos_reduction"), try v.string("neg_reduction"))
+    if reduction == .perAnchor && (pos != "same" || neg != "same") {
+      throw SpecificationError("\(v.component): reduction=per-anchor reduces both sub-losses; pos_reduction and neg_reduction cannot be given with it")
+    }
     self.init(
       positiveMargin: Scalar(try v.real("pos_margin")), negativeMargin: Scalar(try v.real("neg_margin")),
-      distance: try v.distance(), reduction: try v.reduction(), low: Scalar(try v.real("low")), high: Scalar(try v.real("high")))
+      distance: try v.distance(), reduction: reduction, low: Scalar(try v.real("low")), high: Scalar(try v.real("high")),
+      positiveReduction: Reduction(rawValue: pos), negativeReduction: Reduction(rawValue: neg))
   }
 
   @inlinable
@@ -74,7 +95,7 @@ public struct ContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree 
     let mPos = positiveMargin, mNeg = negativeMargin
     // Terms: pos = relu(sign·(m_pos − s)), neg = relu(sign·(s − m_neg)).
     var pos = TermAccumulator<Scalar>(low: low, high: high), neg = TermAccumulator<Scalar>(low: low, high: high)
-    let perAnchor = reduction == .perAnchor
+    let perAnchor = reduction == .perAnchor && positiveReduction == nil && negativeReduction == nil
     // Per anchor (row): its pairs' sums and counts, for `.perAnchor`.
     var rowSums = perAnchor ? [Scalar](repeating: 0, count: 2 * n) : [], rowCounts = perAnchor ? [Int](repeating: 0, count: 2 * n) : []
     scores.withUnsafeBufferPointer { s in
@@ -125,24 +146,24 @@ public struct ContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree 
         LossTerm(name: "pos_loss", value: values.0, count: pos.count, nonZero: pos.nonZero),
         LossTerm(name: "neg_loss", value: values.1, count: neg.count, nonZero: neg.nonZero))
     }
-    let r = reduction
+    let (rp, rn) = (positiveReduction ?? reduction, negativeReduction ?? reduction)
     scores.withUnsafeBufferPointer { s in
       mask.values.withUnsafeBufferPointer { m in
         scoreGradient.withUnsafeMutableBufferPointer { g in
           for k in 0..<(n * columns) {
             if m[k] == PairMask.positive {
               let t = sign * (mPos - s[k])
-              if t > 0 { g[k] = -sign * r.weight(of: t, pos) }
+              if t > 0 { g[k] = -sign * rp.weight(of: t, pos) }
             } else if m[k] == PairMask.negative {
               let t = sign * (s[k] - mNeg)
-              if t > 0 { g[k] = sign * r.weight(of: t, neg) }
+              if t > 0 { g[k] = sign * rn.weight(of: t, neg) }
             }
           }
         }
       }
     }
     return LossValue(
-      LossTerm(name: "pos_loss", value: r.value(pos), count: pos.count, nonZero: pos.nonZero),
-      LossTerm(name: "neg_loss", value: r.value(neg), count: neg.count, nonZero: neg.nonZero))
+      LossTerm(name: "pos_loss", value: rp.value(pos), count: pos.count, nonZero: pos.nonZero),
+      LossTerm(name: "neg_loss", value: rn.value(neg), count: neg.count, nonZero: neg.nonZero))
   }
 }

@@ -111,7 +111,7 @@ struct RegularizerTests {
   }
 }
 
-@Suite("Reducers: PML's threshold and per-anchor reducers (Golden/reducers.json)")
+@Suite("Reducers: PML's threshold, per-anchor and multiple reducers (Golden/reducers.json)")
 struct ReducerTests {
   @Test("value and gradient to rtol 1e-9", arguments: GoldenCase.reducers)
   func golden(_ c: GoldenCase) {
@@ -126,7 +126,9 @@ struct ReducerTests {
     switch c.inputs["loss"] as? String ?? String(c.name.prefix { $0 != "_" }) {
     case "contrastive":
       (value, gradient) = run(
-        ContrastiveLoss<Double>(positiveMargin: c.hyper("pos_margin"), negativeMargin: c.hyper("neg_margin"), reduction: reduction, low: low, high: high))
+        ContrastiveLoss<Double>(
+          positiveMargin: c.hyper("pos_margin"), negativeMargin: c.hyper("neg_margin"), reduction: reduction, low: low, high: high,
+          positiveReduction: (h["pos_reduction"] as? String).flatMap(Reduction.init(rawValue:))))
     case "triplet":
       (value, gradient) = run(TripletMarginLoss<Double>(margin: c.hyper("margin"), reduction: reduction, low: low, high: high))
     default:
@@ -136,12 +138,15 @@ struct ReducerTests {
     expectClose(gradient, c.output("grad_embeddings"), "\(c.name) grad_embeddings")
   }
 
-  @Test("by name: reduction=threshold with low and high, per-anchor; triplets refuse per-anchor")
+  @Test("by name: reduction=threshold with low and high, per-anchor, a sub-loss's own; triplets refuse per-anchor")
   func registry() throws {
     let context = LossContext(classes: 4, embeddingDimension: 8, seed: 1)
     _ = try LossRegistry.standard.make("contrastive:reduction=threshold,low=0.1,high=0.6", context: context)
     _ = try LossRegistry.standard.make("contrastive:reduction=per-anchor", context: context)
     _ = try LossRegistry.standard.make("circle:reduction=per-anchor", context: context)
     #expect(throws: SpecificationError.self) { try LossRegistry.standard.make("triplet:reduction=per-anchor", context: context) }
+    _ = try LossRegistry.standard.make("contrastive:pos_reduction=mean,neg_reduction=threshold,low=0.1", context: context)
+    #expect(throws: SpecificationError.self) { try LossRegistry.standard.make("contrastive:reduction=per-anchor,pos_reduction=mean", context: context) }
+    #expect(throws: SpecificationError.self) { try LossRegistry.standard.make("contrastive:pos_reduction=per-anchor", context: context) }
   }
 }
