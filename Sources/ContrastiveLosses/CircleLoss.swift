@@ -28,6 +28,8 @@ public struct CircleLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
   public var reduction: Reduction
   /// The window of `reduction == .threshold`: terms strictly between `low` and `high` count.
   public var low: Scalar, high: Scalar
+  /// The weight of each class for `reduction == .classWeighted` (a row weighs its class).
+  public var classWeights: [Scalar]
   /// Cosine similarity.
   public var distance: Distance { .cosine }
   @usableFromInline var mask = PairMask()
@@ -36,8 +38,9 @@ public struct CircleLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
   /// A circle loss; the defaults are PML's.
   public init(
     margin: Scalar = 0.4, gamma: Scalar = 80, detachesWeights: Bool = true, reduction: Reduction = .nonZeroMean, low: Scalar = 0,
-    high: Scalar = .infinity
+    high: Scalar = .infinity, classWeights: [Scalar] = []
   ) {
+    self.classWeights = classWeights
     self.margin = margin
     self.gamma = gamma
     self.detachesWeights = detachesWeights
@@ -64,7 +67,7 @@ public struct CircleLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
     self.init(
       margin: Scalar(try v.real("m")), gamma: Scalar(try v.real("gamma", "positive") { $0 > 0 }),
       detachesWeights: try v.boolean("detach_weights"), reduction: try v.reduction(), low: Scalar(try v.real("low")),
-      high: Scalar(try v.real("high")))
+      high: Scalar(try v.real("high")), classWeights: try v.classWeights(classes: context.classes).map { Scalar($0) })
   }
 
   /// A pair's logit and its derivative with respect to the score.
@@ -89,6 +92,11 @@ public struct CircleLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
     scoreGradient.resize(rows: n, columns: columns, zeroed: true)
     if logits.count < columns { logits = [Scalar](repeating: 0, count: columns) }
     var acc = TermAccumulator<Scalar>(low: low, high: high)
+    // Class-weighted: each row's term times its class weight.
+    let weights = reduction == .classWeighted ? classWeights : []
+    @inline(__always) func weight(_ i: Int) -> Scalar {
+      weights.isEmpty ? 1 : (labels[i] >= 0 && labels[i] < weights.count ? weights[labels[i]] : 1)
+    }
     var rows = [(value: Scalar, lp: Scalar, ln: Scalar)](repeating: (0, 0, 0), count: n)
     for i in 0..<n {
       // Each kind's log-sum-exp, from its largest logit.
@@ -114,12 +122,12 @@ public struct CircleLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
       let z = lp + ln
       let value = z > 0 ? z + Scalar.log(1 + Scalar.exp(-z)) : Scalar.log(1 + Scalar.exp(z))
       rows[i] = (value, lp, ln)
-      acc.add(value)
+      acc.add(value * weight(i))
     }
     // ∂loss/∂s = reduction weight · sigmoid(z) · softmax weight within the kind · ∂logit/∂s.
     for i in 0..<n where rows[i].value > 0 {
       let z = rows[i].lp + rows[i].ln
-      let outer = reduction.weight(of: rows[i].value, acc) / (1 + Scalar.exp(-z))
+      let outer = reduction.weight(of: rows[i].value * weight(i), acc) * weight(i) / (1 + Scalar.exp(-z))
       guard outer != 0 else { continue }
       for j in 0..<columns {
         let kind = mask.values[i * columns + j]

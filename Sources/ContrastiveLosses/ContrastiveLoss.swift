@@ -35,6 +35,8 @@ public struct ContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree 
   public var positiveReduction: Reduction?
   /// The negative sub-loss's own reduction, in place of `reduction`.
   public var negativeReduction: Reduction?
+  /// The weight of each class for `reduction == .classWeighted` (a pair weighs its anchor's class).
+  public var classWeights: [Scalar]
   @usableFromInline var mask = PairMask()
 
   /// A contrastive loss with `positiveMargin` 0, `negativeMargin` 1, Euclidean distance between
@@ -42,10 +44,12 @@ public struct ContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree 
   public init(
     positiveMargin: Scalar = 0, negativeMargin: Scalar = 1, distance: Distance = .euclidean,
     reduction: Reduction = .nonZeroMean, low: Scalar = 0, high: Scalar = .infinity, positiveReduction: Reduction? = nil,
-    negativeReduction: Reduction? = nil
+    negativeReduction: Reduction? = nil, classWeights: [Scalar] = []
   ) {
     precondition(
-      ![positiveReduction, negativeReduction].contains(.perAnchor), "ContrastiveLoss: per-anchor reduces both sub-losses (reduction=per-anchor)")
+      ![positiveReduction, negativeReduction].contains(.perAnchor) && ![positiveReduction, negativeReduction].contains(.classWeighted),
+      "ContrastiveLoss: per-anchor and class-weighted reduce both sub-losses (reduction=)")
+    self.classWeights = classWeights
     self.positiveMargin = positiveMargin
     self.negativeMargin = negativeMargin
     self.distance = distance
@@ -58,7 +62,9 @@ public struct ContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree 
 
   /// The choices of `pos_reduction` and `neg_reduction`: `same` (the `reduction`), or one of the
   /// reductions a sub-loss can take alone.
-  static var subLossReductions: [String] { ["same"] + Reduction.allCases.filter { $0 != .perAnchor && $0 != .divisor }.map(\.rawValue) }
+  static var subLossReductions: [String] {
+    ["same"] + Reduction.allCases.filter { ![.perAnchor, .divisor, .classWeighted].contains($0) }.map(\.rawValue)
+  }
 
   public static var registryName: String { "contrastive" }
   public static var summary: String { "Contrastive loss (Hadsell et al. 2006) over pairs" }
@@ -76,13 +82,15 @@ public struct ContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree 
 
   public init(_ v: HyperparameterValues, context: LossContext) throws {
     let (reduction, pos, neg) = (try v.reduction(), try v.string("pos_reduction"), try v.string("neg_reduction"))
-    if reduction == .perAnchor && (pos != "same" || neg != "same") {
-      throw SpecificationError("\(v.component): reduction=per-anchor reduces both sub-losses; pos_reduction and neg_reduction cannot be given with it")
+    if (reduction == .perAnchor || reduction == .classWeighted) && (pos != "same" || neg != "same") {
+      throw SpecificationError(
+        "\(v.component): reduction=\(reduction.rawValue) reduces both sub-losses; pos_reduction and neg_reduction cannot be given with it")
     }
     self.init(
       positiveMargin: Scalar(try v.real("pos_margin")), negativeMargin: Scalar(try v.real("neg_margin")),
       distance: try v.distance(), reduction: reduction, low: Scalar(try v.real("low")), high: Scalar(try v.real("high")),
-      positiveReduction: Reduction(rawValue: pos), negativeReduction: Reduction(rawValue: neg))
+      positiveReduction: Reduction(rawValue: pos), negativeReduction: Reduction(rawValue: neg),
+      classWeights: try v.classWeights(classes: context.classes).map { Scalar($0) })
   }
 
   @inlinable
@@ -95,6 +103,11 @@ public struct ContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree 
     let mPos = positiveMargin, mNeg = negativeMargin
     // Terms: pos = relu(sign·(m_pos − s)), neg = relu(sign·(s − m_neg)).
     var pos = TermAccumulator<Scalar>(low: low, high: high), neg = TermAccumulator<Scalar>(low: low, high: high)
+    // Class-weighted: each pair's term times its anchor's class weight.
+    let weights = reduction == .classWeighted ? classWeights : []
+    @inline(__always) func weight(_ row: Int) -> Scalar {
+      weights.isEmpty ? 1 : (labels[row] >= 0 && labels[row] < weights.count ? weights[labels[row]] : 1)
+    }
     let perAnchor = reduction == .perAnchor && positiveReduction == nil && negativeReduction == nil
     // Per anchor (row): its pairs' sums and counts, for `.perAnchor`.
     var rowSums = perAnchor ? [Scalar](repeating: 0, count: 2 * n) : [], rowCounts = perAnchor ? [Int](repeating: 0, count: 2 * n) : []
@@ -102,14 +115,14 @@ public struct ContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree 
       mask.values.withUnsafeBufferPointer { m in
         for k in 0..<(n * columns) {
           if m[k] == PairMask.positive {
-            let t = Swift.max(0, sign * (mPos - s[k]))
+            let t = Swift.max(0, sign * (mPos - s[k])) * weight(k / columns)
             pos.add(t)
             if perAnchor {
               rowSums[k / columns] += t
               rowCounts[k / columns] += 1
             }
           } else if m[k] == PairMask.negative {
-            let t = Swift.max(0, sign * (s[k] - mNeg))
+            let t = Swift.max(0, sign * (s[k] - mNeg)) * weight(k / columns)
             neg.add(t)
             if perAnchor {
               rowSums[n + k / columns] += t
@@ -153,10 +166,10 @@ public struct ContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree 
           for k in 0..<(n * columns) {
             if m[k] == PairMask.positive {
               let t = sign * (mPos - s[k])
-              if t > 0 { g[k] = -sign * rp.weight(of: t, pos) }
+              if t > 0 { g[k] = -sign * rp.weight(of: t, pos) * weight(k / columns) }
             } else if m[k] == PairMask.negative {
               let t = sign * (s[k] - mNeg)
-              if t > 0 { g[k] = sign * rn.weight(of: t, neg) }
+              if t > 0 { g[k] = sign * rn.weight(of: t, neg) * weight(k / columns) }
             }
           }
         }

@@ -24,10 +24,12 @@ public struct SNRContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFr
 
   /// An SNR contrastive loss with `positiveMargin` 0 and `negativeMargin` 1 by default, as PML.
   public init(
-    positiveMargin: Scalar = 0, negativeMargin: Scalar = 1, reduction: Reduction = .nonZeroMean, low: Scalar = 0, high: Scalar = .infinity
+    positiveMargin: Scalar = 0, negativeMargin: Scalar = 1, reduction: Reduction = .nonZeroMean, low: Scalar = 0, high: Scalar = .infinity,
+    classWeights: [Scalar] = []
   ) {
     contrastive = ContrastiveLoss(
-      positiveMargin: positiveMargin, negativeMargin: negativeMargin, distance: .snr, reduction: reduction, low: low, high: high)
+      positiveMargin: positiveMargin, negativeMargin: negativeMargin, distance: .snr, reduction: reduction, low: low, high: high,
+      classWeights: classWeights)
   }
 
   public static var registryName: String { "snr-contrastive" }
@@ -45,7 +47,7 @@ public struct SNRContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFr
   public init(_ v: HyperparameterValues, context: LossContext) throws {
     self.init(
       positiveMargin: Scalar(try v.real("pos_margin")), negativeMargin: Scalar(try v.real("neg_margin")), reduction: try v.reduction(),
-      low: Scalar(try v.real("low")), high: Scalar(try v.real("high")))
+      low: Scalar(try v.real("low")), high: Scalar(try v.real("high")), classWeights: try v.classWeights(classes: context.classes).map { Scalar($0) })
   }
 
   @inlinable

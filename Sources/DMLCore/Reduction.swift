@@ -15,6 +15,9 @@ public enum Reduction: String, Sendable, Codable, CaseIterable {
   /// counting 0 (`PerAnchorReducer` with its default mean): for pair losses (each sub-loss apart)
   /// and losses of one term per row, where it is the mean.
   case perAnchor = "per-anchor"
+  /// The mean of the terms, each weighted by its anchor's class weight (`ClassWeightedReducer`):
+  /// the loss's `class_weights` give one weight per class (a label beyond them weighs 1).
+  case classWeighted = "class-weighted"
 }
 
 /// Running statistics of one named term over a pass: everything a reduction needs.
@@ -66,6 +69,8 @@ extension Reduction {
     case .threshold: return a.windowCount > 0 ? a.windowSum / T(a.windowCount) : 0
     // One term per row: each anchor's mean is its term (pair losses reduce per anchor themselves).
     case .perAnchor: return a.count > 0 ? a.sum / T(a.count) : 0
+    // Losses that weigh by class accumulate the weighted terms: their mean.
+    case .classWeighted: return a.count > 0 ? a.sum / T(a.count) : 0
     }
   }
 
@@ -79,6 +84,7 @@ extension Reduction {
     case .divisor: return divisor > 0 ? 1 / divisor : 0
     case .threshold: return term > a.low && term < a.high && a.windowCount > 0 ? 1 / T(a.windowCount) : 0
     case .perAnchor: return a.count > 0 ? 1 / T(a.count) : 0
+    case .classWeighted: return a.count > 0 ? 1 / T(a.count) : 0
     }
   }
 }

@@ -62,11 +62,12 @@ public struct HyperparameterSpec: Sendable, Equatable {
   }
 
   /// The window of `reduction=threshold` (PML's `ThresholdReducer(low, high)`): terms strictly
-  /// between `low` and `high` count.
+  /// between `low` and `high` count; and the weights of `reduction=class-weighted`.
   public static var thresholds: [HyperparameterSpec] {
     [
       HyperparameterSpec("low", .real, default: "0", "reduction=threshold keeps terms above this"),
       HyperparameterSpec("high", .real, default: "1e300", "reduction=threshold keeps terms below this"),
+      HyperparameterSpec("class_weights", .text, default: "", "reduction=class-weighted: one weight per class, w0/w1/…"),
     ]
   }
 
@@ -291,6 +292,21 @@ public struct HyperparameterValues: Sendable, Equatable {
 
   /// The `reduction` hyperparameter.
   public func reduction() throws -> Reduction { Reduction(rawValue: try string("reduction"))! }
+
+  /// The `class_weights` of `reduction=class-weighted`, one finite weight ≥ 0 per class (at least
+  /// `classes`); empty for the other reductions.
+  public func classWeights(classes: Int) throws -> [Double] {
+    guard try reduction() == .classWeighted else { return [] }
+    let text = try string("class_weights")
+    let weights = text.split(separator: "/", omittingEmptySubsequences: false).map { Double($0) }
+    guard !text.isEmpty, weights.allSatisfy({ $0 != nil && $0!.isFinite && $0! >= 0 }) else {
+      throw SpecificationError("\(component): class_weights=\(text) is not a list of weights ≥ 0 separated by /, one per class")
+    }
+    guard weights.count >= classes else {
+      throw SpecificationError("\(component): class_weights=\(text) gives \(weights.count) weights for \(classes) classes")
+    }
+    return weights.map { $0! }
+  }
 }
 
 extension StringProtocol {

@@ -31,13 +31,17 @@ public struct TripletMarginLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFre
   public var reduction: Reduction
   /// The window of `reduction == .threshold`: terms strictly between `low` and `high` count.
   public var low: Scalar, high: Scalar
+  /// The weight of each class for `reduction == .classWeighted` (a triplet weighs its anchor's class).
+  public var classWeights: [Scalar]
 
   /// A triplet margin loss with `margin` 0.05, no swap, the hinge, Euclidean distance between
   /// normalised rows and the mean of the non-zero terms by default, as PML.
   public init(
     margin: Scalar = 0.05, swap: Bool = false, smoothLoss: Bool = false,
-    distance: Distance = .euclidean, reduction: Reduction = .nonZeroMean, low: Scalar = 0, high: Scalar = .infinity
+    distance: Distance = .euclidean, reduction: Reduction = .nonZeroMean, low: Scalar = 0, high: Scalar = .infinity,
+    classWeights: [Scalar] = []
   ) {
+    self.classWeights = classWeights
     precondition(reduction != .perAnchor, "TripletMarginLoss: no per-anchor reduction of triplets (PML has none)")
     self.margin = margin
     self.swap = swap
@@ -65,7 +69,7 @@ public struct TripletMarginLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFre
     self.init(
       margin: Scalar(try v.real("margin")), swap: try v.boolean("swap"),
       smoothLoss: try v.boolean("smooth"), distance: try v.distance(), reduction: try v.reduction(), low: Scalar(try v.real("low")),
-      high: Scalar(try v.real("high")))
+      high: Scalar(try v.real("high")), classWeights: try v.classWeights(classes: context.classes).map { Scalar($0) })
   }
 
   @inlinable
@@ -90,8 +94,13 @@ public struct TripletMarginLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFre
       return (value, v, negative)
     }
     var acc = TermAccumulator<Scalar>(low: low, high: high)
+    // Class-weighted: each triplet's term times its anchor's class weight.
+    let weights = reduction == .classWeighted ? classWeights : []
+    @inline(__always) func weight(_ a: Int) -> Scalar {
+      weights.isEmpty ? 1 : (labels[a] >= 0 && labels[a] < weights.count ? weights[labels[a]] : 1)
+    }
     scores.withUnsafeBufferPointer { s in
-      Tuples.forEachTriplet(rows: n, labels: labels, tuples: tuples) { a, p, q in acc.add(terms(s, a, p, q).value) }
+      Tuples.forEachTriplet(rows: n, labels: labels, tuples: tuples) { a, p, q in acc.add(terms(s, a, p, q).value * weight(a)) }
     }
     scoreGradient.resize(rows: n, columns: columns, zeroed: true)
     let r = reduction
@@ -101,7 +110,7 @@ public struct TripletMarginLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFre
           let t = terms(s, a, p, q)
           let slope: Scalar = smooth ? 1 / (1 + Scalar.exp(-t.violation)) : (t.violation > 0 ? 1 : 0)
           guard slope != 0 else { return }
-          let w = r.weight(of: t.value, acc) * slope
+          let w = r.weight(of: t.value, acc) * slope * weight(a)
           g[a * columns + p] -= sign * w
           g[t.negativeIndex] += sign * w
         }

@@ -111,13 +111,14 @@ struct RegularizerTests {
   }
 }
 
-@Suite("Reducers: PML's threshold, per-anchor and multiple reducers (Golden/reducers.json)")
+@Suite("Reducers: PML's threshold, per-anchor, class-weighted and multiple reducers (Golden/reducers.json)")
 struct ReducerTests {
   @Test("value and gradient to rtol 1e-9", arguments: GoldenCase.reducers)
   func golden(_ c: GoldenCase) {
     let h = c.hyper
     let reduction = Reduction(rawValue: h["reduction"] as! String)!
     let low = (h["low"] as? NSNumber)?.doubleValue ?? 0, high = (h["high"] as? NSNumber)?.doubleValue ?? .infinity
+    let weights = (h["class_weights"] as? [NSNumber])?.map(\.doubleValue) ?? []
     func run<L: PairwiseLoss>(_ loss: L) -> (Double, Matrix<Double>) where L.Scalar == Double {
       var e = LossEvaluator(loss)
       return (e.evaluate(c.matrix("embeddings"), labels: c.labels, tuples: GoldenLoss.tuples(c)).total, e.embeddingGradient)
@@ -128,14 +129,19 @@ struct ReducerTests {
       (value, gradient) = run(
         ContrastiveLoss<Double>(
           positiveMargin: c.hyper("pos_margin"), negativeMargin: c.hyper("neg_margin"), reduction: reduction, low: low, high: high,
-          positiveReduction: (h["pos_reduction"] as? String).flatMap(Reduction.init(rawValue:))))
+          positiveReduction: (h["pos_reduction"] as? String).flatMap(Reduction.init(rawValue:)), classWeights: weights))
     case "triplet":
-      (value, gradient) = run(TripletMarginLoss<Double>(margin: c.hyper("margin"), reduction: reduction, low: low, high: high))
+      (value, gradient) = run(TripletMarginLoss<Double>(margin: c.hyper("margin"), reduction: reduction, low: low, high: high, classWeights: weights))
     default:
-      (value, gradient) = run(CircleLoss<Double>(margin: c.hyper("m"), gamma: c.hyper("gamma"), reduction: reduction, low: low, high: high))
+      (value, gradient) = run(
+        CircleLoss<Double>(margin: c.hyper("m"), gamma: c.hyper("gamma"), reduction: reduction, low: low, high: high, classWeights: weights))
     }
     expectClose(value, c.scalar("loss"), "\(c.name) loss")
     expectClose(gradient, c.output("grad_embeddings"), "\(c.name) grad_embeddings")
+    if c.outputs["loss_pml"] != nil {
+      // PML broadcasts the circle loss's N × 1 losses against the N weights: mean × mean.
+      #expect(abs(c.scalar("loss_pml") - value) > 0.1, "\(c.name): PML's broadcast value equals the weighted mean")
+    }
   }
 
   @Test("by name: reduction=threshold with low and high, per-anchor, a sub-loss's own; triplets refuse per-anchor")
@@ -148,5 +154,11 @@ struct ReducerTests {
     _ = try LossRegistry.standard.make("contrastive:pos_reduction=mean,neg_reduction=threshold,low=0.1", context: context)
     #expect(throws: SpecificationError.self) { try LossRegistry.standard.make("contrastive:reduction=per-anchor,pos_reduction=mean", context: context) }
     #expect(throws: SpecificationError.self) { try LossRegistry.standard.make("contrastive:pos_reduction=per-anchor", context: context) }
+    _ = try LossRegistry.standard.make("triplet:reduction=class-weighted,class_weights=1/2/0.5/1", context: context)
+    for bad in ["class_weights=1/2", "class_weights=1/x/1/1", "class_weights=1/-1/1/1", ""] {
+      #expect(throws: SpecificationError.self, "\(bad)") {
+        try LossRegistry.standard.make("contrastive:reduction=class-weighted" + (bad.isEmpty ? "" : "," + bad), context: context)
+      }
+    }
   }
 }
