@@ -102,23 +102,29 @@ def main():
         "| loss | dml MAP@R | PML MAP@R | difference | target met | dml P@1 | PML P@1 |",
         "|---|---|---|---|---|---|---|",
     ]
-    met = {}
+    met, failed = {}, []
+    fmt = lambda r: f"{r['map_at_r']:.4f}" if "map_at_r" in r else "failed: " + r["error"]
     for loss in names:
         if loss not in rows:
             lines.append(f"| {loss} | not run | not run | | | | |")
             continue
         d, p = rows[loss]["dml"], rows[loss]["pml"]
         if "error" in d or "error" in p:
-            lines.append(f"| {loss} | {d.get('map_at_r', 'failed: ' + d.get('error', ''))} | "
-                         f"{p.get('map_at_r', 'failed: ' + p.get('error', ''))} | | | | |")
-            met[loss] = "error" not in d
+            lines.append(f"| {loss} | {fmt(d)} | {fmt(p)} | | {'no' if 'error' in d else 'PML failed'} | "
+                         f"{d.get('precision_at_1', float('nan')):.4f} | |")
+            if "error" in d:
+                met[loss] = False
+            else:
+                failed.append(loss)
             continue
         diff = d["map_at_r"] - p["map_at_r"]
         met[loss] = diff >= -0.01
         lines.append(f"| {loss} | {d['map_at_r']:.4f} | {p['map_at_r']:.4f} | {diff:+.4f} | {'yes' if met[loss] else 'no'} | "
                      f"{d['precision_at_1']:.4f} | {p['precision_at_1']:.4f} |")
-    lines += ["", f"{sum(met.values())} of {len(met)} meet the target. Run time {(time.time() - started) / 60:.0f} minutes "
-              "(rows cached from an earlier run are not timed again)."]
+    lines += ["", f"Compared: {len(met)} losses, {sum(met.values())} meet the target"
+              + (f" (not: {', '.join(k for k, v in met.items() if not v)})" if not all(met.values()) else "") + ". "
+              + (f"PML failed or did not finish for {len(failed)}: {', '.join(failed)}. " if failed else "")
+              + f"This run took {(time.time() - started) / 60:.0f} minutes (rows cached from an earlier run are not timed again)."]
     with open(args.output, "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

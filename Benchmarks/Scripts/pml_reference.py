@@ -402,7 +402,7 @@ PML_LOSSES = {
     "circle": (lambda c: losses.CircleLoss(), True),
     "dynamic-soft-margin": (lambda c: DynamicSoftMarginDetached(), True),
     "instance": (lambda c: losses.InstanceLoss(), False),
-    "subcenter-arcface": (lambda c: losses.SubCenterArcFaceLoss(c, 128), False),
+    "subcenter-arcface": (lambda c: losses.SubCenterArcFaceLoss(num_classes=c, embedding_size=128), False),
     "soft-triple": (lambda c: losses.SoftTripleLoss(c, 128), False),
     "p2s-grad": (lambda c: losses.P2SGradLoss(128, c), False),
     "large-margin-softmax": (lambda c: losses.LargeMarginSoftmaxLoss(c, 128), False),

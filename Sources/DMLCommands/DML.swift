@@ -154,13 +154,7 @@ struct List: ParsableCommand {
     print("  every loss also takes:")
     for h in LossRegistry.sharedKeys { print("      \(h.name)=\(h.defaultValue)  \(h.help)" + (h.range.map { " (\($0))" } ?? "")) }
     print("regularizers (a loss's embedding_regularizer= or weight_regularizer=):")
-    for (name, summary) in [
-      ("lp", "mean over rows of the L2 norm (PML's LpRegularizer, p 2, power 1)"),
-      ("zero-mean", "mean over rows of |sum of the row| (PML's ZeroMeanRegularizer)"),
-      ("center-invariant", "class weights of equal norms: mean of (|w|² − mean |w|²)² / 4 (PML's CenterInvariantRegularizer)"),
-      ("regular-face", "mean cosine of each class weight to its nearest other (PML's RegularFaceRegularizer)"),
-      ("sparse-centers", "pulls apart the centers of one class (PML's SparseCentersRegularizer; losses with several centers per class)"),
-    ] { print("  \(name) — \(summary)") }
+    for name in Regularizer.names { print("  \(name) — \(Regularizer.summary(of: name))") }
     show("miners (--miner)", entries(CommandRegistry.miners))
     show("batch samplers (--batch)", entries(CommandRegistry.batches))
     show("optimizers (--optimizer)", entries(CommandRegistry.optimizers))

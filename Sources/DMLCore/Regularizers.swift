@@ -30,6 +30,19 @@ public enum Regularizer: Sendable, Equatable, CustomStringConvertible {
   /// The names on the command line, in `dml list`'s order.
   public static let names = ["lp", "zero-mean", "center-invariant", "regular-face", "sparse-centers", "spherical-embedding"]
 
+  /// One line for listings about the regularizer a command-line name gives.
+  public static func summary(of name: String) -> String {
+    switch name {
+    case "lp": "mean over rows of the L2 norm (PML's LpRegularizer, p 2, power 1)"
+    case "zero-mean": "mean over rows of |sum of the row| (PML's ZeroMeanRegularizer)"
+    case "center-invariant": "class weights of equal norms: mean of (|w|² − mean |w|²)² / 4 (PML's CenterInvariantRegularizer)"
+    case "regular-face": "mean cosine of each class weight to its nearest other (PML's RegularFaceRegularizer)"
+    case "sparse-centers": "pulls apart the centers of one class (PML's SparseCentersRegularizer; losses with several centers per class)"
+    case "spherical-embedding": "variance of the embeddings' norms (Zhang et al. 2020; PML 3's SphericalEmbeddingRegularizer)"
+    default: ""
+    }
+  }
+
   /// The name on the command line.
   public var description: String {
     switch self {

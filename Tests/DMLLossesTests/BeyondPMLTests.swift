@@ -67,6 +67,8 @@ struct BeyondPMLTests {
     #expect(abs(r.evaluate(x.rowsNormalized(), gradient: &scratch)) < 1e-15)
     let context = LossContext(classes: 4, embeddingDimension: 8, seed: 1)
     _ = try LossRegistry.standard.make("triplet:embedding_regularizer=spherical-embedding,embedding_reg_weight=0.5", context: context)
+    // `dml list` shows every regularizer with its line.
+    #expect(Regularizer.names.contains("spherical-embedding") && Regularizer.names.allSatisfy { !Regularizer.summary(of: $0).isEmpty })
   }
 
   @Test("selectively contrastive triplet: λ·s(a,n) for a hard negative, the hinge otherwise, the mean over triplets")
