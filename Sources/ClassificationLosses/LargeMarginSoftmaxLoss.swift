@@ -131,8 +131,8 @@ public struct LargeMarginSoftmaxLoss<Scalar: DMLScalar>: EmbeddingLoss {
     let (n, c, d) = (embeddings.rows, w.rows, embeddings.columns)
     precondition(w.columns == d, "LargeMarginSoftmaxLoss: \(d)-dimensional embeddings, \(w.columns)-dimensional class weights")
     checkLabels(labels, classes: c, loss: "LargeMarginSoftmaxLoss")
-    let rowNorms = Self.directions(embeddings, into: &rowDirections)
-    let classNorms = Self.directions(w, into: &classDirections)
+    let rowNorms = embeddings.unitRows(into: &rowDirections)
+    let classNorms = w.unitRows(into: &classDirections)
     gemm(rowDirections, classDirections, transposeB: true, into: &cosines, compute: compute)
     let usesClassNorms = variant == .largeMargin
     cosineGradient.resize(rows: n, columns: c)
@@ -193,51 +193,9 @@ public struct LargeMarginSoftmaxLoss<Scalar: DMLScalar>: EmbeddingLoss {
     // Cosines of directions: ∂x̂ = G Ŵ, ∂ŵ = Gᵀ X̂; then through x = ‖x‖ x̂.
     gemm(cosineGradient, classDirections, into: &rows, compute: compute)
     gemm(cosineGradient, transposeA: true, rowDirections, into: &classes, compute: compute)
-    Self.backThroughNorms(rows, directions: rowDirections, norms: rowNorms, normGradient: rowNormGradient, into: &embeddingGradient)
-    Self.backThroughNorms(classes, directions: classDirections, norms: classNorms, normGradient: classNormGradient, into: &weights.parameter.gradient)
+    Matrix.unitRowsBackward(rows, unit: rowDirections, norms: rowNorms, normGradient: rowNormGradient, into: &embeddingGradient)
+    Matrix.unitRowsBackward(
+      classes, unit: classDirections, norms: classNorms, normGradient: classNormGradient, into: &weights.parameter.gradient)
     return LossValue(LossTerm(name: "loss", value: Reduction.mean.value(acc), count: acc.count, nonZero: acc.nonZero))
-  }
-
-  /// Writes each row of `x` divided by its norm (at least 1e-12) into `directions`; returns the
-  /// norms themselves.
-  @inlinable
-  static func directions(_ x: Matrix<Scalar>, into directions: inout Matrix<Scalar>) -> [Scalar] {
-    var squares = [Scalar]()
-    x.rowSquaredNorms(into: &squares)
-    directions.assign(x)
-    let norms = squares.map { $0.squareRoot() }
-    let d = x.columns
-    guard d > 0 else { return norms }
-    directions.withUnsafeMutableBufferPointer { p in
-      for i in 0..<x.rows {
-        let inverse = 1 / Swift.max(norms[i], 1e-12), row = p.baseAddress! + i * d
-        for k in 0..<d { row[k] *= inverse }
-      }
-    }
-    return norms
-  }
-
-  /// `∂x = (∂x̂ − x̂ (x̂ · ∂x̂)) / ‖x‖ + (∂L/∂‖x‖) x̂`, row by row, for `x = ‖x‖ x̂`.
-  @inlinable
-  static func backThroughNorms(
-    _ directionGradient: Matrix<Scalar>, directions: Matrix<Scalar>, norms: [Scalar], normGradient: [Scalar],
-    into gradient: inout Matrix<Scalar>
-  ) {
-    let (n, d) = (directions.rows, directions.columns)
-    gradient.resize(rows: n, columns: d)
-    guard d > 0 else { return }
-    directions.withUnsafeBufferPointer { u in
-      directionGradient.withUnsafeBufferPointer { du in
-        gradient.withUnsafeMutableBufferPointer { out in
-          for i in 0..<n {
-            let unit = u.baseAddress! + i * d, dUnit = du.baseAddress! + i * d, row = out.baseAddress! + i * d
-            var dot: Scalar = 0
-            for k in 0..<d { dot += unit[k] * dUnit[k] }
-            let inverse = 1 / Swift.max(norms[i], 1e-12), radial = normGradient[i] - dot * inverse
-            for k in 0..<d { row[k] = dUnit[k] * inverse + radial * unit[k] }
-          }
-        }
-      }
-    }
   }
 }

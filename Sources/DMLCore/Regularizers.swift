@@ -102,7 +102,8 @@ public enum Regularizer: Sendable, Equatable, CustomStringConvertible {
       return total / T(n)
     case .regularFace:
       guard n > 1 else { return 0 }
-      let (u, norms) = Self.normalizedRows(x)
+      var u = Matrix<T>()
+      let norms = x.unitRows(into: &u)
       var unitGradient = Matrix<T>(rows: n, columns: d)
       var total: T = 0
       for i in 0..<n {
@@ -120,11 +121,12 @@ public enum Regularizer: Sendable, Equatable, CustomStringConvertible {
           unitGradient[partner, j] += u[i, j] / T(n)
         }
       }
-      Self.backThroughNormalization(u, norms, unitGradient, into: &gradient)
+      Matrix.unitRowsBackward(unitGradient, unit: u, norms: norms, into: &gradient)
       return total / T(n)
     case .sparseCenters(let k):
       guard k > 1, n % k == 0 else { return 0 }
-      let (u, norms) = Self.normalizedRows(x)
+      var u = Matrix<T>()
+      let norms = x.unitRows(into: &u)
       var unitGradient = Matrix<T>(rows: n, columns: d)
       let divisor = T(n * (k - 1))  // 2 × the (n / k) · k(k − 1)/2 pairs of one class
       var total: T = 0
@@ -146,7 +148,7 @@ public enum Regularizer: Sendable, Equatable, CustomStringConvertible {
           }
         }
       }
-      Self.backThroughNormalization(u, norms, unitGradient, into: &gradient)
+      Matrix.unitRowsBackward(unitGradient, unit: u, norms: norms, into: &gradient)
       return total / divisor
     case .sphericalEmbedding:
       // ∂/∂‖x_i‖ = 2(‖x_i‖ − μ)/n (μ's own share sums to 0), along x̂_i.
@@ -166,28 +168,6 @@ public enum Regularizer: Sendable, Equatable, CustomStringConvertible {
         for j in 0..<d { gradient[i, j] = g * x[i, j] }
       }
       return total / T(n)
-    }
-  }
-
-  /// Rows divided by their norms (at least 1e-12, as `torch.nn.functional.normalize`), and the norms.
-  static func normalizedRows<T: DMLScalar>(_ x: Matrix<T>) -> (Matrix<T>, [T]) {
-    var u = x
-    var norms = [T](repeating: 0, count: x.rows)
-    for i in 0..<x.rows {
-      var s: T = 0
-      for j in 0..<x.columns { s += x[i, j] * x[i, j] }
-      norms[i] = Swift.max(s.squareRoot(), 1e-12)
-      for j in 0..<x.columns { u[i, j] = x[i, j] / norms[i] }
-    }
-    return (u, norms)
-  }
-
-  /// `∂/∂x` from `∂/∂u`, `u = x / ‖x‖`: `(g − (g·u) u) / ‖x‖`.
-  static func backThroughNormalization<T: DMLScalar>(_ u: Matrix<T>, _ norms: [T], _ g: Matrix<T>, into out: inout Matrix<T>) {
-    for i in 0..<u.rows {
-      var dot: T = 0
-      for j in 0..<u.columns { dot += g[i, j] * u[i, j] }
-      for j in 0..<u.columns { out[i, j] = (g[i, j] - dot * u[i, j]) / norms[i] }
     }
   }
 

@@ -152,7 +152,8 @@ public struct ManifoldLoss<Scalar: DMLScalar>: EmbeddingLoss {
     var e = Matrix<Scalar>(rows: m, columns: l)
     for i in 0..<n { for j in 0..<l { e[i, j] = x[i, j] } }
     for i in 0..<k { for j in 0..<l { e[n + i, j] = p[i, j] } }
-    let (unit, norms) = Self.normalizedRows(e)
+    var unit = Matrix<Scalar>()
+    let norms = e.unitRows(into: &unit)
     var c = Matrix<Scalar>()
     gemm(unit, unit, transposeB: true, into: &c, compute: compute)
     var s = Matrix<Scalar>(rows: m, columns: m)
@@ -208,9 +209,8 @@ public struct ManifoldLoss<Scalar: DMLScalar>: EmbeddingLoss {
     // Context: cosines of F's rows (the batch's against the proxies').
     var context = TermAccumulator<Scalar>()
     if contextWeight > 0 {
-      var rowsOfF = Matrix<Scalar>(rows: m, columns: m)
-      rowsOfF.assign(f)
-      let (fUnit, fNorms) = Self.normalizedRows(rowsOfF)
+      var fUnit = Matrix<Scalar>()
+      let fNorms = f.unitRows(into: &fUnit)
       var cosine = Matrix<Scalar>()
       gemm(fUnit, fUnit, transposeB: true, into: &cosine, compute: compute)  // only [0..<n, n..<m] is read
       var gradientCosine = Matrix<Scalar>(rows: n, columns: k)
@@ -229,7 +229,7 @@ public struct ManifoldLoss<Scalar: DMLScalar>: EmbeddingLoss {
         }
       }
       var fromCosine = Matrix<Scalar>()
-      Self.backThroughNorms(unitGradient, unit: fUnit, norms: fNorms, into: &fromCosine)
+      Matrix.unitRowsBackward(unitGradient, unit: fUnit, norms: fNorms, into: &fromCosine)
       gradientF.add(fromCosine)
     }
     // F = (1 − α) L, L = A⁻¹: ∂A = −Lᵀ ∂L Lᵀ; A = I − α S̄: ∂S̄ = α Lᵀ ∂L Lᵀ.
@@ -263,7 +263,7 @@ public struct ManifoldLoss<Scalar: DMLScalar>: EmbeddingLoss {
     }
     var unitGradient = Matrix<Scalar>(), gradientE = Matrix<Scalar>()
     gemm(gradientC, unit, into: &unitGradient, compute: compute)
-    Self.backThroughNorms(unitGradient, unit: unit, norms: norms, into: &gradientE)
+    Matrix.unitRowsBackward(unitGradient, unit: unit, norms: norms, into: &gradientE)
     embeddingGradient.resize(rows: n, columns: l)
     for i in 0..<n { for j in 0..<l { embeddingGradient[i, j] = gradientE[i, j] } }
     proxies.parameter.gradient.resize(rows: k, columns: l)
@@ -273,28 +273,5 @@ public struct ManifoldLoss<Scalar: DMLScalar>: EmbeddingLoss {
       contextWeight > 0
         ? LossTerm(name: "context", value: contextWeight * Reduction.mean.value(context), count: context.count, nonZero: context.nonZero)
         : nil)
-  }
-
-  /// Rows divided by their norms (at least 1e-12), and the norms.
-  static func normalizedRows(_ x: Matrix<Scalar>) -> (Matrix<Scalar>, [Scalar]) {
-    var u = x
-    var norms = [Scalar](repeating: 0, count: x.rows)
-    for i in 0..<x.rows {
-      var sum: Scalar = 0
-      for j in 0..<x.columns { sum += x[i, j] * x[i, j] }
-      norms[i] = Swift.max(sum.squareRoot(), 1e-12)
-      for j in 0..<x.columns { u[i, j] = x[i, j] / norms[i] }
-    }
-    return (u, norms)
-  }
-
-  /// `∂x = (∂u − (∂u·u) u) / ‖x‖` row by row, for `u = x / ‖x‖`.
-  static func backThroughNorms(_ g: Matrix<Scalar>, unit u: Matrix<Scalar>, norms: [Scalar], into out: inout Matrix<Scalar>) {
-    out.resize(rows: u.rows, columns: u.columns)
-    for i in 0..<u.rows {
-      var dot: Scalar = 0
-      for j in 0..<u.columns { dot += g[i, j] * u[i, j] }
-      for j in 0..<u.columns { out[i, j] = (g[i, j] - dot * u[i, j]) / norms[i] }
-    }
   }
 }
