@@ -104,3 +104,22 @@ func expectClose(
   }
   #expect(worst <= 0, "\(what): element \(at) off by \(worst) beyond tolerance", sourceLocation: sourceLocation)
 }
+
+/// Central differences (step 1e-6) of `value` at `x`, against `analytic`: the largest difference
+/// and the largest numeric derivative.
+func centralDifferences(
+  at x: Matrix<Double>, analytic: Matrix<Double>, _ value: (Matrix<Double>) -> Double
+) -> (worst: Double, largest: Double) {
+  var worst = 0.0, largest = 0.0
+  for i in 0..<x.rows {
+    for k in 0..<x.columns {
+      var plus = x, minus = x
+      plus[i, k] += 1e-6
+      minus[i, k] -= 1e-6
+      let numeric = (value(plus) - value(minus)) / 2e-6
+      worst = max(worst, abs(numeric - analytic[i, k]))
+      largest = max(largest, abs(numeric))
+    }
+  }
+  return (worst, largest)
+}

@@ -37,27 +37,9 @@ struct LargeMarginTests {
       l.weights.parameter.value = w
       return l.evaluate(x, labels: labels, tuples: nil).total
     }
-    var worst = 0.0, largest = 0.0
-    for i in 0..<x.rows {
-      for k in 0..<x.columns {
-        var plus = x, minus = x
-        plus[i, k] += 1e-6
-        minus[i, k] -= 1e-6
-        let numeric = (value(plus, w) - value(minus, w)) / 2e-6
-        worst = max(worst, abs(numeric - analyticX[i, k]))
-        largest = max(largest, abs(numeric))
-      }
-    }
-    for j in 0..<w.rows {
-      for k in 0..<w.columns {
-        var plus = w, minus = w
-        plus[j, k] += 1e-6
-        minus[j, k] -= 1e-6
-        let numeric = (value(x, plus) - value(x, minus)) / 2e-6
-        worst = max(worst, abs(numeric - analyticW[j, k]))
-        largest = max(largest, abs(numeric))
-      }
-    }
+    let onX = centralDifferences(at: x, analytic: analyticX) { value($0, w) }
+    let onW = centralDifferences(at: w, analytic: analyticW) { value(x, $0) }
+    let (worst, largest) = (max(onX.worst, onW.worst), max(onX.largest, onW.largest))
     #expect(worst <= 1e-6 * max(1, largest), "\(variant) m \(margin): worst difference \(worst)")
     #expect(largest > 0.01)
   }

@@ -35,27 +35,9 @@ struct ManifoldLossTests {
       l.proxies.parameter.value = p
       return l.evaluate(x, metaClasses: meta).total
     }
-    var worst = 0.0, largest = 0.0
-    for i in 0..<x.rows {
-      for j in 0..<x.columns {
-        var plus = x, minus = x
-        plus[i, j] += 1e-6
-        minus[i, j] -= 1e-6
-        let numeric = (value(plus, p) - value(minus, p)) / 2e-6
-        worst = max(worst, abs(numeric - gx[i, j]))
-        largest = max(largest, abs(numeric))
-      }
-    }
-    for i in 0..<p.rows {
-      for j in 0..<p.columns {
-        var plus = p, minus = p
-        plus[i, j] += 1e-6
-        minus[i, j] -= 1e-6
-        let numeric = (value(x, plus) - value(x, minus)) / 2e-6
-        worst = max(worst, abs(numeric - gp[i, j]))
-        largest = max(largest, abs(numeric))
-      }
-    }
+    let onX = centralDifferences(at: x, analytic: gx) { value($0, p) }
+    let onW = centralDifferences(at: p, analytic: gp) { value(x, $0) }
+    let (worst, largest) = (max(onX.worst, onW.worst), max(onX.largest, onW.largest))
     #expect(worst <= 1e-7 * max(1, largest), "worst difference \(worst)")
     #expect(largest > 1e-3)
   }
