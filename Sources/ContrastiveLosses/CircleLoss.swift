@@ -53,6 +53,8 @@ public struct CircleLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
   public static var summary: String { "Circle loss (Sun et al. 2020): pairs re-weighted by their distance from the optimum" }
   public static var usesTuples: Bool { true }
   public static var supportsCrossBatchMemory: Bool { true }
+  /// Its terms add up over blocks of anchors (`AnchorBlockedLoss`).
+  public var anchorBlockReductions: AnchorBlockReductions? { AnchorBlockReductions(reduction) }
   public static var hyperparameters: [HyperparameterSpec] {
     [
       HyperparameterSpec("m", .real, default: "0.4", "relaxation margin"),

@@ -70,6 +70,8 @@ public struct ContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree 
   public static var summary: String { "Contrastive loss (Hadsell et al. 2006) over pairs" }
   public static var usesTuples: Bool { true }
   public static var supportsCrossBatchMemory: Bool { true }
+  /// Its terms add up over blocks of anchors (`AnchorBlockedLoss`).
+  public var anchorBlockReductions: AnchorBlockReductions? { AnchorBlockReductions(positiveReduction ?? reduction, negativeReduction ?? reduction) }
   public static var hyperparameters: [HyperparameterSpec] {
     [
       HyperparameterSpec("pos_margin", .real, default: "0", "positives closer than this add nothing"),

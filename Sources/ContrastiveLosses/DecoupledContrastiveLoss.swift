@@ -35,6 +35,8 @@ public struct DecoupledContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss, Param
   public static var summary: String { "Decoupled contrastive (Yeh et al. 2022): NT-Xent without the positive in its denominator" }
   public static var usesTuples: Bool { true }
   public static var supportsCrossBatchMemory: Bool { true }
+  /// Its terms add up over blocks of anchors (`AnchorBlockedLoss`).
+  public var anchorBlockReductions: AnchorBlockReductions? { AnchorBlockReductions(.mean) }
   public static var hyperparameters: [HyperparameterSpec] {
     [HyperparameterSpec("temperature", .real, default: "0.1", "the softmax temperature τ", range: .positive), .distance(default: "cosine")]
   }

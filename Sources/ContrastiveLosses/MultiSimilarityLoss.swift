@@ -36,6 +36,8 @@ public struct MultiSimilarityLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterF
   public static var summary: String { "Multi-similarity loss (Wang et al. 2019)" }
   public static var usesTuples: Bool { true }
   public static var supportsCrossBatchMemory: Bool { true }
+  /// Its terms add up over blocks of anchors (`AnchorBlockedLoss`).
+  public var anchorBlockReductions: AnchorBlockReductions? { AnchorBlockReductions(.mean, .mean) }
   public static var hyperparameters: [HyperparameterSpec] {
     [
       HyperparameterSpec("alpha", .real, default: "2", "scale of the positive part", range: .positive),

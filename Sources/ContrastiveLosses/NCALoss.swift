@@ -35,6 +35,8 @@ public struct NCALoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
   public static var summary: String { "Neighbourhood components analysis (Goldberger et al. 2004): softmax over the batch" }
   public static var usesTuples: Bool { false }
   public static var supportsCrossBatchMemory: Bool { true }
+  /// Its terms add up over blocks of anchors (`AnchorBlockedLoss`).
+  public var anchorBlockReductions: AnchorBlockReductions? { AnchorBlockReductions(.mean) }
   public static var hyperparameters: [HyperparameterSpec] {
     [
       HyperparameterSpec("softmax_scale", .real, default: "1", "scale of the negated distances in the softmax", range: .positive),

@@ -36,6 +36,8 @@ public struct NTXentLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
   public static var summary: String { "NT-Xent / InfoNCE (Chen et al. 2020): the positive's softmax against its anchor's negatives" }
   public static var usesTuples: Bool { true }
   public static var supportsCrossBatchMemory: Bool { true }
+  /// Its terms add up over blocks of anchors (`AnchorBlockedLoss`).
+  public var anchorBlockReductions: AnchorBlockReductions? { AnchorBlockReductions(.mean) }
   public static var hyperparameters: [HyperparameterSpec] {
     [
       HyperparameterSpec("temperature", .real, default: "0.07", "the softmax temperature τ", range: .positive),

@@ -36,6 +36,8 @@ public struct SNRContrastiveLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFr
   public static var summary: String { "Signal-to-noise ratio contrastive loss (Yuan et al. 2019): contrastive over var(b − a) / var(a)" }
   public static var usesTuples: Bool { true }
   public static var supportsCrossBatchMemory: Bool { true }
+  /// Its terms add up over blocks of anchors (`AnchorBlockedLoss`).
+  public var anchorBlockReductions: AnchorBlockReductions? { contrastive.anchorBlockReductions }
   public static var hyperparameters: [HyperparameterSpec] {
     [
       HyperparameterSpec("pos_margin", .real, default: "0", "positive pairs with an SNR below this add nothing"),

@@ -39,6 +39,8 @@ public struct SupConLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
   public static var summary: String { "Supervised contrastive loss (Khosla et al. 2020): a softmax over each anchor's pairs" }
   public static var usesTuples: Bool { true }
   public static var supportsCrossBatchMemory: Bool { true }
+  /// Its terms add up over blocks of anchors (`AnchorBlockedLoss`).
+  public var anchorBlockReductions: AnchorBlockReductions? { AnchorBlockReductions(.nonZeroMean) }
   public static var hyperparameters: [HyperparameterSpec] {
     [
       HyperparameterSpec("temperature", .real, default: "0.1", "divides the scores before the softmax", range: .positive),

@@ -38,6 +38,8 @@ public struct TupletMarginLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree
   public static var summary: String { "Tuplet margin loss (Yu and Tao 2019): angular margin on positives in a scaled softmax" }
   public static var usesTuples: Bool { true }
   public static var supportsCrossBatchMemory: Bool { true }
+  /// Its terms add up over blocks of anchors (`AnchorBlockedLoss`).
+  public var anchorBlockReductions: AnchorBlockReductions? { AnchorBlockReductions(.mean) }
   public static var hyperparameters: [HyperparameterSpec] {
     [
       HyperparameterSpec("margin", .real, default: "5.73", "angular margin in degrees", range: .closed(0, 180)),

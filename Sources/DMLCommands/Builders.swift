@@ -68,8 +68,10 @@ enum Builders {
       parts.append(try registry.make(text, context: context))
       let values = try HyperparameterValues(parsing: text)
       // A self-supervised loss makes its own pairs of views: it reads no miner's tuples.
+      // So does a loss evaluated in anchor blocks: it reads every pair of the batch.
       let selfSupervised = (values.given["self_supervised"] ?? "none") != "none"
-      usesTuples = usesTuples || (!selfSupervised && (registry.factories[values.component]?.usesTuples ?? false))
+      let blocked = (Int(values.given["anchor_block"] ?? "0") ?? 0) > 0
+      usesTuples = usesTuples || (!selfSupervised && !blocked && (registry.factories[values.component]?.usesTuples ?? false))
     }
     guard !parts.isEmpty else { throw ValidationError("at least one --loss is needed") }
     if parts.count == 1 && parts[0].1 == 1 { return (parts[0].0, usesTuples) }

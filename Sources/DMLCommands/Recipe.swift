@@ -92,6 +92,9 @@ struct Recipe {
     }) {
       throw ValidationError("--loss \(spec): one β per class needs class labels, and --batch \(batch) gives instance labels")
     }
+    if miner != "none", let spec = try loss.first(where: { (Int(try HyperparameterValues(parsing: $0).given["anchor_block"] ?? "0") ?? 0) > 0 }) {
+      throw ValidationError("--loss \(spec): anchor blocks use every pair of the batch; --miner \(miner) would need the whole score matrix (use --miner none)")
+    }
     let sampler = try Builders.sampler(miner, embedding: net.embeddingDimension, seed: seed &+ 7)
     if miner != "none" && !usesTuples { warn("note: --miner \(miner) is ignored by losses that read no tuples") }
     var trainer = CommandRun.TrainerType(network: net, loss: lossValue, sampler: sampler, optimizer: try Builders.optimizer(optimizer),

@@ -51,9 +51,17 @@ public protocol PairwiseLoss<Scalar>: ParameterContainer {
   /// What went wrong in the last `compute`, for a loss computed by foreign code (a plugin) that
   /// can fail: the value is then NaN, and the trainer stops with this message. `nil` by default.
   var failure: String? { get }
+
+  /// How the loss's terms reduce, when its value over a batch adds up over blocks of anchors
+  /// (rows) each compared with the whole batch (`AnchorBlockedLoss`): every term is one anchor's,
+  /// or one pair's or triplet's led by an anchor, and is reduced by a sum or a mean. `nil` (the
+  /// default) when a term couples the batch's rows, or the reduction does not split.
+  var anchorBlockReductions: AnchorBlockReductions? { get }
 }
 
 extension PairwiseLoss {
+  /// `nil` by default: the loss is not declared to split over blocks of anchors.
+  public var anchorBlockReductions: AnchorBlockReductions? { nil }
   /// `false` by default: a loss opts in once its column loops handle rectangular score matrices.
   public static var supportsCrossBatchMemory: Bool { false }
   /// `false` by default: the loss reads the whole score matrix.

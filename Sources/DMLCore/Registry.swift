@@ -372,6 +372,12 @@ public struct LossFactory: Sendable {
   /// of embeddings (no learned references), wrapped in `SelfSupervisedLoss`.
   public var supportsSelfSupervised: Bool { buildSelfSupervised != nil }
   @usableFromInline var buildSelfSupervised: (@Sendable (HyperparameterValues, LossContext, Bool) throws -> AnyEmbeddingLoss<Float>)?
+  /// Whether the loss, with its default hyperparameters, may be evaluated block of anchors by block
+  /// (`anchor_block=`): it compares embeddings with embeddings on rectangular score matrices and
+  /// its terms add up over anchors. Other values (a reduction, `swap`) are checked when it is built.
+  public var supportsAnchorBlocks: Bool { buildAnchorBlocked != nil && splitsByDefault }
+  @usableFromInline var splitsByDefault = false
+  @usableFromInline var buildAnchorBlocked: (@Sendable (HyperparameterValues, LossContext, Int) throws -> AnyEmbeddingLoss<Float>)?
 
   /// An entry built by `build`, for losses whose type is known only at run time (a plugin's);
   /// see the properties for the other arguments.
@@ -399,6 +405,16 @@ public struct LossFactory: Sendable {
           throw SpecificationError("\(L.registryName): self_supervised=one-way needs a loss that reads pairs; \(L.registryName) reads the whole batch (use symmetric)")
         }
         return AnyEmbeddingLoss(SelfSupervisedLoss(try L(values, context: context), symmetric: symmetric))
+      }
+      splitsByDefault = (try? L.make(context: LossContext(classes: 2, embeddingDimension: 2, seed: 0)))?.anchorBlockReductions != nil
+      buildAnchorBlocked = { values, context, rows in
+        let loss = try L(values, context: context)
+        guard let blocked = AnchorBlockedLoss(loss, blockRows: rows) else {
+          throw SpecificationError(
+            "\(L.registryName): anchor_block needs terms that add up over anchors, reduced by a mean or a sum; "
+              + "this \(L.registryName) couples the batch's rows or reduces otherwise (change its reduction, or leave out anchor_block)")
+        }
+        return AnyEmbeddingLoss(blocked)
       }
     }
   }
@@ -432,7 +448,8 @@ public struct LossRegistry: Sendable {
   /// The keys every loss accepts besides its own hyperparameters: `weight` (its weight in a sum,
   /// 1 by default) and PML's regularizer mixins, `embedding_regularizer` and `weight_regularizer`
   /// (a `Regularizer` name) with `embedding_reg_weight` and `weight_reg_weight` (1 by default),
-  /// and `self_supervised` (PML's `SelfSupervisedLoss`: `symmetric` or `one-way`).
+  /// `self_supervised` (PML's `SelfSupervisedLoss`: `symmetric` or `one-way`), and `anchor_block`
+  /// (`AnchorBlockedLoss`: that many anchors at a time; 0, the default, for the whole batch).
   public static let sharedKeys: [HyperparameterSpec] = [
     HyperparameterSpec("weight", .real, default: "1", "the loss's weight in a sum of losses", range: .nonNegative),
     HyperparameterSpec(
@@ -445,12 +462,16 @@ public struct LossRegistry: Sendable {
     HyperparameterSpec(
       "self_supervised", .choice(["none", "symmetric", "one-way"]), default: "none",
       "compare the two views of each sample only (PML's SelfSupervisedLoss; --batch views:labels=instance)"),
+    HyperparameterSpec(
+      "anchor_block", .integer, default: "0",
+      "evaluate the loss this many anchors at a time against the whole batch, in bounded memory (0: the whole batch at once)",
+      range: .atLeast(0)),
   ]
 
   /// Builds the loss that `text` describes (`name:key=value,...`). The reserved key `weight`
   /// (default 1) is returned beside it, for weighted sums; the regularizer keys
-  /// (`sharedKeys`) wrap the loss in a `RegularizedLoss`, and `self_supervised` in a
-  /// `SelfSupervisedLoss`.
+  /// (`sharedKeys`) wrap the loss in a `RegularizedLoss`, `self_supervised` in a
+  /// `SelfSupervisedLoss`, and `anchor_block` in an `AnchorBlockedLoss`.
   public func make(_ text: String, context: LossContext) throws -> (loss: AnyEmbeddingLoss<Float>, weight: Float) {
     var values = try HyperparameterValues(parsing: text)
     guard let factory = factories[values.component] else {
@@ -465,8 +486,19 @@ public struct LossRegistry: Sendable {
     try sharedValues.validate(against: shared)
     let weight = Float(try sharedValues.real("weight"))
     let selfSupervised = try sharedValues.string("self_supervised")
+    let anchorBlock = try sharedValues.integer("anchor_block")
     var loss: AnyEmbeddingLoss<Float>
-    if selfSupervised != "none" {
+    if anchorBlock > 0 {
+      guard selfSupervised == "none" else {
+        throw SpecificationError("\(values.component): anchor_block and self_supervised cannot be combined; choose one")
+      }
+      guard let build = factory.buildAnchorBlocked, factory.supportsAnchorBlocks else {
+        let supported = factories.values.filter(\.supportsAnchorBlocks).map(\.name).sorted()
+        throw SpecificationError(
+          "\(values.component): anchor_block needs a loss whose terms add up over anchors (\(supported.joined(separator: ", "))), and \(values.component) is not one")
+      }
+      loss = try build(values, context, anchorBlock)
+    } else if selfSupervised != "none" {
       guard let build = factory.buildSelfSupervised else {
         let supported = factories.values.filter(\.supportsSelfSupervised).map(\.name).sorted()
         throw SpecificationError(

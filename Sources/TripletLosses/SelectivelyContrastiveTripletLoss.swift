@@ -36,6 +36,8 @@ public struct SelectivelyContrastiveTripletLoss<Scalar: DMLScalar>: RegisteredLo
   public static var summary: String { "Selectively contrastive triplet (Xuan et al. 2020): hard negatives pushed alone" }
   public static var usesTuples: Bool { true }
   public static var supportsCrossBatchMemory: Bool { true }
+  /// Its terms add up over blocks of anchors (`AnchorBlockedLoss`).
+  public var anchorBlockReductions: AnchorBlockReductions? { AnchorBlockReductions(.mean) }
   public static var hyperparameters: [HyperparameterSpec] {
     [
       HyperparameterSpec("margin", .real, default: "0.05", "triplet margin when the negative is not the harder"),

@@ -56,6 +56,8 @@ public struct TripletMarginLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFre
   public static var summary: String { "Triplet margin loss (Schroff et al. 2015)" }
   public static var usesTuples: Bool { true }
   public static var supportsCrossBatchMemory: Bool { true }
+  /// Its terms add up over blocks of anchors (`AnchorBlockedLoss`).
+  public var anchorBlockReductions: AnchorBlockReductions? { swap ? nil : AnchorBlockReductions(reduction) }
   public static var hyperparameters: [HyperparameterSpec] {
     [
       HyperparameterSpec("margin", .real, default: "0.05", "required gap between positive and negative", range: .nonNegative),

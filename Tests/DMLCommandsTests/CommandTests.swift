@@ -340,6 +340,30 @@ struct RecipeTests {
   }
 }
 
+@Suite("dml train with a loss in anchor blocks", .serialized)
+struct AnchorBlockCommandTests {
+  @Test("--loss supcon:anchor_block=8 trains as the whole batch does (same test metrics); a miner beside it is refused")
+  func anchorBlocks() throws {
+    let data = syntheticCSV()
+    func run(_ loss: String, miner: String = "none") throws -> (status: Int32, stdout: String, stderr: String) {
+      var a = CommandTests.trainArguments(data, epochs: 2, checkpoint: temporaryFolder("blocks"))
+      a[a.firstIndex(of: "--loss")! + 1] = loss
+      a[a.firstIndex(of: "--miner")! + 1] = miner
+      let r = try dml(a)
+      return (r.status, r.stdout, r.stderr)
+    }
+    func testLine(_ stdout: String) -> String? { stdout.split(separator: "\n").last { $0.contains("\"event\":\"test\"") }.map(String.init) }
+    let whole = try run("supcon:temperature=0.2"), blocked = try run("supcon:temperature=0.2,anchor_block=8")
+    #expect(whole.status == 0 && blocked.status == 0, "\(whole.stderr) \(blocked.stderr)")
+    let (a, b) = (testLine(whole.stdout), testLine(blocked.stdout))
+    #expect(a != nil && a == b, "whole batch: \(a ?? "none")\nanchor blocks: \(b ?? "none")")
+    let mined = try run("supcon:anchor_block=8", miner: "multi-similarity")
+    #expect(mined.status != 0 && mined.stderr.contains("--miner multi-similarity would need the whole score matrix"), "\(mined.stderr)")
+    let coupled = try run("lifted-structure:anchor_block=8")
+    #expect(coupled.status != 0 && coupled.stderr.contains("anchor_block needs a loss whose terms add up over anchors"), "\(coupled.stderr)")
+  }
+}
+
 @Suite("Checkpoint integrity", .serialized)
 struct IntegrityTests {
   @Test("--resume refuses a corrupted latest checkpoint, names it, and continues from the previous one")
