@@ -153,6 +153,7 @@ struct List: ParsableCommand {
     })
     print("  every loss also takes:")
     for h in LossRegistry.sharedKeys { print("      \(h.name)=\(h.defaultValue)  \(h.help)" + (h.range.map { " (\($0))" } ?? "")) }
+    print("      (anchor_block: " + registry.names.filter { registry.factories[$0]!.supportsAnchorBlocks }.joined(separator: ", ") + ")")
     print("regularizers (a loss's embedding_regularizer= or weight_regularizer=):")
     for name in Regularizer.names { print("  \(name) — \(Regularizer.summary(of: name))") }
     show("miners (--miner)", entries(CommandRegistry.miners))

@@ -60,14 +60,14 @@ public struct AnchorBlockedLoss<Loss: PairwiseLoss>: EmbeddingLoss {
   /// The reductions of the loss's terms.
   public let reductions: AnchorBlockReductions
   /// `∂loss/∂embeddings` of the last evaluation.
-  public private(set) var embeddingGradient = Matrix<Scalar>()
+  public var embeddingGradient = Matrix<Scalar>()
   /// Why the last evaluation could not be done (mined tuples given), if it could not.
-  public private(set) var failure: String?
+  public var failure: String?
   @usableFromInline var workspace = DistanceWorkspace<Scalar>()
   @usableFromInline var block = Matrix<Scalar>(), references = Matrix<Scalar>()
   @usableFromInline var referenceLabels: [Int] = []
   /// The last block's score matrix: `blockRows` (or fewer) rows against the batch and the memory.
-  public private(set) var scores = Matrix<Scalar>()
+  public var scores = Matrix<Scalar>()
   @usableFromInline var scoreGradient = Matrix<Scalar>(), termGradient = Matrix<Scalar>()
   @usableFromInline var queryGradient = Matrix<Scalar>(), referenceGradient = Matrix<Scalar>()
   @usableFromInline var sums = [Matrix<Scalar>(), Matrix<Scalar>()]
@@ -75,6 +75,7 @@ public struct AnchorBlockedLoss<Loss: PairwiseLoss>: EmbeddingLoss {
   /// `loss` evaluated `blockRows` anchors at a time; `nil` when the loss compares embeddings with
   /// learned references, does not read rectangular score matrices, or does not declare how its
   /// terms split over blocks (`anchorBlockReductions`).
+  @inlinable
   public init?(_ loss: Loss, blockRows: Int) {
     guard blockRows > 0, loss.references == nil, loss.acceptsCrossBatchMemory, let reductions = loss.anchorBlockReductions else {
       return nil
@@ -85,7 +86,7 @@ public struct AnchorBlockedLoss<Loss: PairwiseLoss>: EmbeddingLoss {
   }
 
   /// The threads the score products may use.
-  public var compute: ComputeContext {
+  @inlinable public var compute: ComputeContext {
     get { workspace.compute }
     set { workspace.compute = newValue }
   }
@@ -94,9 +95,10 @@ public struct AnchorBlockedLoss<Loss: PairwiseLoss>: EmbeddingLoss {
   public var acceptsMemory: Bool { true }
 
   /// Calls the loss's `updateReferences()`.
-  public mutating func updateReferences() { loss.updateReferences() }
+  @inlinable public mutating func updateReferences() { loss.updateReferences() }
 
   /// Visits the loss's parameters.
+  @inlinable
   public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
     loss.visitParameters(&visitor)
   }
@@ -106,6 +108,7 @@ public struct AnchorBlockedLoss<Loss: PairwiseLoss>: EmbeddingLoss {
 
   /// The loss over the whole batch (against `memory.references` with a memory), computed block by
   /// block; its gradient is left in `embeddingGradient`. Mined `tuples` are refused (`failure`).
+  @inlinable
   public mutating func evaluate(
     _ embeddings: Matrix<Scalar>, labels: [Int], memory: CrossBatchMemory<Scalar>?, tuples: Tuples?
   ) -> LossValue<Scalar> {
@@ -167,21 +170,26 @@ public struct AnchorBlockedLoss<Loss: PairwiseLoss>: EmbeddingLoss {
         denominators[t] += weight
         totals[t] += parts[t].value * weight
         guard weight > 0 else { continue }
-        // The term's share of the score gradient, as a sum over the block's elements.
-        termGradient.resize(rows: b, columns: m)
-        scoreGradient.withUnsafeBufferPointer { g in
-          termGradient.withUnsafeMutableBufferPointer { out in
-            for i in 0..<b {
-              for j in 0..<m {
-                let keep = terms == 1 || ((referenceLabels[i] == referenceLabels[j]) == (t == 0))
-                out[i * m + j] = keep ? g[i * m + j] * weight : 0
+        // The term's share of the score gradient, as a sum over the block's elements: all of it
+        // for a loss of one term; else the positive pairs' (first term) or the negative pairs'.
+        if terms == 1 {
+          scoreGradient.scale(by: weight)
+        } else {
+          termGradient.resize(rows: b, columns: m)
+          scoreGradient.withUnsafeBufferPointer { g in
+            termGradient.withUnsafeMutableBufferPointer { out in
+              referenceLabels.withUnsafeBufferPointer { y in
+                let positive = t == 0
+                for i in 0..<b {
+                  for j in 0..<m { out[i * m + j] = (y[i] == y[j]) == positive ? g[i * m + j] * weight : 0 }
+                }
               }
             }
           }
         }
         loss.distance.backward(
-          block, references, scores: scores, scoreGradient: termGradient, workspace: &workspace, queryGradient: &queryGradient,
-          referenceGradient: &referenceGradient)
+          block, references, scores: scores, scoreGradient: terms == 1 ? scoreGradient : termGradient, workspace: &workspace,
+          queryGradient: &queryGradient, referenceGradient: &referenceGradient)
         sums[t].withUnsafeMutableBufferPointer { g in
           queryGradient.withUnsafeBufferPointer { q in
             referenceGradient.withUnsafeBufferPointer { r in

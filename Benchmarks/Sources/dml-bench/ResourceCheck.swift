@@ -17,6 +17,24 @@ enum ResourceCheck {
 
   static func run(_ what: String) -> Bool {
     let base = LossBenchmark.peakResidentMB()
+    if what.hasPrefix("anchor-blocks:") {
+      // SupCon over one batch of 16,384 embeddings: the whole score matrix, or blocks of anchors.
+      let rows = Int(what.dropFirst(14)) ?? 0
+      let n = 16_384
+      let x = LossBenchmark.unitBatch(n, 128, seed: 6)
+      let labels = (0..<n).map { $0 % 512 }
+      let inputs = Double(n * 128 * 4) / 1_048_576
+      let start = DispatchTime.now().uptimeNanoseconds
+      // Built by name, as `dml train` builds it (the registry's specialised code).
+      var loss = try! LossRegistry.standard.make(
+        rows > 0 ? "supcon:anchor_block=\(rows)" : "supcon", context: LossContext(classes: 512, embeddingDimension: 128, seed: 1)).loss
+      let value = loss.evaluate(x, labels: labels, tuples: nil).total
+      let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+      print("supcon at batch 16,384 × 128, \(rows > 0 ? "anchor blocks of \(rows)" : "whole batch"): loss \(value), \(seconds.fixed(2)) s")
+      let peak = LossBenchmark.peakResidentMB()
+      print("  peak \(peak.fixed(0)) MB, \((peak - base).fixed(0)) MB above the start, inputs \(inputs.fixed(0)) MB")
+      return true
+    }
     switch what {
     case "search":
       let queries = LossBenchmark.unitBatch(10_000, 128, seed: 1)
