@@ -88,8 +88,8 @@ enum Builders {
     try make(CommandRegistry.optimizers, text, flag: "--optimizer", context: OptimizerContext())
   }
 
-  static func batchSampler(_ text: String, labels: [Int], seed: UInt64) throws -> any BatchSampler {
-    try make(CommandRegistry.batches, text, flag: "--batch", context: BatchContext(labels: labels, seed: seed))
+  static func batchSampler(_ text: String, labels: [Int], seed: UInt64, superLabels: [Int]? = nil) throws -> any BatchSampler {
+    try make(CommandRegistry.batches, text, flag: "--batch", context: BatchContext(labels: labels, seed: seed, superLabels: superLabels))
   }
 
   static func schedule(_ text: String, stepsPerEpoch: Int, epochs: Int) throws -> any LearningRateSchedule {

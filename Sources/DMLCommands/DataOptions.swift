@@ -51,6 +51,8 @@ public struct DataOptions: ParsableArguments {
   var workers = 2
   @Option(help: "Images: stop at a file that cannot be read, or skip it (counted and reported).")
   var onBadImage = "stop"
+  @Option(help: "A file of lines CLASS,SUPER giving each class's super-class (by class name, or number for unnamed classes), for --batch hierarchical.")
+  var superClasses: String?
   @Option(help: "Classes to train on, e.g. 0-4 (default: all).")
   var trainClasses: String?
   @Option(help: "Classes to evaluate on, e.g. 5-9 (default: every class of --test-data, else the training classes).")
@@ -136,6 +138,7 @@ public struct DataOptions: ParsableArguments {
     }
     var out = d
     out.ids = d.ids.map { index.ids[$0] }
+    out.superLabels = index.superLabels.map { s in d.ids.map { s[$0] } }
     return out
   }
 
@@ -295,6 +298,10 @@ public struct DataOptions: ParsableArguments {
       train = train.restricted(to: trainSet)
     }
     test = test.restricted(to: testSet)
+    // Super-classes of the training classes only: the file need not name the others.
+    if let superClasses {
+      do { train = try train.withSuperClasses(fromFile: superClasses) } catch let e as DataError { throw ValidationError("--super-classes: \(e)") }
+    }
     if testData != nil, let names = train.classNames {
       // Separate image sets number their own classes: compare them by name.
       test = test.relabeled(toClassNames: names)

@@ -116,7 +116,7 @@ struct Recipe {
       guard usesTuples else { throw ValidationError("--offline-mining builds batches for pair losses (contrastive, triplet, multi-similarity), not class-based ones") }
       if instance { throw ValidationError("--offline-mining cannot be combined with --batch views:...,labels=instance") }
     }
-    let batches = try Builders.batchSampler(batch, labels: train.labels, seed: seed &+ 1)
+    let batches = try Builders.batchSampler(batch, labels: train.labels, seed: seed &+ 1, superLabels: train.superLabels)
     let settings = try runSettings(stepsPerEpoch: batches.batchesPerEpoch, imageData: train.imageShape != nil)
     return (trainer, batches, settings)
   }

@@ -19,6 +19,8 @@ public struct Dataset: Sendable {
   public var paths: [String]?
   /// The class names, label by label, when the data names its classes (image folders).
   public var classNames: [String]?
+  /// Each sample's super-class (`withSuperClasses(fromFile:)`), or `nil`; subsets keep them.
+  public var superLabels: [Int]?
 
   /// A dataset of `features` with one label per row; `imageShape` for image data.
   public init(features: Matrix<Float>, labels: [Int], imageShape: (height: Int, width: Int, channels: Int)? = nil) {
@@ -36,6 +38,7 @@ public struct Dataset: Sendable {
     d.columnNames = columnNames
     d.paths = paths.map { p in indices.map { p[$0] } }
     d.classNames = classNames
+    d.superLabels = superLabels.map { s in indices.map { s[$0] } }
     return d
   }
 
@@ -52,6 +55,42 @@ public struct Dataset: Sendable {
 
   /// The distinct labels, sorted.
   public var classes: [Int] { Set(labels).sorted() }
+
+  /// This data set with each sample's super-class (`superLabels`), read from `file`: lines
+  /// `CLASS,SUPER`, where CLASS is a class's name when the data names its classes (image folders and
+  /// lists), else its number, and SUPER any name (super-classes are numbered in the order of their
+  /// names). Blank lines, lines starting with `#` and a first line `class,super` are skipped; a
+  /// class of the file that the data lacks is ignored. Throws, naming the file and line, for a
+  /// malformed line, a class given twice, or a class of the data the file does not map.
+  public func withSuperClasses(fromFile file: String) throws -> Dataset {
+    let lines = textLines(try readFileBytes(file))
+    var superOf: [String: (name: String, line: Int)] = [:]
+    for (k, raw) in lines.enumerated() {
+      let line = raw.trimmingCharacters(in: .whitespaces)
+      if line.isEmpty || line.hasPrefix("#") { continue }
+      let fields = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+      if k == 0 && fields.map({ $0.lowercased() }) == ["class", "super"] { continue }
+      guard fields.count == 2, !fields[0].isEmpty, !fields[1].isEmpty else {
+        throw DataError("\(file): line \(k + 1): expected CLASS,SUPER, got '\(line)'")
+      }
+      if let earlier = superOf[fields[0]] {
+        throw DataError("\(file): line \(k + 1): class \(fields[0]) was given a super-class on line \(earlier.line) already")
+      }
+      superOf[fields[0]] = (fields[1], k + 1)
+    }
+    func name(_ label: Int) -> String { classNames.map { label >= 0 && label < $0.count ? $0[label] : "\(label)" } ?? "\(label)" }
+    var superName: [Int: String] = [:]
+    for label in Set(labels).sorted() {
+      guard let s = superOf[name(label)] else {
+        throw DataError("\(file): class \(name(label)) of the data has no super-class (add a line \(name(label)),SUPER)")
+      }
+      superName[label] = s.name
+    }
+    let index = Dictionary(uniqueKeysWithValues: Set(superName.values).sorted().enumerated().map { ($1, $0) })
+    var out = self
+    out.superLabels = labels.map { index[superName[$0]!]! }
+    return out
+  }
 }
 
 /// An error reading data, naming the file and what is wrong.

@@ -93,10 +93,14 @@ public struct BatchContext: Sendable {
   public var labels: [Int]
   /// The seed of the batches.
   public var seed: UInt64
+  /// The super-class of every training sample (`--super-classes`), for hierarchical batches; `nil`
+  /// when the data has none.
+  public var superLabels: [Int]?
   /// A context; see the properties.
-  public init(labels: [Int], seed: UInt64 = 0) {
+  public init(labels: [Int], seed: UInt64 = 0, superLabels: [Int]? = nil) {
     self.labels = labels
     self.seed = seed
+    self.superLabels = superLabels
   }
 }
 
@@ -331,6 +335,24 @@ extension ComponentRegistry where Product == any BatchSampler, Context == BatchC
         let size = try batchSize(v, c), m = try v.integer("m")
         guard size % m == 0 else { throw SpecificationError("m-per-class: size \(size) must be a multiple of m = \(m)") }
         return MPerClassSampler(labels: c.labels, m: m, batchSize: size, seed: c.seed)
+      },
+      ComponentFactory(
+        "hierarchical", summary: "a few super-classes per batch, m samples per class (PML HierarchicalSampler; needs --super-classes)",
+        hyperparameters: [
+          HyperparameterSpec("size", .integer, default: "128", "batch size, a multiple of super_per_batch", range: .atLeast(2)),
+          HyperparameterSpec("m", .integer, default: "4", "samples per class (PML's samples_per_class)", range: .atLeast(1)),
+          HyperparameterSpec("super_per_batch", .integer, default: "2", "super-classes per batch (PML's super_classes_per_batch)", range: .atLeast(1)),
+          HyperparameterSpec(
+            "batches_per_tuple", .integer, default: "4", "batches of each combination of super-classes per epoch (PML's batches_per_super_tuple)",
+            range: .atLeast(1)),
+        ]
+      ) { v, c in
+        guard let superLabels = c.superLabels else {
+          throw SpecificationError("hierarchical needs each class's super-class: give --super-classes FILE (lines CLASS,SUPER)")
+        }
+        return try HierarchicalBatchSampler(
+          labels: c.labels, superLabels: superLabels, batchSize: try batchSize(v, c), samplesPerClass: try v.integer("m"),
+          superClassesPerBatch: try v.integer("super_per_batch"), batchesPerCombination: try v.integer("batches_per_tuple"), seed: c.seed)
       },
       ComponentFactory("shuffled", summary: "plain shuffled batches, last partial one dropped", hyperparameters: [
         HyperparameterSpec("size", .integer, default: "128", "batch size", range: .atLeast(2))

@@ -343,3 +343,142 @@ public struct FixedTripletsBatchSampler: BatchSampler, Sendable {
     position += taken
   }
 }
+
+/// Batches drawn from a few super-classes at a time (PML's `HierarchicalSampler`, after Cakir et
+/// al.'s Deep-Metric-Learning-Baselines): each batch holds `superClassesPerBatch` super-classes,
+/// `batchSize / superClassesPerBatch` samples each, taken as groups of `samplesPerClass` from that
+/// super-class's classes in a random order. Negatives from the same super-class (a bicycle
+/// against another bicycle) are then the hard ones the batch is made of.
+///
+/// An epoch, as PML's: every combination of `superClassesPerBatch` super-classes, each
+/// `batchesPerCombination` times, the batches shuffled (each batch's rows too). A class with
+/// fewer than `samplesPerClass` samples is drawn with replacement, as PML's `safe_random_choice`.
+/// Each super-class must hold enough classes to fill its share of a batch (PML would silently
+/// make the batch shorter); the initialiser says which one does not.
+public struct HierarchicalBatchSampler: BatchSampler, Sendable {
+  /// The samples per batch.
+  public let batchSize: Int
+  /// The samples drawn from each class in a batch.
+  public let samplesPerClass: Int
+  /// The super-classes in each batch.
+  public let superClassesPerBatch: Int
+  /// The batches of each combination of super-classes, per epoch.
+  public let batchesPerCombination: Int
+  /// The generator of the draws and the orders.
+  public var rng: RandomSource
+  /// Super-class → its classes → their samples' indices.
+  @usableFromInline var groups: [[[Int]]]
+  /// Every combination of `superClassesPerBatch` super-classes (indices into `groups`).
+  @usableFromInline var combinations: [[Int]]
+  @usableFromInline var epoch: [[Int]] = []
+  @usableFromInline var position = 0
+
+  /// The most batches an epoch may hold: a combination count beyond it would take the memory.
+  public static let maximumBatchesPerEpoch = 1_000_000
+
+  /// Batches over samples with `labels` (classes) and `superLabels` (one super-class per sample;
+  /// a class must lie in one super-class). Throws, naming the value at fault, when the sizes do not
+  /// divide, there are fewer super-classes than a batch needs, a super-class cannot fill its share,
+  /// or an epoch would hold more than `maximumBatchesPerEpoch` batches.
+  public init(
+    labels: [Int], superLabels: [Int], batchSize: Int, samplesPerClass: Int, superClassesPerBatch: Int = 2,
+    batchesPerCombination: Int = 4, seed: UInt64 = 0
+  ) throws {
+    guard labels.count == superLabels.count else {
+      throw SpecificationError("hierarchical: \(labels.count) labels but \(superLabels.count) super-class labels")
+    }
+    guard superClassesPerBatch > 0, batchSize > 0, batchSize % superClassesPerBatch == 0 else {
+      throw SpecificationError("hierarchical: size \(batchSize) must be a multiple of super_per_batch = \(superClassesPerBatch)")
+    }
+    let share = batchSize / superClassesPerBatch
+    guard samplesPerClass > 0, share % samplesPerClass == 0 else {
+      throw SpecificationError("hierarchical: each super-class's share of a batch, \(share), must be a multiple of m = \(samplesPerClass)")
+    }
+    guard batchesPerCombination > 0 else { throw SpecificationError("hierarchical: batches_per_tuple must be positive") }
+    var byClass: [Int: [Int]] = [:], superOf: [Int: Int] = [:]
+    for (i, (y, s)) in zip(labels, superLabels).enumerated() {
+      if let known = superOf[y], known != s {
+        throw SpecificationError("hierarchical: class \(y) lies in two super-classes, \(known) and \(s)")
+      }
+      superOf[y] = s
+      byClass[y, default: []].append(i)
+    }
+    let supers = Set(superOf.values).sorted()
+    guard supers.count >= superClassesPerBatch else {
+      throw SpecificationError("hierarchical: super_per_batch = \(superClassesPerBatch) but the training data has \(supers.count) super-class(es)")
+    }
+    let groups = supers.map { s in byClass.keys.sorted().filter { superOf[$0] == s }.map { byClass[$0]! } }
+    for (k, classes) in groups.enumerated() where classes.count * samplesPerClass < share {
+      throw SpecificationError(
+        "hierarchical: super-class \(supers[k]) has \(classes.count) class(es), which cannot fill its share of \(share) samples with m = \(samplesPerClass)")
+    }
+    // The combinations, counted before they are listed.
+    var count = 1.0
+    for k in 0..<superClassesPerBatch { count = count * Double(supers.count - k) / Double(k + 1) }
+    guard count * Double(batchesPerCombination) <= Double(Self.maximumBatchesPerEpoch) else {
+      throw SpecificationError(
+        "hierarchical: \(supers.count) super-classes taken \(superClassesPerBatch) at a time make \(Int(count.rounded())) combinations × \(batchesPerCombination) batches per epoch, more than \(Self.maximumBatchesPerEpoch)")
+    }
+    // Every combination, in lexicographic order (as itertools.combinations).
+    var all: [[Int]] = [], current = Array(0..<superClassesPerBatch)
+    while true {
+      all.append(current)
+      guard let k = (0..<superClassesPerBatch).last(where: { current[$0] < groups.count - superClassesPerBatch + $0 }) else { break }
+      current[k] += 1
+      for j in (k + 1)..<superClassesPerBatch { current[j] = current[j - 1] + 1 }
+    }
+    self.groups = groups
+    combinations = all
+    self.batchSize = batchSize
+    self.samplesPerClass = samplesPerClass
+    self.superClassesPerBatch = superClassesPerBatch
+    self.batchesPerCombination = batchesPerCombination
+    rng = RandomSource(seed: seed)
+  }
+
+  /// Every combination of super-classes, `batchesPerCombination` times.
+  public var batchesPerEpoch: Int { combinations.count * batchesPerCombination }
+
+  public mutating func next(into batch: inout [Int]) {
+    if position >= epoch.count { reshuffle() }
+    batch.removeAll(keepingCapacity: true)
+    batch.append(contentsOf: epoch[position])
+    position += 1
+  }
+
+  /// Draws the next epoch's batches, as PML's `reshuffle`.
+  @usableFromInline mutating func reshuffle() {
+    let share = batchSize / superClassesPerBatch
+    epoch.removeAll(keepingCapacity: true)
+    for combination in combinations {
+      for _ in 0..<batchesPerCombination {
+        var batch: [Int] = []
+        batch.reserveCapacity(batchSize)
+        for s in combination {
+          var order = Array(groups[s].indices)
+          rng.shuffle(&order)
+          var taken = 0
+          for c in order where taken < share {
+            let members = groups[s][c]
+            if members.count < samplesPerClass {
+              for _ in 0..<samplesPerClass { batch.append(members[rng.index(below: members.count)]) }
+            } else {
+              // Without replacement: a random subset of the class.
+              var pool = members
+              for k in 0..<samplesPerClass {
+                let j = k + rng.index(below: pool.count - k)
+                pool.swapAt(k, j)
+                batch.append(pool[k])
+              }
+            }
+            taken += samplesPerClass
+          }
+        }
+        rng.shuffle(&batch)
+        epoch.append(batch)
+      }
+    }
+    rng.shuffle(&epoch)
+    position = 0
+  }
+}

@@ -364,6 +364,26 @@ struct AnchorBlockCommandTests {
   }
 }
 
+@Suite("dml train with hierarchical batches", .serialized)
+struct HierarchicalCommandTests {
+  @Test("--batch hierarchical with --super-classes trains; without the file, or with a class left out, the error names it")
+  func hierarchical() throws {
+    let data = syntheticCSV()
+    let supers = temporaryFolder("supers") + ".csv"
+    _ = FileManager.default.createFile(atPath: supers, contents: Data("class,super\n0,a\n1,a\n2,b\n3,b\n4,c\n5,c\n".utf8))
+    var a = CommandTests.trainArguments(data, epochs: 1, checkpoint: temporaryFolder("hier"))
+    a[a.firstIndex(of: "--batch")! + 1] = "hierarchical:size=16,m=4,batches_per_tuple=3"
+    let r = try dml(a + ["--super-classes", supers])
+    #expect(r.status == 0 && r.stdout.contains("\"event\":\"test\""), "\(r.stderr)")
+    let missing = try dml(a)
+    #expect(missing.status != 0 && missing.stderr.contains("hierarchical needs each class's super-class: give --super-classes FILE"), "\(missing.stderr)")
+    let partial = temporaryFolder("partial-supers") + ".csv"
+    _ = FileManager.default.createFile(atPath: partial, contents: Data("0,a\n1,a\n2,b\n".utf8))
+    let gap = try dml(a + ["--super-classes", partial])
+    #expect(gap.status != 0 && gap.stderr.contains("--super-classes: \(partial): class 3 of the data has no super-class"), "\(gap.stderr)")
+  }
+}
+
 @Suite("Checkpoint integrity", .serialized)
 struct IntegrityTests {
   @Test("--resume refuses a corrupted latest checkpoint, names it, and continues from the previous one")

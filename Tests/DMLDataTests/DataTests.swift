@@ -92,3 +92,34 @@ struct DataTests {
     #expect(throws: DataError("\(garbage): not an NPY file (bad magic)")) { try NPY.read(garbage) }
   }
 }
+
+@Suite("Super-classes from a file (CLASS,SUPER)")
+struct SuperClassTests {
+  @Test("by class number, or by class name when the data names its classes; super-classes numbered by name; subsets keep them")
+  func read() throws {
+    var d = Dataset(features: Matrix(rows: 5, columns: 1), labels: [0, 1, 2, 1, 3])
+    let file = write("class,super\n# comment\n0,vehicle\n1, animal\n\n2,vehicle\n3,animal\n9,unused\n", "supers.csv")
+    let withSupers = try d.withSuperClasses(fromFile: file)
+    #expect(withSupers.superLabels == [1, 0, 1, 0, 0])
+    #expect(withSupers.subset([4, 0]).superLabels == [0, 1])
+    d.classNames = ["car", "cat", "bus", "dog"]
+    let named = try d.withSuperClasses(fromFile: write("car,v\ncat,a\nbus,v\ndog,a\n", "named.csv"))
+    #expect(named.superLabels == [1, 0, 1, 0, 0])
+  }
+
+  @Test("errors name the file and line: a malformed line, a class given twice, a class left out")
+  func errors() {
+    let d = Dataset(features: Matrix(rows: 3, columns: 1), labels: [0, 1, 2])
+    func fails(_ text: String, _ message: String) {
+      let file = write(text, "bad-supers.csv")
+      do {
+        _ = try d.withSuperClasses(fromFile: file)
+        Issue.record("accepted \(text)")
+      } catch { #expect("\(error)".contains(message), "\(error)") }
+    }
+    fails("0,a\n1\n2,b\n", "bad-supers.csv: line 2: expected CLASS,SUPER, got '1'")
+    fails("0,a\n1,b\n0,b\n2,a\n", "line 3: class 0 was given a super-class on line 1 already")
+    fails("0,a\n1,b\n", "class 2 of the data has no super-class")
+    fails("0,a,b\n", "line 1: expected CLASS,SUPER")
+  }
+}

@@ -160,3 +160,91 @@ struct FixedTripletsTests {
     #expect(throws: SpecificationError.self) { _ = try BatchSamplerRegistry.standard.make("fixed-triplets", context: BatchContext(labels: [Int](repeating: 0, count: 200))) }
   }
 }
+
+@Suite("Hierarchical batches (PML's HierarchicalSampler)")
+struct HierarchicalSamplerTests {
+  /// 4 super-classes of 3, 4, 5 and 6 classes; class c has 3 + c % 4 samples.
+  static func data() -> (labels: [Int], supers: [Int]) {
+    var labels: [Int] = [], supers: [Int] = []
+    var c = 0
+    for (s, classes) in [3, 4, 5, 6].enumerated() {
+      for _ in 0..<classes {
+        for _ in 0..<(3 + c % 4) {
+          labels.append(c)
+          supers.append(s)
+        }
+        c += 1
+      }
+    }
+    return (labels, supers)
+  }
+
+  @Test("an epoch: every pair of super-classes batches_per_tuple times; each batch half from each, m per class, no repeat within a class")
+  func epoch() throws {
+    let (labels, supers) = Self.data()
+    var sampler = try HierarchicalBatchSampler(
+      labels: labels, superLabels: supers, batchSize: 12, samplesPerClass: 3, superClassesPerBatch: 2, batchesPerCombination: 3, seed: 5)
+    #expect(sampler.batchesPerEpoch == 6 * 3)
+    var seen: [[Int]: Int] = [:]
+    var batch: [Int] = []
+    for _ in 0..<sampler.batchesPerEpoch {
+      sampler.next(into: &batch)
+      #expect(batch.count == 12)
+      let bySuper = Dictionary(grouping: batch, by: { supers[$0] })
+      #expect(bySuper.count == 2 && bySuper.values.allSatisfy { $0.count == 6 }, "\(bySuper.mapValues(\.count))")
+      let byClass = Dictionary(grouping: batch, by: { labels[$0] })
+      #expect(byClass.values.allSatisfy { $0.count == 3 && Set($0).count == 3 }, "\(byClass.mapValues(\.count))")
+      seen[bySuper.keys.sorted(), default: 0] += 1
+    }
+    #expect(seen.count == 6 && seen.values.allSatisfy { $0 == 3 }, "\(seen)")
+  }
+
+  @Test("classes smaller than m are drawn with replacement; three super-classes per batch; the same seed, the same batches")
+  func replacementAndSeeds() throws {
+    let (labels, supers) = Self.data()
+    func batches(_ seed: UInt64) throws -> [[Int]] {
+      var s = try HierarchicalBatchSampler(
+        labels: labels, superLabels: supers, batchSize: 15, samplesPerClass: 5, superClassesPerBatch: 3, batchesPerCombination: 2, seed: seed)
+      #expect(s.batchesPerEpoch == 4 * 2)
+      var out: [[Int]] = [], b: [Int] = []
+      for _ in 0..<(2 * s.batchesPerEpoch) {
+        s.next(into: &b)
+        out.append(b)
+      }
+      return out
+    }
+    let a = try batches(1)
+    #expect(a == (try batches(1)))
+    #expect(a != (try batches(2)))
+    #expect(a.allSatisfy { b in Set(b.map { supers[$0] }).count == 3 && b.count == 15 })
+    // Classes 0 (3 samples) and 1 (4) give 5 rows from fewer samples: repeats.
+    #expect(a.contains { b in b.filter { labels[$0] == 0 }.count == 5 && Set(b.filter { labels[$0] == 0 }).count == 3 })
+  }
+
+  @Test("refused, naming the value: sizes that do not divide, too few super-classes, a super-class that cannot fill its share, a class in two")
+  func refused() {
+    let (labels, supers) = Self.data()
+    func fails(_ message: String, size: Int = 12, m: Int = 3, per: Int = 2, supers s: [Int]? = nil) {
+      do {
+        _ = try HierarchicalBatchSampler(labels: labels, superLabels: s ?? supers, batchSize: size, samplesPerClass: m, superClassesPerBatch: per)
+        Issue.record("accepted: \(message)")
+      } catch { #expect("\(error)".contains(message), "\(error)") }
+    }
+    fails("size 13 must be a multiple of super_per_batch = 2", size: 13)
+    fails("share of a batch, 6, must be a multiple of m = 4", m: 4)
+    fails("super_per_batch = 5 but the training data has 4", size: 10, m: 2, per: 5)
+    fails("super-class 0 has 3 class(es), which cannot fill its share of 12", size: 24, m: 3)
+    var mixed = supers
+    mixed[0] = 3
+    fails("class 0 lies in two super-classes", supers: mixed)
+  }
+
+  @Test("by name: --batch hierarchical with super-classes in its context; without them, the reason")
+  func registry() throws {
+    let (labels, supers) = Self.data()
+    let registry = BatchSamplerRegistry.standard
+    let built = try registry.make("hierarchical:size=12,m=3,batches_per_tuple=2", context: BatchContext(labels: labels, seed: 1, superLabels: supers))
+    #expect(built.batchesPerEpoch == 12)
+    #expect(throws: SpecificationError.self) { try registry.make("hierarchical:size=12,m=3", context: BatchContext(labels: labels, seed: 1)) }
+  }
+}
