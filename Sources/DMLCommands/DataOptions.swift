@@ -235,6 +235,8 @@ public struct DataOptions: ParsableArguments {
     var sameRows: Bool
     /// Class names by label, for image data (the training set's, then the test set's others).
     var names: [String]? = nil
+    /// True for multi-label rows: `seen` and `test` are then the labels in the two files' sets.
+    var multiLabel = false
 
     /// Refuses a test that overlaps the seen classes (open-set evaluation needs unseen ones),
     /// unless `allowed`; then returns a warning to print.
@@ -242,6 +244,11 @@ public struct DataOptions: ParsableArguments {
       let overlap = seen.intersection(test).sorted()
       guard !overlap.isEmpty else { return nil }
       let list = overlap.map { c in names.map { c < $0.count ? "\(c) (\($0[c]))" : "\(c)" } ?? "\(c)" }.joined(separator: ",")
+      if multiLabel {
+        let what = "the test scores new rows of labels the model has seen (a closed-set evaluation; multi-label rows are not split by label)"
+        if allowed { return "warning: test labels \(list) are training labels: \(what)" }
+        throw ValidationError("test labels \(list) are also training labels: \(what). Pass --allow-overlap to evaluate so")
+      }
       let what = sameRows
         ? "the test would score rows of \(options.data) that the model trained on"
         : "the test would score classes the model has seen (a closed-set evaluation)"
@@ -270,6 +277,19 @@ public struct DataOptions: ParsableArguments {
     } else {
       test = train
     }
+    if train.labelSets != nil {
+      // Multi-label rows have label sets, not classes: nothing to split by class, and the
+      // evaluation needs rows of its own.
+      for (flag, given) in [("--train-classes", trainClasses), ("--test-classes", testClasses), ("--validation-classes", validationClasses)]
+      where given != nil {
+        throw ValidationError("\(flag): \(data) has multi-label rows (labels joined by |), which are not split by class; leave \(flag) out")
+      }
+      guard testData != nil else {
+        throw ValidationError("\(data) has multi-label rows (labels joined by |): give --test-data FILE to evaluate on rows the training never saw")
+      }
+      if test.labelSets == nil { test.labelSets = test.labels.map { [$0] } }
+    }
+    let multiLabel = train.labelSets != nil
     guard test.features.columns == train.features.columns || Self.isImages(data) || testData.map(Self.isImages) == true else {
       throw ValidationError("test data has \(test.features.columns) features, training data \(train.features.columns)")
     }
@@ -277,6 +297,9 @@ public struct DataOptions: ParsableArguments {
     // A separate test file is evaluated on all its classes unless told otherwise.
     let testSet = try testClasses.map { try ClassSplit.parse($0) } ?? (testData != nil ? Set(test.labels) : trainSet)
     var classes = SplitClasses(seen: trainSet, test: testSet, sameRows: testData == nil && data != "fashion-mnist")
+    if multiLabel, let trainSets = train.labelSets, let testSets = test.labelSets {
+      classes = SplitClasses(seen: Set(trainSets.joined()), test: Set(testSets.joined()), sameRows: false, multiLabel: true)
+    }
     var validation: Dataset?
     if let validationClasses {
       let v = try ClassSplit.parse(validationClasses)

@@ -68,7 +68,8 @@ struct Recipe {
     var counts = [Int](repeating: 0, count: classes)
     for y in train.labels where y >= 0 && y < classes { counts[y] += 1 }
     let context = LossContext(classes: classes, embeddingDimension: net.embeddingDimension, seed: seed, classCounts: counts)
-    let (lossValue, usesTuples) = try Builders.loss(loss, context: context)
+    let (builtLoss, usesTuples) = try Builders.loss(loss, context: context)
+    var lossValue = builtLoss
     let instance = try instanceLabels()
     // VICReg and the self-supervised losses read the two views of each sample as the two rows of
     // its label.
@@ -94,6 +95,20 @@ struct Recipe {
     }
     if miner != "none", let spec = try loss.first(where: { (Int(try HyperparameterValues(parsing: $0).given["anchor_block"] ?? "0") ?? 0) > 0 }) {
       throw ValidationError("--loss \(spec): anchor blocks use every pair of the batch; --miner \(miner) would need the whole score matrix (use --miner none)")
+    }
+    if let sets = train.labelSets {
+      // Multi-label rows: the loss reads the pairs of the label sets, labels numbering the sets.
+      guard usesTuples else {
+        throw ValidationError("--loss \(loss.joined(separator: " --loss ")): multi-label rows need losses over pairs or triplets (contrastive, supcon, ntxent, multi-similarity, triplet, …)")
+      }
+      guard miner == "none" else { throw ValidationError("--miner \(miner): multi-label rows make their own pairs (shared labels); use --miner none") }
+      guard memory == "none" else { throw ValidationError("--memory: multi-label rows cannot use a cross-batch memory") }
+      var table = [[Int]](repeating: [], count: classes)
+      for (y, set) in zip(train.labels, sets) where y >= 0 && y < classes { table[y] = set }
+      lossValue = AnyEmbeddingLoss(MultiLabelLoss(lossValue, labelSets: table))
+      if (try? HyperparameterValues(parsing: batch))?.component == "m-per-class" {
+        warn("note: multi-label rows: --batch m-per-class groups rows with the same label set; --batch shuffled:size=N draws rows freely")
+      }
     }
     let sampler = try Builders.sampler(miner, embedding: net.embeddingDimension, seed: seed &+ 7)
     if miner != "none" && !usesTuples { warn("note: --miner \(miner) is ignored by losses that read no tuples") }

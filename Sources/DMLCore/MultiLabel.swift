@@ -30,3 +30,58 @@ extension LossEvaluator {
     return evaluate(embeddings, labels: Array(0..<embeddings.rows), tuples: .multiLabel(labelSets))
   }
 }
+
+/// A loss over multi-label rows, for a training loop that passes one label per row: each row's
+/// label is the index of its label set in `labelSets` (as `Dataset.labels` numbers the distinct
+/// sets of multi-label data), and the inner loss is evaluated on the pairs of
+/// `Tuples.multiLabel` (positives share a label, negatives share none), each row its own label.
+/// The inner loss must read tuples (a pair or triplet loss). No cross-batch memory; a miner's
+/// tuples are replaced by the label sets' pairs.
+public struct MultiLabelLoss<Inner: EmbeddingLoss>: EmbeddingLoss {
+  /// The element type, the inner loss's.
+  public typealias Scalar = Inner.Scalar
+  /// The inner loss.
+  public var inner: Inner
+  /// The label sets, indexed by the labels the loop passes.
+  public let labelSets: [[Int]]
+  @usableFromInline var rowLabels: [Int] = []
+
+  /// `inner` over the pairs of the label sets that `labelSets` holds, indexed by label.
+  public init(_ inner: Inner, labelSets: [[Int]]) {
+    self.inner = inner
+    self.labelSets = labelSets
+  }
+
+  /// `∂loss/∂embeddings` of the last evaluation.
+  public var embeddingGradient: Matrix<Scalar> { inner.embeddingGradient }
+  /// False: a memory's rows carry single labels.
+  public var acceptsMemory: Bool { false }
+  /// The inner loss's failure, if any.
+  public var failure: String? { inner.failure }
+  /// The inner loss's compute context.
+  public var compute: ComputeContext {
+    get { inner.compute }
+    set { inner.compute = newValue }
+  }
+
+  /// The inner loss on the pairs of the rows' label sets (`labels` index `labelSets`).
+  public mutating func evaluate(
+    _ embeddings: Matrix<Scalar>, labels: [Int], memory: CrossBatchMemory<Scalar>?, tuples _: Tuples?
+  ) -> LossValue<Scalar> {
+    precondition(memory == nil, "MultiLabelLoss takes no cross-batch memory")
+    precondition(labels.allSatisfy { $0 >= 0 && $0 < labelSets.count }, "MultiLabelLoss: a label indexes no label set")
+    if rowLabels.count != labels.count { rowLabels = Array(0..<labels.count) }
+    return inner.evaluate(embeddings, labels: rowLabels, memory: nil, tuples: .multiLabel(labels.map { labelSets[$0] }))
+  }
+
+  /// Applies the inner loss's reference updates.
+  public mutating func updateReferences() { inner.updateReferences() }
+
+  /// Visits the inner loss's parameters.
+  public mutating func visitParameters<V: ParameterVisitor>(_ visitor: inout V) where V.Scalar == Scalar {
+    inner.visitParameters(&visitor)
+  }
+
+  /// Visits the inner loss's random generators.
+  public mutating func visitRandomSources(_ visit: (inout RandomSource) -> Void) { inner.visitRandomSources(visit) }
+}

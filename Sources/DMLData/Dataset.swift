@@ -21,6 +21,10 @@ public struct Dataset: Sendable {
   public var classNames: [String]?
   /// Each sample's super-class (`withSuperClasses(fromFile:)`), or `nil`; subsets keep them.
   public var superLabels: [Int]?
+  /// Each sample's set of labels, for multi-label data (`nil` otherwise): two samples are
+  /// positives when their sets share a label. `labels` then numbers the distinct sets. Subsets
+  /// keep them.
+  public var labelSets: [[Int]]?
 
   /// A dataset of `features` with one label per row; `imageShape` for image data.
   public init(features: Matrix<Float>, labels: [Int], imageShape: (height: Int, width: Int, channels: Int)? = nil) {
@@ -39,6 +43,7 @@ public struct Dataset: Sendable {
     d.paths = paths.map { p in indices.map { p[$0] } }
     d.classNames = classNames
     d.superLabels = superLabels.map { s in indices.map { s[$0] } }
+    d.labelSets = labelSets.map { s in indices.map { s[$0] } }
     return d
   }
 

@@ -118,17 +118,29 @@ public func metricsFromNeighbors(
   _ indices: [Int32], k: Int, metricK: Int, queryLabels: [Int], referenceLabels: [Int],
   counts: [Int: Int], sameSet: Bool, recallAt: [Int]
 ) -> RetrievalMetrics {
+  accumulateMetrics(queries: queryLabels.count, metricK: metricK, recallAt: recallAt) { i in
+    let y = queryLabels[i]
+    let r = (counts[y] ?? 0) - (sameSet ? 1 : 0)
+    guard r > 0 else { return (0, []) }
+    return (r, indices[(i * k)..<((i + 1) * k)].map { referenceLabels[Int($0)] == y })
+  }
+}
+
+/// The metrics of `queries` queries, from each query's `R_i` and the relevance of its neighbours
+/// (nearest first), given by `query`; `R_i = 0` marks a lone query.
+func accumulateMetrics(
+  queries: Int, metricK: Int, recallAt: [Int], _ query: (Int) -> (relevant: Int, row: [Bool])
+) -> RetrievalMetrics {
   var p1 = 0.0, rp = 0.0, mapr = 0.0, map = 0.0, mrr = 0.0
   var recall = [Int: Double]()
   var scored = 0, lone = 0
-  for (i, y) in queryLabels.enumerated() {
-    let r = (counts[y] ?? 0) - (sameSet ? 1 : 0)
+  for i in 0..<queries {
+    let (r, row) = query(i)
     guard r > 0 else {
       lone += 1
       continue
     }
     scored += 1
-    let row = indices[(i * k)..<((i + 1) * k)].map { referenceLabels[Int($0)] == y }
     if row[0] { p1 += 1 }
     var hits = 0, ap = 0.0, apr = 0.0, firstHit = 0
     for (j, rel) in row.prefix(metricK).enumerated() where rel {
@@ -151,4 +163,42 @@ public func metricsFromNeighbors(
   return RetrievalMetrics(
     precisionAt1: p1 / n, rPrecision: rp / n, mapAtR: mapr / n, meanAveragePrecision: map / n,
     meanReciprocalRank: mrr / n, recallAt: recallAtK, k: metricK, queries: scored, loneQueries: lone)
+}
+
+/// `RetrievalMetrics` of multi-label rows, each row a query against the others: a neighbour is
+/// relevant when its label set shares a label with the query's, and `R_i` is the number of other
+/// rows that share one (the multi-label reading of PML's definitions, as in multi-label retrieval
+/// benchmarks such as NUS-WIDE). Rows with an empty set, or sharing no label with any other row,
+/// are lone queries. `k` defaults to the largest `R_i` (PML's `"max_bin_count"` read the same way).
+public func multiLabelRetrievalMetrics<T: DMLScalar>(
+  _ embeddings: Matrix<T>, labelSets: [[Int]], k: Int? = nil, recallAt: [Int] = [1, 2, 4, 8],
+  distance: Distance = Distance(.euclidean, normalizesEmbeddings: false), compute: ComputeContext = .automatic
+) throws -> RetrievalMetrics {
+  let n = embeddings.rows
+  guard labelSets.count == n else { throw EvaluationError("\(n) rows but \(labelSets.count) label sets") }
+  guard n > 1 else { throw EvaluationError("the reference set is empty") }
+  // R_i: the rows sharing a label with row i, through an index from label to rows.
+  var rowsOf: [Int: [Int]] = [:]
+  for (i, set) in labelSets.enumerated() { for y in Set(set) { rowsOf[y, default: []].append(i) } }
+  var relevantCount = [Int](repeating: 0, count: n)
+  var mark = [Int](repeating: -1, count: n)
+  for i in 0..<n {
+    var count = 0
+    for y in Set(labelSets[i]) {
+      for j in rowsOf[y]! where j != i && mark[j] != i {
+        mark[j] = i
+        count += 1
+      }
+    }
+    relevantCount[i] = count
+  }
+  let maxBin = relevantCount.max() ?? 0
+  let kk = Swift.min(n - 1, Swift.max(k ?? maxBin, recallAt.max() ?? 1, 1))
+  let metricK = Swift.min(kk, k ?? maxBin)
+  let knn = try nearestNeighbors(queries: embeddings, references: embeddings, k: kk, distance: distance, excludeSelf: true, compute: compute)
+  return accumulateMetrics(queries: n, metricK: metricK, recallAt: recallAt) { i in
+    guard relevantCount[i] > 0 else { return (0, []) }
+    let own = Set(labelSets[i])
+    return (relevantCount[i], (0..<kk).map { j in !own.isDisjoint(with: labelSets[Int(knn.indices[i * kk + j])]) })
+  }
 }

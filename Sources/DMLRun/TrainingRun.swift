@@ -191,8 +191,8 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
     var validationBaselines: (raw: Double, untrained: Double)?
     if let validation {
       var fresh = untrained
-      let raw = try metrics(validation.features.rowsNormalized(), validation.labels).mapAtR
-      let initial = try metrics(embed(validation.features, with: &fresh), validation.labels).mapAtR
+      let raw = try metrics(validation.features.rowsNormalized(), of: validation).mapAtR
+      let initial = try metrics(embed(validation.features, with: &fresh), of: validation).mapAtR
       validationBaselines = (raw, initial)
       summary.validationRawMapAtR = raw
       summary.validationUntrainedMapAtR = initial
@@ -334,7 +334,7 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
       }
       if let validation {
         let e = try embedTrained(validation.features)
-        let m = try metrics(e, validation.labels)
+        let m = try metrics(e, of: validation)
         event.validationMapAtR = m.mapAtR
         event.validationPrecisionAt1 = m.precisionAt1
         if m.mapAtR > best.map {
@@ -412,9 +412,9 @@ where Network.Scalar == Float, Network.Scalar == Loss.Scalar, Loss.Scalar == Sam
   /// the untrained one and the raw inputs.
   public mutating func test(on test: Dataset) throws -> TestReport {
     var fresh = untrained
-    let trained = try metrics(embedTrained(test.features), test.labels)
-    let random = try metrics(embed(test.features, with: &fresh), test.labels)
-    let raw = try metrics(test.features.rowsNormalized(), test.labels)
+    let trained = try metrics(embedTrained(test.features), of: test)
+    let random = try metrics(embed(test.features, with: &fresh), of: test)
+    let raw = try metrics(test.features.rowsNormalized(), of: test)
     return TestReport(trained: trained, untrained: random, rawInput: raw)
   }
 }
@@ -426,10 +426,12 @@ extension TrainingRun {
     try DMLRun.embed(features, with: &network, over: group, compute: trainer.compute)
   }
 
-  /// Retrieval metrics of `embeddings` (each row a query against the others), the queries
-  /// shared among the ranks.
-  func metrics(_ embeddings: Matrix<Float>, _ labels: [Int]) throws -> RetrievalMetrics {
-    try retrievalMetrics(embeddings: embeddings, labels: labels, over: group, compute: trainer.compute)
+  /// Retrieval metrics of `embeddings` of `data`'s rows (each row a query against the others), the
+  /// queries shared among the ranks; for multi-label rows, relevance is a shared label (every rank
+  /// holds every embedding and computes them alone).
+  func metrics(_ embeddings: Matrix<Float>, of data: Dataset) throws -> RetrievalMetrics {
+    if let sets = data.labelSets { return try multiLabelRetrievalMetrics(embeddings, labelSets: sets, compute: trainer.compute) }
+    return try retrievalMetrics(embeddings: embeddings, labels: data.labels, over: group, compute: trainer.compute)
   }
 
   /// The trained network's embeddings of `features`, as `embed(_:with:)`.

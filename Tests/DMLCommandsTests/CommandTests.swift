@@ -384,6 +384,52 @@ struct HierarchicalCommandTests {
   }
 }
 
+@Suite("dml train on multi-label rows", .serialized)
+struct MultiLabelCommandTests {
+  /// 6 labels; each row holds one or two of them, its features near the mean of its labels' centres.
+  static func files() -> (train: String, test: String) {
+    var state: UInt64 = 7
+    func uniform() -> Double {
+      state = state &* 6364136223846793005 &+ 1442695040888963407
+      return Double(state >> 11) / Double(1 << 53)
+    }
+    let centres = (0..<6).map { _ in (0..<8).map { _ in 4 * uniform() - 2 } }
+    func file(_ name: String, rows: Int) -> String {
+      var text = "label," + (0..<8).map { "f\($0)" }.joined(separator: ",") + "\n"
+      for i in 0..<rows {
+        let a = i % 6, b = (i / 6 + a + 1) % 6
+        let set = i % 3 == 0 ? [a] : [a, b]
+        let features = (0..<8).map { k in set.map { centres[$0][k] }.reduce(0, +) / Double(set.count) + 0.6 * (uniform() - 0.5) }
+        text += set.map(String.init).joined(separator: "|") + "," + features.map { String($0) }.joined(separator: ",") + "\n"
+      }
+      let path = temporaryFolder(name) + ".csv"
+      _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+      return path
+    }
+    return (file("multi-train", rows: 180), file("multi-test", rows: 90))
+  }
+
+  @Test("trains on label sets and evaluates with shared-label relevance; refuses class flags, a missing test file, miners and class losses")
+  func train() throws {
+    let (train, test) = Self.files()
+    let base = ["train", "--data", train, "--network", "mlp:hidden=16,embedding=4", "--batch", "shuffled:size=32", "--epochs", "2", "--seed", "3",
+      "--log", "json", "--log-every", "0"]
+    let r = try dml(base + ["--test-data", test, "--allow-overlap", "--loss", "supcon", "--checkpoint", temporaryFolder("multi")])
+    #expect(r.status == 0 && r.stdout.contains("\"event\":\"test\""), "\(r.stderr)")
+    #expect(r.stderr.contains("warning: test labels 0,1,2,3,4,5 are training labels"), "\(r.stderr)")
+    let closed = try dml(base + ["--test-data", test, "--loss", "supcon"])
+    #expect(closed.status != 0 && closed.stderr.contains("test labels 0,1,2,3,4,5 are also training labels"), "\(closed.stderr)")
+    let noTest = try dml(base + ["--loss", "supcon"])
+    #expect(noTest.status != 0 && noTest.stderr.contains("has multi-label rows (labels joined by |): give --test-data FILE"), "\(noTest.stderr)")
+    let classes = try dml(base + ["--test-data", test, "--allow-overlap", "--train-classes", "0-3"])
+    #expect(classes.status != 0 && classes.stderr.contains("--train-classes:") && classes.stderr.contains("not split by class"), "\(classes.stderr)")
+    let mined = try dml(base + ["--test-data", test, "--allow-overlap", "--loss", "contrastive", "--miner", "multi-similarity"])
+    #expect(mined.status != 0 && mined.stderr.contains("multi-label rows make their own pairs"), "\(mined.stderr)")
+    let proxies = try dml(base + ["--test-data", test, "--allow-overlap", "--loss", "proxy-anchor"])
+    #expect(proxies.status != 0 && proxies.stderr.contains("multi-label rows need losses over pairs or triplets"), "\(proxies.stderr)")
+  }
+}
+
 @Suite("Checkpoint integrity", .serialized)
 struct IntegrityTests {
   @Test("--resume refuses a corrupted latest checkpoint, names it, and continues from the previous one")

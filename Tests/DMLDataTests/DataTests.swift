@@ -123,3 +123,27 @@ struct SuperClassTests {
     fails("0,a,b\n", "line 1: expected CLASS,SUPER")
   }
 }
+
+@Suite("Multi-label CSV rows (labels joined by |)")
+struct MultiLabelCSVTests {
+  @Test("label sets, deduplicated and sorted; labels number the distinct sets; single-label files unchanged")
+  func read() throws {
+    let d = try CSV.dataset(write("label,a,b\n3|1,0.5,1\n2,1,2\n1|3|3,0,0\n7|2, 1,1\n", "multi.csv"))
+    #expect(d.labelSets == [[1, 3], [2], [1, 3], [2, 7]])
+    #expect(d.labels == [0, 1, 0, 2])
+    #expect(d.subset([3, 1]).labelSets == [[2, 7], [2]])
+    let plain = try CSV.dataset(write("1,0.5\n2,1\n", "plain.csv"))
+    #expect(plain.labelSets == nil && plain.labels == [1, 2])
+  }
+
+  @Test("a bad label in a set names the file, line and label")
+  func errors() {
+    for (text, message) in [("1|x,0.5\n", "multi-bad.csv:1: label 'x' is not an integer"), ("1,0\n2|-3,0.5\n", "multi-bad.csv:2: label -3 is negative"),
+      ("1|,0.5\n", "multi-bad.csv:1: label '' is not an integer")] {
+      do {
+        _ = try CSV.dataset(write(text, "multi-bad.csv"))
+        Issue.record("accepted \(text)")
+      } catch { #expect("\(error)".contains(message), "\(error)") }
+    }
+  }
+}

@@ -235,3 +235,40 @@ struct MetricEdgeTests {
     #expect(MutualInformation.adjusted(a, [0, 1, 0, 1, 0, 1]) < 0.01)
   }
 }
+
+@Suite("Multi-label retrieval metrics")
+struct MultiLabelMetricsTests {
+  static func points(_ n: Int, seed: UInt64) -> Matrix<Double> {
+    var rng = RandomSource(seed: seed)
+    var x = Matrix<Double>(rows: n, columns: 3)
+    x.apply { _ in rng.normal() }
+    return x
+  }
+
+  @Test("one label per row: the same metrics as the single-label definitions")
+  func singleLabelsAgree() throws {
+    let x = Self.points(40, seed: 3)
+    let labels = (0..<40).map { ($0 * 7) % 5 }
+    let single = try retrievalMetrics(queries: x, queryLabels: labels)
+    let multi = try multiLabelRetrievalMetrics(x, labelSets: labels.map { [$0] })
+    #expect(single == multi, "\(single)\n\(multi)")
+  }
+
+  @Test("label sets: relevance is a shared label, R_i the rows sharing one; written out on four points")
+  func written() throws {
+    // Points on a line: 0, 1, 2, 10. Sets: {a}, {a,b}, {b}, {c}.
+    let x = Matrix<Double>(rows: 4, columns: 1, elements: [0, 1, 2, 10])
+    let m = try multiLabelRetrievalMetrics(x, labelSets: [[0], [0, 1], [1], [2]], recallAt: [1])
+    // Row 3 shares nothing: lone. Row 0: R=1, nearest is row 1 (relevant): AP@R 1.
+    // Row 1: R=2 (rows 0 and 2), neighbours 0 then 2 (both at distance 1; both relevant): 1.
+    // Row 2: R=1, nearest row 1 (relevant): 1.
+    #expect(m.loneQueries == 1 && m.queries == 3)
+    #expect(m.mapAtR == 1 && m.precisionAt1 == 1)
+    // Move row 2 next to row 0's other side: row 0's nearest is now row 2, which shares nothing.
+    let y = Matrix<Double>(rows: 4, columns: 1, elements: [0, 1, -0.5, 10])
+    let n = try multiLabelRetrievalMetrics(y, labelSets: [[0], [0, 1], [1], [2]], recallAt: [1])
+    // Row 0: R=1, neighbours 2 (no), 1 (yes): P@1 0, AP@R 0. Row 1: R=2, neighbours 0 (1.0), 2 (1.5): both relevant: 1.
+    // Row 2: R=1, neighbours 0 (0.5, no), 1 (1.5, yes): 0.
+    #expect(abs(n.mapAtR - 1.0 / 3) < 1e-12 && abs(n.precisionAt1 - 1.0 / 3) < 1e-12, "\(n)")
+  }
+}

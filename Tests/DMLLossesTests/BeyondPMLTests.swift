@@ -152,4 +152,17 @@ struct BeyondPMLTests {
     var plain = LossEvaluator(SupConLoss<Double>(temperature: t)), sets1 = LossEvaluator(SupConLoss<Double>(temperature: t))
     #expect(abs(plain.evaluate(x, labels: single, tuples: nil).total - sets1.evaluate(x, labelSets: single.map { [$0] }).total) < 1e-12)
   }
+
+  @Test("MultiLabelLoss: labels that index label sets give the multi-label evaluation, value and gradient")
+  func multiLabelLoss() {
+    let table: [[Int]] = [[0, 1], [1], [2], [0, 2], [3]]
+    let labels = [0, 1, 2, 3, 4, 1, 0, 3]
+    let x = Self.batch(rows: 8, dimension: 5, seed: 9)
+    var direct = LossEvaluator(ContrastiveLoss<Double>(positiveMargin: 0.1, negativeMargin: 1.2))
+    let expected = direct.evaluate(x, labelSets: labels.map { table[$0] })
+    var wrapped = MultiLabelLoss(LossEvaluator(ContrastiveLoss<Double>(positiveMargin: 0.1, negativeMargin: 1.2)), labelSets: table)
+    let value = wrapped.evaluate(x, labels: labels, tuples: nil)
+    #expect(value.total == expected.total && value.total > 0)
+    #expect(wrapped.embeddingGradient == direct.embeddingGradient)
+  }
 }
