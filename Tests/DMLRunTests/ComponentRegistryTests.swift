@@ -40,7 +40,7 @@ struct ComponentRegistryTests {
   func standard() throws {
     #expect(NetworkRegistry.standard.names == ["mlp", "local", "convnet-s", "resnet18", "resnet34", "resnet50"])
     #expect(MinerRegistry.standard.names.contains("distance-weighted") && MinerRegistry.standard.names.count == 13)
-    #expect(BatchSamplerRegistry.standard.names == ["m-per-class", "shuffled", "views", "fixed-triplets"])
+    #expect(BatchSamplerRegistry.standard.names == ["m-per-class", "hierarchical", "shuffled", "views", "fixed-triplets"])
     #expect(OptimizerRegistry.standard.names == ["adam", "adamw", "sgd"])
     #expect(ScheduleRegistry.standard.names == ["constant", "cosine", "step"])
     let context = NetworkContext(inputFeatures: 16)
