@@ -40,6 +40,33 @@ struct BeyondPMLTests {
     #expect(lone.total == 0 && lone.first.count == 0 && one.embeddingGradient.elements.allSatisfy { $0 == 0 })
   }
 
+  @Test("DCLW: each positive pair's −s/τ weighted by 2 − P·softmax(s/σ) over the batch's positive pairs")
+  func weightedDecoupledContrastive() throws {
+    let x = Self.batch(), labels = [0, 1, 2, 0, 1, 2, 0, 3, 1, 3, 2, 4]
+    let (t, sigma) = (0.3, 0.5)
+    let u = x.rowsNormalized()
+    func s(_ i: Int, _ j: Int) -> Double { (0..<u.columns).reduce(0) { $0 + u[i, $1] * u[j, $1] } }
+    var pairs: [(Int, Int)] = []
+    for a in 0..<x.rows { for p in 0..<x.rows where p != a && labels[p] == labels[a] { pairs.append((a, p)) } }
+    let exps = pairs.map { exp(s($0.0, $0.1) / sigma) }
+    let total = exps.reduce(0, +)
+    var sum = 0.0
+    for (k, (a, p)) in pairs.enumerated() {
+      let w = 2 - Double(pairs.count) * exps[k] / total
+      let negatives = (0..<x.rows).filter { labels[$0] != labels[a] }.map { exp(s(a, $0) / t) }.reduce(0, +)
+      sum += -w * s(a, p) / t + log(negatives)
+    }
+    var e = LossEvaluator(DecoupledContrastiveLoss<Double>(temperature: t, weightingSigma: sigma))
+    let value = e.evaluate(x, labels: labels, tuples: nil)
+    #expect(abs(value.total - sum / Double(pairs.count)) < 1e-12, "\(value.total) vs \(sum / Double(pairs.count))")
+    var plain = LossEvaluator(DecoupledContrastiveLoss<Double>(temperature: t))
+    #expect(abs(plain.evaluate(x, labels: labels, tuples: nil).total - value.total) > 1e-4)
+    // By name, and refused in anchor blocks (the weights couple the batch's pairs).
+    let context = LossContext(classes: 5, embeddingDimension: 5, seed: 1)
+    _ = try LossRegistry.standard.make("decoupled-contrastive:weighting=vmf,sigma=0.5", context: context)
+    #expect(throws: SpecificationError.self) { try LossRegistry.standard.make("decoupled-contrastive:weighting=vmf,anchor_block=4", context: context) }
+  }
+
   @Test("spherical embedding constraint: the variance of the rows' norms, its gradient by central differences, as a loss mixin")
   func sphericalEmbedding() throws {
     var x = Self.batch(rows: 7, dimension: 4, seed: 2)

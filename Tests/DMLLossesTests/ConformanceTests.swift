@@ -89,6 +89,11 @@ struct ConformanceTests {
     ConformanceCase(description: "decoupled-contrastive (τ 0.5)") {
       LossConformance.failures(DecoupledContrastiveLoss<Double>(temperature: 0.5), DecoupledContrastiveLoss<Float>(temperature: 0.5), usesTuples: true)
     },
+    ConformanceCase(description: "decoupled-contrastive (DCLW weights, τ 0.5, σ 0.5)") {
+      LossConformance.failures(
+        DecoupledContrastiveLoss<Double>(temperature: 0.5, weightingSigma: 0.5), DecoupledContrastiveLoss<Float>(temperature: 0.5, weightingSigma: 0.5),
+        usesTuples: true)
+    },
     ConformanceCase(description: "selectively-contrastive-triplet (margin 0.3, λ 0.7, smooth)") {
       LossConformance.failures(
         SelectivelyContrastiveTripletLoss<Double>(margin: 0.3, penalty: 0.7, smoothLoss: true),
@@ -276,6 +281,7 @@ struct ConformanceTests {
   @Test("conformance: contrastive (poincare)") func c40() { Self.check("contrastive (poincare: hyperbolic, clipped rows)") }
   @Test("conformance: ntxent (poincare)") func c41() { Self.check("ntxent (poincare, no clipping)") }
   @Test("conformance: decoupled-contrastive") func c42() { Self.check("decoupled-contrastive (τ 0.5)") }
+  @Test("conformance: decoupled-contrastive (DCLW)") func c45() { Self.check("decoupled-contrastive (DCLW weights, τ 0.5, σ 0.5)") }
   @Test("conformance: selectively-contrastive-triplet") func c43() { Self.check("selectively-contrastive-triplet (margin 0.3, λ 0.7, smooth)") }
   @Test("conformance: arcface (margins per class)") func c44() { Self.check("arcface (one margin per class, as dynamic ArcFace)") }
   @Test("conformance: circle") func c36() { Self.check("circle (exact derivative, γ 8)") }
