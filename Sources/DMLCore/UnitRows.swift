@@ -1,6 +1,7 @@
 extension Matrix {
   /// Writes each row divided by its norm (by at least 1e-12, as `torch.nn.functional.normalize`)
   /// into `unit`, and returns the rows' norms.
+  @inlinable
   public func unitRows(into unit: inout Matrix) -> [Scalar] {
     var squares = [Scalar]()
     rowSquaredNorms(into: &squares)
@@ -19,6 +20,7 @@ extension Matrix {
 
   /// The gradient of rows `x = ‖x‖ u` from the gradient `unitGradient` of their unit rows `u`
   /// (`unitRows`) and, if given, of their norms: `(∂u − u (u·∂u)) / max(‖x‖, 1e-12) + (∂L/∂‖x‖) u`.
+  @inlinable
   public static func unitRowsBackward(
     _ unitGradient: Matrix, unit: Matrix, norms: [Scalar], normGradient: [Scalar]? = nil, into gradient: inout Matrix
   ) {

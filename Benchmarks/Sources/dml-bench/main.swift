@@ -32,6 +32,6 @@ case "resnet":
 case "resources":
   exit(ResourceCheck.run(arguments.count > 1 ? arguments[1] : "mining:semihard") ? 0 : 1)
 default:
-  FileHandle.standardError.write(Data("usage: dml-bench foundation|losses [--quick] | cases [--quick] [--kinds K,...] [--trials N] | loss-loop center|ms | search [--no-large] | topk [--k K] | index [--n N] [--queries Q] [--embeddings E.npy] | plots | images generate|throughput|memory ... | resources search|mining:NAME|anchor-blocks:ROWS (0: the whole batch) | layers | distance | resnet [--batch B] [--sizes S,...] [--threads T]\n".utf8))
+  FileHandle.standardError.write(Data("usage: dml-bench foundation|losses [--quick] | cases [--quick] [--kinds K,...] [--trials N] | loss-loop center|ms|LOSS-TEXT | search [--no-large] | topk [--k K] | index [--n N] [--queries Q] [--embeddings E.npy] | plots | images generate|throughput|memory ... | resources search|mining:NAME|anchor-blocks:ROWS (0: the whole batch) | layers | distance | resnet [--batch B] [--sizes S,...] [--threads T]\n".utf8))
   exit(2)
 }
