@@ -142,6 +142,18 @@ class ManifoldUnlabelled(nn.Module):
         return self.loss(x)
 
 
+class VICRegViews(nn.Module):
+    """PML's VICRegLoss on a batch of two views per sample, rows 2i and 2i + 1 (as our `vicreg`
+    reads the two rows of each label)."""
+
+    def __init__(self):
+        super().__init__()
+        self.loss = losses.VICRegLoss()
+
+    def forward(self, x, y=None, tuples=None):
+        return self.loss(x[0::2], ref_emb=x[1::2])
+
+
 def loss_factories(classes):
     return {
         "contrastive": (lambda: losses.ContrastiveLoss(pos_margin=0, neg_margin=1), None),
@@ -179,6 +191,7 @@ def loss_factories(classes):
         "sphereface": (lambda: losses.SphereFaceLoss(classes, 128), None),
         "dynamic-soft-margin": (lambda: DynamicSoftMarginDetached(), None),
         "manifold": (lambda: ManifoldUnlabelled(128), None),
+        "vicreg": (lambda: VICRegViews(), None),
     }
 
 

@@ -100,17 +100,25 @@ public struct VICRegLoss<Scalar: DMLScalar>: EmbeddingLoss, ParameterFree {
     var invariance: Scalar = 0
     var invarianceAccumulator = TermAccumulator<Scalar>()
     let invarianceScale = 2 * invarianceWeight / (Scalar(n) * Scalar(d))
-    for i in 0..<n {
-      var s: Scalar = 0
-      for k in 0..<d {
-        let diff = views[0][i, k] - views[1][i, k]
-        s += diff * diff
-        embeddingGradient[pairs[i].0, k] += invarianceScale * diff
-        embeddingGradient[pairs[i].1, k] -= invarianceScale * diff
+    views[0].withUnsafeBufferPointer { a in
+      views[1].withUnsafeBufferPointer { b in
+        embeddingGradient.withUnsafeMutableBufferPointer { g in
+          for i in 0..<n {
+            let (za, zb) = (a.baseAddress! + i * d, b.baseAddress! + i * d)
+            let (ga, gb) = (g.baseAddress! + pairs[i].0 * d, g.baseAddress! + pairs[i].1 * d)
+            var s: Scalar = 0
+            for k in 0..<d {
+              let diff = za[k] - zb[k]
+              s += diff * diff
+              ga[k] += invarianceScale * diff
+              gb[k] -= invarianceScale * diff
+            }
+            let term = invarianceWeight * s / Scalar(d)
+            invarianceAccumulator.add(term)
+            invariance += term
+          }
+        }
       }
-      let term = invarianceWeight * s / Scalar(d)
-      invarianceAccumulator.add(term)
-      invariance += term
     }
     var regularizer: Scalar = 0
     for side in 0..<2 {
@@ -126,38 +134,55 @@ public struct VICRegLoss<Scalar: DMLScalar>: EmbeddingLoss, ParameterFree {
   @usableFromInline
   mutating func viewTerms(side: Int, rows: [Int]) -> Scalar {
     let (n, d) = (views[side].rows, views[side].columns)
-    // Centre the columns.
-    for k in 0..<d {
-      var mean: Scalar = 0
-      for i in 0..<n { mean += views[side][i, k] }
-      mean /= Scalar(n)
-      for i in 0..<n { views[side][i, k] -= mean }
+    // Centre the columns, and each column's standard deviation σ_d.
+    var means = [Scalar](repeating: 0, count: d), squares = [Scalar](repeating: 0, count: d)
+    views[side].withUnsafeMutableBufferPointer { z in
+      for i in 0..<n {
+        let row = z.baseAddress! + i * d
+        for k in 0..<d { means[k] += row[k] }
+      }
+      for k in 0..<d { means[k] /= Scalar(n) }
+      for i in 0..<n {
+        let row = z.baseAddress! + i * d
+        for k in 0..<d {
+          row[k] -= means[k]
+          squares[k] += row[k] * row[k]
+        }
+      }
     }
     let centred = views[side]
     // Variance: μ/(2D) Σ_d relu(1 − σ_d); ∂/∂z_id = −μ ẑ_id / (2 D σ_d (N − 1)) where 1 > σ_d.
     var variance: Scalar = 0
+    var slopes = [Scalar](repeating: 0, count: d)
     for k in 0..<d {
-      var sum: Scalar = 0
-      for i in 0..<n { sum += centred[i, k] * centred[i, k] }
-      let sigma = (sum / Scalar(n - 1) + epsilon).squareRoot()
+      let sigma = (squares[k] / Scalar(n - 1) + epsilon).squareRoot()
       guard sigma < 1 else { continue }
       variance += (1 - sigma) / 2
-      let slope = -varianceWeight / (2 * Scalar(d) * sigma * Scalar(n - 1))
-      for i in 0..<n { embeddingGradient[rows[i], k] += slope * centred[i, k] }
+      slopes[k] = -varianceWeight / (2 * Scalar(d) * sigma * Scalar(n - 1))
     }
     variance = varianceWeight * variance / Scalar(d)
     // Covariance: ν/D Σ_{j≠k} C_jk²; ∂/∂Z = 4ν/(D (N − 1)) Ẑ offdiag(C) (Ẑ's columns have mean 0,
     // so the centring passes this gradient unchanged).
     gemm(centred, transposeA: true, centred, alpha: 1 / Scalar(n - 1), into: &covariance)
     var offDiagonal: Scalar = 0
-    for j in 0..<d {
-      for k in 0..<d where j != k { offDiagonal += covariance[j, k] * covariance[j, k] }
-      covariance[j, j] = 0
+    covariance.withUnsafeMutableBufferPointer { c in
+      for j in 0..<d {
+        for k in 0..<d where j != k { offDiagonal += c[j * d + k] * c[j * d + k] }
+        c[j * d + j] = 0
+      }
     }
     gemm(centred, covariance, alpha: 4 * covarianceWeight / (Scalar(d) * Scalar(n - 1)), into: &viewGradient)
-    for i in 0..<n {
-      for k in 0..<d { embeddingGradient[rows[i], k] += viewGradient[i, k] }
+    centred.withUnsafeBufferPointer { z in
+      viewGradient.withUnsafeBufferPointer { v in
+        embeddingGradient.withUnsafeMutableBufferPointer { g in
+          for i in 0..<n {
+            let (zi, vi, gi) = (z.baseAddress! + i * d, v.baseAddress! + i * d, g.baseAddress! + rows[i] * d)
+            for k in 0..<d { gi[k] += slopes[k] * zi[k] + vi[k] }
+          }
+        }
+      }
     }
     return variance + covarianceWeight * offDiagonal / Scalar(d)
   }
+
 }

@@ -156,6 +156,12 @@ enum ComparisonCases {
       registered("dynamic-soft-margin", "dynamic-soft-margin")
       registered("manifold", "manifold")
       registered("decoupled-contrastive", "decoupled-contrastive")
+      // VICReg reads two views per sample: rows 2i and 2i + 1 share label i (PML: embeddings and ref_emb).
+      if !quick {
+        var vicreg = try! LossRegistry.standard.make("vicreg", context: ctx).loss
+        let views = (0..<n).map { $0 / 2 }
+        ms("loss vicreg \(n)", { _ = vicreg.evaluate(x, labels: views, tuples: nil) }, trials: trials, into: &out)
+      }
       // PML's implementations of these build matrices of positive × negative pairs (or N³ for
       // PNP and Smooth-AP, N² × d for the SNR distance): at 1,024 rows several would need tens of GB, so they
       // are compared at 256 only.
