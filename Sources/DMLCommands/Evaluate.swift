@@ -86,6 +86,9 @@ struct Evaluate: ParsableCommand {
 
   func run() throws {
     let (_, _, test) = try dataOptions.resolved(forCheckpoint: checkpointOptions.checkpoint).splits()
+    if test.labelSets != nil, let index {
+      throw ValidationError("--index \(index): multi-label rows are evaluated with the exact search only; leave --index out")
+    }
     // The index kind is checked before the embeddings are computed.
     var kind: IndexKind?, tuned: IndexSearchParameters?
     if let index {
@@ -103,16 +106,23 @@ struct Evaluate: ParsableCommand {
     var network = try checkpointOptions.network(inputFeatures: test.features.columns, imageShape: test.imageShape)
     let compute = try Builders.compute()
     let e = try embed(test.features, with: &network, over: group, compute: compute)
-    let m = try retrievalMetrics(embeddings: e, labels: test.labels, over: group, compute: compute)
+    // Multi-label rows: relevance is a shared label (every rank holds every embedding).
+    let m = try test.labelSets.map { try multiLabelRetrievalMetrics(e, labelSets: $0, compute: compute) }
+      ?? retrievalMetrics(embeddings: e, labels: test.labels, over: group, compute: compute)
     guard group.rank == 0 else { return }
-    let c = try clusteringScores(e, labels: test.labels)
+    // Clustering scores compare one label per row: none for multi-label rows.
+    let c = test.labelSets == nil ? try clusteringScores(e, labels: test.labels) : (nmi: Double.nan, ami: Double.nan, clusters: [])
     let approximate = try kind.map { try approximateMetrics(e, labels: test.labels, kind: $0, parameters: effort.parameters(tuned)) }
     if json {
       var object: [String: Any] = [
         "precision_at_1": m.precisionAt1, "r_precision": m.rPrecision, "map_at_r": m.mapAtR, "map": m.meanAveragePrecision,
         "mrr": m.meanReciprocalRank, "recall_at_1": m.recallAt[1]!, "recall_at_2": m.recallAt[2]!, "recall_at_4": m.recallAt[4]!,
-        "recall_at_8": m.recallAt[8]!, "nmi": c.nmi, "ami": c.ami, "queries": m.queries, "lone_queries": m.loneQueries,
+        "recall_at_8": m.recallAt[8]!, "queries": m.queries, "lone_queries": m.loneQueries,
       ]
+      if !c.nmi.isNaN {
+        object["nmi"] = c.nmi
+        object["ami"] = c.ami
+      }
       if let a = approximate, let kind {
         object["index"] = [
           "kind": kind.description, "precision_at_1": a.precisionAt1, "r_precision": a.rPrecision, "map_at_r": a.mapAtR,
@@ -121,7 +131,7 @@ struct Evaluate: ParsableCommand {
       }
       print(jsonLine(object))
     } else {
-      print("\(m.queries) queries: \(m)  NMI \(String(format: "%.4f", c.nmi))  AMI \(String(format: "%.4f", c.ami))")
+      print("\(m.queries) queries: \(m)" + (c.nmi.isNaN ? "  (multi-label rows: relevance is a shared label)" : "  NMI \(String(format: "%.4f", c.nmi))  AMI \(String(format: "%.4f", c.ami))"))
       if let a = approximate, let kind { print("approximate, \(kind): \(a)") }
     }
   }
@@ -173,6 +183,9 @@ struct Embed: ParsableCommand {
     let options = dataOptions.resolved(forCheckpoint: checkpointOptions.checkpoint)
     let (train, _, test) = try options.splits()
     let data = split == "train" ? try options.decoded(train) : test
+    if data.labelSets != nil && output.hasSuffix(".npy") {
+      throw ValidationError("--output \(output): multi-label rows have label sets, which an NPY labels file cannot hold; write .csv (labels joined by |)")
+    }
     let e = try checkpointOptions.embed(data.features, imageShape: data.imageShape)
     if output.hasSuffix(".npy") {
       // The labels beside the embeddings, row for row: NAME.labels.npy (int64).
@@ -183,7 +196,10 @@ struct Embed: ParsableCommand {
       try writePaths(data, beside: String(output.dropLast(4)))
     } else {
       var text = ""
-      for i in 0..<e.rows { text += "\(data.labels[i])," + e.row(i).map { "\($0)" }.joined(separator: ",") + "\n" }
+      for i in 0..<e.rows {
+        let label = data.labelSets.map { $0[i].map(String.init).joined(separator: "|") } ?? "\(data.labels[i])"
+        text += "\(label)," + e.row(i).map { "\($0)" }.joined(separator: ",") + "\n"
+      }
       try atomicWrite(Data(text.utf8), to: output)
       try writePaths(data, beside: String(output.dropLast(4)))
     }

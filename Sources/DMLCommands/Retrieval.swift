@@ -224,6 +224,9 @@ struct Verify: ParsableCommand {
   func run() throws {
     let rule = try rule()
     let (_, _, test) = try dataOptions.resolved(forCheckpoint: source.checkpoint).splits()
+    guard test.labelSets == nil else {
+      throw ValidationError("dml verify matches pairs by one label per row; the test rows are multi-label (labels joined by |)")
+    }
     let e = try source.embed(test)
     var scores: [Double] = [], matches: [Bool] = []
     if let pairs {
@@ -504,6 +507,9 @@ struct FewShot: ParsableCommand {
   func run() throws {
     let shotList = try shotList()
     let (_, _, test) = try dataOptions.resolved(forCheckpoint: source.checkpoint).splits()
+    guard test.labelSets == nil else {
+      throw ValidationError("dml few-shot draws episodes of classes, one label per row; the test rows are multi-label (labels joined by |)")
+    }
     let e = try source.embed(test)
     for k in shotList {
       print(try fewShotEvaluation(e, labels: test.labels, ways: ways, shots: k, queriesPerClass: queries, episodes: episodes, seed: seed))

@@ -172,6 +172,13 @@ struct Tune: ParsableCommand, TrainingDataFlags {
 
   func run() throws {
     if let advice = BLAS.advice { warn("note: \(advice)") }
+    // Before anything is written: multi-label rows have no classes to hold out.
+    if dataOptions.data.lowercased().hasSuffix(".csv"),
+      try dataOptions.load(dataOptions.data, labels: dataOptions.labels, train: true).labelSets != nil
+    {
+      throw ValidationError(
+        "dml tune cross-validates on held-out training classes; \(dataOptions.data) has multi-label rows (labels joined by |), which are not split by class")
+    }
     let fm = FileManager.default
     try fm.createDirectory(atPath: output, withIntermediateDirectories: true)
     let signaturePath = "\(output)/search.json"

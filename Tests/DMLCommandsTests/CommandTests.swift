@@ -414,8 +414,24 @@ struct MultiLabelCommandTests {
     let (train, test) = Self.files()
     let base = ["train", "--data", train, "--network", "mlp:hidden=16,embedding=4", "--batch", "shuffled:size=32", "--epochs", "2", "--seed", "3",
       "--log", "json", "--log-every", "0"]
-    let r = try dml(base + ["--test-data", test, "--allow-overlap", "--loss", "supcon", "--checkpoint", temporaryFolder("multi")])
+    let folder = temporaryFolder("multi")
+    let r = try dml(base + ["--test-data", test, "--allow-overlap", "--loss", "supcon", "--checkpoint", folder])
     #expect(r.status == 0 && r.stdout.contains("\"event\":\"test\""), "\(r.stderr)")
+    // The checkpoint evaluated and embedded on the label sets.
+    let v = try dml(["evaluate", "--checkpoint", folder, "--data", train, "--test-data", test])
+    #expect(v.status == 0 && v.stdout.contains("(multi-label rows: relevance is a shared label)"), "\(v.stdout) \(v.stderr)")
+    let out = temporaryFolder("multi-embeddings") + ".csv"
+    let e = try dml(["embed", "--checkpoint", folder, "--data", train, "--test-data", test, "--output", out])
+    #expect(e.status == 0, "\(e.stderr)")
+    let written = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+    #expect(written.split(separator: "\n").contains { $0.hasPrefix("1|2,") }, "\(written.prefix(200))")
+    let npy = try dml(["embed", "--checkpoint", folder, "--data", train, "--test-data", test, "--output", out + ".npy"])
+    #expect(npy.status != 0 && npy.stderr.contains("an NPY labels file cannot hold"), "\(npy.stderr)")
+    let verify = try dml(["verify", "--checkpoint", folder, "--data", train, "--test-data", test])
+    #expect(verify.status != 0 && verify.stderr.contains("the test rows are multi-label"), "\(verify.stderr)")
+    let tune = try dml(["tune", "--data", train, "--output", temporaryFolder("multi-tune"), "--trials", "1"])
+    #expect(tune.status != 0 && tune.stderr.contains("has multi-label rows (labels joined by |), which are not split by class"), "\(tune.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: temporaryFolder("multi-tune")), "tune wrote its folder before refusing")
     #expect(r.stderr.contains("warning: test labels 0,1,2,3,4,5 are training labels"), "\(r.stderr)")
     let closed = try dml(base + ["--test-data", test, "--loss", "supcon"])
     #expect(closed.status != 0 && closed.stderr.contains("test labels 0,1,2,3,4,5 are also training labels"), "\(closed.stderr)")
