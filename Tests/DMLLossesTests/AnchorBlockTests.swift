@@ -4,10 +4,7 @@ import Testing
 @Suite("Losses evaluated in blocks of anchors (AnchorBlockedLoss)")
 struct AnchorBlockTests {
   static func batch(rows: Int = 23, columns: Int = 6, classes: Int = 5, seed: UInt64 = 11) -> (Matrix<Double>, [Int]) {
-    var rng = RandomSource(seed: seed)
-    var x = Matrix<Double>(rows: rows, columns: columns)
-    x.apply { _ in rng.normal() }
-    return (x, (0..<rows).map { ($0 * 7 + $0 / 3) % classes })
+    (BeyondPMLTests.batch(rows: rows, dimension: columns, seed: seed), (0..<rows).map { ($0 * 7 + $0 / 3) % classes })
   }
 
   /// The loss over the whole batch, then block by block at several sizes: the same value, terms and
