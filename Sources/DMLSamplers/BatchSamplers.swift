@@ -351,7 +351,7 @@ public struct FixedTripletsBatchSampler: BatchSampler, Sendable {
 /// against another bicycle) are then the hard ones the batch is made of.
 ///
 /// An epoch, as PML's: every combination of `superClassesPerBatch` super-classes, each
-/// `batchesPerCombination` times, the batches shuffled (each batch's rows too). A class with
+/// `batchesPerCombination` times, in a shuffled order (each batch's rows shuffled too). A class with
 /// fewer than `samplesPerClass` samples is drawn with replacement, as PML's `safe_random_choice`.
 /// Each super-class must hold enough classes to fill its share of a batch (PML would silently
 /// make the batch shorter); the initialiser says which one does not.
@@ -370,7 +370,7 @@ public struct HierarchicalBatchSampler: BatchSampler, Sendable {
   @usableFromInline var groups: [[[Int]]]
   /// Every combination of `superClassesPerBatch` super-classes (indices into `groups`).
   @usableFromInline var combinations: [[Int]]
-  @usableFromInline var epoch: [[Int]] = []
+  @usableFromInline var epoch: [Int] = []
   @usableFromInline var position = 0
 
   /// The most batches an epoch may hold: a combination count beyond it would take the memory.
@@ -440,45 +440,35 @@ public struct HierarchicalBatchSampler: BatchSampler, Sendable {
   public var batchesPerEpoch: Int { combinations.count * batchesPerCombination }
 
   public mutating func next(into batch: inout [Int]) {
-    if position >= epoch.count { reshuffle() }
-    batch.removeAll(keepingCapacity: true)
-    batch.append(contentsOf: epoch[position])
-    position += 1
-  }
-
-  /// Draws the next epoch's batches, as PML's `reshuffle`.
-  @usableFromInline mutating func reshuffle() {
+    if position >= epoch.count {
+      // The epoch's order of combinations, each batchesPerCombination times; each batch is drawn
+      // when it is asked for, so an epoch holds one index per batch, not every batch's rows.
+      epoch = combinations.indices.flatMap { [Int](repeating: $0, count: batchesPerCombination) }
+      rng.shuffle(&epoch)
+      position = 0
+    }
     let share = batchSize / superClassesPerBatch
-    epoch.removeAll(keepingCapacity: true)
-    for combination in combinations {
-      for _ in 0..<batchesPerCombination {
-        var batch: [Int] = []
-        batch.reserveCapacity(batchSize)
-        for s in combination {
-          var order = Array(groups[s].indices)
-          rng.shuffle(&order)
-          var taken = 0
-          for c in order where taken < share {
-            let members = groups[s][c]
-            if members.count < samplesPerClass {
-              for _ in 0..<samplesPerClass { batch.append(members[rng.index(below: members.count)]) }
-            } else {
-              // Without replacement: a random subset of the class.
-              var pool = members
-              for k in 0..<samplesPerClass {
-                let j = k + rng.index(below: pool.count - k)
-                pool.swapAt(k, j)
-                batch.append(pool[k])
-              }
-            }
-            taken += samplesPerClass
+    batch.removeAll(keepingCapacity: true)
+    for s in combinations[epoch[position]] {
+      // The super-class's classes in a random order, m samples from each until its share is full.
+      var order = Array(groups[s].indices)
+      rng.shuffle(&order)
+      for c in order.prefix(share / samplesPerClass) {
+        let members = groups[s][c]
+        if members.count < samplesPerClass {
+          for _ in 0..<samplesPerClass { batch.append(members[rng.index(below: members.count)]) }
+        } else {
+          // Without replacement: a random subset of the class.
+          var pool = members
+          for k in 0..<samplesPerClass {
+            let j = k + rng.index(below: pool.count - k)
+            pool.swapAt(k, j)
+            batch.append(pool[k])
           }
         }
-        rng.shuffle(&batch)
-        epoch.append(batch)
       }
     }
-    rng.shuffle(&epoch)
-    position = 0
+    rng.shuffle(&batch)
+    position += 1
   }
 }

@@ -76,7 +76,7 @@ public struct HDCMiner<Scalar: DMLScalar>: TupleSampler {
   public var acceptsMemory: Bool { true }
   /// The fraction of each list kept.
   public var filterPercentage: Double
-  @usableFromInline var candidates: [(value: Scalar, pair: SIMD2<Int32>)] = []
+  @usableFromInline var scratch: [Scalar] = []
 
   /// A miner keeping the hardest `filterPercentage` (0.5) of each list, on `distance`.
   public init(filterPercentage: Double = 0.5, distance: Distance = .euclidean) {
@@ -90,24 +90,112 @@ public struct HDCMiner<Scalar: DMLScalar>: TupleSampler {
     let n = scores.rows, m = scores.columns
     tuples.removeAll(pairs: true)
     let sign = Scalar(-distance.closeness)  // larger is farther
-    for positive in [true, false] {
-      candidates.removeAll(keepingCapacity: true)
+    // Each list is read twice from the scores, in row-major order: once for its values (the
+    // selection's input), once to keep the pairs at or below the selected value.
+    func forEachPair(_ positive: Bool, _ body: (Int, Int, Scalar) -> Void) {
+      let flip = positive ? -sign : sign  // hardness, smaller first: far positives, near negatives
       scores.withUnsafeBufferPointer { s in
-        for a in 0..<n {
-          for j in 0..<m where j != a && (labels[j] == labels[a]) == positive {
-            // Hardest first: the farthest positives, the nearest negatives.
-            let far = sign * s[a * m + j]
-            candidates.append((positive ? -far : far, SIMD2(Int32(a), Int32(j))))
+        labels.withUnsafeBufferPointer { y in
+          for a in 0..<n {
+            for j in 0..<m where j != a && (y[j] == y[a]) == positive { body(a, j, flip * s[a * m + j]) }
           }
         }
       }
-      let keep = Int((filterPercentage * Double(candidates.count)).rounded(.up))
-      // Stable: equal values keep their row-major order.
-      let chosen = candidates.enumerated().sorted { $0.element.value != $1.element.value ? $0.element.value < $1.element.value : $0.offset < $1.offset }
-        .prefix(keep).map(\.element.pair)
+    }
+    for positive in [true, false] {
+      scratch.removeAll(keepingCapacity: true)
+      forEachPair(positive) { _, _, v in scratch.append(v) }
+      let count = scratch.count
+      let keep = Int((filterPercentage * Double(count)).rounded(.up))
+      guard keep > 0 else { continue }
+      // The keep-th smallest value by selection (not a sort): every pair below it, and the first
+      // pairs equal to it in row-major order (a stable sort's choice among ties).
+      let threshold = keep >= count ? Scalar.infinity : Self.select(&scratch, rank: keep - 1)
+      var ties = keep
+      if keep < count { for v in scratch where v < threshold { ties -= 1 } }
+      var chosen: [SIMD2<Int32>] = []
+      chosen.reserveCapacity(keep)
+      forEachPair(positive) { a, j, v in
+        guard v <= threshold else { return }
+        if v == threshold {
+          guard ties > 0 else { return }
+          ties -= 1
+        }
+        chosen.append(SIMD2(Int32(a), Int32(j)))
+      }
       if positive { tuples.positivePairs.append(contentsOf: chosen) } else { tuples.negativePairs.append(contentsOf: chosen) }
     }
     statistics.record(tuples.count)
+  }
+
+  /// The value of rank `rank` (0-based) of `values` in increasing order. Radix passes on the
+  /// values' order-preserving bit patterns (16 bits at a time) narrow them to one bucket in
+  /// linear, branch-light passes; a quickselect with a three-way partition finishes a small
+  /// bucket. `values` is reordered.
+  @inlinable
+  public static func select(_ values: inout [Scalar], rank: Int) -> Scalar {
+    precondition(rank >= 0 && rank < values.count, "HDCMiner.select: rank \(rank) of \(values.count) values")
+    // An unsigned key in the order of the values: the sign bit set for positives, every bit
+    // flipped for negatives.
+    func key(_ x: Scalar) -> UInt64 {
+      let b = Double(x).bitPattern
+      return b >> 63 == 1 ? ~b : b | (1 << 63)
+    }
+    var rank = rank
+    var histogram = [Int](repeating: 0, count: 1 << 16)
+    var shift: UInt64 = 48
+    while values.count > 4096 {
+      for k in histogram.indices { histogram[k] = 0 }
+      values.withUnsafeBufferPointer { v in
+        histogram.withUnsafeMutableBufferPointer { h in
+          for x in v { h[Int((key(x) >> shift) & 0xFFFF)] += 1 }
+        }
+      }
+      var bucket = 0
+      while rank >= histogram[bucket] {
+        rank -= histogram[bucket]
+        bucket += 1
+      }
+      if histogram[bucket] == values.count {
+        // Every value in one bucket: look at the next 16 bits, or, past the last, they are equal.
+        guard shift > 0 else { return values[0] }
+        shift -= 16
+        continue
+      }
+      let wanted = UInt64(bucket)
+      values = values.filter { (key($0) >> shift) & 0xFFFF == wanted }
+      guard shift > 0 else { return values[0] }
+      shift -= 16
+    }
+    return values.withUnsafeMutableBufferPointer { v in
+      var (low, high) = (0, v.count - 1)
+      while low < high {
+        let (a, b, c) = (v[low], v[low + (high - low) / 2], v[high])
+        let pivot = Swift.max(Swift.min(a, b), Swift.min(Swift.max(a, b), c))
+        // v[low..<lt] < pivot, v[lt..<i] == pivot, v[gt+1...high] > pivot.
+        var (lt, i, gt) = (low, low, high)
+        while i <= gt {
+          if v[i] < pivot {
+            v.swapAt(i, lt)
+            lt += 1
+            i += 1
+          } else if v[i] > pivot {
+            v.swapAt(i, gt)
+            gt -= 1
+          } else {
+            i += 1
+          }
+        }
+        if rank < lt {
+          high = lt - 1
+        } else if rank > gt {
+          low = gt + 1
+        } else {
+          return pivot
+        }
+      }
+      return v[low]
+    }
   }
 }
 

@@ -427,3 +427,29 @@ struct UniformHistogramNonFiniteTests {
     #expect(t.positivePairs.count > 0 && t.negativePairs.count > 0)
   }
 }
+
+@Suite("HDC's selection of the hardest pairs")
+struct HDCSelectionTests {
+  @Test("the rank-k value as a sort would give it: random values, many ties, one value, radix passes over large lists")
+  func select() {
+    var rng = RandomSource(seed: 3)
+    let large = (0..<20_000).map { _ in Double(rng.index(below: 5000)) / 7 - 300 }  // radix passes, negatives and ties
+    let spread = (0..<9000).map { _ in rng.normal() * 1e-3 + 1 }  // one exponent: several 16-bit passes
+    for values in [(0..<500).map { _ in Double(rng.index(below: 1000)) }, [Double](repeating: 2, count: 300) + [1, 3], [7.0], large, spread,
+      [Double](repeating: -0.5, count: 10_000)] {
+      let sorted = values.sorted()
+      for rank in [0, values.count / 3, values.count - 1] {
+        var copy = values
+        #expect(HDCMiner<Double>.select(&copy, rank: rank) == sorted[rank])
+      }
+    }
+  }
+
+  @Test("equal distances: ties kept in row order, exactly the fraction asked")
+  func ties() {
+    var miner = HDCMiner<Double>(filterPercentage: 0.5), t = Tuples.none
+    miner.mine(scores: Matrix(rows: 6, columns: 6), labels: [0, 0, 0, 1, 1, 1], into: &t)
+    #expect(t.positivePairs.count == 6 && t.negativePairs.count == 9)
+    #expect(t.positivePairs.first == SIMD2(0, 1) && t.negativePairs.first == SIMD2(0, 3))
+  }
+}
