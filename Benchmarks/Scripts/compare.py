@@ -265,12 +265,13 @@ def render(run, notes):
         "",
     ]
     if run.get("best_is_default") and not run["quick"]:
-        lines += [f"The default BLAS kernels ({run['sections'][0]['ours_core']}) are the best this CPU offers (AVX2 "
-                  "and FMA, no AVX-512; the first full run, commit bba2de5, measured every case again with "
-                  "OPENBLAS_CORETYPE=Haswell on both sides and found the same figures within noise), so one pass gives "
-                  "both ratios the issue asks for: on the default kernels and on the best. On a CPU whose default is not its best "
-                  "(Debian's OpenBLAS 0.3.21 takes some AVX-512 CPUs for Prescott), a second pass forces the best "
-                  "kernels on both sides.", ""]
+        avx512 = " avx512f" in open("/proc/cpuinfo").read()
+        lines += [f"The default BLAS kernels ({run['sections'][0]['ours_core']}) are the best this CPU offers "
+                  + ("(it has AVX-512, and so do these kernels)" if avx512 else "(AVX2 and FMA, no AVX-512)")
+                  + ", so one pass gives both ratios the issue asks for: on the default kernels and on the best. On a CPU whose "
+                  "default is not its best (Debian's OpenBLAS 0.3.21 takes some AVX-512 CPUs for Prescott), a second pass forces "
+                  "the best kernels on both sides. An OPENBLAS_CORETYPE in the environment is left out of both sides' "
+                  "default pass.", ""]
     all_missed = []
     for section in run["sections"]:
         table, missed = micro_table(section["cases"])
