@@ -38,7 +38,7 @@ enum LossBenchmark {
       }
     } else if name != "center" {
       // Any registered loss by its text, at 1,024 rows of 256 classes (`loss-loop sphereface`).
-      let n = 1024
+      let n = Int(ProcessInfo.processInfo.environment["DML_LOOP_ROWS"] ?? "") ?? 1024
       let x = unitBatch(n, 128, seed: 1), labels = (0..<n).map { name.hasPrefix("vicreg") ? $0 / 2 : $0 / 4 }
       var loss = try! LossRegistry.standard.make(name, context: LossContext(classes: n / 4, embeddingDimension: 128, seed: 2)).loss
       while Timing.now() - start < 5_000_000_000 {
