@@ -238,6 +238,7 @@ MINERS = {
     "distance-weighted": lambda: miners.DistanceWeightedMiner(cutoff=0.5, nonzero_loss_cutoff=1.4),
     "batch-easy-hard": lambda: miners.BatchEasyHardMiner(),
     "hdc": lambda: miners.HDCMiner(),
+    "uniform-histogram": lambda: miners.UniformHistogramMiner(),
     "angular": lambda: miners.AngularMiner(),
 }
 

@@ -208,6 +208,7 @@ enum ComparisonCases {
       time("facenet-semihard") { FaceNetSemiHardMiner<Float>() }
       time("batch-easy-hard") { BatchEasyHardMiner<Float>() }
       time("hdc") { HDCMiner<Float>() }
+      time("uniform-histogram") { UniformHistogramMiner<Float>(seed: 1) }
       if n == 256 { time("angular") { AngularMiner<Float>() } }  // PML materialises every triplet
     }
   }
