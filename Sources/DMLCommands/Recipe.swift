@@ -98,11 +98,18 @@ struct Recipe {
     }
     if let sets = train.labelSets {
       // Multi-label rows: the loss reads the pairs of the label sets, labels numbering the sets.
-      guard usesTuples else {
-        throw ValidationError("--loss \(loss.joined(separator: " --loss ")): multi-label rows need losses over pairs or triplets (contrastive, supcon, ntxent, multi-similarity, triplet, …)")
+      // Every part must read pairs: a class-based part would take the rows' numbers for classes.
+      for text in loss {
+        let v = try HyperparameterValues(parsing: text)
+        let pairs = CommandRegistry.losses.factories[v.component]?.usesTuples ?? false
+        guard pairs, (v.given["self_supervised"] ?? "none") == "none", (Int(v.given["anchor_block"] ?? "0") ?? 0) == 0 else {
+          throw ValidationError(
+            "--loss \(text): multi-label rows need losses over pairs or triplets (contrastive, supcon, ntxent, multi-similarity, triplet, …), without self_supervised or anchor_block")
+        }
       }
       guard miner == "none" else { throw ValidationError("--miner \(miner): multi-label rows make their own pairs (shared labels); use --miner none") }
       guard memory == "none" else { throw ValidationError("--memory: multi-label rows cannot use a cross-batch memory") }
+      guard offlineMining == "none" else { throw ValidationError("--offline-mining: multi-label rows make their own pairs (shared labels); leave it out") }
       var table = [[Int]](repeating: [], count: classes)
       for (y, set) in zip(train.labels, sets) where y >= 0 && y < classes { table[y] = set }
       lossValue = AnyEmbeddingLoss(MultiLabelLoss(lossValue, labelSets: table))

@@ -443,6 +443,10 @@ struct MultiLabelCommandTests {
     #expect(mined.status != 0 && mined.stderr.contains("multi-label rows make their own pairs"), "\(mined.stderr)")
     let proxies = try dml(base + ["--test-data", test, "--allow-overlap", "--loss", "proxy-anchor"])
     #expect(proxies.status != 0 && proxies.stderr.contains("multi-label rows need losses over pairs or triplets"), "\(proxies.stderr)")
+    let mixed = try dml(base + ["--test-data", test, "--allow-overlap", "--loss", "supcon", "--loss", "arcface:weight=0.1"])
+    #expect(mixed.status != 0 && mixed.stderr.contains("--loss arcface:weight=0.1: multi-label rows need losses over pairs"), "\(mixed.stderr)")
+    let offline = try dml(base + ["--test-data", test, "--allow-overlap", "--loss", "contrastive", "--offline-mining", "every=1"])
+    #expect(offline.status != 0 && offline.stderr.contains("--offline-mining: multi-label rows make their own pairs"), "\(offline.stderr)")
   }
 }
 
