@@ -158,26 +158,30 @@ public struct LargeMarginSoftmaxLoss<Scalar: DMLScalar>: EmbeddingLoss {
                 cosine.baseAddress!, out.baseAddress!, rowNormGradient.baseAddress!, rowLosses.baseAddress!, classTerms.baseAddress
               )
               BatchParallelism.forEachChunk(rows: n, chunks: chunks) { _, rows in
-                withUnsafeTemporaryAllocation(of: Scalar.self, capacity: 3 * Swift.max(c, 1)) { buffer in
-                  let logits = buffer.baseAddress!, angular = logits + c, g = logits + 2 * c
-                  for i in rows {
-                    let y = labels[i], row = cosine + i * c, gradient = out + i * c
-                    let rowScale = scale * rowNorms[i]
-                    for j in 0..<c { angular[j] = row[j] }
-                    angular[y] = targets[i].value
-                    for j in 0..<c { logits[j] = rowScale * classFactor[j] * angular[j] }
-                    rowLosses[i] = crossEntropy(logits: logits, count: c, label: y, scale: inverseN, gradient: g)
-                    // ∂/∂logit = g; logit = s ‖x‖ (‖w‖) a: through a (to the cosine) and through the norms.
-                    var normSum: Scalar = 0
-                    for j in 0..<c {
-                      gradient[j] = g[j] * rowScale * classFactor[j]
-                      normSum += g[j] * classFactor[j] * angular[j]
-                    }
-                    gradient[y] *= targets[i].slope
-                    rowNormGradient[i] = scale * normSum
-                    if usesClassNorms {
-                      let terms = classTerms! + i * c
-                      for j in 0..<c { terms[j] = g[j] * rowScale * angular[j] }
+                withUnsafeTemporaryAllocation(of: Scalar.self, capacity: 2 * Swift.max(c, 1)) { buffer in
+                  let logits = buffer.baseAddress!, g = logits + c
+                  classFactor.withUnsafeBufferPointer { factor in
+                    let factor = factor.baseAddress!
+                    for i in rows {
+                      // The angular part a is the row's cosines with the label's replaced by the
+                      // target logit: each pass reads the cosines and corrects the label's entry.
+                      let y = labels[i], row = cosine + i * c, gradient = out + i * c
+                      let rowScale = scale * rowNorms[i], target = targets[i].value
+                      for j in 0..<c { logits[j] = rowScale * factor[j] * row[j] }
+                      logits[y] = rowScale * factor[y] * target
+                      rowLosses[i] = crossEntropy(logits: logits, count: c, label: y, scale: inverseN, gradient: g)
+                      // ∂/∂logit = g; logit = s ‖x‖ (‖w‖) a: through a (to the cosine) and through the norms.
+                      for j in 0..<c { gradient[j] = g[j] * rowScale * factor[j] }
+                      // Σ_j g_j (‖w_j‖) a_j, as a dot product in lanes (the label's term corrected).
+                      for j in 0..<c { logits[j] = g[j] * factor[j] }
+                      let normSum = Scalar.dot(logits, row, count: c) + logits[y] * (target - row[y])
+                      gradient[y] *= targets[i].slope
+                      rowNormGradient[i] = scale * normSum
+                      if usesClassNorms {
+                        let terms = classTerms! + i * c
+                        for j in 0..<c { terms[j] = g[j] * rowScale * row[j] }
+                        terms[y] = g[y] * rowScale * target
+                      }
                     }
                   }
                 }

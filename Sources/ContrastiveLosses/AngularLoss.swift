@@ -65,35 +65,36 @@ public struct AngularLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
     @inline(__always) func f(_ s: UnsafeBufferPointer<Scalar>, _ a: Int, _ p: Int, _ q: Int) -> Scalar {
       cross * (s[a * columns + q] + s[p * columns + q]) - own * s[a * columns + p]
     }
-    scores.withUnsafeBufferPointer { s in
-      mask.values.withUnsafeBufferPointer { m in
-        withUnsafeTemporaryAllocation(of: Scalar.self, capacity: columns) { scratch in
-          for k in 0..<(n * columns) where m[k] == PairMask.positive {
-            let (a, p) = (k / columns, k % columns)
-            terms.add(
-              logOnePlusSumExp(
-                count: columns, keep: { labels[$0] != labels[a] }, x: { f(s, a, p, $0) }, scratch: scratch.baseAddress!))
-          }
-        }
-      }
+    // One term per positive pair, so the mean's weight is known before the pass; each pair's
+    // exponentials are taken once, for its value and then its softmax weights.
+    let positivePairs = mask.values.withUnsafeBufferPointer { m in
+      var count = 0
+      for k in 0..<(n * columns) { count += m[k] == PairMask.positive ? 1 : 0 }
+      return count
     }
-    let perTerm = Reduction.mean.weight(of: Scalar(0), terms)
+    let perTerm = 1 / Scalar(positivePairs)
     scores.withUnsafeBufferPointer { s in
       mask.values.withUnsafeBufferPointer { m in
         scoreGradient.withUnsafeMutableBufferPointer { g in
-          withUnsafeTemporaryAllocation(of: Scalar.self, capacity: columns) { scratch in
-            for k in 0..<(n * columns) where m[k] == PairMask.positive {
-              let (a, p) = (k / columns, k % columns)
-              var total: Scalar = 0
-              _ = logOnePlusSumExp(
-                count: columns, keep: { labels[$0] != labels[a] }, x: { f(s, a, p, $0) }, scratch: scratch.baseAddress!,
-                weights: { q, w in
-                  let dw = w * perTerm
-                  g[a * columns + q] += cross * dw
-                  g[p * columns + q] += cross * dw
-                  total += dw
-                })
-              g[k] -= own * total
+          labels.withUnsafeBufferPointer { label in
+            withUnsafeTemporaryAllocation(of: Scalar.self, capacity: columns) { scratch in
+              for k in 0..<(n * columns) where m[k] == PairMask.positive {
+                let (a, p) = (k / columns, k % columns)
+                let keep = { (q: Int) in label[q] != label[a] }
+                let (value, sum) = logSumExpKeepingExponentials(
+                  count: columns, keep: keep, x: { f(s, a, p, $0) }, scratch: scratch.baseAddress!, addOne: true)
+                terms.add(value)
+                var total: Scalar = 0
+                softmaxWeights(
+                  count: columns, keep: keep, exponentials: scratch.baseAddress!, sum: sum,
+                  weights: { q, w in
+                    let dw = w * perTerm
+                    g[a * columns + q] += cross * dw
+                    g[p * columns + q] += cross * dw
+                    total += dw
+                  })
+                g[k] -= own * total
+              }
             }
           }
         }

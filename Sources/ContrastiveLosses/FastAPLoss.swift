@@ -17,10 +17,6 @@
 public struct FastAPLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
   /// Histogram bins over [0, 4].
   public var bins: Int
-  @usableFromInline var positive: [Scalar] = []
-  @usableFromInline var negative: [Scalar] = []
-  @usableFromInline var weights: [Scalar] = []
-
   /// The score between embeddings: squared Euclidean distance between normalised rows.
   public var distance: Distance { .squaredEuclidean }
 
@@ -48,74 +44,99 @@ public struct FastAPLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
   ) -> LossValue<Scalar> {
     let n = scores.rows, columns = scores.columns
     precondition(columns == n, "FastAPLoss compares the batch with itself (no cross-batch memory)")
+    precondition(labels.count == n, "FastAPLoss: one label per row")
     scoreGradient.resize(rows: n, columns: columns, zeroed: true)
+    var classSizes: [Int: Int] = [:]
+    for label in labels { classSizes[label, default: 0] += 1 }
+    let rowsWithPositives = (0..<n).filter { classSizes[labels[$0]]! > 1 }
+    guard !rowsWithPositives.isEmpty else { return LossValue(LossTerm(name: "loss", value: 0, count: 0, nonZero: 0)) }
     let edges = bins + 1
     let delta = Scalar(4) / Scalar(bins)
-    @inline(__always) func middle(_ b: Int) -> Scalar { Scalar(4) * Scalar(b) / Scalar(bins) }
-    if positive.count < edges {
-      positive = [Scalar](repeating: 0, count: edges)
-      negative = positive
-      weights = [Scalar](repeating: 0, count: 2 * edges)
-    }
-    let rowsWithPositives = (0..<n).filter { i in (0..<n).contains { $0 != i && labels[$0] == labels[i] } }
-    guard !rowsWithPositives.isEmpty else { return LossValue(LossTerm(name: "loss", value: 0, count: 0, nonZero: 0)) }
+    let slope = 1 / delta  // |∂pulse/∂d| inside a pulse (±1/Δ: the same bits as (±1)/Δ)
+    // Per bin: its middle, h⁺, h⁻, then H⁺ and H (overwritten by G⁺ and G⁻ in the backward sweep).
+    var work = [Scalar](repeating: 0, count: 5 * edges)
     var terms = TermAccumulator<Scalar>()
     var anySafe = false
     let perRow = 1 / Scalar(rowsWithPositives.count)
     // One pass per row: its histograms, its FastAP, then ∂(Σ_b f_b)/∂h⁺_c and ∂/∂h⁻_c by a
-    // backward sweep over the bins, and through each pulse to the distances.
+    // backward sweep over the bins, and through each pulse to the distances. A distance's pulse is
+    // non-zero in at most two neighbouring bins: only the bins beside d/Δ are visited (one more on
+    // each side, so a rounding of the quotient cannot drop one), each with PML's formula
+    // relu(1 − |d − m_b|/Δ), so the sums are the same as over every bin.
     scores.withUnsafeBufferPointer { s in
       scoreGradient.withUnsafeMutableBufferPointer { g in
-        for i in rowsWithPositives {
-          let row = i * columns
-          for b in 0..<edges { positive[b] = 0; negative[b] = 0 }
-          var count = 0
-          for j in 0..<columns where j != i {
-            let same = labels[j] == labels[i]
-            if same { count += 1 }
-            for b in 0..<edges {
-              let pulse = Swift.max(0, 1 - abs(s[row + j] - middle(b)) / delta)
-              if same { positive[b] += pulse } else { negative[b] += pulse }
+        labels.withUnsafeBufferPointer { label in
+          work.withUnsafeMutableBufferPointer { w in
+            let middle = w.baseAddress!, positive = middle + edges, negative = positive + edges
+            let runningPositive = negative + edges, running = runningPositive + edges
+            for b in 0..<edges { middle[b] = Scalar(4) * Scalar(b) / Scalar(bins) }
+            @inline(__always) func nearBins(_ d: Scalar) -> (Int, Int) {
+              let q = d / delta
+              guard q >= -2, q <= Scalar(edges + 2) else { return (1, 0) }  // also NaN: no bin
+              let floor = q.rounded(.down).truncatedInt
+              return (Swift.max(0, floor - 1), Swift.min(edges - 1, floor + 2))
             }
-          }
-          // Running sums H⁺ and H, and the row's FastAP over the safe bins.
-          var runningPositive: Scalar = 0, running: Scalar = 0, ap: Scalar = 0
-          for b in 0..<edges {
-            runningPositive += positive[b]
-            running += positive[b] + negative[b]
-            weights[b] = runningPositive
-            weights[edges + b] = running
-            let product = positive[b] * runningPositive
-            if product > 0 && running > 0 {
-              ap += product / running
-              anySafe = true
+            for i in rowsWithPositives {
+              let row = i * columns, own = label[i]
+              for b in 0..<edges { positive[b] = 0; negative[b] = 0 }
+              var count = 0
+              for j in 0..<columns where j != i {
+                let same = label[j] == own, d = s[row + j]
+                if same { count += 1 }
+                let (first, last) = nearBins(d)
+                var b = first
+                while b <= last {
+                  let offset = abs(d - middle[b])
+                  if offset < delta {
+                    let pulse = Swift.max(0, 1 - offset / delta)
+                    if same { positive[b] += pulse } else { negative[b] += pulse }
+                  }
+                  b += 1
+                }
+              }
+              // Running sums H⁺ and H, and the row's FastAP over the safe bins.
+              var sumPositive: Scalar = 0, sum: Scalar = 0, ap: Scalar = 0
+              for b in 0..<edges {
+                sumPositive += positive[b]
+                sum += positive[b] + negative[b]
+                runningPositive[b] = sumPositive
+                running[b] = sum
+                let product = positive[b] * sumPositive
+                if product > 0 && sum > 0 {
+                  ap += product / sum
+                  anySafe = true
+                }
+              }
+              terms.add(1 - ap / Scalar(count))
+              // G⁺_c = [safe_c]·H⁺_c/H_c + Σ_{b ≥ c, safe} (h⁺_b/H_b − h⁺_b H⁺_b/H_b²) and
+              // G⁻_c = Σ_{b ≥ c, safe} (−h⁺_b H⁺_b/H_b²), stored in place of H⁺ and H.
+              var tailPositive: Scalar = 0, tailNegative: Scalar = 0
+              for b in stride(from: edges - 1, through: 0, by: -1) {
+                let (hp, Hp, H) = (positive[b], runningPositive[b], running[b])
+                let safe = hp * Hp > 0 && H > 0
+                if safe {
+                  tailPositive += hp / H - hp * Hp / (H * H)
+                  tailNegative += -hp * Hp / (H * H)
+                }
+                runningPositive[b] = (safe ? Hp / H : 0) + tailPositive  // G⁺_b
+                running[b] = tailNegative  // G⁻_b
+              }
+              let scale = -perRow / Scalar(count)  // ∂loss_i/∂(Σ_b f_b)
+              for j in 0..<columns where j != i {
+                let d = s[row + j]
+                let weight = label[j] == own ? runningPositive : running
+                let (first, last) = nearBins(d)
+                var sum: Scalar = 0
+                var b = first
+                while b <= last {
+                  let offset = d - middle[b]
+                  // ∂pulse/∂d = −sign(d − m_b)/Δ inside the pulse; zero at its peak and edges, as torch.
+                  if abs(offset) < delta && offset != 0 { sum += offset > 0 ? -weight[b] * slope : weight[b] * slope }
+                  b += 1
+                }
+                g[row + j] += scale * sum
+              }
             }
-          }
-          terms.add(1 - ap / Scalar(count))
-          // G⁺_c = [safe_c]·H⁺_c/H_c + Σ_{b ≥ c, safe} (h⁺_b/H_b − h⁺_b H⁺_b/H_b²) and
-          // G⁻_c = Σ_{b ≥ c, safe} (−h⁺_b H⁺_b/H_b²).
-          var tailPositive: Scalar = 0, tailNegative: Scalar = 0
-          let scale = -perRow / Scalar(count)  // ∂loss_i/∂(Σ_b f_b)
-          for b in stride(from: edges - 1, through: 0, by: -1) {
-            let (hp, Hp, H) = (positive[b], weights[b], weights[edges + b])
-            let safe = hp * Hp > 0 && H > 0
-            if safe {
-              tailPositive += hp / H - hp * Hp / (H * H)
-              tailNegative += -hp * Hp / (H * H)
-            }
-            weights[b] = (safe ? Hp / H : 0) + tailPositive  // G⁺_b
-            weights[edges + b] = tailNegative  // G⁻_b
-          }
-          for j in 0..<columns where j != i {
-            let same = labels[j] == labels[i], d = s[row + j]
-            var sum: Scalar = 0
-            for b in 0..<edges {
-              let offset = d - middle(b)
-              guard abs(offset) < delta, offset != 0 else { continue }
-              let slope = (offset > 0 ? -1 : 1) / delta  // ∂pulse/∂d
-              sum += (same ? weights[b] : weights[edges + b]) * slope
-            }
-            g[row + j] += scale * sum
           }
         }
       }

@@ -180,23 +180,25 @@ public struct GeneralizedLiftedStructureLoss<Scalar: DMLScalar>: RegisteredLoss,
     scores.withUnsafeBufferPointer { s in
       mask.values.withUnsafeBufferPointer { m in
         scoreGradient.withUnsafeMutableBufferPointer { g in
-          withUnsafeTemporaryAllocation(of: Scalar.self, capacity: columns) { scratch in
+          // Each set's exponentials are taken once: kept for its softmax weights in the gradient.
+          withUnsafeTemporaryAllocation(of: Scalar.self, capacity: 2 * columns) { scratch in
+            let positiveExps = scratch.baseAddress!, negativeExps = positiveExps + columns
             for i in 0..<n {
               let row = i * columns
               let positive = { (j: Int) in m[row + j] == PairMask.positive }
               let negative = { (j: Int) in m[row + j] == PairMask.negative }
-              let positiveX = { (j: Int) in sign * (mPos - s[row + j]) }
-              let negativeX = { (j: Int) in sign * (s[row + j] - mNeg) }
-              let lp = logSumExp(count: columns, keep: positive, x: positiveX, scratch: scratch.baseAddress!, addOne: false)
-              let ln = logSumExp(count: columns, keep: negative, x: negativeX, scratch: scratch.baseAddress!, addOne: false)
+              let (lp, positiveSum) = logSumExpKeepingExponentials(
+                count: columns, keep: positive, x: { sign * (mPos - s[row + $0]) }, scratch: positiveExps, addOne: false)
+              let (ln, negativeSum) = logSumExpKeepingExponentials(
+                count: columns, keep: negative, x: { sign * (s[row + $0] - mNeg) }, scratch: negativeExps, addOne: false)
               let value = lp + ln
               terms.add(Swift.max(0, value))
               guard value > 0 else { continue }
-              _ = logSumExp(
-                count: columns, keep: positive, x: positiveX, scratch: scratch.baseAddress!, addOne: false,
+              softmaxWeights(
+                count: columns, keep: positive, exponentials: positiveExps, sum: positiveSum,
                 weights: { j, w in g[row + j] += -sign * w * perRow })
-              _ = logSumExp(
-                count: columns, keep: negative, x: negativeX, scratch: scratch.baseAddress!, addOne: false,
+              softmaxWeights(
+                count: columns, keep: negative, exponentials: negativeExps, sum: negativeSum,
                 weights: { j, w in g[row + j] += sign * w * perRow })
             }
           }

@@ -22,7 +22,6 @@ public struct NCALoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
   public var softmaxScale: Scalar
   /// The score between embeddings.
   public var distance: Distance
-  @usableFromInline var kept: [Bool] = []
 
   /// An NCA loss with scale 1 and squared Euclidean distance between normalised rows by default,
   /// as PML.
@@ -56,37 +55,48 @@ public struct NCALoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
     precondition(labels.count == columns, "NCALoss: \(columns) columns but \(labels.count) labels")
     scoreGradient.resize(rows: n, columns: columns, zeroed: true)
     let scale = softmaxScale * Scalar(distance.closeness)  // x = scale·s, or −scale·d
+    // A row is kept when another column has its label; the mean runs over the kept rows.
+    var members: [Int: [Int]] = [:]
+    for (j, label) in labels.enumerated() { members[label, default: []].append(j) }
+    let keptRows = (0..<n).filter { members[labels[$0]]!.count > 1 }
     var terms = TermAccumulator<Scalar>()
-    kept.removeAll(keepingCapacity: true)
-    // First pass: each row's loss, log Σ_all − log Σ_same, and whether it has a same-label column.
-    scores.withUnsafeBufferPointer { s in
-      withUnsafeTemporaryAllocation(of: Scalar.self, capacity: columns) { scratch in
-        for i in 0..<n {
-          let row = i * columns
-          let all = logSumExp(count: columns, keep: { $0 != i }, x: { scale * s[row + $0] }, scratch: scratch.baseAddress!, addOne: false)
-          let hasSame = (0..<columns).contains { $0 != i && labels[$0] == labels[i] }
-          kept.append(hasSame)
-          guard hasSame else { continue }
-          let same = logSumExp(
-            count: columns, keep: { $0 != i && labels[$0] == labels[i] }, x: { scale * s[row + $0] },
-            scratch: scratch.baseAddress!, addOne: false)
-          terms.add(all - same)
-        }
-      }
+    guard !keptRows.isEmpty else {
+      return LossValue(LossTerm(name: "loss", value: 0, count: 0, nonZero: 0))
     }
-    // Second pass: ∂loss_i/∂x_ij = softmax_all(j) − softmax_same(j), over the kept rows' mean.
-    let perRow = Reduction.mean.weight(of: Scalar(0), terms) * scale
+    let perRow = scale / Scalar(keptRows.count)
+    // One pass per kept row: x_j = scale·s_ij, e_j = exp(x_j − max_{k≠i} x_k) in one vectorised
+    // pass, then loss_i = log Σ_{j≠i} e_j − log Σ_{same} e_j and
+    // ∂loss_i/∂x_ij = e_j/Σ_all − [same] e_j/Σ_same. When the same-label scores sit so far below the
+    // row's largest that their exponentials could lose precision (Σ_same under e⁻⁶⁰), they get
+    // their own pass from their own largest score.
+    let smallestSameSum = Scalar.exp(-60)
     scores.withUnsafeBufferPointer { s in
       scoreGradient.withUnsafeMutableBufferPointer { g in
-        withUnsafeTemporaryAllocation(of: Scalar.self, capacity: columns) { scratch in
-          for i in 0..<n where kept[i] {
-            let row = i * columns
-            _ = logSumExp(
-              count: columns, keep: { $0 != i }, x: { scale * s[row + $0] }, scratch: scratch.baseAddress!, addOne: false,
-              weights: { j, w in g[row + j] += w * perRow })
-            _ = logSumExp(
-              count: columns, keep: { $0 != i && labels[$0] == labels[i] }, x: { scale * s[row + $0] },
-              scratch: scratch.baseAddress!, addOne: false, weights: { j, w in g[row + j] -= w * perRow })
+        withUnsafeTemporaryAllocation(of: Scalar.self, capacity: 2 * columns) { buffer in
+          let e = buffer.baseAddress!, spare = e + columns
+          for i in keptRows {
+            let row = i * columns, same = members[labels[i]]!
+            for j in 0..<columns { e[j] = scale * s[row + j] }
+            e[i] = -.infinity
+            let largest = Scalar.maximum(e, count: columns)
+            for j in 0..<columns { e[j] -= largest }
+            Scalar.expInPlace(e, count: columns)
+            e[i] = 0
+            let sumAll = Scalar.sum(e, count: columns)
+            var sumSame: Scalar = 0
+            for j in same where j != i { sumSame += e[j] }
+            let inverseAll = perRow / sumAll
+            for j in 0..<columns { g[row + j] = e[j] * inverseAll }
+            if sumSame >= smallestSameSum {
+              terms.add(Scalar.log(sumAll) - Scalar.log(sumSame))
+              let inverseSame = perRow / sumSame
+              for j in same where j != i { g[row + j] -= e[j] * inverseSame }
+            } else {
+              let sameLog = logSumExp(
+                count: same.count, keep: { same[$0] != i }, x: { scale * s[row + same[$0]] },
+                scratch: spare, addOne: false, weights: { k, w in g[row + same[k]] -= w * perRow })
+              terms.add(Scalar.log(sumAll) + largest - sameLog)
+            }
           }
         }
       }

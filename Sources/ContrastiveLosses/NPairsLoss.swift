@@ -18,6 +18,8 @@
 /// - Term: `loss`, one per chosen anchor. The choice depends on the order of the batch, so the
 ///   loss is not invariant under a permutation of the batch (PML's is not either).
 /// - No cross-batch memory (as in PML).
+/// - Only the chosen pairs' rows are scored (`scoredRows`), as PML scores anchors against
+///   positives only: the other rows of the batch take no part and get no gradient.
 ///
 /// ### See Also
 /// `NTXentLoss`, `SupConLoss`.
@@ -43,16 +45,12 @@ public struct NPairsLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
     self.init(distance: try v.distance())
   }
 
+  /// The first positive pair of each label: in row-major order without tuples (each label's first
+  /// row and its second, in the order of the first rows), else in the order of the tuples'
+  /// positive pairs.
   @inlinable
-  public mutating func compute(
-    scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>
-  ) -> LossValue<Scalar> {
-    let n = scores.rows, columns = scores.columns
-    precondition(columns == n, "NPairsLoss compares the batch with itself (no cross-batch memory)")
-    scoreGradient.resize(rows: n, columns: columns, zeroed: true)
-    // The first positive pair of each label.
-    anchors.removeAll(keepingCapacity: true)
-    positives.removeAll(keepingCapacity: true)
+  static func firstPairs(labels: [Int], tuples: Tuples?) -> (anchors: [Int], positives: [Int]) {
+    var anchors: [Int] = [], positives: [Int] = []
     var seen = Set<Int>()
     func offer(_ a: Int, _ p: Int) {
       if seen.insert(labels[a]).inserted {
@@ -63,10 +61,40 @@ public struct NPairsLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
     if let tuples {
       for pair in tuples.asPairs.positive { offer(Int(pair.x), Int(pair.y)) }
     } else {
-      for a in 0..<n {
-        for p in 0..<columns where p != a && labels[p] == labels[a] { offer(a, p) }
+      var firstRow: [Int: Int] = [:]
+      var pairs: [(Int, Int)] = []
+      for a in 0..<labels.count {
+        if let first = firstRow[labels[a]] {
+          if first >= 0 { pairs.append((first, a)) }
+          firstRow[labels[a]] = -1
+        } else {
+          firstRow[labels[a]] = a
+        }
       }
+      pairs.sort { $0.0 < $1.0 }
+      for (a, p) in pairs { offer(a, p) }
     }
+    return (anchors, positives)
+  }
+
+  /// The chosen anchors, then their positives: the loss reads only the scores among them. On those
+  /// rows alone, anchor k and positive k are the first pair of their label, in the same order, so
+  /// the loss is the same. `nil` (the whole batch) if a tuple pairs a row with itself or two labels.
+  @inlinable
+  public func scoredRows(labels: [Int], tuples: Tuples?) -> [Int]? {
+    let (anchors, positives) = Self.firstPairs(labels: labels, tuples: tuples)
+    guard zip(anchors, positives).allSatisfy({ $0 != $1 && labels[$0] == labels[$1] }) else { return nil }
+    return anchors + positives
+  }
+
+  @inlinable
+  public mutating func compute(
+    scores: Matrix<Scalar>, labels: [Int], tuples: Tuples?, scoreGradient: inout Matrix<Scalar>
+  ) -> LossValue<Scalar> {
+    let n = scores.rows, columns = scores.columns
+    precondition(columns == n, "NPairsLoss compares the batch with itself (no cross-batch memory)")
+    scoreGradient.resize(rows: n, columns: columns, zeroed: true)
+    (anchors, positives) = Self.firstPairs(labels: labels, tuples: tuples)
     let k = anchors.count
     var terms = TermAccumulator<Scalar>()
     guard k > 0 else { return LossValue(LossTerm(name: "loss", value: 0, count: 0, nonZero: 0)) }

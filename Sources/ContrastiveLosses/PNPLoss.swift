@@ -27,7 +27,7 @@ public enum PNPVariant: String, Sendable, CaseIterable {
 /// - Term: `loss`, one value.
 ///
 /// ### See Also
-/// `FastAPLoss`, `SmoothAPLoss` (not yet here).
+/// `FastAPLoss`, `SmoothAPLoss`.
 public struct PNPLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
   /// `b` of the `Ib` variant.
   public var b: Scalar

@@ -239,8 +239,11 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
           referenceSquares.withUnsafeBufferPointer { rs in
             scores.withUnsafeMutableBufferPointer { s in
               for i in 0..<n {
-                T.squaredDistanceRow(
+                let cancelled = T.squaredDistanceRow(
                   s.baseAddress! + i * m, querySquare: qs[i], referenceSquares: rs.baseAddress!, count: m)
+                // The scan runs only when an entry other than a same set's diagonal cancelled.
+                let diagonal = sameSet && i < m && s[i * m + i] < 1e-3 * (qs[i] + rs[i]) ? 1 : 0
+                guard cancelled > diagonal else { continue }
                 for j in 0..<m where s[i * m + j] < 1e-3 * (qs[i] + rs[j]) {
                   // Cancellation: recompute this one directly (and exactly 0 on the diagonal).
                   var d2: T = 0
@@ -371,15 +374,21 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
     }
     scoreWeights(scores, scoreGradient, into: &w.weights)
     w.weights.withUnsafeMutableBufferPointer { wt in
-      // Symmetrise: W ← W + Wᵀ, so one product serves both sides.
-      for i in 0..<n {
-        for j in (i + 1)..<Swift.max(n, i + 1) {
-          let v = wt[i * n + j] + wt[j * n + i]
-          wt[i * n + j] = v
-          wt[j * n + i] = v
+      // Symmetrise: W ← W + Wᵀ, so one product serves both sides; in tiles of 32 × 32, so the
+      // column side is read from cache rather than a row apart each step.
+      let tile = 32
+      for ti in stride(from: 0, to: n, by: tile) {
+        for tj in stride(from: ti, to: n, by: tile) {
+          for i in ti..<Swift.min(ti + tile, n) {
+            for j in Swift.max(tj, i + 1)..<Swift.max(Swift.min(tj + tile, n), Swift.max(tj, i + 1)) {
+              let v = wt[i * n + j] + wt[j * n + i]
+              wt[i * n + j] = v
+              wt[j * n + i] = v
+            }
+          }
         }
-        wt[i * n + i] *= 2
       }
+      for i in 0..<n { wt[i * n + i] *= 2 }
     }
     if kind == .dotProduct {
       // S = X Xᵀ: dX = (G + Gᵀ) X.

@@ -68,6 +68,19 @@ public func logSumExp<T: DMLScalar>(
   count: Int, keep: (Int) -> Bool, x: (Int) -> T, scratch: UnsafeMutablePointer<T>, addOne: Bool,
   weights: ((Int, T) -> Void)? = nil
 ) -> T {
+  let (value, sum) = logSumExpKeepingExponentials(count: count, keep: keep, x: x, scratch: scratch, addOne: addOne)
+  if let weights { softmaxWeights(count: count, keep: keep, exponentials: scratch, sum: sum, weights: weights) }
+  return value
+}
+
+/// The first half of `logSumExp`: returns its value and the sum of the exponentials it took
+/// (`exp(x_k − largest)`, and the "1" as `exp(−largest)` with `addOne`), and leaves those
+/// exponentials of the kept values in `scratch`, in order, for `softmaxWeights`. The sum is 0 when
+/// no value is kept.
+@inlinable
+public func logSumExpKeepingExponentials<T: DMLScalar>(
+  count: Int, keep: (Int) -> Bool, x: (Int) -> T, scratch: UnsafeMutablePointer<T>, addOne: Bool
+) -> (value: T, sum: T) {
   var largest: T = addOne ? 0 : -T.infinity  // the "1" is exp(0)
   var kept = 0
   for k in 0..<count where keep(k) {
@@ -76,21 +89,27 @@ public func logSumExp<T: DMLScalar>(
     largest = Swift.max(largest, v)
     kept += 1
   }
-  guard kept > 0 else { return 0 }
-  // The exponentials in one vectorised pass (`expInPlace`), then summed in order.
+  guard kept > 0 else { return (0, 0) }
+  // The exponentials in one vectorised pass (`expInPlace`), then summed in lanes.
   for q in 0..<kept { scratch[q] -= largest }
   T.expInPlace(scratch, count: kept)
-  var sum = addOne ? T.exp(-largest) : 0
-  for q in 0..<kept { sum += scratch[q] }
-  if let weights {
-    let inverse = 1 / sum
-    var q = 0
-    for k in 0..<count where keep(k) {
-      weights(k, scratch[q] * inverse)
-      q += 1
-    }
+  let sum = T.sum(scratch, count: kept) + (addOne ? T.exp(-largest) : 0)
+  return (T.log(sum) + largest, sum)
+}
+
+/// The second half of `logSumExp`: `weights(k, w)` with the softmax weight `w` of each kept `k`, in
+/// order, from the exponentials and sum `logSumExpKeepingExponentials` left (`keep` must be the
+/// same).
+@inlinable
+public func softmaxWeights<T: DMLScalar>(
+  count: Int, keep: (Int) -> Bool, exponentials scratch: UnsafePointer<T>, sum: T, weights: (Int, T) -> Void
+) {
+  let inverse = 1 / sum
+  var q = 0
+  for k in 0..<count where keep(k) {
+    weights(k, scratch[q] * inverse)
+    q += 1
   }
-  return T.log(sum) + largest
 }
 
 /// Cross-entropy of one row of logits against `label`: returns `−log softmax(logits)[label]` and
@@ -99,13 +118,12 @@ public func logSumExp<T: DMLScalar>(
 public func crossEntropy<T: DMLScalar>(
   logits: UnsafePointer<T>, count: Int, label: Int, scale: T, gradient: UnsafeMutablePointer<T>
 ) -> T {
-  var largest = -T.infinity
-  for j in 0..<count { largest = Swift.max(largest, logits[j]) }
-  // Each exponential once, in one vectorised pass (`expInPlace`), kept in `gradient`.
+  let largest = T.maximum(logits, count: count)
+  // Each exponential once, in one vectorised pass (`expInPlace`), kept in `gradient`, and summed
+  // in lanes.
   for j in 0..<count { gradient[j] = logits[j] - largest }
   T.expInPlace(gradient, count: count)
-  var sum: T = 0
-  for j in 0..<count { sum += gradient[j] }
+  let sum = T.sum(gradient, count: count)
   let logSum = T.log(sum) + largest
   let inverse = scale / sum
   for j in 0..<count { gradient[j] *= inverse }

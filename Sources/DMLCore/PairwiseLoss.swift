@@ -57,11 +57,19 @@ public protocol PairwiseLoss<Scalar>: ParameterContainer {
   /// or one pair's or triplet's led by an anchor, and is reduced by a sum or a mean. `nil` (the
   /// default) when a term couples the batch's rows, or the reduction does not split.
   var anchorBlockReductions: AnchorBlockReductions? { get }
+
+  /// The rows among which the loss reads scores, when that is a part of the batch (N-pairs reads
+  /// each label's first pair): `LossEvaluator` then scores only these rows, in this order, among
+  /// themselves, and calls `compute` with their scores, their labels and no tuples, which must give
+  /// the loss of the whole batch. `nil` (the default): the whole batch is scored.
+  func scoredRows(labels: [Int], tuples: Tuples?) -> [Int]?
 }
 
 extension PairwiseLoss {
   /// `nil` by default: the loss is not declared to split over blocks of anchors.
   public var anchorBlockReductions: AnchorBlockReductions? { nil }
+  /// `nil` by default: the loss reads the whole batch's scores.
+  @inlinable public func scoredRows(labels: [Int], tuples: Tuples?) -> [Int]? { nil }
   /// `false` by default: a loss opts in once its column loops handle rectangular score matrices.
   public static var supportsCrossBatchMemory: Bool { false }
   /// `false` by default: the loss reads the whole score matrix.
@@ -164,6 +172,8 @@ public struct LossEvaluator<Loss: PairwiseLoss>: EmbeddingLoss {
   @usableFromInline var workspace = DistanceWorkspace<Scalar>()
   @usableFromInline var samplerScores = Matrix<Scalar>()
   @usableFromInline var samplerWorkspace = DistanceWorkspace<Scalar>()
+  @usableFromInline var rowSubset = Matrix<Scalar>()
+  @usableFromInline var rowSubsetGradient = Matrix<Scalar>()
 
   /// An evaluator for `loss`, with empty buffers.
   public init(_ loss: Loss) { self.loss = loss }
@@ -185,6 +195,9 @@ public struct LossEvaluator<Loss: PairwiseLoss>: EmbeddingLoss {
     _ embeddings: Matrix<Scalar>, labels: [Int], memory: CrossBatchMemory<Scalar>?, tuples: Tuples?
   ) -> LossValue<Scalar> {
     guard let memory else {
+      if loss.references == nil, let rows = loss.scoredRows(labels: labels, tuples: tuples), rows.count < embeddings.rows {
+        return evaluate(embeddings, labels: labels, rows: rows)
+      }
       computeScores(embeddings, labels: labels)
       return finish(embeddings, labels: labels, tuples: tuples)
     }
@@ -203,6 +216,36 @@ public struct LossEvaluator<Loss: PairwiseLoss>: EmbeddingLoss {
     embeddingGradient.withUnsafeMutableBufferPointer { g in
       referenceGradient.withUnsafeBufferPointer { r in
         for k in 0..<(n * d) { g[k] += r[k] }
+      }
+    }
+    return value
+  }
+
+  /// Evaluates the loss on the scores among `rows` only (`PairwiseLoss.scoredRows`), and spreads
+  /// their gradient back to the batch's rows; the others get none.
+  @inlinable
+  mutating func evaluate(_ embeddings: Matrix<Scalar>, labels: [Int], rows: [Int]) -> LossValue<Scalar> {
+    let n = embeddings.rows, d = embeddings.columns
+    precondition(labels.count == n, "Loss: \(n) embeddings but \(labels.count) labels")
+    rowSubset.resize(rows: rows.count, columns: d)
+    embeddings.withUnsafeBufferPointer { x in
+      rowSubset.withUnsafeMutableBufferPointer { sub in
+        for (k, row) in rows.enumerated() {
+          precondition(row >= 0 && row < n, "Loss: scored row \(row) is outside 0..<\(n)")
+          for c in 0..<d { sub[k * d + c] = x[row * d + c] }
+        }
+      }
+    }
+    loss.distance.scores(rowSubset, rowSubset, sameSet: true, into: &scores, workspace: &workspace)
+    let value = loss.compute(scores: scores, labels: rows.map { labels[$0] }, tuples: nil, scoreGradient: &scoreGradient)
+    loss.distance.backwardSameSet(
+      rowSubset, scores: scores, scoreGradient: scoreGradient, workspace: &workspace, gradient: &rowSubsetGradient)
+    embeddingGradient.resize(rows: n, columns: d, zeroed: true)
+    embeddingGradient.withUnsafeMutableBufferPointer { g in
+      rowSubsetGradient.withUnsafeBufferPointer { sub in
+        for (k, row) in rows.enumerated() {
+          for c in 0..<d { g[row * d + c] += sub[k * d + c] }
+        }
       }
     }
     return value

@@ -47,13 +47,14 @@ public struct TermAccumulator<Scalar: DMLScalar>: Sendable {
   /// Adds one term.
   @inlinable
   public mutating func add(_ value: Scalar) {
+    // Selects, not branches: terms are added in loops over pairs where whether a term is
+    // positive is as good as random, and a mispredicted branch costs more than the term.
     sum += value
     count += 1
-    if value > 0 { nonZero += 1 }
-    if value > low && value < high {
-      windowSum += value
-      windowCount += 1
-    }
+    nonZero += value > 0 ? 1 : 0
+    let inside = value > low && value < high
+    windowSum += inside ? value : 0
+    windowCount += inside ? 1 : 0
   }
 }
 

@@ -103,7 +103,7 @@ public struct DynamicSoftMarginLoss<Scalar: DMLScalar>: RegisteredLoss {
     var batch = [Scalar](repeating: 0, count: bins)
     for t in xs.indices {
       let position = Swift.min(Swift.max((xs[t] - minimum) / width, 0), last)
-      let k = Int(position.rounded(.down)), f = position - Scalar(k)
+      let k = position.rounded(.down).truncatedInt, f = position - Scalar(k)
       indices[t] = Int32(k)
       batch[k] += 1 - f
       batch[Swift.min(k + 1, bins - 1)] += f

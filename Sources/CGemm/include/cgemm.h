@@ -54,6 +54,9 @@ int dml_relu_pool_window(const float *base, const ptrdiff_t *offsets, ptrdiff_t 
 int dml_route_gradient(const float *g, const uint8_t *routes, const ptrdiff_t *offsets,
                        ptrdiff_t positions, float *row, ptrdiff_t count);
 
+/// p[j] = exp(p[j]) for j < count, in 16-lane AVX-512 vectors: the same values as the Swift
+/// vector code (`Float.exp8`), which runs when this returns 0 (no AVX-512); returns 1 when done.
+int dml_exp_f32(float *p, ptrdiff_t count);
 
 /// Batch normalisation's forward pass over channels lo..<hi of n rows of c channels (row-major,
 /// NHWC), each channel's sums over the rows in order. Training (training != 0): the batch's mean
