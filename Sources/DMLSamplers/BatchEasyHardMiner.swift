@@ -79,24 +79,62 @@ public struct BatchEasyHardMiner<Scalar: DMLScalar>: TupleSampler {
   ) {
     chosen.removeAll(keepingCapacity: true)
     values.removeAll(keepingCapacity: true)
-    for a in 0..<n {
-      var best = -1
-      var bestValue: Scalar = farthest ? -.infinity : .infinity
-      for j in 0..<m where j != a && (labels[j] == labels[a]) == positives {
-        let raw = s[a * m + j]
-        if let range, !range.contains(Double(raw)) { continue }
-        let d = sign * raw  // larger is farther
-        if let threshold {
+    var members: [Int: [Int]] = [:]
+    for (j, label) in labels.enumerated() { members[label, default: []].append(j) }
+    // The column a row keeps, as in a loop over its columns in order that keeps a strictly better
+    // one: the first column of the best value. Positives run over the row's class only; negatives
+    // over the whole row, in lanes: each column's value to maximise (the distance, or its negation
+    // for the nearest), −∞ where the column does not qualify (its own class, outside the range, not
+    // beyond the threshold, or no better than none), then the largest and its first column.
+    withUnsafeTemporaryAllocation(of: Scalar.self, capacity: Swift.max(m, 1)) { scratch in
+      let u = scratch.baseAddress!
+      for a in 0..<n {
+        let row = s.baseAddress! + a * m, own = members[labels[a]]!
+        let limit = threshold?[a]
+        @inline(__always) func qualifies(_ raw: Scalar, _ d: Scalar) -> Bool {
+          if let range, !range.contains(Double(raw)) { return false }
           // Semi-hard: strictly beyond (or within) the other side's chosen value.
-          if thresholdAbove ? !(d > threshold[a]) : !(d < threshold[a]) { continue }
+          if let limit { return thresholdAbove ? d > limit : d < limit }
+          return true
         }
-        if farthest ? d > bestValue : d < bestValue {
-          bestValue = d
-          best = j
+        var best = -1
+        var bestValue: Scalar = farthest ? -.infinity : .infinity
+        if positives {
+          for j in own where j != a && j < m {
+            let d = sign * row[j]  // larger is farther
+            if qualifies(row[j], d) && (farthest ? d > bestValue : d < bestValue) {
+              bestValue = d
+              best = j
+            }
+          }
+        } else {
+          let direction: Scalar = farthest ? 1 : -1
+          if range == nil, let limit {
+            for j in 0..<m {
+              let d = sign * row[j]
+              u[j] = (thresholdAbove ? d > limit : d < limit) ? direction * d : -.infinity
+            }
+          } else if range == nil {
+            for j in 0..<m { u[j] = direction * (sign * row[j]) }
+          } else {
+            for j in 0..<m {
+              let d = sign * row[j]
+              u[j] = qualifies(row[j], d) ? direction * d : -.infinity
+            }
+          }
+          for j in own where j < m { u[j] = -.infinity }
+          if a < m { u[a] = -.infinity }
+          let largest = Scalar.maximum(u, count: m)
+          if largest > -.infinity {
+            var j = 0
+            while !(u[j] == largest) { j += 1 }
+            best = j
+            bestValue = direction * largest
+          }
         }
+        chosen.append(best)
+        values.append(bestValue)
       }
-      chosen.append(best)
-      values.append(bestValue)
     }
   }
 

@@ -91,38 +91,57 @@ public struct HDCMiner<Scalar: DMLScalar>: TupleSampler {
     tuples.removeAll(pairs: true)
     let sign = Scalar(-distance.closeness)  // larger is farther
     // Each list is read twice from the scores, in row-major order: once for its values (the
-    // selection's input), once to keep the pairs at or below the selected value.
-    func forEachPair(_ positive: Bool, _ body: (Int, Int, Scalar) -> Void) {
+    // selection's input), once to keep the pairs below the selected value and the first pairs
+    // equal to it (a stable sort's choice among ties). Both passes write every pair and advance
+    // only past the wanted ones: whether a pair is wanted is as good as random, and a mispredicted
+    // branch costs more than the write.
+    let total = n * m
+    for positive in [true, false] {
       let flip = positive ? -sign : sign  // hardness, smaller first: far positives, near negatives
-      scores.withUnsafeBufferPointer { s in
+      if scratch.count < total { scratch.append(contentsOf: repeatElement(0, count: total - scratch.count)) }
+      let count = scores.withUnsafeBufferPointer { s in
         labels.withUnsafeBufferPointer { y in
-          for a in 0..<n {
-            for j in 0..<m where j != a && (y[j] == y[a]) == positive { body(a, j, flip * s[a * m + j]) }
+          scratch.withUnsafeMutableBufferPointer { v in
+            var c = 0
+            for a in 0..<n {
+              for j in 0..<m {
+                v[c] = flip * s[a * m + j] + 0  // + 0: −0 as +0, so the radix keys order zeros as equal
+                c += j != a && (y[j] == y[a]) == positive ? 1 : 0
+              }
+            }
+            return c
           }
         }
       }
-    }
-    for positive in [true, false] {
-      scratch.removeAll(keepingCapacity: true)
-      forEachPair(positive) { _, _, v in scratch.append(v) }
-      let count = scratch.count
+      scratch.removeLast(scratch.count - count)
       let keep = Int((filterPercentage * Double(count)).rounded(.up))
       guard keep > 0 else { continue }
-      // The keep-th smallest value by selection (not a sort): every pair below it, and the first
-      // pairs equal to it in row-major order (a stable sort's choice among ties).
-      let threshold = keep >= count ? Scalar.infinity : Self.select(&scratch, rank: keep - 1)
-      var ties = keep
-      if keep < count { for v in scratch where v < threshold { ties -= 1 } }
-      var chosen: [SIMD2<Int32>] = []
-      chosen.reserveCapacity(keep)
-      forEachPair(positive) { a, j, v in
-        guard v <= threshold else { return }
-        if v == threshold {
-          guard ties > 0 else { return }
-          ties -= 1
+      let (threshold, below) = keep >= count ? (Scalar.infinity, 0) : Self.selectCountingBelow(&scratch, rank: keep - 1)
+      var ties = keep - below
+      var chosen = [SIMD2<Int32>](repeating: .zero, count: keep + 1)
+      let kept = scores.withUnsafeBufferPointer { s in
+        labels.withUnsafeBufferPointer { y in
+          chosen.withUnsafeMutableBufferPointer { out in
+            var c = 0
+            for a in 0..<n {
+              for j in 0..<m {
+                let v = flip * s[a * m + j]
+                let wanted = j != a && (y[j] == y[a]) == positive
+                out[c] = SIMD2(Int32(a), Int32(j))
+                if v == threshold {
+                  guard wanted && ties > 0 else { continue }
+                  ties -= 1
+                  c += 1
+                } else {
+                  c += wanted && v < threshold ? 1 : 0
+                }
+              }
+            }
+            return c
+          }
         }
-        chosen.append(SIMD2(Int32(a), Int32(j)))
       }
+      chosen.removeLast(chosen.count - kept)
       if positive { tuples.positivePairs.append(contentsOf: chosen) } else { tuples.negativePairs.append(contentsOf: chosen) }
     }
     statistics.record(tuples.count)
@@ -131,17 +150,28 @@ public struct HDCMiner<Scalar: DMLScalar>: TupleSampler {
   /// The value of rank `rank` (0-based) of `values` in increasing order. Radix passes on the
   /// values' order-preserving bit patterns (16 bits at a time) narrow them to one bucket in
   /// linear, branch-light passes; a quickselect with a three-way partition finishes a small
-  /// bucket. `values` is reordered.
+  /// bucket. `values` is reordered, and may be shortened.
   @inlinable
   public static func select(_ values: inout [Scalar], rank: Int) -> Scalar {
+    selectCountingBelow(&values, rank: rank).value
+  }
+
+  /// `select`, and how many of the values are strictly below the one it returns.
+  @inlinable
+  public static func selectCountingBelow(_ values: inout [Scalar], rank: Int) -> (value: Scalar, below: Int) {
     precondition(rank >= 0 && rank < values.count, "HDCMiner.select: rank \(rank) of \(values.count) values")
     // An unsigned key in the order of the values: the sign bit set for positives, every bit
-    // flipped for negatives.
-    func key(_ x: Scalar) -> UInt64 {
+    // flipped for negatives; a Float's own 32 bits at the top (so its first pass sees 7 bits of
+    // mantissa, not the 4 of its Double), a Double's 64.
+    @inline(__always) func key(_ x: Scalar) -> UInt64 {
+      if Scalar.self == Float.self {
+        let b = unsafeBitCast(x, to: UInt32.self)
+        return UInt64(b >> 31 == 1 ? ~b : b | (1 << 31)) << 32
+      }
       let b = Double(x).bitPattern
       return b >> 63 == 1 ? ~b : b | (1 << 63)
     }
-    var rank = rank
+    var rank = rank, below = 0
     var histogram = [Int](repeating: 0, count: 1 << 16)
     var shift: UInt64 = 48
     while values.count > 4096 {
@@ -154,20 +184,32 @@ public struct HDCMiner<Scalar: DMLScalar>: TupleSampler {
       var bucket = 0
       while rank >= histogram[bucket] {
         rank -= histogram[bucket]
+        below += histogram[bucket]
         bucket += 1
       }
       if histogram[bucket] == values.count {
         // Every value in one bucket: look at the next 16 bits, or, past the last, they are equal.
-        guard shift > 0 else { return values[0] }
+        guard shift > 0 else { return (values[0], below) }
         shift -= 16
         continue
       }
+      // The bucket's values moved to the front, in place (the array keeps its storage).
       let wanted = UInt64(bucket)
-      values = values.filter { (key($0) >> shift) & 0xFFFF == wanted }
-      guard shift > 0 else { return values[0] }
+      let kept = values.withUnsafeMutableBufferPointer { v in
+        var c = 0
+        for k in 0..<v.count {
+          let x = v[k]
+          v[c] = x
+          c += (key(x) >> shift) & 0xFFFF == wanted ? 1 : 0
+        }
+        return c
+      }
+      values.removeLast(values.count - kept)
+      guard shift > 0 else { return (values[0], below) }
       shift -= 16
     }
     return values.withUnsafeMutableBufferPointer { v in
+      // Invariant: v[0..<low] are below every value of v[low...high].
       var (low, high) = (0, v.count - 1)
       while low < high {
         let (a, b, c) = (v[low], v[low + (high - low) / 2], v[high])
@@ -191,10 +233,10 @@ public struct HDCMiner<Scalar: DMLScalar>: TupleSampler {
         } else if rank > gt {
           low = gt + 1
         } else {
-          return pivot
+          return (pivot, below + lt)
         }
       }
-      return v[low]
+      return (v[low], below + low)
     }
   }
 }

@@ -366,6 +366,37 @@ struct MoreMinerTests {
     #expect(sorted(t.negativePairs) == Self.rows(c["neg_pairs"]))
   }
 
+  @Test("HDCMiner on long lists of tied scores (zeros of both signs among them) keeps exactly a stable sort's hardest pairs")
+  func hdcTies() {
+    func check<T: DMLScalar>(_: T.Type) {
+      let n = 120
+      let labels = (0..<n).map { $0 % 2 }  // both lists long: 7,080 positives, 7,200 negatives
+      var rng = RandomSource(seed: 9)
+      var scores = Matrix<T>(rows: n, columns: n)
+      // Mostly zeros, −0 among them (as a cosine can be): the hardest half ends among ties.
+      for a in 0..<n { for j in 0..<n where j != a { scores[a, j] = [T(0), T(0.5), -T(0), T(1), T(0)][Int(rng.next() % 5)] } }
+      var miner = HDCMiner<T>()
+      var t = Tuples.none
+      miner.mine(scores: scores, labels: labels, into: &t)
+      for positive in [true, false] {
+        // The list in row-major order, stably sorted by hardness (far positives, near negatives).
+        var list: [(T, SIMD2<Int32>)] = []
+        for a in 0..<n {
+          for j in 0..<n where j != a && (labels[j] == labels[a]) == positive { list.append((positive ? -scores[a, j] : scores[a, j], SIMD2(Int32(a), Int32(j)))) }
+        }
+        let keep = Int((0.5 * Double(list.count)).rounded(.up))
+        let expected = list.enumerated().sorted { ($0.element.0, $0.offset) < ($1.element.0, $1.offset) }.prefix(keep).map(\.element.1)
+        let found = positive ? t.positivePairs : t.negativePairs
+        let order = { (p: [SIMD2<Int32>]) in p.map { [$0.x, $0.y] }.sorted { $0.lexicographicallyPrecedes($1) } }
+        #expect(found.count == keep && order(found) == order(expected), "\(T.self) \(positive ? "positives" : "negatives")")
+      }
+      // Not vacuous: both lists are long enough for the radix passes (the positives' zeros are −0).
+      #expect(t.positivePairs.count > 3000 && t.negativePairs.count > 3000)
+    }
+    check(Double.self)
+    check(Float.self)
+  }
+
   @Test("packaged triplets: rows 3i, 3i + 1, 3i + 2, whole triplets only")
   func packaged() {
     var miner = PackagedTripletsMiner<Double>(), t = Tuples.none
