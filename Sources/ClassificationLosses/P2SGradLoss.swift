@@ -44,15 +44,47 @@ public struct P2SGradLoss<Scalar: DMLScalar>: RegisteredLoss, ClassWeightLoss {
     guard n > 0, k > 0 else { return LossValue(LossTerm(name: "loss", value: 0, count: 1, nonZero: 0)) }
     let inverse = 1 / (Scalar(n) * Scalar(k))
     var sum: Scalar = 0
+    // Row by row: the errors against zero in one vectorisable pass (kept in a buffer), the
+    // label's entry corrected, then the row's squared errors summed in lanes.
     scores.withUnsafeBufferPointer { s in
       scoreGradient.withUnsafeMutableBufferPointer { g in
-        for i in 0..<n {
-          for j in 0..<k {
+        withUnsafeTemporaryAllocation(of: Scalar.self, capacity: k) { errors in
+          let e = errors.baseAddress!
+          @inline(__always) func entry(_ raw: Scalar, target: Scalar) -> (error: Scalar, gradient: Scalar) {
             // As PML, the cosine is clamped to [−1, 1] (no gradient beyond, where rounding puts it).
-            let raw = s[i * k + j], c = Swift.min(Swift.max(raw, -1), 1)
-            let e = c - (j == labels[i] ? 1 : 0)
-            sum += e * e
-            g[i * k + j] = raw == c ? 2 * e * inverse : 0
+            // (Selects, which vectorise, where `min` and `max` branch on NaN; NaN stays NaN either way.)
+            let c = raw < -1 ? -1 : (raw > 1 ? 1 : raw)
+            let error = c - target
+            return (error, raw == c ? 2 * error * inverse : 0)
+          }
+          typealias Lanes = Scalar.Lanes
+          let (below, above, zero) = (Lanes(repeating: -1), Lanes(repeating: 1), Lanes(repeating: 0))
+          let slope = Lanes(repeating: 2 * inverse)
+          for i in 0..<n {
+            let row = s.baseAddress! + i * k, gradient = g.baseAddress! + i * k
+            var j = 0
+            while j + Lanes.width <= k {
+              // The same clamp in lanes; a NaN lane is caught below, with its row.
+              let raw = Lanes(loading: row + j)
+              let c = raw.replacing(with: below, where: Lanes.less(raw, below)).replacing(with: above, where: Lanes.greater(raw, above))
+              c.store(to: e + j)
+              (slope * c).replacing(with: zero, where: Lanes.less(raw, below)).replacing(with: zero, where: Lanes.greater(raw, above))
+                .store(to: gradient + j)
+              j += Lanes.width
+            }
+            while j < k {
+              (e[j], gradient[j]) = entry(row[j], target: 0)
+              j += 1
+            }
+            let y = labels[i]
+            (e[y], gradient[y]) = entry(row[y], target: 1)
+            var rowSum = Scalar.dot(e, e, count: k)
+            if rowSum.isNaN {
+              // A NaN cosine: the row again entry by entry, where a NaN gets no gradient.
+              for j in 0..<k { (e[j], gradient[j]) = entry(row[j], target: j == y ? 1 : 0) }
+              rowSum = Scalar.dot(e, e, count: k)
+            }
+            sum += rowSum
           }
         }
       }

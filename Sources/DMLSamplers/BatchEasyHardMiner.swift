@@ -74,13 +74,11 @@ public struct BatchEasyHardMiner<Scalar: DMLScalar>: TupleSampler {
   @inlinable
   static func pick(
     _ s: UnsafeBufferPointer<Scalar>, rows n: Int, columns m: Int, labels: [Int], positives: Bool, farthest: Bool,
-    sign: Scalar, range: ClosedRange<Double>?, threshold: [Scalar]?, thresholdAbove: Bool,
+    sign: Scalar, range: ClosedRange<Double>?, threshold: [Scalar]?, thresholdAbove: Bool, classes: ClassMembers,
     into chosen: inout [Int], values: inout [Scalar]
   ) {
     chosen.removeAll(keepingCapacity: true)
     values.removeAll(keepingCapacity: true)
-    var members: [Int: [Int]] = [:]
-    for (j, label) in labels.enumerated() { members[label, default: []].append(j) }
     // The column a row keeps, as in a loop over its columns in order that keeps a strictly better
     // one: the first column of the best value. Positives run over the row's class only; negatives
     // over the whole row, in lanes: each column's value to maximise (the distance, or its negation
@@ -89,7 +87,7 @@ public struct BatchEasyHardMiner<Scalar: DMLScalar>: TupleSampler {
     withUnsafeTemporaryAllocation(of: Scalar.self, capacity: Swift.max(m, 1)) { scratch in
       let u = scratch.baseAddress!
       for a in 0..<n {
-        let row = s.baseAddress! + a * m, own = members[labels[a]]!
+        let row = s.baseAddress! + a * m, own = classes.members[classes.group[a]]
         let limit = threshold?[a]
         @inline(__always) func qualifies(_ raw: Scalar, _ d: Scalar) -> Bool {
           if let range, !range.contains(Double(raw)) { return false }
@@ -144,18 +142,19 @@ public struct BatchEasyHardMiner<Scalar: DMLScalar>: TupleSampler {
     tuples.removeAll(pairs: true)
     let sign = Scalar(-distance.closeness)  // distance direction: larger is farther
     let (pos, neg) = (positiveStrategy, negativeStrategy)
+    let classes = ClassMembers(labels)
     scores.withUnsafeBufferPointer { s in
       // Positives: hard and semi-hard take the farthest, easy the nearest; negatives: hard and
       // semi-hard the nearest, easy the farthest. A semi-hard side is chosen after the other.
       func positives(threshold: [Scalar]?) {
         Self.pick(
           s, rows: n, columns: m, labels: labels, positives: true, farthest: pos != .easy, sign: sign, range: allowedPositiveRange,
-          threshold: threshold, thresholdAbove: false, into: &chosenPositive, values: &positiveValue)
+          threshold: threshold, thresholdAbove: false, classes: classes, into: &chosenPositive, values: &positiveValue)
       }
       func negatives(threshold: [Scalar]?) {
         Self.pick(
           s, rows: n, columns: m, labels: labels, positives: false, farthest: neg == .easy, sign: sign, range: allowedNegativeRange,
-          threshold: threshold, thresholdAbove: true, into: &chosenNegative, values: &negativeValue)
+          threshold: threshold, thresholdAbove: true, classes: classes, into: &chosenNegative, values: &negativeValue)
       }
       if pos == .semihard {
         negatives(threshold: nil)
@@ -191,5 +190,30 @@ public struct BatchEasyHardMiner<Scalar: DMLScalar>: TupleSampler {
       }
     }
     statistics.record(tuples.count)
+  }
+}
+
+/// The columns of each label, in order, and each column's group: built once per mining pass.
+@usableFromInline
+struct ClassMembers {
+  /// The columns of each distinct label, ascending.
+  @usableFromInline var members: [[Int]] = []
+  /// For each column, the index of its label's list in `members`.
+  @usableFromInline var group: [Int]
+
+  @inlinable
+  init(_ labels: [Int]) {
+    var index: [Int: Int] = [:]
+    group = [Int](repeating: 0, count: labels.count)
+    for (j, label) in labels.enumerated() {
+      if let g = index[label] {
+        members[g].append(j)
+        group[j] = g
+      } else {
+        index[label] = members.count
+        group[j] = members.count
+        members.append([j])
+      }
+    }
   }
 }
