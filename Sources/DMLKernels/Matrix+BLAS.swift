@@ -16,7 +16,9 @@ import CBLAS
 /// columns are its kernels' M dimension, row-major C being a column-major Cᵀ), and a piece that
 /// starts inside a block rounds differently at any alignment. A product with too few rows to
 /// split and many columns (`gemmComputesTransposed`) is computed as `Cᵀ`, split by its rows, and
-/// transposed into C.
+/// transposed into C; one with too few rows and columns and a long inner dimension
+/// (`gemmInnerSplit`) as the sum of two products over halves of the inner dimension, whatever the
+/// threads.
 ///
 /// - Parameters:
 ///   - a: the left operand, `m × k` after `op`.
@@ -82,6 +84,23 @@ public func gemm<T: DMLScalar>(
           }
           return
         }
+        if let split = gemmInnerSplit(m: m, n: n, k: k) {
+          // C ← alpha·op(A)[:, ..<split]·op(B)[..<split, :] + beta·C, then + the other half's
+          // product, computed beside it into a buffer.
+          let t = UnsafeMutablePointer<T>.allocate(capacity: m * n)
+          defer { t.deallocate() }
+          BatchParallelism.forEachChunk(rows: 2, chunks: Swift.min(2, compute.threads)) { _, range in
+            for half in range {
+              let k0 = half == 0 ? 0 : split, count = half == 0 ? split : k - split
+              T.blasGemm(
+                transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: count, alpha: alpha,
+                a: pa + k0 * (transposeA ? lda : 1), lda: lda, b: pb + k0 * (transposeB ? 1 : ldb), ldb: ldb,
+                beta: half == 0 ? beta : 0, c: half == 0 ? pc : t, ldc: n)
+            }
+          }
+          for i in 0..<(m * n) { pc[i] += t[i] }
+          return
+        }
         let pieces = gemmPieces(m: m, n: n, k: k, compute: compute)
         if pieces.count == 1 {
           T.blasGemm(
@@ -123,10 +142,32 @@ public func gemmPieces(m: Int, n: Int, k: Int, compute: ComputeContext) -> [Rang
   let perPiece = (gemmMinimumPieceWork + blockWork - 1) / blockWork
   let count = Swift.min(compute.threads, blocks / perPiece)
   guard count > 1 else { return [0..<m] }
+  // Boundaries at the aligned rows nearest to equal shares of all m rows (the remainder rows
+  // counted, so the last piece is not the largest by them), when every piece keeps its minimum;
+  // else equal shares of the whole blocks, the remainder joining the last piece.
+  let nearest = (0...count).map { c in c == count ? m : Int((Double(c * m) / Double(count * step)).rounded()) * step }
+  if zip(nearest, nearest.dropFirst()).allSatisfy({ $1 - $0 >= perPiece * step }) {
+    return (0..<count).map { nearest[$0]..<nearest[$0 + 1] }
+  }
   return (0..<count).map { c in
     let range = BatchParallelism.rows(ofChunk: c, chunks: count, rows: blocks)
     return (range.lowerBound * step)..<(c == count - 1 ? m : range.upperBound * step)
   }
+}
+
+/// Where `gemm` splits the inner dimension of an `m × n` product with inner dimension `k`, or `nil`:
+/// a product of at least `BatchParallelism.splitGemmMinimum` multiply-adds whose rows and columns
+/// are both too few to split (fewer than two aligned blocks each), such as a class-weight gradient
+/// `Gᵀ X` over a large batch, is computed as two products over `0..<split` and `split..<k`, added.
+/// A property of the shape alone: with one thread the two run one after the other, so every
+/// thread count gives the same sums (which differ from an unsplit product's in rounding).
+@inlinable
+public func gemmInnerSplit(m: Int, n: Int, k: Int) -> Int? {
+  let total = m.multipliedReportingOverflow(by: n).partialValue.multipliedReportingOverflow(by: k).partialValue
+  guard total >= BatchParallelism.splitGemmMinimum, m / gemmSplitAlignment < 2, n / gemmSplitAlignment < 2,
+    k >= 2 * gemmSplitAlignment
+  else { return nil }
+  return (k / 2) / 16 * 16
 }
 
 /// Whether `gemm` computes an `m × n` product with inner dimension `k` as `Cᵀ = op(B)ᵀ op(A)ᵀ`,

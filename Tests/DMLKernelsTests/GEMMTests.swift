@@ -168,6 +168,48 @@ struct GEMMTests {
     #expect(twice == expected && abs(twice[3, 5] - 3 * one[3, 5]) <= 1e-4 * max(1, abs(one[3, 5])))
   }
 
+  @Test(
+    "A product with few rows and columns and a long inner dimension is the sum of two halves: the same across threads, and correct",
+    arguments: [(m: 256, n: 128, k: 1024), (m: 300, n: 200, k: 700)], [false, true])
+  func innerSplitProduct(shape: (m: Int, n: Int, k: Int), transposed: Bool) {
+    var rng = RandomSource(seed: 11)
+    let (m, n, k) = shape
+    #expect(gemmInnerSplit(m: m, n: n, k: k) != nil && !gemmComputesTransposed(m: m, n: n, k: k))
+    #expect(gemmPieces(m: m, n: n, k: k, compute: ComputeContext(threads: 2)) == [0..<m])
+    var a = transposed ? Matrix<Float>(rows: k, columns: m) : Matrix<Float>(rows: m, columns: k)
+    var b = transposed ? Matrix<Float>(rows: n, columns: k) : Matrix<Float>(rows: k, columns: n)
+    a.apply { _ in Float(rng.normal() as Double) }
+    b.apply { _ in Float(rng.normal() as Double) }
+    var one = Matrix<Float>(), two = Matrix<Float>(), three = Matrix<Float>()
+    gemm(a, transposeA: transposed, b, transposeB: transposed, alpha: 0.5, into: &one, compute: ComputeContext(threads: 1))
+    gemm(a, transposeA: transposed, b, transposeB: transposed, alpha: 0.5, into: &two, compute: ComputeContext(threads: 2))
+    gemm(a, transposeA: transposed, b, transposeB: transposed, alpha: 0.5, into: &three, compute: ComputeContext(threads: 3))
+    #expect(one == two && one == three)
+    // Against a Double product, element by element: both halves are there, each once.
+    let ad = a.converted(to: Double.self), bd = b.converted(to: Double.self)
+    var worst = 0.0
+    for i in stride(from: 0, to: m, by: 7) {
+      for j in stride(from: 0, to: n, by: 5) {
+        var sum = 0.0
+        for p in 0..<k { sum += (transposed ? ad[p, i] : ad[i, p]) * (transposed ? bd[j, p] : bd[p, j]) }
+        worst = max(worst, abs(Double(one[i, j]) - 0.5 * sum))
+      }
+    }
+    #expect(worst < 1e-3, "\(worst)")
+    // Accumulating: C ← 0.5·op(A)op(B) + 2·C, the same across threads.
+    var twice = one, expected = one
+    gemm(a, transposeA: transposed, b, transposeB: transposed, alpha: 0.5, beta: 2, into: &twice, compute: ComputeContext(threads: 2))
+    gemm(a, transposeA: transposed, b, transposeB: transposed, alpha: 0.5, beta: 2, into: &expected, compute: ComputeContext(threads: 1))
+    #expect(twice == expected && abs(twice[3, 5] - 3 * one[3, 5]) <= 1e-4 * max(1, abs(one[3, 5])))
+  }
+
+  @Test("a split's pieces take near-equal shares of all the rows, the remainder rows counted")
+  func balancedPieces() {
+    // 1,024 rows: 5 aligned blocks and 64 rows more; 576 + 448, not 384 + 640.
+    #expect(gemmPieces(m: 1024, n: 256, k: 128, compute: ComputeContext(threads: 2)) == [0..<576, 576..<1024])
+    #expect(gemmInnerSplit(m: 1024, n: 256, k: 128) == nil && gemmInnerSplit(m: 128, n: 128, k: 256) == nil)
+  }
+
   @Test("small or narrow products are not split: below the minimum work, fewer than two aligned blocks, or one thread")
   func unsplitProducts() {
     #expect(gemmPieces(m: 128, n: 128, k: 64, compute: ComputeContext(threads: 4)) == [0..<128])
