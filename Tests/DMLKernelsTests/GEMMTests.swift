@@ -135,57 +135,23 @@ struct GEMMTests {
     #expect(twice != one)
   }
 
-  @Test(
-    "A wide product (too few rows to split) is computed as its transpose, split by the transpose's rows: equal across threads, and correct",
-    arguments: [(m: 90, n: 700, k: 300), (m: 128, n: 2048, k: 128)], [false, true])
-  func wideProduct(shape: (m: Int, n: Int, k: Int), transposed: Bool) {
-    var rng = RandomSource(seed: 7)
+  /// `gemm(alpha: 0.5)` of random operands of `shape` on 1, 2 and 3 threads: equal bit for bit,
+  /// equal to a Double product element by element, and accumulating (`beta` 2) the same across
+  /// threads.
+  static func checkAcrossThreads(shape: (m: Int, n: Int, k: Int), transposed: Bool, seed: UInt64) {
+    var rng = RandomSource(seed: seed)
     let (m, n, k) = shape
-    #expect(gemmComputesTransposed(m: m, n: n, k: k) && gemmPieces(m: n, n: m, k: k, compute: ComputeContext(threads: 2)).count == 2)
     var a = transposed ? Matrix<Float>(rows: k, columns: m) : Matrix<Float>(rows: m, columns: k)
     var b = transposed ? Matrix<Float>(rows: n, columns: k) : Matrix<Float>(rows: k, columns: n)
     a.apply { _ in Float(rng.normal() as Double) }
     b.apply { _ in Float(rng.normal() as Double) }
-    var one = Matrix<Float>(), two = Matrix<Float>()
-    gemm(a, transposeA: transposed, b, transposeB: transposed, alpha: 0.5, into: &one, compute: ComputeContext(threads: 1))
-    gemm(a, transposeA: transposed, b, transposeB: transposed, alpha: 0.5, into: &two, compute: ComputeContext(threads: 2))
-    #expect(one == two)
-    // Against a Double product, element by element.
-    let ad = a.converted(to: Double.self), bd = b.converted(to: Double.self)
-    var worst = 0.0
-    for i in stride(from: 0, to: m, by: 7) {
-      for j in stride(from: 0, to: n, by: 11) {
-        var sum = 0.0
-        for p in 0..<k { sum += (transposed ? ad[p, i] : ad[i, p]) * (transposed ? bd[j, p] : bd[p, j]) }
-        worst = max(worst, abs(Double(one[i, j]) - 0.5 * sum))
-      }
+    func product(threads: Int) -> Matrix<Float> {
+      var c = Matrix<Float>()
+      gemm(a, transposeA: transposed, b, transposeB: transposed, alpha: 0.5, into: &c, compute: ComputeContext(threads: threads))
+      return c
     }
-    #expect(worst < 1e-3)
-    // Accumulating: C ← 0.5·op(A)op(B) + 2·C, the same across threads.
-    var twice = one, expected = one
-    gemm(a, transposeA: transposed, b, transposeB: transposed, alpha: 0.5, beta: 2, into: &twice, compute: ComputeContext(threads: 2))
-    gemm(a, transposeA: transposed, b, transposeB: transposed, alpha: 0.5, beta: 2, into: &expected, compute: ComputeContext(threads: 1))
-    #expect(twice == expected && abs(twice[3, 5] - 3 * one[3, 5]) <= 1e-4 * max(1, abs(one[3, 5])))
-  }
-
-  @Test(
-    "A product with few rows and columns and a long inner dimension is the sum of two halves: the same across threads, and correct",
-    arguments: [(m: 256, n: 128, k: 1024), (m: 300, n: 200, k: 700)], [false, true])
-  func innerSplitProduct(shape: (m: Int, n: Int, k: Int), transposed: Bool) {
-    var rng = RandomSource(seed: 11)
-    let (m, n, k) = shape
-    #expect(gemmInnerSplit(m: m, n: n, k: k) != nil && !gemmComputesTransposed(m: m, n: n, k: k))
-    #expect(gemmPieces(m: m, n: n, k: k, compute: ComputeContext(threads: 2)) == [0..<m])
-    var a = transposed ? Matrix<Float>(rows: k, columns: m) : Matrix<Float>(rows: m, columns: k)
-    var b = transposed ? Matrix<Float>(rows: n, columns: k) : Matrix<Float>(rows: k, columns: n)
-    a.apply { _ in Float(rng.normal() as Double) }
-    b.apply { _ in Float(rng.normal() as Double) }
-    var one = Matrix<Float>(), two = Matrix<Float>(), three = Matrix<Float>()
-    gemm(a, transposeA: transposed, b, transposeB: transposed, alpha: 0.5, into: &one, compute: ComputeContext(threads: 1))
-    gemm(a, transposeA: transposed, b, transposeB: transposed, alpha: 0.5, into: &two, compute: ComputeContext(threads: 2))
-    gemm(a, transposeA: transposed, b, transposeB: transposed, alpha: 0.5, into: &three, compute: ComputeContext(threads: 3))
-    #expect(one == two && one == three)
-    // Against a Double product, element by element: both halves are there, each once.
+    let one = product(threads: 1)
+    #expect(one == product(threads: 2) && one == product(threads: 3))
     let ad = a.converted(to: Double.self), bd = b.converted(to: Double.self)
     var worst = 0.0
     for i in stride(from: 0, to: m, by: 7) {
@@ -196,11 +162,29 @@ struct GEMMTests {
       }
     }
     #expect(worst < 1e-3, "\(worst)")
-    // Accumulating: C ← 0.5·op(A)op(B) + 2·C, the same across threads.
+    // Accumulating: C ← 0.5·op(A)op(B) + 2·C.
     var twice = one, expected = one
     gemm(a, transposeA: transposed, b, transposeB: transposed, alpha: 0.5, beta: 2, into: &twice, compute: ComputeContext(threads: 2))
     gemm(a, transposeA: transposed, b, transposeB: transposed, alpha: 0.5, beta: 2, into: &expected, compute: ComputeContext(threads: 1))
     #expect(twice == expected && abs(twice[3, 5] - 3 * one[3, 5]) <= 1e-4 * max(1, abs(one[3, 5])))
+  }
+
+  @Test(
+    "A wide product (too few rows to split) is computed as its transpose, split by the transpose's rows: equal across threads, and correct",
+    arguments: [(m: 90, n: 700, k: 300), (m: 128, n: 2048, k: 128)], [false, true])
+  func wideProduct(shape: (m: Int, n: Int, k: Int), transposed: Bool) {
+    #expect(gemmComputesTransposed(m: shape.m, n: shape.n, k: shape.k))
+    #expect(gemmPieces(m: shape.n, n: shape.m, k: shape.k, compute: ComputeContext(threads: 2)).count == 2)
+    Self.checkAcrossThreads(shape: shape, transposed: transposed, seed: 7)
+  }
+
+  @Test(
+    "A product with few rows and columns and a long inner dimension is the sum of two halves: the same across threads, and correct",
+    arguments: [(m: 256, n: 128, k: 1024), (m: 300, n: 200, k: 700)], [false, true])
+  func innerSplitProduct(shape: (m: Int, n: Int, k: Int), transposed: Bool) {
+    #expect(gemmInnerSplit(m: shape.m, n: shape.n, k: shape.k) != nil && !gemmComputesTransposed(m: shape.m, n: shape.n, k: shape.k))
+    #expect(gemmPieces(m: shape.m, n: shape.n, k: shape.k, compute: ComputeContext(threads: 2)) == [0..<shape.m])
+    Self.checkAcrossThreads(shape: shape, transposed: transposed, seed: 11)
   }
 
   @Test("a split's pieces take near-equal shares of all the rows, the remainder rows counted")
