@@ -262,9 +262,12 @@ extension PoolingScalar {
 }
 
 extension Float {
-  /// `p[j] = √p[j]` over `count` elements, with SSE's 4-lane `sqrtps` (`dml_sqrt_f32` in CSIMD).
+  /// `p[j] = √p[j]` over `count` elements: 16 lanes at a time where the CPU has AVX-512
+  /// (`dml_sqrt_f32_wide` in CGemm), else SSE's 4-lane `sqrtps` (`dml_sqrt_f32` in CSIMD); IEEE
+  /// square roots either way, so the same values.
   @inlinable
   public static func squareRootInPlace(_ p: UnsafeMutablePointer<Float>, count: Int) {
+    if dml_sqrt_f32_wide(p, count) != 0 { return }
     dml_sqrt_f32(p, count)
   }
 }

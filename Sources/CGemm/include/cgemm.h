@@ -58,6 +58,10 @@ int dml_route_gradient(const float *g, const uint8_t *routes, const ptrdiff_t *o
 /// vector code (`Float.exp8`), which runs when this returns 0 (no AVX-512); returns 1 when done.
 int dml_exp_f32(float *p, ptrdiff_t count);
 
+/// p[j] = sqrt(p[j]) for j < count, in 16-lane AVX-512 vectors (IEEE square root, so the same
+/// values as `dml_sqrt_f32`'s 4 lanes, which run when this returns 0: no AVX-512); 1 when done.
+int dml_sqrt_f32_wide(float *p, ptrdiff_t count);
+
 /// Batch normalisation's forward pass over channels lo..<hi of n rows of c channels (row-major,
 /// NHWC), each channel's sums over the rows in order. Training (training != 0): the batch's mean
 /// and inverse standard deviation 1/sqrt(biased variance + eps) (two passes) into mean and inv,
