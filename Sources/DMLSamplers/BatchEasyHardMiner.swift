@@ -124,8 +124,14 @@ public struct BatchEasyHardMiner<Scalar: DMLScalar>: TupleSampler {
           if a < m { u[a] = -.infinity }
           let largest = Scalar.maximum(u, count: m)
           if largest > -.infinity {
+            // Its first column: whole vectors skipped while no lane holds it, then lane by lane.
+            typealias Lanes = Scalar.Lanes
+            let target = Lanes(repeating: largest), one = Lanes(repeating: 1), zero = Lanes(repeating: 0)
             var j = 0
-            while !(u[j] == largest) { j += 1 }
+            while j + Lanes.width <= m && zero.replacing(with: one, where: Lanes.equal(Lanes(loading: u + j), target)).sum() == 0 {
+              j &+= Lanes.width
+            }
+            while !(u[j] == largest) { j &+= 1 }
             best = j
             bestValue = direction * largest
           }
