@@ -26,8 +26,6 @@
 public struct NPairsLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
   /// The score between embeddings.
   public var distance: Distance
-  @usableFromInline var anchors: [Int] = []
-  @usableFromInline var positives: [Int] = []
   @usableFromInline var logits: [Scalar] = []
 
   /// An N-pair loss with cosine similarity by default, as PML.
@@ -94,7 +92,7 @@ public struct NPairsLoss<Scalar: DMLScalar>: RegisteredLoss, ParameterFree {
     let n = scores.rows, columns = scores.columns
     precondition(columns == n, "NPairsLoss compares the batch with itself (no cross-batch memory)")
     scoreGradient.resize(rows: n, columns: columns, zeroed: true)
-    (anchors, positives) = Self.firstPairs(labels: labels, tuples: tuples)
+    let (anchors, positives) = Self.firstPairs(labels: labels, tuples: tuples)
     let k = anchors.count
     var terms = TermAccumulator<Scalar>()
     guard k > 0 else { return LossValue(LossTerm(name: "loss", value: 0, count: 0, nonZero: 0)) }

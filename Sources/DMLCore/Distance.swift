@@ -240,7 +240,8 @@ public struct Distance: Sendable, Equatable, Codable, CustomStringConvertible {
             scores.withUnsafeMutableBufferPointer { s in
               for i in 0..<n {
                 let cancelled = T.squaredDistanceRow(
-                  s.baseAddress! + i * m, querySquare: qs[i], referenceSquares: rs.baseAddress!, count: m)
+                  s.baseAddress! + i * m, querySquare: qs[i], referenceSquares: rs.baseAddress!, count: m,
+                  countingCancellations: true)
                 // The scan runs only when an entry other than a same set's diagonal cancelled.
                 let diagonal = sameSet && i < m && s[i * m + i] < 1e-3 * (qs[i] + rs[i]) ? 1 : 0
                 guard cancelled > diagonal else { continue }

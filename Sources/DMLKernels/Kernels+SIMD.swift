@@ -139,11 +139,13 @@ extension LaneScalar {
   }
 
   /// `row[j] = max(querySquare + referenceSquares[j] − 2 row[j], 0)`: a row of squared distances
-  /// from a row of dot products. Returns how many of them are below 10⁻³ (querySquare +
-  /// referenceSquares[j]), where the form cancels and the caller may recompute them directly.
+  /// from a row of dot products. With `countingCancellations`, returns how many of them are below
+  /// 10⁻³ (querySquare + referenceSquares[j]), where the form cancels and the caller may recompute
+  /// them directly; else 0 (a search's rows skip the count).
   @inlinable @discardableResult
   package static func squaredDistanceRow(
-    _ row: UnsafeMutablePointer<Self>, querySquare: Self, referenceSquares: UnsafePointer<Self>, count: Int
+    _ row: UnsafeMutablePointer<Self>, querySquare: Self, referenceSquares: UnsafePointer<Self>, count: Int,
+    countingCancellations: Bool = false
   ) -> Int {
     let q = Lanes(repeating: querySquare), zero = Lanes(repeating: 0), two = Lanes(repeating: 2)
     let one = Lanes(repeating: 1), small = Lanes(repeating: 1e-3)
@@ -154,13 +156,13 @@ extension LaneScalar {
       let d2 = q + r - two * dot
       let clamped = d2.replacing(with: zero, where: Lanes.less(d2, zero))
       clamped.store(to: row + j)
-      flagged = flagged + zero.replacing(with: one, where: Lanes.less(clamped, small * (q + r)))
+      if countingCancellations { flagged = flagged + zero.replacing(with: one, where: Lanes.less(clamped, small * (q + r))) }
       j += Lanes.width
     }
-    var cancelled = Int(flagged.sum())
+    var cancelled = countingCancellations ? Int(flagged.sum()) : 0
     while j < count {
       row[j] = Swift.max(querySquare + referenceSquares[j] - 2 * row[j], 0)
-      if row[j] < 1e-3 * (querySquare + referenceSquares[j]) { cancelled += 1 }
+      if countingCancellations && row[j] < 1e-3 * (querySquare + referenceSquares[j]) { cancelled += 1 }
       j += 1
     }
     return cancelled

@@ -73,7 +73,7 @@ public struct BatchEasyHardMiner<Scalar: DMLScalar>: TupleSampler {
   /// strictly; -1 when none. `far(c)` is the column's value in the distance's direction.
   @inlinable
   static func pick(
-    _ s: UnsafeBufferPointer<Scalar>, rows n: Int, columns m: Int, labels: [Int], positives: Bool, farthest: Bool,
+    _ s: UnsafeBufferPointer<Scalar>, rows n: Int, columns m: Int, positives: Bool, farthest: Bool,
     sign: Scalar, range: ClosedRange<Double>?, threshold: [Scalar]?, thresholdAbove: Bool, classes: ClassMembers,
     into chosen: inout [Int], values: inout [Scalar]
   ) {
@@ -154,12 +154,12 @@ public struct BatchEasyHardMiner<Scalar: DMLScalar>: TupleSampler {
       // semi-hard the nearest, easy the farthest. A semi-hard side is chosen after the other.
       func positives(threshold: [Scalar]?) {
         Self.pick(
-          s, rows: n, columns: m, labels: labels, positives: true, farthest: pos != .easy, sign: sign, range: allowedPositiveRange,
+          s, rows: n, columns: m, positives: true, farthest: pos != .easy, sign: sign, range: allowedPositiveRange,
           threshold: threshold, thresholdAbove: false, classes: classes, into: &chosenPositive, values: &positiveValue)
       }
       func negatives(threshold: [Scalar]?) {
         Self.pick(
-          s, rows: n, columns: m, labels: labels, positives: false, farthest: neg == .easy, sign: sign, range: allowedNegativeRange,
+          s, rows: n, columns: m, positives: false, farthest: neg == .easy, sign: sign, range: allowedNegativeRange,
           threshold: threshold, thresholdAbove: true, classes: classes, into: &chosenNegative, values: &negativeValue)
       }
       if pos == .semihard {
